@@ -1,0 +1,56 @@
+# almanac: PGXS build, plus the two set-up commands of the README.
+#
+#   make demo   install missing Debian packages, build, start a local instance
+#               inside the checkout with almanac preloaded, load a sample, query it
+#   make test   install missing Debian packages, build, run pg_regress,
+#               isolation and TAP suites against temporary instances
+#
+# Plain `make` / `make install` are the usual PGXS targets (PG_CONFIG=... works).
+
+EXTENSION   = almanac
+EXTVERSION  = 0.1.0
+MODULE_big  = almanac
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA_built  = almanac--$(EXTVERSION).sql
+# the install script is assembled from the parts in src/sql, in file-name order
+SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
+
+# pg_regress suites: inputs in sql/, outputs in expected/
+REGRESS     = extension schema constraints
+# isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
+ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS   = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
+SHLIB_LINK  = -lrocksdb
+
+EXTRA_CLEAN = $(DATA_built)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+else
+all:
+	@echo "pg_config not found: run 'make demo' or 'make test' (they install" >&2
+	@echo "postgresql-server-dev-15), or pass PG_CONFIG=/path/to/pg_config" >&2
+	@exit 1
+endif
+
+$(DATA_built): $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
+
+.PHONY: deps demo demo-stop test
+
+# Install whatever Debian packages are missing (root: apt-get; otherwise say what to run).
+deps:
+	@bash test/scripts/deps.sh
+
+demo: deps
+	@bash test/scripts/demo.sh start
+
+demo-stop:
+	@bash test/scripts/demo.sh stop
+
+test: deps
+	@REGRESS="$(REGRESS)" ISOLATION_SPECS="$(ISOLATION_SPECS)" bash test/scripts/run-tests.sh

@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * almanac.c
+ *	  Library entry point: _PG_init and the checks that the library was
+ *	  loaded the way the store needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "almanac.h"
+
+PG_MODULE_MAGIC;
+
+bool		almanac_preloaded = false;
+
+void		_PG_init(void);
+
+/*
+ * Module load.  Everything that must exist from postmaster start (settings,
+ * shared memory, the store's background worker) is set up only when we are
+ * loaded through shared_preload_libraries; a library loaded later, by CREATE
+ * EXTENSION or LOAD, stays inert and its entry points refuse to run.
+ */
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	almanac_preloaded = true;
+}
+
+/*
+ * Raise the error that tells the user which setting to add.
+ */
+void
+almanac_require_preload(void)
+{
+	if (!almanac_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("almanac must be loaded via shared_preload_libraries"),
+				 errdetail("The RocksDB store needs a background worker, hooks and shared memory, which can only be set up when the server starts."),
+				 errhint("Add 'almanac' to shared_preload_libraries in postgresql.conf (for example: shared_preload_libraries = 'almanac') and restart the server.")));
+}
+
+/*
+ * almanac._require_preload(): called by the install script before it creates
+ * anything, so that CREATE EXTENSION fails cleanly in a server that did not
+ * preload the library.
+ */
+PG_FUNCTION_INFO_V1(almanac_require_preload_sql);
+Datum
+almanac_require_preload_sql(PG_FUNCTION_ARGS)
+{
+	almanac_require_preload();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,176 @@
+-- The core chain schema.  Deviations from the design's column types, each for
+-- a reason that bites at chain scale (README, "Schema"):
+--   * ids are bigint identity, not serial: Ethereum alone has billions of logs;
+--   * value is numeric(78,0): 2^256-1 has 78 digits and must round-trip exactly;
+--   * timestamps are timestamptz;
+--   * children carry their block's number beside block_id, so range queries
+--     over block numbers need no join; a composite foreign key keeps the copy
+--     equal to the block's.
+-- Hashes and addresses are text, lowercase 0x hex as JSON-RPC returns them,
+-- checked by constraints so a mixed-case or malformed value fails loudly
+-- instead of silently missing in later lookups.
+
+CREATE TABLE almanac.chains (
+	chain_id		text PRIMARY KEY
+		CONSTRAINT chains_chain_id_check
+		CHECK (length(chain_id) BETWEEN 1 AND 64 AND chain_id !~ '[[:space:][:cntrl:]]'),
+	evm_chain_id	bigint UNIQUE CHECK (evm_chain_id > 0),
+	name			text,
+	latest_block	bigint CHECK (latest_block >= 0),
+	safe_block		bigint CHECK (safe_block >= 0),
+	finalized_block bigint CHECK (finalized_block >= 0),
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	-- finalized implies safe
+	CONSTRAINT chains_finalized_not_above_safe
+		CHECK (finalized_block IS NULL OR (safe_block IS NOT NULL AND finalized_block <= safe_block))
+);
+COMMENT ON TABLE almanac.chains IS 'one row per chain: its id, EVM chain id and latest, safe and finalized heads';
+
+CREATE TABLE almanac.blocks (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	chain_id		text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
+	block_number	bigint NOT NULL CHECK (block_number >= 0),
+	block_hash		text NOT NULL CHECK (block_hash ~ '^0x[0-9a-f]{64}$'),
+	parent_hash		text NOT NULL CHECK (parent_hash ~ '^0x[0-9a-f]{64}$'),
+	timestamp		timestamptz NOT NULL,
+	is_finalized	boolean NOT NULL DEFAULT false,
+	is_safe			boolean NOT NULL DEFAULT false,
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	-- a block number is stored once per chain: lookups by number, latest block, ranges
+	UNIQUE (chain_id, block_number),
+	-- lookups by hash, and the parent-hash check of ingest
+	UNIQUE (chain_id, block_hash),
+	-- target of the children's composite foreign keys (keeps their copies exact)
+	UNIQUE (id, chain_id, block_number),
+	CONSTRAINT blocks_finalized_implies_safe CHECK (NOT is_finalized OR is_safe)
+);
+COMMENT ON TABLE almanac.blocks IS 'blocks of every chain; deleting one removes its transactions, events and state changes';
+-- time-range queries ("blocks of the last hour")
+CREATE INDEX blocks_chain_timestamp_idx ON almanac.blocks (chain_id, timestamp);
+
+CREATE TABLE almanac.transactions (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	chain_id		text NOT NULL,
+	block_id		bigint NOT NULL,
+	block_number	bigint NOT NULL,
+	tx_index		integer NOT NULL CHECK (tx_index >= 0),
+	tx_hash			text NOT NULL CHECK (tx_hash ~ '^0x[0-9a-f]{64}$'),
+	tx_type			smallint CHECK (tx_type >= 0),
+	from_address	text NOT NULL CHECK (from_address ~ '^0x[0-9a-f]{40}$'),
+	-- NULL for a contract creation
+	to_address		text CHECK (to_address ~ '^0x[0-9a-f]{40}$'),
+	-- the address a contract creation deployed
+	contract_address text CHECK (contract_address ~ '^0x[0-9a-f]{40}$'),
+	-- a uint256: numeric(78,0) alone would also take 2^256, which has 78 digits too
+	value			numeric(78, 0) NOT NULL
+		CHECK (value >= 0 AND value < 115792089237316195423570985008687907853269984665640564039457584007913129639936),
+	nonce			bigint CHECK (nonce >= 0),
+	data			bytea NOT NULL DEFAULT '\x',
+	-- receipt status: 1 success, 0 failure; NULL when unknown
+	status			smallint CHECK (status IN (0, 1)),
+	gas_used		bigint CHECK (gas_used >= 0),
+	timestamp		timestamptz NOT NULL,
+	-- a transaction hash is stored once per chain
+	UNIQUE (chain_id, tx_hash),
+	-- a block's transactions in order; serves the cascade from blocks
+	UNIQUE (block_id, tx_index),
+	FOREIGN KEY (block_id, chain_id, block_number)
+		REFERENCES almanac.blocks (id, chain_id, block_number) ON DELETE CASCADE
+);
+COMMENT ON TABLE almanac.transactions IS 'transactions with their receipt status and gas used';
+-- "transactions sent by an address", newest first
+CREATE INDEX transactions_from_idx ON almanac.transactions (chain_id, from_address, block_number);
+-- "transactions received by an address", newest first
+CREATE INDEX transactions_to_idx ON almanac.transactions (chain_id, to_address, block_number)
+	WHERE to_address IS NOT NULL;
+
+CREATE TABLE almanac.events (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	chain_id		text NOT NULL,
+	block_id		bigint NOT NULL,
+	block_number	bigint NOT NULL,
+	transaction_id	bigint REFERENCES almanac.transactions ON DELETE CASCADE,
+	log_index		integer NOT NULL CHECK (log_index >= 0),
+	contract_address text NOT NULL CHECK (contract_address ~ '^0x[0-9a-f]{40}$'),
+	-- topic0, the event signature hash; see README for anonymous events
+	event_type		text NOT NULL,
+	topics			text[] NOT NULL DEFAULT '{}' CHECK (cardinality(topics) <= 4),
+	data			bytea NOT NULL DEFAULT '\x',
+	timestamp		timestamptz NOT NULL,
+	-- natural key: loading a block twice can never duplicate its events;
+	-- also serves "events of a block" and the cascade from blocks
+	UNIQUE (block_id, log_index),
+	FOREIGN KEY (block_id, chain_id, block_number)
+		REFERENCES almanac.blocks (id, chain_id, block_number) ON DELETE CASCADE
+);
+COMMENT ON TABLE almanac.events IS 'logs emitted by transactions; event_type is topic0';
+-- "events of a contract and type over a block range"
+CREATE INDEX events_contract_type_idx ON almanac.events (chain_id, contract_address, event_type, block_number);
+-- "events with topic X in any position" (topics @> ARRAY[...])
+CREATE INDEX events_topics_idx ON almanac.events USING gin (topics);
+-- a transaction's logs, and the cascade from transactions
+CREATE INDEX events_transaction_idx ON almanac.events (transaction_id);
+
+CREATE TABLE almanac.account_states (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	chain_id		text NOT NULL,
+	account			text NOT NULL CHECK (account ~ '^0x[0-9a-f]{40}$'),
+	block_number	bigint NOT NULL,
+	state			jsonb NOT NULL,
+	-- one state per account and block: "state at block N" and "state now" are
+	-- one descending index probe
+	UNIQUE (chain_id, account, block_number),
+	-- a state change belongs to a stored block and goes with it on a revert
+	FOREIGN KEY (chain_id, block_number)
+		REFERENCES almanac.blocks (chain_id, block_number) ON DELETE CASCADE
+);
+COMMENT ON TABLE almanac.account_states IS 'account state history: the state of an account as of a block';
+-- the cascade from blocks
+CREATE INDEX account_states_block_idx ON almanac.account_states (chain_id, block_number);
+
+CREATE TABLE almanac.cross_chain_messages (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	-- the bridge or messaging protocol, and its own id for the message
+	protocol		text,
+	message_key		text,
+	source_chain_id text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
+	source_transaction_id bigint NOT NULL REFERENCES almanac.transactions ON DELETE CASCADE,
+	destination_chain_id text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
+	-- NULL until delivered; a revert of the destination block makes it pending again
+	destination_transaction_id bigint REFERENCES almanac.transactions ON DELETE SET NULL,
+	status			text NOT NULL DEFAULT 'pending'
+		CHECK (status IN ('pending', 'delivered', 'failed')),
+	sent_at			timestamptz NOT NULL,
+	delivered_at	timestamptz,
+	payload			jsonb,
+	UNIQUE (protocol, message_key),
+	CONSTRAINT cross_chain_messages_delivered_check
+		CHECK (status <> 'delivered' OR destination_transaction_id IS NOT NULL)
+);
+COMMENT ON TABLE almanac.cross_chain_messages IS 'messages from a transaction on one chain to a transaction on another';
+-- the cascade from the source transaction
+CREATE INDEX cross_chain_messages_source_idx ON almanac.cross_chain_messages (source_transaction_id);
+-- the SET NULL from the destination transaction
+CREATE INDEX cross_chain_messages_destination_idx ON almanac.cross_chain_messages (destination_transaction_id);
+-- "messages still pending towards chain X"
+CREATE INDEX cross_chain_messages_pending_idx ON almanac.cross_chain_messages (destination_chain_id, sent_at)
+	WHERE status = 'pending';
+
+-- When the destination transaction of a delivered message is removed (its
+-- block was reverted), the message is in flight again.  The foreign key's
+-- SET NULL fires this trigger.
+CREATE FUNCTION almanac._cross_chain_message_undeliver() RETURNS trigger
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF NEW.destination_transaction_id IS NULL AND OLD.destination_transaction_id IS NOT NULL
+		AND NEW.status = 'delivered' THEN
+		NEW.status := 'pending';
+		NEW.delivered_at := NULL;
+	END IF;
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER cross_chain_messages_undeliver
+	BEFORE UPDATE OF destination_transaction_id ON almanac.cross_chain_messages
+	FOR EACH ROW EXECUTE FUNCTION almanac._cross_chain_message_undeliver();
