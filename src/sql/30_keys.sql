@@ -1,0 +1,57 @@
+-- RocksDB keys: prefix ':' segment ':' ... [':' attribute] (src/keycodec.h,
+-- README "Keys and values").  These functions compute the exact bytes the
+-- foreign tables store, for lookups with ldb and for tests.
+
+CREATE FUNCTION almanac.block_key(chain_id text, block_number bigint)
+	RETURNS bytea
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_block_key';
+COMMENT ON FUNCTION almanac.block_key(text, bigint) IS
+	'RocksDB key of a block: block:{chain_id}:{block_number as 8 bytes big-endian}';
+
+CREATE FUNCTION almanac.account_state_key(chain_id text, account text)
+	RETURNS bytea
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_account_state_key';
+COMMENT ON FUNCTION almanac.account_state_key(text, text) IS
+	'RocksDB key of the latest state of an account: account:{chain_id}:{account}:state';
+
+-- The key columns are the fields of a record, so they keep their types:
+-- make_key('block', row('eth', 1::bigint)).  Not strict: attribute may be
+-- NULL (no attribute); a NULL prefix or record gives NULL, a NULL field is an
+-- error.
+CREATE FUNCTION almanac.make_key(prefix text, segments record,
+								 attribute text DEFAULT NULL)
+	RETURNS bytea
+	LANGUAGE c IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_make_key';
+COMMENT ON FUNCTION almanac.make_key(text, record, text) IS
+	'RocksDB key for the record''s fields as key columns';
+
+-- key_prefix('block', row('eth')) = 'block:eth:': every key whose leading
+-- columns are these values starts with it, and no other key does.
+CREATE FUNCTION almanac.key_prefix(prefix text, segments record)
+	RETURNS bytea
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_key_prefix';
+COMMENT ON FUNCTION almanac.key_prefix(text, record) IS
+	'scan prefix of the keys whose leading key columns equal the record''s fields';
+
+-- Stable, not immutable: segments are rendered by their types' output
+-- functions, and bytea's depends on bytea_output.
+CREATE FUNCTION almanac.decode_key(key bytea, key_types regtype[],
+								   has_attribute boolean DEFAULT false)
+	RETURNS text[]
+	LANGUAGE c STRICT STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_decode_key';
+COMMENT ON FUNCTION almanac.decode_key(bytea, regtype[], boolean) IS
+	'{prefix, segments as text..., attribute} of a RocksDB key, given its segment types';
+
+-- Test hook for the range-scan bounds of the foreign data wrapper: the
+-- record's last field is the bounded column.  NULL when nothing can match.
+CREATE FUNCTION almanac._key_bound(prefix text, segments record, op text)
+	RETURNS bytea
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_key_bound';
+COMMENT ON FUNCTION almanac._key_bound(text, record, text) IS
+	'internal: scan bound for key column comparisons (>=, > inclusive lower; <=, < exclusive upper)';
