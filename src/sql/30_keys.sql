@@ -55,3 +55,28 @@ CREATE FUNCTION almanac._key_bound(prefix text, segments record, op text)
 	AS 'MODULE_PATHNAME', 'almanac_key_bound';
 COMMENT ON FUNCTION almanac._key_bound(text, record, text) IS
 	'internal: scan bound for key column comparisons (>=, > inclusive lower; <=, < exclusive upper)';
+
+-- RocksDB values: [format byte 1][heap tuple image of the non-key columns]
+-- (src/valuecodec.h).  Internal functions for the tests and for inspecting
+-- values dumped with ldb; the foreign data wrapper calls the C API.
+CREATE FUNCTION almanac._encode_value(row_value record)
+	RETURNS bytea
+	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_encode_value';
+COMMENT ON FUNCTION almanac._encode_value(record) IS
+	'internal: the stored RocksDB value image of a row';
+
+-- row_type: a typed NULL of the composite type to decode into (NULL::t)
+CREATE FUNCTION almanac._decode_value(image bytea, row_type anyelement)
+	RETURNS anyelement
+	LANGUAGE c IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_decode_value';
+COMMENT ON FUNCTION almanac._decode_value(bytea, anyelement) IS
+	'internal: the row of type row_type stored in a RocksDB value image';
+
+CREATE FUNCTION almanac._value_roundtrip(value anyelement)
+	RETURNS anyelement
+	LANGUAGE c IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_value_roundtrip';
+COMMENT ON FUNCTION almanac._value_roundtrip(anyelement) IS
+	'internal: value stored as a one-column RocksDB value image and read back';

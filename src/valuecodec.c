@@ -1,0 +1,335 @@
+/*-------------------------------------------------------------------------
+ *
+ * valuecodec.c
+ *	  Encoding and decoding of the RocksDB values of almanac's foreign
+ *	  tables (the format is described in valuecodec.h), and the internal SQL
+ *	  functions the tests use to exercise it (src/sql/30_keys.sql).
+ *
+ * The image is a heap tuple because PostgreSQL already knows how to lay out
+ * and read back every type, NULLs included, in that form; what this file
+ * adds is making the tuple self-contained (no TOAST pointers) on the way in
+ * and refusing, on the way out, any image whose structure does not fit in
+ * its bytes, so that a damaged or foreign value raises an error instead of
+ * reading beyond the buffer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/tupmacs.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "valuecodec.h"
+
+void
+almanac_value_encode(StringInfo buf, TupleDesc desc, const Datum *values,
+					 const bool *isnull, const bool *skip)
+{
+	int			natts = desc->natts;
+	Datum	   *vals = palloc(sizeof(Datum) * Max(natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(natts, 1));
+	bool	   *copied = palloc0(sizeof(bool) * Max(natts, 1));
+	HeapTuple	tuple;
+
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || isnull[i] || (skip && skip[i]))
+		{
+			vals[i] = (Datum) 0;
+			nulls[i] = true;
+			continue;
+		}
+		vals[i] = values[i];
+		nulls[i] = false;
+
+		/*
+		 * A TOAST pointer is only meaningful inside this cluster's storage,
+		 * and a compressed value would tie the image to PostgreSQL's
+		 * compression methods; store the plain bytes (RocksDB compresses its
+		 * blocks itself).  detoast_attr also flattens expanded objects, which
+		 * heap_form_tuple would do anyway.
+		 */
+		if (att->attlen == -1)
+		{
+			struct varlena *v = (struct varlena *) DatumGetPointer(values[i]);
+
+			if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+			{
+				vals[i] = PointerGetDatum(detoast_attr(v));
+				copied[i] = true;
+			}
+		}
+	}
+
+	tuple = heap_form_tuple(desc, vals, nulls);
+	appendStringInfoChar(buf, (char) ALMANAC_VALUE_FORMAT);
+	appendBinaryStringInfo(buf, (char *) tuple->t_data, (int) tuple->t_len);
+
+	/* the values can be large (up to 1 GB): free them now, not at reset */
+	heap_freetuple(tuple);
+	for (int i = 0; i < natts; i++)
+		if (copied[i])
+			pfree(DatumGetPointer(vals[i]));
+	pfree(vals);
+	pfree(nulls);
+	pfree(copied);
+}
+
+static void
+value_corrupt(const char *what, size_t len)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("stored almanac value is corrupt: %s", what),
+			 errdetail("The value is %zu bytes long.", len),
+			 errhint("The RocksDB value was not written by this version of almanac for this table, or was damaged.")));
+}
+
+/*
+ * Check that every attribute the image claims to hold lies within its tlen
+ * bytes, reading the image as heap_deform_tuple will, so that deforming it
+ * cannot read past the end.  TOAST pointers and compressed values are
+ * refused as well: almanac_value_encode never writes them.
+ */
+static void
+value_check_image(const char *img, uint32 tlen, TupleDesc desc, size_t len)
+{
+	HeapTupleHeader hdr = (HeapTupleHeader) img;
+	int			natts = Min(HeapTupleHeaderGetNatts(hdr), desc->natts);
+	bool		hasnulls = (hdr->t_infomask & HEAP_HASNULL) != 0;
+	uint32		hoff = hdr->t_hoff;
+	uint32		off;
+
+	if (hoff < SizeofHeapTupleHeader ||
+		(hasnulls && hoff < SizeofHeapTupleHeader + BITMAPLEN(HeapTupleHeaderGetNatts(hdr))) ||
+		hoff > tlen)
+		value_corrupt("bad header", len);
+	if (hdr->t_infomask & HEAP_HASEXTERNAL)
+		value_corrupt("it refers to TOAST storage", len);
+
+	off = hoff;
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (hasnulls && att_isnull(i, hdr->t_bits))
+			continue;
+
+		if (att->attlen > 0)
+		{
+			off = att_align_nominal(off, att->attalign);
+			if (off > tlen || tlen - off < (uint32) att->attlen)
+				value_corrupt("truncated", len);
+			off += att->attlen;
+		}
+		else if (att->attlen == -1)
+		{
+			const char *p;
+			uint32		size;
+
+			if (off >= tlen)
+				value_corrupt("truncated", len);
+			/* a 1-byte header is not aligned; this peeks at img[off] */
+			off = att_align_pointer(off, att->attalign, -1, img + off);
+			if (off >= tlen)
+				value_corrupt("truncated", len);
+			p = img + off;
+			if (VARATT_IS_1B_E(p))
+				value_corrupt("it refers to TOAST storage", len);
+			if (VARATT_IS_1B(p))
+				size = VARSIZE_1B(p);
+			else
+			{
+				if (tlen - off < VARHDRSZ)
+					value_corrupt("truncated", len);
+				if (VARATT_IS_4B_C(p))
+					value_corrupt("it holds a compressed value", len);
+				size = VARSIZE_4B(p);
+				if (size < VARHDRSZ)
+					value_corrupt("bad length word", len);
+			}
+			if (size < 1 || tlen - off < size)
+				value_corrupt("truncated", len);
+			off += size;
+		}
+		else
+		{
+			/* cstring (attlen -2): must end within the image */
+			const char *end;
+
+			off = att_align_nominal(off, att->attalign);
+			if (off >= tlen)
+				value_corrupt("truncated", len);
+			end = memchr(img + off, '\0', tlen - off);
+			if (end == NULL)
+				value_corrupt("truncated", len);
+			off = (uint32) (end - img) + 1;
+		}
+	}
+}
+
+void
+almanac_value_decode(const char *data, size_t len, TupleDesc desc,
+					 Datum *values, bool *isnull, const bool *skip)
+{
+	int			natts = desc->natts;
+	uint32		tlen;
+	char	   *img;
+	HeapTupleData tuple;
+	Datum	   *vals;
+	bool	   *nulls;
+
+	if (len < 1)
+		value_corrupt("empty", len);
+	if ((unsigned char) data[0] != ALMANAC_VALUE_FORMAT)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored almanac value has format %d, expected %d",
+						(unsigned char) data[0], ALMANAC_VALUE_FORMAT),
+				 errdetail("The value is %zu bytes long.", len),
+				 errhint("The RocksDB value was not written by this version of almanac, or was damaged.")));
+	if (len - 1 < SizeofHeapTupleHeader || len - 1 > MaxAllocSize)
+		value_corrupt("truncated", len);
+
+	/* palloc'd memory is MAXALIGNed, as heap_deform_tuple needs */
+	tlen = (uint32) (len - 1);
+	img = palloc(tlen);
+	memcpy(img, data + 1, tlen);
+	value_check_image(img, tlen, desc, len);
+
+	tuple.t_len = tlen;
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = (HeapTupleHeader) img;
+
+	vals = palloc(sizeof(Datum) * Max(natts, 1));
+	nulls = palloc(sizeof(bool) * Max(natts, 1));
+	heap_deform_tuple(&tuple, desc, vals, nulls);
+	for (int i = 0; i < natts; i++)
+	{
+		if (skip && skip[i])
+			continue;
+		values[i] = vals[i];
+		isnull[i] = nulls[i];
+	}
+	pfree(vals);
+	pfree(nulls);
+}
+
+/* ---------------------------------------------------------------------
+ * Internal SQL functions, for the tests
+ * ---------------------------------------------------------------------
+ */
+
+static bytea *
+stringinfo_to_bytea(StringInfo buf)
+{
+	bytea	   *result = palloc(VARHDRSZ + buf->len);
+
+	SET_VARSIZE(result, VARHDRSZ + buf->len);
+	memcpy(VARDATA(result), buf->data, buf->len);
+	return result;
+}
+
+/* almanac._encode_value(record) RETURNS bytea: the image of a row */
+PG_FUNCTION_INFO_V1(almanac_encode_value);
+Datum
+almanac_encode_value(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
+	TupleDesc	desc;
+	HeapTupleData tuple;
+	Datum	   *vals;
+	bool	   *nulls;
+	StringInfoData buf;
+
+	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+								  HeapTupleHeaderGetTypMod(rec));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	vals = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	heap_deform_tuple(&tuple, desc, vals, nulls);
+
+	initStringInfo(&buf);
+	almanac_value_encode(&buf, desc, vals, nulls, NULL);
+	ReleaseTupleDesc(desc);
+	PG_RETURN_BYTEA_P(stringinfo_to_bytea(&buf));
+}
+
+/*
+ * almanac._decode_value(image bytea, type anyelement) RETURNS anyelement:
+ * the row of composite type "type" (pass NULL::thetype) stored in image.
+ */
+PG_FUNCTION_INFO_V1(almanac_decode_value);
+Datum
+almanac_decode_value(PG_FUNCTION_ARGS)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	bytea	   *image;
+	TupleDesc	desc;
+	Datum	   *vals;
+	bool	   *nulls;
+	HeapTuple	tuple;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (!type_is_rowtype(typid) || typid == RECORDOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("_decode_value needs a named composite type, not %s",
+						format_type_be(typid)),
+				 errhint("Pass a typed null of the row type, such as NULL::mytable.")));
+	image = PG_GETARG_BYTEA_PP(0);
+
+	desc = lookup_rowtype_tupdesc_copy(typid, -1);
+	vals = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	almanac_value_decode(VARDATA_ANY(image), VARSIZE_ANY_EXHDR(image), desc,
+						 vals, nulls, NULL);
+	tuple = heap_form_tuple(desc, vals, nulls);
+	result = HeapTupleGetDatum(tuple);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * almanac._value_roundtrip(v anyelement) RETURNS anyelement: v stored as the
+ * only column of an image and read back.  Unlike a row, a function argument
+ * can be a TOAST pointer into a table, which exercises the detoasting.
+ */
+PG_FUNCTION_INFO_V1(almanac_value_roundtrip);
+Datum
+almanac_value_roundtrip(PG_FUNCTION_ARGS)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	TupleDesc	desc = CreateTemplateTupleDesc(1);
+	Datum		value = PG_GETARG_DATUM(0);
+	bool		isnull = PG_ARGISNULL(0);
+	StringInfoData buf;
+
+	TupleDescInitEntry(desc, (AttrNumber) 1, "value", typid, -1, 0);
+	initStringInfo(&buf);
+	almanac_value_encode(&buf, desc, &value, &isnull, NULL);
+
+	/* decode from an odd address: stored bytes come unaligned */
+	{
+		char	   *odd = palloc(buf.len + 1);
+
+		memcpy(odd + 1, buf.data, buf.len);
+		almanac_value_decode(odd + 1, buf.len, desc, &value, &isnull, NULL);
+	}
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(value);
+}
