@@ -11,8 +11,11 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "almanac.h"
+#include "store.h"
+#include "xact.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,6 +36,9 @@ _PG_init(void)
 		return;
 
 	almanac_preloaded = true;
+	almanac_store_shmem_init();
+	almanac_xact_init();
+	MarkGUCPrefixReserved("almanac");
 }
 
 /*

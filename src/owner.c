@@ -1,0 +1,573 @@
+/*-------------------------------------------------------------------------
+ *
+ * owner.c
+ *	  Store ownership, owner side: the background worker that opens one
+ *	  RocksDB store read-write, is its only writer, and answers requests.
+ *	  See store.h for the protocol.
+ *
+ * The owner connects to no database: it needs the commit log (to judge the
+ * versions it merges) and the procarray (for the pruning horizon), both of
+ * which are shared.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/transam.h"
+#include "common/file_perm.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/pg_bswap.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+
+#include <rocksdb/c.h>
+
+#include "almanac.h"
+#include "store.h"
+#include "visibility.h"
+
+typedef struct OwnerCf
+{
+	char	   *name;
+	uint32		id;
+	rocksdb_column_family_handle_t *handle;
+} OwnerCf;
+
+/* the owner's state: one store per owner process */
+static int	owner_store = -1;
+static rocksdb_t *owner_db = NULL;
+static rocksdb_options_t *owner_options = NULL;
+static rocksdb_writeoptions_t *owner_wopts = NULL;
+static rocksdb_readoptions_t *owner_ropts = NULL;
+static OwnerCf *owner_cfs = NULL;
+static int	owner_ncfs = 0;
+static MemoryContext owner_cxt = NULL;
+
+/* per request, released on success and on error */
+static rocksdb_writebatch_t *req_out = NULL;
+static dsm_segment *req_seg = NULL;
+
+static void
+set_store_state(AlmanacStoreState state, const char *error)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+
+	LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
+	e->state = state;
+	if (state == ALMANAC_STORE_READY)
+	{
+		e->owner_pid = MyProcPid;
+		e->owner_procno = MyProc->pgprocno;
+	}
+	if (error)
+		strlcpy(e->error, error, ALMANAC_ERROR_LEN);
+	LWLockRelease(almanac_shared->lock);
+	ConditionVariableBroadcast(&almanac_shared->store_cv);
+}
+
+/* at exit: close the store, and let the next backend start a new owner */
+static void
+owner_shutdown(int code, Datum arg)
+{
+	if (owner_db)
+	{
+		for (int i = 0; i < owner_ncfs; i++)
+			rocksdb_column_family_handle_destroy(owner_cfs[i].handle);
+		rocksdb_close(owner_db);
+		owner_db = NULL;
+	}
+	if (owner_store >= 0 &&
+		almanac_shared->stores[owner_store].state != ALMANAC_STORE_FAILED)
+		set_store_state(ALMANAC_STORE_UNUSED, NULL);
+
+	/* wake everyone waiting on a request of ours: they see the state */
+	for (int i = 0; i < almanac_shared->nslots; i++)
+		if (almanac_shared->slots[i].store == owner_store)
+			ConditionVariableBroadcast(&almanac_shared->slots[i].cv);
+}
+
+/* does the file system under 'dir' accept O_DIRECT? */
+static bool
+direct_io_works(const char *dir)
+{
+#ifdef O_DIRECT
+	char		probe[MAXPGPATH];
+	int			fd;
+
+	snprintf(probe, sizeof(probe), "%s/.direct_io_probe", dir);
+	fd = open(probe, O_CREAT | O_RDWR | O_DIRECT, 0600);
+	if (fd < 0)
+		return false;
+	close(fd);
+	unlink(probe);
+	return true;
+#else
+	return false;
+#endif
+}
+
+static int
+compression_type(const char *name)
+{
+	if (strcmp(name, "none") == 0)
+		return rocksdb_no_compression;
+	if (strcmp(name, "snappy") == 0)
+		return rocksdb_snappy_compression;
+	if (strcmp(name, "zlib") == 0)
+		return rocksdb_zlib_compression;
+	if (strcmp(name, "zstd") == 0)
+		return rocksdb_zstd_compression;
+	return rocksdb_lz4_compression;
+}
+
+/* the store's options, from the server options the first backend passed */
+static rocksdb_options_t *
+build_options(AlmanacStoreEntry *e)
+{
+	rocksdb_options_t *opts = rocksdb_options_create();
+	rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+	const AlmanacServerOptions *t = &e->tuning;
+
+	rocksdb_options_set_create_if_missing(opts, 1);
+	rocksdb_options_set_create_missing_column_families(opts, 1);
+	rocksdb_options_set_write_buffer_size(opts, t->write_buffer_size);
+	rocksdb_options_set_max_write_buffer_number(opts, t->max_write_buffer_number);
+	rocksdb_options_set_min_write_buffer_number_to_merge(opts, t->min_write_buffer_number_to_merge);
+	rocksdb_options_set_max_open_files(opts, t->max_open_files);
+	rocksdb_options_set_max_total_wal_size(opts, t->max_total_wal_size);
+	rocksdb_options_set_compression(opts, compression_type(e->compression));
+	if (t->bloom_bits_per_key > 0)
+		rocksdb_block_based_options_set_filter_policy(table,
+													  rocksdb_filterpolicy_create_bloom(t->bloom_bits_per_key));
+	rocksdb_options_set_block_based_table_factory(opts, table);
+	rocksdb_block_based_options_destroy(table);
+
+	if (t->use_direct_io != ALMANAC_DIRECT_IO_OFF)
+	{
+		if (direct_io_works(e->path))
+		{
+			rocksdb_options_set_use_direct_reads(opts, 1);
+			rocksdb_options_set_use_direct_io_for_flush_and_compaction(opts, 1);
+		}
+		else if (t->use_direct_io == ALMANAC_DIRECT_IO_ON)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the file system of \"%s\" does not support direct I/O", e->path),
+					 errhint("Set the server option use_direct_io to 'auto' or 'off'.")));
+		else
+			ereport(LOG,
+					(errmsg("almanac: direct I/O is not supported under \"%s\"; using buffered I/O", e->path)));
+	}
+	return opts;
+}
+
+static void
+open_store(void)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+	char	   *err = NULL;
+	char	  **names;
+	size_t		nnames = 0;
+	const rocksdb_options_t **cf_opts;
+	rocksdb_column_family_handle_t **handles;
+
+	if (pg_mkdir_p(e->path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", e->path)));
+
+	owner_options = build_options(e);
+
+	names = rocksdb_list_column_families(owner_options, e->path, &nnames, &err);
+	if (err)
+	{
+		/* a new store: only the default column family */
+		rocksdb_free(err);
+		err = NULL;
+		names = NULL;
+		nnames = 0;
+	}
+
+	owner_ncfs = nnames > 0 ? nnames : 1;
+	owner_cfs = MemoryContextAllocZero(TopMemoryContext, sizeof(OwnerCf) * owner_ncfs);
+	cf_opts = palloc(sizeof(rocksdb_options_t *) * owner_ncfs);
+	handles = palloc(sizeof(rocksdb_column_family_handle_t *) * owner_ncfs);
+	for (int i = 0; i < owner_ncfs; i++)
+	{
+		owner_cfs[i].name = MemoryContextStrdup(TopMemoryContext,
+												nnames > 0 ? names[i] : "default");
+		cf_opts[i] = owner_options;
+	}
+	if (names)
+		rocksdb_list_column_families_destroy(names, nnames);
+
+	{
+		const char **cf_names = palloc(sizeof(char *) * owner_ncfs);
+
+		for (int i = 0; i < owner_ncfs; i++)
+			cf_names[i] = owner_cfs[i].name;
+		owner_db = rocksdb_open_column_families(owner_options, e->path, owner_ncfs,
+												cf_names, cf_opts, handles, &err);
+	}
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("%s", msg)));
+	}
+	for (int i = 0; i < owner_ncfs; i++)
+	{
+		owner_cfs[i].handle = handles[i];
+		owner_cfs[i].id = rocksdb_column_family_handle_get_id(handles[i]);
+	}
+
+	owner_wopts = rocksdb_writeoptions_create();
+	/* durable before PostgreSQL writes its commit record */
+	rocksdb_writeoptions_set_sync(owner_wopts, 1);
+	owner_ropts = rocksdb_readoptions_create();
+
+	pg_atomic_write_u64(&e->published_seq, rocksdb_get_latest_sequence_number(owner_db));
+}
+
+static OwnerCf *
+find_cf_by_name(const char *name)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		if (strcmp(owner_cfs[i].name, name) == 0)
+			return &owner_cfs[i];
+	return NULL;
+}
+
+static OwnerCf *
+find_cf_by_id(uint32 id)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		if (owner_cfs[i].id == id)
+			return &owner_cfs[i];
+	return NULL;
+}
+
+static void
+rocks_check(char *err, const char *what)
+{
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("almanac store: %s failed: %s", what, msg)));
+	}
+}
+
+/* a key for messages: printable bytes as they are, others as \xNN */
+static char *
+key_for_message(const char *key, size_t len)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (size_t i = 0; i < len && buf.len < 200; i++)
+	{
+		unsigned char c = key[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			appendStringInfoChar(&buf, c);
+		else
+			appendStringInfo(&buf, "\\x%02x", c);
+	}
+	return buf.data;
+}
+
+/*
+ * Apply a batch of intents: check each against the store, merge it into the
+ * key's version list, and write all of them durably in one RocksDB write.
+ * Nothing is written if any intent conflicts.
+ */
+static uint64
+owner_apply(AlmanacRequestSlot *slot)
+{
+	TransactionId horizon;
+	char	   *err = NULL;
+	StringInfoData out;
+	const char *p;
+	const char *end;
+
+	req_seg = dsm_attach(slot->payload);
+	if (req_seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not attach to the write batch of a request")));
+	p = dsm_segment_address(req_seg);
+	end = p + slot->payload_len;
+
+	horizon = GetOldestNonRemovableTransactionId(NULL);
+	req_out = rocksdb_writebatch_create();
+	initStringInfo(&out);
+
+	while (p < end)
+	{
+		AlmanacIntent intent;
+		const char *key;
+		uint32		klen;
+		const char *val;
+		uint32		vlen;
+		OwnerCf    *cf;
+		char	   *stored;
+		size_t		stored_len = 0;
+		AlmanacApplyResult r;
+
+		/* entry: u32 key length, key, u32 value length, value */
+		if (end - p < 4)
+			elog(ERROR, "almanac: truncated write batch");
+		memcpy(&klen, p, 4);
+		klen = pg_ntoh32(klen);
+		key = p + 4;
+		p = key + klen;
+		if (end - p < 4 || klen > (uint32) (end - key))
+			elog(ERROR, "almanac: truncated write batch");
+		memcpy(&vlen, p, 4);
+		vlen = pg_ntoh32(vlen);
+		val = p + 4;
+		p = val + vlen;
+		if (p > end)
+			elog(ERROR, "almanac: truncated write batch");
+		almanac_intent_parse(val, vlen, &intent);
+		cf = find_cf_by_id(intent.cf_id);
+		if (cf == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("almanac column family with id %u does not exist", intent.cf_id),
+					 errhint("It was dropped while the transaction wrote to it.")));
+
+		stored = rocksdb_get_cf(owner_db, owner_ropts, cf->handle,
+								key, klen, &stored_len, &err);
+		rocks_check(err, "read");
+
+		resetStringInfo(&out);
+		PG_TRY();
+		{
+			r = almanac_versions_apply(&out, stored, stored_len, &intent, horizon);
+		}
+		PG_FINALLY();
+		{
+			if (stored)
+				rocksdb_free(stored);
+		}
+		PG_END_TRY();
+
+		if (r == ALMANAC_APPLY_DUPLICATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("duplicate key value violates the key of almanac column family \"%s\"", cf->name),
+					 errdetail("Key %s already exists.", key_for_message(key, klen))));
+		if (r == ALMANAC_APPLY_CONFLICT)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update of almanac column family \"%s\"", cf->name),
+					 errdetail("Key %s was written by another transaction after this transaction read it.",
+							   key_for_message(key, klen))));
+
+		rocksdb_writebatch_put_cf(req_out, cf->handle, key, klen, out.data, out.len);
+	}
+
+	rocksdb_write(owner_db, owner_wopts, req_out, &err);
+	rocks_check(err, "write");
+	return rocksdb_get_latest_sequence_number(owner_db);
+}
+
+static uint32
+owner_create_cf(const char *name)
+{
+	OwnerCf    *cf = find_cf_by_name(name);
+	char	   *err = NULL;
+	rocksdb_column_family_handle_t *h;
+
+	if (cf)
+		return cf->id;
+	h = rocksdb_create_column_family(owner_db, owner_options, name, &err);
+	rocks_check(err, "create column family");
+	owner_cfs = repalloc(owner_cfs, sizeof(OwnerCf) * (owner_ncfs + 1));
+	owner_cfs[owner_ncfs].name = MemoryContextStrdup(TopMemoryContext, name);
+	owner_cfs[owner_ncfs].handle = h;
+	owner_cfs[owner_ncfs].id = rocksdb_column_family_handle_get_id(h);
+	return owner_cfs[owner_ncfs++].id;
+}
+
+static OwnerCf *
+existing_cf(const char *name)
+{
+	OwnerCf    *cf = find_cf_by_name(name);
+
+	if (cf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("almanac column family \"%s\" does not exist", name),
+				 errhint("almanac.column_families() lists the column families of the store.")));
+	return cf;
+}
+
+static void
+owner_drop_cf(const char *name)
+{
+	OwnerCf    *cf = existing_cf(name);
+	char	   *err = NULL;
+
+	if (strcmp(name, "default") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the default column family cannot be dropped")));
+	rocksdb_drop_column_family(owner_db, cf->handle, &err);
+	rocks_check(err, "drop column family");
+	rocksdb_column_family_handle_destroy(cf->handle);
+	*cf = owner_cfs[--owner_ncfs];
+}
+
+static void
+owner_serve(AlmanacRequestSlot *slot)
+{
+	char	   *err = NULL;
+
+	switch (slot->type)
+	{
+		case ALMANAC_REQ_APPLY:
+			slot->seq = owner_apply(slot);
+			break;
+		case ALMANAC_REQ_CREATE_CF:
+			slot->cf_id = owner_create_cf(slot->name);
+			break;
+		case ALMANAC_REQ_DROP_CF:
+			owner_drop_cf(slot->name);
+			break;
+		case ALMANAC_REQ_FLUSH:
+			{
+				rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+
+				rocksdb_flushoptions_set_wait(fo, 1);
+				rocksdb_flush_cf(owner_db, fo, existing_cf(slot->name)->handle, &err);
+				rocksdb_flushoptions_destroy(fo);
+				rocks_check(err, "flush");
+				break;
+			}
+		case ALMANAC_REQ_COMPACT:
+			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
+			break;
+	}
+	slot->seq = rocksdb_get_latest_sequence_number(owner_db);
+	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq, slot->seq);
+}
+
+static void
+release_request(void)
+{
+	if (req_out)
+		rocksdb_writebatch_destroy(req_out);
+	if (req_seg)
+		dsm_detach(req_seg);
+	req_out = NULL;
+	req_seg = NULL;
+}
+
+static void
+serve_pending(void)
+{
+	for (int i = 0; i < almanac_shared->nslots; i++)
+	{
+		AlmanacRequestSlot *slot = &almanac_shared->slots[i];
+
+		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
+			continue;
+		pg_read_barrier();
+
+		PG_TRY();
+		{
+			owner_serve(slot);
+			slot->sqlerrcode = 0;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(owner_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			LWLockReleaseAll();
+			slot->sqlerrcode = edata->sqlerrcode ? edata->sqlerrcode : ERRCODE_INTERNAL_ERROR;
+			strlcpy(slot->message, edata->message ? edata->message : "unknown error", ALMANAC_ERROR_LEN);
+			strlcpy(slot->detail, edata->detail ? edata->detail : "", ALMANAC_ERROR_LEN);
+		}
+		PG_END_TRY();
+
+		release_request();
+		MemoryContextSwitchTo(owner_cxt);
+		MemoryContextReset(owner_cxt);
+		pg_write_barrier();
+		slot->state = ALMANAC_SLOT_DONE;
+		ConditionVariableBroadcast(&slot->cv);
+	}
+}
+
+void
+almanac_owner_main(Datum arg)
+{
+	owner_store = DatumGetInt32(arg);
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	/* no database: the commit log and the procarray are all we need */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("almanac store owner");
+
+	before_shmem_exit(owner_shutdown, 0);
+
+	owner_cxt = AllocSetContextCreate(TopMemoryContext, "almanac owner",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	PG_TRY();
+	{
+		open_store();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		set_store_state(ALMANAC_STORE_FAILED, edata->message);
+		ereport(LOG,
+				(errmsg("almanac: could not open store \"%s\": %s",
+						almanac_shared->stores[owner_store].path, edata->message)));
+		proc_exit(0);
+	}
+	PG_END_TRY();
+
+	set_store_state(ALMANAC_STORE_READY, NULL);
+	ereport(LOG,
+			(errmsg("almanac: store owner ready for \"%s\"",
+					almanac_shared->stores[owner_store].path)));
+
+	MemoryContextSwitchTo(owner_cxt);
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		serve_pending();
+	}
+}

@@ -1,0 +1,233 @@
+/*-------------------------------------------------------------------------
+ *
+ * reader.c
+ *	  The backend's secondary instance of a store.  See reader.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "common/file_perm.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+
+#include "reader.h"
+#include "store.h"
+
+typedef struct ReaderCf
+{
+	char	   *name;
+	uint32		id;
+	rocksdb_column_family_handle_t *handle;
+} ReaderCf;
+
+struct AlmanacReader
+{
+	int			store;
+	char		secondary_path[MAXPGPATH];
+	rocksdb_options_t *options;
+	rocksdb_t  *db;
+	ReaderCf   *cfs;
+	int			ncfs;
+	uint64		caught_up_seq;
+};
+
+static AlmanacReader *readers[ALMANAC_MAX_STORES];
+
+static void
+reader_close(AlmanacReader *r)
+{
+	if (r->db == NULL)
+		return;
+	for (int i = 0; i < r->ncfs; i++)
+	{
+		rocksdb_column_family_handle_destroy(r->cfs[i].handle);
+		pfree(r->cfs[i].name);
+	}
+	if (r->cfs)
+		pfree(r->cfs);
+	r->cfs = NULL;
+	r->ncfs = 0;
+	rocksdb_close(r->db);
+	r->db = NULL;
+}
+
+static void
+readers_at_exit(int code, Datum arg)
+{
+	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+	{
+		if (readers[i] == NULL)
+			continue;
+		reader_close(readers[i]);
+		rmtree(readers[i]->secondary_path, true);
+	}
+}
+
+static void
+reader_open(AlmanacReader *r)
+{
+	const char *path = almanac_shared->stores[r->store].path;
+	char	   *err = NULL;
+	char	  **names;
+	size_t		nnames = 0;
+	const char **cf_names;
+	const rocksdb_options_t **cf_opts;
+	rocksdb_column_family_handle_t **handles;
+
+	names = rocksdb_list_column_families(r->options, path, &nnames, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not read the column families of almanac store \"%s\": %s", path, msg)));
+	}
+
+	r->cfs = MemoryContextAllocZero(TopMemoryContext, sizeof(ReaderCf) * nnames);
+	cf_names = palloc(sizeof(char *) * nnames);
+	cf_opts = palloc(sizeof(rocksdb_options_t *) * nnames);
+	handles = palloc(sizeof(rocksdb_column_family_handle_t *) * nnames);
+	for (size_t i = 0; i < nnames; i++)
+	{
+		r->cfs[i].name = MemoryContextStrdup(TopMemoryContext, names[i]);
+		cf_names[i] = r->cfs[i].name;
+		cf_opts[i] = r->options;
+	}
+	rocksdb_list_column_families_destroy(names, nnames);
+
+	/* read the sequence number first: catching up later must not skip anything */
+	r->caught_up_seq = almanac_store_published_seq(r->store);
+	r->db = rocksdb_open_as_secondary_column_families(r->options, path, r->secondary_path,
+													  nnames, cf_names, cf_opts, handles, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		pfree(r->cfs);
+		r->cfs = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not open almanac store \"%s\" for reading: %s", path, msg)));
+	}
+	r->ncfs = nnames;
+	for (size_t i = 0; i < nnames; i++)
+	{
+		r->cfs[i].handle = handles[i];
+		r->cfs[i].id = rocksdb_column_family_handle_get_id(handles[i]);
+	}
+}
+
+AlmanacReader *
+almanac_reader(int store)
+{
+	AlmanacReader *r = readers[store];
+	static bool exit_registered = false;
+
+	if (r != NULL && r->db != NULL)
+		return r;
+
+	if (r == NULL)
+	{
+		r = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacReader));
+		r->store = store;
+		snprintf(r->secondary_path, MAXPGPATH, "%s/almanac/secondary/%d.%d",
+				 DataDir, store, MyProcPid);
+		r->options = rocksdb_options_create();
+		/* keep files the owner compacts away readable */
+		rocksdb_options_set_max_open_files(r->options, -1);
+		/* catch-up otherwise starts a dozen threads per call */
+		rocksdb_options_set_max_file_opening_threads(r->options, 1);
+		readers[store] = r;
+		if (!exit_registered)
+		{
+			on_proc_exit(readers_at_exit, 0);
+			exit_registered = true;
+		}
+	}
+	if (pg_mkdir_p(r->secondary_path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", r->secondary_path)));
+	reader_open(r);
+	return r;
+}
+
+rocksdb_t *
+almanac_reader_db(AlmanacReader *reader)
+{
+	return reader->db;
+}
+
+void
+almanac_reader_catch_up(AlmanacReader *r)
+{
+	uint64		published = almanac_store_published_seq(r->store);
+	char	   *err = NULL;
+
+	if (published == r->caught_up_seq)
+		return;
+	rocksdb_try_catch_up_with_primary(r->db, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not catch up with almanac store \"%s\": %s",
+						almanac_shared->stores[r->store].path, msg)));
+	}
+	r->caught_up_seq = published;
+}
+
+static ReaderCf *
+find_cf(AlmanacReader *r, const char *name)
+{
+	for (int i = 0; i < r->ncfs; i++)
+		if (strcmp(r->cfs[i].name, name) == 0)
+			return &r->cfs[i];
+	return NULL;
+}
+
+rocksdb_column_family_handle_t *
+almanac_reader_cf(AlmanacReader *r, const char *name, bool create, uint32 *cf_id)
+{
+	ReaderCf   *cf = find_cf(r, name);
+
+	if (cf == NULL)
+	{
+		/* created since we opened, by another backend or by us below */
+		reader_close(r);
+		reader_open(r);
+		cf = find_cf(r, name);
+	}
+	if (cf == NULL && create)
+	{
+		almanac_store_request(r->store, ALMANAC_REQ_CREATE_CF, NULL, 0, name, NULL, NULL);
+		reader_close(r);
+		reader_open(r);
+		cf = find_cf(r, name);
+	}
+	if (cf == NULL)
+		return NULL;
+	if (cf_id)
+		*cf_id = cf->id;
+	return cf->handle;
+}
+
+rocksdb_column_family_handle_t *
+almanac_reader_cf_by_id(AlmanacReader *r, uint32 cf_id)
+{
+	for (int i = 0; i < r->ncfs; i++)
+		if (r->cfs[i].id == cf_id)
+			return r->cfs[i].handle;
+	return NULL;
+}

@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * reader.h
+ *	  The backend's read path: a RocksDB secondary instance of a store,
+ *	  opened in process on first use and caught up only when the owner has
+ *	  written since.
+ *
+ * Catch-up happens after the statement's snapshot was taken, never before
+ * (almanac_reader_catch_up is called from the scan's begin): every commit the
+ * snapshot sees made its RocksDB write durable before its commit record, so
+ * it is in what the secondary reads.  A read-only workload pays nothing: the
+ * published sequence number does not change.
+ *
+ * The secondary keeps every file it opened (max_open_files = -1), so files
+ * the owner compacts away stay readable.  Its directory, under the data
+ * directory, is removed when the backend exits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_READER_H
+#define ALMANAC_READER_H
+
+#include <rocksdb/c.h>
+
+typedef struct AlmanacReader AlmanacReader;
+
+extern AlmanacReader *almanac_reader(int store);
+extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
+extern void almanac_reader_catch_up(AlmanacReader *reader);
+
+/*
+ * The column family's handle; NULL if it does not exist and !create.  With
+ * create, asks the owner to create it.  *cf_id receives its id.
+ */
+extern rocksdb_column_family_handle_t *almanac_reader_cf(AlmanacReader *reader,
+														 const char *name, bool create,
+														 uint32 *cf_id);
+extern rocksdb_column_family_handle_t *almanac_reader_cf_by_id(AlmanacReader *reader,
+															   uint32 cf_id);
+
+#endif							/* ALMANAC_READER_H */

@@ -1,0 +1,307 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *	  Store ownership, backend side: shared memory, starting an owner for a
+ *	  store path, and posting requests to it.  See store.h for the contract.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/memutils.h"
+
+#include "almanac.h"
+#include "store.h"
+
+AlmanacShared *almanac_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* one request slot per PGPROC, so a backend never waits for a slot */
+static int
+almanac_nslots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+static Size
+almanac_shmem_size(void)
+{
+	return add_size(offsetof(AlmanacShared, slots),
+					mul_size(almanac_nslots(), sizeof(AlmanacRequestSlot)));
+}
+
+static void
+almanac_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(almanac_shmem_size());
+	RequestNamedLWLockTranche("almanac", 1);
+}
+
+static void
+almanac_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	almanac_shared = ShmemInitStruct("almanac", almanac_shmem_size(), &found);
+	if (!found)
+	{
+		memset(almanac_shared, 0, almanac_shmem_size());
+		almanac_shared->lock = &(GetNamedLWLockTranche("almanac"))->lock;
+		ConditionVariableInit(&almanac_shared->store_cv);
+		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);
+		almanac_shared->nslots = almanac_nslots();
+		for (int i = 0; i < almanac_shared->nslots; i++)
+			ConditionVariableInit(&almanac_shared->slots[i].cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+almanac_store_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = almanac_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = almanac_shmem_startup;
+}
+
+static void
+start_owner(int store)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "almanac");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "almanac_owner_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "almanac store owner %d", store);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "almanac store owner");
+	worker.bgw_main_arg = Int32GetDatum(store);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the almanac store owner for \"%s\"",
+						almanac_shared->stores[store].path),
+				 errhint("Raise max_worker_processes: every store in use needs one background worker.")));
+	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("the almanac store owner for \"%s\" did not start",
+						almanac_shared->stores[store].path)));
+}
+
+/*
+ * Make sure the store at opts->path has a running owner, starting one if
+ * needed, and return its index.  Raises the owner's error if the store could
+ * not be opened (locked by another process, corrupted, unwritable path).
+ */
+int
+almanac_store_attach(const AlmanacServerOptions *opts)
+{
+	int			store = -1;
+	bool		must_start = false;
+
+	almanac_require_preload();
+	if (strlen(opts->path) >= MAXPGPATH)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("almanac store path is too long: \"%s\"", opts->path)));
+
+	LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+	{
+		AlmanacStoreEntry *e = &almanac_shared->stores[i];
+
+		if (e->state != ALMANAC_STORE_UNUSED && strcmp(e->path, opts->path) == 0)
+		{
+			store = i;
+			break;
+		}
+		if (e->state == ALMANAC_STORE_UNUSED && store < 0)
+			store = i;
+	}
+	if (store >= 0)
+	{
+		AlmanacStoreEntry *e = &almanac_shared->stores[store];
+
+		/* a failed store is retried: the cause may have been fixed */
+		if (e->state == ALMANAC_STORE_UNUSED || e->state == ALMANAC_STORE_FAILED)
+		{
+			strlcpy(e->path, opts->path, MAXPGPATH);
+			e->tuning = *opts;
+			e->tuning.path = NULL;
+			e->tuning.compression = NULL;
+			strlcpy(e->compression, opts->compression, sizeof(e->compression));
+			e->error[0] = '\0';
+			e->owner_pid = 0;
+			e->state = ALMANAC_STORE_STARTING;
+			must_start = true;
+		}
+	}
+	LWLockRelease(almanac_shared->lock);
+
+	if (store < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many almanac stores in use: at most %d", ALMANAC_MAX_STORES),
+				 errhint("Point more foreign servers at the same store path.")));
+
+	if (must_start)
+	{
+		PG_TRY();
+		{
+			start_owner(store);
+		}
+		PG_CATCH();
+		{
+			LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
+			almanac_shared->stores[store].state = ALMANAC_STORE_UNUSED;
+			LWLockRelease(almanac_shared->lock);
+			ConditionVariableBroadcast(&almanac_shared->store_cv);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+
+	/* wait until the owner has opened the store, or failed to */
+	for (;;)
+	{
+		AlmanacStoreEntry *e = &almanac_shared->stores[store];
+		AlmanacStoreState state;
+		char		error[ALMANAC_ERROR_LEN];
+
+		LWLockAcquire(almanac_shared->lock, LW_SHARED);
+		state = e->state;
+		strlcpy(error, e->error, sizeof(error));
+		LWLockRelease(almanac_shared->lock);
+
+		if (state == ALMANAC_STORE_READY)
+			break;
+		if (state == ALMANAC_STORE_FAILED || state == ALMANAC_STORE_UNUSED)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("could not open almanac store \"%s\": %s", opts->path,
+							error[0] ? error : "its owner exited"),
+					 errhint("Check that the directory can be created and written by the server, and that no other process holds the store open.")));
+		}
+		ConditionVariableTimedSleep(&almanac_shared->store_cv, 1000,
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return store;
+}
+
+uint64
+almanac_store_published_seq(int store)
+{
+	return pg_atomic_read_u64(&almanac_shared->stores[store].published_seq);
+}
+
+/*
+ * Post a request to the store's owner and wait for its answer.  An error the
+ * owner reports (a write conflict, a RocksDB failure) is raised here with
+ * the owner's SQLSTATE and message.
+ */
+void
+almanac_store_request(int store, AlmanacRequestType type,
+					  const char *payload, Size payload_len,
+					  const char *name, uint64 *seq, uint32 *cf_id)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	AlmanacStoreEntry *e = &almanac_shared->stores[store];
+	dsm_segment *seg = NULL;
+
+	if (payload_len > 0)
+	{
+		seg = dsm_create(payload_len, 0);
+		memcpy(dsm_segment_address(seg), payload, payload_len);
+	}
+
+	slot->store = store;
+	slot->type = type;
+	slot->payload = seg ? dsm_segment_handle(seg) : DSM_HANDLE_INVALID;
+	slot->payload_len = payload_len;
+	strlcpy(slot->name, name ? name : "", NAMEDATALEN);
+	slot->sqlerrcode = 0;
+	slot->message[0] = '\0';
+	slot->detail[0] = '\0';
+	pg_write_barrier();
+	slot->state = ALMANAC_SLOT_PENDING;
+
+	/*
+	 * No cancel while the owner works on our request: the slot must not be
+	 * reused before it answers.  The owner answers promptly, and its exit is
+	 * noticed below.
+	 */
+	HOLD_INTERRUPTS();
+	for (;;)
+	{
+		int			procno;
+		AlmanacStoreState state;
+
+		LWLockAcquire(almanac_shared->lock, LW_SHARED);
+		procno = e->owner_procno;
+		state = e->state;
+		LWLockRelease(almanac_shared->lock);
+
+		if (slot->state == ALMANAC_SLOT_DONE)
+			break;
+		if (state != ALMANAC_STORE_READY)
+		{
+			/* the owner went away; what it did not answer did not happen */
+			slot->state = ALMANAC_SLOT_FREE;
+			ConditionVariableCancelSleep();
+			RESUME_INTERRUPTS();
+			if (seg)
+				dsm_detach(seg);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the almanac store owner for \"%s\" exited before answering", e->path),
+					 errhint("Retry the transaction; a new owner starts on the next use of the store.")));
+		}
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+		ConditionVariableTimedSleep(&slot->cv, 1000, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	RESUME_INTERRUPTS();
+	pg_read_barrier();
+	slot->state = ALMANAC_SLOT_FREE;
+	if (seg)
+		dsm_detach(seg);
+
+	if (slot->sqlerrcode != 0)
+		ereport(ERROR,
+				(errcode(slot->sqlerrcode),
+				 errmsg_internal("%s", slot->message),
+				 slot->detail[0] ? errdetail_internal("%s", slot->detail) : 0));
+	if (seq)
+		*seq = slot->seq;
+	if (cf_id)
+		*cf_id = slot->cf_id;
+}

@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.h
+ *	  Store ownership: who opens a RocksDB store, and how backends reach it.
+ *
+ * A RocksDB database is opened read-write by one process only.  For each
+ * store path in use, one background worker, the owner, opens it read-write
+ * and is its only writer.  Backends read in process, through a secondary
+ * instance of their own (reader.h), and send writes to the owner as one
+ * batch per writing transaction (or per chunk of a large one).
+ *
+ * The owner is started on first use of a store by a backend (the path is a
+ * foreign server option, known only once a database is read), and is never
+ * restarted by the postmaster: after it exits or crashes, the next backend
+ * that needs the store starts a new one.
+ *
+ * Shared memory holds one entry per store (path, state, the sequence number
+ * of the owner's last write) and one request slot per PGPROC.  A request is
+ * posted in the caller's slot, the owner's latch is set, and the caller
+ * sleeps on the slot's condition variable until the owner answers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_STORE_H
+#define ALMANAC_STORE_H
+
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/dsm.h"
+#include "storage/lwlock.h"
+
+#include "option.h"
+
+#define ALMANAC_MAX_STORES		8
+#define ALMANAC_ERROR_LEN		512
+
+typedef enum AlmanacStoreState
+{
+	ALMANAC_STORE_UNUSED = 0,
+	ALMANAC_STORE_STARTING,
+	ALMANAC_STORE_READY,
+	ALMANAC_STORE_FAILED
+} AlmanacStoreState;
+
+typedef struct AlmanacStoreEntry
+{
+	char		path[MAXPGPATH];
+	AlmanacStoreState state;
+	pid_t		owner_pid;
+	int			owner_procno;	/* to set the owner's latch */
+	pg_atomic_uint64 published_seq; /* sequence number of the last write */
+	AlmanacServerOptions tuning;	/* string members are NULL: see path, compression */
+	char		compression[16];
+	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
+} AlmanacStoreEntry;
+
+typedef enum AlmanacRequestType
+{
+	ALMANAC_REQ_APPLY = 1,		/* apply a batch of intents */
+	ALMANAC_REQ_CREATE_CF,		/* create a column family (if missing) */
+	ALMANAC_REQ_DROP_CF,
+	ALMANAC_REQ_FLUSH,
+	ALMANAC_REQ_COMPACT
+} AlmanacRequestType;
+
+typedef enum AlmanacSlotState
+{
+	ALMANAC_SLOT_FREE = 0,
+	ALMANAC_SLOT_PENDING,
+	ALMANAC_SLOT_DONE
+} AlmanacSlotState;
+
+typedef struct AlmanacRequestSlot
+{
+	volatile AlmanacSlotState state;
+	int			store;
+	AlmanacRequestType type;
+	dsm_handle	payload;		/* APPLY: the serialized write batch */
+	Size		payload_len;
+	char		name[NAMEDATALEN];	/* column family */
+	/* answer */
+	int			sqlerrcode;		/* 0: success */
+	char		message[ALMANAC_ERROR_LEN];
+	char		detail[ALMANAC_ERROR_LEN];
+	uint64		seq;			/* sequence number after the request */
+	uint32		cf_id;
+	ConditionVariable cv;
+} AlmanacRequestSlot;
+
+typedef struct AlmanacShared
+{
+	LWLock	   *lock;			/* protects stores[] */
+	ConditionVariable store_cv; /* broadcast on every store state change */
+	AlmanacStoreEntry stores[ALMANAC_MAX_STORES];
+	int			nslots;
+	AlmanacRequestSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} AlmanacShared;
+
+extern AlmanacShared *almanac_shared;
+
+/* shared memory, called from _PG_init */
+extern void almanac_store_shmem_init(void);
+
+/* backend side */
+extern int	almanac_store_attach(const AlmanacServerOptions *opts);
+extern uint64 almanac_store_published_seq(int store);
+extern void almanac_store_request(int store, AlmanacRequestType type,
+								  const char *payload, Size payload_len,
+								  const char *name, uint64 *seq, uint32 *cf_id);
+
+/* owner entry point (owner.c) */
+extern PGDLLEXPORT void almanac_owner_main(Datum arg);
+
+#endif							/* ALMANAC_STORE_H */

@@ -1,0 +1,330 @@
+/*-------------------------------------------------------------------------
+ *
+ * visibility.c
+ *	  Stored version lists and intents, and their judgement by snapshots
+ *	  and the commit log.  See visibility.h for the contract.
+ *
+ * Stored value (all integers big-endian):
+ *	 u8 ALMANAC_STORED_FORMAT, u16 nversions, then per version, newest first:
+ *	 u64 full xid, u32 top-level xid, u8 flags, u32 image length, image bytes.
+ *
+ * Intent (the value of a write-batch entry):
+ *	 u8 ALMANAC_INTENT_FORMAT, u32 column family id, u8 kind, u64 full xid,
+ *	 u32 top-level xid, u64 expected full xid, then the image to the end.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "port/pg_bswap.h"
+#include "storage/procarray.h"
+#include "utils/snapmgr.h"
+
+#include "visibility.h"
+
+#define VERSION_HEADER_LEN	(8 + 4 + 1 + 4)
+#define INTENT_HEADER_LEN	(1 + 4 + 1 + 8 + 4 + 8)
+
+static inline void
+put_u64(StringInfo buf, uint64 v)
+{
+	v = pg_hton64(v);
+	appendBinaryStringInfo(buf, (char *) &v, 8);
+}
+
+static inline void
+put_u32(StringInfo buf, uint32 v)
+{
+	v = pg_hton32(v);
+	appendBinaryStringInfo(buf, (char *) &v, 4);
+}
+
+static inline void
+put_u16(StringInfo buf, uint16 v)
+{
+	v = pg_hton16(v);
+	appendBinaryStringInfo(buf, (char *) &v, 2);
+}
+
+static inline uint64
+get_u64(const char *p)
+{
+	uint64		v;
+
+	memcpy(&v, p, 8);
+	return pg_ntoh64(v);
+}
+
+static inline uint32
+get_u32(const char *p)
+{
+	uint32		v;
+
+	memcpy(&v, p, 4);
+	return pg_ntoh32(v);
+}
+
+static inline uint16
+get_u16(const char *p)
+{
+	uint16		v;
+
+	memcpy(&v, p, 2);
+	return pg_ntoh16(v);
+}
+
+static void
+corrupted(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("almanac store value is corrupted: %s", what),
+			 errhint("The value was not written by this version of almanac, or the store was modified by something else.")));
+}
+
+/*
+ * Parse a stored version list.  The versions point into 'data', which must
+ * outlive them.  Returns the number of versions.
+ */
+int
+almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
+{
+	const char *p = data;
+	const char *end = data + len;
+	int			n;
+	AlmanacVersion *v;
+
+	if (len < 3 || (uint8) data[0] != ALMANAC_STORED_FORMAT)
+		corrupted(len < 1 ? "empty value" : "unknown format byte");
+	n = get_u16(p + 1);
+	p += 3;
+	v = palloc(sizeof(AlmanacVersion) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (end - p < VERSION_HEADER_LEN)
+			corrupted("truncated version header");
+		v[i].xid = FullTransactionIdFromU64(get_u64(p));
+		v[i].top = get_u32(p + 8);
+		v[i].flags = (uint8) p[12];
+		v[i].tuple_len = get_u32(p + 13);
+		p += VERSION_HEADER_LEN;
+		if ((size_t) (end - p) < v[i].tuple_len)
+			corrupted("truncated row image");
+		v[i].tuple = p;
+		p += v[i].tuple_len;
+	}
+	if (p != end)
+		corrupted("trailing bytes");
+	*versions = v;
+	return n;
+}
+
+/*
+ * Is this version visible to the snapshot?  The same judgement as a heap
+ * tuple's xmin: our own (sub)transactions, then the snapshot, then the commit
+ * log.
+ */
+static bool
+version_visible(const AlmanacVersion *v, Snapshot snapshot)
+{
+	TransactionId xid = XidFromFullTransactionId(v->xid);
+
+	if (xid == FrozenTransactionId)
+		return true;
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return true;
+	if (XidInMVCCSnapshot(xid, snapshot))
+		return false;
+	return TransactionIdDidCommit(xid);
+}
+
+/*
+ * Index of the version the snapshot sees, or -1 when it sees none.  The
+ * caller treats a visible tombstone as "no row".
+ */
+int
+almanac_versions_visible(const AlmanacVersion *versions, int n, Snapshot snapshot)
+{
+	for (int i = 0; i < n; i++)
+		if (version_visible(&versions[i], snapshot))
+			return i;
+	return -1;
+}
+
+bool
+almanac_is_intent(const char *data, size_t len)
+{
+	return len >= 1 && (uint8) data[0] == ALMANAC_INTENT_FORMAT;
+}
+
+void
+almanac_intent_encode(StringInfo buf, const AlmanacIntent *intent)
+{
+	appendStringInfoChar(buf, (char) ALMANAC_INTENT_FORMAT);
+	put_u32(buf, intent->cf_id);
+	appendStringInfoChar(buf, (char) intent->kind);
+	put_u64(buf, U64FromFullTransactionId(intent->xid));
+	put_u32(buf, intent->top);
+	put_u64(buf, U64FromFullTransactionId(intent->expected));
+	if (intent->tuple_len > 0)
+		appendBinaryStringInfo(buf, intent->tuple, intent->tuple_len);
+}
+
+void
+almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent)
+{
+	if (len < INTENT_HEADER_LEN || (uint8) data[0] != ALMANAC_INTENT_FORMAT)
+		corrupted("malformed write intent");
+	intent->cf_id = get_u32(data + 1);
+	intent->kind = (AlmanacIntentKind) (uint8) data[5];
+	intent->xid = FullTransactionIdFromU64(get_u64(data + 6));
+	intent->top = get_u32(data + 14);
+	intent->expected = FullTransactionIdFromU64(get_u64(data + 18));
+	intent->tuple = data + INTENT_HEADER_LEN;
+	intent->tuple_len = len - INTENT_HEADER_LEN;
+	if (intent->kind < ALMANAC_INTENT_INSERT || intent->kind > ALMANAC_INTENT_UPSERT)
+		corrupted("unknown write intent kind");
+}
+
+/* owner side: the commit log's verdict on a version */
+static bool
+version_committed(const AlmanacVersion *v)
+{
+	TransactionId xid = XidFromFullTransactionId(v->xid);
+
+	return xid == FrozenTransactionId || TransactionIdDidCommit(xid);
+}
+
+static bool
+version_aborted(const AlmanacVersion *v)
+{
+	TransactionId xid = XidFromFullTransactionId(v->xid);
+
+	if (xid == FrozenTransactionId || TransactionIdDidCommit(xid))
+		return false;
+	/* in progress: not (yet) aborted; a crashed transaction is neither */
+	return !TransactionIdIsInProgress(xid);
+}
+
+static void
+append_version(StringInfo out, FullTransactionId xid, TransactionId top,
+			   uint8 flags, const char *tuple, uint32 tuple_len)
+{
+	put_u64(out, U64FromFullTransactionId(xid));
+	put_u32(out, top);
+	appendStringInfoChar(out, (char) flags);
+	put_u32(out, tuple_len);
+	if (tuple_len > 0)
+		appendBinaryStringInfo(out, tuple, tuple_len);
+}
+
+/*
+ * Merge an intent into the stored value (stored == NULL: the key is new).
+ *
+ * The conflict check runs in the owner, one batch at a time, so it sees every
+ * write made durable before this one.  Versions of the intent's own top-level
+ * transaction (written by an earlier chunk of it) are judged first: if the
+ * transaction already wrote the key, its newest live write decides.
+ * Otherwise the newest version that is not aborted must be the one the write
+ * was based on; an INSERT needs it absent or deleted.
+ *
+ * On success 'out' receives the new version list: the intent as newest
+ * version, then the older versions a running snapshot may still need.
+ * Aborted versions are dropped; of the committed versions that precede
+ * 'horizon' (no snapshot can see anything older) only the newest is kept,
+ * frozen so that its judgement no longer needs the commit log.
+ */
+AlmanacApplyResult
+almanac_versions_apply(StringInfo out,
+					   const char *stored, size_t stored_len,
+					   const AlmanacIntent *intent, TransactionId horizon)
+{
+	AlmanacVersion *versions = NULL;
+	int			n = 0;
+	const AlmanacVersion *own = NULL;
+	const AlmanacVersion *other = NULL;
+	int			count_pos;
+	int			kept = 1;
+	bool		below_horizon = false;
+	uint16		nbe;
+
+	if (stored != NULL)
+		n = almanac_versions_parse(stored, stored_len, &versions);
+
+	for (int i = 0; i < n && other == NULL; i++)
+	{
+		if (version_aborted(&versions[i]))
+			continue;
+		if (versions[i].top == intent->top)
+		{
+			if (own == NULL)
+				own = &versions[i];
+			continue;
+		}
+		other = &versions[i];
+	}
+
+	switch (intent->kind)
+	{
+		case ALMANAC_INTENT_INSERT:
+			if (own != NULL)
+			{
+				if (!(own->flags & ALMANAC_VERSION_DELETED))
+					return ALMANAC_APPLY_DUPLICATE;
+			}
+			else if (other != NULL && !(other->flags & ALMANAC_VERSION_DELETED))
+				return version_committed(other) ? ALMANAC_APPLY_DUPLICATE : ALMANAC_APPLY_CONFLICT;
+			break;
+		case ALMANAC_INTENT_UPDATE:
+		case ALMANAC_INTENT_DELETE:
+			/* based on our own earlier write: that write was checked already */
+			if (own != NULL)
+				break;
+			/* expected nothing (a delete of a row only we inserted) */
+			if (other == NULL)
+			{
+				if (FullTransactionIdIsValid(intent->expected))
+					return ALMANAC_APPLY_CONFLICT;
+			}
+			else if (!FullTransactionIdEquals(other->xid, intent->expected))
+				return ALMANAC_APPLY_CONFLICT;
+			break;
+		case ALMANAC_INTENT_UPSERT:
+			break;
+	}
+
+	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
+	count_pos = out->len;
+	put_u16(out, 0);			/* patched below */
+	append_version(out, intent->xid, intent->top,
+				   intent->kind == ALMANAC_INTENT_DELETE ? ALMANAC_VERSION_DELETED : 0,
+				   intent->tuple, intent->tuple_len);
+
+	for (int i = 0; i < n && !below_horizon; i++)
+	{
+		const AlmanacVersion *v = &versions[i];
+		FullTransactionId xid = v->xid;
+
+		if (version_aborted(v))
+			continue;
+		if (version_committed(v) &&
+			TransactionIdPrecedes(XidFromFullTransactionId(xid), horizon))
+		{
+			below_horizon = true;
+			xid = FullTransactionIdFromEpochAndXid(0, FrozenTransactionId);
+		}
+		if (kept == PG_UINT16_MAX)
+			break;
+		append_version(out, xid, v->top, v->flags, v->tuple, v->tuple_len);
+		kept++;
+	}
+
+	nbe = pg_hton16((uint16) kept);
+	memcpy(out->data + count_pos, &nbe, 2);
+
+	if (versions)
+		pfree(versions);
+	return ALMANAC_APPLY_OK;
+}

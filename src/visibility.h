@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * visibility.h
+ *	  What a stored RocksDB value looks like, and which of its versions a
+ *	  PostgreSQL snapshot sees.
+ *
+ * PostgreSQL alone decides what is committed.  Every stored value is a list
+ * of versions, newest first; each version carries the FullTransactionId of
+ * the (sub)transaction that wrote it and the top-level xid it belongs to.  A
+ * reader judges each version with its statement's snapshot and the commit
+ * log, exactly as a heap tuple is judged:
+ *
+ *	 - written by the reader's own transaction (or a live subtransaction of
+ *	   it): visible;
+ *	 - frozen: visible;
+ *	 - in progress, or in the snapshot's future: invisible;
+ *	 - otherwise visible if and only if the commit log says it committed.
+ *
+ * The first visible version is the row; a visible tombstone means no row.
+ * A crash between the RocksDB write and PostgreSQL's commit record leaves
+ * versions of a transaction that never committed: invisible by the same rule.
+ *
+ * While a transaction runs, its writes are "intents" in its write batch:
+ * the new row image plus the xid of the version it was based on.  The store
+ * owner turns intents into versions at commit (almanac_versions_apply), and
+ * refuses a batch whose intents conflict with what was committed since.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_VISIBILITY_H
+#define ALMANAC_VISIBILITY_H
+
+#include "access/transam.h"
+#include "lib/stringinfo.h"
+#include "utils/snapshot.h"
+
+/* first byte of a stored value (a version list) and of an intent */
+#define ALMANAC_STORED_FORMAT	0xA1
+#define ALMANAC_INTENT_FORMAT	0xB1
+
+/* version flags */
+#define ALMANAC_VERSION_DELETED 0x01
+
+/* what an intent asks for */
+typedef enum AlmanacIntentKind
+{
+	ALMANAC_INTENT_INSERT = 1,	/* the key must have no live version */
+	ALMANAC_INTENT_UPDATE = 2,	/* based on the version 'expected' */
+	ALMANAC_INTENT_DELETE = 3,	/* based on the version 'expected' */
+	ALMANAC_INTENT_UPSERT = 4	/* overwrite whatever is there */
+} AlmanacIntentKind;
+
+typedef struct AlmanacVersion
+{
+	FullTransactionId xid;		/* the (sub)transaction that wrote it */
+	TransactionId top;			/* its top-level transaction */
+	uint8		flags;
+	const char *tuple;			/* value-codec image; points into the value */
+	uint32		tuple_len;
+} AlmanacVersion;
+
+typedef struct AlmanacIntent
+{
+	uint32		cf_id;			/* column family id */
+	AlmanacIntentKind kind;
+	FullTransactionId xid;		/* the writing (sub)transaction */
+	TransactionId top;			/* its top-level transaction */
+	FullTransactionId expected; /* version the write was based on, or 0 */
+	const char *tuple;			/* new image; empty for a delete */
+	uint32		tuple_len;
+} AlmanacIntent;
+
+/* result of applying one intent in the owner */
+typedef enum AlmanacApplyResult
+{
+	ALMANAC_APPLY_OK,
+	ALMANAC_APPLY_DUPLICATE,	/* INSERT of a key with a committed live row */
+	ALMANAC_APPLY_CONFLICT		/* someone else wrote the key meanwhile */
+} AlmanacApplyResult;
+
+/* stored values */
+extern int	almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions);
+extern int	almanac_versions_visible(const AlmanacVersion *versions, int n, Snapshot snapshot);
+
+/* intents */
+extern void almanac_intent_encode(StringInfo buf, const AlmanacIntent *intent);
+extern void almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent);
+extern bool almanac_is_intent(const char *data, size_t len);
+
+/* owner side: merge an intent into the stored value */
+extern AlmanacApplyResult almanac_versions_apply(StringInfo out,
+												 const char *stored, size_t stored_len,
+												 const AlmanacIntent *intent,
+												 TransactionId horizon);
+
+#endif							/* ALMANAC_VISIBILITY_H */

@@ -1,0 +1,384 @@
+/*-------------------------------------------------------------------------
+ *
+ * xact.c
+ *	  Transaction coordination.  See xact.h for the contract.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "reader.h"
+#include "store.h"
+#include "xact.h"
+
+int			almanac_write_batch_size = 16 * 1024;	/* kB */
+
+/* the transaction's write state; at most one store written per transaction */
+static int	xact_store = -1;
+static rocksdb_writebatch_wi_t *xact_batch = NULL;
+static bool xact_shipped = false;
+
+/* column families the transaction's batch has entries in */
+static uint32 xact_cfs[64];
+static int	xact_ncfs = 0;
+
+/* open subtransactions, innermost last, each with a batch save point */
+static SubTransactionId *savepoints = NULL;
+static int	nsavepoints = 0;
+static int	maxsavepoints = 0;
+
+static void
+set_all_save_points(void)
+{
+	for (int i = 0; i < nsavepoints; i++)
+		rocksdb_writebatch_wi_set_save_point(xact_batch);
+}
+
+rocksdb_writebatch_wi_t *
+almanac_xact_batch(int store)
+{
+	return (xact_store == store) ? xact_batch : NULL;
+}
+
+static rocksdb_writebatch_wi_t *
+xact_batch_for_write(int store)
+{
+	if (xact_store >= 0 && xact_store != store)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a transaction can write to one almanac store only"),
+				 errhint("Write the other store's foreign tables in a separate transaction.")));
+	if (xact_batch == NULL)
+	{
+		xact_batch = rocksdb_writebatch_wi_create(0, 1);
+		xact_store = store;
+		set_all_save_points();
+	}
+	return xact_batch;
+}
+
+typedef void (*batch_entry_fn) (void *arg, rocksdb_column_family_handle_t *cf,
+							   const char *k, size_t klen, const char *v, size_t vlen);
+
+/*
+ * Visit the entries of a batch in one column family.  RocksDB's C API can
+ * iterate a batch only through a base iterator; an empty one (its upper
+ * bound is below every key) leaves exactly the batch's entries.
+ */
+static void
+batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
+			  rocksdb_column_family_handle_t *cf, batch_entry_fn fn, void *arg)
+{
+	static const char nothing[1] = {0};
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+
+	rocksdb_readoptions_set_iterate_upper_bound(ro, nothing, 1);
+	it = rocksdb_writebatch_wi_create_iterator_with_base_cf(batch,
+															rocksdb_create_iterator_cf(almanac_reader_db(reader), ro, cf),
+															cf);
+	PG_TRY();
+	{
+		for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+		{
+			size_t		klen,
+						vlen;
+			const char *k = rocksdb_iter_key(it, &klen);
+			const char *v = rocksdb_iter_value(it, &vlen);
+
+			fn(arg, cf, k, klen, v, vlen);
+		}
+	}
+	PG_FINALLY();
+	{
+		rocksdb_iter_destroy(it);
+		rocksdb_readoptions_destroy(ro);
+	}
+	PG_END_TRY();
+}
+
+static void
+note_cf(uint32 cf_id)
+{
+	for (int i = 0; i < xact_ncfs; i++)
+		if (xact_cfs[i] == cf_id)
+			return;
+	if (xact_ncfs == lengthof(xact_cfs))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a transaction can write at most %d almanac column families", (int) lengthof(xact_cfs))));
+	xact_cfs[xact_ncfs++] = cf_id;
+}
+
+/* payload entry: u32 key length, key, u32 value length, value */
+static void
+append_entry(void *arg, rocksdb_column_family_handle_t *cf,
+			 const char *k, size_t klen, const char *v, size_t vlen)
+{
+	StringInfo	buf = arg;
+	uint32		n;
+
+	n = pg_hton32((uint32) klen);
+	appendBinaryStringInfo(buf, (char *) &n, 4);
+	appendBinaryStringInfo(buf, k, klen);
+	n = pg_hton32((uint32) vlen);
+	appendBinaryStringInfo(buf, (char *) &n, 4);
+	appendBinaryStringInfo(buf, v, vlen);
+}
+
+/* send the transaction's batch to the owner and start an empty one */
+static void
+ship(void)
+{
+	AlmanacReader *reader;
+	StringInfoData buf;
+
+	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
+		return;
+	reader = almanac_reader(xact_store);
+	initStringInfo(&buf);
+	for (int i = 0; i < xact_ncfs; i++)
+	{
+		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, xact_cfs[i]);
+
+		if (cf == NULL)
+			elog(ERROR, "almanac: column family %u vanished during the transaction", xact_cfs[i]);
+		batch_foreach(xact_batch, reader, cf, append_entry, &buf);
+	}
+	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
+	pfree(buf.data);
+	xact_shipped = true;
+	rocksdb_writebatch_wi_clear(xact_batch);
+	set_all_save_points();
+}
+
+static void
+reset_state(void)
+{
+	if (xact_batch)
+		rocksdb_writebatch_wi_destroy(xact_batch);
+	xact_batch = NULL;
+	xact_store = -1;
+	xact_shipped = false;
+	xact_ncfs = 0;
+	nsavepoints = 0;
+}
+
+static void
+almanac_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* durable in RocksDB before PostgreSQL's commit record */
+			ship();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (xact_batch != NULL || xact_shipped)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that wrote almanac foreign tables")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			reset_state();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (nsavepoints == maxsavepoints)
+			{
+				maxsavepoints = Max(16, maxsavepoints * 2);
+				savepoints = savepoints
+					? repalloc(savepoints, sizeof(SubTransactionId) * maxsavepoints)
+					: MemoryContextAlloc(TopMemoryContext, sizeof(SubTransactionId) * maxsavepoints);
+			}
+			savepoints[nsavepoints++] = mySubid;
+			if (xact_batch)
+				rocksdb_writebatch_wi_set_save_point(xact_batch);
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+
+			/*
+			 * Undo to this subtransaction's save point.  Save points of
+			 * released subtransactions above it are undone on the way: they
+			 * started after it.
+			 */
+			while (nsavepoints > 0)
+			{
+				SubTransactionId top = savepoints[--nsavepoints];
+
+				if (xact_batch)
+				{
+					char	   *err = NULL;
+
+					rocksdb_writebatch_wi_rollback_to_save_point(xact_batch, &err);
+					if (err)
+					{
+						/* cannot happen: every entry has a save point */
+						rocksdb_free(err);
+						elog(WARNING, "almanac: write batch save point missing");
+					}
+				}
+				if (top == mySubid)
+					break;
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+void
+almanac_xact_init(void)
+{
+	DefineCustomIntVariable("almanac.write_batch_size",
+							"Size of a transaction's buffered RocksDB writes at which they are sent to the store owner early.",
+							"Bounds the memory a large transaction (a bulk COPY) holds in the backend.",
+							&almanac_write_batch_size,
+							16 * 1024, 64, INT_MAX / 1024,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	RegisterXactCallback(almanac_xact_callback, NULL);
+	RegisterSubXactCallback(almanac_subxact_callback, NULL);
+}
+
+rocksdb_writebatch_wi_t *
+almanac_stmt_batch_create(void)
+{
+	return rocksdb_writebatch_wi_create(0, 1);
+}
+
+static void
+merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
+			const char *k, size_t klen, const char *v, size_t vlen)
+{
+	rocksdb_writebatch_wi_put_cf((rocksdb_writebatch_wi_t *) arg, cf, k, klen, v, vlen);
+}
+
+/*
+ * The statement's writes (all in column family cf) become the transaction's.
+ * If the transaction's batch has grown past almanac.write_batch_size, it
+ * goes to the owner now.
+ */
+void
+almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
+						 rocksdb_column_family_handle_t *cf, uint32 cf_id)
+{
+	size_t		size;
+	rocksdb_writebatch_wi_t *into;
+
+	if (rocksdb_writebatch_wi_count(stmt) == 0)
+		return;
+	into = xact_batch_for_write(store);
+	note_cf(cf_id);
+	batch_foreach(stmt, almanac_reader(store), cf, merge_entry, into);
+	rocksdb_writebatch_wi_clear(stmt);
+
+	(void) rocksdb_writebatch_wi_data(into, &size);
+	if (size >= (size_t) almanac_write_batch_size * 1024)
+		ship();
+}
+
+char *
+almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
+					  rocksdb_column_family_handle_t *cf,
+					  const char *key, size_t klen, size_t *vlen)
+{
+	rocksdb_options_t *opts = NULL;
+	char	   *err = NULL;
+	char	   *val = NULL;
+	char	   *copy = NULL;
+	rocksdb_writebatch_wi_t *batches[2];
+
+	batches[0] = stmt;
+	batches[1] = almanac_xact_batch(store);
+	for (int i = 0; i < 2 && val == NULL; i++)
+	{
+		if (batches[i] == NULL)
+			continue;
+		if (opts == NULL)
+			opts = rocksdb_options_create();
+		val = rocksdb_writebatch_wi_get_from_batch_cf(batches[i], opts, cf, key, klen, vlen, &err);
+		if (err)
+		{
+			rocksdb_free(err);
+			val = NULL;
+		}
+	}
+	if (opts)
+		rocksdb_options_destroy(opts);
+	if (val)
+	{
+		copy = palloc(*vlen);
+		memcpy(copy, val, *vlen);
+		rocksdb_free(val);
+	}
+	return copy;
+}
+
+/*
+ * Combine a new write with an earlier buffered write of the same key, so
+ * that the owner checks the combination against the version the
+ * transaction's first write was based on.
+ */
+void
+almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
+				 rocksdb_column_family_handle_t *cf,
+				 const char *key, size_t klen, AlmanacIntent *intent)
+{
+	size_t		prev_len;
+	char	   *prev = almanac_xact_buffered(store, stmt, cf, key, klen, &prev_len);
+	StringInfoData buf;
+
+	if (prev)
+	{
+		AlmanacIntent p;
+
+		almanac_intent_parse(prev, prev_len, &p);
+		intent->expected = p.expected;
+		if (p.kind == ALMANAC_INTENT_UPSERT)
+		{
+			/* a blind write stays blind; a delete keeps its kind */
+			if (intent->kind != ALMANAC_INTENT_DELETE)
+				intent->kind = ALMANAC_INTENT_UPSERT;
+		}
+		else if (p.kind == ALMANAC_INTENT_INSERT)
+		{
+			/* the row is still new: an insert, or a delete of nothing */
+			if (intent->kind != ALMANAC_INTENT_DELETE)
+				intent->kind = ALMANAC_INTENT_INSERT;
+		}
+		else if (intent->kind == ALMANAC_INTENT_INSERT)
+		{
+			/* deleted, then inserted again: replaces the version read */
+			intent->kind = ALMANAC_INTENT_UPDATE;
+		}
+	}
+
+	initStringInfo(&buf);
+	almanac_intent_encode(&buf, intent);
+	(void) xact_batch_for_write(store);
+	rocksdb_writebatch_wi_put_cf(stmt, cf, key, klen, buf.data, buf.len);
+	pfree(buf.data);
+	if (prev)
+		pfree(prev);
+}

@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * xact.h
+ *	  Transaction coordination: RocksDB writes commit with the PostgreSQL
+ *	  transaction, both or neither.
+ *
+ * A transaction's writes are intents (visibility.h) buffered in a RocksDB
+ * WriteBatchWithIndex, so that the transaction reads its own writes.  A
+ * statement buffers its writes in a batch of its own, merged into the
+ * transaction's batch when the statement's modify node ends, so a scan never
+ * sees the rows its own statement writes (and never iterates a batch that
+ * is being modified).
+ *
+ * At XACT_EVENT_PRE_COMMIT, before PostgreSQL writes its commit record, the
+ * batch goes to the store owner, which checks it for conflicts and makes it
+ * durable; a refusal is an ERROR that aborts the transaction.  If the
+ * transaction then fails to commit, or the server crashes first, its
+ * versions belong to a transaction the commit log never marks committed,
+ * and no snapshot sees them.  Every intent is stamped with the writing
+ * (sub)transaction's id, so that id is assigned and the transaction writes a
+ * commit record even when it writes nothing but foreign tables.
+ *
+ * A batch that grows past almanac.write_batch_size is sent to the owner
+ * early, in chunks, so a large COPY never holds all its rows in memory.
+ * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
+ * chunks already sent carry the aborted subtransaction's id and so are
+ * invisible to everyone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_XACT_H
+#define ALMANAC_XACT_H
+
+#include <rocksdb/c.h>
+
+#include "visibility.h"
+
+extern int	almanac_write_batch_size;
+
+extern void almanac_xact_init(void);
+
+/* the transaction's batch for this store, or NULL when it wrote nothing */
+extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
+
+/* a statement's batch: created by the modify node, merged at its end */
+extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
+extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
+									 rocksdb_column_family_handle_t *cf, uint32 cf_id);
+
+/*
+ * Buffer a write of 'key' in the statement batch, combining it with an
+ * earlier write of the same key by this statement or transaction so that
+ * the owner checks it against what the transaction first read.
+ */
+extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
+							 rocksdb_column_family_handle_t *cf,
+							 const char *key, size_t klen, AlmanacIntent *intent);
+
+/* the write this transaction has buffered for key, if any (palloc'd) */
+extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
+								   rocksdb_column_family_handle_t *cf,
+								   const char *key, size_t klen, size_t *vlen);
+
+#endif							/* ALMANAC_XACT_H */
