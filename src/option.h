@@ -1,44 +1,78 @@
 /*-------------------------------------------------------------------------
  *
  * option.h
- *	  Options of the almanac_rocksdb wrapper, its servers and foreign tables.
+ *	  Options of the almanac_rocksdb foreign data wrapper: their validator
+ *	  and the parsed forms the wrapper uses.
+ *
+ * Server options configure the RocksDB store (its directory and tuning);
+ * table options map a foreign table onto keys (see keycodec.h).  Every option
+ * is checked by almanac.rocksdb_fdw_validator when it is set; the getters
+ * below parse them again at use time, fill in the defaults, and resolve what
+ * the validator cannot see (the table's columns).  Results are palloc'd in
+ * CurrentMemoryContext.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_OPTION_H
 #define ALMANAC_OPTION_H
 
+#include "postgres.h"
+
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
+
+#include "keycodec.h"
 
 #define ALMANAC_DIRECT_IO_AUTO	0
 #define ALMANAC_DIRECT_IO_ON	1
 #define ALMANAC_DIRECT_IO_OFF	2
 
+/* default store directory, relative to the data directory */
+#define ALMANAC_DEFAULT_STORE_PATH "almanac/store"
+
 typedef struct AlmanacServerOptions
 {
 	char	   *path;			/* absolute */
-	int64		write_buffer_size;
+	int64		write_buffer_size;	/* bytes */
 	int			max_write_buffer_number;
 	int			min_write_buffer_number_to_merge;
-	int			max_open_files;
-	char	   *compression;
-	int			bloom_bits_per_key;
-	int			use_direct_io;	/* ALMANAC_DIRECT_IO_* */
-	int64		max_total_wal_size;
+	int			max_open_files; /* -1: unlimited */
+	char	   *compression;	/* none, snappy, zlib, lz4, zstd */
+	int			bloom_bits_per_key; /* 0: no bloom filter */
+	int			use_direct_io;	/* ALMANAC_DIRECT_IO_AUTO/ON/OFF */
+	int64		max_total_wal_size; /* bytes; 0: RocksDB's own rule */
 } AlmanacServerOptions;
 
 typedef struct AlmanacTableOptions
 {
-	char	   *column_family;
+	char	   *column_family;	/* defaults to key_prefix */
 	char	   *key_prefix;
-	List	   *key_columns;	/* of String */
-	char	   *key_attribute;
-	bool		upsert;
+	List	   *key_columns;	/* of String, in key order */
+	char	   *key_attribute;	/* NULL when none */
+	bool		upsert;			/* INSERT overwrites an existing key */
 } AlmanacTableOptions;
 
+/* options of a server, defaults filled in */
 extern AlmanacServerOptions *almanac_server_options(Oid serverid);
+
+/* options of a foreign table; ERROR naming the table if required ones are missing */
 extern AlmanacTableOptions *almanac_table_options(Oid relid);
-extern AttrNumber *almanac_key_attnums(Relation rel, const AlmanacTableOptions *opts);
+
+/*
+ * Resolve key_columns to attribute numbers (palloc'd, list_length entries),
+ * checking each type with almanac_key_check_type.  ERROR 42703 for an
+ * unknown column, naming table and column.
+ */
+extern AttrNumber *almanac_key_attnums(Relation rel,
+									   const AlmanacTableOptions *opts);
+
+/*
+ * The key layout of a foreign table, for keycodec.h: prefix, key column
+ * types and names, attribute.  *attnums (if not NULL) receives
+ * almanac_key_attnums().
+ */
+extern AlmanacKeyLayout *almanac_table_key_layout(Relation rel,
+												  const AlmanacTableOptions *opts,
+												  AttrNumber **attnums);
 
 #endif							/* ALMANAC_OPTION_H */
