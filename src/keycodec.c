@@ -764,6 +764,19 @@ almanac_decode_key(PG_FUNCTION_ARGS)
 		else
 			ok = pos == len;
 	}
+	if (ok)
+	{
+		/* now that prefix and attribute are known, decode as the FDW does */
+		AlmanacKeyLayout layout;
+
+		layout.prefix = pnstrdup(data, plen);
+		layout.nkeys = nkeys;
+		layout.typids = typids;
+		layout.names = NULL;
+		layout.attribute = has_attribute ?
+			pnstrdup(data + pos + 1, len - pos - 1) : NULL;
+		ok = almanac_key_decode(data, len, &layout, values);
+	}
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
