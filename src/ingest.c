@@ -203,7 +203,7 @@ almanac_hex_numeric(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 	uint64		limb[4] = {0, 0, 0, 0};	/* little-endian 64-bit limbs */
-	char		dec[80];
+	char		dec[128];		/* 5 groups of 19 digits and the terminator */
 	int			pos;
 
 	get_where(fcinfo, 1, &w);

@@ -40,11 +40,12 @@ CREATE TABLE almanac.orphaned_blocks (
 	parent_hash		text NOT NULL,
 	timestamp		timestamptz NOT NULL,
 	tx_hashes		text[] NOT NULL,
-	orphaned_at		timestamptz NOT NULL DEFAULT now(),
-	-- "what did this chain orphan around block N"; a hash can be orphaned,
-	-- re-ingested and orphaned again, so this is not unique
-	PRIMARY KEY (chain_id, block_number, block_hash, orphaned_at)
+	-- clock time: one transaction may orphan the same block twice
+	orphaned_at		timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- "what did this chain orphan around block N"; not unique: a block can be
+-- orphaned, ingested again and orphaned again
+CREATE INDEX orphaned_blocks_chain_number_idx ON almanac.orphaned_blocks (chain_id, block_number);
 COMMENT ON TABLE almanac.orphaned_blocks IS 'audit history: blocks removed by revert_to or a reorg';
 
 -- The chains with their heads.
@@ -388,13 +389,16 @@ BEGIN
 		 WHERE d.ok
 		RETURNING id, block_id, block_number, tx_index, tx_hash, timestamp
 	), lg AS (
+		-- from txd, after its checks: a receipt of another transaction is
+		-- reported as such, not as a log naming the wrong transaction
 		SELECT tx.num, tx.idx, tx.tx_hash, l.j, l.ord::int - 1 AS pos
-		  FROM tx
+		  FROM txd tx
 		 CROSS JOIN LATERAL jsonb_array_elements(
 				CASE WHEN tx.rj ? 'logs' THEN tx.rj->'logs'
 					 WHEN almanac._ingest_assert(false, 'missing field "logs"', NULL, 'an array',
 												 tx.num, tx.idx, 'receipt', 'logs') THEN NULL END)
 				WITH ORDINALITY AS l(j, ord)
+		 WHERE tx.ok
 	)
 	INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index,
 								contract_address, event_type, topics, data, timestamp)
