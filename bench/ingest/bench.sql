@@ -1,0 +1,83 @@
+-- Ingest benchmark body, run by run.sh against a scratch instance.
+-- Expects table bench_src(n int, block jsonb, receipts jsonb) loaded.
+\set ON_ERROR_STOP 1
+
+-- one unit of work per transaction, as a follower would commit
+CREATE OR REPLACE PROCEDURE bench_per_block(INOUT secs float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); r record;
+BEGIN
+	FOR r IN SELECT block, receipts FROM bench_src ORDER BY n LOOP
+		PERFORM almanac.ingest_block('bench', r.block, r.receipts);
+		COMMIT;
+	END LOOP;
+	secs := extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- the batches are built before timing: a follower has its JSON in hand
+DROP TABLE IF EXISTS bench_batch;
+CREATE TABLE bench_batch AS
+SELECT n / 100 AS b, jsonb_agg(block ORDER BY n) AS blocks, jsonb_agg(receipts ORDER BY n) AS receipts
+  FROM bench_src GROUP BY n / 100;
+
+CREATE OR REPLACE PROCEDURE bench_batches(INOUT secs float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); r record;
+BEGIN
+	FOR r IN SELECT blocks, receipts FROM bench_batch ORDER BY b LOOP
+		PERFORM almanac.ingest_blocks('bench', r.blocks, r.receipts);
+		COMMIT;
+	END LOOP;
+	secs := extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- the ceiling: the same rows already decoded, inserted with INSERT ... SELECT
+-- from relational staging tables into the same tables and indexes, in the
+-- same batches of 100 blocks, ids resolved by joins as ingest does
+CREATE OR REPLACE PROCEDURE bench_ceiling(INOUT secs float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); lo bigint; hi bigint; b bigint;
+BEGIN
+	SELECT min(block_number), max(block_number) INTO lo, hi FROM stage_blocks;
+	INSERT INTO almanac.chains (chain_id, evm_chain_id) VALUES ('bench', 1) ON CONFLICT DO NOTHING;
+	b := lo;
+	WHILE b <= hi LOOP
+		WITH ib AS (
+			INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp, metadata)
+			SELECT 'bench', block_number, block_hash, parent_hash, timestamp, metadata
+			  FROM stage_blocks WHERE block_number >= b AND block_number < b + 100
+			RETURNING id, block_number
+		), it AS (
+			INSERT INTO almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, tx_type,
+				from_address, to_address, contract_address, value, nonce, data, status, gas_used, timestamp)
+			SELECT 'bench', ib.id, s.block_number, s.tx_index, s.tx_hash, s.tx_type, s.from_address,
+				   s.to_address, s.contract_address, s.value, s.nonce, s.data, s.status, s.gas_used, s.timestamp
+			  FROM stage_tx s JOIN ib ON ib.block_number = s.block_number
+			RETURNING id, block_id, block_number, tx_index
+		)
+		INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index,
+			contract_address, event_type, topics, data, timestamp)
+		SELECT 'bench', it.block_id, s.block_number, it.id, s.log_index, s.contract_address, s.event_type,
+			   s.topics, s.data, s.timestamp
+		  FROM stage_ev s JOIN it ON it.block_number = s.block_number AND it.tx_index = s.tx_index;
+		UPDATE almanac.chains SET latest_block = least(b + 99, hi) WHERE chain_id = 'bench';
+		COMMIT;
+		b := b + 100;
+	END LOOP;
+	secs := extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+CREATE OR REPLACE PROCEDURE bench_reset() LANGUAGE plpgsql AS $$
+BEGIN
+	TRUNCATE almanac.chains, almanac.blocks, almanac.transactions, almanac.events,
+		almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks;
+END $$;
+
+CREATE TABLE IF NOT EXISTS bench_results (run int, mode text, secs float8, blocks bigint, logs bigint);
+TRUNCATE bench_results;
+
+-- staging tables: decode once with ingest_blocks (also a warm-up), keep rows
+CALL bench_reset();
+CALL bench_batches(NULL);
+DROP TABLE IF EXISTS stage_blocks, stage_tx, stage_ev;
+CREATE TABLE stage_blocks AS SELECT * FROM almanac.blocks;
+CREATE TABLE stage_tx AS SELECT * FROM almanac.transactions;
+CREATE TABLE stage_ev AS SELECT e.*, t.tx_index FROM almanac.events e JOIN almanac.transactions t ON t.id = e.transaction_id;
+VACUUM ANALYZE stage_blocks, stage_tx, stage_ev;
