@@ -8,6 +8,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "replication/message.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "utils/guc.h"
@@ -23,6 +25,9 @@ int			almanac_write_batch_size = 16 * 1024;	/* kB */
 static int	xact_store = -1;
 static rocksdb_writebatch_wi_t *xact_batch = NULL;
 static bool xact_shipped = false;
+
+/* the last (sub)transaction id made known to the WAL (see note_xid) */
+static FullTransactionId xact_logged_xid;
 
 /* column families the transaction's batch has entries in */
 static uint32 xact_cfs[64];
@@ -151,6 +156,8 @@ ship(void)
 			elog(ERROR, "almanac: column family %u vanished during the transaction", xact_cfs[i]);
 		batch_foreach(xact_batch, reader, cf, append_entry, &buf);
 	}
+	/* the xids of these versions are in durable WAL before the versions exist */
+	XLogFlush(XactLastRecEnd);
 	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
 	pfree(buf.data);
 	xact_shipped = true;
@@ -167,6 +174,7 @@ reset_state(void)
 	xact_store = -1;
 	xact_shipped = false;
 	xact_ncfs = 0;
+	xact_logged_xid = InvalidFullTransactionId;
 	nsavepoints = 0;
 }
 
@@ -336,6 +344,30 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 }
 
 /*
+ * Make the writing (sub)transaction's id known to the WAL, once per id.
+ *
+ * Versions carry the xid of their writer, and PostgreSQL judges them by it.
+ * Two things go wrong if that xid never reaches durable WAL before the owner
+ * writes the versions.  A transaction that wrote nothing but foreign tables
+ * would commit asynchronously (PostgreSQL flushes a commit record only for a
+ * transaction that wrote WAL), so a crash could lose a commit whose RocksDB
+ * writes are durable.  And after a crash between the RocksDB write and the
+ * commit record, recovery would not advance the next xid past it, so a later
+ * transaction could get the same id and, by committing, make the orphaned
+ * versions visible.  A small transactional WAL message per writing
+ * (sub)transaction carries its id (recovery advances past every record's
+ * xid), and ship() flushes the WAL before sending the batch.
+ */
+static void
+note_xid(FullTransactionId xid)
+{
+	if (FullTransactionIdEquals(xid, xact_logged_xid))
+		return;
+	(void) LogLogicalMessage("almanac", "", 0, true);
+	xact_logged_xid = xid;
+}
+
+/*
  * Combine a new write with an earlier buffered write of the same key, so
  * that the owner checks the combination against the version the
  * transaction's first write was based on.
@@ -374,6 +406,7 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 		}
 	}
 
+	note_xid(intent->xid);
 	initStringInfo(&buf);
 	almanac_intent_encode(&buf, intent);
 	(void) xact_batch_for_write(store);
