@@ -32,3 +32,7 @@ SELECT m.message_key, m.destination_chain_id, m.status,
   JOIN almanac.transactions s ON s.id = m.source_transaction_id
   LEFT JOIN almanac.transactions d ON d.id = m.destination_transaction_id
  ORDER BY m.message_key;
+
+-- the same block from RocksDB: one Get inside this backend
+SELECT * FROM rocks_blocks WHERE chain_id = 'eth' AND block_number = 1039;
+EXPLAIN (COSTS OFF) SELECT * FROM rocks_blocks WHERE chain_id = 'eth' AND block_number = 1039;

@@ -78,3 +78,10 @@ SELECT (SELECT count(*) FROM almanac.chains) AS chains,
 	   (SELECT count(*) FROM almanac.events) AS events,
 	   (SELECT count(*) FROM almanac.account_states) AS account_states,
 	   (SELECT count(*) FROM almanac.cross_chain_messages) AS messages;
+
+-- the hot path: blocks mirrored into a RocksDB column family as a foreign
+-- table (upsert, so reloading the demo overwrites the same keys)
+CREATE FOREIGN TABLE public.rocks_blocks (chain_id text, block_number bigint, block_hash text, timestamp timestamptz)
+	SERVER almanac_store
+	OPTIONS (key_prefix 'block', key_columns 'chain_id, block_number', upsert 'true');
+INSERT INTO public.rocks_blocks SELECT chain_id, block_number, block_hash, timestamp FROM almanac.blocks;
