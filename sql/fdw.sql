@@ -124,4 +124,16 @@ INSERT INTO kv_tx VALUES ('eth', '0x03', 3);
 PREPARE TRANSACTION 'p';
 SELECT count(*) FROM pg_prepared_xacts;
 
-DROP FOREIGN TABLE kv_blocks, kv_state, kv_tx, kv_bad;
+-- a column family created while a scan of this backend is open
+CREATE FOREIGN TABLE kv_new (h text) SERVER almanac_store
+	OPTIONS (column_family 'created_mid_scan', key_prefix 'new', key_columns 'h');
+DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT tx_hash FROM kv_tx LOOP
+		INSERT INTO kv_new VALUES (r.tx_hash);
+	END LOOP;
+END $$;
+SELECT * FROM kv_new ORDER BY h;
+
+DROP FOREIGN TABLE kv_blocks, kv_state, kv_tx, kv_bad, kv_new;

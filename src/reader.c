@@ -28,7 +28,9 @@ typedef struct ReaderCf
 struct AlmanacReader
 {
 	int			store;
-	char		secondary_path[MAXPGPATH];
+	char		base_path[MAXPGPATH];	/* removed at backend exit */
+	char		secondary_path[MAXPGPATH];	/* base_path/generation */
+	int			generation;
 	rocksdb_options_t *options;
 	rocksdb_t  *db;
 	ReaderCf   *cfs;
@@ -37,6 +39,13 @@ struct AlmanacReader
 };
 
 static AlmanacReader *readers[ALMANAC_MAX_STORES];
+
+/*
+ * Instances replaced by a reopen (a column family appeared).  A scan of this
+ * backend may still hold an iterator or a handle of theirs, so they stay open
+ * until the backend exits; column families are created rarely.
+ */
+static List *retired = NIL;
 
 static void
 reader_close(AlmanacReader *r)
@@ -59,13 +68,42 @@ reader_close(AlmanacReader *r)
 static void
 readers_at_exit(int code, Datum arg)
 {
+	ListCell   *lc;
+
+	foreach(lc, retired)
+		reader_close((AlmanacReader *) lfirst(lc));
 	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 	{
 		if (readers[i] == NULL)
 			continue;
 		reader_close(readers[i]);
-		rmtree(readers[i]->secondary_path, true);
+		rmtree(readers[i]->base_path, true);
 	}
+}
+
+/* open a new instance of the store in place of the current one */
+static void reader_open(AlmanacReader *r);
+
+static void
+reader_reopen(AlmanacReader *r)
+{
+	AlmanacReader *old = MemoryContextAlloc(TopMemoryContext, sizeof(AlmanacReader));
+	MemoryContext oldcxt;
+
+	*old = *r;
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	retired = lappend(retired, old);
+	MemoryContextSwitchTo(oldcxt);
+	r->db = NULL;
+	r->cfs = NULL;
+	r->ncfs = 0;
+	r->generation++;
+	snprintf(r->secondary_path, MAXPGPATH, "%s/%d", r->base_path, r->generation);
+	if (pg_mkdir_p(r->secondary_path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", r->secondary_path)));
+	reader_open(r);
 }
 
 static void
@@ -138,8 +176,9 @@ almanac_reader(int store)
 	{
 		r = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacReader));
 		r->store = store;
-		snprintf(r->secondary_path, MAXPGPATH, "%s/almanac/secondary/%d.%d",
+		snprintf(r->base_path, MAXPGPATH, "%s/almanac/secondary/%d.%d",
 				 DataDir, store, MyProcPid);
+		snprintf(r->secondary_path, MAXPGPATH, "%s/0", r->base_path);
 		r->options = rocksdb_options_create();
 		/* keep files the owner compacts away readable */
 		rocksdb_options_set_max_open_files(r->options, -1);
@@ -205,15 +244,13 @@ almanac_reader_cf(AlmanacReader *r, const char *name, bool create, uint32 *cf_id
 	if (cf == NULL)
 	{
 		/* created since we opened, by another backend or by us below */
-		reader_close(r);
-		reader_open(r);
+		reader_reopen(r);
 		cf = find_cf(r, name);
 	}
 	if (cf == NULL && create)
 	{
 		almanac_store_request(r->store, ALMANAC_REQ_CREATE_CF, NULL, 0, name, NULL, NULL);
-		reader_close(r);
-		reader_open(r);
+		reader_reopen(r);
 		cf = find_cf(r, name);
 	}
 	if (cf == NULL)
