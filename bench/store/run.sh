@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# bench/store/run.sh: the almanac_rocksdb foreign table against a heap table
+# with a btree primary key, on the same rows, in one scratch instance.
+#
+#   N=1000000 T=10 RUNS=3 T_SCAN=5 bench/store/run.sh
+#
+#   N       rows loaded into each table (chain 'eth', block_number 1..N)
+#   T       seconds per pgbench point-lookup run
+#   T_SCAN  seconds per pgbench run of the = ANY and range queries
+#   RUNS    runs per configuration; the table shows the median tps
+#
+# The instance's data directory is .build/bench-store/data (recreated each
+# run), shared_buffers = 1GB, almanac preloaded; it is stopped on exit.
+# Logs, pgbench output and the result table stay in .build/bench-store.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../../test/scripts/common.sh"
+
+N=${N:-1000000}
+T=${T:-10}
+T_SCAN=${T_SCAN:-5}
+RUNS=${RUNS:-3}
+CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS bench/store/run.sh"
+
+OUT=$ALMANAC_ROOT/.build/bench-store
+DATA=$OUT/data
+started=$(date +%s)
+
+setup_run_user
+build_private_tree
+if [ -f "$DATA/postmaster.pid" ]; then
+	run_as pg_ctl -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
+fi
+rm -rf "$OUT"
+make_user_dir "$OUT"
+
+run_as initdb -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$OUT/initdb.log"
+cat >>"$DATA/postgresql.conf" <<CONF
+
+# bench/store/run.sh
+shared_preload_libraries = 'almanac'
+shared_buffers = 1GB
+max_wal_size = 4GB
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+CONF
+PORT=$(free_port 54339)
+stop_server() {
+	run_as pg_ctl -D "$DATA" stop -m fast >/dev/null 2>&1 || true
+}
+trap stop_server EXIT
+run_as pg_ctl -D "$DATA" -l "$OUT/server.log" -o "-p $PORT" -w start >/dev/null
+
+PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
+PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N")
+
+fail() {
+	echo "FAILED: $*" >&2
+	echo "--- last lines of $OUT/server.log" >&2
+	tail -n 30 "$OUT/server.log" >&2
+	exit 1
+}
+
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo "# $CMDLINE"
+echo "instance on 127.0.0.1:$PORT, data $DATA"
+"${PSQL[@]}" -f "$HERE/setup.sql"
+
+# --- bulk load: the same file into both tables
+ROWS=$OUT/rows.tsv
+"${PSQL[@]}" -c "COPY (SELECT 'eth', n, '0x' || md5(n::text) || md5((n + 1)::text), (n * 7919) % 30000000
+                        FROM generate_series(1, $N::bigint) AS n) TO '$ROWS'"
+t0=$(now)
+"${PSQL[@]}" -c "COPY bench_heap FROM '$ROWS'" || fail "COPY into bench_heap"
+t1=$(now)
+"${PSQL[@]}" -c "COPY bench_kv FROM '$ROWS'" 2>"$OUT/copy_kv.err" || fail "COPY into bench_kv: $(cat "$OUT/copy_kv.err")"
+t2=$(now)
+load_heap=$(rate "$N" "$t0" "$t1")
+load_kv=$(rate "$N" "$t1" "$t2")
+echo "load: heap $load_heap rows/s, foreign $load_kv rows/s"
+"${PSQL[@]}" -c "VACUUM ANALYZE bench_heap" -c "CHECKPOINT"
+cnt=$("${PSQL[@]}" -Atc "SELECT count(*) FROM bench_kv WHERE chain_id = 'eth'") || fail "count of bench_kv"
+[ "$cnt" = "$N" ] || fail "bench_kv has $cnt rows, expected $N"
+mid=$((N / 2))
+a=$("${PSQL[@]}" -Atc "SELECT block_hash FROM bench_heap WHERE chain_id = 'eth' AND block_number = $mid")
+b=$("${PSQL[@]}" -Atc "SELECT block_hash FROM bench_kv WHERE chain_id = 'eth' AND block_number = $mid")
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "point read differs: heap '$a', foreign '$b'"
+
+# encoded value size of the foreign table's rows (format byte + heap tuple of non-key columns)
+vsize=$("${PSQL[@]}" -Atc "SELECT round(avg(length(almanac._encode_value(row(NULL::text, NULL::bigint, block_hash, gas_used)::bench_kv))))
+                            FROM bench_heap WHERE block_number <= 1000" 2>/dev/null) || vsize=100
+echo "encoded value size: $vsize bytes"
+
+# --- plans
+{
+	for t in heap kv; do
+		echo "== bench_$t"
+		"${PSQL[@]}" -c "EXPLAIN (COSTS OFF) SELECT block_hash FROM bench_$t WHERE chain_id = 'eth' AND block_number = 42"
+		"${PSQL[@]}" -c "EXPLAIN (COSTS OFF) SELECT count(block_hash) FROM bench_$t WHERE chain_id = 'eth' AND block_number = ANY (ARRAY(SELECT (7 + i * 9973) % $N + 1 FROM generate_series(0, 99) AS i))"
+		"${PSQL[@]}" -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(block_hash) FROM bench_$t WHERE chain_id = 'eth' AND block_number BETWEEN 5000 AND 14999"
+	done
+} >"$OUT/explain.txt" 2>&1 || fail "EXPLAIN: $(tail -n 5 "$OUT/explain.txt")"
+
+# --- pgbench: prints the median tps of RUNS runs
+bench() { # name script mode clients seconds
+	local name=$1 script=$2 mode=$3 clients=$4 secs=$5 r tps all=""
+	for r in $(seq "$RUNS"); do
+		"${PGBENCH[@]}" -M "$mode" -c "$clients" -j "$clients" -T "$secs" -f "$HERE/$script" postgres \
+			>"$OUT/pgbench.$name.$r.log" 2>&1 || fail "pgbench $name run $r: $(tail -n 5 "$OUT/pgbench.$name.$r.log")"
+		grep -q "failed transactions: 0 " "$OUT/pgbench.$name.$r.log" ||
+			fail "pgbench $name run $r had failed transactions: $(grep failed "$OUT/pgbench.$name.$r.log")"
+		tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/pgbench.$name.$r.log")
+		all="$all $tps"
+	done
+	echo "$name:$all" >>"$OUT/runs.txt"
+	echo "$all" | median
+}
+
+declare -A R
+for t in heap kv; do
+	# warm-up: caches, the backend's first reads
+	"${PGBENCH[@]}" -M prepared -c 2 -j 2 -T 2 -f "$HERE/point_$t.sql" postgres >"$OUT/pgbench.warmup.$t.log" 2>&1 ||
+		fail "pgbench warm-up $t: $(tail -n 5 "$OUT/pgbench.warmup.$t.log")"
+done
+for mode in prepared simple; do
+	for c in 1 2; do
+		for t in heap kv; do
+			R[point.$mode.$c.$t]=$(bench "point.$mode.c$c.$t" "point_$t.sql" "$mode" "$c" "$T")
+			echo "point $mode c=$c $t: ${R[point.$mode.$c.$t]} tps"
+		done
+	done
+done
+for q in any range; do
+	for t in heap kv; do
+		R[$q.$t]=$(bench "$q.prepared.c1.$t" "${q}_$t.sql" prepared 1 "$T_SCAN")
+		echo "$q prepared c=1 $t: ${R[$q.$t]} tps"
+	done
+done
+
+# --- memory of one backend around its first foreign-table read
+read -r mpid rss0 anon0 rss1 anon1 rss2 anon2 rss3 anon3 < <("${PSQL[@]}" -v key="$mid" -v N="$N" -f "$HERE/memory.sql") ||
+	fail "memory probe"
+echo "memory (kB): pid $mpid rss $rss0 -> heap read $rss1 -> first foreign read $rss2 -> +1000 reads $rss3; anon $anon0 $anon1 $anon2 $anon3"
+
+"${PSQL[@]}" -c "SELECT pg_size_pretty(pg_total_relation_size('bench_heap')) AS heap_size" -At >"$OUT/heap_size.txt"
+store_du=$(du -sh "$DATA/almanac/store" 2>/dev/null | cut -f1) || store_du=?
+
+# --- RocksDB's own ceiling (db_bench, same key size and about the same value size)
+DBB=$OUT/dbbench
+mkdir -p "$DBB"
+DBB_ARGS=(--num="$N" --key_size=18 --value_size="$vsize" --compression_type=lz4 --bloom_bits=10 --db="$DBB/db")
+db_bench --benchmarks=fillseq,readrandom "${DBB_ARGS[@]}" --threads=1 >"$DBB/t1.log" 2>&1 || fail "db_bench t1: $(tail -n 5 "$DBB/t1.log")"
+db_bench --benchmarks=readrandom --use_existing_db=1 "${DBB_ARGS[@]}" --threads=2 >"$DBB/t2.log" 2>&1 || fail "db_bench t2: $(tail -n 5 "$DBB/t2.log")"
+dbops() { sed -n "s/^$1 *:.* \([0-9]*\) ops\/sec.*/\1/p" "$2" | head -n 1; }
+dbb_fill=$(dbops fillseq "$DBB/t1.log")
+dbb_r1=$(dbops readrandom "$DBB/t1.log")
+dbb_r2=$(dbops readrandom "$DBB/t2.log")
+rm -rf "$DBB/db"
+
+# --- the table
+{
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB)"
+	echo
+	echo "| measurement | heap + btree PK | almanac_rocksdb | foreign/heap |"
+	echo "|---|---:|---:|---:|"
+	echo "| bulk load, COPY FROM file, rows/s | $load_heap | $load_kv | $(ratio "$load_kv" "$load_heap") |"
+	for mode in prepared simple; do
+		for c in 1 2; do
+			h=${R[point.$mode.$c.heap]} k=${R[point.$mode.$c.kv]}
+			echo "| point lookup, -M $mode, $c client$([ "$c" = 1 ] || echo s), tps | $h | $k | $(ratio "$k" "$h") |"
+		done
+	done
+	echo "| \`= ANY\` of 100 keys, prepared, 1 client, tps | ${R[any.heap]} | ${R[any.kv]} | $(ratio "${R[any.kv]}" "${R[any.heap]}") |"
+	echo "| 10,000-row key range (BETWEEN), prepared, 1 client, tps | ${R[range.heap]} | ${R[range.kv]} | $(ratio "${R[range.kv]}" "${R[range.heap]}") |"
+	echo "| backend RSS after first read, kB (VmRSS / RssAnon added) | +$((rss1 - rss0)) / +$((anon1 - anon0)) | +$((rss2 - rss1)) / +$((anon2 - anon1)) | |"
+	echo "| backend RSS added by 1000 more foreign point reads, kB | | +$((rss3 - rss2)) / +$((anon3 - anon2)) | |"
+	echo "| size on disk | $(cat "$OUT/heap_size.txt") | $store_du (store dir) | |"
+	echo
+	echo "| db_bench (key 18 B, value $vsize B, lz4, bloom 10) | ops/s |"
+	echo "|---|---:|"
+	echo "| fillseq, 1 thread | $dbb_fill |"
+	echo "| readrandom, 1 thread | $dbb_r1 |"
+	echo "| readrandom, 2 threads | $dbb_r2 |"
+	echo
+	echo "Point lookups vs RocksDB's ceiling: foreign prepared 1 client / db_bench readrandom 1 thread = $(ratio "${R[point.prepared.1.kv]}" "$dbb_r1"); 2 clients / 2 threads = $(ratio "${R[point.prepared.2.kv]}" "$dbb_r2")."
+	echo "Medians of $RUNS runs; every run in .build/bench-store/runs.txt, plans in .build/bench-store/explain.txt."
+} >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+echo
+echo "== plans"
+cat "$OUT/explain.txt"
+echo "done in $(($(date +%s) - started)) s"
