@@ -53,6 +53,9 @@ static OwnerCf *owner_cfs = NULL;
 static int	owner_ncfs = 0;
 static MemoryContext owner_cxt = NULL;
 
+/* bytes written since the last flush of all column families */
+static uint64 owner_unflushed = 0;
+
 /* per request, released on success and on error */
 static rocksdb_writebatch_t *req_out = NULL;
 static dsm_segment *req_seg = NULL;
@@ -294,6 +297,41 @@ key_for_message(const char *key, size_t len)
 }
 
 /*
+ * Every backend's secondary replays the owner's unflushed write-ahead log into
+ * memtables of its own, so unflushed data costs memory in every backend that
+ * reads.  RocksDB's max_total_wal_size only forces flushes across several
+ * column families, and the design's write buffers (4 x 64MB, merged by 2)
+ * let a single one hold more than 128MB unflushed (seen: 317MB added per
+ * backend).  So the owner flushes every column family, without waiting,
+ * once that much has been written since the last flush.
+ */
+static void
+bound_unflushed(void)
+{
+	int64		limit = almanac_shared->stores[owner_store].tuning.max_total_wal_size;
+	rocksdb_flushoptions_t *fo;
+
+	if (limit <= 0 || owner_unflushed < (uint64) limit)
+		return;
+	fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(fo, 0);
+	for (int i = 0; i < owner_ncfs; i++)
+	{
+		char	   *err = NULL;
+
+		rocksdb_flush_cf(owner_db, fo, owner_cfs[i].handle, &err);
+		if (err)
+		{
+			ereport(LOG, (errmsg("almanac: flush of column family \"%s\" failed: %s",
+								 owner_cfs[i].name, err)));
+			rocksdb_free(err);
+		}
+	}
+	rocksdb_flushoptions_destroy(fo);
+	owner_unflushed = 0;
+}
+
+/*
  * Apply a batch of intents: check each against the store, merge it into the
  * key's version list, and write all of them durably in one RocksDB write.
  * Nothing is written if any intent conflicts.
@@ -387,6 +425,8 @@ owner_apply(AlmanacRequestSlot *slot)
 
 	rocksdb_write(owner_db, owner_wopts, req_out, &err);
 	rocks_check(err, "write");
+	owner_unflushed += slot->payload_len;
+	bound_unflushed();
 	return rocksdb_get_latest_sequence_number(owner_db);
 }
 
