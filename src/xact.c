@@ -311,16 +311,18 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 					  rocksdb_column_family_handle_t *cf,
 					  const char *key, size_t klen, size_t *vlen)
 {
-	rocksdb_options_t *opts = NULL;
-	char	   *err = NULL;
-	char	   *val = NULL;
-	char	   *copy = NULL;
+	/* read options of batch lookups: made once, not per row */
+	static rocksdb_options_t *opts = NULL;
 	rocksdb_writebatch_wi_t *batches[2];
 
 	batches[0] = stmt;
 	batches[1] = almanac_xact_batch(store);
-	for (int i = 0; i < 2 && val == NULL; i++)
+	for (int i = 0; i < 2; i++)
 	{
+		char	   *err = NULL;
+		char	   *val;
+		char	   *copy;
+
 		if (batches[i] == NULL)
 			continue;
 		if (opts == NULL)
@@ -328,19 +330,21 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 		val = rocksdb_writebatch_wi_get_from_batch_cf(batches[i], opts, cf, key, klen, vlen, &err);
 		if (err)
 		{
+			char	   *msg = pstrdup(err);
+
 			rocksdb_free(err);
-			val = NULL;
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("almanac: lookup in the transaction's write batch failed: %s", msg)));
 		}
-	}
-	if (opts)
-		rocksdb_options_destroy(opts);
-	if (val)
-	{
+		if (val == NULL)
+			continue;
 		copy = palloc(*vlen);
 		memcpy(copy, val, *vlen);
 		rocksdb_free(val);
+		return copy;
 	}
-	return copy;
+	return NULL;
 }
 
 /*
