@@ -1,0 +1,115 @@
+-- Key conditions and orderings pushed into RocksDB: ranges, = ANY / IN as
+-- one MultiGet, ORDER BY the key (forward and backward) with LIMIT, and
+-- ANALYZE.  Each pushed shape is compared with the same query on a heap
+-- table holding the same rows, so a wrong bound shows as a difference.
+
+CREATE FOREIGN TABLE pd_blocks (
+	chain_id text, block_number bigint, block_hash text, gas_used integer
+) SERVER almanac_store
+  OPTIONS (column_family 'pd_blocks', key_prefix 'pdblock', key_columns 'chain_id, block_number');
+CREATE TABLE pd_heap (chain_id text, block_number bigint, block_hash text, gas_used integer,
+					  PRIMARY KEY (chain_id, block_number));
+
+-- chains whose names sort differently as key bytes than as text:
+-- 'eth' < 'eth!' in SQL, but "eth:" > "eth!:" as bytes (':' > '!')
+INSERT INTO pd_heap
+SELECT c, n, 'h' || c || n, (n * 7) % 100
+FROM unnest(ARRAY['eth', 'eth!', 'base', 'a:b']) AS c, generate_series(0, 300) AS n;
+INSERT INTO pd_blocks SELECT * FROM pd_heap;
+
+-- compare a query on the foreign table with the same on the heap table
+CREATE FUNCTION pd_same(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	kv text[];
+	heap text[];
+	-- in the query's order if it has one, else sorted
+	agg text := CASE WHEN q LIKE '%ORDER BY%' THEN 'array_agg(r::text)'
+				ELSE 'array_agg(r::text ORDER BY r::text)' END;
+BEGIN
+	EXECUTE format('SELECT %s FROM (%s) r', agg, q) INTO kv;
+	EXECUTE format('SELECT %s FROM (%s) r', agg, replace(q, 'pd_blocks', 'pd_heap')) INTO heap;
+	IF kv IS NOT DISTINCT FROM heap THEN
+		RETURN 'same ' || coalesce(cardinality(kv), 0) || ' rows';
+	END IF;
+	RETURN 'DIFFERENT: ' || coalesce(kv::text, 'none') || ' vs ' || coalesce(heap::text, 'none');
+END $$;
+
+-- ranges on the column after the equality columns: a bounded iterator
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 20;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 20$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth!' AND block_number > 295$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'a:b' AND block_number < 3$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number >= 300$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number <= 0$$);
+-- the column on the right, cross-type (int4) values, a bound beyond the domain
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND 290 < block_number AND block_number < 295::int4$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number > -5 AND block_number < 2$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number < -5$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number BETWEEN 20 AND 10$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number > NULL::bigint$$);
+-- other conditions still apply inside the range
+SELECT pd_same($$SELECT block_number, gas_used FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 40 AND gas_used > 50$$);
+-- a range on the first key column of a text type is not pushed (no byte order)
+EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks WHERE chain_id > 'eth';
+SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks WHERE chain_id > 'eth' ORDER BY 1, 2$$);
+
+-- = ANY and IN on the last key column: one MultiGet, duplicates and NULLs ignored
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number IN (5, 3, 5, 999);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number IN (5, 3, 5, 999) ORDER BY 1$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth!' AND block_number = ANY (ARRAY[7, NULL, -1, 300]::int4[]) ORDER BY 1$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = ANY ('{}'::bigint[])$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = ANY (NULL::bigint[])$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = ANY (ARRAY(SELECT g * 50 FROM generate_series(1, 10) g)) ORDER BY 1$$);
+-- with a parameter, and reading the transaction's own uncommitted writes
+PREPARE pd_any(text, bigint[]) AS
+	SELECT block_number, block_hash FROM pd_blocks WHERE chain_id = $1 AND block_number = ANY ($2) ORDER BY 1;
+EXPLAIN (COSTS OFF) EXECUTE pd_any('eth', '{1,2}');
+BEGIN;
+UPDATE pd_blocks SET block_hash = 'changed' WHERE chain_id = 'eth' AND block_number = 2;
+DELETE FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 3;
+INSERT INTO pd_blocks VALUES ('eth', 1000, 'new', 0);
+EXECUTE pd_any('eth', '{1,2,3,1000}');
+ROLLBACK;
+EXECUTE pd_any('eth', '{1,2,3,1000}');
+DEALLOCATE pd_any;
+
+-- ORDER BY the key: no Sort, forward or backward; LIMIT stops the iterator
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth!' ORDER BY block_number DESC LIMIT 5$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'a:b' ORDER BY chain_id, block_number LIMIT 3$$);
+EXPLAIN (COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number < 100 ORDER BY block_number DESC LIMIT 3;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number < 100 ORDER BY block_number DESC LIMIT 3$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number >= 298 ORDER BY block_number$$);
+-- backward over the transaction's own writes, at both ends of the range
+BEGIN;
+INSERT INTO pd_heap VALUES ('eth', 301, 'x', 0), ('eth', 400, 'y', 0);
+INSERT INTO pd_blocks VALUES ('eth', 301, 'x', 0), ('eth', 400, 'y', 0);
+DELETE FROM pd_heap WHERE chain_id = 'eth' AND block_number = 300;
+DELETE FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 300;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 3$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number < 400 ORDER BY block_number DESC LIMIT 2$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 298 ORDER BY block_number$$);
+ROLLBACK;
+-- where byte order is not SQL order the planner sorts: text key columns
+EXPLAIN (COSTS OFF) SELECT chain_id, block_number FROM pd_blocks ORDER BY chain_id, block_number LIMIT 5;
+SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks ORDER BY chain_id, block_number LIMIT 5$$);
+SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks WHERE block_number = 7 ORDER BY chain_id DESC$$);
+-- ... and when the ORDER BY skips a key column or mixes directions
+EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks ORDER BY block_number LIMIT 1;
+EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number, gas_used DESC LIMIT 1;
+
+-- ANALYZE gathers statistics from a pass over the table: estimates follow
+SELECT reltuples FROM pg_class WHERE oid = 'pd_blocks'::regclass;
+ANALYZE pd_blocks;
+SELECT reltuples FROM pg_class WHERE oid = 'pd_blocks'::regclass;
+SELECT attname, n_distinct FROM pg_stats WHERE tablename = 'pd_blocks' AND attname IN ('chain_id', 'gas_used') ORDER BY 1;
+EXPLAIN SELECT * FROM pd_blocks WHERE chain_id = 'eth' AND gas_used = 1;
+
+DROP FUNCTION pd_same(text);
+DROP TABLE pd_heap;
+DROP FOREIGN TABLE pd_blocks;

@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdw.h
+ *	  Types shared by the callbacks of the almanac_rocksdb foreign data
+ *	  wrapper: fdw.c (handler and row access), fdwplan.c (planning),
+ *	  fdwscan.c (reading), fdwmodify.c (writing), fdwanalyze.c (ANALYZE)
+ *	  and fdwimport.c (IMPORT FOREIGN SCHEMA).
+ *
+ * Reads run in the backend, on its secondary instance (reader.h), judged by
+ * the statement's snapshot (visibility.h), over the transaction's own
+ * buffered writes (xact.h).  Writes become intents in the statement's batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_FDW_H
+#define ALMANAC_FDW_H
+
+#include "access/transam.h"
+#include "executor/tuptable.h"
+#include "foreign/fdwapi.h"
+#include "utils/rel.h"
+#include "utils/palloc.h"
+#include "utils/snapshot.h"
+
+#include <rocksdb/c.h>
+
+#include "keycodec.h"
+#include "option.h"
+#include "reader.h"
+
+/* a foreign table's layout, resolved once per statement */
+typedef struct AlmanacTable
+{
+	Relation	rel;
+	AlmanacTableOptions *opts;
+	AlmanacServerOptions *server;
+	AlmanacKeyLayout layout;
+	AttrNumber *keyattrs;
+	bool	   *is_key;			/* per attribute: stored in the key, not the value */
+} AlmanacTable;
+
+/* what scans and modifies share: the table, its store and column family */
+typedef struct AlmanacAccess
+{
+	AlmanacTable *t;
+	int			store;
+	AlmanacReader *reader;
+	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty */
+	uint32		cf_id;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_iterator_t *iter;	/* the caller's iterator, if any */
+	Datum	   *keyvalues;
+	MemoryContextCallback release;	/* frees ropts and iter */
+} AlmanacAccess;
+
+/*
+ * How a scan reaches its rows, decided by fdwplan.c and carried to fdwscan.c
+ * in ForeignScan.fdw_private (see fdwplan.c for the list's layout).
+ */
+typedef enum AlmanacAccessKind
+{
+	ALMANAC_ACCESS_FULL,		/* every key of the table's prefix */
+	ALMANAC_ACCESS_PREFIX,		/* equality on leading key columns */
+	ALMANAC_ACCESS_RANGE,		/* ... and a range on the next one */
+	ALMANAC_ACCESS_GET,			/* equality on every key column */
+	ALMANAC_ACCESS_MULTIGET		/* ... the last one "= ANY (array)" */
+} AlmanacAccessKind;
+
+/* positions in ForeignScan.fdw_private */
+enum
+{
+	ALMANAC_PRIV_KIND,			/* Integer: AlmanacAccessKind */
+	ALMANAC_PRIV_NEQ,			/* Integer: equality on the first neq key columns */
+	ALMANAC_PRIV_LOWER,			/* Integer: AlmanacKeyBound of the lower bound, or -1 */
+	ALMANAC_PRIV_UPPER,			/* Integer: AlmanacKeyBound of the upper bound, or -1 */
+	ALMANAC_PRIV_DIRECTION,		/* Integer: 1 ordered forward, -1 backward, 0 any */
+	ALMANAC_PRIV_BOUNDS,		/* String: the pushed-down conditions, for EXPLAIN */
+	ALMANAC_PRIV_COUNT
+};
+
+/* fdw.c: tables and row access */
+extern AlmanacTable *almanac_table_open(Relation rel);
+/*
+ * Attach the table's store and column family and create read options.  The
+ * read options and a->iter (set by the caller) are released when
+ * CurrentMemoryContext is reset or deleted, ERROR included, or earlier by
+ * almanac_access_release.
+ */
+extern void almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write);
+extern void almanac_access_release(AlmanacAccess *a);
+extern void almanac_access_close_iterator(AlmanacAccess *a);
+extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
+							  const char **tuple, uint32 *tuple_len,
+							  FullTransactionId *xid);
+extern void almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot,
+							  const char *key, size_t klen,
+							  const char *tuple, uint32 tuple_len);
+extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
+							   const char *key, size_t klen, size_t *vlen);
+extern void almanac_report_read_error(char *err);
+
+/* fdwplan.c */
+extern void almanacGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
+									 Oid foreigntableid);
+extern void almanacGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
+								   Oid foreigntableid);
+extern ForeignScan *almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
+										  Oid foreigntableid, ForeignPath *best_path,
+										  List *tlist, List *scan_clauses,
+										  Plan *outer_plan);
+
+/* fdwscan.c */
+extern void almanacBeginForeignScan(ForeignScanState *node, int eflags);
+extern TupleTableSlot *almanacIterateForeignScan(ForeignScanState *node);
+extern void almanacReScanForeignScan(ForeignScanState *node);
+extern void almanacEndForeignScan(ForeignScanState *node);
+extern void almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es);
+
+/* fdwmodify.c */
+extern void almanac_fdw_modify_routine(FdwRoutine *r);
+
+/* fdwanalyze.c */
+extern bool almanacAnalyzeForeignTable(Relation relation,
+									   AcquireSampleRowsFunc *func,
+									   BlockNumber *totalpages);
+
+/* fdwimport.c */
+extern List *almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
+
+#endif							/* ALMANAC_FDW_H */

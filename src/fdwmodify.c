@@ -1,0 +1,360 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdwmodify.c
+ *	  Writing foreign tables: INSERT (batched, and COPY), UPDATE, DELETE.
+ *
+ * Each row becomes an intent (visibility.h) in the statement's
+ * WriteBatchWithIndex, merged into the transaction's batch when the
+ * statement ends (xact.h), so a failed statement leaves nothing behind and
+ * the transaction reads its own writes.  UPDATE and DELETE identify the old
+ * row by a whole-row junk column; an UPDATE that changes a key column
+ * deletes the old key and inserts the new one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/appendinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "almanac.h"
+#include "fdw.h"
+#include "store.h"
+#include "valuecodec.h"
+#include "visibility.h"
+#include "xact.h"
+
+typedef struct AlmanacModifyState
+{
+	AlmanacAccess a;
+	rocksdb_writebatch_wi_t *stmt;
+	AttrNumber	wholerow_attno;
+	TupleDesc	desc;
+	StringInfoData key;
+	StringInfoData oldkey;
+	StringInfoData value;
+	MemoryContext rowcxt;
+	MemoryContextCallback cleanup;
+} AlmanacModifyState;
+
+static void
+modify_cleanup(void *arg)
+{
+	AlmanacModifyState *m = arg;
+
+	if (m->stmt)
+		rocksdb_writebatch_wi_destroy(m->stmt);
+	m->stmt = NULL;
+}
+
+/* UPDATE and DELETE need the old row: its key, and the new row's unchanged columns */
+static void
+almanacAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+							   RangeTblEntry *target_rte, Relation target_relation)
+{
+	Var		   *var = makeWholeRowVar(target_rte, rtindex, 0, false);
+
+	add_row_identity_var(root, var, rtindex, "wholerow");
+}
+
+static AlmanacModifyState *
+modify_begin(ResultRelInfo *rinfo, EState *estate)
+{
+	AlmanacModifyState *m = palloc0(sizeof(AlmanacModifyState));
+
+	m->cleanup.func = modify_cleanup;
+	m->cleanup.arg = m;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cleanup);
+	almanac_access_init(&m->a, rinfo->ri_RelationDesc, true);
+	m->stmt = almanac_stmt_batch_create();
+	m->desc = RelationGetDescr(rinfo->ri_RelationDesc);
+	m->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac modify row",
+									  ALLOCSET_SMALL_SIZES);
+	initStringInfo(&m->key);
+	initStringInfo(&m->oldkey);
+	initStringInfo(&m->value);
+	return m;
+}
+
+static void
+almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+						  List *fdw_private, int subplan_index, int eflags)
+{
+	AlmanacModifyState *m;
+
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	m = modify_begin(rinfo, mtstate->ps.state);
+	if (mtstate->operation == CMD_UPDATE || mtstate->operation == CMD_DELETE)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		m->wholerow_attno = ExecFindJunkAttributeInTlist(subplan->targetlist, "wholerow");
+		if (!AttributeNumberIsValid(m->wholerow_attno))
+			elog(ERROR, "almanac: wholerow junk column missing");
+	}
+	rinfo->ri_FdwState = m;
+}
+
+static void
+almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	rinfo->ri_FdwState = modify_begin(rinfo, mtstate->ps.state);
+}
+
+/* the key of a row given as values/isnull; a NULL key column is 23502 */
+static void
+row_key(AlmanacModifyState *m, StringInfo buf, const Datum *values, const bool *isnull)
+{
+	AlmanacTable *t = m->a.t;
+
+	for (int i = 0; i < t->layout.nkeys; i++)
+	{
+		AttrNumber attno = t->keyattrs[i];
+
+		if (isnull[attno - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in key column \"%s\" of foreign table \"%s\"",
+							t->layout.names[i], RelationGetRelationName(t->rel)),
+					 errdetail("Key columns form the RocksDB key and cannot be NULL.")));
+		m->a.keyvalues[i] = values[attno - 1];
+	}
+	resetStringInfo(buf);
+	almanac_key_encode(buf, &t->layout, t->layout.nkeys, m->a.keyvalues, false);
+}
+
+/*
+ * The version of the key the current snapshot sees: whether it is a live
+ * row, and its writer (the version an update or delete is based on).
+ */
+static bool
+key_visible(AlmanacModifyState *m, StringInfo key, FullTransactionId *xid)
+{
+	size_t		vlen;
+	char	   *val = almanac_get_value(&m->a, m->stmt, key->data, key->len, &vlen);
+	const char *tuple;
+	uint32		tlen;
+
+	*xid = InvalidFullTransactionId;
+	if (val == NULL)
+		return false;
+	return almanac_value_row(val, vlen, GetActiveSnapshot(), &tuple, &tlen, xid);
+}
+
+static void
+put_intent(AlmanacModifyState *m, StringInfo key, AlmanacIntentKind kind,
+		   FullTransactionId expected, const char *tuple, uint32 tuple_len)
+{
+	AlmanacIntent intent;
+
+	intent.cf_id = m->a.cf_id;
+	intent.kind = kind;
+	/* stamps the (sub)transaction and makes sure it gets an xid */
+	intent.xid = GetCurrentFullTransactionId();
+	intent.top = GetTopTransactionId();
+	intent.expected = expected;
+	intent.tuple = tuple;
+	intent.tuple_len = tuple_len;
+	almanac_xact_put(m->a.store, m->stmt, m->a.cf, key->data, key->len, &intent);
+}
+
+static void
+insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
+{
+	FullTransactionId xid;
+	bool		upsert = m->a.t->opts->upsert;
+
+	if (key_visible(m, key, &xid) && !upsert)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
+						RelationGetRelationName(m->a.t->rel)),
+				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
+	resetStringInfo(&m->value);
+	almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
+	put_intent(m, key, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
+			   m->value.data, m->value.len);
+}
+
+static TupleTableSlot *
+almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	AlmanacModifyState *m = rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+
+	slot_getallattrs(slot);
+	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
+	insert_row(m, &m->key, slot);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->rowcxt);
+	return slot;
+}
+
+static TupleTableSlot **
+almanacExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+							  TupleTableSlot **slots, TupleTableSlot **planSlots,
+							  int *numSlots)
+{
+	for (int i = 0; i < *numSlots; i++)
+		almanacExecForeignInsert(estate, rinfo, slots[i], planSlots ? planSlots[i] : NULL);
+	return slots;
+}
+
+static int
+almanacGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	/* rows are buffered in the statement batch anyway; RETURNING needs them one by one */
+	return rinfo->ri_projectReturning ? 1 : 1000;
+}
+
+/* the key of the old row, from the wholerow junk column */
+static void
+old_row_key(AlmanacModifyState *m, TupleTableSlot *planSlot)
+{
+	bool		isnull;
+	Datum		d = ExecGetJunkAttribute(planSlot, m->wholerow_attno, &isnull);
+	HeapTupleHeader td;
+	HeapTupleData tuple;
+	Datum	   *values = palloc(sizeof(Datum) * m->desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * m->desc->natts);
+
+	if (isnull)
+		elog(ERROR, "almanac: wholerow is NULL");
+	td = DatumGetHeapTupleHeader(d);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	heap_deform_tuple(&tuple, m->desc, values, nulls);
+	row_key(m, &m->oldkey, values, nulls);
+}
+
+/* the version an update or delete of oldkey is based on */
+static FullTransactionId
+based_on(AlmanacModifyState *m)
+{
+	FullTransactionId xid;
+
+	if (!key_visible(m, &m->oldkey, &xid))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update of foreign table \"%s\"",
+						RelationGetRelationName(m->a.t->rel))));
+	return xid;
+}
+
+static TupleTableSlot *
+almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	AlmanacModifyState *m = rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+	FullTransactionId expected;
+
+	slot_getallattrs(slot);
+	old_row_key(m, planSlot);
+	expected = based_on(m);
+	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
+
+	if (m->key.len == m->oldkey.len && memcmp(m->key.data, m->oldkey.data, m->key.len) == 0)
+	{
+		resetStringInfo(&m->value);
+		almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
+		put_intent(m, &m->key, m->a.t->opts->upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_UPDATE,
+				   expected, m->value.data, m->value.len);
+	}
+	else
+	{
+		/* a new key moves the row */
+		put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, expected, NULL, 0);
+		insert_row(m, &m->key, slot);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->rowcxt);
+	return slot;
+}
+
+static TupleTableSlot *
+almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+						 TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	AlmanacModifyState *m = rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+
+	old_row_key(m, planSlot);
+	put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, based_on(m), NULL, 0);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->rowcxt);
+
+	/* RETURNING: the deleted row */
+	if (rinfo->ri_projectReturning)
+	{
+		bool		isnull;
+		Datum		d = ExecGetJunkAttribute(planSlot, m->wholerow_attno, &isnull);
+		HeapTupleData tuple;
+
+		tuple.t_data = DatumGetHeapTupleHeader(d);
+		tuple.t_len = HeapTupleHeaderGetDatumLength(tuple.t_data);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = RelationGetRelid(rinfo->ri_RelationDesc);
+		ExecForceStoreHeapTuple(&tuple, slot, false);
+	}
+	return slot;
+}
+
+/* the statement's writes become the transaction's */
+static void
+modify_end(AlmanacModifyState *m)
+{
+	if (m == NULL || m->stmt == NULL)
+		return;
+	almanac_stmt_batch_merge(m->a.store, m->stmt, m->a.cf, m->a.cf_id);
+	modify_cleanup(m);
+	almanac_access_release(&m->a);
+}
+
+static void
+almanacEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	modify_end(rinfo->ri_FdwState);
+}
+
+static void
+almanacEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
+{
+	modify_end(rinfo->ri_FdwState);
+}
+
+static int
+almanacIsForeignRelUpdatable(Relation rel)
+{
+	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+/* install the write callbacks in the wrapper's routine */
+void
+almanac_fdw_modify_routine(FdwRoutine *r)
+{
+	r->AddForeignUpdateTargets = almanacAddForeignUpdateTargets;
+	r->BeginForeignModify = almanacBeginForeignModify;
+	r->ExecForeignInsert = almanacExecForeignInsert;
+	r->ExecForeignBatchInsert = almanacExecForeignBatchInsert;
+	r->GetForeignModifyBatchSize = almanacGetForeignModifyBatchSize;
+	r->ExecForeignUpdate = almanacExecForeignUpdate;
+	r->ExecForeignDelete = almanacExecForeignDelete;
+	r->EndForeignModify = almanacEndForeignModify;
+	r->BeginForeignInsert = almanacBeginForeignInsert;
+	r->EndForeignInsert = almanacEndForeignInsert;
+	r->IsForeignRelUpdatable = almanacIsForeignRelUpdatable;
+}
