@@ -136,4 +136,29 @@ BEGIN
 END $$;
 SELECT * FROM kv_new ORDER BY h;
 
-DROP FOREIGN TABLE kv_blocks, kv_state, kv_tx, kv_bad, kv_new;
+-- a statement bigger than almanac.write_batch_size is sent to the owner in
+-- chunks as it goes; it is still all or nothing, and a key written twice
+-- across chunks is still a duplicate
+CREATE FOREIGN TABLE kv_chunks (n bigint, pad text) SERVER almanac_store
+	OPTIONS (key_prefix 'chunk', key_columns 'n');
+SET almanac.write_batch_size = 64;
+BEGIN;
+INSERT INTO kv_chunks SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g;
+SELECT count(*), sum(n) FROM kv_chunks;
+ROLLBACK;
+SELECT count(*) FROM kv_chunks;
+INSERT INTO kv_chunks SELECT g, repeat('x', 100) FROM generate_series(1, 3000) g;
+SELECT count(*), sum(n), min(length(pad)) FROM kv_chunks;
+SELECT sqlstate_of($$INSERT INTO kv_chunks SELECT g % 2500 + 5000, repeat('y', 100) FROM generate_series(1, 3000) g$$);
+SELECT count(*) FROM kv_chunks;
+-- a savepoint rolled back after chunks of its statement were sent
+BEGIN;
+SAVEPOINT s;
+DELETE FROM kv_chunks WHERE n > 1000;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO kv_chunks VALUES (0, 'zero');
+COMMIT;
+SELECT count(*), sum(n) FROM kv_chunks;
+RESET almanac.write_batch_size;
+
+DROP FOREIGN TABLE kv_blocks, kv_state, kv_tx, kv_bad, kv_new, kv_chunks;

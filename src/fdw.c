@@ -158,17 +158,14 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 	ExecStoreVirtualTuple(slot);
 }
 
-/* Get a key: the transaction's buffered write, else the store */
+/* Get a key from the store (the secondary), ignoring buffered writes */
 char *
-almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
-				  size_t klen, size_t *vlen)
+almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
 {
-	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
 	char	   *err = NULL;
 	char	   *stored;
+	char	   *val;
 
-	if (val)
-		return val;
 	stored = rocksdb_get_cf(almanac_reader_db(a->reader), a->ropts, a->cf, key, klen, vlen, &err);
 	if (err)
 		almanac_report_read_error(err);
@@ -180,6 +177,15 @@ almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *k
 	return val;
 }
 
+/* Get a key: the transaction's buffered write, else the store */
+char *
+almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
+				  size_t klen, size_t *vlen)
+{
+	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
+
+	return val ? val : almanac_store_get(a, key, klen, vlen);
+}
 
 /* a failed RocksDB read: free RocksDB's message, raise it as an I/O error */
 void

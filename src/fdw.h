@@ -95,6 +95,8 @@ extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
 extern void almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot,
 							  const char *key, size_t klen,
 							  const char *tuple, uint32 tuple_len);
+extern char *almanac_store_get(AlmanacAccess *a, const char *key, size_t klen,
+							   size_t *vlen);
 extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
 							   const char *key, size_t klen, size_t *vlen);
 extern void almanac_report_read_error(char *err);

@@ -42,6 +42,10 @@ typedef struct AlmanacModifyState
 	StringInfoData key;
 	StringInfoData oldkey;
 	StringInfoData value;
+	/* the buffered write key_visible found for 'looked_up' (NULL: none) */
+	StringInfo	looked_up;
+	char	   *buffered;
+	size_t		buffered_len;
 	MemoryContext rowcxt;
 	MemoryContextCallback cleanup;
 } AlmanacModifyState;
@@ -141,9 +145,18 @@ static bool
 key_visible(AlmanacModifyState *m, StringInfo key, FullTransactionId *xid)
 {
 	size_t		vlen;
-	char	   *val = almanac_get_value(&m->a, m->stmt, key->data, key->len, &vlen);
+	char	   *val;
 	const char *tuple;
 	uint32		tlen;
+
+	/* remembered for put_intent, which combines the new write with it */
+	m->buffered = almanac_xact_buffered(m->a.store, m->stmt, m->a.cf, key->data, key->len,
+										&m->buffered_len);
+	m->looked_up = key;
+	val = m->buffered;
+	vlen = m->buffered_len;
+	if (val == NULL)
+		val = almanac_store_get(&m->a, key->data, key->len, &vlen);
 
 	*xid = InvalidFullTransactionId;
 	if (val == NULL)
@@ -165,7 +178,12 @@ put_intent(AlmanacModifyState *m, StringInfo key, AlmanacIntentKind kind,
 	intent.expected = expected;
 	intent.tuple = tuple;
 	intent.tuple_len = tuple_len;
-	almanac_xact_put(m->a.store, m->stmt, m->a.cf, key->data, key->len, &intent);
+	if (m->looked_up != key)
+		m->buffered = almanac_xact_buffered(m->a.store, m->stmt, m->a.cf, key->data, key->len,
+											&m->buffered_len);
+	almanac_xact_put(m->a.store, m->stmt, m->a.cf, m->a.cf_id, key->data, key->len, &intent,
+					 m->buffered, m->buffered_len);
+	m->looked_up = NULL;
 }
 
 static void
@@ -294,10 +312,8 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 
 	old_row_key(m, planSlot);
 	put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, based_on(m), NULL, 0);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(m->rowcxt);
 
-	/* RETURNING: the deleted row */
+	/* RETURNING: the deleted row, copied into the slot */
 	if (rinfo->ri_projectReturning)
 	{
 		bool		isnull;
@@ -309,7 +325,10 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		ItemPointerSetInvalid(&tuple.t_self);
 		tuple.t_tableOid = RelationGetRelid(rinfo->ri_RelationDesc);
 		ExecForceStoreHeapTuple(&tuple, slot, false);
+		ExecMaterializeSlot(slot);
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->rowcxt);
 	return slot;
 }
 
@@ -319,7 +338,7 @@ modify_end(AlmanacModifyState *m)
 {
 	if (m == NULL || m->stmt == NULL)
 		return;
-	almanac_stmt_batch_merge(m->a.store, m->stmt, m->a.cf, m->a.cf_id);
+	almanac_stmt_batch_merge(m->a.store, &m->stmt, m->a.cf, m->a.cf_id);
 	modify_cleanup(m);
 	almanac_access_release(&m->a);
 }

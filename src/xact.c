@@ -137,32 +137,50 @@ append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	appendBinaryStringInfo(buf, v, vlen);
 }
 
-/* send the transaction's batch to the owner and start an empty one */
+/*
+ * Send a batch's entries in the given column families to the owner, which
+ * applies them in one durable write, and clear the batch.
+ */
 static void
-ship(void)
+ship_batch(rocksdb_writebatch_wi_t *batch, const uint32 *cf_ids, int ncfs)
 {
-	AlmanacReader *reader;
+	AlmanacReader *reader = almanac_reader(xact_store);
 	StringInfoData buf;
 
-	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
-		return;
-	reader = almanac_reader(xact_store);
 	initStringInfo(&buf);
-	for (int i = 0; i < xact_ncfs; i++)
+	for (int i = 0; i < ncfs; i++)
 	{
-		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, xact_cfs[i]);
+		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_ids[i]);
 
 		if (cf == NULL)
-			elog(ERROR, "almanac: column family %u vanished during the transaction", xact_cfs[i]);
-		batch_foreach(xact_batch, reader, cf, append_entry, &buf);
+			elog(ERROR, "almanac: column family %u vanished during the transaction", cf_ids[i]);
+		batch_foreach(batch, reader, cf, append_entry, &buf);
 	}
 	/* the xids of these versions are in durable WAL before the versions exist */
 	XLogFlush(XactLastRecEnd);
 	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
 	pfree(buf.data);
 	xact_shipped = true;
-	rocksdb_writebatch_wi_clear(xact_batch);
+	rocksdb_writebatch_wi_clear(batch);
+}
+
+/* send the transaction's batch to the owner and start an empty one */
+static void
+ship(void)
+{
+	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
+		return;
+	ship_batch(xact_batch, xact_cfs, xact_ncfs);
 	set_all_save_points();
+}
+
+static size_t
+batch_bytes(rocksdb_writebatch_wi_t *batch)
+{
+	size_t		size;
+
+	(void) rocksdb_writebatch_wi_data(batch, &size);
+	return size;
 }
 
 static void
@@ -288,21 +306,33 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
  * goes to the owner now.
  */
 void
-almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
+almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 						 rocksdb_column_family_handle_t *cf, uint32 cf_id)
 {
-	size_t		size;
 	rocksdb_writebatch_wi_t *into;
 
-	if (rocksdb_writebatch_wi_count(stmt) == 0)
+	if (rocksdb_writebatch_wi_count(*stmt) == 0)
 		return;
 	into = xact_batch_for_write(store);
 	note_cf(cf_id);
-	batch_foreach(stmt, almanac_reader(store), cf, merge_entry, into);
-	rocksdb_writebatch_wi_clear(stmt);
+	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
+	{
+		/*
+		 * Nothing buffered before and no save point to keep: the statement's
+		 * batch becomes the transaction's as it is, instead of being copied
+		 * entry by entry (the common case of one big INSERT or COPY).
+		 */
+		rocksdb_writebatch_wi_destroy(into);
+		xact_batch = into = *stmt;
+		*stmt = NULL;
+	}
+	else
+	{
+		batch_foreach(*stmt, almanac_reader(store), cf, merge_entry, into);
+		rocksdb_writebatch_wi_clear(*stmt);
+	}
 
-	(void) rocksdb_writebatch_wi_data(into, &size);
-	if (size >= (size_t) almanac_write_batch_size * 1024)
+	if (batch_bytes(into) >= (size_t) almanac_write_batch_size * 1024)
 		ship();
 }
 
@@ -378,11 +408,10 @@ note_xid(FullTransactionId xid)
  */
 void
 almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
-				 rocksdb_column_family_handle_t *cf,
-				 const char *key, size_t klen, AlmanacIntent *intent)
+				 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+				 const char *key, size_t klen, AlmanacIntent *intent,
+				 const char *prev, size_t prev_len)
 {
-	size_t		prev_len;
-	char	   *prev = almanac_xact_buffered(store, stmt, cf, key, klen, &prev_len);
 	StringInfoData buf;
 
 	if (prev)
@@ -416,6 +445,21 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 	(void) xact_batch_for_write(store);
 	rocksdb_writebatch_wi_put_cf(stmt, cf, key, klen, buf.data, buf.len);
 	pfree(buf.data);
-	if (prev)
-		pfree(prev);
+
+	/*
+	 * A statement that writes more than almanac.write_batch_size (a large
+	 * COPY) sends its batch to the owner as it goes, so that the backend
+	 * never holds all its rows.  Only while the transaction's batch is empty:
+	 * the owner must apply earlier writes first, and the transaction's batch
+	 * cannot be emptied now, under the iterators of this statement's scans.
+	 * Rows sent early are invisible to this statement's scans, as its own
+	 * writes must be (the secondary caught up before they existed), and are
+	 * checked for duplicates by the owner.
+	 */
+	if (batch_bytes(stmt) >= (size_t) almanac_write_batch_size * 1024 &&
+		rocksdb_writebatch_wi_count(xact_batch) == 0)
+	{
+		note_cf(cf_id);
+		ship_batch(stmt, &cf_id, 1);
+	}
 }

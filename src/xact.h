@@ -21,7 +21,9 @@
  * commit record even when it writes nothing but foreign tables.
  *
  * A batch that grows past almanac.write_batch_size is sent to the owner
- * early, in chunks, so a large COPY never holds all its rows in memory.
+ * early, in chunks, so a large COPY never holds all its rows in memory (a
+ * statement's batch only while the transaction's is empty: see
+ * almanac_xact_put).
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
  * invisible to everyone.
@@ -44,17 +46,21 @@ extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
-extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
+/* may take over *stmt as the transaction's batch, setting *stmt to NULL */
+extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 									 rocksdb_column_family_handle_t *cf, uint32 cf_id);
 
 /*
  * Buffer a write of 'key' in the statement batch, combining it with an
  * earlier write of the same key by this statement or transaction so that
- * the owner checks it against what the transaction first read.
+ * the owner checks it against what the transaction first read.  prev is
+ * that earlier write, as almanac_xact_buffered returned it (NULL: none);
+ * the caller usually looked it up already.
  */
 extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
-							 rocksdb_column_family_handle_t *cf,
-							 const char *key, size_t klen, AlmanacIntent *intent);
+							 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+							 const char *key, size_t klen, AlmanacIntent *intent,
+							 const char *prev, size_t prev_len);
 
 /* the write this transaction has buffered for key, if any (palloc'd) */
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
