@@ -112,6 +112,14 @@ CREATE FOREIGN TABLE kv_tx (chain_id text, tx_hash text, block_number bigint) SE
 INSERT INTO kv_tx VALUES ('eth', '0x01', 1), ('eth:x', '0x02', 2);
 SELECT * FROM kv_tx WHERE chain_id = 'eth';
 SELECT count(*) FROM kv_blocks;
+-- a session caches table layouts; changing the options takes effect at once
+ALTER FOREIGN TABLE kv_tx OPTIONS (SET key_prefix 'tx2');
+SELECT count(*) FROM kv_tx;
+ALTER FOREIGN TABLE kv_tx OPTIONS (SET key_prefix 'tx');
+SELECT count(*) FROM kv_tx;
+ALTER FOREIGN TABLE kv_tx RENAME COLUMN tx_hash TO hash;
+SELECT hash FROM kv_tx WHERE chain_id = 'eth:x';
+ALTER FOREIGN TABLE kv_tx RENAME COLUMN hash TO tx_hash;
 
 -- a key column of a type without a key encoding
 CREATE FOREIGN TABLE kv_bad (k numeric, v text) SERVER almanac_store

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "almanac.h"
+#include "reader.h"
 #include "store.h"
 #include "xact.h"
 
@@ -38,6 +39,7 @@ _PG_init(void)
 	almanac_preloaded = true;
 	almanac_store_shmem_init();
 	almanac_xact_init();
+	almanac_reader_init();
 	MarkGUCPrefixReserved("almanac");
 }
 

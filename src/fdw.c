@@ -12,8 +12,11 @@
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "almanac.h"
 #include "fdw.h"
@@ -22,17 +25,57 @@
 #include "visibility.h"
 #include "xact.h"
 
-AlmanacTable *
-almanac_table_open(Relation rel)
+/*
+ * Table layouts are cached per backend, by relation OID: every query plans
+ * and opens its foreign tables, and reading the options from the catalogs
+ * each time costs as much as a point lookup.  Any change to a foreign
+ * table, a foreign server or a relation empties the cache.
+ */
+typedef struct TableCacheEntry
 {
-	AlmanacTable *t = palloc0(sizeof(AlmanacTable));
+	Oid			relid;
+	AlmanacTable table;			/* rel is not set */
+	MemoryContext cxt;			/* holds what table points to */
+} TableCacheEntry;
+
+static HTAB *table_cache = NULL;
+static MemoryContext table_cache_cxt = NULL;
+static uint64 table_cache_flushes = 0;
+
+static void
+table_cache_flush(void)
+{
+	table_cache_flushes++;
+	if (table_cache == NULL)
+		return;
+	hash_destroy(table_cache);
+	table_cache = NULL;
+	/* the entries' contexts are its children */
+	MemoryContextReset(table_cache_cxt);
+}
+
+static void
+table_cache_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	table_cache_flush();
+}
+
+static void
+table_cache_relcache_callback(Datum arg, Oid relid)
+{
+	table_cache_flush();
+}
+
+/* read the layout from the catalogs, allocating in CurrentMemoryContext */
+static void
+table_layout_read(Relation rel, AlmanacTable *t)
+{
 	TupleDesc	desc = RelationGetDescr(rel);
 	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
 	int			n;
 	Oid		   *typids;
 	const char **names;
 
-	t->rel = rel;
 	t->opts = almanac_table_options(RelationGetRelid(rel));
 	t->server = almanac_server_options(ft->serverid);
 	t->keyattrs = almanac_key_attnums(rel, t->opts);
@@ -45,7 +88,7 @@ almanac_table_open(Relation rel)
 		Form_pg_attribute att = TupleDescAttr(desc, t->keyattrs[i] - 1);
 
 		typids[i] = att->atttypid;
-		names[i] = NameStr(att->attname);
+		names[i] = pstrdup(NameStr(att->attname));
 		t->is_key[t->keyattrs[i] - 1] = true;
 	}
 	t->layout.prefix = t->opts->key_prefix;
@@ -53,9 +96,74 @@ almanac_table_open(Relation rel)
 	t->layout.typids = typids;
 	t->layout.names = names;
 	t->layout.attribute = t->opts->key_attribute;
-	return t;
 }
 
+/*
+ * The layout of a foreign table: options, key columns, store.  The result
+ * is palloc'd; what it points to is shared with the cache and read-only.
+ */
+AlmanacTable *
+almanac_table_open(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	AlmanacTable *t = palloc(sizeof(AlmanacTable));
+	TableCacheEntry *entry;
+	bool		found;
+	uint64		flushes;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (table_cache_cxt == NULL)
+	{
+		table_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "almanac table layouts",
+												ALLOCSET_SMALL_SIZES);
+		CacheRegisterSyscacheCallback(FOREIGNTABLEREL, table_cache_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, table_cache_syscache_callback, (Datum) 0);
+		CacheRegisterRelcacheCallback(table_cache_relcache_callback, (Datum) 0);
+	}
+	if (table_cache != NULL)
+	{
+		entry = hash_search(table_cache, &relid, HASH_FIND, NULL);
+		if (entry != NULL)
+		{
+			*t = entry->table;
+			t->rel = rel;
+			return t;
+		}
+	}
+
+	/*
+	 * Read it into a context of its own, under the caller's until it is
+	 * complete: reading the catalogs may process invalidations, which flush
+	 * the cache; a layout read across a flush is used once, not cached.
+	 */
+	flushes = table_cache_flushes;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "almanac table layout",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	table_layout_read(rel, t);
+	MemoryContextSwitchTo(old);
+	t->rel = rel;
+	if (flushes != table_cache_flushes)
+		return t;
+
+	if (table_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TableCacheEntry);
+		ctl.hcxt = table_cache_cxt;
+		table_cache = hash_create("almanac table layouts", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(table_cache, &relid, HASH_ENTER, &found);
+	MemoryContextSetParent(cxt, table_cache_cxt);
+	entry->table = *t;
+	entry->table.rel = NULL;
+	entry->cxt = cxt;
+	return t;
+}
 
 void
 almanac_access_close_iterator(AlmanacAccess *a)

@@ -74,7 +74,7 @@ enum
 	ALMANAC_PRIV_LOWER,			/* Integer: AlmanacKeyBound of the lower bound, or -1 */
 	ALMANAC_PRIV_UPPER,			/* Integer: AlmanacKeyBound of the upper bound, or -1 */
 	ALMANAC_PRIV_DIRECTION,		/* Integer: 1 ordered forward, -1 backward, 0 any */
-	ALMANAC_PRIV_BOUNDS,		/* String: the pushed-down conditions, for EXPLAIN */
+	ALMANAC_PRIV_BOUNDS,		/* List: the pushed-down conditions (varno 1), for EXPLAIN */
 	ALMANAC_PRIV_COUNT
 };
 

@@ -60,7 +60,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/ruleutils.h"
+#include "utils/typcache.h"
 
 #include "fdw.h"
 
@@ -81,13 +81,11 @@ typedef struct AlmanacPlanInfo
 	Oid		   *typids;
 } AlmanacPlanInfo;
 
-/* the btree operator family that orders a key column's type */
+/* the btree operator family that orders a key column's type (from the type cache) */
 static Oid
 key_opfamily(Oid typid)
 {
-	Oid			opclass = GetDefaultOpClass(typid, BTREE_AM_OID);
-
-	return OidIsValid(opclass) ? get_opclass_family(opclass) : InvalidOid;
+	return lookup_type_cache(typid, TYPECACHE_BTREE_OPFAMILY)->btree_opf;
 }
 
 /* true if node is this relation's column attno */
@@ -417,27 +415,18 @@ almanacGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 														   list_make1(makeInteger(direction))));
 }
 
-/* the pushed-down clauses as text, for EXPLAIN VERBOSE */
-static char *
-pushed_text(PlannerInfo *root, RelOptInfo *baserel, List *pushed)
+/*
+ * The pushed-down clauses for EXPLAIN VERBOSE, with the relation as varno 1
+ * so that fdwscan.c can deparse them with deparse_context_for (only when
+ * EXPLAIN asks: deparsing costs as much as planning a point lookup).
+ */
+static List *
+pushed_clauses(RelOptInfo *baserel, List *pushed)
 {
-	RangeTblEntry *rte = planner_rt_fetch(baserel->relid, root);
-	List	   *context = deparse_context_for(get_rel_name(rte->relid), rte->relid);
-	StringInfoData buf;
-	ListCell   *lc;
+	List	   *clauses = copyObject(pushed);
 
-	initStringInfo(&buf);
-	foreach(lc, pushed)
-	{
-		/* deparse_context_for knows one relation, as varno 1 */
-		Node	   *clause = copyObject(lfirst(lc));
-
-		if (buf.len > 0)
-			appendStringInfoString(&buf, " AND ");
-		ChangeVarNodes(clause, baserel->relid, 1, 0);
-		appendStringInfoString(&buf, deparse_expression(clause, context, false, false));
-	}
-	return buf.data;
+	ChangeVarNodes((Node *) clauses, baserel->relid, 1, 0);
+	return clauses;
 }
 
 /*
@@ -465,7 +454,7 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	priv = list_make5(makeInteger(info->kind), makeInteger(info->neq),
 					  makeInteger(info->lower_bound), makeInteger(info->upper_bound),
 					  makeInteger(intVal(linitial(best_path->fdw_private))));
-	priv = lappend(priv, makeString(pushed_text(root, baserel, info->pushed)));
+	priv = lappend(priv, pushed_clauses(baserel, info->pushed));
 	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 
 	scan_clauses = extract_actual_clauses(scan_clauses, false);

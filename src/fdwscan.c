@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 
 #include "fdw.h"
 #include "xact.h"
@@ -490,7 +491,7 @@ almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es)
 	AlmanacAccessKind kind = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_KIND));
 	int			neq = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_NEQ));
 	int			direction = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_DIRECTION));
-	const char *pushed = strVal(list_nth(fs->fdw_private, ALMANAC_PRIV_BOUNDS));
+	List	   *pushed = list_nth(fs->fdw_private, ALMANAC_PRIV_BOUNDS);
 	int			nkeys = list_length(opts->key_columns);
 	const char *access = NULL;
 
@@ -519,7 +520,21 @@ almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es)
 	if (es->verbose)
 	{
 		ExplainPropertyText("Key Prefix", opts->key_prefix, es);
-		if (pushed[0] != '\0')
-			ExplainPropertyText("Key Conditions", pushed, es);
+		if (pushed != NIL)
+		{
+			List	   *context = deparse_context_for(RelationGetRelationName(rel),
+													  RelationGetRelid(rel));
+			StringInfoData buf;
+			ListCell   *lc;
+
+			initStringInfo(&buf);
+			foreach(lc, pushed)
+			{
+				if (buf.len > 0)
+					appendStringInfoString(&buf, " AND ");
+				appendStringInfoString(&buf, deparse_expression(lfirst(lc), context, false, false));
+			}
+			ExplainPropertyText("Key Conditions", buf.data, es);
+		}
 	}
 }

@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "reader.h"
@@ -37,6 +38,9 @@ struct AlmanacReader
 	int			ncfs;
 	uint64		caught_up_seq;
 };
+
+/* almanac.reader_cache_size, in kB */
+int			almanac_reader_cache_size = 32 * 1024;
 
 static AlmanacReader *readers[ALMANAC_MAX_STORES];
 
@@ -163,6 +167,48 @@ reader_open(AlmanacReader *r)
 	}
 }
 
+/*
+ * The secondary's table options: the store's bloom filter, so that a Get of
+ * a missing key reads no data block, and a block cache of
+ * almanac.reader_cache_size, private to the backend (a RocksDB cache cannot
+ * be shared between processes; the OS page cache is, and serves misses).
+ */
+static void
+reader_table_options(rocksdb_options_t *options, const AlmanacServerOptions *tuning)
+{
+	rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+
+	if (tuning->bloom_bits_per_key > 0)
+		rocksdb_block_based_options_set_filter_policy(table,
+													  rocksdb_filterpolicy_create_bloom(tuning->bloom_bits_per_key));
+	if (almanac_reader_cache_size > 0)
+	{
+		rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t) almanac_reader_cache_size * 1024);
+
+		rocksdb_block_based_options_set_block_cache(table, cache);
+		/* the table options hold their own reference */
+		rocksdb_cache_destroy(cache);
+	}
+	else
+		rocksdb_block_based_options_set_no_block_cache(table, 1);
+	rocksdb_options_set_block_based_table_factory(options, table);
+	rocksdb_block_based_options_destroy(table);
+}
+
+void
+almanac_reader_init(void)
+{
+	DefineCustomIntVariable("almanac.reader_cache_size",
+							"Size of the block cache of each backend's reader of an almanac store.",
+							"Each backend reads the store through a RocksDB secondary instance of its own, "
+							"whose block cache is private; blocks it misses come from the OS page cache. "
+							"0 disables it.",
+							&almanac_reader_cache_size,
+							32 * 1024, 0, INT_MAX / 1024,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+}
+
 AlmanacReader *
 almanac_reader(int store)
 {
@@ -180,6 +226,7 @@ almanac_reader(int store)
 				 DataDir, store, MyProcPid);
 		snprintf(r->secondary_path, MAXPGPATH, "%s/0", r->base_path);
 		r->options = rocksdb_options_create();
+		reader_table_options(r->options, &almanac_shared->stores[store].tuning);
 		/* keep files the owner compacts away readable */
 		rocksdb_options_set_max_open_files(r->options, -1);
 		/* catch-up otherwise starts a dozen threads per call */

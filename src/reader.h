@@ -24,6 +24,9 @@
 
 typedef struct AlmanacReader AlmanacReader;
 
+extern int	almanac_reader_cache_size;
+
+extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
 extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
