@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_type.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "utils/builtins.h"
@@ -66,6 +67,49 @@ table_cache_relcache_callback(Datum arg, Oid relid)
 	table_cache_flush();
 }
 
+/* the attribute number of a raw table's column, which must be bytea */
+static AttrNumber
+raw_column(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0 &&
+			att->atttypid == BYTEAOID)
+			return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+			 errmsg("raw foreign table \"%s\" has no bytea column \"%s\"",
+					RelationGetRelationName(rel), name),
+			 errhint("A raw table has the columns (key bytea, value bytea), as IMPORT FOREIGN SCHEMA creates them.")));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+/*
+ * A raw table's layout: one key column, "key", whose bytea value is the
+ * whole RocksDB key; "value" is the bytes of the version the snapshot sees.
+ */
+static void
+raw_layout_read(Relation rel, AlmanacTable *t)
+{
+	static const Oid bytea_type[1] = {BYTEAOID};
+	static const char *const key_name[1] = {"key"};
+
+	t->keyattrs = palloc(sizeof(AttrNumber));
+	t->keyattrs[0] = raw_column(rel, "key");
+	t->raw_value_attno = raw_column(rel, "value");
+	t->is_key = palloc0(sizeof(bool) * RelationGetDescr(rel)->natts);
+	t->layout.prefix = NULL;
+	t->layout.nkeys = 1;
+	t->layout.typids = bytea_type;
+	t->layout.names = key_name;
+	t->layout.attribute = NULL;
+}
+
 /* read the layout from the catalogs, allocating in CurrentMemoryContext */
 static void
 table_layout_read(Relation rel, AlmanacTable *t)
@@ -76,8 +120,14 @@ table_layout_read(Relation rel, AlmanacTable *t)
 	Oid		   *typids;
 	const char **names;
 
+	memset(t, 0, sizeof(AlmanacTable));
 	t->opts = almanac_table_options(RelationGetRelid(rel));
 	t->server = almanac_server_options(ft->serverid);
+	if (t->opts->raw)
+	{
+		raw_layout_read(rel, t);
+		return;
+	}
 	t->keyattrs = almanac_key_attnums(rel, t->opts);
 	n = list_length(t->opts->key_columns);
 	typids = palloc(sizeof(Oid) * n);
@@ -251,6 +301,25 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 	AlmanacTable *t = a->t;
 
 	ExecClearTuple(slot);
+	if (t->opts->raw)
+	{
+		TupleDesc	desc = slot->tts_tupleDescriptor;
+		bytea	   *k = palloc(VARHDRSZ + klen);
+		bytea	   *v = palloc(VARHDRSZ + tuple_len);
+
+		SET_VARSIZE(k, VARHDRSZ + klen);
+		memcpy(VARDATA(k), key, klen);
+		SET_VARSIZE(v, VARHDRSZ + tuple_len);
+		memcpy(VARDATA(v), tuple, tuple_len);
+		for (int i = 0; i < desc->natts; i++)
+			slot->tts_isnull[i] = true;
+		slot->tts_values[t->keyattrs[0] - 1] = PointerGetDatum(k);
+		slot->tts_isnull[t->keyattrs[0] - 1] = false;
+		slot->tts_values[t->raw_value_attno - 1] = PointerGetDatum(v);
+		slot->tts_isnull[t->raw_value_attno - 1] = false;
+		ExecStoreVirtualTuple(slot);
+		return;
+	}
 	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor,
 						 slot->tts_values, slot->tts_isnull, t->is_key);
 	if (!almanac_key_decode(key, klen, &t->layout, a->keyvalues))
@@ -264,6 +333,31 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 		slot->tts_isnull[t->keyattrs[i] - 1] = false;
 	}
 	ExecStoreVirtualTuple(slot);
+}
+
+void
+almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datum *values, bool prefix_only)
+{
+	if (t->opts->raw)
+	{
+		if (n > 0)
+		{
+			bytea	   *b = DatumGetByteaPP(values[0]);
+
+			appendBinaryStringInfo(buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		}
+		return;
+	}
+	almanac_key_encode(buf, &t->layout, n, values, prefix_only);
+}
+
+void
+almanac_prefix_end(StringInfo prefix, StringInfo upper)
+{
+	resetStringInfo(upper);
+	appendBinaryStringInfo(upper, prefix->data, prefix->len);
+	if (!almanac_key_successor(upper, 0))
+		resetStringInfo(upper);
 }
 
 /* Get a key from the store (the secondary), ignoring buffered writes */
@@ -322,6 +416,7 @@ almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS)
 	r->EndForeignScan = almanacEndForeignScan;
 	r->ExplainForeignScan = almanacExplainForeignScan;
 	r->AnalyzeForeignTable = almanacAnalyzeForeignTable;
+	r->ImportForeignSchema = almanacImportForeignSchema;
 	almanac_fdw_modify_routine(r);
 	PG_RETURN_POINTER(r);
 }

@@ -37,6 +37,8 @@ typedef struct AlmanacTable
 	AlmanacKeyLayout layout;
 	AttrNumber *keyattrs;
 	bool	   *is_key;			/* per attribute: stored in the key, not the value */
+	/* a raw table (option raw): its columns "key" and "value" (bytea) */
+	AttrNumber	raw_value_attno;
 } AlmanacTable;
 
 /* what scans and modifies share: the table, its store and column family */
@@ -80,6 +82,16 @@ enum
 
 /* fdw.c: tables and row access */
 extern AlmanacTable *almanac_table_open(Relation rel);
+
+/*
+ * The key of the first n key values (almanac_key_encode), or for a raw
+ * table the bytea value itself (n = 1) or nothing (n = 0).
+ */
+extern void almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datum *values,
+							  bool prefix_only);
+
+/* upper = the exclusive end of the keys starting with prefix; empty: no end */
+extern void almanac_prefix_end(StringInfo prefix, StringInfo upper);
 /*
  * Attach the table's store and column family and create read options.  The
  * read options and a->iter (set by the caller) are released when

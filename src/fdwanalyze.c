@@ -58,11 +58,10 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 	{
 		initStringInfo(&lower);
 		initStringInfo(&upper);
-		almanac_key_encode(&lower, &a->t->layout, 0, NULL, true);
-		appendBinaryStringInfo(&upper, lower.data, lower.len);
-		if (!almanac_key_successor(&upper, 0))
-			elog(ERROR, "almanac: key prefix has no successor");
-		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, upper.data, upper.len);
+		almanac_table_key(a->t, &lower, 0, NULL, true);
+		almanac_prefix_end(&lower, &upper);
+		if (upper.len > 0)
+			rocksdb_readoptions_set_iterate_upper_bound(a->ropts, upper.data, upper.len);
 		/* a one-off pass: don't evict the block cache's working set */
 		rocksdb_readoptions_set_fill_cache(a->ropts, 0);
 		a->iter = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);

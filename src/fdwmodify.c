@@ -358,6 +358,9 @@ almanacEndForeignInsert(EState *estate, ResultRelInfo *rinfo)
 static int
 almanacIsForeignRelUpdatable(Relation rel)
 {
+	/* raw tables are read-only: their values are version images, not rows */
+	if (almanac_table_open(rel)->opts->raw)
+		return 0;
 	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
 }
 

@@ -195,7 +195,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 			continue;
 		values[s->neq] = elems[i];
 		initStringInfo(&buf);
-		almanac_key_encode(&buf, &t->layout, t->layout.nkeys, values, false);
+		almanac_table_key(t, &buf, t->layout.nkeys, values, false);
 		sk[n].key = buf.data;
 		sk[n].len = buf.len;
 		n++;
@@ -299,7 +299,7 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 	switch (s->kind)
 	{
 		case ALMANAC_ACCESS_GET:
-			almanac_key_encode(&s->lower, &t->layout, s->neq, values, false);
+			almanac_table_key(t, &s->lower, s->neq, values, false);
 			return true;
 		case ALMANAC_ACCESS_MULTIGET:
 			multiget_start(s, econtext, values);
@@ -320,7 +320,7 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 										s->lower_bound);
 	}
 	else
-		almanac_key_encode(&s->lower, &t->layout, s->neq, values, true);
+		almanac_table_key(t, &s->lower, s->neq, values, true);
 
 	if (s->upper_state != NULL)
 	{
@@ -334,12 +334,15 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 	}
 	else
 	{
-		almanac_key_encode(&s->upper, &t->layout, s->neq, values, true);
-		if (!almanac_key_successor(&s->upper, 0))
-			elog(ERROR, "almanac: key prefix has no successor");
+		StringInfoData prefix;
+
+		initStringInfo(&prefix);
+		almanac_table_key(t, &prefix, s->neq, values, true);
+		almanac_prefix_end(&prefix, &s->upper);
 	}
 	/* an empty range, such as BETWEEN 10 AND 5 */
-	return compare_keys(s->lower.data, s->lower.len, s->upper.data, s->upper.len) < 0;
+	return s->upper.len == 0 ||
+		compare_keys(s->lower.data, s->lower.len, s->upper.data, s->upper.len) < 0;
 }
 
 /* open the iterator over [lower, upper), the transaction's writes over the store */
@@ -352,22 +355,25 @@ iterator_start(AlmanacScanState *s)
 
 	/* the bounds let RocksDB skip files and stop at the range's end */
 	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, s->lower.data, s->lower.len);
-	rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
+	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
+		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
 	base = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
 	s->a.iter = (batch && rocksdb_writebatch_wi_count(batch) > 0)
 		? rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, a->cf)
 		: base;
 	if (s->direction >= 0)
 		rocksdb_iter_seek(s->a.iter, s->lower.data, s->lower.len);
-	else
+	else if (s->upper.len > 0)
 		rocksdb_iter_seek_for_prev(s->a.iter, s->upper.data, s->upper.len);
+	else
+		rocksdb_iter_seek_to_last(s->a.iter);
 }
 
 /* is the iterator's key inside [lower, upper)?  The batch's entries are not bounded by RocksDB */
 static bool
 in_range(AlmanacScanState *s, const char *key, size_t klen)
 {
-	return compare_keys(key, klen, s->upper.data, s->upper.len) < 0 &&
+	return (s->upper.len == 0 || compare_keys(key, klen, s->upper.data, s->upper.len) < 0) &&
 		compare_keys(key, klen, s->lower.data, s->lower.len) >= 0;
 }
 
@@ -519,7 +525,8 @@ almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es)
 	ExplainPropertyText("Column Family", opts->column_family, es);
 	if (es->verbose)
 	{
-		ExplainPropertyText("Key Prefix", opts->key_prefix, es);
+		if (opts->key_prefix)
+			ExplainPropertyText("Key Prefix", opts->key_prefix, es);
 		if (pushed != NIL)
 		{
 			List	   *context = deparse_context_for(RelationGetRelationName(rel),

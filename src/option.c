@@ -123,6 +123,8 @@ static const AlmanacOption almanac_options[] = {
 	"a non-empty string without \":\""},
 	{"upsert", ForeignTableRelationId, parse_boolean, 0, 0,
 	"a Boolean value"},
+	{"raw", ForeignTableRelationId, parse_boolean, 0, 0,
+	"a Boolean value"},
 	{NULL}
 };
 
@@ -398,6 +400,9 @@ almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	bool		have_prefix = false;
 	bool		have_columns = false;
+	bool		raw = false;
+	bool		have_cf = false;
+	const char *key_option = NULL;
 	int64		max_buffers = DEFAULT_MAX_WRITE_BUFFER_NUMBER;
 	int64		min_merge = -1;
 	bool		max_buffers_set = false;
@@ -443,6 +448,28 @@ almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
 			have_prefix = true;
 		else if (strcmp(opt->name, "key_columns") == 0)
 			have_columns = true;
+		else if (strcmp(opt->name, "raw") == 0)
+			raw = parsed.b;
+		else if (strcmp(opt->name, "column_family") == 0)
+			have_cf = true;
+		if (strcmp(opt->name, "key_prefix") == 0 || strcmp(opt->name, "key_columns") == 0 ||
+			strcmp(opt->name, "key_attribute") == 0 || strcmp(opt->name, "upsert") == 0)
+			key_option = opt->name;
+	}
+
+	/* a raw table is a column family's keys and values as they are */
+	if (context == ForeignTableRelationId && raw)
+	{
+		if (key_option != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"%s\" cannot be used with option \"raw\"", key_option),
+					 errhint("A raw table shows a column family's keys as they are; it has no key layout.")));
+		if (!have_cf)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),
+					 errmsg("a raw foreign table of almanac_rocksdb needs option \"column_family\"")));
+		PG_RETURN_VOID();
 	}
 
 	/* RocksDB merges only buffers that are not the one being written */
@@ -566,8 +593,12 @@ almanac_table_options(Oid relid)
 			opts->key_attribute = v.s;
 		else if (strcmp(def->defname, "upsert") == 0)
 			opts->upsert = v.b;
+		else if (strcmp(def->defname, "raw") == 0)
+			opts->raw = v.b;
 	}
 
+	if (opts->raw)
+		return opts;			/* the validator required column_family */
 	if (opts->key_prefix == NULL || opts->key_columns == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_DYNAMIC_PARAMETER_VALUE_NEEDED),

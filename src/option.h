@@ -50,6 +50,7 @@ typedef struct AlmanacTableOptions
 	List	   *key_columns;	/* of String, in key order */
 	char	   *key_attribute;	/* NULL when none */
 	bool		upsert;			/* INSERT overwrites an existing key */
+	bool		raw;			/* (key bytea, value bytea) over a whole column family */
 } AlmanacTableOptions;
 
 /* options of a server, defaults filled in */
