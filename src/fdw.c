@@ -323,25 +323,10 @@ get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key, size
 		  size_t *vlen)
 {
 	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
-	char	   *err = NULL;
-	char	   *stored;
 
 	if (val)
 		return val;
-	stored = rocksdb_get_cf(almanac_reader_db(a->reader), a->ropts, a->cf, key, klen, vlen, &err);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR, (errcode(ERRCODE_IO_ERROR), errmsg("almanac store read failed: %s", msg)));
-	}
-	if (stored == NULL)
-		return NULL;
-	val = palloc(*vlen);
-	memcpy(val, stored, *vlen);
-	rocksdb_free(stored);
-	return val;
+	return almanac_reader_get(a->reader, a->ropts, a->cf, key, klen, vlen);
 }
 
 typedef struct AlmanacScanState

@@ -268,3 +268,28 @@ almanac_reader_cf_by_id(AlmanacReader *r, uint32 cf_id)
 			return r->cfs[i].handle;
 	return NULL;
 }
+
+char *
+almanac_reader_get(AlmanacReader *r, const rocksdb_readoptions_t *ropts,
+				   rocksdb_column_family_handle_t *cf,
+				   const char *key, size_t klen, size_t *vlen)
+{
+	char	   *err = NULL;
+	char	   *stored;
+	char	   *val;
+
+	stored = rocksdb_get_cf(r->db, ropts, cf, key, klen, vlen, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR, (errcode(ERRCODE_IO_ERROR), errmsg("almanac store read failed: %s", msg)));
+	}
+	if (stored == NULL)
+		return NULL;
+	val = palloc(*vlen);
+	memcpy(val, stored, *vlen);
+	rocksdb_free(stored);
+	return val;
+}

@@ -38,4 +38,9 @@ extern rocksdb_column_family_handle_t *almanac_reader_cf(AlmanacReader *reader,
 extern rocksdb_column_family_handle_t *almanac_reader_cf_by_id(AlmanacReader *reader,
 															   uint32 cf_id);
 
+/* the stored value of key (palloc'd), or NULL when there is none */
+extern char *almanac_reader_get(AlmanacReader *reader, const rocksdb_readoptions_t *ropts,
+								rocksdb_column_family_handle_t *cf,
+								const char *key, size_t klen, size_t *vlen);
+
 #endif							/* ALMANAC_READER_H */
