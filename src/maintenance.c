@@ -168,7 +168,7 @@ remove_stale_reader_dirs(void)
 
 	if (!pg_atomic_test_set_flag(&almanac_shared->reader_cleanup))
 		return;
-	snprintf(root, sizeof(root), "%s/almanac/secondary", DataDir);
+	snprintf(root, sizeof(root), "%s/" ALMANAC_READER_DIR, DataDir);
 	PG_TRY();
 	{
 		struct dirent *de;

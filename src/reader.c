@@ -176,7 +176,7 @@ almanac_reader(int store)
 	{
 		r = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacReader));
 		r->store = store;
-		snprintf(r->base_path, MAXPGPATH, "%s/almanac/secondary/%d.%d",
+		snprintf(r->base_path, MAXPGPATH, "%s/" ALMANAC_READER_DIR "/%d.%d",
 				 DataDir, store, MyProcPid);
 		snprintf(r->secondary_path, MAXPGPATH, "%s/0", r->base_path);
 		r->options = rocksdb_options_create();

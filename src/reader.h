@@ -13,7 +13,8 @@
  *
  * The secondary keeps every file it opened (max_open_files = -1), so files
  * the owner compacts away stay readable.  Its directory, under the data
- * directory, is removed when the backend exits.
+ * directory, is removed when the backend exits, or by a store owner once the
+ * backend is gone if it died without exiting cleanly (maintenance.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,9 @@
 #define ALMANAC_READER_H
 
 #include <rocksdb/c.h>
+
+/* under the data directory: one directory per reading backend, <store>.<pid> */
+#define ALMANAC_READER_DIR "almanac/secondary"
 
 typedef struct AlmanacReader AlmanacReader;
 
