@@ -364,19 +364,7 @@ almanac_prefix_end(StringInfo prefix, StringInfo upper)
 char *
 almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
 {
-	char	   *err = NULL;
-	char	   *stored;
-	char	   *val;
-
-	stored = rocksdb_get_cf(almanac_reader_db(a->reader), a->ropts, a->cf, key, klen, vlen, &err);
-	if (err)
-		almanac_report_read_error(err);
-	if (stored == NULL)
-		return NULL;
-	val = palloc(*vlen);
-	memcpy(val, stored, *vlen);
-	rocksdb_free(stored);
-	return val;
+	return almanac_reader_get(a->reader, a->ropts, a->cf, key, klen, vlen);
 }
 
 /* Get a key: the transaction's buffered write, else the store */
@@ -387,18 +375,6 @@ almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *k
 	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
 
 	return val ? val : almanac_store_get(a, key, klen, vlen);
-}
-
-/* a failed RocksDB read: free RocksDB's message, raise it as an I/O error */
-void
-almanac_report_read_error(char *err)
-{
-	char	   *msg = pstrdup(err);
-
-	rocksdb_free(err);
-	ereport(ERROR,
-			(errcode(ERRCODE_IO_ERROR),
-			 errmsg("almanac store read failed: %s", msg)));
 }
 
 PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_handler);

@@ -111,7 +111,6 @@ extern char *almanac_store_get(AlmanacAccess *a, const char *key, size_t klen,
 							   size_t *vlen);
 extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
 							   const char *key, size_t klen, size_t *vlen);
-extern void almanac_report_read_error(char *err);
 
 /* fdwplan.c */
 extern void almanacGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,

@@ -22,17 +22,20 @@
 #include "pgstat.h"
 #include "port/pg_bswap.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include <rocksdb/c.h>
 
 #include "almanac.h"
+#include "maintenance.h"
 #include "store.h"
 #include "visibility.h"
 
@@ -263,6 +266,38 @@ find_cf_by_id(uint32 id)
 	return NULL;
 }
 
+/* the open store and its column families, for maintenance.c */
+rocksdb_t *
+almanac_owner_db(void)
+{
+	return owner_db;
+}
+
+/* a column family by id; NULL when it was dropped */
+rocksdb_column_family_handle_t *
+almanac_owner_cf(uint32 cf_id, const char **name)
+{
+	OwnerCf    *cf = find_cf_by_id(cf_id);
+
+	if (cf == NULL)
+		return NULL;
+	if (name)
+		*name = cf->name;
+	return cf->handle;
+}
+
+/* the ids of all column families, palloc'd */
+uint32 *
+almanac_owner_cf_ids(int *n)
+{
+	uint32	   *ids = palloc(sizeof(uint32) * Max(owner_ncfs, 1));
+
+	for (int i = 0; i < owner_ncfs; i++)
+		ids[i] = owner_cfs[i].id;
+	*n = owner_ncfs;
+	return ids;
+}
+
 static void
 rocks_check(char *err, const char *what)
 {
@@ -294,6 +329,19 @@ key_for_message(const char *key, size_t len)
 			appendStringInfo(&buf, "\\x%02x", c);
 	}
 	return buf.data;
+}
+
+/* for maintenance.c */
+void
+almanac_owner_check(char *err, const char *what)
+{
+	rocks_check(err, what);
+}
+
+char *
+almanac_owner_key_for_message(const char *key, size_t len)
+{
+	return key_for_message(key, len);
 }
 
 /*
@@ -329,6 +377,24 @@ bound_unflushed(void)
 	}
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
+}
+
+/*
+ * Write a batch durably (before PostgreSQL's commit record, for a request),
+ * count it towards the next flush, and publish the new sequence number so
+ * that readers catch up.  'bytes' approximates what it adds to the WAL.
+ */
+void
+almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
+{
+	char	   *err = NULL;
+
+	rocksdb_write(owner_db, owner_wopts, batch, &err);
+	rocks_check(err, "write");
+	owner_unflushed += bytes;
+	bound_unflushed();
+	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq,
+						rocksdb_get_latest_sequence_number(owner_db));
 }
 
 /*
@@ -423,10 +489,7 @@ owner_apply(AlmanacRequestSlot *slot)
 		rocksdb_writebatch_put_cf(req_out, cf->handle, key, klen, out.data, out.len);
 	}
 
-	rocksdb_write(owner_db, owner_wopts, req_out, &err);
-	rocks_check(err, "write");
-	owner_unflushed += slot->payload_len;
-	bound_unflushed();
+	almanac_owner_write(req_out, slot->payload_len);
 	return rocksdb_get_latest_sequence_number(owner_db);
 }
 
@@ -506,6 +569,9 @@ owner_serve(AlmanacRequestSlot *slot)
 		case ALMANAC_REQ_COMPACT:
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
 			break;
+		case ALMANAC_REQ_FREEZE:
+			almanac_freeze_sweep_request();
+			break;
 	}
 	slot->seq = rocksdb_get_latest_sequence_number(owner_db);
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq, slot->seq);
@@ -564,9 +630,12 @@ serve_pending(void)
 void
 almanac_owner_main(Datum arg)
 {
+	long		timeout = 0;	/* the first round's maintenance runs at once */
+
 	owner_store = DatumGetInt32(arg);
 
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	/* no database: the commit log and the procarray are all we need */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
@@ -580,6 +649,7 @@ almanac_owner_main(Datum arg)
 	PG_TRY();
 	{
 		open_store();
+		almanac_maintenance_start(owner_store);
 	}
 	PG_CATCH();
 	{
@@ -605,9 +675,16 @@ almanac_owner_main(Datum arg)
 	for (;;)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10000L, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		serve_pending();
+		/* requests first; then a bounded step of whatever maintenance is due */
+		timeout = almanac_maintenance_step();
 	}
 }

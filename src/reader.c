@@ -222,7 +222,7 @@ almanac_reader(int store)
 	{
 		r = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacReader));
 		r->store = store;
-		snprintf(r->base_path, MAXPGPATH, "%s/almanac/secondary/%d.%d",
+		snprintf(r->base_path, MAXPGPATH, "%s/" ALMANAC_READER_DIR "/%d.%d",
 				 DataDir, store, MyProcPid);
 		snprintf(r->secondary_path, MAXPGPATH, "%s/0", r->base_path);
 		r->options = rocksdb_options_create();
@@ -314,4 +314,36 @@ almanac_reader_cf_by_id(AlmanacReader *r, uint32 cf_id)
 		if (r->cfs[i].id == cf_id)
 			return r->cfs[i].handle;
 	return NULL;
+}
+
+char *
+almanac_reader_get(AlmanacReader *r, const rocksdb_readoptions_t *ropts,
+				   rocksdb_column_family_handle_t *cf,
+				   const char *key, size_t klen, size_t *vlen)
+{
+	char	   *err = NULL;
+	char	   *stored;
+	char	   *val;
+
+	stored = rocksdb_get_cf(r->db, ropts, cf, key, klen, vlen, &err);
+	if (err)
+		almanac_report_read_error(err);
+	if (stored == NULL)
+		return NULL;
+	val = palloc(*vlen);
+	memcpy(val, stored, *vlen);
+	rocksdb_free(stored);
+	return val;
+}
+
+/* a failed RocksDB read: free RocksDB's message, raise it as an I/O error */
+void
+almanac_report_read_error(char *err)
+{
+	char	   *msg = pstrdup(err);
+
+	rocksdb_free(err);
+	ereport(ERROR,
+			(errcode(ERRCODE_IO_ERROR),
+			 errmsg("almanac store read failed: %s", msg)));
 }

@@ -13,7 +13,8 @@
  *
  * The secondary keeps every file it opened (max_open_files = -1), so files
  * the owner compacts away stay readable.  Its directory, under the data
- * directory, is removed when the backend exits.
+ * directory, is removed when the backend exits, or by a store owner once the
+ * backend is gone if it died without exiting cleanly (maintenance.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,9 @@
 #define ALMANAC_READER_H
 
 #include <rocksdb/c.h>
+
+/* under the data directory: one directory per reading backend, <store>.<pid> */
+#define ALMANAC_READER_DIR "almanac/secondary"
 
 typedef struct AlmanacReader AlmanacReader;
 
@@ -40,5 +44,13 @@ extern rocksdb_column_family_handle_t *almanac_reader_cf(AlmanacReader *reader,
 														 uint32 *cf_id);
 extern rocksdb_column_family_handle_t *almanac_reader_cf_by_id(AlmanacReader *reader,
 															   uint32 cf_id);
+
+/* the stored value of key (palloc'd), or NULL when there is none */
+extern char *almanac_reader_get(AlmanacReader *reader, const rocksdb_readoptions_t *ropts,
+								rocksdb_column_family_handle_t *cf,
+								const char *key, size_t klen, size_t *vlen);
+
+/* raise a RocksDB read error (frees err) */
+extern void almanac_report_read_error(char *err);
 
 #endif							/* ALMANAC_READER_H */

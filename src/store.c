@@ -65,6 +65,7 @@ almanac_shmem_startup(void)
 		memset(almanac_shared, 0, almanac_shmem_size());
 		almanac_shared->lock = &(GetNamedLWLockTranche("almanac"))->lock;
 		ConditionVariableInit(&almanac_shared->store_cv);
+		pg_atomic_init_flag(&almanac_shared->reader_cleanup);
 		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);
 		almanac_shared->nslots = almanac_nslots();

@@ -42,6 +42,21 @@ typedef enum AlmanacStoreState
 	ALMANAC_STORE_FAILED
 } AlmanacStoreState;
 
+/*
+ * Progress of the owner's freeze sweep (maintenance.c), for
+ * almanac.freeze_sweep() to wait on.  Passes are numbered from 1 by each
+ * owner; protected by AlmanacShared.lock, changes broadcast on store_cv.
+ */
+typedef struct AlmanacSweepStatus
+{
+	uint64		requested;		/* the pass that answers the latest request */
+	uint64		completed;		/* the last pass completed */
+	uint64		failed;			/* the last pass that failed, 0: none */
+	uint64		rewritten;		/* values the last completed pass rewrote or removed */
+	int			sqlerrcode;		/* why the last failed pass failed */
+	char		error[ALMANAC_ERROR_LEN];
+} AlmanacSweepStatus;
+
 typedef struct AlmanacStoreEntry
 {
 	char		path[MAXPGPATH];
@@ -52,6 +67,7 @@ typedef struct AlmanacStoreEntry
 	AlmanacServerOptions tuning;	/* string members are NULL: see path, compression */
 	char		compression[16];
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
+	AlmanacSweepStatus sweep;
 } AlmanacStoreEntry;
 
 typedef enum AlmanacRequestType
@@ -60,7 +76,8 @@ typedef enum AlmanacRequestType
 	ALMANAC_REQ_CREATE_CF,		/* create a column family (if missing) */
 	ALMANAC_REQ_DROP_CF,
 	ALMANAC_REQ_FLUSH,
-	ALMANAC_REQ_COMPACT
+	ALMANAC_REQ_COMPACT,
+	ALMANAC_REQ_FREEZE			/* run a freeze sweep (see sweep status) */
 } AlmanacRequestType;
 
 typedef enum AlmanacSlotState
@@ -91,6 +108,8 @@ typedef struct AlmanacShared
 {
 	LWLock	   *lock;			/* protects stores[] */
 	ConditionVariable store_cv; /* broadcast on every store state change */
+	pg_atomic_flag reader_cleanup;	/* set while an owner removes stale
+									 * reader directories */
 	AlmanacStoreEntry stores[ALMANAC_MAX_STORES];
 	int			nslots;
 	AlmanacRequestSlot slots[FLEXIBLE_ARRAY_MEMBER];

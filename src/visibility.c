@@ -24,7 +24,9 @@
 
 #include "visibility.h"
 
+#define STORED_HEADER_LEN	(1 + 2)
 #define VERSION_HEADER_LEN	(8 + 4 + 1 + 4)
+#define VERSION_FLAGS_POS	(8 + 4)
 #define INTENT_HEADER_LEN	(1 + 4 + 1 + 8 + 4 + 8)
 
 static inline void
@@ -96,10 +98,10 @@ almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 	int			n;
 	AlmanacVersion *v;
 
-	if (len < 3 || (uint8) data[0] != ALMANAC_STORED_FORMAT)
+	if (len < STORED_HEADER_LEN || (uint8) data[0] != ALMANAC_STORED_FORMAT)
 		corrupted(len < 1 ? "empty value" : "unknown format byte");
 	n = get_u16(p + 1);
-	p += 3;
+	p += STORED_HEADER_LEN;
 	v = palloc(sizeof(AlmanacVersion) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -107,7 +109,7 @@ almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 			corrupted("truncated version header");
 		v[i].xid = FullTransactionIdFromU64(get_u64(p));
 		v[i].top = get_u32(p + 8);
-		v[i].flags = (uint8) p[12];
+		v[i].flags = (uint8) p[VERSION_FLAGS_POS];
 		v[i].tuple_len = get_u32(p + 13);
 		p += VERSION_HEADER_LEN;
 		if ((size_t) (end - p) < v[i].tuple_len)
@@ -121,6 +123,14 @@ almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 	return n;
 }
 
+/* frozen: judged without the commit log (see ALMANAC_VERSION_FROZEN) */
+bool
+almanac_version_frozen(const AlmanacVersion *v)
+{
+	return (v->flags & ALMANAC_VERSION_FROZEN) != 0 ||
+		XidFromFullTransactionId(v->xid) == FrozenTransactionId;
+}
+
 /*
  * Is this version visible to the snapshot?  The same judgement as a heap
  * tuple's xmin: our own (sub)transactions, then the snapshot, then the commit
@@ -131,7 +141,7 @@ version_visible(const AlmanacVersion *v, Snapshot snapshot)
 {
 	TransactionId xid = XidFromFullTransactionId(v->xid);
 
-	if (xid == FrozenTransactionId)
+	if (almanac_version_frozen(v))
 		return true;
 	if (TransactionIdIsCurrentTransactionId(xid))
 		return true;
@@ -192,9 +202,8 @@ almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent)
 static bool
 version_committed(const AlmanacVersion *v)
 {
-	TransactionId xid = XidFromFullTransactionId(v->xid);
-
-	return xid == FrozenTransactionId || TransactionIdDidCommit(xid);
+	return almanac_version_frozen(v) ||
+		TransactionIdDidCommit(XidFromFullTransactionId(v->xid));
 }
 
 static bool
@@ -202,7 +211,7 @@ version_aborted(const AlmanacVersion *v)
 {
 	TransactionId xid = XidFromFullTransactionId(v->xid);
 
-	if (xid == FrozenTransactionId || TransactionIdDidCommit(xid))
+	if (almanac_version_frozen(v) || TransactionIdDidCommit(xid))
 		return false;
 	/* in progress: not (yet) aborted; a crashed transaction is neither */
 	return !TransactionIdIsInProgress(xid);
@@ -221,6 +230,52 @@ append_version(StringInfo out, FullTransactionId xid, TransactionId top,
 }
 
 /*
+ * Append to 'out' the versions of a stored list that a snapshot may still
+ * need, at most 'room' of them, and return how many.  Aborted versions are
+ * dropped.  Of the committed versions that precede 'horizon' (every snapshot
+ * that can still run sees them all as committed) only the newest is kept,
+ * frozen, so that its judgement no longer needs the commit log; the ones
+ * below it are hidden by it from every such snapshot.
+ */
+static int
+append_needed_versions(StringInfo out, const AlmanacVersion *versions, int n,
+					   TransactionId horizon, int room)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < n && kept < room; i++)
+	{
+		const AlmanacVersion *v = &versions[i];
+
+		/* a frozen version is below the horizon; its xid may be too old to compare */
+		if (!almanac_version_frozen(v))
+		{
+			if (version_aborted(v))
+				continue;
+			if (!version_committed(v) ||
+				!TransactionIdPrecedes(XidFromFullTransactionId(v->xid), horizon))
+			{
+				append_version(out, v->xid, v->top, v->flags, v->tuple, v->tuple_len);
+				kept++;
+				continue;
+			}
+		}
+		append_version(out, v->xid, v->top, v->flags | ALMANAC_VERSION_FROZEN,
+					   v->tuple, v->tuple_len);
+		return kept + 1;
+	}
+	return kept;
+}
+
+static void
+set_version_count(StringInfo out, int count_pos, int count)
+{
+	uint16		nbe = pg_hton16((uint16) count);
+
+	memcpy(out->data + count_pos, &nbe, 2);
+}
+
+/*
  * Merge an intent into the stored value (stored == NULL: the key is new).
  *
  * The conflict check runs in the owner, one batch at a time, so it sees every
@@ -231,10 +286,8 @@ append_version(StringInfo out, FullTransactionId xid, TransactionId top,
  * was based on; an INSERT needs it absent or deleted.
  *
  * On success 'out' receives the new version list: the intent as newest
- * version, then the older versions a running snapshot may still need.
- * Aborted versions are dropped; of the committed versions that precede
- * 'horizon' (no snapshot can see anything older) only the newest is kept,
- * frozen so that its judgement no longer needs the commit log.
+ * version, then the older versions a running snapshot may still need (see
+ * append_needed_versions).
  */
 AlmanacApplyResult
 almanac_versions_apply(StringInfo out,
@@ -247,8 +300,6 @@ almanac_versions_apply(StringInfo out,
 	const AlmanacVersion *other = NULL;
 	int			count_pos;
 	int			kept = 1;
-	bool		below_horizon = false;
-	uint16		nbe;
 
 	if (stored != NULL)
 		n = almanac_versions_parse(stored, stored_len, &versions);
@@ -257,7 +308,8 @@ almanac_versions_apply(StringInfo out,
 	{
 		if (version_aborted(&versions[i]))
 			continue;
-		if (versions[i].top == intent->top)
+		/* a frozen version's top-level xid may have been reused since */
+		if (!almanac_version_frozen(&versions[i]) && versions[i].top == intent->top)
 		{
 			if (own == NULL)
 				own = &versions[i];
@@ -302,29 +354,51 @@ almanac_versions_apply(StringInfo out,
 				   intent->kind == ALMANAC_INTENT_DELETE ? ALMANAC_VERSION_DELETED : 0,
 				   intent->tuple, intent->tuple_len);
 
-	for (int i = 0; i < n && !below_horizon; i++)
-	{
-		const AlmanacVersion *v = &versions[i];
-		FullTransactionId xid = v->xid;
-
-		if (version_aborted(v))
-			continue;
-		if (version_committed(v) &&
-			TransactionIdPrecedes(XidFromFullTransactionId(xid), horizon))
-		{
-			below_horizon = true;
-			xid = FullTransactionIdFromEpochAndXid(0, FrozenTransactionId);
-		}
-		if (kept == PG_UINT16_MAX)
-			break;
-		append_version(out, xid, v->top, v->flags, v->tuple, v->tuple_len);
-		kept++;
-	}
-
-	nbe = pg_hton16((uint16) kept);
-	memcpy(out->data + count_pos, &nbe, 2);
+	kept += append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX - 1);
+	set_version_count(out, count_pos, kept);
 
 	if (versions)
 		pfree(versions);
 	return ALMANAC_APPLY_OK;
+}
+
+/*
+ * The freeze sweep's rewrite of a stored value (the owner walks every key,
+ * so that versions of keys nobody writes again are frozen before the commit
+ * log forgets their xids): the same pruning and freezing as
+ * almanac_versions_apply, without a new version.
+ *
+ * Returns false when the value would stay as it is.  Otherwise 'out' (empty
+ * on entry) receives the new value, or stays empty when the key can be
+ * removed: no version is left, or only a frozen deletion, which every
+ * snapshot that can still run judges exactly like an absent key.
+ */
+bool
+almanac_versions_freeze(StringInfo out, const char *stored, size_t stored_len,
+						TransactionId horizon)
+{
+	AlmanacVersion *versions;
+	int			n = almanac_versions_parse(stored, stored_len, &versions);
+	int			count_pos;
+	int			kept;
+	bool		changed;
+
+	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
+	count_pos = out->len;
+	put_u16(out, 0);			/* patched below */
+	kept = append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX);
+	set_version_count(out, count_pos, kept);
+
+	if (kept == 1)
+	{
+		uint8		flags = (uint8) out->data[STORED_HEADER_LEN + VERSION_FLAGS_POS];
+
+		if ((flags & ALMANAC_VERSION_FROZEN) && (flags & ALMANAC_VERSION_DELETED))
+			kept = 0;
+	}
+	if (kept == 0)
+		resetStringInfo(out);
+	changed = out->len != stored_len || memcmp(out->data, stored, stored_len) != 0;
+	pfree(versions);
+	return changed;
 }

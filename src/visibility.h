@@ -41,6 +41,15 @@
 /* version flags */
 #define ALMANAC_VERSION_DELETED 0x01
 
+/*
+ * Committed, and older than every snapshot that can still run: visible
+ * without asking the commit log, which may no longer know the xid.  The xid
+ * stays, as the version's identity: a transaction that read the version
+ * names it as the version its write is based on.  (Values written before
+ * this flag existed mark a frozen version with FrozenTransactionId instead.)
+ */
+#define ALMANAC_VERSION_FROZEN	0x02
+
 /* what an intent asks for */
 typedef enum AlmanacIntentKind
 {
@@ -80,6 +89,7 @@ typedef enum AlmanacApplyResult
 
 /* stored values */
 extern int	almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions);
+extern bool almanac_version_frozen(const AlmanacVersion *v);
 extern int	almanac_versions_visible(const AlmanacVersion *versions, int n, Snapshot snapshot);
 
 /* intents */
@@ -92,5 +102,15 @@ extern AlmanacApplyResult almanac_versions_apply(StringInfo out,
 												 const char *stored, size_t stored_len,
 												 const AlmanacIntent *intent,
 												 TransactionId horizon);
+
+/*
+ * Owner side, the freeze sweep: prune and freeze a stored value as
+ * almanac_versions_apply does to the older versions of a key it writes.
+ * Returns false when the value is already in that state; otherwise 'out'
+ * receives the new value, or stays empty when the key can go altogether.
+ */
+extern bool almanac_versions_freeze(StringInfo out,
+									const char *stored, size_t stored_len,
+									TransactionId horizon);
 
 #endif							/* ALMANAC_VISIBILITY_H */
