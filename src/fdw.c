@@ -354,10 +354,21 @@ typedef struct AlmanacScanState
 	bool		started;
 	bool		done;
 	rocksdb_iterator_t *iter;
+	uint64		iter_generation;	/* see almanac_xact_iterator */
 	StringInfoData lower;
 	StringInfoData upper;		/* exclusive; empty: none */
 	MemoryContextCallback cleanup;
 } AlmanacScanState;
+
+static void
+scan_close_iterator(AlmanacScanState *s)
+{
+	if (s->iter == NULL)
+		return;
+	rocksdb_iter_destroy(s->iter);
+	s->iter = NULL;
+	almanac_xact_iterator_done(s->iter_generation);
+}
 
 /* releases the iterator and read options however the scan ends, ERROR included */
 static void
@@ -365,9 +376,7 @@ scan_cleanup(void *arg)
 {
 	AlmanacScanState *s = arg;
 
-	if (s->iter)
-		rocksdb_iter_destroy(s->iter);
-	s->iter = NULL;
+	scan_close_iterator(s);
 	if (s->a.ropts)
 		rocksdb_readoptions_destroy(s->a.ropts);
 	s->a.ropts = NULL;
@@ -465,15 +474,12 @@ almanacIterateForeignScan(ForeignScanState *node)
 		if (!s->done)
 		{
 			rocksdb_iterator_t *base;
-			rocksdb_writebatch_wi_t *batch = almanac_xact_batch(a->store);
 
 			if (s->upper.len > 0)
 				rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
 			base = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
 			/* the transaction's own writes over the store */
-			s->iter = (batch && rocksdb_writebatch_wi_count(batch) > 0)
-				? rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, a->cf)
-				: base;
+			s->iter = almanac_xact_iterator(a->store, base, a->cf, &s->iter_generation);
 			rocksdb_iter_seek(s->iter, s->lower.data, s->lower.len);
 		}
 	}
@@ -518,9 +524,7 @@ almanacReScanForeignScan(ForeignScanState *node)
 {
 	AlmanacScanState *s = node->fdw_state;
 
-	if (s->iter)
-		rocksdb_iter_destroy(s->iter);
-	s->iter = NULL;
+	scan_close_iterator(s);
 	s->started = false;
 	s->done = false;
 }

@@ -29,6 +29,16 @@ static bool xact_shipped = false;
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
 
+/*
+ * Iterators that read the transaction's batch and are still open (a cursor
+ * keeps its scan's across statements).  Clearing the batch under one frees
+ * what it points to, so nothing is shipped early while there is one.  The
+ * count is the transaction's (xact_generation): a scan cleaned up after its
+ * transaction ended does not touch the next one's.
+ */
+static int	xact_iterators = 0;
+static uint64 xact_generation = 1;
+
 /* column families the transaction's batch has entries in */
 static uint32 xact_cfs[64];
 static int	xact_ncfs = 0;
@@ -168,6 +178,8 @@ ship(void)
 static void
 reset_state(void)
 {
+	xact_iterators = 0;
+	xact_generation++;
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
@@ -283,9 +295,39 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 }
 
 /*
+ * An iterator over the store's rows in cf as this transaction sees them: its
+ * batch over 'base' (whose ownership passes to the iterator), or 'base'
+ * alone when the batch is empty.  Pass *generation to
+ * almanac_xact_iterator_done when destroying it.
+ */
+rocksdb_iterator_t *
+almanac_xact_iterator(int store, rocksdb_iterator_t *base,
+					  rocksdb_column_family_handle_t *cf, uint64 *generation)
+{
+	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
+
+	if (batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+	{
+		*generation = 0;
+		return base;
+	}
+	xact_iterators++;
+	*generation = xact_generation;
+	return rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, cf);
+}
+
+void
+almanac_xact_iterator_done(uint64 generation)
+{
+	if (generation == xact_generation && xact_iterators > 0)
+		xact_iterators--;
+}
+
+/*
  * The statement's writes (all in column family cf) become the transaction's.
  * If the transaction's batch has grown past almanac.write_batch_size, it
- * goes to the owner now.
+ * goes to the owner now, unless an open iterator reads it (then at the next
+ * statement end without one, or at commit).
  */
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
@@ -302,7 +344,7 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
 	rocksdb_writebatch_wi_clear(stmt);
 
 	(void) rocksdb_writebatch_wi_data(into, &size);
-	if (size >= (size_t) almanac_write_batch_size * 1024)
+	if (size >= (size_t) almanac_write_batch_size * 1024 && xact_iterators == 0)
 		ship();
 }
 

@@ -42,6 +42,16 @@ extern void almanac_xact_init(void);
 /* the transaction's batch for this store, or NULL when it wrote nothing */
 extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
+/*
+ * An iterator over base with the transaction's writes in cf on top; the
+ * batch is not shipped early while it is open.  Destroy it with
+ * rocksdb_iter_destroy, then call almanac_xact_iterator_done(*generation).
+ */
+extern rocksdb_iterator_t *almanac_xact_iterator(int store, rocksdb_iterator_t *base,
+												 rocksdb_column_family_handle_t *cf,
+												 uint64 *generation);
+extern void almanac_xact_iterator_done(uint64 generation);
+
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
 extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
