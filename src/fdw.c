@@ -574,6 +574,7 @@ typedef struct AlmanacModifyState
 	StringInfoData oldkey;
 	StringInfoData value;
 	MemoryContext rowcxt;
+	bool		shipped_early;	/* an INSERT shipped chunks of its own */
 	MemoryContextCallback cleanup;
 } AlmanacModifyState;
 
@@ -733,6 +734,8 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	insert_row(m, &m->key, slot);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(m->rowcxt);
+	if (almanac_stmt_batch_ship_early(m->a.store, m->stmt, m->a.cf, m->a.cf_id))
+		m->shipped_early = true;
 	return slot;
 }
 
@@ -854,7 +857,7 @@ modify_end(AlmanacModifyState *m)
 {
 	if (m == NULL || m->stmt == NULL)
 		return;
-	almanac_stmt_batch_merge(m->a.store, m->stmt, m->a.cf, m->a.cf_id);
+	almanac_stmt_batch_merge(m->a.store, m->stmt, m->a.cf, m->a.cf_id, m->shipped_early);
 	modify_cleanup(m);
 }
 

@@ -325,13 +325,14 @@ almanac_xact_iterator_done(uint64 generation)
 
 /*
  * The statement's writes (all in column family cf) become the transaction's.
- * If the transaction's batch has grown past almanac.write_batch_size, it
- * goes to the owner now, unless an open iterator reads it (then at the next
- * statement end without one, or at commit).
+ * If the transaction's batch has grown past almanac.write_batch_size, or
+ * ship_all is set, it goes to the owner now, unless an open iterator reads
+ * it (then at the next statement end without one, or at commit).
  */
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
-						 rocksdb_column_family_handle_t *cf, uint32 cf_id)
+						 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+						 bool ship_all)
 {
 	size_t		size;
 	rocksdb_writebatch_wi_t *into;
@@ -344,8 +345,41 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
 	rocksdb_writebatch_wi_clear(stmt);
 
 	(void) rocksdb_writebatch_wi_data(into, &size);
-	if (size >= (size_t) almanac_write_batch_size * 1024 && xact_iterators == 0)
+	if ((ship_all || size >= (size_t) almanac_write_batch_size * 1024) &&
+		xact_iterators == 0)
 		ship();
+}
+
+/*
+ * An INSERT or COPY ships its rows while it runs: once its statement batch
+ * has grown past almanac.write_batch_size, the batch goes to the owner at
+ * once, as the transaction's.  The statement must not see its own shipped
+ * rows (it does not: its secondary does not catch up with them), but must go
+ * on seeing what earlier statements of the transaction wrote; so if those
+ * are still in the transaction's batch, they are shipped first, on their
+ * own, and the secondary catches up with them before the statement's rows
+ * follow.  A later row with a key of a shipped chunk is then refused by the
+ * owner (23505) rather than by the backend.  Nothing is shipped while an
+ * iterator reads the transaction's batch.  Returns whether it shipped: the
+ * statement should then ship the rest at its end too (ship_all), so that a
+ * next bulk statement starts with an empty batch.
+ */
+bool
+almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t *stmt,
+							  rocksdb_column_family_handle_t *cf, uint32 cf_id)
+{
+	size_t		size;
+
+	(void) rocksdb_writebatch_wi_data(stmt, &size);
+	if (size < (size_t) almanac_write_batch_size * 1024 || xact_iterators > 0)
+		return false;
+	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
+	{
+		ship();
+		almanac_reader_catch_up(almanac_reader(store));
+	}
+	almanac_stmt_batch_merge(store, stmt, cf, cf_id, true);
+	return true;
 }
 
 char *

@@ -21,7 +21,10 @@
  * commit record even when it writes nothing but foreign tables.
  *
  * A batch that grows past almanac.write_batch_size is sent to the owner
- * early, in chunks, so a large COPY never holds all its rows in memory.
+ * early, in chunks: at the end of the statement that made it grow, and an
+ * INSERT or COPY sends its own batch whenever it grows that large, so a
+ * large COPY never holds all its rows in memory.  Nothing is sent early
+ * while an iterator (a cursor) reads the transaction's batch.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
  * invisible to everyone.
@@ -55,7 +58,13 @@ extern void almanac_xact_iterator_done(uint64 generation);
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
 extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t *stmt,
-									 rocksdb_column_family_handle_t *cf, uint32 cf_id);
+									 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+									 bool ship_all);
+
+/* an INSERT's batch, shipped before the statement ends if it is large */
+extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t *stmt,
+										  rocksdb_column_family_handle_t *cf,
+										  uint32 cf_id);
 
 /*
  * Buffer a write of 'key' in the statement batch, combining it with an
