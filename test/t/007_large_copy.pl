@@ -35,7 +35,7 @@ $node->safe_psql('postgres', q{
 		path 'almanac/bulk', max_total_wal_size '4MB');
 	CREATE FOREIGN TABLE big (k bigint, v bigint, pad text)
 		SERVER bulk OPTIONS (key_prefix 'big', key_columns 'k');
-	INSERT INTO big VALUES (-0, 0, 'seed');
+	INSERT INTO big VALUES (0, 0, 'seed');
 });
 is($node->safe_psql('postgres', "SELECT setting FROM pg_settings WHERE name = 'almanac.write_batch_size'"),
 	'16384', 'almanac.write_batch_size defaults to 16MB');
