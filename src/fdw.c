@@ -218,9 +218,11 @@ almanac_table_open(Relation rel)
 void
 almanac_access_close_iterator(AlmanacAccess *a)
 {
-	if (a->iter)
-		rocksdb_iter_destroy(a->iter);
+	if (a->iter == NULL)
+		return;
+	rocksdb_iter_destroy(a->iter);
 	a->iter = NULL;
+	almanac_xact_iterator_done(a->iter_generation);
 }
 
 void

@@ -51,6 +51,7 @@ typedef struct AlmanacAccess
 	uint32		cf_id;
 	rocksdb_readoptions_t *ropts;
 	rocksdb_iterator_t *iter;	/* the caller's iterator, if any */
+	uint64		iter_generation;	/* see almanac_xact_iterator */
 	Datum	   *keyvalues;
 	MemoryContextCallback release;	/* frees ropts and iter */
 } AlmanacAccess;

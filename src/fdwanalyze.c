@@ -23,6 +23,7 @@
 #include "utils/snapmgr.h"
 
 #include "fdw.h"
+#include "store.h"
 
 /*
  * AcquireSampleRowsFunc: up to targrows rows, chosen uniformly among the
@@ -79,6 +80,8 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 			int			pos = -1;
 
 			vacuum_delay_point();
+			if (almanac_is_catch_up_marker(key, klen))
+				continue;
 			MemoryContextReset(rowcxt);
 			MemoryContextSwitchTo(rowcxt);
 			if (!almanac_value_row(val, vlen, snapshot, &tuple, &tlen, &xid))

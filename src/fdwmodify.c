@@ -47,6 +47,7 @@ typedef struct AlmanacModifyState
 	char	   *buffered;
 	size_t		buffered_len;
 	MemoryContext rowcxt;
+	bool		shipped_early;	/* the statement shipped chunks of its own */
 	MemoryContextCallback cleanup;
 } AlmanacModifyState;
 
@@ -181,7 +182,7 @@ put_intent(AlmanacModifyState *m, StringInfo key, AlmanacIntentKind kind,
 	if (m->looked_up != key)
 		m->buffered = almanac_xact_buffered(m->a.store, m->stmt, m->a.cf, key->data, key->len,
 											&m->buffered_len);
-	almanac_xact_put(m->a.store, m->stmt, m->a.cf, m->a.cf_id, key->data, key->len, &intent,
+	almanac_xact_put(m->a.store, m->stmt, m->a.cf, key->data, key->len, &intent,
 					 m->buffered, m->buffered_len);
 	m->looked_up = NULL;
 }
@@ -204,6 +205,14 @@ insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
 			   m->value.data, m->value.len);
 }
 
+/* after each row: a statement batch grown past the limit goes to the owner now */
+static void
+row_done(AlmanacModifyState *m)
+{
+	if (almanac_stmt_batch_ship_early(m->a.store, &m->stmt, m->a.cf, m->a.cf_id))
+		m->shipped_early = true;
+}
+
 static TupleTableSlot *
 almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						 TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -216,6 +225,7 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	insert_row(m, &m->key, slot);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(m->rowcxt);
+	row_done(m);
 	return slot;
 }
 
@@ -300,6 +310,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(m->rowcxt);
+	row_done(m);
 	return slot;
 }
 
@@ -329,6 +340,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(m->rowcxt);
+	row_done(m);
 	return slot;
 }
 
@@ -338,7 +350,7 @@ modify_end(AlmanacModifyState *m)
 {
 	if (m == NULL || m->stmt == NULL)
 		return;
-	almanac_stmt_batch_merge(m->a.store, &m->stmt, m->a.cf, m->a.cf_id);
+	almanac_stmt_batch_merge(m->a.store, &m->stmt, m->a.cf, m->a.cf_id, m->shipped_early);
 	modify_cleanup(m);
 	almanac_access_release(&m->a);
 }

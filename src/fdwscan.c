@@ -28,6 +28,7 @@
 #include "utils/ruleutils.h"
 
 #include "fdw.h"
+#include "store.h"
 #include "xact.h"
 
 typedef struct AlmanacScanState
@@ -351,16 +352,14 @@ iterator_start(AlmanacScanState *s)
 {
 	AlmanacAccess *a = &s->a;
 	rocksdb_iterator_t *base;
-	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(a->store);
 
 	/* the bounds let RocksDB skip files and stop at the range's end */
 	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, s->lower.data, s->lower.len);
 	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
 		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
 	base = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
-	s->a.iter = (batch && rocksdb_writebatch_wi_count(batch) > 0)
-		? rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, a->cf)
-		: base;
+	/* the transaction's own writes over the store */
+	a->iter = almanac_xact_iterator(a->store, base, a->cf, &a->iter_generation);
 	if (s->direction >= 0)
 		rocksdb_iter_seek(s->a.iter, s->lower.data, s->lower.len);
 	else if (s->upper.len > 0)
@@ -388,6 +387,9 @@ emit_row(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen
 	MemoryContext old;
 	bool		found;
 
+	/* a raw table covers the whole column family, the owner's marker too */
+	if (almanac_is_catch_up_marker(key, klen))
+		return false;
 	MemoryContextReset(s->rowcxt);
 	old = MemoryContextSwitchTo(s->rowcxt);
 	found = almanac_value_row(val, vlen, s->snapshot, &tuple, &tlen, &xid);

@@ -499,8 +499,9 @@ sweep_step(void)
 
 				pass->key = rocksdb_iter_key(it, &pass->klen);
 				/* the store's own bookkeeping */
-				if (cf_id == DEFAULT_CF_ID && pass->klen == FREEZE_HORIZON_KEY_LEN &&
-					memcmp(pass->key, freeze_horizon_key, FREEZE_HORIZON_KEY_LEN) == 0)
+				if ((cf_id == DEFAULT_CF_ID && pass->klen == FREEZE_HORIZON_KEY_LEN &&
+					 memcmp(pass->key, freeze_horizon_key, FREEZE_HORIZON_KEY_LEN) == 0) ||
+					almanac_is_catch_up_marker(pass->key, pass->klen))
 					continue;
 				val = rocksdb_iter_value(it, &vlen);
 				sweep_value(cf, batch, val, vlen, &out, &bytes);

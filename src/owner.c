@@ -345,6 +345,52 @@ almanac_owner_key_for_message(const char *key, size_t len)
 }
 
 /*
+ * The catch-up marker: a key written, with an empty value, into every column
+ * family by every write of the owner, and once more right after every flush
+ * the owner asks for.
+ *
+ * RocksDB secondaries (7.8; reported upstream as facebook/rocksdb#15051)
+ * keep serving stale point lookups after the primary flushes: a
+ * secondary replays the primary's WAL into its active memtable, and when the
+ * primary flushes that data and moves on to a new, empty WAL, catching up
+ * installs the new SST files but leaves the active memtable alone; a Get
+ * looks in the memtable first and finds the older value there, even though
+ * the file set holds the newer one.  A secondary seals its active memtable
+ * only when it replays a batch for that column family from a later WAL, and
+ * then drops it once the MANIFEST says the data is flushed.  Writing the
+ * marker into every column family in every batch (so the first batch after a
+ * memtable switch RocksDB makes by itself carries it) and after each flush we
+ * request (which switches with no batch following) makes sure that the
+ * current WAL always holds such a batch for every column family.
+ *
+ * The marker has no ':', so it is no key of any table: every table key is
+ * key_prefix:... and scans are bounded by their prefix.  It costs a few
+ * bytes per write, and each flush of an otherwise idle column family now
+ * writes a one-key file.  test/t/005_compaction_reads.pl shows the stale
+ * lookup without it.
+ */
+static void
+put_markers(rocksdb_writebatch_t *batch)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		rocksdb_writebatch_put_cf(batch, owner_cfs[i].handle, ALMANAC_CATCH_UP_MARKER,
+								  ALMANAC_CATCH_UP_MARKER_LEN, "", 0);
+}
+
+/* after a flush: a batch of markers into the new WAL; NULL or RocksDB's error */
+static char *
+write_markers(void)
+{
+	rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
+	char	   *err = NULL;
+
+	put_markers(batch);
+	rocksdb_write(owner_db, owner_wopts, batch, &err);
+	rocksdb_writebatch_destroy(batch);
+	return err;
+}
+
+/*
  * Every backend's secondary replays the owner's unflushed write-ahead log into
  * memtables of its own, so unflushed data costs memory in every backend that
  * reads.  RocksDB's max_total_wal_size only forces flushes across several
@@ -358,6 +404,7 @@ bound_unflushed(void)
 {
 	int64		limit = almanac_shared->stores[owner_store].tuning.max_total_wal_size;
 	rocksdb_flushoptions_t *fo;
+	char	   *err;
 
 	if (limit <= 0 || owner_unflushed < (uint64) limit)
 		return;
@@ -377,6 +424,14 @@ bound_unflushed(void)
 	}
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
+
+	/* the batch that asked for it is durable already: only log a failure */
+	err = write_markers();
+	if (err)
+	{
+		ereport(LOG, (errmsg("almanac: writing catch-up markers failed: %s", err)));
+		rocksdb_free(err);
+	}
 }
 
 /*
@@ -389,6 +444,7 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
 	char	   *err = NULL;
 
+	put_markers(batch);
 	rocksdb_write(owner_db, owner_wopts, batch, &err);
 	rocks_check(err, "write");
 	owner_unflushed += bytes;
@@ -564,6 +620,7 @@ owner_serve(AlmanacRequestSlot *slot)
 				rocksdb_flush_cf(owner_db, fo, existing_cf(slot->name)->handle, &err);
 				rocksdb_flushoptions_destroy(fo);
 				rocks_check(err, "flush");
+				rocks_check(write_markers(), "write");
 				break;
 			}
 		case ALMANAC_REQ_COMPACT:

@@ -32,6 +32,17 @@
 #include "option.h"
 
 #define ALMANAC_MAX_STORES		8
+
+/*
+ * The owner's catch-up marker, a key written with an empty value into every
+ * column family (see owner.c).  It has no ':', so no table's key prefix
+ * covers it; whatever walks a whole column family skips it.
+ */
+#define ALMANAC_CATCH_UP_MARKER "almanac catch-up marker"
+#define ALMANAC_CATCH_UP_MARKER_LEN (sizeof(ALMANAC_CATCH_UP_MARKER) - 1)
+#define almanac_is_catch_up_marker(key, klen) \
+	((klen) == ALMANAC_CATCH_UP_MARKER_LEN && \
+	 memcmp((key), ALMANAC_CATCH_UP_MARKER, ALMANAC_CATCH_UP_MARKER_LEN) == 0)
 #define ALMANAC_ERROR_LEN		512
 
 typedef enum AlmanacStoreState

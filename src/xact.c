@@ -29,6 +29,16 @@ static bool xact_shipped = false;
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
 
+/*
+ * Iterators that read the transaction's batch and are still open (a cursor
+ * keeps its scan's across statements).  Clearing the batch under one frees
+ * what it points to, so nothing is shipped early while there is one.  The
+ * count is the transaction's (xact_generation): a scan cleaned up after its
+ * transaction ended does not touch the next one's.
+ */
+static int	xact_iterators = 0;
+static uint64 xact_generation = 1;
+
 /* column families the transaction's batch has entries in */
 static uint32 xact_cfs[64];
 static int	xact_ncfs = 0;
@@ -186,6 +196,8 @@ batch_bytes(rocksdb_writebatch_wi_t *batch)
 static void
 reset_state(void)
 {
+	xact_iterators = 0;
+	xact_generation++;
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
@@ -301,13 +313,44 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 }
 
 /*
+ * An iterator over the store's rows in cf as this transaction sees them: its
+ * batch over 'base' (whose ownership passes to the iterator), or 'base'
+ * alone when the batch is empty.  Pass *generation to
+ * almanac_xact_iterator_done when destroying it.
+ */
+rocksdb_iterator_t *
+almanac_xact_iterator(int store, rocksdb_iterator_t *base,
+					  rocksdb_column_family_handle_t *cf, uint64 *generation)
+{
+	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
+
+	if (batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+	{
+		*generation = 0;
+		return base;
+	}
+	xact_iterators++;
+	*generation = xact_generation;
+	return rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, cf);
+}
+
+void
+almanac_xact_iterator_done(uint64 generation)
+{
+	if (generation == xact_generation && xact_iterators > 0)
+		xact_iterators--;
+}
+
+/*
  * The statement's writes (all in column family cf) become the transaction's.
- * If the transaction's batch has grown past almanac.write_batch_size, it
- * goes to the owner now.
+ * If the transaction's batch has grown past almanac.write_batch_size, or
+ * ship_all is set, it goes to the owner now, unless an open iterator reads
+ * it (then at the next statement end without one, or at commit).
  */
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
-						 rocksdb_column_family_handle_t *cf, uint32 cf_id)
+						 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+						 bool ship_all)
 {
 	rocksdb_writebatch_wi_t *into;
 
@@ -315,12 +358,13 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		return;
 	into = xact_batch_for_write(store);
 	note_cf(cf_id);
-	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
+	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0 && xact_iterators == 0)
 	{
 		/*
-		 * Nothing buffered before and no save point to keep: the statement's
-		 * batch becomes the transaction's as it is, instead of being copied
-		 * entry by entry (the common case of one big INSERT or COPY).
+		 * Nothing buffered before, no save point to keep and no iterator
+		 * reading the batch: the statement's batch becomes the transaction's
+		 * as it is, instead of being copied entry by entry (the common case
+		 * of one big INSERT or COPY).
 		 */
 		rocksdb_writebatch_wi_destroy(into);
 		xact_batch = into = *stmt;
@@ -332,8 +376,41 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		rocksdb_writebatch_wi_clear(*stmt);
 	}
 
-	if (batch_bytes(into) >= (size_t) almanac_write_batch_size * 1024)
+	if ((ship_all || batch_bytes(into) >= (size_t) almanac_write_batch_size * 1024) &&
+		xact_iterators == 0)
 		ship();
+}
+
+/*
+ * A statement ships its rows while it runs: once its statement batch has
+ * grown past almanac.write_batch_size, the batch goes to the owner at once,
+ * as the transaction's.  The statement must not see its own shipped rows (it
+ * does not: its secondary does not catch up with them, and its scans'
+ * iterators read what the secondary had when they opened), but must go on
+ * seeing what earlier statements of the transaction wrote; so if those are
+ * still in the transaction's batch, they are shipped first, on their own,
+ * and the secondary catches up with them before the statement's rows follow.
+ * A later row with a key of a shipped chunk is then refused by the owner
+ * (23505) rather than by the backend.  Nothing is shipped while an iterator
+ * reads the transaction's batch.  Returns whether it shipped: the statement
+ * should then ship the rest at its end too (ship_all), so that a next bulk
+ * statement starts with an empty batch.  *stmt may be replaced.
+ */
+bool
+almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
+							  rocksdb_column_family_handle_t *cf, uint32 cf_id)
+{
+	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024 || xact_iterators > 0)
+		return false;
+	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
+	{
+		ship();
+		almanac_reader_catch_up(almanac_reader(store));
+	}
+	almanac_stmt_batch_merge(store, stmt, cf, cf_id, true);
+	if (*stmt == NULL)
+		*stmt = almanac_stmt_batch_create();
+	return true;
 }
 
 char *
@@ -408,7 +485,7 @@ note_xid(FullTransactionId xid)
  */
 void
 almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
-				 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+				 rocksdb_column_family_handle_t *cf,
 				 const char *key, size_t klen, AlmanacIntent *intent,
 				 const char *prev, size_t prev_len)
 {
@@ -445,21 +522,4 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 	(void) xact_batch_for_write(store);
 	rocksdb_writebatch_wi_put_cf(stmt, cf, key, klen, buf.data, buf.len);
 	pfree(buf.data);
-
-	/*
-	 * A statement that writes more than almanac.write_batch_size (a large
-	 * COPY) sends its batch to the owner as it goes, so that the backend
-	 * never holds all its rows.  Only while the transaction's batch is empty:
-	 * the owner must apply earlier writes first, and the transaction's batch
-	 * cannot be emptied now, under the iterators of this statement's scans.
-	 * Rows sent early are invisible to this statement's scans, as its own
-	 * writes must be (the secondary caught up before they existed), and are
-	 * checked for duplicates by the owner.
-	 */
-	if (batch_bytes(stmt) >= (size_t) almanac_write_batch_size * 1024 &&
-		rocksdb_writebatch_wi_count(xact_batch) == 0)
-	{
-		note_cf(cf_id);
-		ship_batch(stmt, &cf_id, 1);
-	}
 }

@@ -21,9 +21,10 @@
  * commit record even when it writes nothing but foreign tables.
  *
  * A batch that grows past almanac.write_batch_size is sent to the owner
- * early, in chunks, so a large COPY never holds all its rows in memory (a
- * statement's batch only while the transaction's is empty: see
- * almanac_xact_put).
+ * early, in chunks: at the end of the statement that made it grow, and an
+ * INSERT or COPY sends its own batch whenever it grows that large, so a
+ * large COPY never holds all its rows in memory.  Nothing is sent early
+ * while an iterator (a cursor) reads the transaction's batch.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
  * invisible to everyone.
@@ -44,11 +45,27 @@ extern void almanac_xact_init(void);
 /* the transaction's batch for this store, or NULL when it wrote nothing */
 extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
+/*
+ * An iterator over base with the transaction's writes in cf on top; the
+ * batch is not shipped early while it is open.  Destroy it with
+ * rocksdb_iter_destroy, then call almanac_xact_iterator_done(*generation).
+ */
+extern rocksdb_iterator_t *almanac_xact_iterator(int store, rocksdb_iterator_t *base,
+												 rocksdb_column_family_handle_t *cf,
+												 uint64 *generation);
+extern void almanac_xact_iterator_done(uint64 generation);
+
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
 /* may take over *stmt as the transaction's batch, setting *stmt to NULL */
 extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
-									 rocksdb_column_family_handle_t *cf, uint32 cf_id);
+									 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+									 bool ship_all);
+
+/* a statement's batch, shipped before the statement ends if it is large */
+extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
+										  rocksdb_column_family_handle_t *cf,
+										  uint32 cf_id);
 
 /*
  * Buffer a write of 'key' in the statement batch, combining it with an
@@ -58,7 +75,7 @@ extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
  * the caller usually looked it up already.
  */
 extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
-							 rocksdb_column_family_handle_t *cf, uint32 cf_id,
+							 rocksdb_column_family_handle_t *cf,
 							 const char *key, size_t klen, AlmanacIntent *intent,
 							 const char *prev, size_t prev_len);
 
