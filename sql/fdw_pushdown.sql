@@ -95,6 +95,24 @@ SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' ORDER
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number < 400 ORDER BY block_number DESC LIMIT 2$$);
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 298 ORDER BY block_number$$);
 ROLLBACK;
+-- a cursor reads the transaction's writes as they were when it was opened,
+-- through later writes, a savepoint rolled back and a batch shipped early
+BEGIN;
+INSERT INTO pd_blocks VALUES ('cur', 1, 'a', 0), ('cur', 2, 'b', 0);
+DECLARE c CURSOR FOR SELECT block_number, block_hash FROM pd_blocks WHERE chain_id = 'cur' ORDER BY block_number;
+FETCH 1 FROM c;
+INSERT INTO pd_blocks VALUES ('cur', 3, 'c', 0);
+UPDATE pd_blocks SET block_hash = 'B' WHERE chain_id = 'cur' AND block_number = 2;
+SAVEPOINT s;
+INSERT INTO pd_blocks VALUES ('cur', 4, 'd', 0);
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL almanac.write_batch_size = 64;
+INSERT INTO pd_blocks SELECT 'cur', g, 'x', 0 FROM generate_series(10, 2000) g;
+FETCH ALL FROM c;
+CLOSE c;
+SELECT count(*), min(block_hash) FILTER (WHERE block_number = 2) FROM pd_blocks WHERE chain_id = 'cur';
+ROLLBACK;
+SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur';
 -- where byte order is not SQL order the planner sorts: text key columns
 EXPLAIN (COSTS OFF) SELECT chain_id, block_number FROM pd_blocks ORDER BY chain_id, block_number LIMIT 5;
 SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks ORDER BY chain_id, block_number LIMIT 5$$);

@@ -51,7 +51,8 @@ typedef struct AlmanacAccess
 	uint32		cf_id;
 	rocksdb_readoptions_t *ropts;
 	rocksdb_iterator_t *iter;	/* the caller's iterator, if any */
-	uint64		iter_generation;	/* see almanac_xact_iterator */
+	rocksdb_writebatch_wi_t *batch_copy;	/* the scan's copy of the
+											 * transaction's writes */
 	Datum	   *keyvalues;
 	MemoryContextCallback release;	/* frees ropts and iter */
 } AlmanacAccess;

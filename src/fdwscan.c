@@ -85,6 +85,9 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 
 	s->snapshot = estate->es_snapshot;
 	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
+	/* iterators read the transaction's writes as of now, like a snapshot */
+	if (s->a.cf != NULL && s->kind != ALMANAC_ACCESS_GET && s->kind != ALMANAC_ACCESS_MULTIGET)
+		s->a.batch_copy = almanac_xact_batch_copy(s->a.store, s->a.cf);
 
 	/* fdw_exprs: the equality values, then lower, upper, array as present */
 	states = ExecInitExprList(fs->fdw_exprs, (PlanState *) node);
@@ -358,8 +361,10 @@ iterator_start(AlmanacScanState *s)
 	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
 		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
 	base = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
-	/* the transaction's own writes over the store */
-	a->iter = almanac_xact_iterator(a->store, base, a->cf, &a->iter_generation);
+	/* the transaction's own writes (as they were when the scan began) over the store */
+	a->iter = a->batch_copy
+		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
+		: base;
 	if (s->direction >= 0)
 		rocksdb_iter_seek(s->a.iter, s->lower.data, s->lower.len);
 	else if (s->upper.len > 0)

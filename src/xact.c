@@ -29,16 +29,6 @@ static bool xact_shipped = false;
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
 
-/*
- * Iterators that read the transaction's batch and are still open (a cursor
- * keeps its scan's across statements).  Clearing the batch under one frees
- * what it points to, so nothing is shipped early while there is one.  The
- * count is the transaction's (xact_generation): a scan cleaned up after its
- * transaction ended does not touch the next one's.
- */
-static int	xact_iterators = 0;
-static uint64 xact_generation = 1;
-
 /* column families the transaction's batch has entries in */
 static uint32 xact_cfs[64];
 static int	xact_ncfs = 0;
@@ -196,8 +186,6 @@ batch_bytes(rocksdb_writebatch_wi_t *batch)
 static void
 reset_state(void)
 {
-	xact_iterators = 0;
-	xact_generation++;
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
@@ -313,39 +301,38 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 }
 
 /*
- * An iterator over the store's rows in cf as this transaction sees them: its
- * batch over 'base' (whose ownership passes to the iterator), or 'base'
- * alone when the batch is empty.  Pass *generation to
- * almanac_xact_iterator_done when destroying it.
+ * A copy of the transaction's writes in cf, for a scan: it reads the copy
+ * over the store, never the transaction's batch itself, which later
+ * statements change (a cursor would see them), shipping clears and ROLLBACK
+ * TO SAVEPOINT rebuilds (either would pull it from under the iterator).
+ * NULL when the transaction wrote nothing in this store.
  */
-rocksdb_iterator_t *
-almanac_xact_iterator(int store, rocksdb_iterator_t *base,
-					  rocksdb_column_family_handle_t *cf, uint64 *generation)
+rocksdb_writebatch_wi_t *
+almanac_xact_batch_copy(int store, rocksdb_column_family_handle_t *cf)
 {
 	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
+	rocksdb_writebatch_wi_t *copy;
 
 	if (batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+		return NULL;
+	copy = rocksdb_writebatch_wi_create(0, 1);
+	PG_TRY();
 	{
-		*generation = 0;
-		return base;
+		batch_foreach(batch, almanac_reader(store), cf, merge_entry, copy);
 	}
-	xact_iterators++;
-	*generation = xact_generation;
-	return rocksdb_writebatch_wi_create_iterator_with_base_cf(batch, base, cf);
-}
-
-void
-almanac_xact_iterator_done(uint64 generation)
-{
-	if (generation == xact_generation && xact_iterators > 0)
-		xact_iterators--;
+	PG_CATCH();
+	{
+		rocksdb_writebatch_wi_destroy(copy);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return copy;
 }
 
 /*
  * The statement's writes (all in column family cf) become the transaction's.
  * If the transaction's batch has grown past almanac.write_batch_size, or
- * ship_all is set, it goes to the owner now, unless an open iterator reads
- * it (then at the next statement end without one, or at commit).
+ * ship_all is set, it goes to the owner now.
  */
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
@@ -358,11 +345,11 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		return;
 	into = xact_batch_for_write(store);
 	note_cf(cf_id);
-	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0 && xact_iterators == 0)
+	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
 	{
 		/*
-		 * Nothing buffered before, no save point to keep and no iterator
-		 * reading the batch: the statement's batch becomes the transaction's
+		 * Nothing buffered before and no save point to keep: the statement's
+		 * batch becomes the transaction's
 		 * as it is, instead of being copied entry by entry (the common case
 		 * of one big INSERT or COPY).
 		 */
@@ -376,8 +363,7 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		rocksdb_writebatch_wi_clear(*stmt);
 	}
 
-	if ((ship_all || batch_bytes(into) >= (size_t) almanac_write_batch_size * 1024) &&
-		xact_iterators == 0)
+	if (ship_all || batch_bytes(into) >= (size_t) almanac_write_batch_size * 1024)
 		ship();
 }
 
@@ -391,8 +377,7 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
  * still in the transaction's batch, they are shipped first, on their own,
  * and the secondary catches up with them before the statement's rows follow.
  * A later row with a key of a shipped chunk is then refused by the owner
- * (23505) rather than by the backend.  Nothing is shipped while an iterator
- * reads the transaction's batch.  Returns whether it shipped: the statement
+ * (23505) rather than by the backend.  Returns whether it shipped: the statement
  * should then ship the rest at its end too (ship_all), so that a next bulk
  * statement starts with an empty batch.  *stmt may be replaced.
  */
@@ -400,7 +385,7 @@ bool
 almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 							  rocksdb_column_family_handle_t *cf, uint32 cf_id)
 {
-	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024 || xact_iterators > 0)
+	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
 	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
 	{

@@ -23,8 +23,9 @@
  * A batch that grows past almanac.write_batch_size is sent to the owner
  * early, in chunks: at the end of the statement that made it grow, and an
  * INSERT or COPY sends its own batch whenever it grows that large, so a
- * large COPY never holds all its rows in memory.  Nothing is sent early
- * while an iterator (a cursor) reads the transaction's batch.
+ * large COPY never holds all its rows in memory.  Scans iterate a copy of
+ * the transaction's writes taken when they start, so a cursor sees neither
+ * later writes nor batches cleared or rolled back under it.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
  * invisible to everyone.
@@ -45,15 +46,9 @@ extern void almanac_xact_init(void);
 /* the transaction's batch for this store, or NULL when it wrote nothing */
 extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
-/*
- * An iterator over base with the transaction's writes in cf on top; the
- * batch is not shipped early while it is open.  Destroy it with
- * rocksdb_iter_destroy, then call almanac_xact_iterator_done(*generation).
- */
-extern rocksdb_iterator_t *almanac_xact_iterator(int store, rocksdb_iterator_t *base,
-												 rocksdb_column_family_handle_t *cf,
-												 uint64 *generation);
-extern void almanac_xact_iterator_done(uint64 generation);
+/* a scan's private copy of the transaction's writes in cf (NULL: none) */
+extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store,
+														rocksdb_column_family_handle_t *cf);
 
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
