@@ -143,6 +143,12 @@ BEGIN
 	END LOOP;
 END $$;
 SELECT * FROM kv_new ORDER BY h;
+-- ... and while a scan of the same statement reads another column family
+CREATE FOREIGN TABLE kv_new2 (h text) SERVER almanac_store
+	OPTIONS (column_family 'created_by_insert_select', key_prefix 'new2', key_columns 'h');
+INSERT INTO kv_new2 SELECT b.block_hash FROM kv_blocks b JOIN kv_tx t ON t.block_number = b.block_number;
+SELECT * FROM kv_new2 ORDER BY h;
+DROP FOREIGN TABLE kv_new2;
 
 -- a statement bigger than almanac.write_batch_size is sent to the owner in
 -- chunks as it goes; it is still all or nothing, and a key written twice

@@ -258,6 +258,7 @@ almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write)
 	/* after the statement's snapshot: see almanac_reader_catch_up */
 	almanac_reader_catch_up(a->reader);
 	a->cf = almanac_reader_cf(a->reader, a->t->opts->column_family, for_write, &a->cf_id);
+	a->db = almanac_reader_db(a->reader);
 	a->keyvalues = palloc(sizeof(Datum) * Max(a->t->layout.nkeys, 1));
 }
 
@@ -369,7 +370,7 @@ almanac_prefix_end(StringInfo prefix, StringInfo upper)
 char *
 almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
 {
-	return almanac_reader_get(a->reader, a->ropts, a->cf, key, klen, vlen);
+	return almanac_reader_get(a->db, a->ropts, a->cf, key, klen, vlen);
 }
 
 /* Get a key: the transaction's buffered write, else the store */

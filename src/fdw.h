@@ -47,6 +47,13 @@ typedef struct AlmanacAccess
 	AlmanacTable *t;
 	int			store;
 	AlmanacReader *reader;
+	/*
+	 * The reader's instance when the access began, and its handle of the
+	 * column family: a later reopen (another table's new column family)
+	 * retires the instance but keeps it open, and a handle must be used
+	 * with its own instance.
+	 */
+	rocksdb_t  *db;
 	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty */
 	uint32		cf_id;
 	rocksdb_readoptions_t *ropts;

@@ -65,7 +65,7 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 			rocksdb_readoptions_set_iterate_upper_bound(a->ropts, upper.data, upper.len);
 		/* a one-off pass: don't evict the block cache's working set */
 		rocksdb_readoptions_set_fill_cache(a->ropts, 0);
-		a->iter = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
+		a->iter = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
 		for (rocksdb_iter_seek(a->iter, lower.data, lower.len);
 			 rocksdb_iter_valid(a->iter);
 			 rocksdb_iter_next(a->iter))

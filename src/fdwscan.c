@@ -87,7 +87,7 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
 	/* iterators read the transaction's writes as of now, like a snapshot */
 	if (s->a.cf != NULL && s->kind != ALMANAC_ACCESS_GET && s->kind != ALMANAC_ACCESS_MULTIGET)
-		s->a.batch_copy = almanac_xact_batch_copy(s->a.store, s->a.cf);
+		s->a.batch_copy = almanac_xact_batch_copy(s->a.store, s->a.cf_id);
 
 	/* fdw_exprs: the equality values, then lower, upper, array as present */
 	states = ExecInitExprList(fs->fdw_exprs, (PlanState *) node);
@@ -247,7 +247,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	 */
 	slices = palloc0(sizeof(rocksdb_pinnableslice_t *) * nmissing);
 	errs = palloc0(sizeof(char *) * nmissing);
-	rocksdb_batched_multi_get_cf(almanac_reader_db(s->a.reader), s->a.ropts, s->a.cf,
+	rocksdb_batched_multi_get_cf(s->a.db, s->a.ropts, s->a.cf,
 								 nmissing, missing_keys, missing_lens, slices, errs, true);
 	for (int i = 0; i < nmissing; i++)
 	{
@@ -360,7 +360,7 @@ iterator_start(AlmanacScanState *s)
 	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, s->lower.data, s->lower.len);
 	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
 		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
-	base = rocksdb_create_iterator_cf(almanac_reader_db(a->reader), a->ropts, a->cf);
+	base = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
 	/* the transaction's own writes (as they were when the scan began) over the store */
 	a->iter = a->batch_copy
 		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)

@@ -761,7 +761,7 @@ almanac_value_versions_sql(PG_FUNCTION_ARGS)
 	ro = rocksdb_readoptions_create();
 	PG_TRY();
 	{
-		value = almanac_reader_get(reader, ro, cf, VARDATA_ANY(key),
+		value = almanac_reader_get(almanac_reader_db(reader), ro, cf, VARDATA_ANY(key),
 								   VARSIZE_ANY_EXHDR(key), &vlen);
 	}
 	PG_FINALLY();

@@ -333,7 +333,7 @@ almanac_reader_cf_by_id(AlmanacReader *r, uint32 cf_id)
 }
 
 char *
-almanac_reader_get(AlmanacReader *r, const rocksdb_readoptions_t *ropts,
+almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
 				   rocksdb_column_family_handle_t *cf,
 				   const char *key, size_t klen, size_t *vlen)
 {
@@ -341,7 +341,7 @@ almanac_reader_get(AlmanacReader *r, const rocksdb_readoptions_t *ropts,
 	char	   *stored;
 	char	   *val;
 
-	stored = rocksdb_get_cf(r->db, ropts, cf, key, klen, vlen, &err);
+	stored = rocksdb_get_cf(db, ropts, cf, key, klen, vlen, &err);
 	if (err)
 		almanac_report_read_error(err);
 	if (stored == NULL)

@@ -46,7 +46,7 @@ extern rocksdb_column_family_handle_t *almanac_reader_cf_by_id(AlmanacReader *re
 															   uint32 cf_id);
 
 /* the stored value of key (palloc'd), or NULL when there is none */
-extern char *almanac_reader_get(AlmanacReader *reader, const rocksdb_readoptions_t *ropts,
+extern char *almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
 								rocksdb_column_family_handle_t *cf,
 								const char *key, size_t klen, size_t *vlen);
 

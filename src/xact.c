@@ -74,15 +74,23 @@ typedef void (*batch_entry_fn) (void *arg, rocksdb_column_family_handle_t *cf,
 /*
  * Visit the entries of a batch in one column family.  RocksDB's C API can
  * iterate a batch only through a base iterator; an empty one (its upper
- * bound is below every key) leaves exactly the batch's entries.
+ * bound is below every key) leaves exactly the batch's entries.  The base
+ * comes from the reader's current instance, with that instance's handle of
+ * the column family (a batch knows column families by id, which a reopen
+ * keeps; a handle and a db must be of the same instance).
  */
 static void
 batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
-			  rocksdb_column_family_handle_t *cf, batch_entry_fn fn, void *arg)
+			  uint32 cf_id, batch_entry_fn fn, void *arg)
 {
 	static const char nothing[1] = {0};
-	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_id);
+	rocksdb_readoptions_t *ro;
 	rocksdb_iterator_t *it;
+
+	if (cf == NULL)
+		elog(ERROR, "almanac: column family %u vanished during the transaction", cf_id);
+	ro = rocksdb_readoptions_create();
 
 	rocksdb_readoptions_set_iterate_upper_bound(ro, nothing, 1);
 	it = rocksdb_writebatch_wi_create_iterator_with_base_cf(batch,
@@ -149,13 +157,7 @@ ship_batch(rocksdb_writebatch_wi_t *batch, const uint32 *cf_ids, int ncfs)
 
 	initStringInfo(&buf);
 	for (int i = 0; i < ncfs; i++)
-	{
-		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_ids[i]);
-
-		if (cf == NULL)
-			elog(ERROR, "almanac: column family %u vanished during the transaction", cf_ids[i]);
-		batch_foreach(batch, reader, cf, append_entry, &buf);
-	}
+		batch_foreach(batch, reader, cf_ids[i], append_entry, &buf);
 	/* the xids of these versions are in durable WAL before the versions exist */
 	XLogFlush(XactLastRecEnd);
 	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
@@ -308,7 +310,7 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
  * NULL when the transaction wrote nothing in this store.
  */
 rocksdb_writebatch_wi_t *
-almanac_xact_batch_copy(int store, rocksdb_column_family_handle_t *cf)
+almanac_xact_batch_copy(int store, uint32 cf_id)
 {
 	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
 	rocksdb_writebatch_wi_t *copy;
@@ -318,7 +320,7 @@ almanac_xact_batch_copy(int store, rocksdb_column_family_handle_t *cf)
 	copy = rocksdb_writebatch_wi_create(0, 1);
 	PG_TRY();
 	{
-		batch_foreach(batch, almanac_reader(store), cf, merge_entry, copy);
+		batch_foreach(batch, almanac_reader(store), cf_id, merge_entry, copy);
 	}
 	PG_CATCH();
 	{
@@ -359,7 +361,7 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 	}
 	else
 	{
-		batch_foreach(*stmt, almanac_reader(store), cf, merge_entry, into);
+		batch_foreach(*stmt, almanac_reader(store), cf_id, merge_entry, into);
 		rocksdb_writebatch_wi_clear(*stmt);
 	}
 

@@ -47,8 +47,7 @@ extern void almanac_xact_init(void);
 extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
 /* a scan's private copy of the transaction's writes in cf (NULL: none) */
-extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store,
-														rocksdb_column_family_handle_t *cf);
+extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store, uint32 cf_id);
 
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
