@@ -66,7 +66,10 @@ almanac_shmem_startup(void)
 		almanac_shared->lock = &(GetNamedLWLockTranche("almanac"))->lock;
 		ConditionVariableInit(&almanac_shared->store_cv);
 		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+		{
 			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);
+			pg_atomic_init_u64(&almanac_shared->stores[i].cf_version, 0);
+		}
 		almanac_shared->nslots = almanac_nslots();
 		for (int i = 0; i < almanac_shared->nslots; i++)
 			ConditionVariableInit(&almanac_shared->slots[i].cv);
@@ -221,6 +224,30 @@ uint64
 almanac_store_published_seq(int store)
 {
 	return pg_atomic_read_u64(&almanac_shared->stores[store].published_seq);
+}
+
+uint64
+almanac_store_cf_version(int store)
+{
+	return pg_atomic_read_u64(&almanac_shared->stores[store].cf_version);
+}
+
+/*
+ * RocksDB's properties of a column family, from the owner (see
+ * AlmanacProperty).  Returns its id, or ALMANAC_CF_MISSING (props untouched)
+ * if there is no such column family.
+ */
+uint32
+almanac_store_properties(int store, const char *name, uint64 props[ALMANAC_NPROPS])
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	uint32		cf_id;
+
+	almanac_store_request(store, ALMANAC_REQ_PROPERTIES, NULL, 0, name, NULL, &cf_id);
+	/* the slot is this backend's own: nobody else posts in it */
+	if (cf_id != ALMANAC_CF_MISSING)
+		memcpy(props, slot->props, sizeof(slot->props));
+	return cf_id;
 }
 
 /*

@@ -153,7 +153,10 @@ ship(void)
 		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, xact_cfs[i]);
 
 		if (cf == NULL)
-			elog(ERROR, "almanac: column family %u vanished during the transaction", xact_cfs[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("almanac column family with id %u does not exist", xact_cfs[i]),
+					 errhint("It was dropped while the transaction wrote to it.")));
 		batch_foreach(xact_batch, reader, cf, append_entry, &buf);
 	}
 	/* the xids of these versions are in durable WAL before the versions exist */
