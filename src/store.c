@@ -91,6 +91,7 @@ start_owner(int store)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
 	pid_t		pid;
 
 	memset(&worker, 0, sizeof(worker));
@@ -110,7 +111,24 @@ start_owner(int store)
 				 errmsg("could not start the almanac store owner for \"%s\"",
 						almanac_shared->stores[store].path),
 				 errhint("Raise max_worker_processes: every store in use needs one background worker.")));
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+
+	/*
+	 * An owner that cannot open the store records why and exits at once,
+	 * possibly before the postmaster reports it started: then its state
+	 * says what happened.  Only an owner that never got to run did not start.
+	 */
+	if (status == BGWH_STOPPED)
+	{
+		bool		ran;
+
+		LWLockAcquire(almanac_shared->lock, LW_SHARED);
+		ran = almanac_shared->stores[store].state != ALMANAC_STORE_STARTING;
+		LWLockRelease(almanac_shared->lock);
+		if (ran)
+			return;
+	}
+	if (status != BGWH_STARTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("the almanac store owner for \"%s\" did not start",
