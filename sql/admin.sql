@@ -91,9 +91,9 @@ SELECT sqlstate_of($$SELECT almanac.flush('admin_cf')$$);
 -- This backend read and wrote the dropped column family through its
 -- secondary instance.  A new table over the same name finds it empty (the
 -- dropped data is not served from a stale handle), and its first write
--- creates the column family again, with a new id.  (The flush before the drop
--- matters: RocksDB 7.8 secondaries crashed catching up after a flushed column
--- family was dropped and created again, before the owner reopened the store.)
+-- creates the column family again, with a new id.  (Other backends, and
+-- drops racing reads and writes: test/isolation/specs/admin_drop.spec and
+-- test/t/030_admin_drop.pl.)
 CREATE FOREIGN TABLE public.admin_kv (k text, v bigint) SERVER almanac_store
 	OPTIONS (column_family 'admin_cf', key_prefix 'akv', key_columns 'k');
 SELECT count(*) AS rows_after_drop FROM admin_kv;

@@ -155,8 +155,8 @@ ship(void)
 		if (cf == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("almanac column family with id %u does not exist", xact_cfs[i]),
-					 errhint("It was dropped while the transaction wrote to it.")));
+					 errmsg("an almanac column family this transaction wrote to was dropped"),
+					 errdetail("The column family with id %u does not exist any more.", xact_cfs[i])));
 		batch_foreach(xact_batch, reader, cf, append_entry, &buf);
 	}
 	/* the xids of these versions are in durable WAL before the versions exist */
