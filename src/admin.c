@@ -15,8 +15,10 @@
  *
  * Privileges: reading needs USAGE on the server; flush and compact need
  * ownership of the server or membership in pg_checkpoint (they are
- * checkpoint-like I/O, and lose nothing); drop needs ownership of the server.
- * Superusers pass every check.
+ * checkpoint-like I/O, and lose nothing); drop needs ownership of every
+ * server of the current database that uses the same store, and is refused
+ * while a foreign table of the current database uses the column family
+ * (other databases' catalogs cannot be read).  Superusers pass every check.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +30,8 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
@@ -38,6 +42,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include <rocksdb/c.h>
 
@@ -70,13 +75,35 @@ typedef struct AdminTable
 	char	   *column_family;
 } AdminTable;
 
+/*
+ * Does the wrapper use our handler (under any name)?  The handler's symbol
+ * is checked in pg_proc first, so that the library of another wrapper's
+ * handler is not loaded just to be told apart.
+ */
 static bool
 is_almanac_wrapper(Oid fdwid)
 {
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(fdwid);
+	HeapTuple	tup;
+	bool		same_symbol;
 	FmgrInfo	finfo;
 
 	if (!OidIsValid(fdw->fdwhandler))
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	same_symbol = false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		same_symbol = !isnull &&
+			strcmp(TextDatumGetCString(prosrc), "almanac_rocksdb_fdw_handler") == 0;
+	}
+	ReleaseSysCache(tup);
+	if (!same_symbol)
 		return false;
 	fmgr_info(fdw->fdwhandler, &finfo);
 	return finfo.fn_addr == almanac_rocksdb_fdw_handler;

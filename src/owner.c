@@ -591,11 +591,38 @@ owner_properties(AlmanacRequestSlot *slot)
 	}
 }
 
+/*
+ * Create or drop a column family: the store's cf_version is odd while the
+ * column families change, and changed after (readers reopen; see reader.c).
+ */
+static void
+owner_change_cfs(AlmanacRequestSlot *slot)
+{
+	pg_atomic_uint64 *cf_version = &almanac_shared->stores[owner_store].cf_version;
+
+	pg_atomic_fetch_add_u64(cf_version, 1);
+	PG_TRY();
+	{
+		if (slot->type == ALMANAC_REQ_CREATE_CF)
+			slot->cf_id = owner_create_cf(slot->name);
+		else
+		{
+			owner_drop_cf(slot->name);
+			owner_reopen();
+		}
+	}
+	PG_FINALLY();
+	{
+		pg_atomic_fetch_add_u64(cf_version, 1);
+	}
+	PG_END_TRY();
+}
+
 static void
 owner_serve(AlmanacRequestSlot *slot)
 {
 	char	   *err = NULL;
-	int			ncfs = owner_ncfs;
+	OwnerCf    *cf;
 
 	switch (slot->type)
 	{
@@ -603,18 +630,19 @@ owner_serve(AlmanacRequestSlot *slot)
 			slot->seq = owner_apply(slot);
 			break;
 		case ALMANAC_REQ_CREATE_CF:
-			slot->cf_id = owner_create_cf(slot->name);
+			cf = find_cf_by_name(slot->name);
+			if (cf)
+				slot->cf_id = cf->id;
+			else
+				owner_change_cfs(slot);
 			break;
 		case ALMANAC_REQ_DROP_CF:
-
-			/*
-			 * Also before: a reader that lists the column families now and
-			 * fails to open the dropped one must see a change, and retry.
-			 */
-			if (find_cf_by_name(slot->name))
-				pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].cf_version, 1);
-			owner_drop_cf(slot->name);
-			owner_reopen();
+			cf = existing_cf(slot->name);
+			if (strcmp(cf->name, "default") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the default column family cannot be dropped")));
+			owner_change_cfs(slot);
 			break;
 		case ALMANAC_REQ_PROPERTIES:
 			owner_properties(slot);
@@ -633,9 +661,6 @@ owner_serve(AlmanacRequestSlot *slot)
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
 			break;
 	}
-	/* readers reopen their secondary when the set of column families changed */
-	if (owner_ncfs != ncfs)
-		pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].cf_version, 1);
 	slot->seq = rocksdb_get_latest_sequence_number(owner_db);
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq, slot->seq);
 }

@@ -131,10 +131,24 @@ reader_reopen(AlmanacReader *r)
 
 /*
  * Open the secondary instance with every column family the store has.  The
- * list is read first; a column family dropped before the open completes
- * makes the open fail, so it is retried while the store's column families
- * keep changing under it.
+ * list is read first, and opening fails if one of them was dropped in
+ * between (or reading the list fails as the owner replaces the MANIFEST):
+ * that is retried, for up to a second, while the store's cf_version shows a
+ * change (odd while the owner creates or drops a column family, see
+ * owner_change_cfs) or has changed since.
  */
+static bool
+cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts)
+{
+	if ((cf_version & 1) == 0 && almanac_store_cf_version(r->store) == cf_version)
+		return false;
+	if (++*attempts >= 100)
+		return false;
+	pg_usleep(10000L);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
 static void
 reader_open(AlmanacReader *r)
 {
@@ -146,6 +160,7 @@ reader_open(AlmanacReader *r)
 	const rocksdb_options_t **cf_opts;
 	rocksdb_column_family_handle_t **handles;
 	uint64		cf_version;
+	int			attempts = 0;
 
 retry:
 	err = NULL;
@@ -157,6 +172,8 @@ retry:
 		char	   *msg = pstrdup(err);
 
 		rocksdb_free(err);
+		if (cfs_changing(r, cf_version, &attempts))
+			goto retry;
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not read the column families of almanac store \"%s\": %s", path, msg)));
@@ -187,11 +204,8 @@ retry:
 			pfree(r->cfs[i].name);
 		pfree(r->cfs);
 		r->cfs = NULL;
-		if (almanac_store_cf_version(r->store) != cf_version)
-		{
-			pfree(msg);
+		if (cfs_changing(r, cf_version, &attempts))
 			goto retry;
-		}
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not open almanac store \"%s\" for reading: %s", path, msg)));

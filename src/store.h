@@ -49,8 +49,9 @@ typedef struct AlmanacStoreEntry
 	pid_t		owner_pid;
 	int			owner_procno;	/* to set the owner's latch */
 	pg_atomic_uint64 published_seq; /* sequence number of the last write */
-	pg_atomic_uint64 cf_version;	/* bumped by the owner when a column
-									 * family is created or dropped */
+	pg_atomic_uint64 cf_version;	/* odd while the owner creates or drops
+									 * a column family, incremented before
+									 * and after */
 	AlmanacServerOptions tuning;	/* string members are NULL: see path, compression */
 	char		compression[16];
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
