@@ -52,6 +52,7 @@ static AlmanacReader *readers[ALMANAC_MAX_STORES];
  */
 static List *retired = NIL;
 static LocalTransactionId retired_lxid = InvalidLocalTransactionId;
+
 static void
 reader_close(AlmanacReader *r)
 {
@@ -130,12 +131,9 @@ reader_reopen(AlmanacReader *r)
 }
 
 /*
- * Open the secondary instance with every column family the store has.  The
- * list is read first, and opening fails if one of them was dropped in
- * between (or reading the list fails as the owner replaces the MANIFEST):
- * that is retried, for up to a second, while the store's cf_version shows a
+ * Should a failed open be retried?  While the store's cf_version shows a
  * change (odd while the owner creates or drops a column family, see
- * owner_change_cfs) or has changed since.
+ * owner_change_cfs) or has changed since it was read, for up to a second.
  */
 static bool
 cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts)
@@ -149,6 +147,11 @@ cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts)
 	return true;
 }
 
+/*
+ * Open the secondary instance with every column family the store has.  The
+ * list is read first, and opening fails if one of them was dropped in
+ * between (or reading the list fails as the owner replaces the MANIFEST).
+ */
 static void
 reader_open(AlmanacReader *r)
 {

@@ -15,6 +15,11 @@
  * the owner compacts away stay readable.  Its directory, under the data
  * directory, is removed when the backend exits.
  *
+ * When a column family was created or dropped since the instance opened
+ * (the store's cf_version changed), catching up opens a new instance
+ * instead; the replaced one stays open until the next transaction, for the
+ * scans that still use it.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_READER_H
