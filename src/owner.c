@@ -181,13 +181,20 @@ static void
 open_store(void)
 {
 	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+	char		dir[MAXPGPATH];
 	char	   *err = NULL;
 	char	  **names;
 	size_t		nnames = 0;
 	const rocksdb_options_t **cf_opts;
 	rocksdb_column_family_handle_t **handles;
 
-	if (pg_mkdir_p(e->path, pg_dir_create_mode) != 0 && errno != EEXIST)
+	/*
+	 * pg_mkdir_p writes into the path as it walks it: never into the shared
+	 * one, which backends compare to find the store (seen: a second owner
+	 * started for the same path, and failing on the LOCK).
+	 */
+	strlcpy(dir, e->path, sizeof(dir));
+	if (pg_mkdir_p(dir, pg_dir_create_mode) != 0 && errno != EEXIST)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", e->path)));
@@ -246,6 +253,33 @@ open_store(void)
 	owner_ropts = rocksdb_readoptions_create();
 
 	pg_atomic_write_u64(&e->published_seq, rocksdb_get_latest_sequence_number(owner_db));
+}
+
+/*
+ * Open the store; if it cannot be, record why (a backend attaching to the
+ * store reports it, and starts a new owner that tries again) and exit.
+ */
+static void
+open_store_or_exit(void)
+{
+	PG_TRY();
+	{
+		open_store();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		set_store_state(ALMANAC_STORE_FAILED, edata->message);
+		ereport(LOG,
+				(errmsg("almanac: could not open store \"%s\": %s",
+						almanac_shared->stores[owner_store].path, edata->message)));
+		proc_exit(0);
+	}
+	PG_END_TRY();
 }
 
 static OwnerCf *
@@ -596,10 +630,118 @@ owner_drop_cf(const char *name)
 	*cf = owner_cfs[--owner_ncfs];
 }
 
+/*
+ * Close the store and open it again, after a drop.  RocksDB 7.8's secondary
+ * instances crash catching up (SIGSEGV or an assertion in
+ * MemTableList::InstallNewVersion) once the MANIFEST they replayed at open
+ * holds a dropped column family that had SST files and whose name was
+ * created again.  Opening writes a new MANIFEST that describes only the live
+ * column families, so secondaries opened from then on never see the dropped
+ * one.  If the store cannot be opened again, the owner exits.
+ */
+static void
+owner_reopen(void)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+	{
+		rocksdb_column_family_handle_destroy(owner_cfs[i].handle);
+		pfree(owner_cfs[i].name);
+	}
+	pfree(owner_cfs);
+	owner_cfs = NULL;
+	owner_ncfs = 0;
+	rocksdb_close(owner_db);
+	owner_db = NULL;
+	rocksdb_options_destroy(owner_options);
+	rocksdb_writeoptions_destroy(owner_wopts);
+	rocksdb_readoptions_destroy(owner_ropts);
+	owner_options = NULL;
+	owner_wopts = NULL;
+	owner_ropts = NULL;
+
+	open_store_or_exit();
+	/* recovery flushed what the write-ahead log held */
+	owner_unflushed = 0;
+}
+
+/* an integer property, ALMANAC_PROP_UNKNOWN if RocksDB cannot tell */
+static uint64
+property_int(rocksdb_column_family_handle_t *cf, const char *name)
+{
+	uint64_t	v = 0;
+
+	if (rocksdb_property_int_cf(owner_db, cf, name, &v) != 0)
+		return ALMANAC_PROP_UNKNOWN;
+	return v;
+}
+
+/* ALMANAC_REQ_PROPERTIES: see AlmanacProperty in store.h */
+static void
+owner_properties(AlmanacRequestSlot *slot)
+{
+	OwnerCf    *cf = find_cf_by_name(slot->name);
+	uint64	   *p = slot->props;
+
+	if (cf == NULL)
+	{
+		slot->cf_id = ALMANAC_CF_MISSING;
+		return;
+	}
+	slot->cf_id = cf->id;
+	p[ALMANAC_PROP_ESTIMATED_KEYS] = property_int(cf->handle, "rocksdb.estimate-num-keys");
+	p[ALMANAC_PROP_LIVE_SST_BYTES] = property_int(cf->handle, "rocksdb.live-sst-files-size");
+	p[ALMANAC_PROP_MEMTABLE_BYTES] = property_int(cf->handle, "rocksdb.cur-size-all-mem-tables");
+	p[ALMANAC_PROP_PENDING_COMPACTION_BYTES] =
+		property_int(cf->handle, "rocksdb.estimate-pending-compaction-bytes");
+	p[ALMANAC_PROP_BLOCK_CACHE_BYTES] = property_int(cf->handle, "rocksdb.block-cache-usage");
+	p[ALMANAC_PROP_RUNNING_COMPACTIONS] = property_int(cf->handle, "rocksdb.num-running-compactions");
+	p[ALMANAC_PROP_RUNNING_FLUSHES] = property_int(cf->handle, "rocksdb.num-running-flushes");
+	for (int level = 0; level < ALMANAC_PROP_LEVELS; level++)
+	{
+		char		name[64];
+		char	   *v;
+
+		/* a string property: RocksDB has no integer form of it */
+		snprintf(name, sizeof(name), "rocksdb.num-files-at-level%d", level);
+		v = rocksdb_property_value_cf(owner_db, cf->handle, name);
+		p[ALMANAC_PROP_FILES_AT_LEVEL + level] = v ? strtou64(v, NULL, 10) : ALMANAC_PROP_UNKNOWN;
+		if (v)
+			rocksdb_free(v);
+	}
+}
+
+/*
+ * Create or drop a column family: the store's cf_version is odd while the
+ * column families change, and changed after (readers reopen; see reader.c).
+ */
+static void
+owner_change_cfs(AlmanacRequestSlot *slot)
+{
+	pg_atomic_uint64 *cf_version = &almanac_shared->stores[owner_store].cf_version;
+
+	pg_atomic_fetch_add_u64(cf_version, 1);
+	PG_TRY();
+	{
+		if (slot->type == ALMANAC_REQ_CREATE_CF)
+			slot->cf_id = owner_create_cf(slot->name);
+		else
+		{
+			owner_drop_cf(slot->name);
+			owner_reopen();
+		}
+	}
+	PG_FINALLY();
+	{
+		pg_atomic_fetch_add_u64(cf_version, 1);
+	}
+	PG_END_TRY();
+}
+
 static void
 owner_serve(AlmanacRequestSlot *slot)
 {
 	char	   *err = NULL;
+	OwnerCf    *cf;
 
 	switch (slot->type)
 	{
@@ -607,10 +749,22 @@ owner_serve(AlmanacRequestSlot *slot)
 			slot->seq = owner_apply(slot);
 			break;
 		case ALMANAC_REQ_CREATE_CF:
-			slot->cf_id = owner_create_cf(slot->name);
+			cf = find_cf_by_name(slot->name);
+			if (cf)
+				slot->cf_id = cf->id;
+			else
+				owner_change_cfs(slot);
 			break;
 		case ALMANAC_REQ_DROP_CF:
-			owner_drop_cf(slot->name);
+			cf = existing_cf(slot->name);
+			if (strcmp(cf->name, "default") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the default column family cannot be dropped")));
+			owner_change_cfs(slot);
+			break;
+		case ALMANAC_REQ_PROPERTIES:
+			owner_properties(slot);
 			break;
 		case ALMANAC_REQ_FLUSH:
 			{
@@ -703,25 +857,8 @@ almanac_owner_main(Datum arg)
 	owner_cxt = AllocSetContextCreate(TopMemoryContext, "almanac owner",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	PG_TRY();
-	{
-		open_store();
-		almanac_maintenance_start(owner_store);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(TopMemoryContext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		set_store_state(ALMANAC_STORE_FAILED, edata->message);
-		ereport(LOG,
-				(errmsg("almanac: could not open store \"%s\": %s",
-						almanac_shared->stores[owner_store].path, edata->message)));
-		proc_exit(0);
-	}
-	PG_END_TRY();
+	open_store_or_exit();
+	almanac_maintenance_start(owner_store);
 
 	set_store_state(ALMANAC_STORE_READY, NULL);
 	ereport(LOG,

@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -37,6 +38,7 @@ struct AlmanacReader
 	ReaderCf   *cfs;
 	int			ncfs;
 	uint64		caught_up_seq;
+	uint64		cf_version;		/* the store's, when this instance opened */
 };
 
 /* almanac.reader_cache_size, in kB */
@@ -45,11 +47,15 @@ int			almanac_reader_cache_size = 16 * 1024;
 static AlmanacReader *readers[ALMANAC_MAX_STORES];
 
 /*
- * Instances replaced by a reopen (a column family appeared).  A scan of this
- * backend may still hold an iterator or a handle of theirs, so they stay open
- * until the backend exits; column families are created rarely.
+ * Instances replaced by a reopen (a column family was created or dropped).
+ * A scan of this transaction may still hold an iterator or a handle of
+ * theirs, so they stay open until the first use of a reader in a later
+ * transaction: by then every scan of the transaction has ended, and its
+ * iterators were destroyed with the executor's memory (a holdable cursor is
+ * run to completion and its executor shut down at commit).
  */
 static List *retired = NIL;
+static LocalTransactionId retired_lxid = InvalidLocalTransactionId;
 
 static void
 reader_close(AlmanacReader *r)
@@ -67,6 +73,23 @@ reader_close(AlmanacReader *r)
 	r->ncfs = 0;
 	rocksdb_close(r->db);
 	r->db = NULL;
+}
+
+static void
+close_retired(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired)
+	{
+		AlmanacReader *old = lfirst(lc);
+
+		reader_close(old);
+		rmtree(old->secondary_path, true);
+		pfree(old);
+	}
+	list_free(retired);
+	retired = NIL;
 }
 
 static void
@@ -98,6 +121,7 @@ reader_reopen(AlmanacReader *r)
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	retired = lappend(retired, old);
 	MemoryContextSwitchTo(oldcxt);
+	retired_lxid = MyProc->lxid;
 	r->db = NULL;
 	r->cfs = NULL;
 	r->ncfs = 0;
@@ -110,6 +134,28 @@ reader_reopen(AlmanacReader *r)
 	reader_open(r);
 }
 
+/*
+ * Should a failed open be retried?  While the store's cf_version shows a
+ * change (odd while the owner creates or drops a column family, see
+ * owner_change_cfs) or has changed since it was read, for up to a second.
+ */
+static bool
+cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts)
+{
+	if ((cf_version & 1) == 0 && almanac_store_cf_version(r->store) == cf_version)
+		return false;
+	if (++*attempts >= 100)
+		return false;
+	pg_usleep(10000L);
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/*
+ * Open the secondary instance with every column family the store has.  The
+ * list is read first, and opening fails if one of them was dropped in
+ * between (or reading the list fails as the owner replaces the MANIFEST).
+ */
 static void
 reader_open(AlmanacReader *r)
 {
@@ -120,13 +166,21 @@ reader_open(AlmanacReader *r)
 	const char **cf_names;
 	const rocksdb_options_t **cf_opts;
 	rocksdb_column_family_handle_t **handles;
+	uint64		cf_version;
+	int			attempts = 0;
 
+retry:
+	err = NULL;
+	/* before the list: a change after it makes the next use reopen */
+	cf_version = almanac_store_cf_version(r->store);
 	names = rocksdb_list_column_families(r->options, path, &nnames, &err);
 	if (err)
 	{
 		char	   *msg = pstrdup(err);
 
 		rocksdb_free(err);
+		if (cfs_changing(r, cf_version, &attempts))
+			goto retry;
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not read the column families of almanac store \"%s\": %s", path, msg)));
@@ -153,13 +207,18 @@ reader_open(AlmanacReader *r)
 		char	   *msg = pstrdup(err);
 
 		rocksdb_free(err);
+		for (size_t i = 0; i < nnames; i++)
+			pfree(r->cfs[i].name);
 		pfree(r->cfs);
 		r->cfs = NULL;
+		if (cfs_changing(r, cf_version, &attempts))
+			goto retry;
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not open almanac store \"%s\" for reading: %s", path, msg)));
 	}
 	r->ncfs = nnames;
+	r->cf_version = cf_version;
 	for (size_t i = 0; i < nnames; i++)
 	{
 		r->cfs[i].handle = handles[i];
@@ -215,6 +274,8 @@ almanac_reader(int store)
 	AlmanacReader *r = readers[store];
 	static bool exit_registered = false;
 
+	if (retired != NIL && MyProc->lxid != retired_lxid)
+		close_retired();
 	if (r != NULL && r->db != NULL)
 		return r;
 
@@ -252,12 +313,30 @@ almanac_reader_db(AlmanacReader *reader)
 	return reader->db;
 }
 
+/*
+ * A column family created or dropped since the instance opened: open a new
+ * one instead of catching up.  A secondary cannot see a column family created
+ * after it opened, and keeps the handle of a dropped one, through which it
+ * would go on reading the dropped data; and the owner reopens the store after
+ * a drop (see owner.c), which catching up would have to follow.
+ */
+static bool
+reopen_if_cfs_changed(AlmanacReader *r)
+{
+	if (almanac_store_cf_version(r->store) == r->cf_version)
+		return false;
+	reader_reopen(r);
+	return true;
+}
+
 void
 almanac_reader_catch_up(AlmanacReader *r)
 {
 	uint64		published = almanac_store_published_seq(r->store);
 	char	   *err = NULL;
 
+	if (reopen_if_cfs_changed(r))
+		return;
 	if (published == r->caught_up_seq)
 		return;
 
@@ -302,16 +381,23 @@ find_cf(AlmanacReader *r, const char *name)
 rocksdb_column_family_handle_t *
 almanac_reader_cf(AlmanacReader *r, const char *name, bool create, uint32 *cf_id)
 {
-	ReaderCf   *cf = find_cf(r, name);
+	ReaderCf   *cf;
 
-	if (cf == NULL)
+	/* created or dropped since we opened, by another backend */
+	reopen_if_cfs_changed(r);
+	cf = find_cf(r, name);
+
+	/*
+	 * A writer needs the column family.  It can be dropped again between its
+	 * creation and the reopen; try a few times before giving up.
+	 */
+	for (int attempt = 0; cf == NULL && create; attempt++)
 	{
-		/* created since we opened, by another backend or by us below */
-		reader_reopen(r);
-		cf = find_cf(r, name);
-	}
-	if (cf == NULL && create)
-	{
+		if (attempt == 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("almanac column family \"%s\" was dropped each time it was created", name),
+					 errhint("Retry the statement once almanac.drop_column_family() is no longer called on it.")));
 		almanac_store_request(r->store, ALMANAC_REQ_CREATE_CF, NULL, 0, name, NULL, NULL);
 		reader_reopen(r);
 		cf = find_cf(r, name);

@@ -16,6 +16,11 @@
  * directory, is removed when the backend exits, or by a store owner once the
  * backend is gone if it died without exiting cleanly (maintenance.h).
  *
+ * When a column family was created or dropped since the instance opened
+ * (the store's cf_version changed), catching up opens a new instance
+ * instead; the replaced one stays open until the next transaction, for the
+ * scans that still use it.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_READER_H

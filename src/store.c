@@ -67,7 +67,10 @@ almanac_shmem_startup(void)
 		ConditionVariableInit(&almanac_shared->store_cv);
 		pg_atomic_init_flag(&almanac_shared->reader_cleanup);
 		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+		{
 			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);
+			pg_atomic_init_u64(&almanac_shared->stores[i].cf_version, 0);
+		}
 		almanac_shared->nslots = almanac_nslots();
 		for (int i = 0; i < almanac_shared->nslots; i++)
 			ConditionVariableInit(&almanac_shared->slots[i].cv);
@@ -89,6 +92,7 @@ start_owner(int store)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
 	pid_t		pid;
 
 	memset(&worker, 0, sizeof(worker));
@@ -108,7 +112,24 @@ start_owner(int store)
 				 errmsg("could not start the almanac store owner for \"%s\"",
 						almanac_shared->stores[store].path),
 				 errhint("Raise max_worker_processes: every store in use needs one background worker.")));
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+
+	/*
+	 * An owner that cannot open the store records why and exits at once,
+	 * possibly before the postmaster reports it started: then its state
+	 * says what happened.  Only an owner that never got to run did not start.
+	 */
+	if (status == BGWH_STOPPED)
+	{
+		bool		ran;
+
+		LWLockAcquire(almanac_shared->lock, LW_SHARED);
+		ran = almanac_shared->stores[store].state != ALMANAC_STORE_STARTING;
+		LWLockRelease(almanac_shared->lock);
+		if (ran)
+			return;
+	}
+	if (status != BGWH_STARTED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("the almanac store owner for \"%s\" did not start",
@@ -222,6 +243,30 @@ uint64
 almanac_store_published_seq(int store)
 {
 	return pg_atomic_read_u64(&almanac_shared->stores[store].published_seq);
+}
+
+uint64
+almanac_store_cf_version(int store)
+{
+	return pg_atomic_read_u64(&almanac_shared->stores[store].cf_version);
+}
+
+/*
+ * RocksDB's properties of a column family, from the owner (see
+ * AlmanacProperty).  Returns its id, or ALMANAC_CF_MISSING (props untouched)
+ * if there is no such column family.
+ */
+uint32
+almanac_store_properties(int store, const char *name, uint64 props[ALMANAC_NPROPS])
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	uint32		cf_id;
+
+	almanac_store_request(store, ALMANAC_REQ_PROPERTIES, NULL, 0, name, NULL, &cf_id);
+	/* the slot is this backend's own: nobody else posts in it */
+	if (cf_id != ALMANAC_CF_MISSING)
+		memcpy(props, slot->props, sizeof(slot->props));
+	return cf_id;
 }
 
 /*

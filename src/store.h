@@ -75,6 +75,9 @@ typedef struct AlmanacStoreEntry
 	pid_t		owner_pid;
 	int			owner_procno;	/* to set the owner's latch */
 	pg_atomic_uint64 published_seq; /* sequence number of the last write */
+	pg_atomic_uint64 cf_version;	/* odd while the owner creates or drops
+									 * a column family, incremented before
+									 * and after */
 	AlmanacServerOptions tuning;	/* string members are NULL: see path, compression */
 	char		compression[16];
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
@@ -88,8 +91,35 @@ typedef enum AlmanacRequestType
 	ALMANAC_REQ_DROP_CF,
 	ALMANAC_REQ_FLUSH,
 	ALMANAC_REQ_COMPACT,
-	ALMANAC_REQ_FREEZE			/* run a freeze sweep (see sweep status) */
+	ALMANAC_REQ_FREEZE,			/* run a freeze sweep (see sweep status) */
+	ALMANAC_REQ_PROPERTIES		/* RocksDB properties of a column family */
 } AlmanacRequestType;
+
+/*
+ * The answer to ALMANAC_REQ_PROPERTIES, in the slot's props[]: RocksDB's
+ * properties (names below without "rocksdb.") of the column family (CF) or
+ * of the whole store (DB), as the owner's read-write instance sees them: it
+ * holds the memtables and runs the flushes and compactions.  cf_id is
+ * ALMANAC_CF_MISSING when the column family does not exist: not an error, as
+ * a listing of the column families may race with a drop.
+ */
+#define ALMANAC_PROP_LEVELS		7	/* RocksDB's default num_levels */
+
+typedef enum AlmanacProperty
+{
+	ALMANAC_PROP_ESTIMATED_KEYS,	/* CF: estimate-num-keys */
+	ALMANAC_PROP_LIVE_SST_BYTES,	/* CF: live-sst-files-size */
+	ALMANAC_PROP_MEMTABLE_BYTES,	/* CF: cur-size-all-mem-tables */
+	ALMANAC_PROP_PENDING_COMPACTION_BYTES,	/* CF: estimate-pending-compaction-bytes */
+	ALMANAC_PROP_BLOCK_CACHE_BYTES, /* DB: block-cache-usage (one cache) */
+	ALMANAC_PROP_RUNNING_COMPACTIONS,	/* DB: num-running-compactions */
+	ALMANAC_PROP_RUNNING_FLUSHES,	/* DB: num-running-flushes */
+	ALMANAC_PROP_FILES_AT_LEVEL,	/* CF: num-files-at-level<N>, N = 0.. */
+	ALMANAC_NPROPS = ALMANAC_PROP_FILES_AT_LEVEL + ALMANAC_PROP_LEVELS
+} AlmanacProperty;
+
+#define ALMANAC_PROP_UNKNOWN	PG_UINT64_MAX	/* RocksDB could not tell */
+#define ALMANAC_CF_MISSING		PG_UINT32_MAX
 
 typedef enum AlmanacSlotState
 {
@@ -112,6 +142,7 @@ typedef struct AlmanacRequestSlot
 	char		detail[ALMANAC_ERROR_LEN];
 	uint64		seq;			/* sequence number after the request */
 	uint32		cf_id;
+	uint64		props[ALMANAC_NPROPS];	/* PROPERTIES: see AlmanacProperty */
 	ConditionVariable cv;
 } AlmanacRequestSlot;
 
@@ -134,6 +165,9 @@ extern void almanac_store_shmem_init(void);
 /* backend side */
 extern int	almanac_store_attach(const AlmanacServerOptions *opts);
 extern uint64 almanac_store_published_seq(int store);
+extern uint64 almanac_store_cf_version(int store);
+extern uint32 almanac_store_properties(int store, const char *name,
+									   uint64 props[ALMANAC_NPROPS]);
 extern void almanac_store_request(int store, AlmanacRequestType type,
 								  const char *payload, Size payload_len,
 								  const char *name, uint64 *seq, uint32 *cf_id);

@@ -89,7 +89,10 @@ batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
 	rocksdb_iterator_t *it;
 
 	if (cf == NULL)
-		elog(ERROR, "almanac: column family %u vanished during the transaction", cf_id);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("an almanac column family this transaction wrote to was dropped"),
+				 errdetail("The column family with id %u does not exist any more.", cf_id)));
 	ro = rocksdb_readoptions_create();
 
 	rocksdb_readoptions_set_iterate_upper_bound(ro, nothing, 1);

@@ -1,0 +1,64 @@
+-- Administration and observability of the RocksDB stores (src/admin.c,
+-- README "Administration and observability").  Every function names a
+-- server of the almanac_rocksdb wrapper and works on its store; RocksDB's
+-- own "default" column family is never listed.  Privileges are checked in C:
+-- reading needs USAGE on the server, flush and compact its ownership or
+-- pg_checkpoint, drop its ownership.
+
+CREATE FUNCTION almanac.column_families(
+	server name DEFAULT 'almanac_store',
+	OUT column_family text, OUT id integer, OUT foreign_tables regclass[])
+	RETURNS SETOF record
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_column_families';
+COMMENT ON FUNCTION almanac.column_families(name) IS
+	'the column families of a server''s store, with the foreign tables of this database that use each';
+
+CREATE FUNCTION almanac.store_properties(
+	server name DEFAULT 'almanac_store',
+	OUT column_family text, OUT id integer,
+	OUT estimated_keys bigint, OUT live_sst_bytes bigint, OUT memtable_bytes bigint,
+	OUT pending_compaction_bytes bigint, OUT block_cache_bytes bigint,
+	OUT running_compactions bigint, OUT running_flushes bigint,
+	OUT sst_files_per_level bigint[])
+	RETURNS SETOF record
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_store_properties_sql';
+COMMENT ON FUNCTION almanac.store_properties(name) IS
+	'RocksDB''s properties of each column family of a server''s store, from its owner';
+
+-- One row per server the current user may use (USAGE) and column family of
+-- its store.  The conditions on the server are applied before the function
+-- runs, so a server the user may not use is never opened.
+CREATE VIEW almanac.store_properties AS
+SELECT s.srvname AS server, p.*
+  FROM pg_foreign_server s
+  JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+ CROSS JOIN LATERAL almanac.store_properties(s.srvname) p
+ WHERE w.fdwhandler = 'almanac.rocksdb_fdw_handler'::regproc
+   AND has_server_privilege(s.oid, 'USAGE');
+COMMENT ON VIEW almanac.store_properties IS
+	'RocksDB''s properties per server and column family (servers the current user may use)';
+-- it filters by USAGE itself (the schema's USAGE is still needed)
+GRANT SELECT ON almanac.store_properties TO PUBLIC;
+
+CREATE FUNCTION almanac.flush(column_family text, server name DEFAULT 'almanac_store')
+	RETURNS void
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_flush_sql';
+COMMENT ON FUNCTION almanac.flush(text, name) IS
+	'writes a column family''s memtables to SST files and waits for it';
+
+CREATE FUNCTION almanac.compact(column_family text, server name DEFAULT 'almanac_store')
+	RETURNS void
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_compact_sql';
+COMMENT ON FUNCTION almanac.compact(text, name) IS
+	'compacts the whole key range of a column family and waits for it';
+
+CREATE FUNCTION almanac.drop_column_family(column_family text, server name DEFAULT 'almanac_store')
+	RETURNS void
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_drop_column_family';
+COMMENT ON FUNCTION almanac.drop_column_family(text, name) IS
+	'drops a column family and all its data, unless a foreign table of this database uses it';
