@@ -174,5 +174,12 @@ INSERT INTO kv_chunks VALUES (0, 'zero');
 COMMIT;
 SELECT count(*), sum(n) FROM kv_chunks;
 RESET almanac.write_batch_size;
+-- a table dropped and created again (another row type) over the same keys
+-- reads and writes them
+DROP FOREIGN TABLE kv_chunks;
+CREATE FOREIGN TABLE kv_chunks (n bigint, pad text) SERVER almanac_store
+	OPTIONS (key_prefix 'chunk', key_columns 'n');
+SELECT count(*), sum(n) FROM kv_chunks;
+UPDATE kv_chunks SET pad = 'again' WHERE n = 0 RETURNING *;
 
 DROP FOREIGN TABLE kv_blocks, kv_state, kv_tx, kv_bad, kv_new, kv_chunks;

@@ -205,6 +205,19 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	memcpy(img, data + 1, tlen);
 	value_check_image(img, tlen, desc, len);
 
+	/*
+	 * The image is a composite datum of the writing table's row type, and
+	 * recent PostgreSQL 15 minor releases mark such datums (both xmax hint
+	 * bits set, which no heap tuple has) so that heap_deform_tuple checks the
+	 * row type still exists and matches: a table dropped and created again
+	 * over the same keys could not read its rows.  The image is read with
+	 * this table's descriptor and was bounds-checked above, so it is read as
+	 * a plain tuple.
+	 */
+	if ((((HeapTupleHeader) img)->t_infomask & (HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID)) ==
+		(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID))
+		((HeapTupleHeader) img)->t_infomask &= ~HEAP_XMAX_COMMITTED;
+
 	tuple.t_len = tlen;
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
