@@ -65,6 +65,14 @@ SELECT try_block(block, jsonb_set(receipts, '{2,logs,3,topics}', (receipts #> '{
   FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,logIndex}') FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,address}') FROM fx WHERE name = '3';
+-- values that parse but do not fit their column, and logs that are not
+-- arrays of objects
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,logIndex}', '"0x80000000"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1}', '"0x12"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs}', 'null')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{1,status}', '"0x2"')) FROM fx WHERE name = '2';
+SELECT try_block(jsonb_set(block, '{transactions,1,type}', '"0x10000"'), receipts) FROM fx WHERE name = '2';
+SELECT try_block(jsonb_set(block, '{timestamp}', '"0x7fffffffffffffff"'), receipts) FROM fx WHERE name = '2';
 -- a transaction of another EVM chain (anvil is 31337 = 0x7a69)
 SELECT try_block(jsonb_set(block, '{transactions,0,chainId}', '"0x1"'), receipts) FROM fx WHERE name = '2';
 -- a batch that is not contiguous, or not in order
