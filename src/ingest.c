@@ -549,7 +549,9 @@ ith_object(JsonbContainer *arr, int i)
 		getIthJsonbValueFromContainer(arr, i) : NULL;
 
 	if (!is_object(v))
-		elog(ERROR, "ingest: element %d is not a JSON object", i);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("element %d of the batch is not a JSON object", i)));
 	return v->val.binary.data;
 }
 
@@ -561,7 +563,9 @@ key_array(JsonbContainer *obj, const char *key)
 			   *v = get_key(obj, key, &buf);
 
 	if (!is_array(v))
-		elog(ERROR, "ingest: field \"%s\" is not a JSON array", key);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("field \"%s\" is not a JSON array", key)));
 	return v->val.binary.data;
 }
 
@@ -749,14 +753,18 @@ almanac_ingest_chain_id(PG_FUNCTION_ARGS)
 	int64		want;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		elog(ERROR, "ingest: chain, blocks and block numbers must not be NULL");
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("chain, blocks and block numbers must not be NULL")));
 	chain = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	blocks = &PG_GETARG_JSONB_P(1)->root;
 	numarr = PG_GETARG_ARRAYTYPE_P(2);
 	deconstruct_array(numarr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &nums, &numnulls, &nblocks);
 	if (nblocks != (int) JsonContainerSize(blocks))
-		elog(ERROR, "ingest: %d block numbers for %d blocks", nblocks, (int) JsonContainerSize(blocks));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d block numbers for %d blocks", nblocks, (int) JsonContainerSize(blocks))));
 	for (b = 0; b < nblocks; b++)
 	{
 		JsonbContainer *txs = key_array(ith_object(blocks, b), "transactions");
@@ -916,13 +924,15 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 					idx;
 
 		if (!is_array(rv))
-			elog(ERROR, "ingest: the receipts of block position " INT64_FORMAT " are not an array", pos[p]);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the receipts at batch position " INT64_FORMAT " are not a JSON array", pos[p] - 1)));
 		rcs = rv->val.binary.data;
 		s = key_text(block, "number", &len);
 		num = conv_bigint(s, len, &bw);
+		bw = (IngestWhere) {true, num, -1, "block", "", "hash"};
 		s = key_text(block, "hash", &len);
-		if (s == NULL || !lower_hex_id(s, len, 32, block_hash))
-			elog(ERROR, "ingest: block " INT64_FORMAT " has no valid hash", num);
+		memcpy(block_hash, VARDATA(conv_id(s, len, 32, &bw)), 66);
 		block_hash[66] = '\0';
 
 		ntx = JsonContainerSize(txs);
@@ -1066,7 +1076,9 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 	deconstruct_array(numarr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &nums, &numnulls, &nnums);
 	if (nnums != (int) JsonContainerSize(receipts))
-		elog(ERROR, "ingest: %d block numbers for %d receipt arrays", nnums, (int) JsonContainerSize(receipts));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d block numbers for %d receipt arrays", nnums, (int) JsonContainerSize(receipts))));
 	pos = batch_positions(PG_GETARG_ARRAYTYPE_P(2), nnums, &npos);
 	decoder_start(fcinfo, &d);
 	for (p = 0; p < npos; p++)
@@ -1078,7 +1090,9 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 					idx;
 
 		if (!is_array(rv))
-			elog(ERROR, "ingest: the receipts of block " INT64_FORMAT " are not an array", num);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the receipts at batch position " INT64_FORMAT " are not a JSON array", pos[p] - 1)));
 		rcs = rv->val.binary.data;
 		nrc = JsonContainerSize(rcs);
 		seen += nrc;
@@ -1143,7 +1157,8 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 		}
 	}
 	if (seen != ntx)
-		elog(ERROR, "ingest: " INT64_FORMAT " transactions stored but " INT64_FORMAT " receipts decoded",
-			 ntx, seen);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the blocks have " INT64_FORMAT " receipts, not " INT64_FORMAT, seen, ntx)));
 	return (Datum) 0;
 }
