@@ -75,6 +75,12 @@ SELECT try_block(jsonb_set(block, '{transactions,1,type}', '"0x10000"'), receipt
 SELECT try_block(jsonb_set(block, '{timestamp}', '"0x7fffffffffffffff"'), receipts) FROM fx WHERE name = '2';
 -- a transaction of another EVM chain (anvil is 31337 = 0x7a69)
 SELECT try_block(jsonb_set(block, '{transactions,0,chainId}', '"0x1"'), receipts) FROM fx WHERE name = '2';
+-- a new chain whose batch carries two chain ids: the smaller would be the
+-- chain's, the first transaction with the other is the error
+SELECT sqlstate_of(format('SELECT almanac.ingest_blocks(%L, %L::jsonb, %L::jsonb)', 'fresh',
+		jsonb_build_array(b2.block, jsonb_set(b3.block, '{transactions,1,chainId}', '"0x1"')),
+		jsonb_build_array(b2.receipts, b3.receipts)))
+  FROM fx b2, fx b3 WHERE b2.name = '2' AND b3.name = '3';
 -- a batch that is not contiguous, or not in order
 SELECT sqlstate_of(format('SELECT almanac.ingest_blocks(%L, %L::jsonb, %L::jsonb)', 'anvil',
 		jsonb_build_array(b3.block, b2.block), jsonb_build_array(b3.receipts, b2.receipts)))
