@@ -25,6 +25,7 @@ SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', '{"number": "0x2", ', 
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', '[1]', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', NULL, '[]')$$);
 SELECT try_block(block, '{}') FROM fx WHERE name = '2';
+SELECT try_block(block, NULL) FROM fx WHERE name = '2';
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '{}', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '[{}]', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '[1]', '[[]]')$$);
@@ -100,6 +101,17 @@ SELECT sqlstate_of(format('SELECT almanac.ingest_block(%L, %L::jsonb, %L::jsonb)
 -- a chain id that is not valid for almanac.chains
 SELECT sqlstate_of(format('SELECT almanac.ingest_block(%L, %L::jsonb, %L::jsonb)', 'has space',
 		block, receipts)) FROM fx WHERE name = '2';
+-- the internal decoders, called directly, refuse what _ingest never passes
+-- them with an error, not a crash
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[1]', '[[]]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[]', '[]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('{}', '[]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[{}]', '{1}', '{1}', 0, false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[[]]', '{1,2}', '{1}', 0, false)$$);
+SELECT sqlstate_of(format($$SELECT * FROM almanac._ingest_logs(%L, '{5}', '{1}', 0, false)$$,
+		jsonb_build_array(jsonb_build_array(jsonb_build_object('transactionHash', '0x' || repeat('ab', 32),
+															   'logs', '[]'::jsonb)))));
+SELECT sqlstate_of($$SELECT almanac._ingest_chain_id('c', '[]', '{1}', NULL, false)$$);
 
 -- one error in full: message, detail, hint
 SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{1,blockHash}', to_jsonb('0x' || repeat('ab', 32))))

@@ -523,35 +523,80 @@ almanac_ingest_flatten(PG_FUNCTION_ARGS)
 	PG_RETURN_JSONB_P(PG_GETARG_JSONB_P(0));
 }
 
-/* a batch argument: a jsonb array, else the error says what it is */
-static JsonbContainer *
-batch_array(FunctionCallInfo fcinfo, int argno, const char *message)
+/*
+ * One side of a batch, its blocks or their receipts: a JSON array with an
+ * element per block, or for a single block (ingest_block) the element itself,
+ * which spares wrapping a block's JSON into a new array.
+ */
+typedef struct BatchSide
 {
-	Jsonb	   *jb;
+	Jsonb	   *jb;				/* NULL for SQL NULL */
+	bool		single;
+} BatchSide;
 
-	if (PG_ARGISNULL(argno))
+/*
+ * Argument argno as a batch side.  In a batch it must be an array, else the
+ * error is message and what it is.  A single block's side is taken as it is
+ * (its elements are checked where they are read).
+ */
+static BatchSide
+batch_side(FunctionCallInfo fcinfo, int argno, bool single, const char *message)
+{
+	BatchSide	side = {PG_ARGISNULL(argno) ? NULL : PG_GETARG_JSONB_P(argno), single};
+
+	if (single)
+		return side;
+	if (side.jb == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s, not NULL", message)));
-	jb = PG_GETARG_JSONB_P(argno);
-	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+	if (!JB_ROOT_IS_ARRAY(side.jb) || JB_ROOT_IS_SCALAR(side.jb))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s, not %s", message, root_typeof(jb))));
-	return &jb->root;
+				 errmsg("%s, not %s", message, root_typeof(side.jb))));
+	return side;
 }
 
-/* the object at position i of a checked array (the checks ran before) */
-static JsonbContainer *
-ith_object(JsonbContainer *arr, int i)
+/* the number of blocks a side holds */
+static int
+batch_size(const BatchSide *side)
 {
-	JsonbValue *v = i < (int) JsonContainerSize(arr) ?
-		getIthJsonbValueFromContainer(arr, i) : NULL;
+	return side->single ? 1 : JsonContainerSize(&side->jb->root);
+}
 
-	if (!is_object(v))
+/* the element of block i (0-based), NULL when there is none */
+static JsonbValue *
+batch_elem(const BatchSide *side, int i)
+{
+	JsonbValue *v;
+
+	if (side->jb == NULL || i < 0 || i >= batch_size(side))
+		return NULL;
+	if (!side->single)
+		return getIthJsonbValueFromContainer(&side->jb->root, i);
+	if (JB_ROOT_IS_SCALAR(side->jb))
+		return getIthJsonbValueFromContainer(&side->jb->root, 0);
+	v = palloc(sizeof(JsonbValue));
+	v->type = jbvBinary;
+	v->val.binary.data = &side->jb->root;
+	v->val.binary.len = VARSIZE(side->jb) - VARHDRSZ;
+	return v;
+}
+
+/*
+ * Block i of a batch _ingest_headers checked: its object on the blocks side,
+ * its receipts array on the other.
+ */
+static JsonbContainer *
+batch_container(const BatchSide *side, int i, bool is_blocks)
+{
+	JsonbValue *v = batch_elem(side, i);
+
+	if (is_blocks ? !is_object(v) : !is_array(v))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("element %d of the batch is not a JSON object", i)));
+				 is_blocks ? errmsg("block %d of the batch is not a JSON object", i) :
+				 errmsg("the receipts of block %d of the batch are not a JSON array", i)));
 	return v->val.binary.data;
 }
 
@@ -569,27 +614,36 @@ key_array(JsonbContainer *obj, const char *key)
 	return v->val.binary.data;
 }
 
-/* the positions (1-based) of the blocks to decode, checked against n */
+/*
+ * The elements of a bigint[] argument about a batch of n blocks, none NULL:
+ * positions of some of them (1 to n), or the number of each.
+ */
 static int64 *
-batch_positions(ArrayType *a, int n, int *count)
+int8_arg(FunctionCallInfo fcinfo, int argno, bool positions, int n, int *count)
 {
 	Datum	   *elems;
 	bool	   *nulls;
-	int64	   *pos;
+	int64	   *v;
 	int			i;
 
-	deconstruct_array(a, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &nulls, count);
-	pos = palloc(sizeof(int64) * Max(*count, 1));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(argno), INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &elems, &nulls, count);
+	if (!positions && *count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d block numbers for %d blocks", *count, n)));
+	v = palloc(sizeof(int64) * Max(*count, 1));
 	for (i = 0; i < *count; i++)
 	{
-		if (nulls[i] || DatumGetInt64(elems[i]) < 1 || DatumGetInt64(elems[i]) > n)
+		if (nulls[i] ||
+			(positions && (DatumGetInt64(elems[i]) < 1 || DatumGetInt64(elems[i]) > n)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("block position %d of %d is out of range", i + 1, n)));
-		pos[i] = DatumGetInt64(elems[i]);
+					 errmsg("block %s %d of %d is out of range",
+							positions ? "position" : "number", i + 1, *count)));
+		v[i] = DatumGetInt64(elems[i]);
 	}
-	return pos;
+	return v;
 }
 
 /*
@@ -629,20 +683,22 @@ header_metadata(JsonbContainer *obj)
 }
 
 /*
- * almanac._ingest_headers(blocks jsonb, receipts jsonb, OUT nums bigint[],
- *		OUT hashes text[], OUT parents text[], OUT timestamps timestamptz[],
- *		OUT metadata jsonb[])
+ * almanac._ingest_headers(blocks jsonb, receipts jsonb, single boolean,
+ *		OUT nums bigint[], OUT hashes text[], OUT parents text[],
+ *		OUT timestamps timestamptz[], OUT metadata jsonb[])
  *
  * Checks the shape of a batch (two arrays of equal length, objects and
  * arrays where they belong) and decodes every block's header; the arrays are
- * in batch order.  Transactions, receipts and logs are checked by the
- * decoders that read them.
+ * in batch order.  With single, blocks is one block and receipts its
+ * receipts.  Transactions, receipts and logs are checked by the decoders
+ * that read them.
  */
 Datum
 almanac_ingest_headers(PG_FUNCTION_ARGS)
 {
-	JsonbContainer *blocks,
-			   *receipts;
+	bool		single = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	BatchSide	blocks,
+				receipts;
 	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
@@ -656,13 +712,13 @@ almanac_ingest_headers(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	blocks = batch_array(fcinfo, 0, "blocks must be a JSON array of blocks");
-	receipts = batch_array(fcinfo, 1, "receipts must be a JSON array");
-	n = JsonContainerSize(blocks);
-	if (JsonContainerSize(receipts) != n)
+	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
+	receipts = batch_side(fcinfo, 1, single, "receipts must be a JSON array");
+	n = batch_size(&blocks);
+	if (batch_size(&receipts) != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%d blocks but %d receipt arrays", n, (int) JsonContainerSize(receipts)),
+				 errmsg("%d blocks but %d receipt arrays", n, batch_size(&receipts)),
 				 errhint("The i-th element of receipts is the eth_getBlockReceipts result of the i-th block.")));
 
 	nums = palloc(sizeof(Datum) * Max(n, 1));
@@ -672,8 +728,8 @@ almanac_ingest_headers(PG_FUNCTION_ARGS)
 	metas = palloc(sizeof(Datum) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		JsonbValue *b = getIthJsonbValueFromContainer(blocks, i);
-		JsonbValue *r = getIthJsonbValueFromContainer(receipts, i);
+		JsonbValue *b = batch_elem(&blocks, i);
+		JsonbValue *r = batch_elem(&receipts, i);
 		IngestWhere w = {false, 0, i, "batch position", "", "block"};
 		JsonbContainer *obj;
 		JsonbValue	buf,
@@ -722,8 +778,8 @@ almanac_ingest_headers(PG_FUNCTION_ARGS)
 }
 
 /*
- * almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint)
- *		RETURNS bigint
+ * almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint,
+ *		single boolean) RETURNS bigint
  *
  * Every transaction that carries a chainId (legacy pre-EIP-155 ones do not)
  * must carry the chain's EVM chain id: known, or when the chain has none yet,
@@ -735,12 +791,10 @@ Datum
 almanac_ingest_chain_id(PG_FUNCTION_ARGS)
 {
 	char	   *chain;
-	JsonbContainer *blocks;
-	ArrayType  *numarr;
+	BatchSide	blocks;
 	bool		has_known = !PG_ARGISNULL(3);
 	int64		known = has_known ? PG_GETARG_INT64(3) : 0;
-	Datum	   *nums;
-	bool	   *numnulls;
+	int64	   *nums;
 	int			nblocks,
 				b;
 	/* every chainId seen, in batch order, with where it was */
@@ -757,24 +811,19 @@ almanac_ingest_chain_id(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("chain, blocks and block numbers must not be NULL")));
 	chain = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	blocks = &PG_GETARG_JSONB_P(1)->root;
-	numarr = PG_GETARG_ARRAYTYPE_P(2);
-	deconstruct_array(numarr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &nums, &numnulls, &nblocks);
-	if (nblocks != (int) JsonContainerSize(blocks))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%d block numbers for %d blocks", nblocks, (int) JsonContainerSize(blocks))));
+	blocks = batch_side(fcinfo, 1, !PG_ARGISNULL(4) && PG_GETARG_BOOL(4),
+						"blocks must be a JSON array of blocks");
+	nums = int8_arg(fcinfo, 2, false, batch_size(&blocks), &nblocks);
 	for (b = 0; b < nblocks; b++)
 	{
-		JsonbContainer *txs = key_array(ith_object(blocks, b), "transactions");
+		JsonbContainer *txs = key_array(batch_container(&blocks, b, true), "transactions");
 		int			ntx = JsonContainerSize(txs),
 					t;
 
 		for (t = 0; t < ntx; t++)
 		{
 			JsonbValue *tx = getIthJsonbValueFromContainer(txs, t);
-			IngestWhere w = {true, DatumGetInt64(nums[b]), t, "transaction", "", "chainId"};
+			IngestWhere w = {true, nums[b], t, "transaction", "", "chainId"};
 			const char *s;
 			int			len;
 
@@ -813,7 +862,7 @@ almanac_ingest_chain_id(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("block " INT64_FORMAT ", transaction %d: chainId " INT64_FORMAT " does not match chain \"%s\"",
-							DatumGetInt64(nums[cblock[k]]), cidx[k], cids[k], chain),
+							nums[cblock[k]], cidx[k], cids[k], chain),
 					 has_known ?
 					 errdetail("Chain \"%s\" has EVM chain id " INT64_FORMAT ".", chain, known) :
 					 errdetail("The transactions of the batch carry different chain ids."),
@@ -885,8 +934,8 @@ decoder_row_end(Decoder *d, Datum *values, bool *nulls)
 }
 
 /*
- * almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[])
- *		RETURNS TABLE (block_number bigint, tx_index int, tx_hash text,
+ * almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
+ *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, tx_hash text,
  *		tx_type smallint, from_address text, to_address text,
  *		contract_address text, value numeric, nonce bigint, data bytea,
  *		status smallint, gas_used bigint)
@@ -899,21 +948,21 @@ decoder_row_end(Decoder *d, Datum *values, bool *nulls)
 Datum
 almanac_ingest_transactions(PG_FUNCTION_ARGS)
 {
-	JsonbContainer *blocks = &PG_GETARG_JSONB_P(0)->root;
-	JsonbContainer *receipts = &PG_GETARG_JSONB_P(1)->root;
+	bool		single = PG_GETARG_BOOL(3);
+	BatchSide	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
+	BatchSide	receipts = batch_side(fcinfo, 1, single, "receipts must be a JSON array");
 	int64	   *pos;
 	int			npos,
 				p;
 	Decoder		d;
 
-	pos = batch_positions(PG_GETARG_ARRAYTYPE_P(2), JsonContainerSize(blocks), &npos);
+	pos = int8_arg(fcinfo, 2, true, batch_size(&blocks), &npos);
 	decoder_start(fcinfo, &d);
 	for (p = 0; p < npos; p++)
 	{
-		JsonbContainer *block = ith_object(blocks, pos[p] - 1);
+		JsonbContainer *block = batch_container(&blocks, pos[p] - 1, true);
 		JsonbContainer *txs = key_array(block, "transactions");
-		JsonbValue *rv = getIthJsonbValueFromContainer(receipts, pos[p] - 1);
-		JsonbContainer *rcs;
+		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
 		IngestWhere bw = {false, 0, pos[p] - 1, "batch position", "", "number"};
 		const char *s;
 		int			len;
@@ -923,11 +972,6 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 					nrc,
 					idx;
 
-		if (!is_array(rv))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the receipts at batch position " INT64_FORMAT " are not a JSON array", pos[p] - 1)));
-		rcs = rv->val.binary.data;
 		s = key_text(block, "number", &len);
 		num = conv_bigint(s, len, &bw);
 		bw = (IngestWhere) {true, num, -1, "block", "", "hash"};
@@ -1045,8 +1089,8 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 }
 
 /*
- * almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint)
- *		RETURNS TABLE (block_number bigint, tx_index int, log_index int,
+ * almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
+ *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, log_index int,
  *		contract_address text, event_type text, topics text[], data bytea)
  *
  * The logs of the blocks at the given positions, in order.  ntx is the
@@ -1060,41 +1104,27 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 Datum
 almanac_ingest_logs(PG_FUNCTION_ARGS)
 {
-	JsonbContainer *receipts = &PG_GETARG_JSONB_P(0)->root;
-	ArrayType  *numarr = PG_GETARG_ARRAYTYPE_P(1);
+	BatchSide	receipts = batch_side(fcinfo, 0, PG_GETARG_BOOL(4), "receipts must be a JSON array");
 	int64		ntx = PG_GETARG_INT64(3);
 	int64		seen = 0;
 	int64	   *pos;
-	Datum	   *nums;
-	bool	   *numnulls;
+	int64	   *nums;
 	int			nnums,
 				npos,
 				p;
 	Decoder		d;
 	text	   *anonymous = cstring_to_text("anonymous");
 
-	deconstruct_array(numarr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &nums, &numnulls, &nnums);
-	if (nnums != (int) JsonContainerSize(receipts))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%d block numbers for %d receipt arrays", nnums, (int) JsonContainerSize(receipts))));
-	pos = batch_positions(PG_GETARG_ARRAYTYPE_P(2), nnums, &npos);
+	nums = int8_arg(fcinfo, 1, false, batch_size(&receipts), &nnums);
+	pos = int8_arg(fcinfo, 2, true, batch_size(&receipts), &npos);
 	decoder_start(fcinfo, &d);
 	for (p = 0; p < npos; p++)
 	{
-		JsonbValue *rv = getIthJsonbValueFromContainer(receipts, pos[p] - 1);
-		int64		num = DatumGetInt64(nums[pos[p] - 1]);
-		JsonbContainer *rcs;
-		int			nrc,
+		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
+		int64		num = nums[pos[p] - 1];
+		int			nrc = JsonContainerSize(rcs),
 					idx;
 
-		if (!is_array(rv))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the receipts at batch position " INT64_FORMAT " are not a JSON array", pos[p] - 1)));
-		rcs = rv->val.binary.data;
-		nrc = JsonContainerSize(rcs);
 		seen += nrc;
 		for (idx = 0; idx < nrc; idx++)
 		{

@@ -9,25 +9,30 @@
 
 -- Decoders (src/ingest.c): each walks the JSON of a batch once in C,
 -- converts every value exactly and raises 22023 naming the block, the item
--- and the field of a bad one.  They write nothing.
+-- and the field of a bad one.  They write nothing.  A batch is an array of
+-- blocks and one of their receipt arrays or, with single, one block and its
+-- receipts (ingest_block: no new arrays to build around them).
 CREATE FUNCTION almanac._ingest_flatten(v jsonb) RETURNS jsonb
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'almanac_ingest_flatten';
-CREATE FUNCTION almanac._ingest_headers(blocks jsonb, receipts jsonb,
+CREATE FUNCTION almanac._ingest_headers(blocks jsonb, receipts jsonb, single boolean,
 		OUT nums bigint[], OUT hashes text[], OUT parents text[],
 		OUT timestamps timestamptz[], OUT metadata jsonb[])
 	LANGUAGE c IMMUTABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'almanac_ingest_headers';
-CREATE FUNCTION almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint)
+CREATE FUNCTION almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint,
+										 single boolean)
 	RETURNS bigint LANGUAGE c IMMUTABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'almanac_ingest_chain_id';
-CREATE FUNCTION almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[])
+CREATE FUNCTION almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
+											 single boolean)
 	RETURNS TABLE (block_number bigint, tx_index integer, tx_hash text, tx_type smallint,
 				   from_address text, to_address text, contract_address text, value numeric,
 				   nonce bigint, data bytea, status smallint, gas_used bigint)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 15000
 	AS 'MODULE_PATHNAME', 'almanac_ingest_transactions';
-CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint)
+CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
+									 single boolean)
 	RETURNS TABLE (block_number bigint, tx_index integer, log_index integer, contract_address text,
 				   event_type text, topics text[], data bytea)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 40000
@@ -142,12 +147,14 @@ $$;
 COMMENT ON FUNCTION almanac.revert_to(text, bigint) IS 'remove every block above block_number with everything that belongs to it; returns the number of blocks removed';
 
 -- The ingest core: p_blocks a JSON array of blocks in ascending order,
--- p_receipts the array of their receipt arrays.  p_reorg allows reverting to
+-- p_receipts the array of their receipt arrays (with p_single, one block and
+-- its receipts).  p_reorg allows reverting to
 -- the new first block's parent when it conflicts with what is stored (only
 -- ingest_block offers it: a batch that does not fit is a follower bug).
 -- Returns the number of blocks newly stored; blocks already stored with the
 -- same hash are skipped.
-CREATE FUNCTION almanac._ingest(p_chain text, p_blocks jsonb, p_receipts jsonb, p_reorg boolean)
+CREATE FUNCTION almanac._ingest(p_chain text, p_blocks jsonb, p_receipts jsonb, p_reorg boolean,
+								p_single boolean)
 	RETURNS bigint
 	LANGUAGE plpgsql
 	-- A custom plan would copy the batch's JSON (megabytes) into the plan as
@@ -180,7 +187,7 @@ BEGIN
 	-- the shape of the batch and every block header, checked
 	SELECT h.nums, h.hashes, h.parents, h.timestamps, h.metadata
 	  INTO v_nums, v_hashes, v_parents, v_ts, v_meta
-	  FROM almanac._ingest_headers(p_blocks, p_receipts) h;
+	  FROM almanac._ingest_headers(p_blocks, p_receipts, p_single) h;
 	IF cardinality(v_nums) = 0 THEN
 		RETURN 0;
 	END IF;
@@ -208,7 +215,7 @@ BEGIN
 
 	-- EVM chain id: every transaction that carries one (legacy pre-EIP-155
 	-- ones do not) must agree with the chain's, learned on first sight
-	v_evm := almanac._ingest_chain_id(p_chain, p_blocks, v_nums, c.evm_chain_id);
+	v_evm := almanac._ingest_chain_id(p_chain, p_blocks, v_nums, c.evm_chain_id, p_single);
 	IF c.evm_chain_id IS NULL AND v_evm IS NOT NULL THEN
 		IF EXISTS (SELECT FROM almanac.chains WHERE evm_chain_id = v_evm AND chain_id <> p_chain) THEN
 			RAISE EXCEPTION 'EVM chain id % of the transactions of chain "%" belongs to chain "%"', v_evm, p_chain,
@@ -296,7 +303,7 @@ BEGIN
 										  status, gas_used, timestamp)
 		SELECT p_chain, b.id, t.block_number, t.tx_index, t.tx_hash, t.tx_type, t.from_address,
 			   t.to_address, t.contract_address, t.value, t.nonce, t.data, t.status, t.gas_used, b.timestamp
-		  FROM almanac._ingest_transactions(p_blocks, p_receipts, v_new) t
+		  FROM almanac._ingest_transactions(p_blocks, p_receipts, v_new, p_single) t
 		  JOIN ins_b b ON b.block_number = t.block_number
 		RETURNING id, block_id, block_number, tx_index, timestamp
 	)
@@ -304,7 +311,7 @@ BEGIN
 								contract_address, event_type, topics, data, timestamp)
 	SELECT p_chain, t.block_id, t.block_number, t.id, l.log_index, l.contract_address, l.event_type,
 		   l.topics, l.data, t.timestamp
-	  FROM almanac._ingest_logs(p_receipts, v_nums, v_new, (SELECT count(*) FROM ins_t)) l
+	  FROM almanac._ingest_logs(p_receipts, v_nums, v_new, (SELECT count(*) FROM ins_t), p_single) l
 	  JOIN ins_t t ON t.block_number = l.block_number AND t.tx_index = l.tx_index;
 
 	n_new := cardinality(v_new);
@@ -326,13 +333,14 @@ BEGIN
 		RAISE EXCEPTION 'invalid on_reorg %: must be ''error'' or ''revert''', coalesce(quote_literal(on_reorg), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- read three times here: fetched and decompressed once
+	block := almanac._ingest_flatten(block);
 	IF block IS NULL OR jsonb_typeof(block) <> 'object' THEN
 		RAISE EXCEPTION 'block must be a JSON object (an eth_getBlockByNumber result), not %',
 			coalesce(jsonb_typeof(block), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM almanac._ingest(ingest_block.chain_id, jsonb_build_array(block), jsonb_build_array(receipts),
-							on_reorg = 'revert');
+	PERFORM almanac._ingest(ingest_block.chain_id, block, receipts, on_reorg = 'revert', true);
 	-- the hash is well formed, or _ingest would have raised
 	SELECT b.id INTO v_id
 	  FROM almanac.blocks b
@@ -345,7 +353,7 @@ COMMENT ON FUNCTION almanac.ingest_block(text, jsonb, jsonb, text) IS 'store one
 CREATE FUNCTION almanac.ingest_blocks(chain_id text, blocks jsonb, receipts jsonb) RETURNS bigint
 	LANGUAGE sql AS
 $$
-	SELECT almanac._ingest(chain_id, blocks, receipts, false)
+	SELECT almanac._ingest(chain_id, blocks, receipts, false, false)
 $$;
 COMMENT ON FUNCTION almanac.ingest_blocks(text, jsonb, jsonb) IS 'store a JSON array of consecutive blocks with the array of their receipt arrays, all or nothing; returns the number of blocks newly stored';
 
