@@ -37,6 +37,13 @@ SELECT sqlstate_of($$
 		from_address, value, timestamp)
 	SELECT 'eth', id, 101, 0, '0x' || repeat('11', 32), '0x' || repeat('AB', 20), 0, now()
 	  FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 101$$);
+-- the hex check is exactly the regular expression it stands for
+SELECT v, almanac._is_hex_id(v, 32) AS is_hash, v ~ '^0x[0-9a-f]{64}$' AS regex,
+	   almanac._is_hex_id(v, 20) AS is_address, v ~ '^0x[0-9a-f]{40}$' AS regex_address
+  FROM unnest(ARRAY['0x' || repeat('0a', 32), '0x' || repeat('0A', 32), '0x' || repeat('ab', 20),
+					'0x' || repeat('a', 63), '0x' || repeat('a', 65), '0X' || repeat('ab', 32),
+					'0x' || repeat('ab', 31) || 'ag', '0x' || repeat('ab', 32) || E'\n', 'x' || repeat('ab', 32),
+					'', '0x', NULL]) AS v;
 SELECT sqlstate_of($$INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
 	VALUES ('eth', -1, '0x' || repeat('ab', 32), '0x' || repeat('cd', 32), now())$$);
 SELECT sqlstate_of($$INSERT INTO almanac.chains (chain_id) VALUES ('')$$);

@@ -100,6 +100,12 @@ SELECT tx_index, tx_hash, tx_type, to_address, value,
 SELECT e.log_index, e.contract_address, t.to_address AS tx_to, e.event_type, e.topics, encode(e.data, 'hex') AS data
   FROM almanac.events e JOIN almanac.transactions t ON t.id = e.transaction_id
  WHERE e.chain_id = 'hand' ORDER BY e.log_index;
+-- a transaction without "type" (nodes before EIP-2718 omit it) is legacy,
+-- type 0: the same block again, without it
+DELETE FROM almanac.chains WHERE chain_id = 'hand';
+SELECT almanac.ingest_block('hand', block #- '{transactions,0,type}', receipts) > 0 AS stored
+  FROM fx WHERE name = 'hand100';
+SELECT tx_index, tx_type FROM almanac.transactions WHERE chain_id = 'hand' ORDER BY tx_index;
 
 -- query helpers
 -- Transfer events of the logger in blocks 3-4, with a given sender topic

@@ -25,6 +25,7 @@ SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', '{"number": "0x2", ', 
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', '[1]', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', NULL, '[]')$$);
 SELECT try_block(block, '{}') FROM fx WHERE name = '2';
+SELECT try_block(block, NULL) FROM fx WHERE name = '2';
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '{}', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '[{}]', '[]')$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', '[1]', '[[]]')$$);
@@ -65,8 +66,22 @@ SELECT try_block(block, jsonb_set(receipts, '{2,logs,3,topics}', (receipts #> '{
   FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,logIndex}') FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,address}') FROM fx WHERE name = '3';
+-- values that parse but do not fit their column, and logs that are not
+-- arrays of objects
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,logIndex}', '"0x80000000"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1}', '"0x12"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs}', 'null')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{1,status}', '"0x2"')) FROM fx WHERE name = '2';
+SELECT try_block(jsonb_set(block, '{transactions,1,type}', '"0x10000"'), receipts) FROM fx WHERE name = '2';
+SELECT try_block(jsonb_set(block, '{timestamp}', '"0x7fffffffffffffff"'), receipts) FROM fx WHERE name = '2';
 -- a transaction of another EVM chain (anvil is 31337 = 0x7a69)
 SELECT try_block(jsonb_set(block, '{transactions,0,chainId}', '"0x1"'), receipts) FROM fx WHERE name = '2';
+-- a new chain whose batch carries two chain ids: the smaller would be the
+-- chain's, the first transaction with the other is the error
+SELECT sqlstate_of(format('SELECT almanac.ingest_blocks(%L, %L::jsonb, %L::jsonb)', 'fresh',
+		jsonb_build_array(b2.block, jsonb_set(b3.block, '{transactions,1,chainId}', '"0x1"')),
+		jsonb_build_array(b2.receipts, b3.receipts)))
+  FROM fx b2, fx b3 WHERE b2.name = '2' AND b3.name = '3';
 -- a batch that is not contiguous, or not in order
 SELECT sqlstate_of(format('SELECT almanac.ingest_blocks(%L, %L::jsonb, %L::jsonb)', 'anvil',
 		jsonb_build_array(b3.block, b2.block), jsonb_build_array(b3.receipts, b2.receipts)))
@@ -86,6 +101,17 @@ SELECT sqlstate_of(format('SELECT almanac.ingest_block(%L, %L::jsonb, %L::jsonb)
 -- a chain id that is not valid for almanac.chains
 SELECT sqlstate_of(format('SELECT almanac.ingest_block(%L, %L::jsonb, %L::jsonb)', 'has space',
 		block, receipts)) FROM fx WHERE name = '2';
+-- the internal decoders, called directly, refuse what _ingest never passes
+-- them with an error, not a crash
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[1]', '[[]]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[]', '[]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('{}', '[]', '{1}', false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[{}]', '{1}', '{1}', 0, false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[[]]', '{1,2}', '{1}', 0, false)$$);
+SELECT sqlstate_of(format($$SELECT * FROM almanac._ingest_logs(%L, '{5}', '{1}', 0, false)$$,
+		jsonb_build_array(jsonb_build_array(jsonb_build_object('transactionHash', '0x' || repeat('ab', 32),
+															   'logs', '[]'::jsonb)))));
+SELECT sqlstate_of($$SELECT almanac._ingest_chain_id('c', '[]', '{1}', NULL, false)$$);
 
 -- one error in full: message, detail, hint
 SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{1,blockHash}', to_jsonb('0x' || repeat('ab', 32))))

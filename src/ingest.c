@@ -1,81 +1,80 @@
 /*-------------------------------------------------------------------------
  *
  * ingest.c
- *	  Exact, checked conversions of Ethereum JSON-RPC values for the set-based
- *	  ingest statements of src/sql/20_ingest.sql.
+ *	  Decoding of Ethereum JSON-RPC blocks and receipts for the set-based
+ *	  ingest statements of src/sql/20_ingest.sql, and the hex check of the
+ *	  core tables' constraints.
  *
- * Contract.  Every function takes the raw JSON string (as returned by
- * jsonb ->> 'field', so NULL when the field is absent or JSON null), the
- * number of the block being ingested (NULL if not known yet), the position of
- * the item inside the block (transaction index or log index, NULL for a
- * block-level field), the item kind ("block", "transaction", "receipt",
- * "log") and the field name.  They return the converted value or raise
- * ERRCODE_INVALID_PARAMETER_VALUE (22023) with a message that names the
- * block, the item and the field, so that a bad value in a batch of 100
- * blocks can be found without bisecting.  None of them writes anything, so an
- * error simply aborts the calling statement: nothing is half-ingested.
+ * The ingest function (PL/pgSQL) hands the JSON of a whole batch to these
+ * functions, which walk it once each in C and return the rows ready for the
+ * INSERTs:
  *
- *	_hex_bigint		quantity ("0x" and 1..16 hex digits) -> bigint, refusing
- *					values above 2^63-1
- *	_hex_numeric	quantity of up to 64 hex digits (uint256) -> numeric,
- *					exactly: 2^256-1 comes out digit for digit
- *	_hex_id			hash or address of exactly nbytes bytes -> lowercase
- *					"0x" text (the core tables store lowercase); NULL passes
- *					through when nullable, otherwise it is a missing field
- *	_hex_bytes		"0x" and an even number of hex digits -> bytea
- *	_hex_topics		JSON array of 0..4 32-byte hashes -> text[] of lowercase
- *					hashes ('{}' for an anonymous log)
- *	_ingest_assert	raises when ok is false; used for cross-checks inside
- *					set-based statements (receipt belongs to its
- *					transaction, log names its transaction, ...), where a
- *					PL/pgSQL RAISE is not reachable without a per-row loop
+ *	_ingest_flatten			the batch fetched and decompressed once
+ *	_ingest_headers			every block's number, hash, parent hash,
+ *							timestamp and metadata, as arrays (the conflict
+ *							checks and the blocks INSERT use them)
+ *	_ingest_chain_id		the EVM chain id the batch's transactions carry,
+ *							checked against the chain's
+ *	_ingest_transactions	one row per transaction of the given blocks, with
+ *							status, gas used and contract address from the
+ *							receipts (set-returning)
+ *	_ingest_logs			one row per log of the given blocks
+ *							(set-returning)
  *
- * These are written in C because they run once per field of every
- * transaction and log: PL/pgSQL or regex-based SQL for the same checks costs
- * several times the insert itself.
+ * Every value is converted exactly (quantities up to 256 bits, hashes and
+ * addresses lowercased) and every malformed or missing field raises
+ * ERRCODE_INVALID_PARAMETER_VALUE (22023) naming the block, the item and the
+ * field, so that a bad value in a batch of 100 blocks can be found without
+ * bisecting.  None of them writes anything, so an error aborts the calling
+ * statement with nothing half-ingested.
+ *
+ * Why C: JSON-RPC spells every number and byte string as hex text.  Walking
+ * it with jsonb_array_elements and ->> costs a copy of every element and a
+ * key lookup per field in SQL, then a function call per conversion; that
+ * cost several times the inserts themselves.  Here each field is one key
+ * lookup in the binary jsonb and one pass over its characters.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "almanac.h"
 
-PG_FUNCTION_INFO_V1(almanac_hex_bigint);
-PG_FUNCTION_INFO_V1(almanac_hex_numeric);
-PG_FUNCTION_INFO_V1(almanac_hex_id);
-PG_FUNCTION_INFO_V1(almanac_hex_bytes);
-PG_FUNCTION_INFO_V1(almanac_ingest_assert);
-PG_FUNCTION_INFO_V1(almanac_hex_topics);
+PG_FUNCTION_INFO_V1(almanac_is_hex_id);
+PG_FUNCTION_INFO_V1(almanac_ingest_flatten);
+PG_FUNCTION_INFO_V1(almanac_ingest_headers);
+PG_FUNCTION_INFO_V1(almanac_ingest_chain_id);
+PG_FUNCTION_INFO_V1(almanac_ingest_transactions);
+PG_FUNCTION_INFO_V1(almanac_ingest_logs);
 
-/* argument positions shared by the converters (after the value itself) */
+/*
+ * Where a value sits, for error messages: "block 12, transaction 3: field
+ * "logs[].data" ...".  item < 0 is a block-level field.
+ */
 typedef struct IngestWhere
 {
 	bool		has_block;
 	int64		block;
-	bool		has_item;
 	int32		item;
-	const char *kind;
+	const char *kind;			/* "block", "transaction", "receipt", ... */
+	const char *prefix;			/* "" or "logs[]." */
 	const char *field;
 } IngestWhere;
 
-static void
-get_where(FunctionCallInfo fcinfo, int first, IngestWhere *w)
-{
-	w->has_block = !PG_ARGISNULL(first);
-	w->block = w->has_block ? PG_GETARG_INT64(first) : 0;
-	w->has_item = !PG_ARGISNULL(first + 1);
-	w->item = w->has_item ? PG_GETARG_INT32(first + 1) : 0;
-	w->kind = PG_ARGISNULL(first + 2) ? "block" : text_to_cstring(PG_GETARG_TEXT_PP(first + 2));
-	w->field = PG_ARGISNULL(first + 3) ? "?" : text_to_cstring(PG_GETARG_TEXT_PP(first + 3));
-}
+#define QUANTITY_HINT "JSON-RPC quantities are strings of the form \"0x1a\"."
 
 /* "block 12, transaction 3" / "block 12" / "block (number unknown)" */
 static char *
@@ -88,24 +87,141 @@ where_text(const IngestWhere *w)
 		appendStringInfo(&s, "block " INT64_FORMAT, w->block);
 	else
 		appendStringInfoString(&s, "block (number unknown)");
-	if (w->has_item && strcmp(w->kind, "block") != 0)
+	if (w->item >= 0 && strcmp(w->kind, "block") != 0)
 		appendStringInfo(&s, ", %s %d", w->kind, w->item);
 	return s.data;
 }
 
+/* the field is missing (value NULL) or is not what (value shown, cut) */
 static void pg_attribute_noreturn()
 fail(const IngestWhere *w, const char *what, const char *value, const char *hint)
 {
 	if (value == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: missing field \"%s\"", where_text(w), w->field),
+				 errmsg("%s: missing field \"%s%s\"", where_text(w), w->prefix, w->field),
 				 hint ? errhint("%s", hint) : 0));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("%s: field \"%s\" is not %s: \"%.80s\"", where_text(w), w->field, what, value),
+			 errmsg("%s: field \"%s%s\" is not %s: \"%.80s\"",
+					where_text(w), w->prefix, w->field, what, value),
 			 hint ? errhint("%s", hint) : 0));
 }
+
+/*
+ * A cross-check failed: the message says what is wrong, the detail shows
+ * the value found (NULL: missing) and the one expected.
+ */
+static void pg_attribute_noreturn()
+fail_check(const IngestWhere *w, const char *message, const char *got, const char *want)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s: %s", where_text(w), message),
+			 errdetail("Field \"%s%s\" is %s%s%s, expected \"%s\".", w->prefix, w->field,
+					   got ? "\"" : "", got ? got : "missing", got ? "\"" : "", want)));
+}
+
+/* ---------------------------------------------------------------------
+ * Reading jsonb
+ * --------------------------------------------------------------------- */
+
+/* the value of key in an object container, or NULL when it is absent */
+static inline JsonbValue *
+get_key(JsonbContainer *obj, const char *key, JsonbValue *buf)
+{
+	return getKeyJsonValueFromContainer(obj, key, strlen(key), buf);
+}
+
+static inline bool
+is_object(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+static inline bool
+is_array(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data);
+}
+
+/* jsonb_typeof of a value inside a document; NULL for a missing one */
+static const char *
+value_typeof(const JsonbValue *v)
+{
+	if (v == NULL)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "string";
+		case jbvNumeric:
+			return "number";
+		case jbvBool:
+			return "boolean";
+		case jbvBinary:
+			return JsonContainerIsObject(v->val.binary.data) ? "object" : "array";
+		default:
+			return "unknown";
+	}
+}
+
+/* jsonb_typeof of a whole document (a scalar is a one-element raw array) */
+static const char *
+root_typeof(Jsonb *jb)
+{
+	if (JB_ROOT_IS_SCALAR(jb))
+		return value_typeof(getIthJsonbValueFromContainer(&jb->root, 0));
+	return JB_ROOT_IS_OBJECT(jb) ? "object" : "array";
+}
+
+/* the JSON text of a value, for error messages */
+static char *
+value_json(JsonbValue *v)
+{
+	if (v->type == jbvBinary)
+		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	return JsonbToCString(NULL, &JsonbValueToJsonb(v)->root, 0);
+}
+
+/*
+ * What ->> gives: the characters of a string (not NUL-terminated), the JSON
+ * text of anything else, NULL for a missing value or JSON null.
+ */
+static const char *
+value_text(JsonbValue *v, int *len)
+{
+	char	   *s;
+
+	if (v == NULL || v->type == jbvNull)
+	{
+		*len = 0;
+		return NULL;
+	}
+	if (v->type == jbvString)
+	{
+		*len = v->val.string.len;
+		return v->val.string.val;
+	}
+	s = value_json(v);
+	*len = strlen(s);
+	return s;
+}
+
+/* ->> of a key, see value_text */
+static inline const char *
+key_text(JsonbContainer *obj, const char *key, int *len)
+{
+	JsonbValue	buf;
+
+	return value_text(get_key(obj, key, &buf), len);
+}
+
+/* ---------------------------------------------------------------------
+ * Conversions.  s is what value_text returned (NULL: missing).
+ * --------------------------------------------------------------------- */
 
 static inline int
 hexval(char c)
@@ -121,108 +237,83 @@ hexval(char c)
 
 /*
  * Check "0x" followed by 1..maxdigits hex digits (leading zeros allowed:
- * some nodes pad quantities).  Returns a pointer to the first digit and the
- * digit count, with leading zeros skipped.
+ * some nodes pad quantities).  Returns a pointer to the first significant
+ * digit and sets their count.
  */
 static const char *
 quantity_digits(const char *s, int len, int maxdigits, int *ndigits,
 				const IngestWhere *w, const char *what)
 {
-	const char *orig = s;
-	int			origlen = len;
-	int			i;
+	const char *d;
+	int			n,
+				i;
 
+	if (s == NULL)
+		fail(w, NULL, NULL, NULL);
 	if (len < 3 || s[0] != '0' || s[1] != 'x')
-		fail(w, what, pnstrdup(s, len), "JSON-RPC quantities are strings of the form \"0x1a\".");
+		fail(w, what, pnstrdup(s, len), QUANTITY_HINT);
 	for (i = 2; i < len; i++)
 		if (hexval(s[i]) < 0)
-			fail(w, what, pnstrdup(s, len), "JSON-RPC quantities are strings of the form \"0x1a\".");
-	s += 2;
-	len -= 2;
-	while (len > 1 && *s == '0')
+			fail(w, what, pnstrdup(s, len), QUANTITY_HINT);
+	d = s + 2;
+	n = len - 2;
+	while (n > 1 && *d == '0')
 	{
-		s++;
-		len--;
+		d++;
+		n--;
 	}
-	if (len > maxdigits)
-		fail(w, what, pnstrdup(orig, origlen), NULL);
-	*ndigits = len;
-	return s;
+	if (n > maxdigits)
+		fail(w, what, pnstrdup(s, len), NULL);
+	*ndigits = n;
+	return d;
 }
 
-/* almanac._hex_bigint(v text, block bigint, item int, kind text, field text) */
-Datum
-almanac_hex_bigint(PG_FUNCTION_ARGS)
+/* a quantity up to 2^63-1 */
+static int64
+conv_bigint(const char *s, int len, const IngestWhere *w)
 {
-	IngestWhere w;
-	text	   *t;
-	const char *s;
+	static const char what[] = "a hex quantity of at most 63 bits";
+	const char *d;
 	int			n,
 				i;
 	uint64		v = 0;
 
-	if (PG_ARGISNULL(0))
-	{
-		get_where(fcinfo, 1, &w);
-		fail(&w, NULL, NULL, NULL);
-	}
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	n = VARSIZE_ANY_EXHDR(t);
-	/* fast path: well-formed and small, the common case */
-	if (n >= 3 && n <= 17 && s[0] == '0' && s[1] == 'x')
-	{
-		for (i = 2; i < n; i++)
-		{
-			int			d = hexval(s[i]);
-
-			if (d < 0)
-				break;
-			v = (v << 4) | d;
-		}
-		if (i == n && v <= (uint64) PG_INT64_MAX)
-			PG_RETURN_INT64((int64) v);
-	}
-	get_where(fcinfo, 1, &w);
-	s = quantity_digits(s, n, 16, &n, &w, "a hex quantity of at most 63 bits");
-	v = 0;
+	d = quantity_digits(s, len, 16, &n, w, what);
 	for (i = 0; i < n; i++)
-		v = (v << 4) | hexval(s[i]);
+		v = (v << 4) | hexval(d[i]);
 	if (v > (uint64) PG_INT64_MAX)
-		fail(&w, "a hex quantity of at most 63 bits", text_to_cstring(t), NULL);
-	PG_RETURN_INT64((int64) v);
+		fail(w, what, pnstrdup(s, len), NULL);
+	return (int64) v;
 }
 
-/* almanac._hex_numeric(v text, block bigint, item int, kind text, field text) */
-Datum
-almanac_hex_numeric(PG_FUNCTION_ARGS)
+/* a quantity up to max, which what describes */
+static int64
+conv_small(const char *s, int len, int64 max, const char *what, const IngestWhere *w)
 {
-	IngestWhere w;
-	text	   *t;
-	const char *s;
+	int64		v = conv_bigint(s, len, w);
+
+	if (v > max)
+		fail(w, what, pnstrdup(s, len), NULL);
+	return v;
+}
+
+/* a uint256 as numeric, exactly: 2^256-1 comes out digit for digit */
+static Datum
+conv_numeric(const char *s, int len, const IngestWhere *w)
+{
+	const char *d;
 	int			n,
 				i;
 	uint64		limb[4] = {0, 0, 0, 0};	/* little-endian 64-bit limbs */
 	char		dec[128];		/* 5 groups of 19 digits and the terminator */
 	int			pos;
 
-	get_where(fcinfo, 1, &w);
-	if (PG_ARGISNULL(0))
-		fail(&w, NULL, NULL, NULL);
-	t = PG_GETARG_TEXT_PP(0);
-	s = quantity_digits(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), 64, &n, &w,
-						"a hex quantity of at most 256 bits");
-
-	/* hex digits into limbs, least significant digit first */
+	d = quantity_digits(s, len, 64, &n, w, "a hex quantity of at most 256 bits");
 	for (i = 0; i < n; i++)
-	{
-		int			d = hexval(s[n - 1 - i]);
-
-		limb[i / 16] |= (uint64) d << (4 * (i % 16));
-	}
+		limb[i / 16] |= (uint64) hexval(d[n - 1 - i]) << (4 * (i % 16));
 
 	if (limb[1] == 0 && limb[2] == 0 && limb[3] == 0 && limb[0] <= (uint64) PG_INT64_MAX)
-		PG_RETURN_NUMERIC(int64_to_numeric((int64) limb[0]));
+		return NumericGetDatum(int64_to_numeric((int64) limb[0]));
 
 	/*
 	 * Long division of the 256-bit value by 10^19 (the largest power of ten
@@ -253,87 +344,68 @@ almanac_hex_numeric(PG_FUNCTION_ARGS)
 	}
 	while (dec[pos] == '0' && dec[pos + 1] != '\0')
 		pos++;
-	PG_RETURN_DATUM(DirectFunctionCall3(numeric_in, CStringGetDatum(&dec[pos]),
-										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(&dec[pos]),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
 /*
- * almanac._hex_id(v text, nbytes int, nullable bool,
- *				   block bigint, item int, kind text, field text)
+ * Lowercase "0x" hex of exactly nbytes bytes into out (2 + 2 * nbytes
+ * characters).  False when s is not that.
  */
-Datum
-almanac_hex_id(PG_FUNCTION_ARGS)
+static bool
+lower_hex_id(const char *s, int len, int nbytes, char *out)
 {
-	IngestWhere w;
-	text	   *t,
-			   *out;
-	const char *s;
-	char	   *d;
-	int			n,
-				nbytes = PG_GETARG_INT32(1),
-				i;
+	int			i;
 
-	if (PG_ARGISNULL(0))
-	{
-		if (!PG_ARGISNULL(2) && PG_GETARG_BOOL(2))
-			PG_RETURN_NULL();
-		get_where(fcinfo, 3, &w);
-		fail(&w, NULL, NULL, NULL);
-	}
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	n = VARSIZE_ANY_EXHDR(t);
-	if (n != 2 + 2 * nbytes || s[0] != '0' || s[1] != 'x')
-		goto bad;
-	out = (text *) palloc(VARHDRSZ + n);
-	SET_VARSIZE(out, VARHDRSZ + n);
-	d = VARDATA(out);
-	d[0] = '0';
-	d[1] = 'x';
-	for (i = 2; i < n; i++)
+	if (len != 2 + 2 * nbytes || s[0] != '0' || s[1] != 'x')
+		return false;
+	out[0] = '0';
+	out[1] = 'x';
+	for (i = 2; i < len; i++)
 	{
 		char		c = s[i];
 
 		if (c >= 'A' && c <= 'F')
 			c += 'a' - 'A';
 		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			goto bad;
-		d[i] = c;
+			return false;
+		out[i] = c;
 	}
-	PG_RETURN_TEXT_P(out);
-
-bad:
-	get_where(fcinfo, 3, &w);
-	fail(&w, nbytes == 20 ? "a 20-byte hex address" : "a 32-byte hex hash",
-		 text_to_cstring(t), NULL);
+	return true;
 }
 
-/* almanac._hex_bytes(v text, block bigint, item int, kind text, field text) */
-Datum
-almanac_hex_bytes(PG_FUNCTION_ARGS)
+/* a hash (32 bytes) or address (20 bytes), as lowercase text */
+static text *
+conv_id(const char *s, int len, int nbytes, const IngestWhere *w)
 {
-	IngestWhere w;
-	text	   *t;
-	bytea	   *out;
-	const char *s;
-	char	   *d;
-	int			n,
-				i;
+	text	   *out;
 
-	if (PG_ARGISNULL(0))
-	{
-		get_where(fcinfo, 1, &w);
-		fail(&w, NULL, NULL, NULL);
-	}
-	t = PG_GETARG_TEXT_PP(0);
-	s = VARDATA_ANY(t);
-	n = VARSIZE_ANY_EXHDR(t);
-	if (n < 2 || n % 2 != 0 || s[0] != '0' || s[1] != 'x')
+	if (s == NULL)
+		fail(w, NULL, NULL, NULL);
+	out = (text *) palloc(VARHDRSZ + 2 + 2 * nbytes);
+	SET_VARSIZE(out, VARHDRSZ + 2 + 2 * nbytes);
+	if (!lower_hex_id(s, len, nbytes, VARDATA(out)))
+		fail(w, nbytes == 20 ? "a 20-byte hex address" : "a 32-byte hex hash",
+			 pnstrdup(s, len), NULL);
+	return out;
+}
+
+/* "0x" and an even number of hex digits, as bytea */
+static bytea *
+conv_bytes(const char *s, int len, const IngestWhere *w)
+{
+	bytea	   *out;
+	char	   *d;
+	int			i;
+
+	if (s == NULL)
+		fail(w, NULL, NULL, NULL);
+	if (len < 2 || len % 2 != 0 || s[0] != '0' || s[1] != 'x')
 		goto bad;
-	out = (bytea *) palloc(VARHDRSZ + (n - 2) / 2);
-	SET_VARSIZE(out, VARHDRSZ + (n - 2) / 2);
+	out = (bytea *) palloc(VARHDRSZ + (len - 2) / 2);
+	SET_VARSIZE(out, VARHDRSZ + (len - 2) / 2);
 	d = VARDATA(out);
-	for (i = 2; i < n; i += 2)
+	for (i = 2; i < len; i += 2)
 	{
 		int			hi = hexval(s[i]),
 					lo = hexval(s[i + 1]);
@@ -342,102 +414,790 @@ almanac_hex_bytes(PG_FUNCTION_ARGS)
 			goto bad;
 		*d++ = (char) ((hi << 4) | lo);
 	}
-	PG_RETURN_BYTEA_P(out);
+	return out;
 
 bad:
-	get_where(fcinfo, 1, &w);
-	fail(&w, "hex data (\"0x\" and an even number of hex digits)", text_to_cstring(t), NULL);
+	fail(w, "hex data (\"0x\" and an even number of hex digits)", pnstrdup(s, len), NULL);
+}
+
+/* seconds since the Unix epoch, as to_timestamp() reads them */
+static TimestampTz
+conv_timestamp(const char *s, int len, const IngestWhere *w)
+{
+	const int64 epoch = (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	int64		secs = conv_bigint(s, len, w);
+
+	if (secs >= END_TIMESTAMP / USECS_PER_SEC + epoch)
+		fail(w, "a Unix time within the range of timestamptz", pnstrdup(s, len), NULL);
+	return (secs - epoch) * USECS_PER_SEC;
 }
 
 /*
- * almanac._ingest_assert(ok bool, message text, got text, want text,
- *						  block bigint, item int, kind text, field text)
- *
- * Returns true when ok; otherwise raises 22023 "<where>: <message>" with the
- * offending and the expected value in the detail.  A NULL ok counts as
- * failure (a missing counterpart in an outer join).
+ * A log's topics: a JSON array of 0..4 32-byte hashes, as text[] of
+ * lowercase hashes ('{}' for an anonymous log).  The first one, if any, is
+ * returned in *topic0.
  */
-Datum
-almanac_ingest_assert(PG_FUNCTION_ARGS)
+static ArrayType *
+conv_topics(JsonbValue *v, const IngestWhere *w, text **topic0)
 {
-	IngestWhere w;
-
-	if (!PG_ARGISNULL(0) && PG_GETARG_BOOL(0))
-		PG_RETURN_BOOL(true);
-	get_where(fcinfo, 4, &w);
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("%s: %s", where_text(&w),
-					PG_ARGISNULL(1) ? "invalid input" : text_to_cstring(PG_GETARG_TEXT_PP(1))),
-			 errdetail("Field \"%s\" is %s%s%s, expected %s%s%s.", w.field,
-					   PG_ARGISNULL(2) ? "" : "\"",
-					   PG_ARGISNULL(2) ? "missing" : text_to_cstring(PG_GETARG_TEXT_PP(2)),
-					   PG_ARGISNULL(2) ? "" : "\"",
-					   PG_ARGISNULL(3) ? "" : "\"",
-					   PG_ARGISNULL(3) ? "nothing" : text_to_cstring(PG_GETARG_TEXT_PP(3)),
-					   PG_ARGISNULL(3) ? "" : "\"")));
-	PG_RETURN_BOOL(false);
-}
-
-/*
- * almanac._hex_topics(v jsonb, block bigint, item int, kind text, field text)
- */
-Datum
-almanac_hex_topics(PG_FUNCTION_ARGS)
-{
-	IngestWhere w;
-	Jsonb	   *jb;
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
+	JsonbContainer *arr;
 	Datum		elems[4];
-	int			n = 0;
+	int			n,
+				i;
 
-	if (PG_ARGISNULL(0))
+	if (v == NULL)
+		fail(w, NULL, NULL, NULL);
+	if (!is_array(v))
+		fail(w, "a JSON array of 32-byte hex hashes", value_json(v), NULL);
+	arr = v->val.binary.data;
+	n = JsonContainerSize(arr);
+	if (n > 4)
+		goto bad;
+	for (i = 0; i < n; i++)
 	{
-		get_where(fcinfo, 1, &w);
-		fail(&w, NULL, NULL, NULL);
+		JsonbValue *t = getIthJsonbValueFromContainer(arr, i);
+		text	   *out = (text *) palloc(VARHDRSZ + 66);
+
+		SET_VARSIZE(out, VARHDRSZ + 66);
+		if (t->type != jbvString ||
+			!lower_hex_id(t->val.string.val, t->val.string.len, 32, VARDATA(out)))
+			goto bad;
+		elems[i] = PointerGetDatum(out);
 	}
-	jb = PG_GETARG_JSONB_P(0);
-	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+	*topic0 = n > 0 ? DatumGetTextPP(elems[0]) : NULL;
+	return construct_array_builtin(elems, n, TEXTOID);
+
+bad:
+	fail(w, "a JSON array of at most 4 32-byte hex hashes", value_json(v), NULL);
+}
+
+static inline bool
+text_equal(text *a, text *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/* ---------------------------------------------------------------------
+ * The hex check of the core tables
+ * --------------------------------------------------------------------- */
+
+/*
+ * almanac._is_hex_id(v text, nbytes int) RETURNS boolean
+ *
+ * v ~ '^0x[0-9a-f]{2*nbytes}$', for the CHECK constraints on hashes and
+ * addresses.  Those run on every row every writer inserts; a regular
+ * expression costs microseconds per value, a fifth of a bulk insert's time.
+ */
+Datum
+almanac_is_hex_id(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	int32		nbytes = PG_GETARG_INT32(1);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			i;
+
+	if (nbytes < 0 || len != 2 + 2 * (int64) nbytes || s[0] != '0' || s[1] != 'x')
+		PG_RETURN_BOOL(false);
+	for (i = 2; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(true);
+}
+
+/* ---------------------------------------------------------------------
+ * Blocks
+ * --------------------------------------------------------------------- */
+
+/*
+ * almanac._ingest_flatten(v jsonb) RETURNS jsonb
+ *
+ * v fetched and decompressed.  A batch read from a table arrives as a TOAST
+ * pointer or compressed; PL/pgSQL keeps it that way, and every decoder below
+ * would fetch and decompress megabytes again.
+ */
+Datum
+almanac_ingest_flatten(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(PG_GETARG_JSONB_P(0));
+}
+
+/*
+ * One side of a batch, its blocks or their receipts: a JSON array with an
+ * element per block, or for a single block (ingest_block) the element itself,
+ * which spares wrapping a block's JSON into a new array.
+ */
+typedef struct BatchSide
+{
+	Jsonb	   *jb;				/* NULL for SQL NULL */
+	bool		single;
+} BatchSide;
+
+/*
+ * Argument argno as a batch side.  In a batch it must be an array, else the
+ * error is message and what it is.  A single block's side is taken as it is
+ * (its elements are checked where they are read).
+ */
+static BatchSide
+batch_side(FunctionCallInfo fcinfo, int argno, bool single, const char *message)
+{
+	BatchSide	side = {PG_ARGISNULL(argno) ? NULL : PG_GETARG_JSONB_P(argno), single};
+
+	if (single)
+		return side;
+	if (side.jb == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s, not NULL", message)));
+	if (!JB_ROOT_IS_ARRAY(side.jb) || JB_ROOT_IS_SCALAR(side.jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s, not %s", message, root_typeof(side.jb))));
+	return side;
+}
+
+/* the number of blocks a side holds */
+static int
+batch_size(const BatchSide *side)
+{
+	return side->single ? 1 : JsonContainerSize(&side->jb->root);
+}
+
+/* the element of block i (0-based), NULL when there is none */
+static JsonbValue *
+batch_elem(const BatchSide *side, int i)
+{
+	JsonbValue *v;
+
+	if (side->jb == NULL || i < 0 || i >= batch_size(side))
+		return NULL;
+	if (!side->single)
+		return getIthJsonbValueFromContainer(&side->jb->root, i);
+	if (JB_ROOT_IS_SCALAR(side->jb))
+		return getIthJsonbValueFromContainer(&side->jb->root, 0);
+	v = palloc(sizeof(JsonbValue));
+	v->type = jbvBinary;
+	v->val.binary.data = &side->jb->root;
+	v->val.binary.len = VARSIZE(side->jb) - VARHDRSZ;
+	return v;
+}
+
+/*
+ * Block i of a batch _ingest_headers checked: its object on the blocks side,
+ * its receipts array on the other.
+ */
+static JsonbContainer *
+batch_container(const BatchSide *side, int i, bool is_blocks)
+{
+	JsonbValue *v = batch_elem(side, i);
+
+	if (is_blocks ? !is_object(v) : !is_array(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 is_blocks ? errmsg("block %d of the batch is not a JSON object", i) :
+				 errmsg("the receipts of block %d of the batch are not a JSON array", i)));
+	return v->val.binary.data;
+}
+
+/* the array at key of an object (the checks ran before) */
+static JsonbContainer *
+key_array(JsonbContainer *obj, const char *key)
+{
+	JsonbValue	buf,
+			   *v = get_key(obj, key, &buf);
+
+	if (!is_array(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("field \"%s\" is not a JSON array", key)));
+	return v->val.binary.data;
+}
+
+/*
+ * The elements of a bigint[] argument about a batch of n blocks, none NULL:
+ * positions of some of them (1 to n), or the number of each.
+ */
+static int64 *
+int8_arg(FunctionCallInfo fcinfo, int argno, bool positions, int n, int *count)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int64	   *v;
+	int			i;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(argno), INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &elems, &nulls, count);
+	if (!positions && *count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d block numbers for %d blocks", *count, n)));
+	v = palloc(sizeof(int64) * Max(*count, 1));
+	for (i = 0; i < *count; i++)
 	{
-		get_where(fcinfo, 1, &w);
-		fail(&w, "a JSON array of 32-byte hex hashes",
-			 JsonbToCString(NULL, &jb->root, VARSIZE(jb)), NULL);
+		if (nulls[i] ||
+			(positions && (DatumGetInt64(elems[i]) < 1 || DatumGetInt64(elems[i]) > n)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("block %s %d of %d is out of range",
+							positions ? "position" : "number", i + 1, *count)));
+		v[i] = DatumGetInt64(elems[i]);
 	}
-	it = JsonbIteratorInit(&jb->root);
+	return v;
+}
+
+/*
+ * The header without what the tables hold already (number, hash, parent
+ * hash, timestamp), the transactions and the bulky logs bloom.
+ */
+static Jsonb *
+header_metadata(JsonbContainer *obj)
+{
+	static const char *const dropped[] = {
+		"transactions", "logsBloom", "number", "hash", "parentHash", "timestamp"
+	};
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	v,
+			   *res = NULL;
+	JsonbIteratorToken tok;
+	bool		skip = false;
+
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		text	   *out;
-		char	   *d;
-		int			i;
-
-		if (tok != WJB_ELEM)
-			continue;
-		if (n == 4 || v.type != jbvString || v.val.string.len != 66 ||
-			v.val.string.val[0] != '0' || v.val.string.val[1] != 'x')
-			goto bad;
-		out = (text *) palloc(VARHDRSZ + 66);
-		SET_VARSIZE(out, VARHDRSZ + 66);
-		d = VARDATA(out);
-		d[0] = '0';
-		d[1] = 'x';
-		for (i = 2; i < 66; i++)
+		if (tok == WJB_KEY)
 		{
-			char		c = v.val.string.val[i];
+			int			i;
 
-			if (c >= 'A' && c <= 'F')
-				c += 'a' - 'A';
-			else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-				goto bad;
-			d[i] = c;
+			skip = false;
+			for (i = 0; i < lengthof(dropped); i++)
+				if (v.val.string.len == strlen(dropped[i]) &&
+					memcmp(v.val.string.val, dropped[i], v.val.string.len) == 0)
+					skip = true;
 		}
-		elems[n++] = PointerGetDatum(out);
+		if (skip && (tok == WJB_KEY || tok == WJB_VALUE))
+			continue;
+		res = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
 	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return JsonbValueToJsonb(res);
+}
 
-bad:
-	get_where(fcinfo, 1, &w);
-	fail(&w, "a JSON array of at most 4 32-byte hex hashes",
-		 JsonbToCString(NULL, &jb->root, VARSIZE(jb)), NULL);
+/*
+ * almanac._ingest_headers(blocks jsonb, receipts jsonb, single boolean,
+ *		OUT nums bigint[], OUT hashes text[], OUT parents text[],
+ *		OUT timestamps timestamptz[], OUT metadata jsonb[])
+ *
+ * Checks the shape of a batch (two arrays of equal length, objects and
+ * arrays where they belong) and decodes every block's header; the arrays are
+ * in batch order.  With single, blocks is one block and receipts its
+ * receipts.  Transactions, receipts and logs are checked by the decoders
+ * that read them.
+ */
+Datum
+almanac_ingest_headers(PG_FUNCTION_ARGS)
+{
+	bool		single = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	BatchSide	blocks,
+				receipts;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	Datum	   *nums,
+			   *hashes,
+			   *parents,
+			   *stamps,
+			   *metas;
+	int			n,
+				i;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
+	receipts = batch_side(fcinfo, 1, single, "receipts must be a JSON array");
+	n = batch_size(&blocks);
+	if (batch_size(&receipts) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d blocks but %d receipt arrays", n, batch_size(&receipts)),
+				 errhint("The i-th element of receipts is the eth_getBlockReceipts result of the i-th block.")));
+
+	nums = palloc(sizeof(Datum) * Max(n, 1));
+	hashes = palloc(sizeof(Datum) * Max(n, 1));
+	parents = palloc(sizeof(Datum) * Max(n, 1));
+	stamps = palloc(sizeof(Datum) * Max(n, 1));
+	metas = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *b = batch_elem(&blocks, i);
+		JsonbValue *r = batch_elem(&receipts, i);
+		IngestWhere w = {false, 0, i, "batch position", "", "block"};
+		JsonbContainer *obj;
+		JsonbValue	buf,
+				   *txs;
+		const char *s;
+		int			len;
+		int64		num;
+
+		if (!is_object(b))
+			fail_check(&w, "a block must be a JSON object", value_typeof(b), "object");
+		obj = b->val.binary.data;
+		w.field = "number";
+		s = key_text(obj, "number", &len);
+		num = conv_bigint(s, len, &w);
+		nums[i] = Int64GetDatum(num);
+
+		w = (IngestWhere) {true, num, -1, "block", "", "hash"};
+		s = key_text(obj, "hash", &len);
+		hashes[i] = PointerGetDatum(conv_id(s, len, 32, &w));
+		w.field = "parentHash";
+		s = key_text(obj, "parentHash", &len);
+		parents[i] = PointerGetDatum(conv_id(s, len, 32, &w));
+		w.field = "timestamp";
+		s = key_text(obj, "timestamp", &len);
+		stamps[i] = TimestampTzGetDatum(conv_timestamp(s, len, &w));
+		w.field = "transactions";
+		txs = get_key(obj, "transactions", &buf);
+		if (!is_array(txs))
+			fail_check(&w, "field \"transactions\" must be an array of transaction objects",
+					   value_typeof(txs), "array");
+		w.field = "receipts";
+		if (!is_array(r))
+			fail_check(&w, "its receipts must be a JSON array (the eth_getBlockReceipts result)",
+					   value_typeof(r), "array");
+		metas[i] = JsonbPGetDatum(header_metadata(obj));
+	}
+
+	values[0] = PointerGetDatum(construct_array(nums, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array_builtin(hashes, n, TEXTOID));
+	values[2] = PointerGetDatum(construct_array_builtin(parents, n, TEXTOID));
+	values[3] = PointerGetDatum(construct_array(stamps, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(metas, n, JSONBOID, -1, false, TYPALIGN_INT));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint,
+ *		single boolean) RETURNS bigint
+ *
+ * Every transaction that carries a chainId (legacy pre-EIP-155 ones do not)
+ * must carry the chain's EVM chain id: known, or when the chain has none yet,
+ * the smallest of the batch, which is returned to be learned.  The first
+ * transaction that differs is the error.  Returns NULL when neither exists.
+ * Transactions that are not objects are left to _ingest_transactions.
+ */
+Datum
+almanac_ingest_chain_id(PG_FUNCTION_ARGS)
+{
+	char	   *chain;
+	BatchSide	blocks;
+	bool		has_known = !PG_ARGISNULL(3);
+	int64		known = has_known ? PG_GETARG_INT64(3) : 0;
+	int64	   *nums;
+	int			nblocks,
+				b;
+	/* every chainId seen, in batch order, with where it was */
+	int			n = 0,
+				cap = 64,
+				k;
+	int64	   *cids = palloc(sizeof(int64) * cap);
+	int		   *cblock = palloc(sizeof(int) * cap);
+	int		   *cidx = palloc(sizeof(int) * cap);
+	int64		want;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("chain, blocks and block numbers must not be NULL")));
+	chain = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	blocks = batch_side(fcinfo, 1, !PG_ARGISNULL(4) && PG_GETARG_BOOL(4),
+						"blocks must be a JSON array of blocks");
+	nums = int8_arg(fcinfo, 2, false, batch_size(&blocks), &nblocks);
+	for (b = 0; b < nblocks; b++)
+	{
+		JsonbContainer *txs = key_array(batch_container(&blocks, b, true), "transactions");
+		int			ntx = JsonContainerSize(txs),
+					t;
+
+		for (t = 0; t < ntx; t++)
+		{
+			JsonbValue *tx = getIthJsonbValueFromContainer(txs, t);
+			IngestWhere w = {true, nums[b], t, "transaction", "", "chainId"};
+			const char *s;
+			int			len;
+
+			if (!is_object(tx))
+				continue;
+			s = key_text(tx->val.binary.data, "chainId", &len);
+			if (s == NULL)
+				continue;
+			if (n == cap)
+			{
+				cap *= 2;
+				cids = repalloc(cids, sizeof(int64) * cap);
+				cblock = repalloc(cblock, sizeof(int) * cap);
+				cidx = repalloc(cidx, sizeof(int) * cap);
+			}
+			cids[n] = conv_bigint(s, len, &w);
+			cblock[n] = b;
+			cidx[n] = t;
+			n++;
+		}
+	}
+	if (n == 0)
+	{
+		if (!has_known)
+			PG_RETURN_NULL();
+		PG_RETURN_INT64(known);
+	}
+
+	want = cids[0];
+	for (k = 1; k < n; k++)
+		want = Min(want, cids[k]);
+	if (has_known)
+		want = known;
+	for (k = 0; k < n; k++)
+		if (cids[k] != want)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("block " INT64_FORMAT ", transaction %d: chainId " INT64_FORMAT " does not match chain \"%s\"",
+							nums[cblock[k]], cidx[k], cids[k], chain),
+					 has_known ?
+					 errdetail("Chain \"%s\" has EVM chain id " INT64_FORMAT ".", chain, known) :
+					 errdetail("The transactions of the batch carry different chain ids."),
+					 errhint("Check that the follower feeds the right chain_id.")));
+	PG_RETURN_INT64(want);
+}
+
+/*
+ * A receipt's checks shared by both decoders: it is an object, names its
+ * transaction and carries an array of logs.  Sets the (lowercase) hash it
+ * names and its logs.
+ */
+static JsonbContainer *
+receipt_object(JsonbValue *rc, IngestWhere *w, text **tx_hash, JsonbContainer **logs)
+{
+	JsonbContainer *obj;
+	JsonbValue	buf,
+			   *v;
+	const char *s;
+	int			len;
+
+	w->field = "receipts";
+	if (!is_object(rc))
+		fail_check(w, "transaction without a receipt object", value_typeof(rc), "object");
+	obj = rc->val.binary.data;
+	w->field = "transactionHash";
+	s = key_text(obj, "transactionHash", &len);
+	*tx_hash = conv_id(s, len, 32, w);
+	w->field = "logs";
+	v = get_key(obj, "logs", &buf);
+	if (v == NULL)
+		fail(w, NULL, NULL, NULL);
+	if (!is_array(v))
+		fail_check(w, "field \"logs\" must be an array of log objects", value_typeof(v), "array");
+	*logs = v->val.binary.data;
+	return obj;
+}
+
+/* working state of a set-returning decoder */
+typedef struct Decoder
+{
+	ReturnSetInfo *rsinfo;
+	MemoryContext rowcxt;		/* reset after each row */
+	MemoryContext oldcxt;
+} Decoder;
+
+static void
+decoder_start(FunctionCallInfo fcinfo, Decoder *d)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	d->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	d->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "almanac ingest row",
+									  ALLOCSET_DEFAULT_SIZES);
+}
+
+static inline void
+decoder_row_begin(Decoder *d)
+{
+	CHECK_FOR_INTERRUPTS();
+	d->oldcxt = MemoryContextSwitchTo(d->rowcxt);
+}
+
+static inline void
+decoder_row_end(Decoder *d, Datum *values, bool *nulls)
+{
+	tuplestore_putvalues(d->rsinfo->setResult, d->rsinfo->setDesc, values, nulls);
+	MemoryContextSwitchTo(d->oldcxt);
+	MemoryContextReset(d->rowcxt);
+}
+
+/*
+ * almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
+ *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, tx_hash text,
+ *		tx_type smallint, from_address text, to_address text,
+ *		contract_address text, value numeric, nonce bigint, data bytea,
+ *		status smallint, gas_used bigint)
+ *
+ * The transactions of the blocks at the given positions (1-based) of a batch
+ * that _ingest_headers accepted, in order, each with its receipt: the i-th
+ * receipt must be the i-th transaction's (its transactionHash) and the
+ * block's (its blockHash, when it has one).
+ */
+Datum
+almanac_ingest_transactions(PG_FUNCTION_ARGS)
+{
+	bool		single = PG_GETARG_BOOL(3);
+	BatchSide	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
+	BatchSide	receipts = batch_side(fcinfo, 1, single, "receipts must be a JSON array");
+	int64	   *pos;
+	int			npos,
+				p;
+	Decoder		d;
+
+	pos = int8_arg(fcinfo, 2, true, batch_size(&blocks), &npos);
+	decoder_start(fcinfo, &d);
+	for (p = 0; p < npos; p++)
+	{
+		JsonbContainer *block = batch_container(&blocks, pos[p] - 1, true);
+		JsonbContainer *txs = key_array(block, "transactions");
+		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
+		IngestWhere bw = {false, 0, pos[p] - 1, "batch position", "", "number"};
+		const char *s;
+		int			len;
+		int64		num;
+		char		block_hash[67];
+		int			ntx,
+					nrc,
+					idx;
+
+		s = key_text(block, "number", &len);
+		num = conv_bigint(s, len, &bw);
+		bw = (IngestWhere) {true, num, -1, "block", "", "hash"};
+		s = key_text(block, "hash", &len);
+		memcpy(block_hash, VARDATA(conv_id(s, len, 32, &bw)), 66);
+		block_hash[66] = '\0';
+
+		ntx = JsonContainerSize(txs);
+		nrc = JsonContainerSize(rcs);
+		for (idx = 0; idx < Max(ntx, nrc); idx++)
+		{
+			JsonbValue *tx = idx < ntx ? getIthJsonbValueFromContainer(txs, idx) : NULL;
+			JsonbValue *rc = idx < nrc ? getIthJsonbValueFromContainer(rcs, idx) : NULL;
+			IngestWhere w = {true, num, idx, "transaction", "", "transactions"};
+			IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
+			JsonbContainer *txo,
+					   *rco,
+					   *logs;
+			JsonbValue	buf,
+					   *v;
+			text	   *tx_hash,
+					   *rc_hash;
+			char		got_hash[67];
+			Datum		values[12];
+			bool		nulls[12] = {false};
+
+			decoder_row_begin(&d);
+			if (!is_object(tx))
+				fail_check(&w, tx == NULL ? "receipt without a transaction in the block" :
+						   "a transaction must be a JSON object (call eth_getBlockByNumber with true)",
+						   value_typeof(tx), "object");
+			txo = tx->val.binary.data;
+			if (!is_object(rc))
+				fail_check(&wr, "transaction without a receipt object", value_typeof(rc), "object");
+
+			w.field = "hash";
+			s = key_text(txo, "hash", &len);
+			tx_hash = conv_id(s, len, 32, &w);
+
+			rco = receipt_object(rc, &wr, &rc_hash, &logs);
+			wr.field = "transactionHash";
+			if (!text_equal(rc_hash, tx_hash))
+			{
+				s = key_text(rco, "transactionHash", &len);
+				fail_check(&wr, "receipt does not belong to the transaction at its position",
+						   pnstrdup(s, len), text_to_cstring(tx_hash));
+			}
+			/* an absent blockHash is fine; one that is there must be the block's */
+			wr.field = "blockHash";
+			v = get_key(rco, "blockHash", &buf);
+			if (v != NULL)
+			{
+				s = value_text(v, &len);
+				if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
+					memcmp(got_hash, block_hash, 66) != 0)
+				{
+					if (s != NULL)
+						(void) conv_id(s, len, 32, &wr);	/* malformed: say so */
+					fail_check(&wr, "receipt does not belong to the block",
+							   s ? pnstrdup(s, len) : NULL, block_hash);
+				}
+			}
+
+			values[0] = Int64GetDatum(num);
+			values[1] = Int32GetDatum(idx);
+			values[2] = PointerGetDatum(tx_hash);
+			/* before EIP-2718 every transaction was legacy, type 0 */
+			w.field = "type";
+			s = key_text(txo, "type", &len);
+			values[3] = Int16GetDatum(s == NULL ? 0 :
+									  conv_small(s, len, PG_INT16_MAX,
+												 "a transaction type of at most 0x7fff", &w));
+			w.field = "from";
+			s = key_text(txo, "from", &len);
+			values[4] = PointerGetDatum(conv_id(s, len, 20, &w));
+			/* no "to": a contract creation */
+			w.field = "to";
+			s = key_text(txo, "to", &len);
+			nulls[5] = s == NULL;
+			if (s != NULL)
+				values[5] = PointerGetDatum(conv_id(s, len, 20, &w));
+			wr.field = "contractAddress";
+			s = key_text(rco, "contractAddress", &len);
+			nulls[6] = s == NULL;
+			if (s != NULL)
+				values[6] = PointerGetDatum(conv_id(s, len, 20, &wr));
+			w.field = "value";
+			s = key_text(txo, "value", &len);
+			values[7] = conv_numeric(s, len, &w);
+			w.field = "nonce";
+			s = key_text(txo, "nonce", &len);
+			values[8] = Int64GetDatum(conv_bigint(s, len, &w));
+			/* "input" in every node today, "data" in some old ones */
+			w.field = "input";
+			s = key_text(txo, "input", &len);
+			if (s == NULL)
+				s = key_text(txo, "data", &len);
+			values[9] = PointerGetDatum(conv_bytes(s, len, &w));
+			/* receipts before Byzantium carry a state root instead of a status */
+			wr.field = "status";
+			v = get_key(rco, "status", &buf);
+			nulls[10] = v == NULL;
+			if (v != NULL)
+			{
+				s = value_text(v, &len);
+				values[10] = Int16GetDatum(conv_small(s, len, 1, "0x0 or 0x1", &wr));
+			}
+			wr.field = "gasUsed";
+			s = key_text(rco, "gasUsed", &len);
+			values[11] = Int64GetDatum(conv_bigint(s, len, &wr));
+
+			decoder_row_end(&d, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}
+
+/*
+ * almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
+ *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, log_index int,
+ *		contract_address text, event_type text, topics text[], data bytea)
+ *
+ * The logs of the blocks at the given positions, in order.  ntx is the
+ * number of transactions the same statement stored from those blocks: it
+ * must match the receipts, and computing it (a scalar subquery over the
+ * transactions INSERT) makes the statement run that INSERT, with every
+ * transaction and receipt check, before the logs are read, so errors come in
+ * document order whatever plan is chosen.  A log with no topics is an
+ * anonymous event: event_type 'anonymous', topics '{}'.
+ */
+Datum
+almanac_ingest_logs(PG_FUNCTION_ARGS)
+{
+	BatchSide	receipts = batch_side(fcinfo, 0, PG_GETARG_BOOL(4), "receipts must be a JSON array");
+	int64		ntx = PG_GETARG_INT64(3);
+	int64		seen = 0;
+	int64	   *pos;
+	int64	   *nums;
+	int			nnums,
+				npos,
+				p;
+	Decoder		d;
+	MemoryContext rcptcxt;		/* what a receipt's logs share */
+	text	   *anonymous = cstring_to_text("anonymous");
+
+	nums = int8_arg(fcinfo, 1, false, batch_size(&receipts), &nnums);
+	pos = int8_arg(fcinfo, 2, true, batch_size(&receipts), &npos);
+	decoder_start(fcinfo, &d);
+	rcptcxt = AllocSetContextCreate(CurrentMemoryContext, "almanac ingest receipt",
+									ALLOCSET_SMALL_SIZES);
+	for (p = 0; p < npos; p++)
+	{
+		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
+		int64		num = nums[pos[p] - 1];
+		int			nrc = JsonContainerSize(rcs),
+					idx;
+
+		seen += nrc;
+		for (idx = 0; idx < nrc; idx++)
+		{
+			IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
+			IngestWhere w = {true, num, idx, "transaction", "logs[].", ""};
+			JsonbContainer *logs;
+			text	   *tx_hash;
+			MemoryContext oldcxt;
+			int			nlogs,
+						l;
+
+			MemoryContextReset(rcptcxt);
+			oldcxt = MemoryContextSwitchTo(rcptcxt);
+			(void) receipt_object(getIthJsonbValueFromContainer(rcs, idx), &wr, &tx_hash, &logs);
+			MemoryContextSwitchTo(oldcxt);
+			nlogs = JsonContainerSize(logs);
+			for (l = 0; l < nlogs; l++)
+			{
+				JsonbValue *lv;
+				JsonbContainer *lo;
+				JsonbValue	buf,
+						   *v;
+				const char *s;
+				int			len;
+				text	   *topic0;
+				Datum		values[7];
+				bool		nulls[7] = {false};
+
+				decoder_row_begin(&d);
+				lv = getIthJsonbValueFromContainer(logs, l);
+				w.prefix = "";
+				w.field = "logs";
+				if (!is_object(lv))
+					fail_check(&w, "a log must be a JSON object", value_typeof(lv), "object");
+				lo = lv->val.binary.data;
+				w.prefix = "logs[].";
+
+				values[0] = Int64GetDatum(num);
+				values[1] = Int32GetDatum(idx);
+				w.field = "logIndex";
+				s = key_text(lo, "logIndex", &len);
+				values[2] = Int32GetDatum(conv_small(s, len, PG_INT32_MAX,
+													 "a log index of at most 0x7fffffff", &w));
+				w.field = "address";
+				s = key_text(lo, "address", &len);
+				values[3] = PointerGetDatum(conv_id(s, len, 20, &w));
+				w.field = "topics";
+				values[5] = PointerGetDatum(conv_topics(get_key(lo, "topics", &buf), &w, &topic0));
+				values[4] = PointerGetDatum(topic0 ? topic0 : anonymous);
+				w.field = "data";
+				s = key_text(lo, "data", &len);
+				values[6] = PointerGetDatum(conv_bytes(s, len, &w));
+				/* nodes repeat the transaction hash in each log */
+				w.field = "transactionHash";
+				v = get_key(lo, "transactionHash", &buf);
+				if (v != NULL)
+				{
+					s = value_text(v, &len);
+					if (!text_equal(conv_id(s, len, 32, &w), tx_hash))
+						fail_check(&w, "a log names a transaction that is not its receipt's",
+								   pnstrdup(s, len), text_to_cstring(tx_hash));
+				}
+				decoder_row_end(&d, values, nulls);
+			}
+		}
+	}
+	if (seen != ntx)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the blocks have " INT64_FORMAT " receipts, not " INT64_FORMAT, seen, ntx)));
+	return (Datum) 0;
 }

@@ -2,15 +2,24 @@
 -- Expects table bench_src(n int, block jsonb, receipts jsonb) loaded.
 \set ON_ERROR_STOP 1
 
+-- CPU seconds this backend has used, user + system: on a machine shared
+-- with other work, wall time measures the neighbours too.  Fields 14 and 15
+-- of /proc/self/stat (ticks of 1/100 s), the 12th and 13th after "pid (comm) ".
+CREATE OR REPLACE FUNCTION bench_cpu() RETURNS float8 LANGUAGE sql AS $$
+	SELECT (split_part(s, ' ', 12)::bigint + split_part(s, ' ', 13)::bigint) / 100.0
+	  FROM (SELECT split_part(pg_read_file('/proc/self/stat'), ') ', 2) AS s) x
+$$;
+
 -- one unit of work per transaction, as a follower would commit
-CREATE OR REPLACE PROCEDURE bench_per_block(INOUT secs float8) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); r record;
+CREATE OR REPLACE PROCEDURE bench_per_block(INOUT secs float8, INOUT cpu float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := bench_cpu(); r record;
 BEGIN
 	FOR r IN SELECT block, receipts FROM bench_src ORDER BY n LOOP
 		PERFORM almanac.ingest_block('bench', r.block, r.receipts);
 		COMMIT;
 	END LOOP;
 	secs := extract(epoch FROM clock_timestamp() - t0);
+	cpu := bench_cpu() - c0;
 END $$;
 
 -- the batches are built before timing: a follower has its JSON in hand
@@ -19,21 +28,22 @@ CREATE TABLE bench_batch AS
 SELECT n / 100 AS b, jsonb_agg(block ORDER BY n) AS blocks, jsonb_agg(receipts ORDER BY n) AS receipts
   FROM bench_src GROUP BY n / 100;
 
-CREATE OR REPLACE PROCEDURE bench_batches(INOUT secs float8) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); r record;
+CREATE OR REPLACE PROCEDURE bench_batches(INOUT secs float8, INOUT cpu float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := bench_cpu(); r record;
 BEGIN
 	FOR r IN SELECT blocks, receipts FROM bench_batch ORDER BY b LOOP
 		PERFORM almanac.ingest_blocks('bench', r.blocks, r.receipts);
 		COMMIT;
 	END LOOP;
 	secs := extract(epoch FROM clock_timestamp() - t0);
+	cpu := bench_cpu() - c0;
 END $$;
 
 -- the ceiling: the same rows already decoded, inserted with INSERT ... SELECT
 -- from relational staging tables into the same tables and indexes, in the
 -- same batches of 100 blocks, ids resolved by joins as ingest does
-CREATE OR REPLACE PROCEDURE bench_ceiling(INOUT secs float8) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp(); lo bigint; hi bigint; b bigint;
+CREATE OR REPLACE PROCEDURE bench_ceiling(INOUT secs float8, INOUT cpu float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := bench_cpu(); lo bigint; hi bigint; b bigint;
 BEGIN
 	SELECT min(block_number), max(block_number) INTO lo, hi FROM stage_blocks;
 	INSERT INTO almanac.chains (chain_id, evm_chain_id) VALUES ('bench', 1) ON CONFLICT DO NOTHING;
@@ -62,6 +72,7 @@ BEGIN
 		b := b + 100;
 	END LOOP;
 	secs := extract(epoch FROM clock_timestamp() - t0);
+	cpu := bench_cpu() - c0;
 END $$;
 
 CREATE OR REPLACE PROCEDURE bench_reset() LANGUAGE plpgsql AS $$
@@ -70,14 +81,15 @@ BEGIN
 		almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks;
 END $$;
 
-CREATE TABLE IF NOT EXISTS bench_results (run int, mode text, secs float8, blocks bigint, logs bigint);
-TRUNCATE bench_results;
+DROP TABLE IF EXISTS bench_results;
+CREATE TABLE bench_results (run int, mode text, secs float8, cpu float8, blocks bigint, logs bigint);
 
 -- staging tables: decode once with ingest_blocks (also a warm-up), keep rows
 CALL bench_reset();
-CALL bench_batches(NULL);
+CALL bench_batches(NULL, NULL);
 DROP TABLE IF EXISTS stage_blocks, stage_tx, stage_ev;
 CREATE TABLE stage_blocks AS SELECT * FROM almanac.blocks;
 CREATE TABLE stage_tx AS SELECT * FROM almanac.transactions;
 CREATE TABLE stage_ev AS SELECT e.*, t.tx_index FROM almanac.events e JOIN almanac.transactions t ON t.id = e.transaction_id;
-VACUUM ANALYZE stage_blocks, stage_tx, stage_ev;
+-- vacuumed now, so that autovacuum does not work on them during the runs
+VACUUM ANALYZE stage_blocks, stage_tx, stage_ev, bench_batch;

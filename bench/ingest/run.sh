@@ -3,7 +3,8 @@
 # transaction), ingest_blocks (batches of 100 blocks) and the ceiling
 # (INSERT ... SELECT of the same rows already decoded, same tables and
 # indexes).  Starts its own instance in .build/bench, generates BLOCKS blocks
-# (150 txs, 400 logs each, fixed seed), runs RUNS rounds, prints medians.
+# (150 txs, 400 logs each, fixed seed), runs RUNS rounds, prints medians of
+# the wall time and of the backend's CPU time (steadier on a shared machine).
 #
 #   bench/ingest/run.sh            # BLOCKS=200 RUNS=3
 source "$(dirname "${BASH_SOURCE[0]}")/../../test/scripts/common.sh"
@@ -42,10 +43,10 @@ chmod o+r "$B/blocks.jsonl"
 for run in $(seq "$RUNS"); do
 	for mode in per_block batches ceiling; do
 		"${PSQL[@]}" -c "CALL bench_reset()" -c "CHECKPOINT"
-		secs=$("${PSQL[@]}" -Atc "CALL bench_$mode(NULL)")
-		"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', $secs,
+		IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
+		"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', $secs, $cpu,
 			(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events)"
-		echo "run $run $mode: $secs s"
+		echo "run $run $mode: $secs s, $cpu s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
 	done
 done
 
@@ -53,12 +54,15 @@ echo
 echo "ingest benchmark: $BLOCKS blocks of 150 txs / 400 logs, median of $RUNS runs"
 "${PSQL[@]}" -P footer=off -c "
 WITH m AS (
-	SELECT mode, percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS secs, max(blocks) AS blocks, max(logs) AS logs
+	SELECT mode, percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS secs,
+		   percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu) AS cpu, max(blocks) AS blocks, max(logs) AS logs
 	  FROM bench_results GROUP BY mode)
 SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
 				 WHEN 'batches' THEN 'ingest_blocks, 100 blocks per call'
 				 ELSE 'ceiling: INSERT ... SELECT decoded rows' END AS method,
 	   round(secs::numeric, 2) AS seconds, round((blocks / secs)::numeric) AS blocks_per_s,
 	   round((logs / secs)::numeric) AS logs_per_s,
-	   round((100 * (SELECT secs FROM m WHERE mode = 'ceiling') / secs)::numeric) || ' %' AS of_ceiling
+	   round((100 * (SELECT secs FROM m WHERE mode = 'ceiling') / secs)::numeric) || ' %' AS of_ceiling,
+	   round(cpu::numeric, 2) AS cpu_seconds,
+	   round((100 * (SELECT cpu FROM m WHERE mode = 'ceiling') / cpu)::numeric) || ' %' AS cpu_of_ceiling
   FROM m ORDER BY array_position(ARRAY['per_block', 'batches', 'ceiling'], mode)"

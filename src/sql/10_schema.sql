@@ -10,6 +10,14 @@
 -- checked by constraints so a mixed-case or malformed value fails loudly
 -- instead of silently missing in later lookups.
 
+-- v ~ '^0x[0-9a-f]{2*nbytes}$', in C (src/ingest.c): these checks run on
+-- every row of every writer, and a regular expression per value cost a
+-- fifth of the time of a bulk insert into these tables.
+CREATE FUNCTION almanac._is_hex_id(v text, nbytes integer) RETURNS boolean
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_is_hex_id';
+COMMENT ON FUNCTION almanac._is_hex_id(text, integer) IS 'true when v is "0x" and 2 * nbytes lowercase hex digits';
+
 CREATE TABLE almanac.chains (
 	chain_id		text PRIMARY KEY
 		CONSTRAINT chains_chain_id_check
@@ -30,8 +38,8 @@ CREATE TABLE almanac.blocks (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	chain_id		text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
 	block_number	bigint NOT NULL CHECK (block_number >= 0),
-	block_hash		text NOT NULL CHECK (block_hash ~ '^0x[0-9a-f]{64}$'),
-	parent_hash		text NOT NULL CHECK (parent_hash ~ '^0x[0-9a-f]{64}$'),
+	block_hash		text NOT NULL CHECK (almanac._is_hex_id(block_hash, 32)),
+	parent_hash		text NOT NULL CHECK (almanac._is_hex_id(parent_hash, 32)),
 	timestamp		timestamptz NOT NULL,
 	is_finalized	boolean NOT NULL DEFAULT false,
 	is_safe			boolean NOT NULL DEFAULT false,
@@ -54,13 +62,13 @@ CREATE TABLE almanac.transactions (
 	block_id		bigint NOT NULL,
 	block_number	bigint NOT NULL,
 	tx_index		integer NOT NULL CHECK (tx_index >= 0),
-	tx_hash			text NOT NULL CHECK (tx_hash ~ '^0x[0-9a-f]{64}$'),
+	tx_hash			text NOT NULL CHECK (almanac._is_hex_id(tx_hash, 32)),
 	tx_type			smallint CHECK (tx_type >= 0),
-	from_address	text NOT NULL CHECK (from_address ~ '^0x[0-9a-f]{40}$'),
+	from_address	text NOT NULL CHECK (almanac._is_hex_id(from_address, 20)),
 	-- NULL for a contract creation
-	to_address		text CHECK (to_address ~ '^0x[0-9a-f]{40}$'),
+	to_address		text CHECK (almanac._is_hex_id(to_address, 20)),
 	-- the address a contract creation deployed
-	contract_address text CHECK (contract_address ~ '^0x[0-9a-f]{40}$'),
+	contract_address text CHECK (almanac._is_hex_id(contract_address, 20)),
 	-- a uint256: numeric(78,0) alone would also take 2^256, which has 78 digits too
 	value			numeric(78, 0) NOT NULL
 		CHECK (value >= 0 AND value < 115792089237316195423570985008687907853269984665640564039457584007913129639936),
@@ -91,7 +99,7 @@ CREATE TABLE almanac.events (
 	block_number	bigint NOT NULL,
 	transaction_id	bigint REFERENCES almanac.transactions ON DELETE CASCADE,
 	log_index		integer NOT NULL CHECK (log_index >= 0),
-	contract_address text NOT NULL CHECK (contract_address ~ '^0x[0-9a-f]{40}$'),
+	contract_address text NOT NULL CHECK (almanac._is_hex_id(contract_address, 20)),
 	-- topic0, the event signature hash; see README for anonymous events
 	event_type		text NOT NULL,
 	topics			text[] NOT NULL DEFAULT '{}' CHECK (cardinality(topics) <= 4),
@@ -114,7 +122,7 @@ CREATE INDEX events_transaction_idx ON almanac.events (transaction_id);
 CREATE TABLE almanac.account_states (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	chain_id		text NOT NULL,
-	account			text NOT NULL CHECK (account ~ '^0x[0-9a-f]{40}$'),
+	account			text NOT NULL CHECK (almanac._is_hex_id(account, 20)),
 	block_number	bigint NOT NULL,
 	state			jsonb NOT NULL,
 	-- one state per account and block: "state at block N" and "state now" are

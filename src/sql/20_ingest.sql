@@ -7,29 +7,36 @@
 -- replay), and every call is one transaction's worth of work: an error
 -- anywhere leaves nothing behind.
 
--- Exact, checked conversions (src/ingest.c).  Each raises 22023 naming the
--- block, the item and the field of a bad value.
-CREATE FUNCTION almanac._hex_bigint(v text, block bigint, item int, kind text, field text)
+-- Decoders (src/ingest.c): each walks the JSON of a batch once in C,
+-- converts every value exactly and raises 22023 naming the block, the item
+-- and the field of a bad one.  They write nothing.  A batch is an array of
+-- blocks and one of their receipt arrays or, with single, one block and its
+-- receipts (ingest_block: no new arrays to build around them).
+CREATE FUNCTION almanac._ingest_flatten(v jsonb) RETURNS jsonb
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_ingest_flatten';
+CREATE FUNCTION almanac._ingest_headers(blocks jsonb, receipts jsonb, single boolean,
+		OUT nums bigint[], OUT hashes text[], OUT parents text[],
+		OUT timestamps timestamptz[], OUT metadata jsonb[])
+	LANGUAGE c IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_ingest_headers';
+CREATE FUNCTION almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint,
+										 single boolean)
 	RETURNS bigint LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_hex_bigint';
-CREATE FUNCTION almanac._hex_numeric(v text, block bigint, item int, kind text, field text)
-	RETURNS numeric LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_hex_numeric';
-CREATE FUNCTION almanac._hex_id(v text, nbytes int, nullable boolean,
-								block bigint, item int, kind text, field text)
-	RETURNS text LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_hex_id';
-CREATE FUNCTION almanac._hex_bytes(v text, block bigint, item int, kind text, field text)
-	RETURNS bytea LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_hex_bytes';
-CREATE FUNCTION almanac._hex_topics(v jsonb, block bigint, item int, kind text, field text)
-	RETURNS text[] LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_hex_topics';
--- VOLATILE so that the planner never folds or moves a check away
-CREATE FUNCTION almanac._ingest_assert(ok boolean, message text, got text, want text,
-									   block bigint, item int, kind text, field text)
-	RETURNS boolean LANGUAGE c VOLATILE
-	AS 'MODULE_PATHNAME', 'almanac_ingest_assert';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_chain_id';
+CREATE FUNCTION almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
+											 single boolean)
+	RETURNS TABLE (block_number bigint, tx_index integer, tx_hash text, tx_type smallint,
+				   from_address text, to_address text, contract_address text, value numeric,
+				   nonce bigint, data bytea, status smallint, gas_used bigint)
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 15000
+	AS 'MODULE_PATHNAME', 'almanac_ingest_transactions';
+CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
+									 single boolean)
+	RETURNS TABLE (block_number bigint, tx_index integer, log_index integer, contract_address text,
+				   event_type text, topics text[], data bytea)
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 40000
+	AS 'MODULE_PATHNAME', 'almanac_ingest_logs';
 
 -- Blocks removed by a revert, kept for audit: what was orphaned, when, and
 -- which transactions it carried (some may be in the new branch again).
@@ -140,14 +147,22 @@ $$;
 COMMENT ON FUNCTION almanac.revert_to(text, bigint) IS 'remove every block above block_number with everything that belongs to it; returns the number of blocks removed';
 
 -- The ingest core: p_blocks a JSON array of blocks in ascending order,
--- p_receipts the array of their receipt arrays.  p_reorg allows reverting to
+-- p_receipts the array of their receipt arrays (with p_single, one block and
+-- its receipts).  p_reorg allows reverting to
 -- the new first block's parent when it conflicts with what is stored (only
 -- ingest_block offers it: a batch that does not fit is a follower bug).
 -- Returns the number of blocks newly stored; blocks already stored with the
 -- same hash are skipped.
-CREATE FUNCTION almanac._ingest(p_chain text, p_blocks jsonb, p_receipts jsonb, p_reorg boolean)
+CREATE FUNCTION almanac._ingest(p_chain text, p_blocks jsonb, p_receipts jsonb, p_reorg boolean,
+								p_single boolean)
 	RETURNS bigint
-	LANGUAGE plpgsql AS
+	LANGUAGE plpgsql
+	-- A custom plan would copy the batch's JSON (megabytes) into the plan as
+	-- a constant, for every statement that names it, on every call; the
+	-- generic plans pass it by reference.  None of these plans depends on
+	-- the values.
+	SET plan_cache_mode = force_generic_plan
+	AS
 $$
 DECLARE
 	c			almanac.chains;
@@ -155,6 +170,7 @@ DECLARE
 	v_hashes	text[];
 	v_parents	text[];
 	v_ts		timestamptz[];
+	v_meta		jsonb[];
 	v_new		bigint[];
 	v_evm		bigint;
 	bad			record;
@@ -164,47 +180,17 @@ BEGIN
 	IF p_chain IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF p_blocks IS NULL OR jsonb_typeof(p_blocks) <> 'array' THEN
-		RAISE EXCEPTION 'blocks must be a JSON array of blocks, not %', coalesce(jsonb_typeof(p_blocks), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF p_receipts IS NULL OR jsonb_typeof(p_receipts) <> 'array' THEN
-		RAISE EXCEPTION 'receipts must be a JSON array, not %', coalesce(jsonb_typeof(p_receipts), 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF jsonb_array_length(p_blocks) <> jsonb_array_length(p_receipts) THEN
-		RAISE EXCEPTION '% blocks but % receipt arrays', jsonb_array_length(p_blocks), jsonb_array_length(p_receipts)
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'The i-th element of receipts is the eth_getBlockReceipts result of the i-th block.';
-	END IF;
-	IF jsonb_array_length(p_blocks) = 0 THEN
+	-- read by several decoders: fetched and decompressed once
+	p_blocks := almanac._ingest_flatten(p_blocks);
+	p_receipts := almanac._ingest_flatten(p_receipts);
+
+	-- the shape of the batch and every block header, checked
+	SELECT h.nums, h.hashes, h.parents, h.timestamps, h.metadata
+	  INTO v_nums, v_hashes, v_parents, v_ts, v_meta
+	  FROM almanac._ingest_headers(p_blocks, p_receipts, p_single) h;
+	IF cardinality(v_nums) = 0 THEN
 		RETURN 0;
 	END IF;
-
-	-- block headers, checked: objects, fields present and well formed
-	SELECT array_agg(h.num ORDER BY h.ord), array_agg(h.hash ORDER BY h.ord),
-		   array_agg(h.parent ORDER BY h.ord), array_agg(h.ts ORDER BY h.ord)
-	  INTO v_nums, v_hashes, v_parents, v_ts
-	  FROM (SELECT z.ord, n.num,
-				   almanac._hex_id(z.b->>'hash', 32, false, n.num, NULL, 'block', 'hash') AS hash,
-				   almanac._hex_id(z.b->>'parentHash', 32, false, n.num, NULL, 'block', 'parentHash') AS parent,
-				   to_timestamp(almanac._hex_bigint(z.b->>'timestamp', n.num, NULL, 'block', 'timestamp')) AS ts,
-				   almanac._ingest_assert(jsonb_typeof(z.b->'transactions') = 'array',
-						'field "transactions" must be an array of transaction objects',
-						jsonb_typeof(z.b->'transactions'), 'array', n.num, NULL, 'block', 'transactions') AS ok1,
-				   almanac._ingest_assert(jsonb_typeof(z.r) = 'array',
-						'its receipts must be a JSON array (the eth_getBlockReceipts result)',
-						jsonb_typeof(z.r), 'array', n.num, NULL, 'block', 'receipts') AS ok2,
-				   n.okb
-			  FROM ROWS FROM (jsonb_array_elements(p_blocks), jsonb_array_elements(p_receipts))
-					 WITH ORDINALITY AS z(b, r, ord)
-			 CROSS JOIN LATERAL (
-				SELECT almanac._ingest_assert(jsonb_typeof(z.b) = 'object', 'a block must be a JSON object',
-						jsonb_typeof(z.b), 'object', NULL, z.ord::int - 1, 'batch position', 'block') AS okb,
-					   almanac._hex_bigint(CASE WHEN jsonb_typeof(z.b) = 'object' THEN z.b->>'number' END,
-						NULL, z.ord::int - 1, 'batch position', 'number') AS num
-			 ) n) h
-	 WHERE h.ok1 AND h.ok2 AND h.okb;
 
 	-- the batch must be one contiguous piece of chain
 	SELECT u.num, u.prev_num, u.parent, u.prev_hash INTO bad
@@ -229,36 +215,14 @@ BEGIN
 
 	-- EVM chain id: every transaction that carries one (legacy pre-EIP-155
 	-- ones do not) must agree with the chain's, learned on first sight
-	v_evm := c.evm_chain_id;
-	SELECT x.num, x.idx, x.cid INTO bad
-	  FROM (SELECT y.*, min(y.cid) OVER () AS first_cid
-			  FROM (SELECT b.num, t.ord::int - 1 AS idx,
-						   almanac._hex_bigint(t.tx->>'chainId', b.num, t.ord::int - 1, 'transaction', 'chainId') AS cid
-					  FROM ROWS FROM (jsonb_array_elements(p_blocks), unnest(v_nums)) AS b(blk, num),
-						   jsonb_array_elements(b.blk->'transactions') WITH ORDINALITY AS t(tx, ord)
-					 WHERE jsonb_typeof(t.tx) = 'object' AND t.tx->'chainId' <> 'null') y) x
-	 WHERE x.cid <> coalesce(v_evm, x.first_cid)
-	 ORDER BY x.num, x.idx
-	 LIMIT 1;
-	IF FOUND THEN
-		RAISE EXCEPTION 'block %, transaction %: chainId % does not match chain "%"', bad.num, bad.idx, bad.cid, p_chain
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = CASE WHEN v_evm IS NULL THEN 'The transactions of the batch carry different chain ids.'
-						   ELSE format('Chain "%s" has EVM chain id %s.', p_chain, v_evm) END,
-				  HINT = 'Check that the follower feeds the right chain_id.';
-	END IF;
-	IF v_evm IS NULL THEN
-		SELECT min(almanac._hex_bigint(v #>> '{}', NULL, NULL, 'transaction', 'chainId')) INTO v_evm
-		  FROM jsonb_path_query(p_blocks, 'lax $[*].transactions[*].chainId') AS v
-		 WHERE v <> 'null';
-		IF v_evm IS NOT NULL THEN
-			IF EXISTS (SELECT FROM almanac.chains WHERE evm_chain_id = v_evm AND chain_id <> p_chain) THEN
-				RAISE EXCEPTION 'EVM chain id % of the transactions of chain "%" belongs to chain "%"', v_evm, p_chain,
-					(SELECT chain_id FROM almanac.chains WHERE evm_chain_id = v_evm)
-					USING ERRCODE = 'invalid_parameter_value';
-			END IF;
-			UPDATE almanac.chains SET evm_chain_id = v_evm WHERE chain_id = p_chain;
+	v_evm := almanac._ingest_chain_id(p_chain, p_blocks, v_nums, c.evm_chain_id, p_single);
+	IF c.evm_chain_id IS NULL AND v_evm IS NOT NULL THEN
+		IF EXISTS (SELECT FROM almanac.chains WHERE evm_chain_id = v_evm AND chain_id <> p_chain) THEN
+			RAISE EXCEPTION 'EVM chain id % of the transactions of chain "%" belongs to chain "%"', v_evm, p_chain,
+				(SELECT chain_id FROM almanac.chains WHERE evm_chain_id = v_evm)
+				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
+		UPDATE almanac.chains SET evm_chain_id = v_evm WHERE chain_id = p_chain;
 	END IF;
 
 	-- compare with what is stored: the same block again is skipped; another
@@ -310,7 +274,7 @@ BEGIN
 	END IF;
 
 	-- the blocks not stored yet (positions in the batch)
-	SELECT array_agg(u.ord) INTO v_new
+	SELECT array_agg(u.ord ORDER BY u.ord) INTO v_new
 	  FROM unnest(v_nums, v_hashes) WITH ORDINALITY AS u(num, hash, ord)
 	 WHERE NOT EXISTS (SELECT FROM almanac.blocks s
 						WHERE s.chain_id = p_chain AND s.block_number = u.num AND s.block_hash = u.hash);
@@ -318,106 +282,37 @@ BEGIN
 		RETURN 0;
 	END IF;
 
-	-- One statement stores the blocks, their transactions and their logs.
-	-- Every conversion and cross-check raises from inside it, so a bad value
-	-- anywhere in the batch aborts the statement with nothing written.
-	WITH bl AS MATERIALIZED (
-		SELECT z.b, z.r, z.num, z.hash, z.parent, z.ts
-		  FROM ROWS FROM (jsonb_array_elements(p_blocks), jsonb_array_elements(p_receipts),
-						  unnest(v_nums), unnest(v_hashes), unnest(v_parents), unnest(v_ts))
-				 WITH ORDINALITY AS z(b, r, num, hash, parent, ts, ord)
-		 WHERE z.ord = ANY (v_new)
-	), ins_b AS (
+	-- One statement stores the blocks, their transactions and their logs,
+	-- decoded in C.  Every conversion and cross-check raises from inside it,
+	-- so a bad value anywhere in the batch aborts the statement with nothing
+	-- written.  The logs decoder takes the number of transactions stored:
+	-- that makes the transactions (and their checks) go first, and the
+	-- events then join the rows the INSERT returned, not the table.
+	WITH ins_b AS (
 		INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp,
 									is_safe, is_finalized, metadata)
-		SELECT p_chain, num, hash, parent, ts,
-			   num <= coalesce(c.safe_block, -1), num <= coalesce(c.finalized_block, -1),
-			   -- the header without what the tables hold already or is bulky
-			   b - '{transactions,logsBloom,number,hash,parentHash,timestamp}'::text[]
-		  FROM bl
-		RETURNING id, block_number
-	), tx AS MATERIALIZED (
-		SELECT bl.num, bl.ts, bl.hash AS bhash, p.idx, p.j, p.rj,
-			   almanac._hex_id(p.j->>'hash', 32, false, bl.num, p.idx, 'transaction', 'hash') AS tx_hash
-		  FROM bl
-		 CROSS JOIN LATERAL (
-			SELECT t.ord::int - 1 AS idx,
-				   almanac._ingest_assert(jsonb_typeof(t.j) = 'object',
-						CASE WHEN t.j IS NULL THEN 'receipt without a transaction in the block'
-							 ELSE 'a transaction must be a JSON object (call eth_getBlockByNumber with true)' END,
-						jsonb_typeof(t.j), 'object', bl.num, t.ord::int - 1, 'transaction', 'transactions') AS ok_tx,
-				   almanac._ingest_assert(jsonb_typeof(t.rj) = 'object',
-						'transaction without a receipt object',
-						jsonb_typeof(t.rj), 'object', bl.num, t.ord::int - 1, 'receipt', 'receipts') AS ok_rc,
-				   t.j, t.rj
-			  FROM ROWS FROM (jsonb_array_elements(bl.b->'transactions'), jsonb_array_elements(bl.r))
-					 WITH ORDINALITY AS t(j, rj, ord)
-		 ) p
-		 WHERE p.ok_tx AND p.ok_rc
-	), txd AS MATERIALIZED (
-		SELECT tx.*,
-			   almanac._ingest_assert(
-					almanac._hex_id(rj->>'transactionHash', 32, false, num, idx, 'receipt', 'transactionHash') = tx_hash,
-					'receipt does not belong to the transaction at its position',
-					rj->>'transactionHash', tx_hash, num, idx, 'receipt', 'transactionHash')
-			   AND almanac._ingest_assert(
-					almanac._hex_id(rj->>'blockHash', 32, true, num, idx, 'receipt', 'blockHash') IS NOT DISTINCT FROM bhash
-					OR rj->'blockHash' IS NULL,
-					'receipt does not belong to the block',
-					rj->>'blockHash', bhash, num, idx, 'receipt', 'blockHash') AS ok
-		  FROM tx
+		SELECT p_chain, u.num, u.hash, u.parent, u.ts,
+			   u.num <= coalesce(c.safe_block, -1), u.num <= coalesce(c.finalized_block, -1), u.meta
+		  FROM unnest(v_nums, v_hashes, v_parents, v_ts, v_meta) WITH ORDINALITY
+				 AS u(num, hash, parent, ts, meta, ord)
+		 WHERE u.ord = ANY (v_new)
+		RETURNING id, block_number, timestamp
 	), ins_t AS (
 		INSERT INTO almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, tx_type,
 										  from_address, to_address, contract_address, value, nonce, data,
 										  status, gas_used, timestamp)
-		SELECT p_chain, ib.id, d.num, d.idx, d.tx_hash,
-			   -- before EIP-2718 every transaction was legacy, type 0
-			   coalesce(almanac._hex_bigint(d.j->>'type', d.num, d.idx, 'transaction', 'type'), 0)::smallint,
-			   almanac._hex_id(d.j->>'from', 20, false, d.num, d.idx, 'transaction', 'from'),
-			   almanac._hex_id(d.j->>'to', 20, true, d.num, d.idx, 'transaction', 'to'),
-			   almanac._hex_id(d.rj->>'contractAddress', 20, true, d.num, d.idx, 'receipt', 'contractAddress'),
-			   almanac._hex_numeric(d.j->>'value', d.num, d.idx, 'transaction', 'value'),
-			   almanac._hex_bigint(d.j->>'nonce', d.num, d.idx, 'transaction', 'nonce'),
-			   almanac._hex_bytes(coalesce(d.j->>'input', d.j->>'data'), d.num, d.idx, 'transaction', 'input'),
-			   -- receipts before Byzantium carry a state root instead of a status
-			   CASE WHEN d.rj ? 'status' THEN
-					almanac._hex_bigint(d.rj->>'status', d.num, d.idx, 'receipt', 'status')::smallint END,
-			   almanac._hex_bigint(d.rj->>'gasUsed', d.num, d.idx, 'receipt', 'gasUsed'),
-			   d.ts
-		  FROM txd d
-		  JOIN ins_b ib ON ib.block_number = d.num
-		 WHERE d.ok
-		RETURNING id, block_id, block_number, tx_index, tx_hash, timestamp
-	), lg AS (
-		-- from txd, after its checks: a receipt of another transaction is
-		-- reported as such, not as a log naming the wrong transaction
-		SELECT tx.num, tx.idx, tx.tx_hash, l.j, l.ord::int - 1 AS pos
-		  FROM txd tx
-		 CROSS JOIN LATERAL jsonb_array_elements(
-				CASE WHEN tx.rj ? 'logs' THEN tx.rj->'logs'
-					 WHEN almanac._ingest_assert(false, 'missing field "logs"', NULL, 'an array',
-												 tx.num, tx.idx, 'receipt', 'logs') THEN NULL END)
-				WITH ORDINALITY AS l(j, ord)
-		 WHERE tx.ok
+		SELECT p_chain, b.id, t.block_number, t.tx_index, t.tx_hash, t.tx_type, t.from_address,
+			   t.to_address, t.contract_address, t.value, t.nonce, t.data, t.status, t.gas_used, b.timestamp
+		  FROM almanac._ingest_transactions(p_blocks, p_receipts, v_new, p_single) t
+		  JOIN ins_b b ON b.block_number = t.block_number
+		RETURNING id, block_id, block_number, tx_index, timestamp
 	)
 	INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index,
 								contract_address, event_type, topics, data, timestamp)
-	SELECT p_chain, it.block_id, it.block_number, it.id, e.log_index, e.address,
-		   coalesce(e.topics[1], 'anonymous'), e.topics, e.data, it.timestamp
-	  FROM (SELECT lg.num, lg.idx,
-				   almanac._hex_bigint(lg.j->>'logIndex', lg.num, lg.idx, 'transaction', 'logs[].logIndex')::int AS log_index,
-				   almanac._hex_id(lg.j->>'address', 20, false, lg.num, lg.idx, 'transaction', 'logs[].address') AS address,
-				   almanac._hex_topics(lg.j->'topics', lg.num, lg.idx, 'transaction', 'logs[].topics') AS topics,
-				   almanac._hex_bytes(lg.j->>'data', lg.num, lg.idx, 'transaction', 'logs[].data') AS data,
-				   almanac._ingest_assert(
-						lg.j->'transactionHash' IS NULL OR
-						almanac._hex_id(lg.j->>'transactionHash', 32, false, lg.num, lg.idx, 'transaction',
-										'logs[].transactionHash') = lg.tx_hash,
-						'a log names a transaction that is not its receipt''s',
-						lg.j->>'transactionHash', lg.tx_hash, lg.num, lg.idx, 'transaction', 'logs[].transactionHash') AS ok
-			  FROM lg) e
-	  JOIN ins_t it ON it.block_number = e.num AND it.tx_index = e.idx
-	 WHERE e.ok;
+	SELECT p_chain, t.block_id, t.block_number, t.id, l.log_index, l.contract_address, l.event_type,
+		   l.topics, l.data, t.timestamp
+	  FROM almanac._ingest_logs(p_receipts, v_nums, v_new, (SELECT count(*) FROM ins_t), p_single) l
+	  JOIN ins_t t ON t.block_number = l.block_number AND t.tx_index = l.tx_index;
 
 	n_new := cardinality(v_new);
 	UPDATE almanac.chains
@@ -438,17 +333,18 @@ BEGIN
 		RAISE EXCEPTION 'invalid on_reorg %: must be ''error'' or ''revert''', coalesce(quote_literal(on_reorg), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- read three times here: fetched and decompressed once
+	block := almanac._ingest_flatten(block);
 	IF block IS NULL OR jsonb_typeof(block) <> 'object' THEN
 		RAISE EXCEPTION 'block must be a JSON object (an eth_getBlockByNumber result), not %',
 			coalesce(jsonb_typeof(block), 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM almanac._ingest(ingest_block.chain_id, jsonb_build_array(block), jsonb_build_array(receipts),
-							on_reorg = 'revert');
+	PERFORM almanac._ingest(ingest_block.chain_id, block, receipts, on_reorg = 'revert', true);
+	-- the hash is well formed, or _ingest would have raised
 	SELECT b.id INTO v_id
 	  FROM almanac.blocks b
-	 WHERE b.chain_id = ingest_block.chain_id
-	   AND b.block_hash = almanac._hex_id(block->>'hash', 32, false, NULL, NULL, 'block', 'hash');
+	 WHERE b.chain_id = ingest_block.chain_id AND b.block_hash = lower(block->>'hash');
 	RETURN v_id;
 END;
 $$;
@@ -457,7 +353,7 @@ COMMENT ON FUNCTION almanac.ingest_block(text, jsonb, jsonb, text) IS 'store one
 CREATE FUNCTION almanac.ingest_blocks(chain_id text, blocks jsonb, receipts jsonb) RETURNS bigint
 	LANGUAGE sql AS
 $$
-	SELECT almanac._ingest(chain_id, blocks, receipts, false)
+	SELECT almanac._ingest(chain_id, blocks, receipts, false, false)
 $$;
 COMMENT ON FUNCTION almanac.ingest_blocks(text, jsonb, jsonb) IS 'store a JSON array of consecutive blocks with the array of their receipt arrays, all or nothing; returns the number of blocks newly stored';
 
