@@ -36,3 +36,11 @@ SELECT m.message_key, m.destination_chain_id, m.status,
 -- the same block from RocksDB: one Get inside this backend
 SELECT * FROM rocks_blocks WHERE chain_id = 'eth' AND block_number = 1039;
 EXPLAIN (COSTS OFF) SELECT * FROM rocks_blocks WHERE chain_id = 'eth' AND block_number = 1039;
+
+-- the latest block of a chain is one backward seek; IN is one MultiGet
+EXPLAIN (COSTS OFF) SELECT block_number FROM rocks_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1;
+SELECT block_number FROM rocks_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1;
+SELECT block_number, left(block_hash, 10) AS hash FROM rocks_blocks WHERE chain_id = 'eth' AND block_number IN (1000, 1010, 1020);
+
+-- the store's column families, as RocksDB reports them
+SELECT column_family, estimated_keys, memtable_bytes FROM almanac.store_properties;
