@@ -120,6 +120,20 @@ SELECT count(*) FROM kv_tx;
 ALTER FOREIGN TABLE kv_tx RENAME COLUMN tx_hash TO hash;
 SELECT hash FROM kv_tx WHERE chain_id = 'eth:x';
 ALTER FOREIGN TABLE kv_tx RENAME COLUMN hash TO tx_hash;
+-- a running scan keeps its layout when an invalidation empties the cache
+-- and another table's layout is read into the cache meanwhile
+CREATE FOREIGN TABLE kv_wide (a uuid, b int, zz text, k2 int8) SERVER almanac_store
+	OPTIONS (column_family 'wide', key_prefix 'wide', key_columns 'k2');
+INSERT INTO kv_wide VALUES (NULL, 7, 'w', 1);
+CREATE FUNCTION churn(n bigint) RETURNS int LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	CREATE TEMP TABLE IF NOT EXISTS churn_tmp (a int);
+	DROP TABLE churn_tmp;
+	RETURN (SELECT b FROM kv_wide WHERE k2 = 1) + n;
+END $$;
+SELECT chain_id, block_number, churn(block_number) FROM kv_blocks WHERE chain_id = 'eth' ORDER BY block_number;
+DROP FUNCTION churn(bigint);
+DROP FOREIGN TABLE kv_wide;
 
 -- a key column of a type without a key encoding
 CREATE FOREIGN TABLE kv_bad (k numeric, v text) SERVER almanac_store

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
@@ -51,8 +52,21 @@ table_cache_flush(void)
 		return;
 	hash_destroy(table_cache);
 	table_cache = NULL;
-	/* the entries' contexts are its children */
-	MemoryContextReset(table_cache_cxt);
+
+	/*
+	 * The entries' contexts are children of table_cache_cxt.  Scans, writes
+	 * and the planner of the running transaction may still use layouts they
+	 * got from the cache (an invalidation arrives whenever a lock is taken),
+	 * so inside a transaction the old layouts are freed with it.
+	 */
+	if (IsTransactionState())
+	{
+		MemoryContextSetParent(table_cache_cxt, TopTransactionContext);
+		table_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "almanac table layouts",
+												ALLOCSET_SMALL_SIZES);
+	}
+	else
+		MemoryContextReset(table_cache_cxt);
 }
 
 static void
