@@ -112,6 +112,23 @@ FETCH ALL FROM c;
 CLOSE c;
 SELECT count(*), min(block_hash) FILTER (WHERE block_number = 2) FROM pd_blocks WHERE chain_id = 'cur';
 ROLLBACK;
+-- the same for a Get and a MultiGet
+BEGIN;
+DECLARE g CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number = 100;
+DECLARE m CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number IN (100, 101);
+INSERT INTO pd_blocks VALUES ('cur', 100, 'late', 0), ('cur', 101, 'late', 0);
+FETCH ALL FROM g;
+FETCH ALL FROM m;
+ROLLBACK;
+-- and for rows a later statement shipped early, that another statement then
+-- read (so the backend's reader caught up with them)
+BEGIN;
+DECLARE n CURSOR FOR SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur2';
+SET LOCAL almanac.write_batch_size = 64;
+INSERT INTO pd_blocks SELECT 'cur2', g, repeat('x', 200), 0 FROM generate_series(1, 2000) g;
+SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur2';
+FETCH ALL FROM n;
+ROLLBACK;
 SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur';
 -- where byte order is not SQL order the planner sorts: text key columns
 EXPLAIN (COSTS OFF) SELECT chain_id, block_number FROM pd_blocks ORDER BY chain_id, block_number LIMIT 5;

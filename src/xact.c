@@ -404,44 +404,45 @@ almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 }
 
 char *
+almanac_batch_lookup(rocksdb_writebatch_wi_t *batch, rocksdb_column_family_handle_t *cf,
+					 const char *key, size_t klen, size_t *vlen)
+{
+	/* read options of batch lookups: made once, not per row */
+	static rocksdb_options_t *opts = NULL;
+	char	   *err = NULL;
+	char	   *val;
+	char	   *copy;
+
+	if (batch == NULL)
+		return NULL;
+	if (opts == NULL)
+		opts = rocksdb_options_create();
+	val = rocksdb_writebatch_wi_get_from_batch_cf(batch, opts, cf, key, klen, vlen, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("almanac: lookup in the transaction's write batch failed: %s", msg)));
+	}
+	if (val == NULL)
+		return NULL;
+	copy = palloc(*vlen);
+	memcpy(copy, val, *vlen);
+	rocksdb_free(val);
+	return copy;
+}
+
+char *
 almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 					  rocksdb_column_family_handle_t *cf,
 					  const char *key, size_t klen, size_t *vlen)
 {
-	/* read options of batch lookups: made once, not per row */
-	static rocksdb_options_t *opts = NULL;
-	rocksdb_writebatch_wi_t *batches[2];
+	char	   *val = almanac_batch_lookup(stmt, cf, key, klen, vlen);
 
-	batches[0] = stmt;
-	batches[1] = almanac_xact_batch(store);
-	for (int i = 0; i < 2; i++)
-	{
-		char	   *err = NULL;
-		char	   *val;
-		char	   *copy;
-
-		if (batches[i] == NULL)
-			continue;
-		if (opts == NULL)
-			opts = rocksdb_options_create();
-		val = rocksdb_writebatch_wi_get_from_batch_cf(batches[i], opts, cf, key, klen, vlen, &err);
-		if (err)
-		{
-			char	   *msg = pstrdup(err);
-
-			rocksdb_free(err);
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("almanac: lookup in the transaction's write batch failed: %s", msg)));
-		}
-		if (val == NULL)
-			continue;
-		copy = palloc(*vlen);
-		memcpy(copy, val, *vlen);
-		rocksdb_free(val);
-		return copy;
-	}
-	return NULL;
+	return val ? val : almanac_batch_lookup(almanac_xact_batch(store), cf, key, klen, vlen);
 }
 
 /*

@@ -46,6 +46,11 @@ extern void almanac_xact_init(void);
 /* the transaction's batch for this store, or NULL when it wrote nothing */
 extern rocksdb_writebatch_wi_t *almanac_xact_batch(int store);
 
+/* the write a batch holds for key (palloc'd), or NULL; batch may be NULL */
+extern char *almanac_batch_lookup(rocksdb_writebatch_wi_t *batch,
+								  rocksdb_column_family_handle_t *cf,
+								  const char *key, size_t klen, size_t *vlen);
+
 /* a scan's private copy of the transaction's writes in cf (NULL: none) */
 extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store, uint32 cf_id);
 
