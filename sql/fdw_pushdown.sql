@@ -138,6 +138,28 @@ SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks WHERE block_number
 EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks ORDER BY block_number LIMIT 1;
 EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number, gas_used DESC LIMIT 1;
 
+-- a nondeterministic collation's equality is not byte equality: not pushed
+CREATE COLLATION pd_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE FOREIGN TABLE pd_ci_t (name text COLLATE pd_ci, v int) SERVER almanac_store
+	OPTIONS (column_family 'pd_ci', key_prefix 'ci', key_columns 'name');
+INSERT INTO pd_ci_t VALUES ('Alice', 1);
+EXPLAIN (COSTS OFF) SELECT v FROM pd_ci_t WHERE name = 'ALICE';
+SELECT v FROM pd_ci_t WHERE name = 'ALICE';
+SELECT v FROM pd_ci_t WHERE name IN ('alice', 'bob');
+DROP FOREIGN TABLE pd_ci_t;
+DROP COLLATION pd_ci;
+-- a domain key column: values are compared as the base type, so a domain's
+-- CHECK does not fail a comparison the heap would evaluate
+CREATE DOMAIN pd_small AS bigint CHECK (VALUE < 1000);
+CREATE FOREIGN TABLE pd_dom (k pd_small, v int) SERVER almanac_store
+	OPTIONS (column_family 'pd_dom', key_prefix 'dom', key_columns 'k');
+INSERT INTO pd_dom VALUES (5, 1), (999, 2);
+SELECT v FROM pd_dom WHERE k < 5000 ORDER BY k;
+SELECT v FROM pd_dom WHERE k = 5000;
+SELECT v FROM pd_dom WHERE k IN (5, 5000);
+DROP FOREIGN TABLE pd_dom;
+DROP DOMAIN pd_small;
+
 -- ANALYZE gathers statistics from a pass over the table: estimates follow
 SELECT reltuples FROM pg_class WHERE oid = 'pd_blocks'::regclass;
 ANALYZE pd_blocks;

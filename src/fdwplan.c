@@ -107,12 +107,26 @@ is_scan_constant(PlannerInfo *root, RelOptInfo *baserel, Node *node)
 		!contain_volatile_functions(node);
 }
 
-/* the comparison value converted to totype by an implicit cast, or NULL */
+/*
+ * The comparison value converted by an implicit cast to totype, or for a
+ * domain to its base type (the key holds the base type, and a domain's
+ * CHECK must not fail a comparison the heap would just evaluate), or NULL.
+ */
 static Expr *
 coerce_value(Node *value, Oid totype)
 {
-	return (Expr *) coerce_to_target_type(NULL, value, exprType(value), totype, -1,
+	return (Expr *) coerce_to_target_type(NULL, value, exprType(value), getBaseType(totype), -1,
 										  COERCION_IMPLICIT, COERCE_IMPLICIT_CAST, -1);
+}
+
+/*
+ * Equality under a nondeterministic collation (case-insensitive, say) is
+ * not equality of bytes: such a condition is not pushed into the key.
+ */
+static bool
+collation_is_bytewise(Oid collid)
+{
+	return !OidIsValid(collid) || get_collation_isdeterministic(collid);
 }
 
 /*
@@ -131,7 +145,7 @@ match_comparison(PlannerInfo *root, RelOptInfo *baserel, Expr *clause,
 	if (!IsA(clause, OpExpr) || !OidIsValid(opfamily))
 		return NULL;
 	op = (OpExpr *) clause;
-	if (list_length(op->args) != 2)
+	if (list_length(op->args) != 2 || !collation_is_bytewise(op->inputcollid))
 		return NULL;
 	for (int side = 0; side < 2; side++)
 	{
@@ -172,12 +186,12 @@ match_any(PlannerInfo *root, RelOptInfo *baserel, Expr *clause, AttrNumber attno
 {
 	ScalarArrayOpExpr *saop;
 	Oid			opfamily = key_opfamily(typid);
-	Oid			arraytype = get_array_type(typid);
+	Oid			arraytype = get_array_type(getBaseType(typid));
 
 	if (!IsA(clause, ScalarArrayOpExpr) || !OidIsValid(opfamily) || !OidIsValid(arraytype))
 		return NULL;
 	saop = (ScalarArrayOpExpr *) clause;
-	if (!saop->useOr ||
+	if (!saop->useOr || !collation_is_bytewise(saop->inputcollid) ||
 		!is_key_var(linitial(saop->args), baserel, attno) ||
 		!is_scan_constant(root, baserel, lsecond(saop->args)) ||
 		get_op_opfamily_strategy(saop->opno, opfamily) != BTEqualStrategyNumber)
