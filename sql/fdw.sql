@@ -44,6 +44,15 @@ DELETE FROM kv_blocks WHERE chain_id = 'base' RETURNING *;
 UPDATE kv_blocks SET block_number = 30 WHERE chain_id = 'eth' AND block_number = 3;
 SELECT chain_id, block_number, gas_used FROM kv_blocks ORDER BY 1, 2;
 
+-- a row that a join hands to UPDATE or DELETE twice is changed once, as in a heap table
+BEGIN;
+UPDATE kv_blocks SET block_hash = v.h FROM (VALUES (2, 'first'), (2, 'second')) v(n, h)
+	WHERE chain_id = 'eth' AND block_number = v.n RETURNING block_number;
+DELETE FROM kv_blocks USING (VALUES (1), (1)) v(n) WHERE chain_id = 'eth' AND block_number = v.n
+	RETURNING block_number;
+SELECT block_number FROM kv_blocks WHERE chain_id = 'eth' ORDER BY 1;
+ROLLBACK;
+
 -- key errors: duplicates, NULL key columns, negative numbers
 SELECT sqlstate_of($$INSERT INTO kv_blocks VALUES ('eth', 1, 'dup', 0, 0, NULL)$$);
 SELECT sqlstate_of($$INSERT INTO kv_blocks VALUES ('eth', 5, 'a', 0, 0, NULL), ('eth', 5, 'b', 0, 0, NULL)$$);

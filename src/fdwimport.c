@@ -40,7 +40,7 @@ almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	AlmanacServerOptions *opts = almanac_server_options(serverOid);
-	rocksdb_options_t *ro = rocksdb_options_create();
+	rocksdb_options_t *ro;
 	char	   *err = NULL;
 	size_t		n = 0;
 	char	  **names;
@@ -49,6 +49,7 @@ almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	/* a store never written has no CURRENT file yet, and nothing to import */
 	if (access(psprintf("%s/CURRENT", opts->path), F_OK) != 0 && errno == ENOENT)
 		return NIL;
+	ro = rocksdb_options_create();
 	names = rocksdb_list_column_families(ro, opts->path, &n, &err);
 	rocksdb_options_destroy(ro);
 	if (err)

@@ -268,6 +268,21 @@ old_row_key(AlmanacModifyState *m, TupleTableSlot *planSlot)
 	row_key(m, &m->oldkey, values, nulls);
 }
 
+/*
+ * Did this statement write oldkey already?  A join can hand UPDATE or DELETE
+ * the same row twice; as for a heap row its command already modified, the
+ * second time does nothing.  (Chunks a very large statement has shipped
+ * early are no longer in its batch: the owner then applies the second write.)
+ */
+static bool
+self_modified(AlmanacModifyState *m)
+{
+	size_t		vlen;
+
+	return m->stmt != NULL &&
+		almanac_batch_lookup(m->stmt, m->a.cf, m->oldkey.data, m->oldkey.len, &vlen) != NULL;
+}
+
 /* the version an update or delete of oldkey is based on */
 static FullTransactionId
 based_on(AlmanacModifyState *m)
@@ -292,6 +307,12 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 
 	slot_getallattrs(slot);
 	old_row_key(m, planSlot);
+	if (self_modified(m))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(m->rowcxt);
+		return NULL;
+	}
 	expected = based_on(m);
 	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
 
@@ -322,6 +343,12 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
 
 	old_row_key(m, planSlot);
+	if (self_modified(m))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(m->rowcxt);
+		return NULL;
+	}
 	put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, based_on(m), NULL, 0);
 
 	/* RETURNING: the deleted row, copied into the slot */
