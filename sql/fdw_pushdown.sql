@@ -138,6 +138,21 @@ SELECT pd_same($$SELECT chain_id, block_number FROM pd_blocks WHERE block_number
 EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks ORDER BY block_number LIMIT 1;
 EXPLAIN (COSTS OFF) SELECT * FROM pd_blocks WHERE chain_id = 'eth' ORDER BY block_number, gas_used DESC LIMIT 1;
 
+-- tables that share a column family and prefix but not the key attribute
+-- (the design's account:{chain}:{account}:state and :code) read only their own keys
+CREATE FOREIGN TABLE pd_state (chain_id text, account text, balance bigint) SERVER almanac_store
+	OPTIONS (column_family 'pd_acc', key_prefix 'account', key_columns 'chain_id, account', key_attribute 'state');
+CREATE FOREIGN TABLE pd_code (chain_id text, account text, code bytea) SERVER almanac_store
+	OPTIONS (column_family 'pd_acc', key_prefix 'account', key_columns 'chain_id, account', key_attribute 'code');
+INSERT INTO pd_state VALUES ('eth', '0xab', 10), ('eth', '0xcd', 20);
+INSERT INTO pd_code VALUES ('eth', '0xab', '\x6080');
+SELECT * FROM pd_state WHERE chain_id = 'eth' ORDER BY account;
+SELECT * FROM pd_code;
+SELECT * FROM pd_code WHERE chain_id = 'eth' AND account = '0xcd';
+ANALYZE pd_state;
+SELECT reltuples FROM pg_class WHERE oid = 'pd_state'::regclass;
+DROP FOREIGN TABLE pd_state, pd_code;
+
 -- a nondeterministic collation's equality is not byte equality: not pushed
 CREATE COLLATION pd_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE FOREIGN TABLE pd_ci_t (name text COLLATE pd_ci, v int) SERVER almanac_store

@@ -380,6 +380,20 @@ almanac_prefix_end(StringInfo prefix, StringInfo upper)
 		resetStringInfo(upper);
 }
 
+bool
+almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen)
+{
+	const char *attr = t->layout.attribute;
+	size_t		alen;
+
+	if (attr == NULL)
+		return true;
+	alen = strlen(attr);
+	return klen > alen + 1 &&
+		key[klen - alen - 1] == ALMANAC_KEY_SEP &&
+		memcmp(key + klen - alen, attr, alen) == 0;
+}
+
 /* Get a key from the store (the secondary), ignoring buffered writes */
 char *
 almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)

@@ -99,6 +99,13 @@ extern AlmanacTable *almanac_table_open(Relation rel);
 extern void almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datum *values,
 							  bool prefix_only);
 
+/*
+ * False for a key of another table that shares the column family and
+ * prefix but has another key_attribute (account:eth:0xab:code is not a row
+ * of the table of account:eth:0xab:state): scans skip such keys.
+ */
+extern bool almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen);
+
 /* upper = the exclusive end of the keys starting with prefix; empty: no end */
 extern void almanac_prefix_end(StringInfo prefix, StringInfo upper);
 /*

@@ -80,7 +80,7 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 			int			pos = -1;
 
 			vacuum_delay_point();
-			if (almanac_is_catch_up_marker(key, klen))
+			if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(a->t, key, klen))
 				continue;
 			MemoryContextReset(rowcxt);
 			MemoryContextSwitchTo(rowcxt);

@@ -420,7 +420,7 @@ emit_row(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen
 	bool		found;
 
 	/* a raw table covers the whole column family, the owner's marker too */
-	if (almanac_is_catch_up_marker(key, klen))
+	if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(s->a.t, key, klen))
 		return false;
 	MemoryContextReset(s->rowcxt);
 	old = MemoryContextSwitchTo(s->rowcxt);
