@@ -153,6 +153,11 @@ ANALYZE pd_state;
 SELECT reltuples FROM pg_class WHERE oid = 'pd_state'::regclass;
 DROP FOREIGN TABLE pd_state, pd_code;
 
+-- a value longer than any key matches nothing, as in a heap table
+SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000);
+SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000) AND block_number = 1;
+SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000) AND block_number > 1;
+
 -- a nondeterministic collation's equality is not byte equality: not pushed
 CREATE COLLATION pd_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE FOREIGN TABLE pd_ci_t (name text COLLATE pd_ci, v int) SERVER almanac_store

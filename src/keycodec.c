@@ -14,6 +14,8 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -143,6 +145,9 @@ almanac_key_value_in_domain(Oid typid, Datum value)
 
 	if (kind == SEG_INT2 || kind == SEG_INT4 || kind == SEG_INT8)
 		return int_value(kind, value) >= 0;
+	/* a value longer than a whole key is in no key (measured without detoasting) */
+	if (kind == SEG_TEXT || kind == SEG_BPCHAR || kind == SEG_BYTEA)
+		return toast_raw_datum_size(value) - VARHDRSZ <= ALMANAC_KEY_MAX_LEN;
 	return kind != SEG_UNSUPPORTED;
 }
 

@@ -68,9 +68,10 @@ extern void almanac_key_check_type(Oid typid, const char *colname);
 extern bool almanac_key_type_orders(Oid typid);
 
 /*
- * True if the value can appear in a key at all.  False for negative integers:
- * almanac_key_encode() raises 22003 for them, which is right for a write; a
- * scan whose equality qual has such a value simply matches nothing.
+ * True if the value can appear in a key at all.  False for negative integers
+ * and for text or bytea longer than a whole key: almanac_key_encode() raises
+ * 22003 or 54000 for them, which is right for a write; a scan whose equality
+ * qual has such a value simply matches nothing.
  */
 extern bool almanac_key_value_in_domain(Oid typid, Datum value);
 
