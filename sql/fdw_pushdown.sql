@@ -95,8 +95,8 @@ SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' ORDER
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number < 400 ORDER BY block_number DESC LIMIT 2$$);
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 298 ORDER BY block_number$$);
 ROLLBACK;
--- a cursor reads the transaction's writes as they were when it was opened,
--- through later writes, a savepoint rolled back and a batch shipped early
+-- after its first FETCH a cursor reads the transaction's writes as they were
+-- then, through later writes, a savepoint rolled back and a batch shipped early
 BEGIN;
 INSERT INTO pd_blocks VALUES ('cur', 1, 'a', 0), ('cur', 2, 'b', 0);
 DECLARE c CURSOR FOR SELECT block_number, block_hash FROM pd_blocks WHERE chain_id = 'cur' ORDER BY block_number;
@@ -112,7 +112,8 @@ FETCH ALL FROM c;
 CLOSE c;
 SELECT count(*), min(block_hash) FILTER (WHERE block_number = 2) FROM pd_blocks WHERE chain_id = 'cur';
 ROLLBACK;
--- the same for a Get and a MultiGet
+-- a scan starts reading at its first FETCH, not at DECLARE (unlike a heap
+-- cursor): rows the transaction writes in between are seen (documented)
 BEGIN;
 DECLARE g CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number = 100;
 DECLARE m CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number IN (100, 101);
@@ -120,8 +121,7 @@ INSERT INTO pd_blocks VALUES ('cur', 100, 'late', 0), ('cur', 101, 'late', 0);
 FETCH ALL FROM g;
 FETCH ALL FROM m;
 ROLLBACK;
--- and for rows a later statement shipped early, that another statement then
--- read (so the backend's reader caught up with them)
+-- ... also when they were shipped to the store early
 BEGIN;
 DECLARE n CURSOR FOR SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur2';
 SET LOCAL almanac.write_batch_size = 64;

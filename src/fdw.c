@@ -236,16 +236,16 @@ almanac_access_close_iterator(AlmanacAccess *a)
 		return;
 	rocksdb_iter_destroy(a->iter);
 	a->iter = NULL;
+	/* after the iterator, which reads it */
+	if (a->batch_copy)
+		rocksdb_writebatch_wi_destroy(a->batch_copy);
+	a->batch_copy = NULL;
 }
 
 void
 almanac_access_release(AlmanacAccess *a)
 {
 	almanac_access_close_iterator(a);
-	/* after the iterator, which reads it */
-	if (a->batch_copy)
-		rocksdb_writebatch_wi_destroy(a->batch_copy);
-	a->batch_copy = NULL;
 	if (a->ropts)
 		rocksdb_readoptions_destroy(a->ropts);
 	a->ropts = NULL;

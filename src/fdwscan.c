@@ -51,7 +51,6 @@ typedef struct AlmanacScanState
 	/* iterator scans: [lower, upper); GET: lower is the key */
 	StringInfoData lower;
 	StringInfoData upper;
-	StringInfoData table_end;	/* the iterator's upper bound; empty: none */
 	/* MULTIGET: the keys in byte order, their values (NULL: none) */
 	int			nkeys;
 	int			next;
@@ -60,8 +59,6 @@ typedef struct AlmanacScanState
 	char	  **values;
 	size_t	   *vlens;
 } AlmanacScanState;
-
-static void iterator_open(AlmanacScanState *s);
 
 /*
  * BeginForeignScan: attach the store, catch the secondary up (after the
@@ -88,19 +85,6 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 
 	s->snapshot = estate->es_snapshot;
 	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
-	/*
-	 * The scan reads the transaction's writes and the store as they are now,
-	 * when the executor starts (a cursor's DECLARE), not when rows are
-	 * fetched: later statements of the transaction must stay invisible to
-	 * it, as to a heap cursor.
-	 */
-	if (s->a.cf != NULL)
-	{
-		s->a.batch_copy = almanac_xact_batch_copy(s->a.store, s->a.cf_id);
-		if (s->kind != ALMANAC_ACCESS_GET && s->kind != ALMANAC_ACCESS_MULTIGET)
-			iterator_open(s);
-	}
-
 	/* fdw_exprs: the equality values, then lower, upper, array as present */
 	states = ExecInitExprList(fs->fdw_exprs, (PlanState *) node);
 	s->eq_states = list_truncate(list_copy(states), s->neq);
@@ -237,8 +221,8 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	missing_at = palloc(sizeof(int) * Max(s->nkeys, 1));
 	for (int i = 0; i < s->nkeys; i++)
 	{
-		s->values[i] = almanac_batch_lookup(s->a.batch_copy, s->a.cf,
-											s->keys[i], s->klens[i], &s->vlens[i]);
+		s->values[i] = almanac_xact_buffered(s->a.store, NULL, s->a.cf,
+											 s->keys[i], s->klens[i], &s->vlens[i]);
 		if (s->values[i] == NULL)
 		{
 			missing_keys[nmissing] = s->keys[i];
@@ -362,42 +346,32 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 }
 
 /*
- * Open the scan's iterator over the table's whole key range: the scan's
- * copy of the transaction's writes over the store.  Each start and rescan
- * seeks it to the bounds of the moment (iterator_seek), so a rescan reads
- * the same state.
+ * Open the iterator over [lower, upper): a copy of the transaction's writes
+ * in that range over the store.  A rescan opens a new one for its range.
  */
 static void
-iterator_open(AlmanacScanState *s)
+iterator_start(AlmanacScanState *s)
 {
 	AlmanacAccess *a = &s->a;
-	StringInfoData prefix;
 	rocksdb_iterator_t *base;
 
-	initStringInfo(&prefix);
-	almanac_table_key(a->t, &prefix, 0, NULL, true);
-	initStringInfo(&s->table_end);
-	almanac_prefix_end(&prefix, &s->table_end);
-	/* RocksDB keeps copies of the bounds */
-	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, prefix.data, prefix.len);
-	if (s->table_end.len > 0)	/* empty: a raw table's whole column family */
-		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->table_end.data, s->table_end.len);
+	almanac_access_close_iterator(a);
+	a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, s->lower.data, s->lower.len,
+											s->upper.data, s->upper.len);
+	/* the bounds let RocksDB skip files and stop at the range's end */
+	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, s->lower.data, s->lower.len);
+	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
+		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
 	base = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
 	a->iter = a->batch_copy
 		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
 		: base;
-}
-
-/* position the iterator at the start of [lower, upper) in the scan's direction */
-static void
-iterator_seek(AlmanacScanState *s)
-{
 	if (s->direction >= 0)
-		rocksdb_iter_seek(s->a.iter, s->lower.data, s->lower.len);
+		rocksdb_iter_seek(a->iter, s->lower.data, s->lower.len);
 	else if (s->upper.len > 0)
-		rocksdb_iter_seek_for_prev(s->a.iter, s->upper.data, s->upper.len);
+		rocksdb_iter_seek_for_prev(a->iter, s->upper.data, s->upper.len);
 	else
-		rocksdb_iter_seek_to_last(s->a.iter);
+		rocksdb_iter_seek_to_last(a->iter);
 }
 
 /* is the iterator's key inside [lower, upper)?  The batch's entries are not bounded by RocksDB */
@@ -446,11 +420,7 @@ almanacIterateForeignScan(ForeignScanState *node)
 		if (!s->done && s->kind == ALMANAC_ACCESS_GET)
 		{
 			size_t		vlen;
-			char	   *val = almanac_batch_lookup(s->a.batch_copy, s->a.cf,
-													  s->lower.data, s->lower.len, &vlen);
-
-			if (val == NULL)
-				val = almanac_store_get(&s->a, s->lower.data, s->lower.len, &vlen);
+			char	   *val = almanac_get_value(&s->a, NULL, s->lower.data, s->lower.len, &vlen);
 
 			s->done = true;
 			if (val)
@@ -458,7 +428,7 @@ almanacIterateForeignScan(ForeignScanState *node)
 			return slot;
 		}
 		if (!s->done && s->kind != ALMANAC_ACCESS_MULTIGET)
-			iterator_seek(s);
+			iterator_start(s);
 	}
 	if (s->done)
 		return slot;
@@ -510,7 +480,7 @@ almanacReScanForeignScan(ForeignScanState *node)
 {
 	AlmanacScanState *s = node->fdw_state;
 
-	/* the iterator stays: it is sought again */
+	almanac_access_close_iterator(&s->a);
 	s->started = false;
 	s->done = false;
 }

@@ -80,8 +80,9 @@ typedef void (*batch_entry_fn) (void *arg, rocksdb_column_family_handle_t *cf,
  * keeps; a handle and a db must be of the same instance).
  */
 static void
-batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
-			  uint32 cf_id, batch_entry_fn fn, void *arg)
+batch_foreach_range(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader, uint32 cf_id,
+					const char *lower, size_t lower_len, const char *upper, size_t upper_len,
+					batch_entry_fn fn, void *arg)
 {
 	static const char nothing[1] = {0};
 	rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_id);
@@ -101,13 +102,24 @@ batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
 															cf);
 	PG_TRY();
 	{
-		for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+		if (lower_len > 0)
+			rocksdb_iter_seek(it, lower, lower_len);
+		else
+			rocksdb_iter_seek_to_first(it);
+		for (; rocksdb_iter_valid(it); rocksdb_iter_next(it))
 		{
 			size_t		klen,
 						vlen;
 			const char *k = rocksdb_iter_key(it, &klen);
 			const char *v = rocksdb_iter_value(it, &vlen);
 
+			if (upper_len > 0)
+			{
+				int			c = memcmp(k, upper, Min(klen, upper_len));
+
+				if (c > 0 || (c == 0 && klen >= upper_len))
+					break;
+			}
 			fn(arg, cf, k, klen, v, vlen);
 		}
 	}
@@ -117,6 +129,14 @@ batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
 		rocksdb_readoptions_destroy(ro);
 	}
 	PG_END_TRY();
+}
+
+/* every entry of the batch in the column family */
+static void
+batch_foreach(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader,
+			  uint32 cf_id, batch_entry_fn fn, void *arg)
+{
+	batch_foreach_range(batch, reader, cf_id, NULL, 0, NULL, 0, fn, arg);
 }
 
 static void
@@ -306,14 +326,16 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 }
 
 /*
- * A copy of the transaction's writes in cf, for a scan: it reads the copy
- * over the store, never the transaction's batch itself, which later
- * statements change (a cursor would see them), shipping clears and ROLLBACK
- * TO SAVEPOINT rebuilds (either would pull it from under the iterator).
- * NULL when the transaction wrote nothing in this store.
+ * A copy of the transaction's writes in cf within [lower, upper) (upper
+ * empty: no end), for a scan: it iterates the copy over the store, never the
+ * transaction's batch itself, which shipping clears and ROLLBACK TO
+ * SAVEPOINT rebuilds under an open iterator (a cursor's).  Only the scan's
+ * range is copied, so the cost is that of the rows the scan reads.  NULL
+ * when the transaction wrote nothing in this store.
  */
 rocksdb_writebatch_wi_t *
-almanac_xact_batch_copy(int store, uint32 cf_id)
+almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower_len,
+						const char *upper, size_t upper_len)
 {
 	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
 	rocksdb_writebatch_wi_t *copy;
@@ -323,7 +345,8 @@ almanac_xact_batch_copy(int store, uint32 cf_id)
 	copy = rocksdb_writebatch_wi_create(0, 1);
 	PG_TRY();
 	{
-		batch_foreach(batch, almanac_reader(store), cf_id, merge_entry, copy);
+		batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
+							upper, upper_len, merge_entry, copy);
 	}
 	PG_CATCH();
 	{

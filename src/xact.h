@@ -23,9 +23,9 @@
  * A batch that grows past almanac.write_batch_size is sent to the owner
  * early, in chunks: at the end of the statement that made it grow, and an
  * INSERT or COPY sends its own batch whenever it grows that large, so a
- * large COPY never holds all its rows in memory.  Scans iterate a copy of
- * the transaction's writes taken when they start, so a cursor sees neither
- * later writes nor batches cleared or rolled back under it.
+ * large COPY never holds all its rows in memory.  Iterators read a copy of
+ * the transaction's writes in their range, taken when they start reading, so
+ * shipping or ROLLBACK TO SAVEPOINT never pulls a batch from under a cursor.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
  * invisible to everyone.
@@ -51,8 +51,10 @@ extern char *almanac_batch_lookup(rocksdb_writebatch_wi_t *batch,
 								  rocksdb_column_family_handle_t *cf,
 								  const char *key, size_t klen, size_t *vlen);
 
-/* a scan's private copy of the transaction's writes in cf (NULL: none) */
-extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store, uint32 cf_id);
+/* a scan's private copy of the transaction's writes in cf within [lower, upper) */
+extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store, uint32 cf_id,
+														const char *lower, size_t lower_len,
+														const char *upper, size_t upper_len);
 
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
