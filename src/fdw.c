@@ -324,18 +324,12 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 	if (t->opts->raw)
 	{
 		TupleDesc	desc = slot->tts_tupleDescriptor;
-		bytea	   *k = palloc(VARHDRSZ + klen);
-		bytea	   *v = palloc(VARHDRSZ + tuple_len);
 
-		SET_VARSIZE(k, VARHDRSZ + klen);
-		memcpy(VARDATA(k), key, klen);
-		SET_VARSIZE(v, VARHDRSZ + tuple_len);
-		memcpy(VARDATA(v), tuple, tuple_len);
 		for (int i = 0; i < desc->natts; i++)
 			slot->tts_isnull[i] = true;
-		slot->tts_values[t->keyattrs[0] - 1] = PointerGetDatum(k);
+		slot->tts_values[t->keyattrs[0] - 1] = PointerGetDatum(almanac_bytes_to_bytea(key, klen));
 		slot->tts_isnull[t->keyattrs[0] - 1] = false;
-		slot->tts_values[t->raw_value_attno - 1] = PointerGetDatum(v);
+		slot->tts_values[t->raw_value_attno - 1] = PointerGetDatum(almanac_bytes_to_bytea(tuple, tuple_len));
 		slot->tts_isnull[t->raw_value_attno - 1] = false;
 		ExecStoreVirtualTuple(slot);
 		return;

@@ -205,6 +205,14 @@ insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
 			   m->value.data, m->value.len);
 }
 
+/* the row's work is done: back to the caller's context, free the row's memory */
+static void
+row_end(AlmanacModifyState *m, MemoryContext old)
+{
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->rowcxt);
+}
+
 /* after each row: a statement batch grown past the limit goes to the owner now */
 static void
 row_done(AlmanacModifyState *m)
@@ -223,8 +231,7 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 	slot_getallattrs(slot);
 	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
 	insert_row(m, &m->key, slot);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(m->rowcxt);
+	row_end(m, old);
 	row_done(m);
 	return slot;
 }
@@ -309,8 +316,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	old_row_key(m, planSlot);
 	if (self_modified(m))
 	{
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(m->rowcxt);
+		row_end(m, old);
 		return NULL;
 	}
 	expected = based_on(m);
@@ -329,8 +335,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, expected, NULL, 0);
 		insert_row(m, &m->key, slot);
 	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(m->rowcxt);
+	row_end(m, old);
 	row_done(m);
 	return slot;
 }
@@ -345,8 +350,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	old_row_key(m, planSlot);
 	if (self_modified(m))
 	{
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(m->rowcxt);
+		row_end(m, old);
 		return NULL;
 	}
 	put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, based_on(m), NULL, 0);
@@ -365,8 +369,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		ExecForceStoreHeapTuple(&tuple, slot, false);
 		ExecMaterializeSlot(slot);
 	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(m->rowcxt);
+	row_end(m, old);
 	row_done(m);
 	return slot;
 }

@@ -475,13 +475,13 @@ almanac_key_decode(const char *key, size_t len, const AlmanacKeyLayout *layout,
  * ---------------------------------------------------------------------
  */
 
-static bytea *
-buf_to_bytea(StringInfo buf)
+bytea *
+almanac_bytes_to_bytea(const char *data, size_t len)
 {
-	bytea	   *result = palloc(VARHDRSZ + buf->len);
+	bytea	   *result = palloc(VARHDRSZ + len);
 
-	SET_VARSIZE(result, VARHDRSZ + buf->len);
-	memcpy(VARDATA(result), buf->data, buf->len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), data, len);
 	return result;
 }
 
@@ -512,7 +512,7 @@ almanac_block_key(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	almanac_key_encode(&buf, &layout, 2, values, false);
-	PG_RETURN_BYTEA_P(buf_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /* almanac.account_state_key(chain_id, account): account:{chain}:{account}:state */
@@ -528,7 +528,7 @@ almanac_account_state_key(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	almanac_key_encode(&buf, &layout, 2, values, false);
-	PG_RETURN_BYTEA_P(buf_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /*
@@ -621,7 +621,7 @@ almanac_make_key(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	almanac_key_encode(&buf, &layout, layout.nkeys, values, false);
-	PG_RETURN_BYTEA_P(buf_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /*
@@ -648,7 +648,7 @@ almanac_key_prefix(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	almanac_key_encode(&buf, &layout, layout.nkeys - 1, values, true);
-	PG_RETURN_BYTEA_P(buf_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /*
@@ -700,7 +700,7 @@ almanac_key_bound(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	if (!almanac_key_encode_bound(&buf, &layout, layout.nkeys, values, bound))
 		PG_RETURN_NULL();
-	PG_RETURN_BYTEA_P(buf_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /*

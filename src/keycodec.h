@@ -148,4 +148,7 @@ extern bool almanac_key_successor(StringInfo buf, int start);
 extern bool almanac_key_decode(const char *key, size_t len,
 							   const AlmanacKeyLayout *layout, Datum *values);
 
+/* a bytea holding a copy of len bytes (palloc'd) */
+extern bytea *almanac_bytes_to_bytea(const char *data, size_t len);
+
 #endif							/* ALMANAC_KEYCODEC_H */

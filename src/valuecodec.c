@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
+#include "keycodec.h"
 #include "valuecodec.h"
 
 void
@@ -242,16 +243,6 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
  * ---------------------------------------------------------------------
  */
 
-static bytea *
-stringinfo_to_bytea(StringInfo buf)
-{
-	bytea	   *result = palloc(VARHDRSZ + buf->len);
-
-	SET_VARSIZE(result, VARHDRSZ + buf->len);
-	memcpy(VARDATA(result), buf->data, buf->len);
-	return result;
-}
-
 /* almanac._encode_value(record) RETURNS bytea: the image of a row */
 PG_FUNCTION_INFO_V1(almanac_encode_value);
 Datum
@@ -277,7 +268,7 @@ almanac_encode_value(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	almanac_value_encode(&buf, desc, vals, nulls, NULL);
 	ReleaseTupleDesc(desc);
-	PG_RETURN_BYTEA_P(stringinfo_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
 /*

@@ -169,33 +169,27 @@ append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 }
 
 /*
- * Send a batch's entries in the given column families to the owner, which
- * applies them in one durable write, and clear the batch.
+ * Send the transaction's batch to the owner, which applies it in one durable
+ * write, and start an empty one.
  */
 static void
-ship_batch(rocksdb_writebatch_wi_t *batch, const uint32 *cf_ids, int ncfs)
+ship(void)
 {
-	AlmanacReader *reader = almanac_reader(xact_store);
+	AlmanacReader *reader;
 	StringInfoData buf;
 
+	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
+		return;
+	reader = almanac_reader(xact_store);
 	initStringInfo(&buf);
-	for (int i = 0; i < ncfs; i++)
-		batch_foreach(batch, reader, cf_ids[i], append_entry, &buf);
+	for (int i = 0; i < xact_ncfs; i++)
+		batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
 	/* the xids of these versions are in durable WAL before the versions exist */
 	XLogFlush(XactLastRecEnd);
 	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
 	pfree(buf.data);
 	xact_shipped = true;
-	rocksdb_writebatch_wi_clear(batch);
-}
-
-/* send the transaction's batch to the owner and start an empty one */
-static void
-ship(void)
-{
-	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
-		return;
-	ship_batch(xact_batch, xact_cfs, xact_ncfs);
+	rocksdb_writebatch_wi_clear(xact_batch);
 	set_all_save_points();
 }
 
