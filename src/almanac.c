@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "almanac.h"
+#include "bulk.h"
 #include "reader.h"
 #include "maintenance.h"
 #include "store.h"
@@ -41,6 +42,7 @@ _PG_init(void)
 	almanac_store_shmem_init();
 	almanac_xact_init();
 	almanac_reader_init();
+	almanac_bulk_init();
 
 	DefineCustomIntVariable("almanac.freeze_sweep_age",
 							"Age, in transactions, of a store's freeze horizon at which its owner sweeps the store.",

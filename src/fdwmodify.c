@@ -10,6 +10,9 @@
  * row by a whole-row junk column; an UPDATE that changes a key column
  * deletes the old key and inserts the new one.
  *
+ * COPY FROM takes the bulk path (bulk.h) where it can: its rows become SST
+ * files that the store owner ingests.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +30,7 @@
 #include "utils/snapmgr.h"
 
 #include "almanac.h"
+#include "bulk.h"
 #include "fdw.h"
 #include "store.h"
 #include "valuecodec.h"
@@ -48,6 +52,7 @@ typedef struct AlmanacModifyState
 	size_t		buffered_len;
 	MemoryContext rowcxt;
 	bool		shipped_early;	/* the statement shipped chunks of its own */
+	AlmanacBulk *bulk;			/* COPY FROM by SST files, or NULL */
 	MemoryContextCallback cleanup;
 } AlmanacModifyState;
 
@@ -110,10 +115,23 @@ almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	rinfo->ri_FdwState = m;
 }
 
+static void bulk_fallback(void *arg, const char *key, size_t klen,
+						  const char *image, uint32 image_len);
+
+/*
+ * COPY FROM (no plan: tuple routing of an INSERT has one) loads by SST
+ * files when almanac.bulk_copy is on.  Not with row triggers: a trigger
+ * could read the table, and would see the rows of the chunks already
+ * loaded.
+ */
 static void
 almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	rinfo->ri_FdwState = modify_begin(rinfo, mtstate->ps.state);
+	AlmanacModifyState *m = modify_begin(rinfo, mtstate->ps.state);
+
+	if (mtstate->ps.plan == NULL && almanac_bulk_copy && rinfo->ri_TrigDesc == NULL)
+		m->bulk = almanac_bulk_begin(&m->a, bulk_fallback, m);
+	rinfo->ri_FdwState = m;
 }
 
 /* the key of a row given as values/isnull; a NULL key column is 23502 */
@@ -187,8 +205,16 @@ put_intent(AlmanacModifyState *m, StringInfo key, AlmanacIntentKind kind,
 	m->looked_up = NULL;
 }
 
+/* the row's value-codec image, in m->value */
 static void
-insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
+encode_row(AlmanacModifyState *m, TupleTableSlot *slot)
+{
+	resetStringInfo(&m->value);
+	almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
+}
+
+static void
+insert_image(AlmanacModifyState *m, StringInfo key, const char *image, uint32 image_len)
 {
 	FullTransactionId xid;
 	bool		upsert = m->a.t->opts->upsert;
@@ -199,10 +225,15 @@ insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
 				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
 						RelationGetRelationName(m->a.t->rel)),
 				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
-	resetStringInfo(&m->value);
-	almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
 	put_intent(m, key, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
-			   m->value.data, m->value.len);
+			   image, image_len);
+}
+
+static void
+insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
+{
+	encode_row(m, slot);
+	insert_image(m, key, m->value.data, m->value.len);
 }
 
 /* the row's work is done: back to the caller's context, free the row's memory */
@@ -230,10 +261,41 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 
 	slot_getallattrs(slot);
 	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
-	insert_row(m, &m->key, slot);
+	encode_row(m, slot);
+	if (m->bulk)
+	{
+		MemoryContextSwitchTo(old);
+		if (almanac_bulk_add(m->bulk, m->key.data, m->key.len, m->value.data, m->value.len))
+		{
+			MemoryContextReset(m->rowcxt);
+			return slot;
+		}
+		/* refused: this row and the rest go row by row */
+		m->bulk = NULL;
+		MemoryContextSwitchTo(m->rowcxt);
+	}
+	insert_image(m, &m->key, m->value.data, m->value.len);
 	row_end(m, old);
 	row_done(m);
 	return slot;
+}
+
+/* a row of a bulk-load chunk the owner refused: the per-row path */
+static void
+bulk_fallback(void *arg, const char *key, size_t klen, const char *image, uint32 image_len)
+{
+	AlmanacModifyState *m = arg;
+	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+	StringInfoData k;
+
+	/* read only, by key_visible and put_intent */
+	k.data = (char *) key;
+	k.len = klen;
+	k.maxlen = klen;
+	k.cursor = 0;
+	insert_image(m, &k, image, image_len);
+	row_end(m, old);
+	row_done(m);
 }
 
 static TupleTableSlot **
@@ -380,6 +442,9 @@ modify_end(AlmanacModifyState *m)
 {
 	if (m == NULL || m->stmt == NULL)
 		return;
+	if (m->bulk)
+		almanac_bulk_end(m->bulk);
+	m->bulk = NULL;
 	almanac_stmt_batch_merge(m->a.store, &m->stmt, m->a.cf, m->a.cf_id, m->shipped_early);
 	modify_cleanup(m);
 	almanac_access_release(&m->a);

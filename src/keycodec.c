@@ -808,3 +808,22 @@ almanac_decode_key(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, nout, TEXTOID, -1, false,
 										  TYPALIGN_INT));
 }
+
+/* a key for messages: printable bytes as they are, others as \xNN */
+char *
+almanac_key_for_message(const char *key, size_t len)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (size_t i = 0; i < len && buf.len < 200; i++)
+	{
+		unsigned char c = key[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			appendStringInfoChar(&buf, c);
+		else
+			appendStringInfo(&buf, "\\x%02x", c);
+	}
+	return buf.data;
+}

@@ -151,4 +151,7 @@ extern bool almanac_key_decode(const char *key, size_t len,
 /* a bytea holding a copy of len bytes (palloc'd) */
 extern bytea *almanac_bytes_to_bytea(const char *data, size_t len);
 
+/* a stored key for messages: printable bytes as they are, others as \xNN */
+extern char *almanac_key_for_message(const char *key, size_t len);
+
 #endif							/* ALMANAC_KEYCODEC_H */

@@ -31,6 +31,7 @@
 #include "utils/xid8.h"
 
 #include "almanac.h"
+#include "keycodec.h"
 #include "maintenance.h"
 #include "option.h"
 #include "reader.h"
@@ -356,7 +357,7 @@ sweep_error_context(void *arg)
 	if (pass->key)
 		errcontext("freeze sweep of almanac store \"%s\", column family \"%s\", key %s",
 				   store_path(), pass->cf_name,
-				   almanac_owner_key_for_message(pass->key, pass->klen));
+				   almanac_key_for_message(pass->key, pass->klen));
 	else
 		errcontext("freeze sweep of almanac store \"%s\"", store_path());
 }

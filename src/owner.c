@@ -35,6 +35,8 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
+#include "bulk.h"
+#include "keycodec.h"
 #include "maintenance.h"
 #include "store.h"
 #include "visibility.h"
@@ -122,26 +124,11 @@ direct_io_works(const char *dir)
 #endif
 }
 
-static int
-compression_type(const char *name)
-{
-	if (strcmp(name, "none") == 0)
-		return rocksdb_no_compression;
-	if (strcmp(name, "snappy") == 0)
-		return rocksdb_snappy_compression;
-	if (strcmp(name, "zlib") == 0)
-		return rocksdb_zlib_compression;
-	if (strcmp(name, "zstd") == 0)
-		return rocksdb_zstd_compression;
-	return rocksdb_lz4_compression;
-}
-
 /* the store's options, from the server options the first backend passed */
 static rocksdb_options_t *
 build_options(AlmanacStoreEntry *e)
 {
 	rocksdb_options_t *opts = rocksdb_options_create();
-	rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
 	const AlmanacServerOptions *t = &e->tuning;
 
 	rocksdb_options_set_create_if_missing(opts, 1);
@@ -151,12 +138,7 @@ build_options(AlmanacStoreEntry *e)
 	rocksdb_options_set_min_write_buffer_number_to_merge(opts, t->min_write_buffer_number_to_merge);
 	rocksdb_options_set_max_open_files(opts, t->max_open_files);
 	rocksdb_options_set_max_total_wal_size(opts, t->max_total_wal_size);
-	rocksdb_options_set_compression(opts, compression_type(e->compression));
-	if (t->bloom_bits_per_key > 0)
-		rocksdb_block_based_options_set_filter_policy(table,
-													  rocksdb_filterpolicy_create_bloom(t->bloom_bits_per_key));
-	rocksdb_options_set_block_based_table_factory(opts, table);
-	rocksdb_block_based_options_destroy(table);
+	almanac_store_file_format(opts, e);
 
 	if (t->use_direct_io != ALMANAC_DIRECT_IO_OFF)
 	{
@@ -346,36 +328,11 @@ rocks_check(char *err, const char *what)
 	}
 }
 
-/* a key for messages: printable bytes as they are, others as \xNN */
-static char *
-key_for_message(const char *key, size_t len)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (size_t i = 0; i < len && buf.len < 200; i++)
-	{
-		unsigned char c = key[i];
-
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			appendStringInfoChar(&buf, c);
-		else
-			appendStringInfo(&buf, "\\x%02x", c);
-	}
-	return buf.data;
-}
-
 /* for maintenance.c */
 void
 almanac_owner_check(char *err, const char *what)
 {
 	rocks_check(err, what);
-}
-
-char *
-almanac_owner_key_for_message(const char *key, size_t len)
-{
-	return key_for_message(key, len);
 }
 
 /*
@@ -487,6 +444,18 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 						rocksdb_get_latest_sequence_number(owner_db));
 }
 
+/* the request's payload, mapped until release_request */
+static const char *
+request_payload(AlmanacRequestSlot *slot)
+{
+	req_seg = dsm_attach(slot->payload);
+	if (req_seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not attach to the payload of a request")));
+	return dsm_segment_address(req_seg);
+}
+
 /*
  * Apply a batch of intents: check each against the store, merge it into the
  * key's version list, and write all of them durably in one RocksDB write.
@@ -501,12 +470,7 @@ owner_apply(AlmanacRequestSlot *slot)
 	const char *p;
 	const char *end;
 
-	req_seg = dsm_attach(slot->payload);
-	if (req_seg == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not attach to the write batch of a request")));
-	p = dsm_segment_address(req_seg);
+	p = request_payload(slot);
 	end = p + slot->payload_len;
 
 	horizon = GetOldestNonRemovableTransactionId(NULL);
@@ -568,13 +532,13 @@ owner_apply(AlmanacRequestSlot *slot)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("duplicate key value violates the key of almanac column family \"%s\"", cf->name),
-					 errdetail("Key %s already exists.", key_for_message(key, klen))));
+					 errdetail("Key %s already exists.", almanac_key_for_message(key, klen))));
 		if (r == ALMANAC_APPLY_CONFLICT)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not serialize access due to concurrent update of almanac column family \"%s\"", cf->name),
 					 errdetail("Key %s was written by another transaction after this transaction read it.",
-							   key_for_message(key, klen))));
+							   almanac_key_for_message(key, klen))));
 
 		rocksdb_writebatch_put_cf(req_out, cf->handle, key, klen, out.data, out.len);
 	}
@@ -782,6 +746,9 @@ owner_serve(AlmanacRequestSlot *slot)
 			break;
 		case ALMANAC_REQ_FREEZE:
 			almanac_freeze_sweep_request();
+			break;
+		case ALMANAC_REQ_INGEST:
+			almanac_owner_ingest(slot, owner_store, request_payload(slot), slot->payload_len);
 			break;
 	}
 	slot->seq = rocksdb_get_latest_sequence_number(owner_db);

@@ -313,6 +313,12 @@ almanac_reader_db(AlmanacReader *reader)
 	return reader->db;
 }
 
+const char *
+almanac_reader_dir(AlmanacReader *reader)
+{
+	return reader->base_path;
+}
+
 /*
  * A column family created or dropped since the instance opened: open a new
  * one instead of catching up.  A secondary cannot see a column family created

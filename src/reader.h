@@ -38,6 +38,8 @@ extern int	almanac_reader_cache_size;
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
 extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
+/* the backend's directory for this store, removed with the reader (bulk.h files) */
+extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
 
 /*

@@ -19,6 +19,8 @@
 #include "storage/shmem.h"
 #include "utils/memutils.h"
 
+#include <rocksdb/c.h>
+
 #include "almanac.h"
 #include "store.h"
 
@@ -251,6 +253,38 @@ almanac_store_cf_version(int store)
 	return pg_atomic_read_u64(&almanac_shared->stores[store].cf_version);
 }
 
+static int
+compression_type(const char *name)
+{
+	if (strcmp(name, "none") == 0)
+		return rocksdb_no_compression;
+	if (strcmp(name, "snappy") == 0)
+		return rocksdb_snappy_compression;
+	if (strcmp(name, "zlib") == 0)
+		return rocksdb_zlib_compression;
+	if (strcmp(name, "zstd") == 0)
+		return rocksdb_zstd_compression;
+	return rocksdb_lz4_compression;
+}
+
+/*
+ * The format of the store's SST files: its compression and bloom filter.
+ * The owner opens its column families with it and writes bulk-load files
+ * (bulk.h) with it, so that an ingested file reads like a flushed one.
+ */
+void
+almanac_store_file_format(rocksdb_options_t *opts, const AlmanacStoreEntry *e)
+{
+	rocksdb_block_based_table_options_t *table = rocksdb_block_based_options_create();
+
+	rocksdb_options_set_compression(opts, compression_type(e->compression));
+	if (e->tuning.bloom_bits_per_key > 0)
+		rocksdb_block_based_options_set_filter_policy(table,
+													  rocksdb_filterpolicy_create_bloom(e->tuning.bloom_bits_per_key));
+	rocksdb_options_set_block_based_table_factory(opts, table);
+	rocksdb_block_based_options_destroy(table);
+}
+
 /*
  * RocksDB's properties of a column family, from the owner (see
  * AlmanacProperty).  Returns its id, or ALMANAC_CF_MISSING (props untouched)
@@ -270,24 +304,18 @@ almanac_store_properties(int store, const char *name, uint64 props[ALMANAC_NPROP
 }
 
 /*
- * Post a request to the store's owner and wait for its answer.  An error the
- * owner reports (a write conflict, a RocksDB failure) is raised here with
- * the owner's SQLSTATE and message.
+ * A request of this backend that the owner may still be working on: an
+ * ingest posted without waiting (almanac_store_post_ingest).  The slot is
+ * not reused before the owner answers it.
  */
-void
-almanac_store_request(int store, AlmanacRequestType type,
-					  const char *payload, Size payload_len,
-					  const char *name, uint64 *seq, uint32 *cf_id)
-{
-	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
-	AlmanacStoreEntry *e = &almanac_shared->stores[store];
-	dsm_segment *seg = NULL;
+static int	outstanding_store = -1;
+static bool outstanding_exit_registered = false;
 
-	if (payload_len > 0)
-	{
-		seg = dsm_create(payload_len, 0);
-		memcpy(dsm_segment_address(seg), payload, payload_len);
-	}
+static void
+post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
+	 dsm_segment *seg, Size payload_len, const char *name)
+{
+	int			procno;
 
 	slot->store = store;
 	slot->type = type;
@@ -297,8 +325,24 @@ almanac_store_request(int store, AlmanacRequestType type,
 	slot->sqlerrcode = 0;
 	slot->message[0] = '\0';
 	slot->detail[0] = '\0';
+	slot->ingested = false;
 	pg_write_barrier();
 	slot->state = ALMANAC_SLOT_PENDING;
+	LWLockAcquire(almanac_shared->lock, LW_SHARED);
+	procno = almanac_shared->stores[store].owner_procno;
+	LWLockRelease(almanac_shared->lock);
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * Wait until the owner has answered the request in our slot; false if the
+ * owner went away first (what it did not answer did not happen).
+ */
+static bool
+wait_answer(AlmanacRequestSlot *slot, int store)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[store];
+	bool		answered = true;
 
 	/*
 	 * No cancel while the owner works on our request: the slot must not be
@@ -320,16 +364,8 @@ almanac_store_request(int store, AlmanacRequestType type,
 			break;
 		if (state != ALMANAC_STORE_READY)
 		{
-			/* the owner went away; what it did not answer did not happen */
-			slot->state = ALMANAC_SLOT_FREE;
-			ConditionVariableCancelSleep();
-			RESUME_INTERRUPTS();
-			if (seg)
-				dsm_detach(seg);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("the almanac store owner for \"%s\" exited before answering", e->path),
-					 errhint("Retry the transaction; a new owner starts on the next use of the store.")));
+			answered = false;
+			break;
 		}
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 		ConditionVariableTimedSleep(&slot->cv, 1000, PG_WAIT_EXTENSION);
@@ -338,16 +374,111 @@ almanac_store_request(int store, AlmanacRequestType type,
 	RESUME_INTERRUPTS();
 	pg_read_barrier();
 	slot->state = ALMANAC_SLOT_FREE;
-	if (seg)
-		dsm_detach(seg);
+	return answered;
+}
 
+static void
+report_answer(AlmanacRequestSlot *slot, int store, bool answered)
+{
+	if (!answered)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the almanac store owner for \"%s\" exited before answering",
+						almanac_shared->stores[store].path),
+				 errhint("Retry the transaction; a new owner starts on the next use of the store.")));
 	if (slot->sqlerrcode != 0)
 		ereport(ERROR,
 				(errcode(slot->sqlerrcode),
 				 errmsg_internal("%s", slot->message),
 				 slot->detail[0] ? errdetail_internal("%s", slot->detail) : 0));
+}
+
+/*
+ * An ingest left unanswered by a statement that failed: its answer no longer
+ * matters (the versions belong to an aborted (sub)transaction), but the slot
+ * must be free before it is used again.
+ */
+static void
+drain_outstanding(void)
+{
+	if (outstanding_store < 0)
+		return;
+	(void) wait_answer(&almanac_shared->slots[MyProc->pgprocno], outstanding_store);
+	outstanding_store = -1;
+}
+
+static void
+drain_at_exit(int code, Datum arg)
+{
+	drain_outstanding();
+}
+
+/*
+ * Post a request to the store's owner and wait for its answer.  An error the
+ * owner reports (a write conflict, a RocksDB failure) is raised here with
+ * the owner's SQLSTATE and message.
+ */
+void
+almanac_store_request(int store, AlmanacRequestType type,
+					  const char *payload, Size payload_len,
+					  const char *name, uint64 *seq, uint32 *cf_id)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	dsm_segment *seg = NULL;
+	bool		answered;
+
+	drain_outstanding();
+	if (payload_len > 0)
+	{
+		seg = dsm_create(payload_len, 0);
+		memcpy(dsm_segment_address(seg), payload, payload_len);
+	}
+	post(slot, store, type, seg, payload_len, name);
+	answered = wait_answer(slot, store);
+	if (seg)
+		dsm_detach(seg);
+	report_answer(slot, store, answered);
 	if (seq)
 		*seq = slot->seq;
 	if (cf_id)
 		*cf_id = slot->cf_id;
+}
+
+/*
+ * Ask the owner to ingest a bulk-load chunk (ALMANAC_REQ_INGEST, payload as
+ * bulk.c builds it in seg), without waiting: the owner builds and ingests the
+ * file while the backend reads the next rows.  The caller keeps seg until
+ * almanac_store_ingest_wait has answered.
+ */
+void
+almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len)
+{
+	drain_outstanding();
+	if (!outstanding_exit_registered)
+	{
+		before_shmem_exit(drain_at_exit, 0);
+		outstanding_exit_registered = true;
+	}
+	post(&almanac_shared->slots[MyProc->pgprocno], store, ALMANAC_REQ_INGEST, seg,
+		 payload_len, NULL);
+	outstanding_store = store;
+}
+
+/*
+ * The answer to the ingest posted last: true if ingested, false if the owner
+ * refused it because keys already exist in its key range (nothing was
+ * ingested).  Raises the owner's error.
+ */
+bool
+almanac_store_ingest_wait(void)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	int			store = outstanding_store;
+	bool		answered;
+
+	Assert(store >= 0);
+	answered = wait_answer(slot, store);
+	outstanding_store = -1;
+	report_answer(slot, store, answered);
+	return slot->ingested;
 }

@@ -24,6 +24,8 @@
 #ifndef ALMANAC_STORE_H
 #define ALMANAC_STORE_H
 
+#include <rocksdb/c.h>
+
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
@@ -92,7 +94,8 @@ typedef enum AlmanacRequestType
 	ALMANAC_REQ_FLUSH,
 	ALMANAC_REQ_COMPACT,
 	ALMANAC_REQ_FREEZE,			/* run a freeze sweep (see sweep status) */
-	ALMANAC_REQ_PROPERTIES		/* RocksDB properties of a column family */
+	ALMANAC_REQ_PROPERTIES,		/* RocksDB properties of a column family */
+	ALMANAC_REQ_INGEST			/* ingest an SST file of a bulk load (bulk.h) */
 } AlmanacRequestType;
 
 /*
@@ -143,6 +146,7 @@ typedef struct AlmanacRequestSlot
 	uint64		seq;			/* sequence number after the request */
 	uint32		cf_id;
 	uint64		props[ALMANAC_NPROPS];	/* PROPERTIES: see AlmanacProperty */
+	bool		ingested;		/* INGEST: false if refused, see bulk.h */
 	ConditionVariable cv;
 } AlmanacRequestSlot;
 
@@ -168,6 +172,9 @@ extern uint64 almanac_store_published_seq(int store);
 extern uint64 almanac_store_cf_version(int store);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);
+extern void almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len);
+extern bool almanac_store_ingest_wait(void);
+extern void almanac_store_file_format(rocksdb_options_t *opts, const AlmanacStoreEntry *e);
 extern void almanac_store_request(int store, AlmanacRequestType type,
 								  const char *payload, Size payload_len,
 								  const char *name, uint64 *seq, uint32 *cf_id);

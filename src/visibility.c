@@ -276,6 +276,29 @@ set_version_count(StringInfo out, int count_pos, int count)
 }
 
 /*
+ * The header of the stored value of a key that had no versions, after an
+ * INSERT: what almanac_versions_apply makes of it, the image follows.  Bulk
+ * loads (bulk.h) build it in the backend.
+ */
+void
+almanac_versions_new(char *out, FullTransactionId xid, TransactionId top, uint32 tuple_len)
+{
+	uint64		x = pg_hton64(U64FromFullTransactionId(xid));
+	uint32		t = pg_hton32(top);
+	uint16		one = pg_hton16(1);
+	uint32		len = pg_hton32(tuple_len);
+
+	StaticAssertStmt(ALMANAC_NEW_VALUE_HEADER_LEN == STORED_HEADER_LEN + VERSION_HEADER_LEN,
+					 "header length of a new value");
+	out[0] = (char) ALMANAC_STORED_FORMAT;
+	memcpy(out + 1, &one, 2);
+	memcpy(out + STORED_HEADER_LEN, &x, 8);
+	memcpy(out + STORED_HEADER_LEN + 8, &t, 4);
+	out[STORED_HEADER_LEN + VERSION_FLAGS_POS] = 0;
+	memcpy(out + STORED_HEADER_LEN + VERSION_FLAGS_POS + 1, &len, 4);
+}
+
+/*
  * Merge an intent into the stored value (stored == NULL: the key is new).
  *
  * The conflict check runs in the owner, one batch at a time, so it sees every

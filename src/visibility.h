@@ -97,6 +97,14 @@ extern void almanac_intent_encode(StringInfo buf, const AlmanacIntent *intent);
 extern void almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent);
 extern bool almanac_is_intent(const char *data, size_t len);
 
+/*
+ * The stored value of a new key after an INSERT by xid: a header of
+ * ALMANAC_NEW_VALUE_HEADER_LEN bytes written into out, then the image.
+ */
+#define ALMANAC_NEW_VALUE_HEADER_LEN 20
+extern void almanac_versions_new(char *out, FullTransactionId xid, TransactionId top,
+								 uint32 tuple_len);
+
 /* owner side: merge an intent into the stored value */
 extern AlmanacApplyResult almanac_versions_apply(StringInfo out,
 												 const char *stored, size_t stored_len,

@@ -531,3 +531,16 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 	rocksdb_writebatch_wi_put_cf(stmt, cf, key, klen, buf.data, buf.len);
 	pfree(buf.data);
 }
+
+void
+almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Size payload_len)
+{
+	(void) xact_batch_for_write(store);
+	/* earlier writes first: the owner's check must see them, and they are older */
+	ship();
+	note_xid(xid);
+	/* as in ship(): the xid is in durable WAL before its versions exist */
+	XLogFlush(XactLastRecEnd);
+	xact_shipped = true;
+	almanac_store_post_ingest(store, seg, payload_len);
+}

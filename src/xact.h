@@ -37,6 +37,7 @@
 
 #include <rocksdb/c.h>
 
+#include "storage/dsm.h"
 #include "visibility.h"
 
 extern int	almanac_write_batch_size;
@@ -79,6 +80,14 @@ extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 							 rocksdb_column_family_handle_t *cf,
 							 const char *key, size_t klen, AlmanacIntent *intent,
 							 const char *prev, size_t prev_len);
+
+/*
+ * Post a bulk-load chunk whose versions xid writes (bulk.h) to the owner,
+ * after the transaction's buffered writes; almanac_store_ingest_wait
+ * answers it.
+ */
+extern void almanac_xact_ingest_post(int store, FullTransactionId xid,
+									 dsm_segment *seg, Size payload_len);
 
 /* the write this transaction has buffered for key, if any (palloc'd) */
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,

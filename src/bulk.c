@@ -1,0 +1,439 @@
+/*-------------------------------------------------------------------------
+ *
+ * bulk.c
+ *	  Bulk load of COPY FROM: chunks of rows that the store owner writes into
+ *	  SST files and ingests.  See bulk.h for the contract.
+ *
+ * A chunk, in a dynamic shared memory segment (integers big-endian):
+ *	 u32 column family id, u8 upsert, u32 number of rows, then per row in
+ *	 the order COPY read them: u32 key length, u32 value length, key, stored
+ *	 value (visibility.h: one version, then the value-codec image).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "common/file_perm.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "bulk.h"
+#include "keycodec.h"
+#include "maintenance.h"
+#include "visibility.h"
+#include "xact.h"
+
+#define CHUNK_HEADER_LEN	(4 + 1 + 4)
+#define ROW_HEADER_LEN		(4 + 4)
+
+/* where owners write the files they ingest: <store index>.sst */
+#define ALMANAC_BULK_DIR	"almanac/bulk"
+
+/* almanac.bulk_copy */
+bool		almanac_bulk_copy = true;
+
+/* a chunk being filled, or with the owner */
+typedef struct BulkChunk
+{
+	dsm_segment *seg;
+	Size		size;			/* of the segment */
+	Size		used;
+	uint32		nrows;
+} BulkChunk;
+
+struct AlmanacBulk
+{
+	AlmanacAccess *a;
+	AlmanacBulkFallback fallback;
+	void	   *fallback_arg;
+	BulkChunk	chunks[2];
+	int			filling;		/* chunks[filling] takes new rows */
+	bool		posted;			/* chunks[1 - filling] is with the owner */
+	bool		refused;		/* rows go through the fallback from now on */
+};
+
+void
+almanac_bulk_init(void)
+{
+	DefineCustomBoolVariable("almanac.bulk_copy",
+							 "Loads COPY FROM into almanac foreign tables as SST files the store owner ingests.",
+							 "A chunk of rows (almanac.write_batch_size) whose key range holds keys already in "
+							 "the store takes the per-row path instead, and so does the rest of the COPY.",
+							 &almanac_bulk_copy,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+static inline void
+put_u32(char *p, uint32 v)
+{
+	v = pg_hton32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline uint32
+get_u32(const char *p)
+{
+	uint32		v;
+
+	memcpy(&v, p, 4);
+	return pg_ntoh32(v);
+}
+
+AlmanacBulk *
+almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback, void *arg)
+{
+	AlmanacBulk *b = palloc0(sizeof(AlmanacBulk));
+
+	b->a = a;
+	b->fallback = fallback;
+	b->fallback_arg = arg;
+	return b;
+}
+
+/*
+ * Make room for a row of 'need' bytes in c: a segment of
+ * almanac.write_batch_size, or larger for a larger row.  Segments belong to
+ * the transaction's resource owner, which detaches them on ERROR; the owner
+ * keeps a posted one mapped until it is done with it.
+ */
+static void
+chunk_reserve(BulkChunk *c, Size need)
+{
+	Size		size = Max((Size) almanac_write_batch_size * 1024, CHUNK_HEADER_LEN + need);
+
+	if (c->seg != NULL && c->size >= CHUNK_HEADER_LEN + need)
+		return;
+	if (c->seg != NULL)
+		dsm_detach(c->seg);
+	c->seg = dsm_create(size, 0);
+	c->size = size;
+	c->used = CHUNK_HEADER_LEN;
+	c->nrows = 0;
+}
+
+/* the rows of a chunk through the per-row path, in the order COPY read them */
+static void
+chunk_fall_back(AlmanacBulk *b, BulkChunk *c)
+{
+	const char *p = (char *) dsm_segment_address(c->seg) + CHUNK_HEADER_LEN;
+
+	for (uint32 i = 0; i < c->nrows; i++)
+	{
+		uint32		klen = get_u32(p);
+		uint32		vlen = get_u32(p + 4);
+		const char *key = p + ROW_HEADER_LEN;
+
+		b->fallback(b->fallback_arg, key, klen,
+					key + klen + ALMANAC_NEW_VALUE_HEADER_LEN,
+					vlen - ALMANAC_NEW_VALUE_HEADER_LEN);
+		p = key + klen + vlen;
+	}
+	c->used = CHUNK_HEADER_LEN;
+	c->nrows = 0;
+}
+
+/* the owner's answer to the posted chunk; its rows fall back if refused */
+static void
+wait_posted(AlmanacBulk *b)
+{
+	BulkChunk  *c = &b->chunks[1 - b->filling];
+
+	if (!b->posted)
+		return;
+	b->posted = false;
+	if (!almanac_store_ingest_wait())
+	{
+		b->refused = true;
+		chunk_fall_back(b, c);
+	}
+	c->used = CHUNK_HEADER_LEN;
+	c->nrows = 0;
+}
+
+/* hand the filled chunk to the owner, or to the fallback once one was refused */
+static void
+post_filling(AlmanacBulk *b)
+{
+	BulkChunk  *c = &b->chunks[b->filling];
+	char	   *p;
+
+	wait_posted(b);
+	if (c->nrows == 0)
+		return;
+	if (b->refused)
+	{
+		chunk_fall_back(b, c);
+		return;
+	}
+	p = dsm_segment_address(c->seg);
+	put_u32(p, b->a->cf_id);
+	p[4] = b->a->t->opts->upsert ? 1 : 0;
+	put_u32(p + 5, c->nrows);
+	almanac_xact_ingest_post(b->a->store, GetCurrentFullTransactionId(), c->seg, c->used);
+	b->posted = true;
+	b->filling = 1 - b->filling;
+}
+
+bool
+almanac_bulk_add(AlmanacBulk *b, const char *key, size_t klen,
+				 const char *image, uint32 image_len)
+{
+	BulkChunk  *c = &b->chunks[b->filling];
+	Size		vlen = ALMANAC_NEW_VALUE_HEADER_LEN + (Size) image_len;
+	Size		need = ROW_HEADER_LEN + klen + vlen;
+	char	   *p;
+
+	if (c->seg != NULL && c->used + need > c->size)
+	{
+		post_filling(b);
+		if (b->refused)
+		{
+			almanac_bulk_end(b);
+			return false;
+		}
+		c = &b->chunks[b->filling];
+	}
+	chunk_reserve(c, need);
+
+	p = (char *) dsm_segment_address(c->seg) + c->used;
+	put_u32(p, klen);
+	put_u32(p + 4, vlen);
+	p += ROW_HEADER_LEN;
+	memcpy(p, key, klen);
+	p += klen;
+	/* the stored value: one version, by this (sub)transaction */
+	almanac_versions_new(p, GetCurrentFullTransactionId(), GetTopTransactionId(), image_len);
+	memcpy(p + ALMANAC_NEW_VALUE_HEADER_LEN, image, image_len);
+	c->used += need;
+	c->nrows++;
+	return true;
+}
+
+void
+almanac_bulk_end(AlmanacBulk *b)
+{
+	post_filling(b);
+	wait_posted(b);
+	for (int i = 0; i < 2; i++)
+	{
+		if (b->chunks[i].seg)
+			dsm_detach(b->chunks[i].seg);
+		b->chunks[i].seg = NULL;
+	}
+}
+
+/* ---------------------------------------------------------------- owner */
+
+typedef struct OwnerRow
+{
+	const char *key;
+	const char *value;
+	uint32		klen;
+	uint32		vlen;
+	uint32		seq;			/* position in the chunk */
+} OwnerRow;
+
+static int
+row_cmp(const void *x, const void *y)
+{
+	const OwnerRow *a = x;
+	const OwnerRow *b = y;
+	int			c = memcmp(a->key, b->key, Min(a->klen, b->klen));
+
+	if (c != 0)
+		return c;
+	if (a->klen != b->klen)
+		return a->klen < b->klen ? -1 : 1;
+	return a->seq < b->seq ? -1 : (a->seq > b->seq ? 1 : 0);
+}
+
+/* the chunk's rows, sorted by key (then by position) */
+static OwnerRow *
+chunk_rows(const char *payload, Size len, uint32 *n)
+{
+	const char *p = payload + CHUNK_HEADER_LEN;
+	const char *end = payload + len;
+	OwnerRow   *rows;
+
+	if (len < CHUNK_HEADER_LEN)
+		elog(ERROR, "almanac: truncated bulk-load chunk");
+	*n = get_u32(payload + 5);
+	rows = palloc_extended(sizeof(OwnerRow) * Max(*n, 1), MCXT_ALLOC_HUGE);
+	for (uint32 i = 0; i < *n; i++)
+	{
+		if (end - p < ROW_HEADER_LEN)
+			elog(ERROR, "almanac: truncated bulk-load chunk");
+		rows[i].klen = get_u32(p);
+		rows[i].vlen = get_u32(p + 4);
+		rows[i].seq = i;
+		p += ROW_HEADER_LEN;
+		if ((Size) (end - p) < (Size) rows[i].klen + rows[i].vlen)
+			elog(ERROR, "almanac: truncated bulk-load chunk");
+		rows[i].key = p;
+		rows[i].value = p + rows[i].klen;
+		p += rows[i].klen + rows[i].vlen;
+	}
+	/* qsort notices input that is sorted already (rows in key order) */
+	qsort(rows, *n, sizeof(OwnerRow), row_cmp);
+	return rows;
+}
+
+/*
+ * Does the column family hold any key in [first, last]?  Any key: a live
+ * row, an old or an uncommitted version, a key of another table; only the
+ * catch-up marker (never inside a table's range, see store.h) is skipped.
+ */
+static bool
+range_has_keys(rocksdb_column_family_handle_t *cf, const OwnerRow *first, const OwnerRow *last)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it;
+	bool		found = false;
+	char	   *err = NULL;
+
+	/* exclusive: the last key itself is looked up below */
+	rocksdb_readoptions_set_iterate_upper_bound(ro, last->key, last->klen);
+	it = rocksdb_create_iterator_cf(almanac_owner_db(), ro, cf);
+	for (rocksdb_iter_seek(it, first->key, first->klen); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+	{
+		size_t		klen;
+		const char *k = rocksdb_iter_key(it, &klen);
+
+		if (!almanac_is_catch_up_marker(k, klen))
+		{
+			found = true;
+			break;
+		}
+	}
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	if (!found && err == NULL)
+	{
+		size_t		vlen;
+		char	   *v = rocksdb_get_cf(almanac_owner_db(), ro, cf, last->key, last->klen, &vlen, &err);
+
+		found = v != NULL;
+		if (v)
+			rocksdb_free(v);
+	}
+	rocksdb_readoptions_destroy(ro);
+	almanac_owner_check(err, "read");
+	return found;
+}
+
+/*
+ * Write the sorted rows into the SST file 'path'.  Rows with a key repeated
+ * are 23505, or for an upsert table all but the last are left out.
+ */
+static void
+write_file(int store, const char *path, const char *cf_name, OwnerRow *rows, uint32 n,
+		   bool upsert)
+{
+	rocksdb_options_t *opts = rocksdb_options_create();
+	rocksdb_envoptions_t *env = rocksdb_envoptions_create();
+	rocksdb_sstfilewriter_t *w;
+	char	   *err = NULL;
+	uint32		dup = 0;
+
+	almanac_store_file_format(opts, &almanac_shared->stores[store]);
+	w = rocksdb_sstfilewriter_create(env, opts);
+	rocksdb_envoptions_destroy(env);
+	rocksdb_options_destroy(opts);
+
+	rocksdb_sstfilewriter_open(w, path, &err);
+	for (uint32 i = 0; i < n && err == NULL; i++)
+	{
+		if (i + 1 < n && rows[i].klen == rows[i + 1].klen &&
+			memcmp(rows[i].key, rows[i + 1].key, rows[i].klen) == 0)
+		{
+			/* the later row of an upsert wins */
+			if (upsert)
+				continue;
+			dup = i + 1;
+			break;
+		}
+		rocksdb_sstfilewriter_put(w, rows[i].key, rows[i].klen, rows[i].value, rows[i].vlen, &err);
+	}
+	if (err == NULL && dup == 0)
+		rocksdb_sstfilewriter_finish(w, &err);
+	rocksdb_sstfilewriter_destroy(w);
+	if (err || dup)
+		(void) unlink(path);
+	almanac_owner_check(err, "writing a bulk-load file");
+	if (dup)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate key value violates the key of almanac column family \"%s\"", cf_name),
+				 errdetail("Key %s appears twice in the rows of one COPY.",
+						   almanac_key_for_message(rows[dup].key, rows[dup].klen)),
+				 errhint("Declare the foreign table with OPTIONS (upsert 'true') to let the later row overwrite.")));
+}
+
+void
+almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, Size len)
+{
+	uint32		cf_id = get_u32(payload);
+	bool		upsert = payload[4] != 0;
+	const char *cf_name;
+	rocksdb_column_family_handle_t *cf = almanac_owner_cf(cf_id, &cf_name);
+	OwnerRow   *rows;
+	uint32		n;
+	char		dir[MAXPGPATH];
+	char		path[MAXPGPATH];
+	const char *paths[1];
+	rocksdb_ingestexternalfileoptions_t *io;
+	rocksdb_writebatch_t *markers;
+	char	   *err = NULL;
+
+	slot->ingested = false;
+	if (cf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("almanac column family with id %u does not exist", cf_id),
+				 errhint("It was dropped while the transaction wrote to it.")));
+	rows = chunk_rows(payload, len, &n);
+	if (n == 0 || range_has_keys(cf, &rows[0], &rows[n - 1]))
+		return;
+
+	snprintf(dir, sizeof(dir), "%s/" ALMANAC_BULK_DIR, DataDir);
+	if (pg_mkdir_p(dir, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	snprintf(path, sizeof(path), "%s/%d.sst", dir, store);
+	/* left by an owner that crashed while ingesting */
+	(void) unlink(path);
+	write_file(store, path, cf_name, rows, n, upsert);
+
+	io = rocksdb_ingestexternalfileoptions_create();
+	/* hard-link the file into the store (RocksDB copies it across file systems) */
+	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
+	paths[0] = path;
+	rocksdb_ingest_external_file_cf(almanac_owner_db(), cf, paths, 1, io, &err);
+	rocksdb_ingestexternalfileoptions_destroy(io);
+	/* moved into the store, or failed: not needed any more */
+	(void) unlink(path);
+	almanac_owner_check(err, "ingest of a bulk-load file");
+	slot->ingested = true;
+
+	/* catch-up markers, and a new sequence number for readers to catch up to */
+	markers = rocksdb_writebatch_create();
+	PG_TRY();
+	{
+		almanac_owner_write(markers, 0);
+	}
+	PG_FINALLY();
+	{
+		rocksdb_writebatch_destroy(markers);
+	}
+	PG_END_TRY();
+}
