@@ -32,8 +32,15 @@
 #define CHUNK_HEADER_LEN	(4 + 1 + 4)
 #define ROW_HEADER_LEN		(4 + 4)
 
-/* where owners write the files they ingest: <store index>.sst */
-#define ALMANAC_BULK_DIR	"almanac/bulk"
+/*
+ * Where owners write the files they ingest, under the data directory:
+ * store<index>.chunk, a name RocksDB would not take for one of its own
+ * files should a store path point here.
+ */
+#define ALMANAC_BULK_DIR	"almanac/ingest"
+
+/* keys per MultiGet of the owner's check */
+#define CHECK_BATCH			1024
 
 /* almanac.bulk_copy */
 bool		almanac_bulk_copy = true;
@@ -291,6 +298,8 @@ chunk_rows(const char *payload, Size len, uint32 *n)
  * Does the column family hold any key in [first, last]?  Any key: a live
  * row, an old or an uncommitted version, a key of another table; only the
  * catch-up marker (never inside a table's range, see store.h) is skipped.
+ * The common bulk load (keys after those loaded before, or a first load)
+ * answers with one seek.
  */
 static bool
 range_has_keys(rocksdb_column_family_handle_t *cf, const OwnerRow *first, const OwnerRow *last)
@@ -324,6 +333,54 @@ range_has_keys(rocksdb_column_family_handle_t *cf, const OwnerRow *first, const 
 		found = v != NULL;
 		if (v)
 			rocksdb_free(v);
+	}
+	rocksdb_readoptions_destroy(ro);
+	almanac_owner_check(err, "read");
+	return found;
+}
+
+/* Does the column family hold any of the chunk's keys?  (MultiGets of sorted keys) */
+static bool
+any_key_exists(rocksdb_column_family_handle_t *cf, const OwnerRow *rows, uint32 n)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	const char *keys[CHECK_BATCH];
+	size_t		lens[CHECK_BATCH];
+	rocksdb_pinnableslice_t *values[CHECK_BATCH];
+	char	   *errs[CHECK_BATCH];
+	char	   *err = NULL;
+	bool		found = false;
+
+	/* a bloom filter probe for most keys of a new range */
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	for (uint32 start = 0; start < n && !found && err == NULL; start += CHECK_BATCH)
+	{
+		uint32		m = Min(CHECK_BATCH, n - start);
+
+		for (uint32 i = 0; i < m; i++)
+		{
+			keys[i] = rows[start + i].key;
+			lens[i] = rows[start + i].klen;
+		}
+		memset(values, 0, sizeof(values));
+		memset(errs, 0, sizeof(errs));
+		rocksdb_batched_multi_get_cf(almanac_owner_db(), ro, cf, m, keys, lens, values, errs, true);
+		for (uint32 i = 0; i < m; i++)
+		{
+			/* a slice only for a key that was found */
+			if (values[i] != NULL)
+			{
+				found = true;
+				rocksdb_pinnableslice_destroy(values[i]);
+			}
+			if (errs[i] != NULL)
+			{
+				if (err == NULL)
+					err = errs[i];
+				else
+					rocksdb_free(errs[i]);
+			}
+		}
 	}
 	rocksdb_readoptions_destroy(ro);
 	almanac_owner_check(err, "read");
@@ -401,7 +458,10 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 				 errmsg("almanac column family with id %u does not exist", cf_id),
 				 errhint("It was dropped while the transaction wrote to it.")));
 	rows = chunk_rows(payload, len, &n);
-	if (n == 0 || range_has_keys(cf, &rows[0], &rows[n - 1]))
+	if (n == 0)
+		return;
+	/* nothing to check or merge only if none of the keys exists */
+	if (range_has_keys(cf, &rows[0], &rows[n - 1]) && any_key_exists(cf, rows, n))
 		return;
 
 	snprintf(dir, sizeof(dir), "%s/" ALMANAC_BULK_DIR, DataDir);
@@ -409,7 +469,7 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", dir)));
-	snprintf(path, sizeof(path), "%s/%d.sst", dir, store);
+	snprintf(path, sizeof(path), "%s/store%d.chunk", dir, store);
 	/* left by an owner that crashed while ingesting */
 	(void) unlink(path);
 	write_file(store, path, cf_name, rows, n, upsert);

@@ -16,12 +16,15 @@
  * the backend reads the next chunk's rows.  At most one chunk is with the
  * owner at a time; the statement waits for the last one before it ends.
  *
- * The owner ingests a chunk only if no key at all exists in the column family
- * between the chunk's first and last key: not a live row, not an old or an
- * uncommitted version, so there is nothing to check or merge.  Otherwise it
- * refuses, and the chunk's rows take the per-row path (the fallback callback),
- * as do all later rows of the statement.  The transaction's earlier buffered
- * writes are sent to the owner before a chunk, so its check sees them.
+ * The owner ingests a chunk only if none of its keys exists in the column
+ * family at all: not as a live row, not as an old or an uncommitted version,
+ * so there is nothing to check or merge.  (One seek answers for a chunk
+ * whose key range is empty, the common case of a first load or of new
+ * blocks; otherwise a MultiGet of its keys, mostly bloom filter probes.)  If
+ * one exists it refuses, and the chunk's rows take the per-row path (the
+ * fallback callback), as do all later rows of the statement.  The
+ * transaction's earlier buffered writes are sent to the owner before a
+ * chunk, so its check sees them.
  *
  * Visibility is the same as for every other write: each version carries the
  * writing (sub)transaction's id, which is in durable WAL before the chunk is
@@ -31,7 +34,7 @@
  *
  * Two rows of one chunk with the same key are 23505 (raised by the owner),
  * or for an upsert table the later one wins; a key repeated in a later
- * chunk makes that chunk's range hold a key, so it takes the per-row path,
+ * chunk exists when that chunk is checked, so it takes the per-row path,
  * which has the same outcome.
  *
  *-------------------------------------------------------------------------

@@ -536,8 +536,17 @@ void
 almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Size payload_len)
 {
 	(void) xact_batch_for_write(store);
-	/* earlier writes first: the owner's check must see them, and they are older */
-	ship();
+
+	/*
+	 * Earlier writes first: the owner's check must see them, and they are
+	 * older.  As in almanac_stmt_batch_ship_early, the secondary catches up
+	 * with them, for the rows of a refused chunk to be checked against.
+	 */
+	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
+	{
+		ship();
+		almanac_reader_catch_up(almanac_reader(store));
+	}
 	note_xid(xid);
 	/* as in ship(): the xid is in durable WAL before its versions exist */
 	XLogFlush(XactLastRecEnd);

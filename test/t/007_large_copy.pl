@@ -14,7 +14,11 @@
 #      undoes exactly them, and their keys can be written again;
 #  (f) a cursor reading the transaction's buffered rows stays valid while
 #      later statements would ship them (they are shipped once it is closed;
-#      clearing the batch under the cursor's iterator crashed the backend).
+#      clearing the batch under the cursor's iterator crashed the backend);
+#  (g) the same COPY by SST files (almanac.bulk_copy, on by default; (a) to
+#      (f) test the per-row path): bounded memory, every row after COMMIT,
+#      nothing after a crash before COMMIT, and the keys of that crashed load
+#      can be loaded again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -47,6 +51,8 @@ my $pid = $s->query_safe('SELECT pg_backend_pid()');
 # the secondary is open and the statement planned before the baseline
 $s->query_safe('SELECT count(*) FROM big');
 $s->query_safe('SET almanac.write_batch_size = 64');
+# (a) to (f): the per-row path, in chunks
+$s->query_safe('SET almanac.bulk_copy = off');
 
 # run one statement (ending in ";", or a COPY with its data) in the session,
 # sampling the backend's private memory until it answers; returns (output,
@@ -257,7 +263,57 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k >= 6000000'), 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big'), 1 + $rows + 1 + 40000 + 1,
 	'the table holds exactly the committed rows');
 
+# --- (g): the COPY by SST files ------------------------------------------------
+sub sst_files
+{
+	return $node->safe_psql('postgres', q{
+		SELECT coalesce(sum(n), 0) FROM almanac.store_properties, unnest(sst_files_per_level) AS n
+		WHERE server = 'bulk' AND column_family = 'big'});
+}
+sub bulk_rows
+{
+	my ($from) = @_;
+	return join('', map { "$_\t$_\t" . ('z' x 40) . "\n" } $from + 1 .. $from + $rows);
+}
+my $sums = "$rows|" . ($rows * ($rows + 1) / 2 + $rows * 10_000_000);
+$s->query_safe('RESET almanac.bulk_copy');
+my $files = sst_files();
+$data = bulk_rows(10_000_000);
+$base = backend_memory($pid)->{private_dirty};
+$s->query_safe('BEGIN');
+($o, $e, $peak) = run_sampled($s, "COPY big FROM STDIN;\n$data\\.");
+is($e, '', "a bulk COPY of $rows rows in one transaction");
+$grew = $peak - $base;
+note "bulk COPY of $rows rows: private memory grew by at most $grew kB";
+cmp_ok($grew, '<=', $bound, "the bulk COPY holds no more than the per-row one (growth <= $bound kB)");
+cmp_ok(sst_files() - $files, '>=', 2, 'it was loaded as SST files, in several chunks');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k > 10000000'), '0',
+	'other sessions see none of it before COMMIT');
+is($s->query_safe('SELECT count(*), sum(k) FROM big WHERE k > 10000000'), $sums,
+	'the transaction sees all of it');
+$s->query_safe('COMMIT');
+is($node->safe_psql('postgres', 'SELECT count(*), sum(k) FROM big WHERE k > 10000000'), $sums,
+	'after COMMIT every row is there (count and sum)');
 $s->quit;
+
+# a crash before COMMIT: the ingested files hold versions of a transaction
+# that never committed
+$data = bulk_rows(20_000_000);
+$s = $node->background_psql('postgres', on_error_stop => 0);
+$pid = $s->query_safe('SELECT pg_backend_pid()');
+$s->query_safe('BEGIN');
+($o, $e) = run_sampled($s, "COPY big FROM STDIN;\n$data\\.");
+is($e, '', 'another bulk COPY, not committed');
+$node->stop('immediate');
+$s->quit;
+$node->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k > 20000000'), '0',
+	'after a crash before COMMIT nothing of the bulk COPY is visible');
+($ret, $out, $err) = $node->psql('postgres', "COPY big FROM STDIN;\n$data\\.\n");
+is($err, '', 'the same rows load again (their keys hold aborted versions: row by row)');
+is($node->safe_psql('postgres', 'SELECT count(*), sum(k) FROM big WHERE k > 20000000'),
+	"$rows|" . ($rows * ($rows + 1) / 2 + $rows * 20_000_000), 'and are all there');
+
 $node->stop;
 note sprintf('runtime %.1f s', time - $started);
 done_testing();
