@@ -153,3 +153,33 @@ COPY bulk_rows FROM stdin;
 \.
 SELECT bulk_files('bulk3') AS files;
 SELECT * FROM bulk_rows ORDER BY k;
+
+-- a partitioned table with foreign partitions: rows alternate between two
+-- bulk loads, each with chunks of its own
+CREATE TABLE bulk_parted (chain_id text, block_number bigint, block_hash text, gas_used bigint)
+	PARTITION BY LIST (chain_id);
+CREATE FOREIGN TABLE bulk_parted_eth PARTITION OF bulk_parted FOR VALUES IN ('eth')
+	SERVER almanac_store OPTIONS (column_family 'bulk4', key_prefix 'pe',
+								  key_columns 'chain_id, block_number');
+CREATE FOREIGN TABLE bulk_parted_op PARTITION OF bulk_parted FOR VALUES IN ('op')
+	SERVER almanac_store OPTIONS (column_family 'bulk4', key_prefix 'po',
+								  key_columns 'chain_id, block_number');
+\set parted_file :abs_builddir '/results/fdw_bulk_parted.tsv'
+COPY (SELECT CASE WHEN n % 2 = 0 THEN 'eth' ELSE 'op' END, n, md5(n::text), n
+	  FROM generate_series(1, 6000) AS n) TO :'parted_file';
+SET almanac.write_batch_size = 64;
+COPY bulk_parted FROM :'parted_file';
+SELECT bulk_files('bulk4') > 2 AS several_files;
+SELECT tableoid::regclass, count(*), sum(gas_used) FROM bulk_parted GROUP BY 1 ORDER BY 1;
+
+-- an error after chunks went to the owner: nothing stays, the next COPY loads
+\set bad_file :abs_builddir '/results/fdw_bulk_bad.tsv'
+COPY (SELECT 'eth', n, md5(n::text), n FROM generate_series(100001, 106000) AS n
+	  UNION ALL SELECT 'eth', NULL, 'bad', 0) TO :'bad_file';
+COPY bulk_parted FROM :'bad_file';
+SELECT count(*) FROM bulk_parted WHERE block_number > 100000;
+COPY bulk_parted FROM stdin;
+eth	100001	after the error	1
+\.
+SELECT * FROM bulk_parted WHERE block_number > 100000;
+RESET almanac.write_batch_size;

@@ -63,7 +63,16 @@ struct AlmanacBulk
 	int			filling;		/* chunks[filling] takes new rows */
 	bool		posted;			/* chunks[1 - filling] is with the owner */
 	bool		refused;		/* rows go through the fallback from now on */
+	MemoryContextCallback forget;	/* clears posted_bulk when b goes away */
 };
+
+/*
+ * The bulk load whose chunk is with the owner, if any.  A backend has one
+ * request slot: a COPY into a partitioned table, loading several foreign
+ * partitions at once, waits for one partition's chunk before it posts
+ * another's.
+ */
+static AlmanacBulk *posted_bulk = NULL;
 
 void
 almanac_bulk_init(void)
@@ -95,6 +104,14 @@ get_u32(const char *p)
 	return pg_ntoh32(v);
 }
 
+/* the statement's memory goes, ERROR included: b's chunk is no one's to wait for */
+static void
+forget_bulk(void *arg)
+{
+	if (posted_bulk == arg)
+		posted_bulk = NULL;
+}
+
 AlmanacBulk *
 almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback, void *arg)
 {
@@ -103,6 +120,9 @@ almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback, void *arg)
 	b->a = a;
 	b->fallback = fallback;
 	b->fallback_arg = arg;
+	b->forget.func = forget_bulk;
+	b->forget.arg = b;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &b->forget);
 	return b;
 }
 
@@ -157,6 +177,7 @@ wait_posted(AlmanacBulk *b)
 	if (!b->posted)
 		return;
 	b->posted = false;
+	posted_bulk = NULL;
 	if (!almanac_store_ingest_wait())
 	{
 		b->refused = true;
@@ -176,6 +197,8 @@ post_filling(AlmanacBulk *b)
 	wait_posted(b);
 	if (c->nrows == 0)
 		return;
+	if (posted_bulk != NULL)
+		wait_posted(posted_bulk);
 	if (b->refused)
 	{
 		chunk_fall_back(b, c);
@@ -187,6 +210,7 @@ post_filling(AlmanacBulk *b)
 	put_u32(p + 5, c->nrows);
 	almanac_xact_ingest_post(b->a->store, GetCurrentFullTransactionId(), c->seg, c->used);
 	b->posted = true;
+	posted_bulk = b;
 	b->filling = 1 - b->filling;
 }
 

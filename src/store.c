@@ -306,10 +306,17 @@ almanac_store_properties(int store, const char *name, uint64 props[ALMANAC_NPROP
 /*
  * A request of this backend that the owner may still be working on: an
  * ingest posted without waiting (almanac_store_post_ingest).  The slot is
- * not reused before the owner answers it.
+ * not reused before the owner answers it.  Another request waits for that
+ * answer first and keeps it here, for almanac_store_ingest_wait.
  */
 static int	outstanding_store = -1;
 static bool outstanding_exit_registered = false;
+static bool kept = false;
+static bool kept_answered;
+static int	kept_sqlerrcode;
+static bool kept_ingested;
+static char kept_message[ALMANAC_ERROR_LEN];
+static char kept_detail[ALMANAC_ERROR_LEN];
 
 static void
 post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
@@ -378,7 +385,8 @@ wait_answer(AlmanacRequestSlot *slot, int store)
 }
 
 static void
-report_answer(AlmanacRequestSlot *slot, int store, bool answered)
+report_answer(int store, bool answered, int sqlerrcode, const char *message,
+			  const char *detail)
 {
 	if (!answered)
 		ereport(ERROR,
@@ -386,25 +394,32 @@ report_answer(AlmanacRequestSlot *slot, int store, bool answered)
 				 errmsg("the almanac store owner for \"%s\" exited before answering",
 						almanac_shared->stores[store].path),
 				 errhint("Retry the transaction; a new owner starts on the next use of the store.")));
-	if (slot->sqlerrcode != 0)
+	if (sqlerrcode != 0)
 		ereport(ERROR,
-				(errcode(slot->sqlerrcode),
-				 errmsg_internal("%s", slot->message),
-				 slot->detail[0] ? errdetail_internal("%s", slot->detail) : 0));
+				(errcode(sqlerrcode),
+				 errmsg_internal("%s", message),
+				 detail[0] ? errdetail_internal("%s", detail) : 0));
 }
 
 /*
- * An ingest left unanswered by a statement that failed: its answer no longer
- * matters (the versions belong to an aborted (sub)transaction), but the slot
- * must be free before it is used again.
+ * Before the slot is used again: wait for the ingest posted last and keep
+ * its answer.  (If a statement failed before it asked for the answer, the
+ * answer no longer matters: the versions belong to an aborted
+ * (sub)transaction; the next post drops it.)
  */
 static void
 drain_outstanding(void)
 {
-	if (outstanding_store < 0)
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+
+	if (outstanding_store < 0 || kept)
 		return;
-	(void) wait_answer(&almanac_shared->slots[MyProc->pgprocno], outstanding_store);
-	outstanding_store = -1;
+	kept_answered = wait_answer(slot, outstanding_store);
+	kept_sqlerrcode = slot->sqlerrcode;
+	kept_ingested = slot->ingested;
+	strlcpy(kept_message, slot->message, sizeof(kept_message));
+	strlcpy(kept_detail, slot->detail, sizeof(kept_detail));
+	kept = true;
 }
 
 static void
@@ -437,7 +452,7 @@ almanac_store_request(int store, AlmanacRequestType type,
 	answered = wait_answer(slot, store);
 	if (seg)
 		dsm_detach(seg);
-	report_answer(slot, store, answered);
+	report_answer(store, answered, slot->sqlerrcode, slot->message, slot->detail);
 	if (seq)
 		*seq = slot->seq;
 	if (cf_id)
@@ -448,12 +463,15 @@ almanac_store_request(int store, AlmanacRequestType type,
  * Ask the owner to ingest a bulk-load chunk (ALMANAC_REQ_INGEST, payload as
  * bulk.c builds it in seg), without waiting: the owner builds and ingests the
  * file while the backend reads the next rows.  The caller keeps seg until
- * almanac_store_ingest_wait has answered.
+ * almanac_store_ingest_wait has answered, and asks for that answer before it
+ * posts another ingest (so does any other caller: one is posted at a time).
  */
 void
 almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len)
 {
 	drain_outstanding();
+	kept = false;
+	outstanding_store = -1;
 	if (!outstanding_exit_registered)
 	{
 		before_shmem_exit(drain_at_exit, 0);
@@ -472,13 +490,13 @@ almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len)
 bool
 almanac_store_ingest_wait(void)
 {
-	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
 	int			store = outstanding_store;
-	bool		answered;
 
-	Assert(store >= 0);
-	answered = wait_answer(slot, store);
+	if (store < 0)
+		elog(ERROR, "almanac: no bulk-load chunk was posted");
+	drain_outstanding();
 	outstanding_store = -1;
-	report_answer(slot, store, answered);
-	return slot->ingested;
+	kept = false;
+	report_answer(store, kept_answered, kept_sqlerrcode, kept_message, kept_detail);
+	return kept_ingested;
 }
