@@ -323,6 +323,7 @@ post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 	 dsm_segment *seg, Size payload_len, const char *name)
 {
 	int			procno;
+	AlmanacStoreState state;
 
 	slot->store = store;
 	slot->type = type;
@@ -337,8 +338,11 @@ post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 	slot->state = ALMANAC_SLOT_PENDING;
 	LWLockAcquire(almanac_shared->lock, LW_SHARED);
 	procno = almanac_shared->stores[store].owner_procno;
+	state = almanac_shared->stores[store].state;
 	LWLockRelease(almanac_shared->lock);
-	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	/* no owner: wait_answer reports it */
+	if (state == ALMANAC_STORE_READY)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
 /*

@@ -73,14 +73,47 @@ echo "instance on 127.0.0.1:$PORT, data $DATA"
 ROWS=$OUT/rows.tsv
 "${PSQL[@]}" -c "COPY (SELECT 'eth', n, '0x' || md5(n::text) || md5((n + 1)::text), (n * 7919) % 30000000
                         FROM generate_series(1, $N::bigint) AS n) TO '$ROWS'"
-t0=$(now)
 "${PSQL[@]}" -c "COPY bench_heap FROM '$ROWS'" || fail "COPY into bench_heap"
-t1=$(now)
 "${PSQL[@]}" -c "COPY bench_kv FROM '$ROWS'" 2>"$OUT/copy_kv.err" || fail "COPY into bench_kv: $(cat "$OUT/copy_kv.err")"
-t2=$(now)
-load_heap=$(rate "$N" "$t0" "$t1")
-load_kv=$(rate "$N" "$t1" "$t2")
-echo "load: heap $load_heap rows/s, foreign $load_kv rows/s"
+
+# --- bulk load rate: RUNS rounds of the same file into new tables, each COPY
+# in a new session: a heap table with its primary key, a foreign table (SST
+# files ingested by the owner, the default), and a foreign table loaded row
+# by row (almanac.bulk_copy off).  The foreign ones share a column family
+# of their own, flushed and dropped afterwards.
+copy_rate() { # table [setting]
+	local t0 t1
+	t0=$(now)
+	PGOPTIONS="${2:-}" "${PSQL[@]}" -c "COPY $1 FROM '$ROWS'" 2>"$OUT/copy_$1.err" ||
+		fail "COPY into $1: $(cat "$OUT/copy_$1.err")"
+	t1=$(now)
+	rate "$N" "$t0" "$t1"
+}
+all_heap="" all_kv="" all_rows=""
+for r in $(seq "$RUNS"); do
+	"${PSQL[@]}" -c "CREATE TABLE load_heap_$r (LIKE bench_heap INCLUDING ALL)" \
+		-c "CREATE FOREIGN TABLE load_kv_$r (LIKE bench_heap) SERVER almanac_store
+			OPTIONS (column_family 'bench_load', key_prefix 'kv$r', key_columns 'chain_id, block_number')" \
+		-c "CREATE FOREIGN TABLE load_rows_$r (LIKE bench_heap) SERVER almanac_store
+			OPTIONS (column_family 'bench_load', key_prefix 'rows$r', key_columns 'chain_id, block_number')"
+	all_heap="$all_heap $(copy_rate "load_heap_$r")"
+	all_kv="$all_kv $(copy_rate "load_kv_$r")"
+	all_rows="$all_rows $(copy_rate "load_rows_$r" "-c almanac.bulk_copy=off")"
+	echo "load round $r (rows/s): heap${all_heap##* } foreign${all_kv##* } foreign row by row${all_rows##* }"
+done
+{
+	echo "load.heap:$all_heap"
+	echo "load.kv:$all_kv"
+	echo "load.kv_rows:$all_rows"
+} >>"$OUT/runs.txt"
+load_heap=$(echo "$all_heap" | median)
+load_kv=$(echo "$all_kv" | median)
+load_rows=$(echo "$all_rows" | median)
+for r in $(seq "$RUNS"); do
+	"${PSQL[@]}" -c "DROP TABLE load_heap_$r" -c "DROP FOREIGN TABLE load_kv_$r, load_rows_$r"
+done
+"${PSQL[@]}" -c "SELECT almanac.drop_column_family('bench_load')" >/dev/null || fail "dropping column family bench_load"
+echo "load medians (rows/s): heap $load_heap, foreign $load_kv, foreign row by row $load_rows"
 "${PSQL[@]}" -c "VACUUM ANALYZE bench_heap" -c "CHECKPOINT"
 cnt=$("${PSQL[@]}" -Atc "SELECT count(*) FROM bench_kv WHERE chain_id = 'eth'") || fail "count of bench_kv"
 [ "$cnt" = "$N" ] || fail "bench_kv has $cnt rows, expected $N"
@@ -167,6 +200,7 @@ rm -rf "$DBB/db"
 	echo "| measurement | heap + btree PK | almanac_rocksdb | foreign/heap |"
 	echo "|---|---:|---:|---:|"
 	echo "| bulk load, COPY FROM file, rows/s | $load_heap | $load_kv | $(ratio "$load_kv" "$load_heap") |"
+	echo "| the same row by row (almanac.bulk_copy off), rows/s | $load_heap | $load_rows | $(ratio "$load_rows" "$load_heap") |"
 	for mode in prepared simple; do
 		for c in 1 2; do
 			h=${R[point.$mode.$c.heap]} k=${R[point.$mode.$c.kv]}
