@@ -84,7 +84,16 @@ SELECT o, v, sqlstate_of(format('CREATE FOREIGN TABLE ft_bad (a int) SERVER s_de
 			   ELSE format('key_prefix %L, key_columns %L, %I %L', 'p', 'a', o, v) END))
   FROM (VALUES ('key_prefix', 'a:b'), ('key_prefix', ''), ('key_columns', ''), ('key_columns', 'a,,b'),
 			   ('key_columns', 'a, "unterminated'), ('key_columns', 'a, A'), ('key_attribute', 'x:'),
-			   ('key_attribute', ''), ('column_family', ''), ('upsert', 'maybe')) AS t(o, v);
+			   ('key_attribute', ''), ('column_family', ''), ('upsert', 'maybe'),
+			   ('column_family', repeat('c', 64)), ('key_prefix', repeat('p', 64))) AS t(o, v);
+-- a key prefix names the column family when column_family is absent
+SELECT error_of(format('CREATE FOREIGN TABLE ft_bad (a int) SERVER s_default OPTIONS (key_prefix %L, key_columns %L)',
+		repeat('p', 64), 'a'));
+DO $$ BEGIN
+	EXECUTE format('CREATE FOREIGN TABLE ft_long (a int) SERVER s_default OPTIONS (key_prefix %L, key_columns %L, column_family %L)',
+		repeat('p', 64), 'a', repeat('c', 63));
+END $$;
+DROP FOREIGN TABLE ft_long;
 -- columns are resolved at use time: unknown or unsupported ones fail then
 CREATE FOREIGN TABLE ft_late (a int, b numeric, c text)
 	SERVER s_default OPTIONS (key_prefix 'late', key_columns 'a, nope');

@@ -114,7 +114,7 @@ static const AlmanacOption almanac_options[] = {
 	"0 (RocksDB's own limit) or a size up to 64GB, in bytes or with a unit (kB, MB, GB)"},
 	/* foreign table: its keys */
 	{"column_family", ForeignTableRelationId, parse_cf_name, 0, 0,
-	"a non-empty name"},
+	"a name of 1 to 63 bytes"},
 	{"key_prefix", ForeignTableRelationId, parse_key_name, 0, 0,
 	"a non-empty string without \":\""},
 	{"key_columns", ForeignTableRelationId, parse_key_columns, 0, 0,
@@ -300,7 +300,8 @@ parse_boolean(const char *name, const char *value, OptionValue *out)
 static void
 parse_cf_name(const char *name, const char *value, OptionValue *out)
 {
-	if (value[0] == '\0')
+	/* requests to the owner carry it in a NAMEDATALEN field */
+	if (value[0] == '\0' || strlen(value) >= NAMEDATALEN)
 		invalid_value(name, value);
 	out->s = pstrdup(value);
 }
@@ -403,6 +404,7 @@ almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
 	bool		raw = false;
 	bool		have_cf = false;
 	const char *key_option = NULL;
+	const char *prefix = NULL;
 	int64		max_buffers = DEFAULT_MAX_WRITE_BUFFER_NUMBER;
 	int64		min_merge = -1;
 	bool		max_buffers_set = false;
@@ -445,7 +447,10 @@ almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
 		else if (strcmp(opt->name, "min_write_buffer_number_to_merge") == 0)
 			min_merge = parsed.i;
 		else if (strcmp(opt->name, "key_prefix") == 0)
+		{
 			have_prefix = true;
+			prefix = value;
+		}
 		else if (strcmp(opt->name, "key_columns") == 0)
 			have_columns = true;
 		else if (strcmp(opt->name, "raw") == 0)
@@ -471,6 +476,14 @@ almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
 					 errmsg("a raw foreign table of almanac_rocksdb needs option \"column_family\"")));
 		PG_RETURN_VOID();
 	}
+
+	/* without column_family, the key prefix names the column family */
+	if (context == ForeignTableRelationId && !have_cf && prefix != NULL &&
+		strlen(prefix) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"key_prefix\" is too long to name the column family: \"%s\"", prefix),
+				 errhint("Name the column family with option \"column_family\" (1 to 63 bytes).")));
 
 	/* RocksDB merges only buffers that are not the one being written */
 	if (min_merge >= max_buffers)

@@ -92,9 +92,9 @@ copy_rate() { # table [setting]
 all_heap="" all_kv="" all_rows=""
 for r in $(seq "$RUNS"); do
 	"${PSQL[@]}" -c "CREATE TABLE load_heap_$r (LIKE bench_heap INCLUDING ALL)" \
-		-c "CREATE FOREIGN TABLE load_kv_$r (LIKE bench_heap) SERVER almanac_store
+		-c "CREATE FOREIGN TABLE load_kv_$r (chain_id text, block_number bigint, block_hash text, gas_used bigint) SERVER almanac_store
 			OPTIONS (column_family 'bench_load', key_prefix 'kv$r', key_columns 'chain_id, block_number')" \
-		-c "CREATE FOREIGN TABLE load_rows_$r (LIKE bench_heap) SERVER almanac_store
+		-c "CREATE FOREIGN TABLE load_rows_$r (chain_id text, block_number bigint, block_hash text, gas_used bigint) SERVER almanac_store
 			OPTIONS (column_family 'bench_load', key_prefix 'rows$r', key_columns 'chain_id, block_number')"
 	all_heap="$all_heap $(copy_rate "load_heap_$r")"
 	all_kv="$all_kv $(copy_rate "load_kv_$r")"
