@@ -134,8 +134,8 @@ almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback, void *arg)
 }
 
 /*
- * Make room for a row of 'need' bytes in c: a segment of
- * almanac.write_batch_size, or larger for a larger row.  Segments belong to
+ * Make room for a row of 'need' bytes in c: a segment of BULK_CHUNK_MAX or
+ * almanac.write_batch_size if smaller, or larger for a larger row.  Segments belong to
  * the transaction's resource owner, which detaches them on ERROR; the owner
  * keeps a posted one mapped until it is done with it.
  */

@@ -10,7 +10,8 @@
  * first load), all of that reduces to a constant: every key gets a version
  * list of one version, written by this (sub)transaction.  So the backend
  * encodes each row's key and stored value into a chunk in dynamic shared
- * memory (almanac.write_batch_size), and posts the full chunk to the owner
+ * memory (4MB, or almanac.write_batch_size if smaller), and posts the full
+ * chunk to the owner
  * without waiting for it: the owner sorts it, writes it into an SST file in
  * the store's file format (almanac_store_file_format) and ingests it, while
  * the backend reads the next chunk's rows.  At most one chunk is with the

@@ -120,7 +120,7 @@ static void bulk_fallback(void *arg, const char *key, size_t klen,
 
 /*
  * COPY FROM (no plan: tuple routing of an INSERT has one) loads by SST
- * files when almanac.bulk_copy is on.  Not with row triggers: a trigger
+ * files when almanac.bulk_copy is on.  Not with triggers: a row trigger
  * could read the table, and would see the rows of the chunks already
  * loaded.
  */

@@ -155,17 +155,24 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("almanac store path is too long: \"%s\"", opts->path)));
 
+	/*
+	 * An entry belongs to one path until the server restarts, owner or not.
+	 * Backends keep an entry's index across statements (a transaction's
+	 * buffered writes, a bulk load's chunk in the owner's queue, a reader):
+	 * if the entry of a store whose owner exited went to another path, the
+	 * next owner would serve their requests against the wrong store.
+	 */
 	LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 	{
 		AlmanacStoreEntry *e = &almanac_shared->stores[i];
 
-		if (e->state != ALMANAC_STORE_UNUSED && strcmp(e->path, opts->path) == 0)
+		if (e->path[0] != '\0' && strcmp(e->path, opts->path) == 0)
 		{
 			store = i;
 			break;
 		}
-		if (e->state == ALMANAC_STORE_UNUSED && store < 0)
+		if (e->path[0] == '\0' && store < 0)
 			store = i;
 	}
 	if (store >= 0)
@@ -191,8 +198,9 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 	if (store < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many almanac stores in use: at most %d", ALMANAC_MAX_STORES),
-				 errhint("Point more foreign servers at the same store path.")));
+				 errmsg("too many almanac store paths used since the server started: at most %d",
+						ALMANAC_MAX_STORES),
+				 errhint("Point more foreign servers at the same store path, or restart the server.")));
 
 	if (must_start)
 	{

@@ -33,7 +33,8 @@
 
 #include "option.h"
 
-#define ALMANAC_MAX_STORES		8
+/* store paths a server can use between restarts (see almanac_store_attach) */
+#define ALMANAC_MAX_STORES		32
 
 /*
  * The owner's catch-up marker, a key written with an empty value into every

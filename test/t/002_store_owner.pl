@@ -39,6 +39,35 @@ $node->safe_psql('postgres', "INSERT INTO kv VALUES (5000, 'after')");
 is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 5000'), 'after',
 	'a new owner takes writes after the crash');
 
+# An owner that exits keeps its store's entry in shared memory: a store
+# opened meanwhile must not take it over, or the next owner of that entry
+# would serve the first store's requests (here the commit of a buffered
+# row) against the other store.
+$node->safe_psql('postgres', q{
+	CREATE SERVER other FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/other');
+	CREATE FOREIGN TABLE kv_other (k bigint, v text) SERVER other
+		OPTIONS (key_prefix 'kv', key_columns 'k');
+	INSERT INTO kv_other VALUES (1, 'other');
+});
+my $s = $node->background_psql('postgres', on_error_stop => 0);
+$s->query_safe('BEGIN');
+$s->query_safe("INSERT INTO kv VALUES (7777, 'buffered')");
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'almanac store owner'");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'almanac store owner'")
+  or die "the owners did not exit";
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kv_other'), '1',
+	'the other store gets an owner again');
+$s->query('COMMIT');
+like($s->{stderr}, qr/exited before answering/,
+	'COMMIT after the owner exited fails, with no owner to answer it');
+$s->quit;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kv_other WHERE k = 7777'), '0',
+	'the row did not land in the other store');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kv WHERE k = 7777'), '0',
+	'nor in its own');
+
 # a store path that cannot be created
 $node->safe_psql('postgres', q{
 	CREATE SERVER bad_store FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path '/proc/almanac-cannot-exist');
