@@ -107,10 +107,13 @@ ROLLBACK TO s;
 UPDATE bulk_blocks SET gas_used = 10 WHERE chain_id = 'op' AND block_number = 1;
 COMMIT;
 SELECT * FROM bulk_blocks WHERE chain_id = 'op' ORDER BY 2;
--- the keys of a rolled-back load can be loaded again
+-- the keys of a rolled-back load (versions of aborted transactions only)
+-- are loaded again by a file
+SELECT bulk_files('bulk') AS files_before \gset
 COPY bulk_blocks FROM stdin;
 op	2	reloaded	2
 \.
+SELECT bulk_files('bulk') > :files_before AS reloaded_by_file;
 SELECT * FROM bulk_blocks WHERE chain_id = 'op' ORDER BY 2;
 
 -- the transaction's earlier buffered writes go first: a key it inserted is

@@ -372,7 +372,12 @@ range_has_keys(rocksdb_column_family_handle_t *cf, const OwnerRow *first, const 
 	return found;
 }
 
-/* Does the column family hold any of the chunk's keys?  (MultiGets of sorted keys) */
+/*
+ * Does the column family hold any of the chunk's keys with a version that is
+ * not aborted?  (MultiGets of sorted keys.)  A key whose versions all
+ * aborted (a failed load, retried) is replaced by the file's version, as a
+ * write would drop them.
+ */
 static bool
 any_key_exists(rocksdb_column_family_handle_t *cf, const OwnerRow *rows, uint32 n)
 {
@@ -403,7 +408,30 @@ any_key_exists(rocksdb_column_family_handle_t *cf, const OwnerRow *rows, uint32 
 			/* a slice only for a key that was found */
 			if (values[i] != NULL)
 			{
-				found = true;
+				size_t		vlen;
+				const char *v = rocksdb_pinnableslice_value(values[i], &vlen);
+
+				PG_TRY();
+				{
+					if (!found && err == NULL && !almanac_versions_all_aborted(v, vlen))
+						found = true;
+				}
+				PG_CATCH();
+				{
+					/* a corrupt value: release what RocksDB gave us first */
+					for (uint32 j = i; j < m; j++)
+					{
+						if (values[j])
+							rocksdb_pinnableslice_destroy(values[j]);
+						if (errs[j])
+							rocksdb_free(errs[j]);
+					}
+					if (err)
+						rocksdb_free(err);
+					rocksdb_readoptions_destroy(ro);
+					PG_RE_THROW();
+				}
+				PG_END_TRY();
 				rocksdb_pinnableslice_destroy(values[i]);
 			}
 			if (errs[i] != NULL)

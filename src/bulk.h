@@ -18,8 +18,10 @@
  * owner at a time; the statement waits for the last one before it ends.
  *
  * The owner ingests a chunk only if none of its keys exists in the column
- * family at all: not as a live row, not as an old or an uncommitted version,
- * so there is nothing to check or merge.  (One seek answers for a chunk
+ * family with a version that is not aborted: not as a live row, not as an
+ * old or an uncommitted version, so there is nothing to check or merge (the
+ * value of a key whose versions all aborted, as after a failed load, is
+ * replaced: a write would drop them).  (One seek answers for a chunk
  * whose key range is empty, the common case of a first load or of new
  * blocks; otherwise a MultiGet of its keys, mostly bloom filter probes.)  If
  * one exists it refuses, and the chunk's rows take the per-row path (the

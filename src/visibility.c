@@ -299,6 +299,23 @@ almanac_versions_new(char *out, FullTransactionId xid, TransactionId top, uint32
 }
 
 /*
+ * Owner side: is every version of a stored value aborted?  Such a value is
+ * as good as no value: every write drops those versions.
+ */
+bool
+almanac_versions_all_aborted(const char *stored, size_t stored_len)
+{
+	AlmanacVersion *versions;
+	int			n = almanac_versions_parse(stored, stored_len, &versions);
+	bool		all = true;
+
+	for (int i = 0; i < n && all; i++)
+		all = version_aborted(&versions[i]);
+	pfree(versions);
+	return all;
+}
+
+/*
  * Merge an intent into the stored value (stored == NULL: the key is new).
  *
  * The conflict check runs in the owner, one batch at a time, so it sees every

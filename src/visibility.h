@@ -105,6 +105,9 @@ extern bool almanac_is_intent(const char *data, size_t len);
 extern void almanac_versions_new(char *out, FullTransactionId xid, TransactionId top,
 								 uint32 tuple_len);
 
+/* owner side: every version aborted (bulk loads may replace such a value) */
+extern bool almanac_versions_all_aborted(const char *stored, size_t stored_len);
+
 /* owner side: merge an intent into the stored value */
 extern AlmanacApplyResult almanac_versions_apply(StringInfo out,
 												 const char *stored, size_t stored_len,
