@@ -153,6 +153,41 @@ ANALYZE pd_state;
 SELECT reltuples FROM pg_class WHERE oid = 'pd_state'::regclass;
 DROP FOREIGN TABLE pd_state, pd_code;
 
+-- a Get or a MultiGet checks on the row only the conditions that are not its
+-- key: other columns, a second condition on a key column (eth 5 has gas 35,
+-- eth 8 has 56)
+EXPLAIN (COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 5 AND gas_used > 50;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 5 AND gas_used > 50$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 8 AND gas_used > 50$$);
+EXPLAIN (COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 7 AND block_number IN (5, 6);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 7 AND block_number IN (5, 6)$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number = 6 AND block_number IN (5, 6)$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number IN (5, 8, 11) AND gas_used > 50 ORDER BY 1$$);
+-- ... and rows found by key have exactly the key values asked for, for every
+-- key type: char(n) padding, varchar, bytea and uuid, text with separators
+CREATE FOREIGN TABLE pd_types (c char(4), v varchar(8), b bytea, u uuid, t text, x int)
+	SERVER almanac_store OPTIONS (column_family 'pd_types', key_prefix 'types', key_columns 'c, v, b, u, t');
+CREATE TABLE pd_types_heap (c char(4), v varchar(8), b bytea, u uuid, t text, x int,
+	PRIMARY KEY (c, v, b, u, t));
+INSERT INTO pd_types_heap VALUES
+	('ab', 'v:1', '\x003a5c', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'a\:b', 1),
+	('ab c', 'v', '\x', '00000000-0000-0000-0000-000000000000', '', 2);
+INSERT INTO pd_types SELECT * FROM pd_types_heap;
+SELECT (SELECT array_agg(x) FROM pd_types
+		WHERE c = q.c AND v = q.v AND b = q.b AND u = q.u AND t = q.t) AS kv,
+	   (SELECT array_agg(x) FROM pd_types_heap
+		WHERE c = q.c AND v = q.v AND b = q.b AND u = q.u AND t = q.t) AS heap
+FROM (VALUES ('ab  '::char(4), 'v:1'::varchar, '\x003a5c'::bytea, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, 'a\:b'),
+			 ('ab', 'v:1', '\x003a5c', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'a\:'),
+			 ('ab c', 'v', '\x', '00000000-0000-0000-0000-000000000000', ''),
+			 ('ab c', 'v ', '\x', '00000000-0000-0000-0000-000000000000', '')) AS q(c, v, b, u, t);
+EXPLAIN (COSTS OFF) SELECT x FROM pd_types WHERE c = 'ab' AND v = 'v:1' AND b = '\x003a5c'
+	AND u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AND t = 'a\:b';
+DROP FOREIGN TABLE pd_types;
+DROP TABLE pd_types_heap;
+
 -- a value longer than any key matches nothing, as in a heap table
 SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000);
 SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000) AND block_number = 1;

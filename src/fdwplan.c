@@ -21,7 +21,13 @@
  * is computed once when the scan starts, and when it is in the btree
  * operator family of the key column's type, with the value converted to the
  * column's type by an implicit cast (int4 into int8, never the other way).
- * Every condition is also checked on each row, pushed down or not: the key
+ *
+ * The conditions behind a Get or a MultiGet are not checked again on the
+ * row: the key is the encoding of the values, and the codec is injective and
+ * agrees with the types' equality (bytes for integers, uuid, bytea and text
+ * under a deterministic collation; char(n) without its trailing blanks), so
+ * a row found under it has exactly those key values.  Every other condition,
+ * pushed down into an iterator's bounds or not, is checked on each row: the
  * bounds only make the scan visit fewer keys.
  *
  * Ordering: keys sort bytewise, which is SQL's order for integer and uuid
@@ -446,8 +452,10 @@ pushed_clauses(RelOptInfo *baserel, List *pushed)
 /*
  * GetForeignPlan: the key values go into fdw_exprs (so that the executor
  * computes Params and stable expressions), the access kind, bounds and
- * direction into fdw_private (fdw.h names the positions).  Every qual stays
- * in the plan's qual, checked on each row.
+ * direction into fdw_private (fdw.h names the positions).  The quals stay in
+ * the plan's qual, checked on each row, but for the key conditions of a Get
+ * or a MultiGet, which every row they find meets (see the top of the file):
+ * a point lookup initializes and runs no Filter.
  */
 ForeignScan *
 almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
@@ -471,6 +479,20 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	priv = lappend(priv, pushed_clauses(baserel, info->pushed));
 	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 
+	if (info->kind == ALMANAC_ACCESS_GET || info->kind == ALMANAC_ACCESS_MULTIGET)
+	{
+		List	   *kept = NIL;
+		ListCell   *lc;
+
+		foreach(lc, scan_clauses)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+			if (!list_member_ptr(info->pushed, ri->clause))
+				kept = lappend(kept, ri);
+		}
+		scan_clauses = kept;
+	}
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, priv,
 							NIL, NIL, outer_plan);
