@@ -261,7 +261,7 @@ void
 almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write)
 {
 	/* first, so that an ERROR below finds it registered */
-	a->ropts = rocksdb_readoptions_create();
+	a->ropts = NULL;
 	a->release.func = access_release_callback;
 	a->release.arg = a;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &a->release);
@@ -274,6 +274,24 @@ almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write)
 	a->cf = almanac_reader_cf(a->reader, a->t->opts->column_family, for_write, &a->cf_id);
 	a->db = almanac_reader_db(a->reader);
 	a->keyvalues = palloc(sizeof(Datum) * Max(a->t->layout.nkeys, 1));
+}
+
+rocksdb_readoptions_t *
+almanac_access_iter_options(AlmanacAccess *a)
+{
+	if (a->ropts == NULL)
+		a->ropts = rocksdb_readoptions_create();
+	return a->ropts;
+}
+
+const rocksdb_readoptions_t *
+almanac_lookup_options(void)
+{
+	static rocksdb_readoptions_t *ropts = NULL;
+
+	if (ropts == NULL)
+		ropts = rocksdb_readoptions_create();
+	return ropts;
 }
 
 /*
@@ -392,7 +410,7 @@ almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen)
 char *
 almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
 {
-	return almanac_reader_get(a->db, a->ropts, a->cf, key, klen, vlen);
+	return almanac_reader_get(a->db, almanac_lookup_options(), a->cf, key, klen, vlen);
 }
 
 /* Get a key: the transaction's buffered write, else the store */

@@ -56,7 +56,7 @@ typedef struct AlmanacAccess
 	rocksdb_t  *db;
 	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty */
 	uint32		cf_id;
-	rocksdb_readoptions_t *ropts;
+	rocksdb_readoptions_t *ropts;	/* an iterator's, made on first use */
 	rocksdb_iterator_t *iter;	/* the caller's iterator, if any */
 	rocksdb_writebatch_wi_t *batch_copy;	/* the scan's copy of the
 											 * transaction's writes */
@@ -109,12 +109,19 @@ extern bool almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen
 /* upper = the exclusive end of the keys starting with prefix; empty: no end */
 extern void almanac_prefix_end(StringInfo prefix, StringInfo upper);
 /*
- * Attach the table's store and column family and create read options.  The
- * read options and a->iter (set by the caller) are released when
- * CurrentMemoryContext is reset or deleted, ERROR included, or earlier by
- * almanac_access_release.
+ * Attach the table's store and column family.  The read options of
+ * almanac_access_iter_options and a->iter (set by the caller) are released
+ * when CurrentMemoryContext is reset or deleted, ERROR included, or earlier
+ * by almanac_access_release.
  */
 extern void almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write);
+/* read options of the access's own, for an iterator (bounds are set on them) */
+extern rocksdb_readoptions_t *almanac_access_iter_options(AlmanacAccess *a);
+/*
+ * Read options of point lookups (Get, MultiGet): the defaults, made once per
+ * backend and never changed, so that a lookup creates none.
+ */
+extern const rocksdb_readoptions_t *almanac_lookup_options(void);
 extern void almanac_access_release(AlmanacAccess *a);
 extern void almanac_access_close_iterator(AlmanacAccess *a);
 extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,

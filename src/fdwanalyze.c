@@ -57,15 +57,17 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 	reservoir_init_selection_state(&rstate, targrows);
 	if (a->cf != NULL)
 	{
+		rocksdb_readoptions_t *ropts = almanac_access_iter_options(a);
+
 		initStringInfo(&lower);
 		initStringInfo(&upper);
 		almanac_table_key(a->t, &lower, 0, NULL, true);
 		almanac_prefix_end(&lower, &upper);
 		if (upper.len > 0)
-			rocksdb_readoptions_set_iterate_upper_bound(a->ropts, upper.data, upper.len);
+			rocksdb_readoptions_set_iterate_upper_bound(ropts, upper.data, upper.len);
 		/* a one-off pass: don't evict the block cache's working set */
-		rocksdb_readoptions_set_fill_cache(a->ropts, 0);
-		a->iter = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
+		rocksdb_readoptions_set_fill_cache(ropts, 0);
+		a->iter = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
 		for (rocksdb_iter_seek(a->iter, lower.data, lower.len);
 			 rocksdb_iter_valid(a->iter);
 			 rocksdb_iter_next(a->iter))

@@ -44,7 +44,8 @@ typedef struct AlmanacScanState
 	ExprState  *upper_state;
 	ExprState  *array_state;
 	Snapshot	snapshot;
-	MemoryContext rowcxt;		/* the current row's decoded values */
+	MemoryContext rowcxt;		/* the current row's decoded values; a GET
+								 * uses the executor's per-tuple memory */
 	MemoryContext scancxt;		/* MULTIGET's keys and values, until a rescan */
 	bool		started;
 	bool		done;
@@ -97,10 +98,17 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 		s->array_state = list_nth(states, n++);
 	Assert(n == list_length(states));
 
-	s->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac scan row",
-									  ALLOCSET_SMALL_SIZES);
-	s->scancxt = AllocSetContextCreate(estate->es_query_cxt, "almanac scan keys",
-									   ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * A scan that may pass over rows the snapshot does not see decodes each
+	 * into a context reset for the next; a Get decodes its one row where
+	 * IterateForeignScan runs, in memory the executor resets per row.
+	 */
+	if (s->kind != ALMANAC_ACCESS_GET)
+		s->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac scan row",
+										  ALLOCSET_SMALL_SIZES);
+	if (s->kind == ALMANAC_ACCESS_MULTIGET)
+		s->scancxt = AllocSetContextCreate(estate->es_query_cxt, "almanac scan keys",
+										   ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&s->lower);
 	initStringInfo(&s->upper);
 }
@@ -243,7 +251,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	 */
 	slices = palloc0(sizeof(rocksdb_pinnableslice_t *) * nmissing);
 	errs = palloc0(sizeof(char *) * nmissing);
-	rocksdb_batched_multi_get_cf(s->a.db, s->a.ropts, s->a.cf,
+	rocksdb_batched_multi_get_cf(s->a.db, almanac_lookup_options(), s->a.cf,
 								 nmissing, missing_keys, missing_lens, slices, errs, true);
 	for (int i = 0; i < nmissing; i++)
 	{
@@ -353,16 +361,17 @@ static void
 iterator_start(AlmanacScanState *s)
 {
 	AlmanacAccess *a = &s->a;
+	rocksdb_readoptions_t *ropts = almanac_access_iter_options(a);
 	rocksdb_iterator_t *base;
 
 	almanac_access_close_iterator(a);
 	a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, s->lower.data, s->lower.len,
 											s->upper.data, s->upper.len);
 	/* the bounds let RocksDB skip files and stop at the range's end */
-	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, s->lower.data, s->lower.len);
+	rocksdb_readoptions_set_iterate_lower_bound(ropts, s->lower.data, s->lower.len);
 	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
-		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, s->upper.data, s->upper.len);
-	base = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
+		rocksdb_readoptions_set_iterate_upper_bound(ropts, s->upper.data, s->upper.len);
+	base = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
 	a->iter = a->batch_copy
 		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
 		: base;
@@ -396,8 +405,9 @@ emit_row(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen
 	/* a raw table covers the whole column family, the owner's marker too */
 	if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(s->a.t, key, klen))
 		return false;
-	MemoryContextReset(s->rowcxt);
-	old = MemoryContextSwitchTo(s->rowcxt);
+	if (s->rowcxt)
+		MemoryContextReset(s->rowcxt);
+	old = MemoryContextSwitchTo(s->rowcxt ? s->rowcxt : CurrentMemoryContext);
 	found = almanac_value_row(val, vlen, s->snapshot, &tuple, &tlen, &xid);
 	if (found)
 		almanac_store_row(&s->a, slot, key, klen, tuple, tlen);

@@ -146,6 +146,8 @@ start_owner(int store)
 int
 almanac_store_attach(const AlmanacServerOptions *opts)
 {
+	/* the store this backend attached last */
+	static int	last_store = -1;
 	int			store = -1;
 	bool		must_start = false;
 
@@ -161,7 +163,18 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 	 * buffered writes, a bulk load's chunk in the owner's queue, a reader):
 	 * if the entry of a store whose owner exited went to another path, the
 	 * next owner would serve their requests against the wrong store.
+	 *
+	 * So the store this backend attached last is found again without the
+	 * lock, as every statement that reads or writes a foreign table attaches
+	 * and concurrent readers would otherwise queue on it: that entry's path
+	 * cannot change, and an owner seen ready may exit right after, just as
+	 * after a check under the lock (a request then fails and says so).
 	 */
+	if (last_store >= 0 &&
+		strcmp(almanac_shared->stores[last_store].path, opts->path) == 0 &&
+		almanac_shared->stores[last_store].state == ALMANAC_STORE_READY)
+		return last_store;
+
 	LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 	{
@@ -246,6 +259,7 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 									PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	last_store = store;
 	return store;
 }
 
