@@ -117,12 +117,16 @@ is_scan_constant(PlannerInfo *root, RelOptInfo *baserel, Node *node)
  * The comparison value converted by an implicit cast to totype, or for a
  * domain to its base type (the key holds the base type, and a domain's
  * CHECK must not fail a comparison the heap would just evaluate), or NULL.
+ * A constant stays a Const (the cast of "block_number = 5" from int4 is
+ * folded), which the scan uses without evaluating anything.
  */
 static Expr *
-coerce_value(Node *value, Oid totype)
+coerce_value(PlannerInfo *root, Node *value, Oid totype)
 {
-	return (Expr *) coerce_to_target_type(NULL, value, exprType(value), getBaseType(totype), -1,
-										  COERCION_IMPLICIT, COERCE_IMPLICIT_CAST, -1);
+	Node	   *coerced = coerce_to_target_type(NULL, value, exprType(value), getBaseType(totype), -1,
+												COERCION_IMPLICIT, COERCE_IMPLICIT_CAST, -1);
+
+	return coerced ? (Expr *) eval_const_expressions(root, coerced) : NULL;
 }
 
 /*
@@ -177,7 +181,7 @@ match_comparison(PlannerInfo *root, RelOptInfo *baserel, Expr *clause,
 			else if (s == BTGreaterEqualStrategyNumber)
 				s = BTLessEqualStrategyNumber;
 		}
-		value = coerce_value(other, typid);
+		value = coerce_value(root, other, typid);
 		if (value == NULL)
 			return NULL;
 		*strategy = s;
@@ -202,7 +206,7 @@ match_any(PlannerInfo *root, RelOptInfo *baserel, Expr *clause, AttrNumber attno
 		!is_scan_constant(root, baserel, lsecond(saop->args)) ||
 		get_op_opfamily_strategy(saop->opno, opfamily) != BTEqualStrategyNumber)
 		return NULL;
-	return coerce_value(lsecond(saop->args), arraytype);
+	return coerce_value(root, lsecond(saop->args), arraytype);
 }
 
 /* the first restriction clause on key column i that match_comparison accepts with strategy */

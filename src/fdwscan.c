@@ -39,7 +39,8 @@ typedef struct AlmanacScanState
 	int			lower_bound;	/* AlmanacKeyBound or -1 */
 	int			upper_bound;
 	int			direction;		/* -1: backward */
-	List	   *eq_states;
+	List	   *eq_states;		/* per equality value: a Const, or the
+								 * ExprState that computes it */
 	ExprState  *lower_state;
 	ExprState  *upper_state;
 	ExprState  *array_state;
@@ -72,8 +73,9 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	ForeignScan *fs = (ForeignScan *) node->ss.ps.plan;
 	AlmanacScanState *s = palloc0(sizeof(AlmanacScanState));
 	EState	   *estate = node->ss.ps.state;
-	List	   *states;
-	int			n;
+	List	   *states = NIL;
+	int			n = 0;
+	ListCell   *lc;
 
 	node->fdw_state = s;
 	s->kind = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_KIND));
@@ -86,8 +88,20 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 
 	s->snapshot = estate->es_snapshot;
 	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
-	/* fdw_exprs: the equality values, then lower, upper, array as present */
-	states = ExecInitExprList(fs->fdw_exprs, (PlanState *) node);
+	/*
+	 * fdw_exprs: the equality values, then lower, upper, array as present.
+	 * An equality value that is a Const (the usual case) is used as it is,
+	 * not compiled into an expression program at each execution.
+	 */
+	foreach(lc, fs->fdw_exprs)
+	{
+		Expr	   *e = lfirst(lc);
+
+		if (foreach_current_index(lc) < s->neq && IsA(e, Const))
+			states = lappend(states, e);
+		else
+			states = lappend(states, ExecInitExpr(e, (PlanState *) node));
+	}
 	s->eq_states = list_truncate(list_copy(states), s->neq);
 	n = s->neq;
 	if (s->lower_bound >= 0)
@@ -113,13 +127,19 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	initStringInfo(&s->upper);
 }
 
-/* evaluate a key value; false if no key can hold it */
+/* evaluate a key value (a Const or an ExprState); false if no key can hold it */
 static bool
-key_value(ExprState *state, ExprContext *econtext, Oid typid, Datum *value)
+key_value(Node *expr, ExprContext *econtext, Oid typid, Datum *value)
 {
 	bool		isnull;
 
-	*value = ExecEvalExpr(state, econtext, &isnull);
+	if (IsA(expr, Const))
+	{
+		*value = ((Const *) expr)->constvalue;
+		isnull = ((Const *) expr)->constisnull;
+	}
+	else
+		*value = ExecEvalExpr((ExprState *) expr, econtext, &isnull);
 	return !isnull && almanac_key_value_in_domain(typid, *value);
 }
 
