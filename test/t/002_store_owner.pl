@@ -1,5 +1,6 @@
 # The store owner: killing it with SIGKILL loses no committed write, the
-# server recovers by itself and the next session uses the store again; a
+# server recovers by itself and the next session uses the store again; after
+# a clean exit of the owner a session that used the store starts a new one; a
 # store path that cannot be created is a clear error, not a crash.
 use strict;
 use warnings;
@@ -68,6 +69,21 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM kv_other WHERE k = 7777'),
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kv WHERE k = 7777'), '0',
 	'nor in its own');
 
+# An owner that exits cleanly (SIGTERM) is no crash: sessions go on.  One
+# that used the store before, and so attaches it the short way, must notice
+# that the owner is gone and start a new one for its next write.
+my $session = $node->background_psql('postgres');
+is($session->query_safe('SELECT v FROM kv WHERE k = 5000'), 'after', 'a session reads the store');
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'almanac store owner'");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'almanac store owner'")
+  or die "the owners did not exit";
+$session->query_safe("INSERT INTO kv VALUES (5001, 'after exit')");
+is($session->query_safe('SELECT v FROM kv WHERE k = 5001'), 'after exit',
+	'the same session writes through a new owner after the old one exited');
+$session->quit;
+
 # a store path that cannot be created
 $node->safe_psql('postgres', q{
 	CREATE SERVER bad_store FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path '/proc/almanac-cannot-exist');
@@ -77,7 +93,7 @@ my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\nSELECT
 isnt($ret, 0, 'reading an unopenable store fails');
 like($err, qr/ERROR:\s+58030: could not open almanac store "\/proc\/almanac-cannot-exist"/, 'with a clear I/O error naming the path');
 like($err, qr/HINT:/, 'and a hint');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM kv'), '991', 'the good store is unaffected');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kv'), '992', 'the good store is unaffected');
 
 $node->stop;
 done_testing();
