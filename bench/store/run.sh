@@ -8,6 +8,8 @@
 #   T       seconds per pgbench point-lookup run
 #   T_SCAN  seconds per pgbench run of the = ANY and range queries
 #   RUNS    runs per configuration; the table shows the median tps
+#   READER_CACHE  almanac.reader_cache_size of the instance (default 64MB: each
+#           backend's block cache, as shared_buffers = 1GB is the heap's)
 #
 # The instance's data directory is .build/bench-store/data (recreated each
 # run), shared_buffers = 1GB, almanac preloaded; it is stopped on exit.
@@ -19,7 +21,8 @@ N=${N:-1000000}
 T=${T:-10}
 T_SCAN=${T_SCAN:-5}
 RUNS=${RUNS:-3}
-CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS bench/store/run.sh"
+READER_CACHE=${READER_CACHE:-64MB}
+CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS READER_CACHE=$READER_CACHE bench/store/run.sh"
 
 OUT=$ALMANAC_ROOT/.build/bench-store
 DATA=$OUT/data
@@ -39,6 +42,7 @@ cat >>"$DATA/postgresql.conf" <<CONF
 # bench/store/run.sh
 shared_preload_libraries = 'almanac'
 shared_buffers = 1GB
+almanac.reader_cache_size = '$READER_CACHE'
 max_wal_size = 4GB
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
@@ -195,7 +199,7 @@ rm -rf "$DBB/db"
 
 # --- the table
 {
-	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB)"
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB, almanac.reader_cache_size $READER_CACHE)"
 	echo
 	echo "| measurement | heap + btree PK | almanac_rocksdb | foreign/heap |"
 	echo "|---|---:|---:|---:|"
