@@ -185,6 +185,10 @@ FROM (VALUES ('ab  '::char(4), 'v:1'::varchar, '\x003a5c'::bytea, 'a0eebc99-9c0b
 			 ('ab c', 'v ', '\x', '00000000-0000-0000-0000-000000000000', '')) AS q(c, v, b, u, t);
 EXPLAIN (COSTS OFF) SELECT x FROM pd_types WHERE c = 'ab' AND v = 'v:1' AND b = '\x003a5c'
 	AND u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AND t = 'a\:b';
+-- and the key columns read back as the heap table stores them (char(n) padded)
+SELECT (SELECT array_agg(r::text ORDER BY x) FROM pd_types r) =
+	   (SELECT array_agg(r::text ORDER BY x) FROM pd_types_heap r) AS same_rows;
+SELECT c, octet_length(c), c || '|' AS c_concat FROM pd_types ORDER BY x;
 DROP FOREIGN TABLE pd_types;
 DROP TABLE pd_types_heap;
 

@@ -361,8 +361,22 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 						t->opts->column_family, RelationGetRelationName(t->rel))));
 	for (int i = 0; i < t->layout.nkeys; i++)
 	{
-		slot->tts_values[t->keyattrs[i] - 1] = a->keyvalues[i];
-		slot->tts_isnull[t->keyattrs[i] - 1] = false;
+		AttrNumber	attno = t->keyattrs[i];
+		Datum		v = a->keyvalues[i];
+
+		/*
+		 * A char(n) key is stored without its padding (char(n) equality
+		 * ignores it); the column's value has it, as in a heap table.
+		 */
+		if (t->layout.typids[i] == BPCHAROID)
+		{
+			int32		typmod = TupleDescAttr(slot->tts_tupleDescriptor, attno - 1)->atttypmod;
+
+			if (typmod > VARHDRSZ)
+				v = DirectFunctionCall3(bpchar, v, Int32GetDatum(typmod), BoolGetDatum(false));
+		}
+		slot->tts_values[attno - 1] = v;
+		slot->tts_isnull[attno - 1] = false;
 	}
 	ExecStoreVirtualTuple(slot);
 }
