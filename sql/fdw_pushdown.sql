@@ -191,6 +191,15 @@ SELECT (SELECT array_agg(r::text ORDER BY x) FROM pd_types r) =
 SELECT c, octet_length(c), c || '|' AS c_concat FROM pd_types ORDER BY x;
 DROP FOREIGN TABLE pd_types;
 DROP TABLE pd_types_heap;
+-- ... also through a domain over char(n), whose n is the domain's typmod
+CREATE DOMAIN pd_char3 AS char(3);
+CREATE FOREIGN TABLE pd_dchar (c pd_char3, x int) SERVER almanac_store
+	OPTIONS (column_family 'pd_dchar', key_prefix 'dchar', key_columns 'c');
+INSERT INTO pd_dchar VALUES ('a', 1), ('ab ', 2);
+SELECT c, octet_length(c), c::bytea FROM pd_dchar ORDER BY x;
+SELECT octet_length(c) FROM pd_dchar WHERE c = 'a';
+DROP FOREIGN TABLE pd_dchar;
+DROP DOMAIN pd_char3;
 
 -- a value longer than any key matches nothing, as in a heap table
 SELECT count(*) FROM pd_blocks WHERE chain_id = repeat('x', 2000);

@@ -16,6 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -147,12 +148,19 @@ table_layout_read(Relation rel, AlmanacTable *t)
 	typids = palloc(sizeof(Oid) * n);
 	names = palloc(sizeof(char *) * n);
 	t->is_key = palloc0(sizeof(bool) * desc->natts);
+	t->key_pad = palloc(sizeof(int32) * n);
 	for (int i = 0; i < n; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, t->keyattrs[i] - 1);
 
 		typids[i] = att->atttypid;
 		names[i] = pstrdup(NameStr(att->attname));
+
+		/* char(n), or a domain over char(n): its n (the domain's typmod) */
+		t->key_pad[i] = att->atttypmod;
+		if (getBaseTypeAndTypmod(att->atttypid, &t->key_pad[i]) != BPCHAROID ||
+			t->key_pad[i] <= VARHDRSZ)
+			t->key_pad[i] = -1;
 		t->is_key[t->keyattrs[i] - 1] = true;
 	}
 	t->layout.prefix = t->opts->key_prefix;
@@ -368,13 +376,8 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 		 * A char(n) key is stored without its padding (char(n) equality
 		 * ignores it); the column's value has it, as in a heap table.
 		 */
-		if (t->layout.typids[i] == BPCHAROID)
-		{
-			int32		typmod = TupleDescAttr(slot->tts_tupleDescriptor, attno - 1)->atttypmod;
-
-			if (typmod > VARHDRSZ)
-				v = DirectFunctionCall3(bpchar, v, Int32GetDatum(typmod), BoolGetDatum(false));
-		}
+		if (t->key_pad[i] > VARHDRSZ)
+			v = DirectFunctionCall3(bpchar, v, Int32GetDatum(t->key_pad[i]), BoolGetDatum(false));
 		slot->tts_values[attno - 1] = v;
 		slot->tts_isnull[attno - 1] = false;
 	}

@@ -37,6 +37,8 @@ typedef struct AlmanacTable
 	AlmanacKeyLayout layout;
 	AttrNumber *keyattrs;
 	bool	   *is_key;			/* per attribute: stored in the key, not the value */
+	int32	   *key_pad;		/* per key column: the typmod of char(n), to pad
+								 * it back to n on read, or -1 */
 	/* a raw table (option raw): its columns "key" and "value" (bytea) */
 	AttrNumber	raw_value_attno;
 } AlmanacTable;

@@ -214,7 +214,18 @@ version_aborted(const AlmanacVersion *v)
 	if (almanac_version_frozen(v) || TransactionIdDidCommit(xid))
 		return false;
 	/* in progress: not (yet) aborted; a crashed transaction is neither */
-	return !TransactionIdIsInProgress(xid);
+	if (TransactionIdIsInProgress(xid))
+		return false;
+
+	/*
+	 * Ask the commit log again: the transaction may have committed between
+	 * the two questions above (a writer's versions are applied before its
+	 * commit record, so its commit can run while we judge them).  A
+	 * transaction marks its commit in the commit log before it leaves the
+	 * procarray, so once it is not in progress the commit log is final (the
+	 * order heapam_visibility.c relies on).
+	 */
+	return !TransactionIdDidCommit(xid);
 }
 
 static void
