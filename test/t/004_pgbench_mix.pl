@@ -114,10 +114,16 @@ ok(defined $transfers && $transfers > 0, 'pgbench reports the committed transfer
 
 is($node->safe_psql('postgres', 'SELECT count(*), sum(balance) FROM accounts'),
 	2 * $accounts_per_chain . "|$total", 'transfers conserve the total');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM history'), $transfers,
+# pgbench's per-script report can miss one retried transaction (seen once:
+# scripts reporting 1615 + 1711 + 4673 = 7999 of the 8000 it processed, with
+# 4674 transfers in both histories and every balance agreeing with them), so
+# the committed transfers are counted in the heap history, written in the
+# same transactions, and the report has to agree within that one
+my $committed = $node->safe_psql('postgres', 'SELECT count(*) FROM history_heap');
+cmp_ok(abs($committed - $transfers), '<=', 1,
+	"the heap history holds pgbench's committed transfers ($committed, pgbench: $transfers)");
+is($node->safe_psql('postgres', 'SELECT count(*) FROM history'), $committed,
 	'one foreign history row per committed transfer');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM history_heap'), $transfers,
-	'one heap history row per committed transfer');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM (
 		(SELECT * FROM history EXCEPT ALL SELECT * FROM history_heap)
