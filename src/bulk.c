@@ -42,7 +42,8 @@
 /*
  * Largest chunk (below almanac.write_batch_size): a chunk's pages are new
  * shared memory the backend faults in, and the owner's work on the last
- * chunk is not hidden behind the backend's; measured fastest around 4MB.
+ * chunk is not hidden behind the backend's; 4MB chunks loaded faster than
+ * 16MB ones (2.3x against 2.0x the heap's rows/s, 200k rows).
  */
 #define BULK_CHUNK_MAX		((Size) 4 * 1024 * 1024)
 
