@@ -386,8 +386,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 
 	if (m->key.len == m->oldkey.len && memcmp(m->key.data, m->oldkey.data, m->key.len) == 0)
 	{
-		resetStringInfo(&m->value);
-		almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
+		encode_row(m, slot);
 		put_intent(m, &m->key, m->a.t->opts->upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_UPDATE,
 				   expected, m->value.data, m->value.len);
 	}
