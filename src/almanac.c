@@ -16,6 +16,7 @@
 #include "almanac.h"
 #include "bulk.h"
 #include "reader.h"
+#include "rowcache.h"
 #include "maintenance.h"
 #include "store.h"
 #include "xact.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 	almanac_store_shmem_init();
 	almanac_xact_init();
 	almanac_reader_init();
+	almanac_row_cache_init();
 	almanac_bulk_init();
 
 	DefineCustomIntVariable("almanac.freeze_sweep_age",

@@ -540,6 +540,8 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	/* hard-link the file into the store (RocksDB copies it across file systems) */
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	paths[0] = path;
+	/* its keys are not logged one by one: readers empty their row caches */
+	almanac_write_log_bump_epoch(&almanac_shared->stores[store].writelog);
 	rocksdb_ingest_external_file_cf(almanac_owner_db(), cf, paths, 1, io, &err);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	/* moved into the store, or failed: not needed any more */

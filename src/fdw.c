@@ -23,6 +23,7 @@
 
 #include "almanac.h"
 #include "fdw.h"
+#include "rowcache.h"
 #include "store.h"
 #include "valuecodec.h"
 #include "visibility.h"
@@ -423,11 +424,25 @@ almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen)
 		memcmp(key + klen - alen, attr, alen) == 0;
 }
 
-/* Get a key from the store (the secondary), ignoring buffered writes */
+/*
+ * Get a key from the store (the secondary), ignoring buffered writes: from
+ * the reader's row cache if a Get of this instance found it before.  'keep'
+ * caches what a Get finds: reads do, writes do not (the key they look up is
+ * about to change).
+ */
 char *
-almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
+almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
+				  bool keep)
 {
-	return almanac_reader_get(a->db, almanac_lookup_options(), a->cf, key, klen, vlen);
+	AlmanacRowCache *rows = almanac_reader_rows(a->reader, a->db);
+	char	   *val;
+
+	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
+		return val;
+	val = almanac_reader_get(a->db, almanac_lookup_options(), a->cf, key, klen, vlen);
+	if (keep)
+		almanac_row_cache_store(rows, a->cf_id, key, klen, val, *vlen);
+	return val;
 }
 
 /* Get a key: the transaction's buffered write, else the store */
@@ -437,7 +452,7 @@ almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *k
 {
 	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
 
-	return val ? val : almanac_store_get(a, key, klen, vlen);
+	return val ? val : almanac_store_get(a, key, klen, vlen, true);
 }
 
 PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_handler);

@@ -133,7 +133,7 @@ extern void almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot,
 							  const char *key, size_t klen,
 							  const char *tuple, uint32 tuple_len);
 extern char *almanac_store_get(AlmanacAccess *a, const char *key, size_t klen,
-							   size_t *vlen);
+							   size_t *vlen, bool keep);
 extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
 							   const char *key, size_t klen, size_t *vlen);
 

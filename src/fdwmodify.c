@@ -175,7 +175,7 @@ key_visible(AlmanacModifyState *m, StringInfo key, FullTransactionId *xid)
 	val = m->buffered;
 	vlen = m->buffered_len;
 	if (val == NULL)
-		val = almanac_store_get(&m->a, key->data, key->len, &vlen);
+		val = almanac_store_get(&m->a, key->data, key->len, &vlen, false);
 
 	*xid = InvalidFullTransactionId;
 	if (val == NULL)

@@ -28,6 +28,8 @@
 #include "utils/ruleutils.h"
 
 #include "fdw.h"
+#include "reader.h"
+#include "rowcache.h"
 #include "store.h"
 #include "xact.h"
 
@@ -172,7 +174,8 @@ sort_key_cmp(const void *a, const void *b)
  * MULTIGET: encode one key per array element (values[0 .. neq-1] are the
  * equality columns), sort them, drop duplicates (so each row comes back
  * once, as "= ANY" returns it), then look them up: the transaction's
- * buffered writes first, the rest with one MultiGet.
+ * buffered writes first, then the reader's row cache (rowcache.h), the rest
+ * with one MultiGet.
  */
 static void
 multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
@@ -197,6 +200,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	rocksdb_pinnableslice_t **slices;
 	char	  **errs;
 	char	   *first_err = NULL;
+	AlmanacRowCache *rows = almanac_reader_rows(s->a.reader, s->a.db);
 	MemoryContext old;
 
 	s->nkeys = 0;
@@ -251,7 +255,9 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	{
 		s->values[i] = almanac_xact_buffered(s->a.store, NULL, s->a.cf,
 											 s->keys[i], s->klens[i], &s->vlens[i]);
-		if (s->values[i] == NULL)
+		if (s->values[i] == NULL &&
+			!almanac_row_cache_lookup(rows, s->a.cf_id, s->keys[i], s->klens[i],
+									  &s->values[i], &s->vlens[i]))
 		{
 			missing_keys[nmissing] = s->keys[i];
 			missing_lens[nmissing] = s->klens[i];
@@ -298,6 +304,9 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 				rocksdb_free(errs[i]);
 		}
 	}
+	for (int i = 0; i < nmissing && first_err == NULL; i++)
+		almanac_row_cache_store(rows, s->a.cf_id, missing_keys[i], missing_lens[i],
+								s->values[missing_at[i]], s->vlens[missing_at[i]]);
 	MemoryContextSwitchTo(old);
 	if (first_err)
 		almanac_report_read_error(first_err);

@@ -401,11 +401,13 @@ sweep_value(rocksdb_column_family_handle_t *cf, rocksdb_writebatch_t *batch,
 	if (out->len == 0)
 	{
 		rocksdb_writebatch_delete_cf(batch, cf, pass->key, pass->klen);
+		almanac_write_log_note(pass->key, pass->klen);
 		pass->removed++;
 	}
 	else
 	{
 		rocksdb_writebatch_put_cf(batch, cf, pass->key, pass->klen, out->data, out->len);
+		almanac_write_log_note(pass->key, pass->klen);
 		pass->rewritten++;
 	}
 	*bytes += pass->klen + out->len;

@@ -435,9 +435,14 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
 	char	   *err = NULL;
 
+	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
+
 	put_markers(batch);
+	/* before the write: a reader's catch-up may see it at once */
+	almanac_write_log_append(log);
 	rocksdb_write(owner_db, owner_wopts, batch, &err);
 	rocks_check(err, "write");
+	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	bound_unflushed();
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq,
@@ -541,6 +546,7 @@ owner_apply(AlmanacRequestSlot *slot)
 							   almanac_key_for_message(key, klen))));
 
 		rocksdb_writebatch_put_cf(req_out, cf->handle, key, klen, out.data, out.len);
+		almanac_write_log_note(key, klen);
 	}
 
 	almanac_owner_write(req_out, slot->payload_len);

@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 
 #include "reader.h"
+#include "rowcache.h"
 #include "store.h"
 
 typedef struct ReaderCf
@@ -39,6 +40,7 @@ struct AlmanacReader
 	int			ncfs;
 	uint64		caught_up_seq;
 	uint64		cf_version;		/* the store's, when this instance opened */
+	AlmanacRowCache *rows;		/* what Gets of this instance found */
 };
 
 /* almanac.reader_cache_size, in kB */
@@ -118,6 +120,7 @@ reader_reopen(AlmanacReader *r)
 	MemoryContext oldcxt;
 
 	*old = *r;
+	old->rows = NULL;			/* the cache stays with r, for the new instance */
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	retired = lappend(retired, old);
 	MemoryContextSwitchTo(oldcxt);
@@ -171,6 +174,8 @@ reader_open(AlmanacReader *r)
 
 retry:
 	err = NULL;
+	/* empty, and reading the write log from what the instance will hold */
+	almanac_row_cache_opening(r->rows, &almanac_shared->stores[r->store].writelog);
 	/* before the list: a change after it makes the next use reopen */
 	cf_version = almanac_store_cf_version(r->store);
 	names = rocksdb_list_column_families(r->options, path, &nnames, &err);
@@ -292,6 +297,7 @@ almanac_reader(int store)
 		rocksdb_options_set_max_open_files(r->options, -1);
 		/* catch-up otherwise starts a dozen threads per call */
 		rocksdb_options_set_max_file_opening_threads(r->options, 1);
+		r->rows = almanac_row_cache_create();
 		readers[store] = r;
 		if (!exit_registered)
 		{
@@ -311,6 +317,12 @@ rocksdb_t *
 almanac_reader_db(AlmanacReader *reader)
 {
 	return reader->db;
+}
+
+AlmanacRowCache *
+almanac_reader_rows(AlmanacReader *reader, rocksdb_t *db)
+{
+	return db == reader->db ? reader->rows : NULL;
 }
 
 const char *
@@ -345,6 +357,7 @@ almanac_reader_catch_up(AlmanacReader *r)
 		return;
 	if (published == r->caught_up_seq)
 		return;
+	almanac_row_cache_catching_up(r->rows, &almanac_shared->stores[r->store].writelog);
 
 	/*
 	 * Twice.  A catch-up reads the MANIFEST, then lists the WAL files and
@@ -362,6 +375,9 @@ almanac_reader_catch_up(AlmanacReader *r)
 	 */
 	for (int i = 0; i < 2 && err == NULL; i++)
 		rocksdb_try_catch_up_with_primary(r->db, &err);
+	/* what the instance holds changed: drop the cached keys written since */
+	almanac_row_cache_caught_up(r->rows, &almanac_shared->stores[r->store].writelog,
+								err == NULL);
 	if (err)
 	{
 		char	   *msg = pstrdup(err);
@@ -430,17 +446,26 @@ almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
 				   const char *key, size_t klen, size_t *vlen)
 {
 	char	   *err = NULL;
-	char	   *stored;
+	rocksdb_pinnableslice_t *slice;
+	const char *stored;
 	char	   *val;
 
-	stored = rocksdb_get_cf(db, ropts, cf, key, klen, vlen, &err);
+	slice = rocksdb_get_pinned_cf(db, ropts, cf, key, klen, &err);
 	if (err)
 		almanac_report_read_error(err);
-	if (stored == NULL)
+	if (slice == NULL)
 		return NULL;
-	val = palloc(*vlen);
-	memcpy(val, stored, *vlen);
-	rocksdb_free(stored);
+	/* the slice pins a block: released before anything can raise an error */
+	stored = rocksdb_pinnableslice_value(slice, vlen);
+	val = palloc_extended(Max(*vlen, 1), MCXT_ALLOC_NO_OOM);
+	if (val != NULL)
+		memcpy(val, stored, *vlen);
+	rocksdb_pinnableslice_destroy(slice);
+	if (val == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %zu.", *vlen)));
 	return val;
 }
 

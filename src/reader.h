@@ -32,6 +32,7 @@
 #define ALMANAC_READER_DIR "almanac/secondary"
 
 typedef struct AlmanacReader AlmanacReader;
+typedef struct AlmanacRowCache AlmanacRowCache;
 
 extern int	almanac_reader_cache_size;
 
@@ -41,6 +42,13 @@ extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
 /* the backend's directory for this store, removed with the reader (bulk.h files) */
 extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
+
+/*
+ * The row cache (rowcache.h) of the reader's current instance, emptied when
+ * it catches up or reopens; NULL if db is not that instance (a scan that
+ * began before a reopen goes on with the retired one, uncached).
+ */
+extern AlmanacRowCache *almanac_reader_rows(AlmanacReader *reader, rocksdb_t *db);
 
 /*
  * The column family's handle; NULL if it does not exist and !create.  With

@@ -32,6 +32,7 @@
 #include "storage/lwlock.h"
 
 #include "option.h"
+#include "rowcache.h"
 
 /* store paths a server can use between restarts (see almanac_store_attach) */
 #define ALMANAC_MAX_STORES		32
@@ -85,6 +86,7 @@ typedef struct AlmanacStoreEntry
 	char		compression[16];
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
 	AlmanacSweepStatus sweep;
+	AlmanacWriteLog writelog;	/* the keys the owner writes (rowcache.h) */
 } AlmanacStoreEntry;
 
 typedef enum AlmanacRequestType
