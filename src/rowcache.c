@@ -9,8 +9,9 @@
  * hash the write log carries, so a log entry drops its key with one lookup).
  * Each entry holds the key and its column family, which a lookup compares,
  * so two keys with the same hash never answer for each other: the later one
- * replaces the earlier.  Everything lives in one memory context, so emptying
- * the cache is one reset.
+ * replaces the earlier.  Everything lives in one generation context (entries
+ * go all at once, so it need not round their sizes up as an AllocSet does),
+ * and emptying the cache is one reset.
  *
  *-------------------------------------------------------------------------
  */
@@ -104,8 +105,9 @@ almanac_row_cache_create(void)
 {
 	AlmanacRowCache *cache = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacRowCache));
 
-	cache->cxt = AllocSetContextCreate(TopMemoryContext, "almanac row cache",
-									   ALLOCSET_DEFAULT_SIZES);
+	/* entries are freed all at once: no need to round their sizes up */
+	cache->cxt = GenerationContextCreate(TopMemoryContext, "almanac row cache",
+										 ALLOCSET_DEFAULT_SIZES);
 	cache->table = rowcache_create(cache->cxt, 256, NULL);
 	return cache;
 }
