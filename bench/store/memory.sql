@@ -19,4 +19,7 @@ BEGIN
 END $$;
 SELECT substring(pg_read_file('/proc/self/status') FROM 'VmRSS:\s+(\d+)')::int AS rss3,
        substring(pg_read_file('/proc/self/status') FROM 'RssAnon:\s+(\d+)')::int AS anon3 \gset
-\echo :pid :rss0 :anon0 :rss1 :anon1 :rss2 :anon2 :rss3 :anon3
+-- the row cache that those reads filled
+SELECT coalesce(sum(total_bytes), 0) AS rowcache FROM pg_backend_memory_contexts
+ WHERE name = 'almanac row cache' \gset
+\echo :pid :rss0 :anon0 :rss1 :anon1 :rss2 :anon2 :rss3 :anon3 :rowcache

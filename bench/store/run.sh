@@ -10,6 +10,14 @@
 #   RUNS    runs per configuration; the table shows the median tps
 #   READER_CACHE  almanac.reader_cache_size of the instance (default 64MB: each
 #           backend's block cache, as shared_buffers = 1GB is the heap's)
+#   ROW_CACHE     almanac.reader_row_cache_size (default 64MB: each backend's
+#           row cache, enough for the 200,000 rows of the README's run)
+#
+# Point lookups run heap and foreign runs in turn (heap first in odd rounds,
+# foreign first in even ones), so a machine that slows down during the run
+# slows both.  Each pgbench run opens new connections, whose caches start
+# empty; the "warm connections" row instead runs 3T seconds and takes the
+# median of the per-second rates of the last T.
 #
 # The instance's data directory is .build/bench-store/data (recreated each
 # run), shared_buffers = 1GB, almanac preloaded; it is stopped on exit.
@@ -22,7 +30,8 @@ T=${T:-10}
 T_SCAN=${T_SCAN:-5}
 RUNS=${RUNS:-3}
 READER_CACHE=${READER_CACHE:-64MB}
-CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS READER_CACHE=$READER_CACHE bench/store/run.sh"
+ROW_CACHE=${ROW_CACHE:-64MB}
+CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS READER_CACHE=$READER_CACHE ROW_CACHE=$ROW_CACHE bench/store/run.sh"
 
 OUT=$ALMANAC_ROOT/.build/bench-store
 DATA=$OUT/data
@@ -43,6 +52,7 @@ cat >>"$DATA/postgresql.conf" <<CONF
 shared_preload_libraries = 'almanac'
 shared_buffers = 1GB
 almanac.reader_cache_size = '$READER_CACHE'
+almanac.reader_row_cache_size = '$ROW_CACHE'
 max_wal_size = 4GB
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
@@ -157,46 +167,61 @@ echo "encoded value size: $vsize bytes"
 	done
 } >"$OUT/explain.txt" 2>&1 || fail "EXPLAIN: $(tail -n 5 "$OUT/explain.txt")"
 
-# --- pgbench: prints the median tps of RUNS runs
-bench() { # name script mode clients seconds
-	local name=$1 script=$2 mode=$3 clients=$4 secs=$5 r tps all=""
-	for r in $(seq "$RUNS"); do
+# --- pgbench
+one_run() { # log script mode clients seconds [warm]: prints the run's tps
+	local log=$1 script=$2 mode=$3 clients=$4 secs=$5 warm=${6:-}
+	if [ -n "$warm" ]; then
+		"${PGBENCH[@]}" -M "$mode" -c "$clients" -j "$clients" -T "$((3 * secs))" -P 1 -f "$HERE/$script" postgres \
+			>"$log" 2>&1 || fail "pgbench $log: $(tail -n 5 "$log")"
+	else
 		"${PGBENCH[@]}" -M "$mode" -c "$clients" -j "$clients" -T "$secs" -f "$HERE/$script" postgres \
-			>"$OUT/pgbench.$name.$r.log" 2>&1 || fail "pgbench $name run $r: $(tail -n 5 "$OUT/pgbench.$name.$r.log")"
-		grep -q "failed transactions: 0 " "$OUT/pgbench.$name.$r.log" ||
-			fail "pgbench $name run $r had failed transactions: $(grep failed "$OUT/pgbench.$name.$r.log")"
-		tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$OUT/pgbench.$name.$r.log")
-		all="$all $tps"
+			>"$log" 2>&1 || fail "pgbench $log: $(tail -n 5 "$log")"
+	fi
+	grep -q "failed transactions: 0 " "$log" || fail "pgbench $log had failed transactions: $(grep failed "$log")"
+	if [ -n "$warm" ]; then
+		sed -n 's/^progress: \([0-9.]*\) s, \([0-9.]*\) tps.*/\1 \2/p' "$log" |
+			awk -v from="$((2 * secs))" '$1 > from { print $2 }' | tr '\n' ' ' | median
+	else
+		sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
+	fi
+}
+# heap and foreign in turn, RUNS rounds; sets R[name.heap] and R[name.kv] to the medians
+bench_pair() { # name script-prefix mode clients seconds [warm]
+	local name=$1 prefix=$2 mode=$3 clients=$4 secs=$5 warm=${6:-} r t order all_heap="" all_kv="" tps
+	for r in $(seq "$RUNS"); do
+		if [ $((r % 2)) = 1 ]; then order="heap kv"; else order="kv heap"; fi
+		for t in $order; do
+			tps=$(one_run "$OUT/pgbench.$name.$t.$r.log" "${prefix}_$t.sql" "$mode" "$clients" "$secs" "$warm")
+			if [ "$t" = heap ]; then all_heap="$all_heap $tps"; else all_kv="$all_kv $tps"; fi
+		done
 	done
-	echo "$name:$all" >>"$OUT/runs.txt"
-	echo "$all" | median
+	echo "$name.heap:$all_heap" >>"$OUT/runs.txt"
+	echo "$name.kv:$all_kv" >>"$OUT/runs.txt"
+	R[$name.heap]=$(echo "$all_heap" | median)
+	R[$name.kv]=$(echo "$all_kv" | median)
+	echo "$name: heap ${R[$name.heap]}, foreign ${R[$name.kv]} tps (runs: heap$all_heap; foreign$all_kv)"
 }
 
 declare -A R
 for t in heap kv; do
-	# warm-up: caches, the backend's first reads
+	# warm-up: the OS page cache, shared_buffers
 	"${PGBENCH[@]}" -M prepared -c 2 -j 2 -T 2 -f "$HERE/point_$t.sql" postgres >"$OUT/pgbench.warmup.$t.log" 2>&1 ||
 		fail "pgbench warm-up $t: $(tail -n 5 "$OUT/pgbench.warmup.$t.log")"
 done
 for mode in prepared simple; do
 	for c in 1 2; do
-		for t in heap kv; do
-			R[point.$mode.$c.$t]=$(bench "point.$mode.c$c.$t" "point_$t.sql" "$mode" "$c" "$T")
-			echo "point $mode c=$c $t: ${R[point.$mode.$c.$t]} tps"
-		done
+		bench_pair "point.$mode.$c" point "$mode" "$c" "$T"
 	done
 done
+bench_pair point.warm.2 point prepared 2 "$T" warm
 for q in any range; do
-	for t in heap kv; do
-		R[$q.$t]=$(bench "$q.prepared.c1.$t" "${q}_$t.sql" prepared 1 "$T_SCAN")
-		echo "$q prepared c=1 $t: ${R[$q.$t]} tps"
-	done
+	bench_pair "$q" "$q" prepared 1 "$T_SCAN"
 done
 
 # --- memory of one backend around its first foreign-table read
-read -r mpid rss0 anon0 rss1 anon1 rss2 anon2 rss3 anon3 < <("${PSQL[@]}" -v key="$mid" -v N="$N" -f "$HERE/memory.sql") ||
+read -r mpid rss0 anon0 rss1 anon1 rss2 anon2 rss3 anon3 rowcache < <("${PSQL[@]}" -v key="$mid" -v N="$N" -f "$HERE/memory.sql") ||
 	fail "memory probe"
-echo "memory (kB): pid $mpid rss $rss0 -> heap read $rss1 -> first foreign read $rss2 -> +1000 reads $rss3; anon $anon0 $anon1 $anon2 $anon3"
+echo "memory (kB): pid $mpid rss $rss0 -> heap read $rss1 -> first foreign read $rss2 -> +1000 reads $rss3; anon $anon0 $anon1 $anon2 $anon3; row cache $rowcache bytes"
 
 "${PSQL[@]}" -c "SELECT pg_size_pretty(pg_total_relation_size('bench_heap')) AS heap_size" -At >"$OUT/heap_size.txt"
 store_du=$(du -sh "$DATA/almanac/store" 2>/dev/null | cut -f1) || store_du=?
@@ -215,7 +240,7 @@ rm -rf "$DBB/db"
 
 # --- the table
 {
-	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB, almanac.reader_cache_size $READER_CACHE)"
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB, almanac.reader_cache_size $READER_CACHE, almanac.reader_row_cache_size $ROW_CACHE)"
 	echo
 	echo "| measurement | heap + btree PK | almanac_rocksdb | foreign/heap |"
 	echo "|---|---:|---:|---:|"
@@ -227,10 +252,13 @@ rm -rf "$DBB/db"
 			echo "| point lookup, -M $mode, $c client$([ "$c" = 1 ] || echo s), tps | $h | $k | $(ratio "$k" "$h") |"
 		done
 	done
+	h=${R[point.warm.2.heap]} k=${R[point.warm.2.kv]}
+	echo "| point lookup, -M prepared, 2 clients, warm connections, tps | $h | $k | $(ratio "$k" "$h") |"
 	echo "| \`= ANY\` of 100 keys, prepared, 1 client, tps | ${R[any.heap]} | ${R[any.kv]} | $(ratio "${R[any.kv]}" "${R[any.heap]}") |"
 	echo "| 10,000-row key range (BETWEEN), prepared, 1 client, tps | ${R[range.heap]} | ${R[range.kv]} | $(ratio "${R[range.kv]}" "${R[range.heap]}") |"
 	echo "| backend RSS after first read, kB (VmRSS / RssAnon added) | +$((rss1 - rss0)) / +$((anon1 - anon0)) | +$((rss2 - rss1)) / +$((anon2 - anon1)) | |"
 	echo "| backend RSS added by 1000 more foreign point reads, kB | | +$((rss3 - rss2)) / +$((anon3 - anon2)) | |"
+	echo "| row cache after those 1000 reads, kB | | $((rowcache / 1024)) | |"
 	echo "| size on disk | $(cat "$OUT/heap_size.txt") | $store_du (store dir) | |"
 	echo
 	echo "| db_bench (key 18 B, value $vsize B, lz4, bloom 10) | ops/s |"
