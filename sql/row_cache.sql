@@ -73,6 +73,7 @@ SELECT count(*) AS differ FROM generate_series(1, 2000) g
 SELECT count(*) AS differ FROM generate_series(1, 2000) g
  WHERE (SELECT v FROM rc WHERE k = g) IS DISTINCT FROM (SELECT v FROM rc_heap WHERE k = g);
 SELECT emptied > 2 AS emptied_when_full, hits > 0 AS some_hits FROM rc_delta();
+SELECT total_bytes <= 64 * 1024 AS within_setting FROM pg_backend_memory_contexts WHERE name = 'almanac row cache';
 RESET almanac.reader_row_cache_size;
 
 -- the setting takes a size

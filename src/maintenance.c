@@ -424,6 +424,7 @@ finish_pass(void)
 		rocksdb_writebatch_put_cf(batch, almanac_owner_cf(DEFAULT_CF_ID, NULL),
 								  freeze_horizon_key, FREEZE_HORIZON_KEY_LEN,
 								  (const char *) &v, sizeof(v));
+		almanac_write_log_note(freeze_horizon_key, FREEZE_HORIZON_KEY_LEN);
 		almanac_owner_write(batch, FREEZE_HORIZON_KEY_LEN + sizeof(v));
 	}
 	PG_FINALLY();

@@ -105,9 +105,15 @@ almanac_row_cache_create(void)
 {
 	AlmanacRowCache *cache = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacRowCache));
 
-	/* entries are freed all at once: no need to round their sizes up */
+	/*
+	 * Entries are freed all at once: no need to round their sizes up.
+	 * Blocks of at most 256kB, so that a new one overshoots the bound by
+	 * little.
+	 */
 	cache->cxt = GenerationContextCreate(TopMemoryContext, "almanac row cache",
-										 ALLOCSET_DEFAULT_SIZES);
+										 ALLOCSET_DEFAULT_MINSIZE,
+										 ALLOCSET_DEFAULT_INITSIZE,
+										 256 * 1024);
 	cache->table = rowcache_create(cache->cxt, 256, NULL);
 	return cache;
 }
@@ -220,11 +226,15 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	RowCacheEntry *e;
 	bool		found;
 	Size		need = klen + (value ? vlen : 0);
+	Size		grow = 0;
 
 	if (cache == NULL || almanac_reader_row_cache_size <= 0)
 		return;
+	/* an insertion past the threshold doubles the table */
+	if (cache->table->members + 1 > cache->table->grow_threshold)
+		grow = sizeof(RowCacheEntry) * cache->table->size * 2;
 	/* full: start again rather than track which entries are used least */
-	if (MemoryContextMemAllocated(cache->cxt, false) + need >
+	if (MemoryContextMemAllocated(cache->cxt, false) + need + grow >
 		(Size) almanac_reader_row_cache_size * 1024)
 		almanac_row_cache_reset(cache);
 	e = rowcache_insert(cache->table, key_hash(key, klen), &found);
