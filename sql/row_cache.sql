@@ -1,6 +1,8 @@
 -- The row cache (rowcache.h): point lookups answered from backend memory,
 -- its setting, and a cache too small for what is read.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS almanac;
+RESET client_min_messages;
 CREATE FOREIGN TABLE rc (k int, v text) SERVER almanac_store
 	OPTIONS (column_family 'rc', key_prefix 'rc', key_columns 'k');
 CREATE TABLE rc_heap (k int PRIMARY KEY, v text);

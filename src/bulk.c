@@ -540,13 +540,19 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	/* hard-link the file into the store (RocksDB copies it across file systems) */
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	paths[0] = path;
-	/* its keys are not logged one by one: readers empty their row caches */
-	almanac_write_log_bump_epoch(&almanac_shared->stores[store].writelog);
+	/*
+	 * Its keys are not logged one by one: an entry that empties every row
+	 * cache, logged before the file can be seen and marked written after.
+	 */
+	almanac_write_log_forget();
+	almanac_write_log_note_all();
+	almanac_write_log_append(&almanac_shared->stores[store].writelog);
 	rocksdb_ingest_external_file_cf(almanac_owner_db(), cf, paths, 1, io, &err);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	/* moved into the store, or failed: not needed any more */
 	(void) unlink(path);
 	almanac_owner_check(err, "ingest of a bulk-load file");
+	almanac_write_log_mark_written(&almanac_shared->stores[store].writelog);
 	slot->ingested = true;
 
 	/* catch-up markers, and a new sequence number for readers to catch up to */

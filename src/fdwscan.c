@@ -200,7 +200,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	rocksdb_pinnableslice_t **slices;
 	char	  **errs;
 	char	   *first_err = NULL;
-	AlmanacRowCache *rows = almanac_reader_rows(s->a.reader, s->a.db);
+	AlmanacRowCache *rows;
 	MemoryContext old;
 
 	s->nkeys = 0;
@@ -246,6 +246,12 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 		s->klens[s->nkeys] = sk[i].len;
 		s->nkeys++;
 	}
+
+	/*
+	 * The reader's cache only now: evaluating the array may have run SQL
+	 * that reopened the reader, and this scan goes on with its own instance.
+	 */
+	rows = almanac_reader_rows(s->a.reader, s->a.db);
 
 	/* the transaction's own writes come first */
 	missing_keys = palloc(sizeof(char *) * Max(s->nkeys, 1));

@@ -419,6 +419,8 @@ finish_pass(void)
 	rocksdb_writebatch_t *volatile batch = rocksdb_writebatch_create();
 	uint64		v = pg_hton64(U64FromFullTransactionId(pass->horizon_full));
 
+	almanac_write_log_forget();
+
 	PG_TRY();
 	{
 		rocksdb_writebatch_put_cf(batch, almanac_owner_cf(DEFAULT_CF_ID, NULL),
@@ -477,6 +479,7 @@ sweep_step(void)
 		/* a walk over everything: leave the block cache to the requests */
 		rocksdb_readoptions_set_fill_cache(ro, 0);
 		batch = rocksdb_writebatch_create();
+		almanac_write_log_forget();
 
 		while (budget > 0 && pass->next_cf < pass->ncfs)
 		{

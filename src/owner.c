@@ -480,6 +480,7 @@ owner_apply(AlmanacRequestSlot *slot)
 
 	horizon = GetOldestNonRemovableTransactionId(NULL);
 	req_out = rocksdb_writebatch_create();
+	almanac_write_log_forget();	/* keys noted by a batch that failed */
 	initStringInfo(&out);
 
 	while (p < end)

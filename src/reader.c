@@ -457,7 +457,7 @@ almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
 		return NULL;
 	/* the slice pins a block: released before anything can raise an error */
 	stored = rocksdb_pinnableslice_value(slice, vlen);
-	val = palloc_extended(Max(*vlen, 1), MCXT_ALLOC_NO_OOM);
+	val = palloc_extended(Max(*vlen, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (val != NULL)
 		memcpy(val, stored, *vlen);
 	rocksdb_pinnableslice_destroy(slice);

@@ -55,10 +55,12 @@ typedef struct RowCacheEntry
 struct AlmanacRowCache
 {
 	MemoryContext cxt;			/* the table and every entry's data */
-	rowcache_hash *table;
-	uint64		log_pos;		/* the write log's entries before it are done */
-	uint64		epoch;			/* the log's epoch the contents go with */
-	uint64		catching_up_from;	/* 'written' read before this catch-up */
+	rowcache_hash *table;		/* NULL after a failed reset: empty */
+	/* the write log: see almanac_row_cache_caught_up */
+	uint64		log_pos;		/* 'written' before the catch-up before last */
+	uint64		prev_written;	/* 'written' before the last catch-up */
+	uint64		catching_up_from;	/* 'written' before this one */
+	bool		reset_next;		/* empty at the next catch-up */
 };
 
 /* this backend's counters, for almanac.reader_row_cache_stats() */
@@ -67,7 +69,7 @@ static struct
 	uint64		hits;
 	uint64		misses;
 	uint64		dropped;		/* entries dropped by a logged write */
-	uint64		emptied;		/* caches emptied: catch-up, epoch, full */
+	uint64		emptied;		/* caches emptied: reset entry, overrun, full */
 }			stats;
 
 void
@@ -77,7 +79,7 @@ almanac_row_cache_init(void)
 							"Memory each backend may use to keep the values its point lookups found.",
 							"A Get of a key the backend looked up before, not written since, is then "
 							"answered from backend memory. When the cache is full it is emptied. "
-							"0 disables it.",
+							"Each store a backend reads has a cache of its own. 0 disables it.",
 							&almanac_reader_row_cache_size,
 							16 * 1024, 0, INT_MAX / 1024,
 							PGC_USERSET, GUC_UNIT_KB,
@@ -89,9 +91,9 @@ almanac_write_log_init(AlmanacWriteLog *log)
 {
 	pg_atomic_init_u64(&log->next, 0);
 	pg_atomic_init_u64(&log->written, 0);
-	pg_atomic_init_u64(&log->epoch, 0);
 }
 
+/* a key that hashes to ALMANAC_WRITE_LOG_RESET empties caches when written */
 static uint64
 key_hash(const char *key, size_t klen)
 {
@@ -114,18 +116,40 @@ almanac_row_cache_create(void)
 										 ALLOCSET_DEFAULT_MINSIZE,
 										 ALLOCSET_DEFAULT_INITSIZE,
 										 256 * 1024);
-	cache->table = rowcache_create(cache->cxt, 256, NULL);
 	return cache;
 }
 
 void
 almanac_row_cache_reset(AlmanacRowCache *cache)
 {
-	if (cache == NULL || cache->table->members == 0)
+	if (cache == NULL)
 		return;
+	if (cache->table != NULL && cache->table->members > 0)
+		stats.emptied++;
+	cache->table = NULL;
 	MemoryContextReset(cache->cxt);
-	cache->table = rowcache_create(cache->cxt, 256, NULL);
-	stats.emptied++;
+}
+
+/* the table, made on first use after a reset */
+static rowcache_hash *
+table_of(AlmanacRowCache *cache)
+{
+	if (cache->table == NULL)
+		cache->table = rowcache_create(cache->cxt, 256, NULL);
+	return cache->table;
+}
+
+/* is the cache on?  Turned off, it gives back its memory */
+static bool
+cache_enabled(AlmanacRowCache *cache)
+{
+	if (cache == NULL)
+		return false;
+	if (almanac_reader_row_cache_size > 0)
+		return true;
+	if (cache->table != NULL)
+		almanac_row_cache_reset(cache);
+	return false;
 }
 
 void
@@ -134,9 +158,14 @@ almanac_row_cache_opening(AlmanacRowCache *cache, AlmanacWriteLog *log)
 	if (cache == NULL)
 		return;
 	almanac_row_cache_reset(cache);
-	/* what is written by now is in what the instance is about to read */
-	cache->epoch = pg_atomic_read_u64(&log->epoch);
-	cache->log_pos = pg_atomic_read_u64(&log->written);
+	/*
+	 * An open, like a catch-up, can miss a write that a flush moved from the
+	 * write-ahead log to a file while it ran (see almanac_reader_catch_up);
+	 * such a write was done before 'written' was read, so the log cannot
+	 * name it to the next catch-up: that one empties the cache instead.
+	 */
+	cache->reset_next = true;
+	cache->prev_written = cache->log_pos = pg_atomic_read_u64(&log->written);
 	pg_read_barrier();
 }
 
@@ -149,44 +178,52 @@ almanac_row_cache_catching_up(AlmanacRowCache *cache, AlmanacWriteLog *log)
 	pg_read_barrier();
 }
 
+/*
+ * After a catch-up: drop every key that the log names from log_pos to its
+ * end.  A write the catch-up made visible was logged before the catch-up
+ * ended, so before 'next' is read here.  It was not done (not 'written')
+ * before the catch-up before last began, or that one would have seen it: a
+ * catch-up can miss a write that a concurrent flush moved from the
+ * write-ahead log to a file, which the next one sees (the reason
+ * almanac_reader_catch_up catches up twice), so the window starts one
+ * catch-up further back than the last one.  Dropping a key twice costs
+ * nothing.
+ */
 void
 almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog *log, bool succeeded)
 {
 	uint64		end;
-	uint64		epoch;
 	bool		lost;
 
 	if (cache == NULL)
 		return;
-	/* after the catch-up: every write it made visible is logged by now */
 	pg_read_barrier();
-	epoch = pg_atomic_read_u64(&log->epoch);
 	end = pg_atomic_read_u64(&log->next);
 	pg_read_barrier();
 
-	lost = !succeeded || epoch != cache->epoch ||
+	lost = !succeeded || cache->reset_next ||
 		end - cache->log_pos >= ALMANAC_WRITE_LOG_SIZE;
-	if (!lost && cache->table->members > 0)
+	if (!lost && cache->table != NULL && cache->table->members > 0)
 	{
-		for (uint64 n = cache->log_pos; n < end; n++)
+		for (uint64 n = cache->log_pos; n < end && !lost; n++)
 		{
-			if (rowcache_delete(cache->table, log->hashes[n % ALMANAC_WRITE_LOG_SIZE]))
+			uint64		hash = log->hashes[n % ALMANAC_WRITE_LOG_SIZE];
+
+			if (hash == ALMANAC_WRITE_LOG_RESET)
+				lost = true;
+			else if (rowcache_delete(cache->table, hash))
 				stats.dropped++;
 		}
 		/* the entries read were not overwritten meanwhile by an append */
 		pg_read_barrier();
-		lost = pg_atomic_read_u64(&log->next) - cache->log_pos >= ALMANAC_WRITE_LOG_SIZE;
+		if (pg_atomic_read_u64(&log->next) - cache->log_pos >= ALMANAC_WRITE_LOG_SIZE)
+			lost = true;
 	}
 	if (lost)
 		almanac_row_cache_reset(cache);
-	/*
-	 * Entries from 'written' as read before the catch-up on may name writes
-	 * it did not see yet: read them again next time.  The deleted entries'
-	 * data stays in the context until the next reset; the size bound counts
-	 * it.
-	 */
-	cache->epoch = epoch;
-	cache->log_pos = cache->catching_up_from;
+	cache->reset_next = false;
+	cache->log_pos = cache->prev_written;
+	cache->prev_written = cache->catching_up_from;
 }
 
 bool
@@ -196,9 +233,9 @@ almanac_row_cache_lookup(AlmanacRowCache *cache, uint32 cf_id,
 {
 	RowCacheEntry *e;
 
-	if (cache == NULL || almanac_reader_row_cache_size <= 0)
+	if (!cache_enabled(cache))
 		return false;
-	e = rowcache_lookup(cache->table, key_hash(key, klen));
+	e = cache->table ? rowcache_lookup(cache->table, key_hash(key, klen)) : NULL;
 	if (e == NULL || e->cf_id != cf_id || e->klen != klen ||
 		memcmp(e->data, key, klen) != 0)
 	{
@@ -223,34 +260,36 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 						const char *key, size_t klen,
 						const char *value, size_t vlen)
 {
-	RowCacheEntry *e;
-	bool		found;
+	Size		limit = (Size) almanac_reader_row_cache_size * 1024;
 	Size		need = klen + (value ? vlen : 0);
 	Size		grow = 0;
+	rowcache_hash *table;
+	RowCacheEntry *e;
+	char	   *data;
+	bool		found;
 
-	if (cache == NULL || almanac_reader_row_cache_size <= 0)
+	if (!cache_enabled(cache) || need > limit / 2)
 		return;
 	/* an insertion past the threshold doubles the table */
-	if (cache->table->members + 1 > cache->table->grow_threshold)
+	if (cache->table != NULL && cache->table->members + 1 > cache->table->grow_threshold)
 		grow = sizeof(RowCacheEntry) * cache->table->size * 2;
 	/* full: start again rather than track which entries are used least */
-	if (MemoryContextMemAllocated(cache->cxt, false) + need + grow >
-		(Size) almanac_reader_row_cache_size * 1024)
+	if (MemoryContextMemAllocated(cache->cxt, false) + need + grow > limit)
 		almanac_row_cache_reset(cache);
-	e = rowcache_insert(cache->table, key_hash(key, klen), &found);
+	table = table_of(cache);
+
+	/* everything that can fail comes before the table holds the entry */
+	data = MemoryContextAlloc(cache->cxt, Max(need, 1));
+	memcpy(data, key, klen);
+	if (value)
+		memcpy(data + klen, value, vlen);
+	e = rowcache_insert(table, key_hash(key, klen), &found);
 	if (found)
 		pfree(e->data);
-	/* allocate before filling in: an error leaves no half-made entry */
-	e->data = NULL;
-	e->klen = 0;
 	e->cf_id = cf_id;
-	e->vlen = -1;
-	e->data = MemoryContextAlloc(cache->cxt, Max(need, 1));
-	memcpy(e->data, key, klen);
-	if (value)
-		memcpy(e->data + klen, value, vlen);
 	e->klen = (uint32) klen;
 	e->vlen = value ? (int64) vlen : -1;
+	e->data = data;
 }
 
 /*
@@ -280,7 +319,7 @@ almanac_reader_row_cache_stats(PG_FUNCTION_ARGS)
 /* hashes of the keys of the batch being built, in the owner's memory */
 static uint64 *noted;
 static int	nnoted;
-static bool noted_overflow;
+static bool noted_all;
 
 void
 almanac_write_log_note(const char *key, size_t klen)
@@ -289,34 +328,46 @@ almanac_write_log_note(const char *key, size_t klen)
 		noted = MemoryContextAlloc(TopMemoryContext,
 								   sizeof(uint64) * ALMANAC_WRITE_LOG_SIZE);
 	if (nnoted == ALMANAC_WRITE_LOG_SIZE)
-		noted_overflow = true;
+		noted_all = true;		/* more than the log holds: one reset entry */
 	else
 		noted[nnoted++] = key_hash(key, klen);
+}
+
+void
+almanac_write_log_note_all(void)
+{
+	noted_all = true;
+}
+
+void
+almanac_write_log_forget(void)
+{
+	nnoted = 0;
+	noted_all = false;
 }
 
 void
 almanac_write_log_append(AlmanacWriteLog *log)
 {
 	uint64		next = pg_atomic_read_u64(&log->next);
+	const uint64 reset = ALMANAC_WRITE_LOG_RESET;
+	const uint64 *hashes = noted_all ? &reset : noted;
+	int			n = noted_all ? 1 : nnoted;
 
-	if (noted_overflow)
-		almanac_write_log_bump_epoch(log);
-	else
+	/*
+	 * Each entry is filled in after 'next' covers the ones before it and
+	 * before 'next' covers it: a reader that finds 'next' a log's length
+	 * past where it started reading knows an entry it read may have been
+	 * overwritten, and none it counts on is written early.
+	 */
+	for (int i = 0; i < n; i++)
 	{
-		/*
-		 * An entry is filled in before 'next' covers it; a reader that finds
-		 * 'next' moved a log's length past where it started knows an entry
-		 * it read may have been overwritten.
-		 */
-		for (int i = 0; i < nnoted; i++)
-		{
-			log->hashes[(next + i) % ALMANAC_WRITE_LOG_SIZE] = noted[i];
-			pg_write_barrier();
-			pg_atomic_write_u64(&log->next, next + i + 1);
-		}
+		pg_write_barrier();
+		log->hashes[(next + i) % ALMANAC_WRITE_LOG_SIZE] = hashes[i];
+		pg_write_barrier();
+		pg_atomic_write_u64(&log->next, next + i + 1);
 	}
-	nnoted = 0;
-	noted_overflow = false;
+	almanac_write_log_forget();
 	/* the entries are visible before the write they announce */
 	pg_memory_barrier();
 }
@@ -326,10 +377,4 @@ almanac_write_log_mark_written(AlmanacWriteLog *log)
 {
 	pg_write_barrier();
 	pg_atomic_write_u64(&log->written, pg_atomic_read_u64(&log->next));
-}
-
-void
-almanac_write_log_bump_epoch(AlmanacWriteLog *log)
-{
-	pg_atomic_fetch_add_u64(&log->epoch, 1);
 }

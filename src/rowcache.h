@@ -21,18 +21,19 @@
  * Keeping it valid.  The owner, the store's only writer, notes the key of
  * every put and delete it is about to write and appends a 64-bit hash of
  * each to the store's write log in shared memory before the write, then
- * advances the log's 'written' mark after it.  A backend reads 'written'
- * before it catches up, catches up, and then drops from its cache every key
- * the log names from where it stopped last time to the log's end; next time
- * it starts at the 'written' it read.  Every write the catch-up made visible
- * was logged before the backend read the end of the log, and every entry
- * before the 'written' it read was already part of what the instance held,
- * so no key whose bytes changed stays cached (a key may be dropped twice, or
- * needlessly: that costs one Get).  Changes that are not per key (a bulk
- * load's ingested file, a transaction writing more keys than the log holds)
- * bump the log's epoch instead, and a backend that sees a new epoch empties
- * its cache; so does one that fell more than a log's length behind.
- * Opening or reopening the instance empties it too.
+ * advances the log's 'written' mark after it.  A change that is not per key
+ * (a bulk load's ingested file, a batch of more keys than the log holds) is
+ * logged the same way as one reset entry.  A backend reads 'written' before
+ * each catch-up, and after it drops from its cache every key the log names
+ * from the 'written' it read before the catch-up before last to the log's
+ * end (rowcache.c says why that far back), and empties the cache at a reset
+ * entry.  Every write the catch-up made visible was logged before the
+ * backend read the end of the log, and was not yet written when that
+ * earlier catch-up began, so no key whose bytes changed stays cached (a key
+ * may be dropped twice, or needlessly: that costs one Get).  A backend that
+ * fell more than a log's length behind empties its cache, and so does each
+ * open of the instance, a failed catch-up, and the first catch-up after an
+ * open.
  *
  * The cache is bounded by almanac.reader_row_cache_size; when an insertion
  * would pass the bound it is emptied and filling starts again (0 turns it
@@ -48,11 +49,13 @@
 /* entries of a store's write log: 64kB of shared memory per store */
 #define ALMANAC_WRITE_LOG_SIZE 8192
 
+/* an entry that names no key: every cache is emptied */
+#define ALMANAC_WRITE_LOG_RESET 0
+
 typedef struct AlmanacWriteLog
 {
 	pg_atomic_uint64 next;		/* entries appended so far */
 	pg_atomic_uint64 written;	/* of those, the ones whose write is done */
-	pg_atomic_uint64 epoch;		/* bumped before a change no entry names */
 	uint64		hashes[ALMANAC_WRITE_LOG_SIZE]; /* entry n at n % size */
 } AlmanacWriteLog;
 
@@ -70,7 +73,7 @@ extern void almanac_row_cache_reset(AlmanacRowCache *cache);
 /* before the instance is opened: empty, and start reading the log from here */
 extern void almanac_row_cache_opening(AlmanacRowCache *cache, AlmanacWriteLog *log);
 
-/* around a catch-up of the instance (failed: the cache is emptied) */
+/* around each catch-up of the instance (failed: the cache is emptied) */
 extern void almanac_row_cache_catching_up(AlmanacRowCache *cache, AlmanacWriteLog *log);
 extern void almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog *log,
 										bool succeeded);
@@ -90,13 +93,15 @@ extern void almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 									const char *value, size_t vlen);
 
 /*
- * Owner side.  Note each key a batch puts or deletes while building it;
- * almanac_owner_write logs them before the write and marks them written
- * after.  A change the log cannot name key by key bumps the epoch first.
+ * Owner side.  Forget what a failed batch noted, note each key a batch puts
+ * or deletes while building it (or note_all, for a change not named key by
+ * key), append the notes before the write and mark them written after it
+ * (almanac_owner_write does both).
  */
+extern void almanac_write_log_forget(void);
 extern void almanac_write_log_note(const char *key, size_t klen);
+extern void almanac_write_log_note_all(void);
 extern void almanac_write_log_append(AlmanacWriteLog *log);
 extern void almanac_write_log_mark_written(AlmanacWriteLog *log);
-extern void almanac_write_log_bump_epoch(AlmanacWriteLog *log);
 
 #endif							/* ALMANAC_ROWCACHE_H */
