@@ -77,6 +77,7 @@ fail() {
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median2() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo "# $CMDLINE"
@@ -185,21 +186,26 @@ one_run() { # log script mode clients seconds [warm]: prints the run's tps
 		sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
 	fi
 }
-# heap and foreign in turn, RUNS rounds; sets R[name.heap] and R[name.kv] to the medians
+# heap and foreign in turn, RUNS rounds; sets R[name.heap] and R[name.kv] to
+# the medians, and R[name.ratio] to the median of the rounds' foreign/heap
+# ratios (each round's pair ran back to back, so drift cancels within it)
 bench_pair() { # name script-prefix mode clients seconds [warm]
-	local name=$1 prefix=$2 mode=$3 clients=$4 secs=$5 warm=${6:-} r t order all_heap="" all_kv="" tps
+	local name=$1 prefix=$2 mode=$3 clients=$4 secs=$5 warm=${6:-} r t order all_heap="" all_kv="" all_ratio="" tps h k
 	for r in $(seq "$RUNS"); do
 		if [ $((r % 2)) = 1 ]; then order="heap kv"; else order="kv heap"; fi
 		for t in $order; do
 			tps=$(one_run "$OUT/pgbench.$name.$t.$r.log" "${prefix}_$t.sql" "$mode" "$clients" "$secs" "$warm")
-			if [ "$t" = heap ]; then all_heap="$all_heap $tps"; else all_kv="$all_kv $tps"; fi
+			if [ "$t" = heap ]; then h=$tps; else k=$tps; fi
 		done
+		all_heap="$all_heap $h" all_kv="$all_kv $k" all_ratio="$all_ratio $(ratio "$k" "$h")"
 	done
 	echo "$name.heap:$all_heap" >>"$OUT/runs.txt"
 	echo "$name.kv:$all_kv" >>"$OUT/runs.txt"
+	echo "$name.ratio:$all_ratio" >>"$OUT/runs.txt"
 	R[$name.heap]=$(echo "$all_heap" | median)
 	R[$name.kv]=$(echo "$all_kv" | median)
-	echo "$name: heap ${R[$name.heap]}, foreign ${R[$name.kv]} tps (runs: heap$all_heap; foreign$all_kv)"
+	R[$name.ratio]=$(echo "$all_ratio" | median2)
+	echo "$name: heap ${R[$name.heap]}, foreign ${R[$name.kv]} tps, ratio ${R[$name.ratio]} (runs: heap$all_heap; foreign$all_kv; ratios$all_ratio)"
 }
 
 declare -A R
@@ -249,13 +255,13 @@ rm -rf "$DBB/db"
 	for mode in prepared simple; do
 		for c in 1 2; do
 			h=${R[point.$mode.$c.heap]} k=${R[point.$mode.$c.kv]}
-			echo "| point lookup, -M $mode, $c client$([ "$c" = 1 ] || echo s), tps | $h | $k | $(ratio "$k" "$h") |"
+			echo "| point lookup, -M $mode, $c client$([ "$c" = 1 ] || echo s), tps | $h | $k | ${R[point.$mode.$c.ratio]} |"
 		done
 	done
 	h=${R[point.warm.2.heap]} k=${R[point.warm.2.kv]}
-	echo "| point lookup, -M prepared, 2 clients, warm connections, tps | $h | $k | $(ratio "$k" "$h") |"
-	echo "| \`= ANY\` of 100 keys, prepared, 1 client, tps | ${R[any.heap]} | ${R[any.kv]} | $(ratio "${R[any.kv]}" "${R[any.heap]}") |"
-	echo "| 10,000-row key range (BETWEEN), prepared, 1 client, tps | ${R[range.heap]} | ${R[range.kv]} | $(ratio "${R[range.kv]}" "${R[range.heap]}") |"
+	echo "| point lookup, -M prepared, 2 clients, warm connections, tps | $h | $k | ${R[point.warm.2.ratio]} |"
+	echo "| \`= ANY\` of 100 keys, prepared, 1 client, tps | ${R[any.heap]} | ${R[any.kv]} | ${R[any.ratio]} |"
+	echo "| 10,000-row key range (BETWEEN), prepared, 1 client, tps | ${R[range.heap]} | ${R[range.kv]} | ${R[range.ratio]} |"
 	echo "| backend RSS after first read, kB (VmRSS / RssAnon added) | +$((rss1 - rss0)) / +$((anon1 - anon0)) | +$((rss2 - rss1)) / +$((anon2 - anon1)) | |"
 	echo "| backend RSS added by 1000 more foreign point reads, kB | | +$((rss3 - rss2)) / +$((anon3 - anon2)) | |"
 	echo "| row cache after those 1000 reads, kB | | $((rowcache / 1024)) | |"
@@ -268,7 +274,7 @@ rm -rf "$DBB/db"
 	echo "| readrandom, 2 threads | $dbb_r2 |"
 	echo
 	echo "Point lookups vs RocksDB's ceiling: foreign prepared 1 client / db_bench readrandom 1 thread = $(ratio "${R[point.prepared.1.kv]}" "$dbb_r1"); 2 clients / 2 threads = $(ratio "${R[point.prepared.2.kv]}" "$dbb_r2")."
-	echo "Medians of $RUNS runs; every run in .build/bench-store/runs.txt, plans in .build/bench-store/explain.txt."
+	echo "Medians of $RUNS runs; for pgbench rows the last column is the median of the rounds' ratios (heap and foreign run back to back in each round). Every run in .build/bench-store/runs.txt, plans in .build/bench-store/explain.txt."
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"
