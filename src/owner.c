@@ -749,7 +749,9 @@ owner_serve(AlmanacRequestSlot *slot)
 				break;
 			}
 		case ALMANAC_REQ_COMPACT:
+			/* it flushes first: markers after it, as after a flush */
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
+			rocks_check(write_markers(), "write");
 			break;
 		case ALMANAC_REQ_FREEZE:
 			almanac_freeze_sweep_request();

@@ -229,6 +229,24 @@ retry:
 		r->cfs[i].handle = handles[i];
 		r->cfs[i].id = rocksdb_column_family_handle_get_id(handles[i]);
 	}
+
+	/*
+	 * Catch up once, for the reason almanac_reader_catch_up does so twice:
+	 * the open reads the MANIFEST, then lists the write-ahead log, and a
+	 * flush completing in between hides its writes from both.  On failure
+	 * the next use catches up again.
+	 */
+	rocksdb_try_catch_up_with_primary(r->db, &err);
+	if (err)
+	{
+		char	   *msg = pstrdup(err);
+
+		rocksdb_free(err);
+		r->caught_up_seq = PG_UINT64_MAX;
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not catch up with almanac store \"%s\": %s", path, msg)));
+	}
 }
 
 /*

@@ -221,7 +221,8 @@ almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog *log, bool s
 	}
 	if (lost)
 		almanac_row_cache_reset(cache);
-	cache->reset_next = false;
+	/* a failed catch-up may have seen part of a flush's effect: as an open */
+	cache->reset_next = !succeeded;
 	cache->log_pos = cache->prev_written;
 	cache->prev_written = cache->catching_up_from;
 }
@@ -283,7 +284,22 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	memcpy(data, key, klen);
 	if (value)
 		memcpy(data + klen, value, vlen);
-	e = rowcache_insert(table, key_hash(key, klen), &found);
+
+	/*
+	 * Growing the table can run out of memory after simplehash has set its
+	 * new size: the table is then unusable, so the cache is emptied.
+	 */
+	PG_TRY();
+	{
+		e = rowcache_insert(table, key_hash(key, klen), &found);
+	}
+	PG_CATCH();
+	{
+		cache->table = NULL;
+		MemoryContextReset(cache->cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (found)
 		pfree(e->data);
 	e->cf_id = cf_id;
