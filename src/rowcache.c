@@ -9,9 +9,16 @@
  * hash the write log carries, so a log entry drops its key with one lookup).
  * Each entry holds the key and its column family, which a lookup compares,
  * so two keys with the same hash never answer for each other: the later one
- * replaces the earlier.  Everything lives in one generation context (entries
- * go all at once, so it need not round their sizes up as an AllocSet does),
- * and emptying the cache is one reset.
+ * replaces the earlier.
+ *
+ * Eviction by generations: entries' data lives in one of two generation
+ * contexts (entries of a generation go all at once, so the context need not
+ * round their sizes up as an AllocSet does).  New entries go into the
+ * current one; when it holds half of what the setting leaves beside the
+ * table, the previous generation's entries are deleted, its context is
+ * reset, and it becomes the current one.  A hit on an entry of the previous
+ * generation copies it into the current one, so keys read again survive,
+ * while keys read once leave within two generations.
  *
  *-------------------------------------------------------------------------
  */
@@ -34,11 +41,12 @@ int			almanac_reader_row_cache_size = 16 * 1024;
 typedef struct RowCacheEntry
 {
 	uint64		hash;			/* of the key */
-	char		status;			/* simplehash's */
+	char	   *data;			/* the key, then the stored value */
+	int64		vlen;			/* -1: the key was found missing */
 	uint32		cf_id;
 	uint32		klen;
-	int64		vlen;			/* -1: the key was found missing */
-	char	   *data;			/* the key, then the stored value */
+	uint32		gen;			/* the generation that holds data */
+	char		status;			/* simplehash's */
 } RowCacheEntry;
 
 #define SH_PREFIX rowcache
@@ -52,10 +60,16 @@ typedef struct RowCacheEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/* the blocks of the generation contexts */
+#define ROW_BLOCK_SIZE (8 * 1024)
+
 struct AlmanacRowCache
 {
-	MemoryContext cxt;			/* the table and every entry's data */
-	rowcache_hash *table;		/* NULL after a failed reset: empty */
+	MemoryContext cxt;			/* parent of the three below */
+	MemoryContext table_cxt;
+	MemoryContext data_cxt[2];	/* entries' data, by generation & 1 */
+	uint32		gen;			/* the current generation */
+	rowcache_hash *table;		/* NULL after a reset: empty */
 	/* the write log: see almanac_row_cache_caught_up */
 	uint64		log_pos;		/* 'written' before the catch-up before last */
 	uint64		prev_written;	/* 'written' before the last catch-up */
@@ -69,7 +83,8 @@ static struct
 	uint64		hits;
 	uint64		misses;
 	uint64		dropped;		/* entries dropped by a logged write */
-	uint64		emptied;		/* caches emptied: reset entry, overrun, full */
+	uint64		evicted;		/* entries of a generation let go */
+	uint64		emptied;		/* caches emptied: reset entry, overrun, open */
 }			stats;
 
 void
@@ -78,8 +93,9 @@ almanac_row_cache_init(void)
 	DefineCustomIntVariable("almanac.reader_row_cache_size",
 							"Memory each backend may use to keep the values its point lookups found.",
 							"A Get of a key the backend looked up before, not written since, is then "
-							"answered from backend memory. When the cache is full it is emptied. "
-							"Each store a backend reads has a cache of its own. 0 disables it.",
+							"answered from backend memory. When the cache is full the keys not read "
+							"again for longest are let go. Each store a backend reads has a cache of "
+							"its own. 0 disables it.",
 							&almanac_reader_row_cache_size,
 							16 * 1024, 0, INT_MAX / 1024,
 							PGC_USERSET, GUC_UNIT_KB,
@@ -107,16 +123,25 @@ almanac_row_cache_create(void)
 {
 	AlmanacRowCache *cache = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacRowCache));
 
-	/*
-	 * Entries are freed all at once: no need to round their sizes up.
-	 * Blocks of at most 256kB, so that a new one overshoots the bound by
-	 * little.
-	 */
-	cache->cxt = GenerationContextCreate(TopMemoryContext, "almanac row cache",
-										 ALLOCSET_DEFAULT_MINSIZE,
-										 ALLOCSET_DEFAULT_INITSIZE,
-										 256 * 1024);
+	cache->cxt = AllocSetContextCreate(TopMemoryContext, "almanac row cache",
+									   ALLOCSET_SMALL_SIZES);
+	cache->table_cxt = AllocSetContextCreate(cache->cxt, "almanac row cache table",
+											 ALLOCSET_SMALL_SIZES);
+	/* blocks of one size, which store() leaves room for */
+	for (int i = 0; i < 2; i++)
+		cache->data_cxt[i] = GenerationContextCreate(cache->cxt, "almanac row cache rows",
+													 0, ROW_BLOCK_SIZE, ROW_BLOCK_SIZE);
 	return cache;
+}
+
+/* everything gone, counted or not */
+static void
+empty(AlmanacRowCache *cache)
+{
+	cache->table = NULL;
+	MemoryContextReset(cache->table_cxt);
+	MemoryContextReset(cache->data_cxt[0]);
+	MemoryContextReset(cache->data_cxt[1]);
 }
 
 void
@@ -126,8 +151,7 @@ almanac_row_cache_reset(AlmanacRowCache *cache)
 		return;
 	if (cache->table != NULL && cache->table->members > 0)
 		stats.emptied++;
-	cache->table = NULL;
-	MemoryContextReset(cache->cxt);
+	empty(cache);
 }
 
 /* the table, made on first use after a reset */
@@ -135,8 +159,36 @@ static rowcache_hash *
 table_of(AlmanacRowCache *cache)
 {
 	if (cache->table == NULL)
-		cache->table = rowcache_create(cache->cxt, 256, NULL);
+		cache->table = rowcache_create(cache->table_cxt, 256, NULL);
 	return cache->table;
+}
+
+/*
+ * Let the previous generation go: delete its entries, reset its context, and
+ * make it the current one.
+ */
+static void
+next_generation(AlmanacRowCache *cache)
+{
+	uint32		old = cache->gen - 1;
+
+	if (cache->table != NULL)
+	{
+		rowcache_iterator it;
+		RowCacheEntry *e;
+
+		rowcache_start_iterate(cache->table, &it);
+		while ((e = rowcache_iterate(cache->table, &it)) != NULL)
+		{
+			if (e->gen == old)
+			{
+				rowcache_delete_item(cache->table, e);
+				stats.evicted++;
+			}
+		}
+	}
+	MemoryContextReset(cache->data_cxt[old & 1]);
+	cache->gen++;
 }
 
 /* is the cache on?  Turned off, it gives back its memory */
@@ -248,11 +300,16 @@ almanac_row_cache_lookup(AlmanacRowCache *cache, uint32 cf_id,
 	{
 		*value = NULL;
 		*vlen = 0;
-		return true;
 	}
-	*vlen = (size_t) e->vlen;
-	*value = palloc(Max(*vlen, 1));
-	memcpy(*value, e->data + klen, *vlen);
+	else
+	{
+		*vlen = (size_t) e->vlen;
+		*value = palloc(Max(*vlen, 1));
+		memcpy(*value, e->data + klen, *vlen);
+	}
+	/* read again: into the current generation, so that it stays */
+	if (e->gen != cache->gen)
+		almanac_row_cache_store(cache, cf_id, key, klen, *value, *vlen);
 	return true;
 }
 
@@ -263,24 +320,50 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 {
 	Size		limit = (Size) almanac_reader_row_cache_size * 1024;
 	Size		need = klen + (value ? vlen : 0);
-	Size		grow = 0;
+	Size		table_bytes;
 	rowcache_hash *table;
 	RowCacheEntry *e;
 	char	   *data;
 	bool		found;
 
-	if (!cache_enabled(cache) || need > limit / 2)
+	if (!cache_enabled(cache) || need > limit / 8)
 		return;
-	/* an insertion past the threshold doubles the table */
-	if (cache->table != NULL && cache->table->members + 1 > cache->table->grow_threshold)
-		grow = sizeof(RowCacheEntry) * cache->table->size * 2;
-	/* full: start again rather than track which entries are used least */
-	if (MemoryContextMemAllocated(cache->cxt, false) + need + grow > limit)
-		almanac_row_cache_reset(cache);
 	table = table_of(cache);
 
+	/*
+	 * An insertion past the threshold doubles the table; the table may take
+	 * half of the setting, and past that the previous generation makes room.
+	 */
+	table_bytes = MemoryContextMemAllocated(cache->table_cxt, false);
+	if (table->members + 1 > table->grow_threshold)
+	{
+		Size		grown = table_bytes + sizeof(RowCacheEntry) * table->size * 2;
+
+		if (grown <= limit / 2)
+			table_bytes = grown;
+		else
+		{
+			/* and if it was not enough, the current one (all small entries) */
+			next_generation(cache);
+			if (table->members + 1 > table->grow_threshold)
+				next_generation(cache);
+		}
+	}
+
+	/*
+	 * The current generation holds its half of the rest, less the block the
+	 * allocation below may add: start the next.
+	 */
+	if (MemoryContextMemAllocated(cache->data_cxt[cache->gen & 1], false) + need +
+		ROW_BLOCK_SIZE > (limit - table_bytes) / 2)
+	{
+		next_generation(cache);
+		if (need + ROW_BLOCK_SIZE > (limit - table_bytes) / 2)
+			return;				/* a setting too small for this entry */
+	}
+
 	/* everything that can fail comes before the table holds the entry */
-	data = MemoryContextAlloc(cache->cxt, Max(need, 1));
+	data = MemoryContextAlloc(cache->data_cxt[cache->gen & 1], Max(need, 1));
 	memcpy(data, key, klen);
 	if (value)
 		memcpy(data + klen, value, vlen);
@@ -295,8 +378,7 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	}
 	PG_CATCH();
 	{
-		cache->table = NULL;
-		MemoryContextReset(cache->cxt);
+		empty(cache);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -305,28 +387,31 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	e->cf_id = cf_id;
 	e->klen = (uint32) klen;
 	e->vlen = value ? (int64) vlen : -1;
+	e->gen = cache->gen;
 	e->data = data;
 }
 
 /*
  * almanac.reader_row_cache_stats(): this backend's hits and misses, the
- * entries dropped because the owner logged a write of their key, and how
- * many times a cache was emptied.
+ * entries dropped because the owner logged a write of their key, the
+ * entries let go with their generation, and how many times a cache was
+ * emptied.
  */
 PG_FUNCTION_INFO_V1(almanac_reader_row_cache_stats);
 Datum
 almanac_reader_row_cache_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {false};
+	Datum		values[5];
+	bool		nulls[5] = {false};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	values[0] = Int64GetDatum((int64) stats.hits);
 	values[1] = Int64GetDatum((int64) stats.misses);
 	values[2] = Int64GetDatum((int64) stats.dropped);
-	values[3] = Int64GetDatum((int64) stats.emptied);
+	values[3] = Int64GetDatum((int64) stats.evicted);
+	values[4] = Int64GetDatum((int64) stats.emptied);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

@@ -21,5 +21,5 @@ SELECT substring(pg_read_file('/proc/self/status') FROM 'VmRSS:\s+(\d+)')::int A
        substring(pg_read_file('/proc/self/status') FROM 'RssAnon:\s+(\d+)')::int AS anon3 \gset
 -- the row cache that those reads filled
 SELECT coalesce(sum(total_bytes), 0) AS rowcache FROM pg_backend_memory_contexts
- WHERE name = 'almanac row cache' \gset
+ WHERE name LIKE 'almanac row cache%' \gset
 \echo :pid :rss0 :anon0 :rss1 :anon1 :rss2 :anon2 :rss3 :anon3 :rowcache

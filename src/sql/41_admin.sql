@@ -64,10 +64,12 @@ COMMENT ON FUNCTION almanac.drop_column_family(text, name) IS
 	'drops a column family and all its data, unless a foreign table of this database uses it';
 
 CREATE FUNCTION almanac.reader_row_cache_stats(
-	OUT hits bigint, OUT misses bigint, OUT dropped bigint, OUT emptied bigint)
+	OUT hits bigint, OUT misses bigint, OUT dropped bigint, OUT evicted bigint,
+	OUT emptied bigint)
 	RETURNS record
 	LANGUAGE c VOLATILE STRICT
 	AS 'MODULE_PATHNAME', 'almanac_reader_row_cache_stats';
 COMMENT ON FUNCTION almanac.reader_row_cache_stats() IS
 	'This session''s row cache: point lookups answered from it (hits) or not (misses), '
-	'entries dropped because the store owner wrote their key, and how often a cache was emptied';
+	'entries dropped because the store owner wrote their key, entries evicted to make room, '
+	'and how often a cache was emptied';
