@@ -42,5 +42,9 @@ EXPLAIN (COSTS OFF) SELECT block_number FROM rocks_blocks WHERE chain_id = 'eth'
 SELECT block_number FROM rocks_blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1;
 SELECT block_number, left(block_hash, 10) AS hash FROM rocks_blocks WHERE chain_id = 'eth' AND block_number IN (1000, 1010, 1020);
 
+-- the second Get of a key nobody wrote since comes from this backend's row cache
+SELECT block_number FROM rocks_blocks WHERE chain_id = 'eth' AND block_number = 1039;
+SELECT hits, misses FROM almanac.reader_row_cache_stats();
+
 -- the store's column families, as RocksDB reports them
 SELECT column_family, estimated_keys, memtable_bytes FROM almanac.store_properties;
