@@ -68,24 +68,35 @@ SELECT v FROM rc WHERE k = 7;
 
 -- a cache far smaller than what is read lets entries go, and the answers
 -- are the heap's
-SET almanac.reader_row_cache_size = '64kB';
+SET almanac.reader_row_cache_size = '128kB';
 SELECT rc_mark();
 SELECT count(*) AS differ FROM generate_series(1, 2000) g
  WHERE (SELECT v FROM rc WHERE k = g) IS DISTINCT FROM (SELECT v FROM rc_heap WHERE k = g);
 SELECT count(*) AS differ FROM generate_series(1, 2000) g
  WHERE (SELECT v FROM rc WHERE k = g) IS DISTINCT FROM (SELECT v FROM rc_heap WHERE k = g);
 SELECT evicted > 1000 AS evicted, hits > 0 AS some_hits FROM rc_delta();
-SELECT sum(total_bytes) <= 64 * 1024 AS within_setting FROM pg_backend_memory_contexts
+SELECT sum(total_bytes) <= 128 * 1024 AS within_setting FROM pg_backend_memory_contexts
  WHERE name LIKE 'almanac row cache%';
 
 
 -- a key read again survives the generations that let the others go: 4000
--- keys never read before (missing) miss once each, the hot key at most once
+-- keys read for the first time, each beside the hot key; without moving a
+-- hit into the current generation the hot key would go every other one
+INSERT INTO rc SELECT g, md5(g::text) FROM generate_series(10001, 14000) g;
 SELECT rc_mark();
 SELECT count((SELECT v FROM rc WHERE k = 7 + 0 * g)) AS hot,
 	   count((SELECT v FROM rc WHERE k = g)) AS cold
-  FROM generate_series(3001, 7000) g;
-SELECT misses <= 4001 AS hot_key_kept, evicted > 1000 AS others_evicted FROM rc_delta();
+  FROM generate_series(10001, 14000) g;
+SELECT hits >= 3998 AS hot_key_kept, misses >= 4000 AS cold_keys_missed,
+	   evicted > 3000 AS others_evicted FROM rc_delta();
+RESET almanac.reader_row_cache_size;
+
+-- below 64kB nothing is kept
+SET almanac.reader_row_cache_size = '32kB';
+SELECT rc_mark();
+SELECT v FROM rc WHERE k = 11;
+SELECT v FROM rc WHERE k = 11;
+SELECT hits, misses FROM rc_delta();
 RESET almanac.reader_row_cache_size;
 
 -- the setting takes a size

@@ -63,6 +63,13 @@ typedef struct RowCacheEntry
 /* the blocks of the generation contexts */
 #define ROW_BLOCK_SIZE (8 * 1024)
 
+/*
+ * A smaller setting keeps nothing: the first table (512 slots, 20kB) may
+ * take half of it, and each generation needs room for a block beside the
+ * one it keeps when reset.
+ */
+#define ROW_CACHE_MIN_KB 64
+
 struct AlmanacRowCache
 {
 	MemoryContext cxt;			/* parent of the three below */
@@ -95,7 +102,7 @@ almanac_row_cache_init(void)
 							"A Get of a key the backend looked up before, not written since, is then "
 							"answered from backend memory. When the cache is full the keys not read "
 							"again for longest are let go. Each store a backend reads has a cache of "
-							"its own. 0 disables it.",
+							"its own. Below 64kB nothing is kept; 0 disables it.",
 							&almanac_reader_row_cache_size,
 							16 * 1024, 0, INT_MAX / 1024,
 							PGC_USERSET, GUC_UNIT_KB,
@@ -197,7 +204,7 @@ cache_enabled(AlmanacRowCache *cache)
 {
 	if (cache == NULL)
 		return false;
-	if (almanac_reader_row_cache_size > 0)
+	if (almanac_reader_row_cache_size >= ROW_CACHE_MIN_KB)
 		return true;
 	if (cache->table != NULL)
 		almanac_row_cache_reset(cache);
@@ -321,6 +328,7 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	Size		limit = (Size) almanac_reader_row_cache_size * 1024;
 	Size		need = klen + (value ? vlen : 0);
 	Size		table_bytes;
+	Size		gen_budget;
 	rowcache_hash *table;
 	RowCacheEntry *e;
 	char	   *data;
@@ -331,8 +339,10 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 	table = table_of(cache);
 
 	/*
-	 * An insertion past the threshold doubles the table; the table may take
-	 * half of the setting, and past that the previous generation makes room.
+	 * An insertion past the threshold doubles the table, which may take half
+	 * of the setting; past that the previous generation makes room, and if
+	 * it held nothing (all read again, or dropped), this entry is not kept:
+	 * the next store lets the generation that is previous by then go.
 	 */
 	table_bytes = MemoryContextMemAllocated(cache->table_cxt, false);
 	if (table->members + 1 > table->grow_threshold)
@@ -343,24 +353,34 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
 			table_bytes = grown;
 		else
 		{
-			/* and if it was not enough, the current one (all small entries) */
 			next_generation(cache);
 			if (table->members + 1 > table->grow_threshold)
-				next_generation(cache);
+				return;
 		}
 	}
 
 	/*
+	 * A table grown past half of the setting (the setting was lowered, or
+	 * simplehash grew it for long probe sequences): start again.
+	 */
+	if (table_bytes > limit / 2)
+	{
+		empty(cache);
+		table = table_of(cache);
+		table_bytes = MemoryContextMemAllocated(cache->table_cxt, false);
+	}
+	gen_budget = (limit - table_bytes) / 2;
+	if (need + 2 * ROW_BLOCK_SIZE > gen_budget)
+		return;					/* too large for this setting */
+
+	/*
 	 * The current generation holds its half of the rest, less the block the
-	 * allocation below may add: start the next.
+	 * allocation below may add: start the next (its context keeps one
+	 * block, which the test above leaves room for).
 	 */
 	if (MemoryContextMemAllocated(cache->data_cxt[cache->gen & 1], false) + need +
-		ROW_BLOCK_SIZE > (limit - table_bytes) / 2)
-	{
+		ROW_BLOCK_SIZE > gen_budget)
 		next_generation(cache);
-		if (need + ROW_BLOCK_SIZE > (limit - table_bytes) / 2)
-			return;				/* a setting too small for this entry */
-	}
 
 	/* everything that can fail comes before the table holds the entry */
 	data = MemoryContextAlloc(cache->data_cxt[cache->gen & 1], Max(need, 1));

@@ -35,9 +35,9 @@
  * open of the instance, a failed catch-up, and the first catch-up after an
  * open.
  *
- * The cache is bounded by almanac.reader_row_cache_size; when an insertion
- * would pass the bound it is emptied and filling starts again (0 turns it
- * off).
+ * The cache is bounded by almanac.reader_row_cache_size (below 64kB it
+ * keeps nothing; 0 turns it off).  When it is full it lets go of the keys
+ * not read again for longest, by generations (rowcache.c).
  *
  *-------------------------------------------------------------------------
  */
