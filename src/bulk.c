@@ -540,6 +540,7 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	/* hard-link the file into the store (RocksDB copies it across file systems) */
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	paths[0] = path;
+
 	/*
 	 * Its keys are not logged one by one: an entry that empties every row
 	 * cache, logged before the file can be seen and marked written after.

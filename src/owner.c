@@ -433,9 +433,8 @@ bound_unflushed(void)
 void
 almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
-	char	   *err = NULL;
-
 	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
+	char	   *err = NULL;
 
 	put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
