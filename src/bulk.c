@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "almanac.h"
 #include "bulk.h"
 #include "keycodec.h"
 #include "maintenance.h"
@@ -103,14 +104,6 @@ put_u32(char *p, uint32 v)
 	memcpy(p, &v, 4);
 }
 
-static inline uint32
-get_u32(const char *p)
-{
-	uint32		v;
-
-	memcpy(&v, p, 4);
-	return pg_ntoh32(v);
-}
 
 /* the statement's memory goes, ERROR included: b's chunk is no one's to wait for */
 static void
@@ -165,8 +158,8 @@ chunk_fall_back(AlmanacBulk *b, BulkChunk *c)
 
 	for (uint32 i = 0; i < c->nrows; i++)
 	{
-		uint32		klen = get_u32(p);
-		uint32		vlen = get_u32(p + 4);
+		uint32		klen = almanac_get_be32(p);
+		uint32		vlen = almanac_get_be32(p + 4);
 		const char *key = p + ROW_HEADER_LEN;
 
 		b->fallback(b->fallback_arg, key, klen,
@@ -307,14 +300,14 @@ chunk_rows(const char *payload, Size len, uint32 *n)
 
 	if (len < CHUNK_HEADER_LEN)
 		elog(ERROR, "almanac: truncated bulk-load chunk");
-	*n = get_u32(payload + 5);
+	*n = almanac_get_be32(payload + 5);
 	rows = palloc_extended(sizeof(OwnerRow) * Max(*n, 1), MCXT_ALLOC_HUGE);
 	for (uint32 i = 0; i < *n; i++)
 	{
 		if (end - p < ROW_HEADER_LEN)
 			elog(ERROR, "almanac: truncated bulk-load chunk");
-		rows[i].klen = get_u32(p);
-		rows[i].vlen = get_u32(p + 4);
+		rows[i].klen = almanac_get_be32(p);
+		rows[i].vlen = almanac_get_be32(p + 4);
 		rows[i].seq = i;
 		p += ROW_HEADER_LEN;
 		if ((Size) (end - p) < (Size) rows[i].klen + rows[i].vlen)
@@ -500,7 +493,7 @@ write_file(int store, const char *path, const char *cf_name, OwnerRow *rows, uin
 void
 almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, Size len)
 {
-	uint32		cf_id = get_u32(payload);
+	uint32		cf_id = almanac_get_be32(payload);
 	bool		upsert = payload[4] != 0;
 	const char *cf_name;
 	rocksdb_column_family_handle_t *cf = almanac_owner_cf(cf_id, &cf_name);

@@ -22,6 +22,7 @@
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 
+#include "almanac.h"
 #include "visibility.h"
 
 #define STORED_HEADER_LEN	(1 + 2)
@@ -59,14 +60,6 @@ get_u64(const char *p)
 	return pg_ntoh64(v);
 }
 
-static inline uint32
-get_u32(const char *p)
-{
-	uint32		v;
-
-	memcpy(&v, p, 4);
-	return pg_ntoh32(v);
-}
 
 static inline uint16
 get_u16(const char *p)
@@ -108,9 +101,9 @@ almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 		if (end - p < VERSION_HEADER_LEN)
 			corrupted("truncated version header");
 		v[i].xid = FullTransactionIdFromU64(get_u64(p));
-		v[i].top = get_u32(p + 8);
+		v[i].top = almanac_get_be32(p + 8);
 		v[i].flags = (uint8) p[VERSION_FLAGS_POS];
-		v[i].tuple_len = get_u32(p + 13);
+		v[i].tuple_len = almanac_get_be32(p + 13);
 		p += VERSION_HEADER_LEN;
 		if ((size_t) (end - p) < v[i].tuple_len)
 			corrupted("truncated row image");
@@ -187,10 +180,10 @@ almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent)
 {
 	if (len < INTENT_HEADER_LEN || (uint8) data[0] != ALMANAC_INTENT_FORMAT)
 		corrupted("malformed write intent");
-	intent->cf_id = get_u32(data + 1);
+	intent->cf_id = almanac_get_be32(data + 1);
 	intent->kind = (AlmanacIntentKind) (uint8) data[5];
 	intent->xid = FullTransactionIdFromU64(get_u64(data + 6));
-	intent->top = get_u32(data + 14);
+	intent->top = almanac_get_be32(data + 14);
 	intent->expected = FullTransactionIdFromU64(get_u64(data + 18));
 	intent->tuple = data + INTENT_HEADER_LEN;
 	intent->tuple_len = len - INTENT_HEADER_LEN;
