@@ -11,6 +11,11 @@ set -euo pipefail
 
 ALMANAC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
+if ! command -v "$PG_CONFIG" >/dev/null 2>&1; then
+	echo "almanac: $PG_CONFIG not found: install postgresql-server-dev-15 (make deps does)," >&2
+	echo "almanac: or pass PG_CONFIG=/path/to/pg_config" >&2
+	exit 1
+fi
 PGTREE=$ALMANAC_ROOT/.build/pg
 PGBIN=$PGTREE$("$PG_CONFIG" --bindir)
 PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
@@ -21,7 +26,14 @@ PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 # almanac installed (DESTDIR) works without root and leaves the system's
 # PostgreSQL untouched.
 build_private_tree() {
-	local d
+	local d stamp
+	# The copy is refreshed whole when the server changed (deps.sh upgrades
+	# it to match its headers): a mix of two releases' files would fail in
+	# ways that name neither.
+	stamp="$("$PG_CONFIG" --version) $(stat -c %Y "$("$PG_CONFIG" --bindir)/postgres" 2>/dev/null)"
+	if [ "$(cat "$PGTREE/.server" 2>/dev/null)" != "$stamp" ]; then
+		rm -rf "$PGTREE"
+	fi
 	mkdir -p "$PGTREE"
 	for d in "$("$PG_CONFIG" --bindir)" "$("$PG_CONFIG" --pkglibdir)" "$("$PG_CONFIG" --sharedir)"; do
 		mkdir -p "$PGTREE$d"
@@ -29,6 +41,7 @@ build_private_tree() {
 	done
 	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" all >/dev/null
 	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$PGTREE" >/dev/null
+	echo "$stamp" >"$PGTREE/.server"
 }
 
 # As root, servers run as an unprivileged account, created if missing.  It

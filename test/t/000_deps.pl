@@ -1,0 +1,159 @@
+# The set-up step (test/scripts/deps.sh) against simulated package states:
+# stubs of dpkg-query, apt-get and id come first on PATH (test/deps-stubs), so
+# nothing is really installed.  For each starting state, checks which
+# packages it asks apt to install, what it prints, and its exit status.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $root  = $ENV{ALMANAC_ROOT} or die "ALMANAC_ROOT is not set";
+my $deps  = "$root/test/scripts/deps.sh";
+my $stubs = "$root/test/deps-stubs";
+
+my @all = qw(make gcc postgresql-15 postgresql-client-15
+  postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl);
+my %archive = map { $_ => '1.0' } @all;
+$archive{$_} = '15.20-0+deb12u1'
+  for qw(postgresql-15 postgresql-client-15 postgresql-server-dev-15);
+
+sub write_file
+{
+	my ($path, $text) = @_;
+	open my $fh, '>', $path or die "$path: $!";
+	print $fh $text;
+	close $fh;
+}
+
+sub read_file
+{
+	my ($path) = @_;
+	open my $fh, '<', $path or return '';
+	local $/;
+	return <$fh> // "";
+}
+
+# run deps.sh with the given installed packages ({name => version}); returns
+# exit status, stdout, stderr, the apt-get calls and the final state
+sub run_deps
+{
+	my (%o) = @_;
+	my $dir = tempdir(CLEANUP => 1);
+	write_file("$dir/state",
+		join('', map { "$_ $o{installed}{$_}\n" }
+			  grep { defined $o{installed}{$_} } sort keys %{ $o{installed} }));
+	my %arch = (%archive, %{ $o{archive} // {} });
+	write_file("$dir/archive",
+		join('', map { "$_ $arch{$_}\n" } grep { defined $arch{$_} } sort keys %arch));
+	write_file("$dir/fail-$_", '') for @{ $o{fail} // [] };
+	local $ENV{PATH} = "$stubs:$ENV{PATH}";
+	local $ENV{STUB_DIR} = $dir;
+	local $ENV{STUB_UID} = $o{uid} // 0;
+	local $ENV{TMPDIR} = $dir;
+	local $ENV{ALMANAC_CREATECLUSTER_DIR} = "$dir/createcluster.d";
+	my $rc = system("bash '$deps' >'$dir/out' 2>'$dir/err'") >> 8;
+	my %state = map { split / / } split /\n/, read_file("$dir/state");
+	return {
+		rc    => $rc,
+		out   => read_file("$dir/out"),
+		err   => read_file("$dir/err"),
+		apt   => [ split /\n/, read_file("$dir/apt.log") ],
+		state => \%state,
+		cc    => read_file("$dir/createcluster.d/almanac.conf"),
+	};
+}
+
+sub installs
+{
+	my ($r) = @_;
+	my ($line) = grep { /^install / } @{ $r->{apt} };
+	return '' unless defined $line;
+	my (undef, @args) = split / /, $line;
+	return join ' ', grep { !/^-/ } @args;
+}
+
+my %full = map { $_ => $archive{$_} } @all;
+my $pg   = '15.20-0+deb12u1';
+my $old  = '15.18-0+deb12u1';
+
+# nothing installed
+my $r = run_deps(installed => {});
+is($r->{rc}, 0, 'nothing installed: succeeds');
+is_deeply([ map { (split / /)[0] } @{ $r->{apt} } ],
+	[ 'update', 'install' ], 'nothing installed: apt-get update, then one install');
+is(installs($r), join(' ', @all), 'nothing installed: installs every package');
+like($r->{out}, qr/deps: installed; postgresql-15 and postgresql-server-dev-15 are \Q$pg\E/,
+	'nothing installed: reports the installed release');
+is($r->{cc}, "create_main_cluster = false\n",
+	'nothing installed: postgresql-common told not to create a main cluster');
+is($r->{err}, '', 'nothing installed: nothing on stderr');
+
+# the server without its headers (a fresh Debian 12 image)
+$r = run_deps(installed =>
+	  { make => '1.0', gcc => '1.0', 'postgresql-15' => $old, 'postgresql-client-15' => $old });
+is($r->{rc}, 0, 'server without headers: succeeds');
+is(installs($r),
+	'postgresql-15 postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl',
+	'server without headers: installs the headers and the server with them');
+like($r->{out}, qr/postgresql-15 \Q$old\E is installed without postgresql-server-dev-15/,
+	'server without headers: says why the server is reinstalled');
+is($r->{state}{'postgresql-15'}, $r->{state}{'postgresql-server-dev-15'},
+	'server without headers: ends with server and headers at one release');
+
+# server and headers at different minor releases
+$r = run_deps(installed => { %full, 'postgresql-15' => $old });
+is($r->{rc}, 0, 'different minor releases: succeeds');
+is(installs($r), 'postgresql-15 postgresql-server-dev-15',
+	'different minor releases: installs the pair, nothing else');
+like($r->{out}, qr/postgresql-15 is \Q$old\E but postgresql-server-dev-15 is \Q$pg\E/,
+	'different minor releases: names both versions');
+is($r->{state}{'postgresql-15'}, $pg, 'different minor releases: server upgraded');
+
+# the headers without the server
+$r = run_deps(installed => { %full, 'postgresql-15' => undef });
+is($r->{rc}, 0, 'headers without server: succeeds');
+is(installs($r), 'postgresql-15 postgresql-server-dev-15',
+	'headers without server: installs the server with its headers');
+
+# everything already there
+$r = run_deps(installed => \%full);
+is($r->{rc}, 0, 'everything installed: succeeds');
+is_deeply($r->{apt}, [], 'everything installed: apt-get not called');
+is($r->{out} . $r->{err}, '', 'everything installed: prints nothing');
+
+# not root, something missing
+$r = run_deps(installed => { %full, 'librocksdb-dev' => undef }, uid => 1000);
+is($r->{rc}, 1, 'not root: fails');
+is_deeply($r->{apt}, [], 'not root: apt-get not called');
+like($r->{err}, qr/missing Debian packages: librocksdb-dev\n/, 'not root: names what is missing');
+like($r->{err}, qr/sudo apt-get update && sudo apt-get install -y --no-install-recommends librocksdb-dev/,
+	'not root: gives the command that installs it');
+
+# not root, nothing missing
+$r = run_deps(installed => \%full, uid => 1000);
+is($r->{rc}, 0, 'not root, everything installed: succeeds');
+
+# apt-get update fails
+$r = run_deps(installed => {}, fail => ['update']);
+is($r->{rc}, 1, 'update fails: fails');
+like($r->{err}, qr/stubbed failure of apt-get update/, 'update fails: shows apt\'s own words');
+like($r->{err}, qr/deps: apt-get update failed.*\ndeps: check that this machine reaches Debian's archive/s,
+	'update fails: says what failed and what to do');
+is(scalar(grep { /^install / } @{ $r->{apt} }), 0, 'update fails: install not tried');
+
+# apt-get install fails: a package the archive lacks
+$r = run_deps(installed => {}, archive => { 'rocksdb-tools' => undef });
+is($r->{rc}, 1, 'package not in archive: fails');
+like($r->{err}, qr/Unable to locate package rocksdb-tools/, 'package not in archive: shows apt\'s own words');
+like($r->{err}, qr/deps: apt-get install .* failed .*\ndeps: if a package was not found/s,
+	'package not in archive: says what failed and what to do');
+
+# apt-get succeeds but cannot make the pair match (it does not downgrade)
+$r = run_deps(installed => { %full, 'postgresql-server-dev-15' => '15.21-0+deb12u1' });
+is($r->{rc}, 1, 'unmatched after install: fails');
+like($r->{err}, qr/postgresql-15 is \Q$pg\E but postgresql-server-dev-15 is 15\.21-0\+deb12u1/,
+	'unmatched after install: names both versions');
+like($r->{err}, qr/deps: apt-get finished but these are still not installed: postgresql-15 postgresql-server-dev-15/,
+	'unmatched after install: says what is still wrong');
+
+done_testing();
