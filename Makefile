@@ -10,7 +10,7 @@
 EXTENSION   = almanac
 EXTVERSION  = 0.1.0
 MODULE_big  = almanac
-OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA_built  = almanac--$(EXTVERSION).sql
 # the install script is assembled from the parts in src/sql, in file-name order
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
@@ -20,7 +20,7 @@ REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
 ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/codec -I$(srcdir)/src/store -I$(srcdir)/src/kv -I$(srcdir)/src/fdw
 PG_CFLAGS   = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 SHLIB_LINK  = -lrocksdb
 
@@ -38,7 +38,7 @@ all:
 endif
 
 # PGXS tracks no header dependencies: rebuild every object when a header changes
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 $(DATA_built): $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
