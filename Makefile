@@ -20,7 +20,7 @@ REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
 ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 
-PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/codec -I$(srcdir)/src/store -I$(srcdir)/src/kv -I$(srcdir)/src/fdw
+PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 SHLIB_LINK  = -lrocksdb
 

@@ -14,12 +14,12 @@
 #include "utils/guc.h"
 
 #include "almanac.h"
-#include "bulk.h"
-#include "reader.h"
-#include "rowcache.h"
-#include "maintenance.h"
-#include "store.h"
-#include "xact.h"
+#include "store/bulk.h"
+#include "kv/reader.h"
+#include "kv/rowcache.h"
+#include "store/maintenance.h"
+#include "store/store.h"
+#include "kv/xact.h"
 
 PG_MODULE_MAGIC;
 

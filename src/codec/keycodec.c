@@ -27,7 +27,7 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
-#include "keycodec.h"
+#include "codec/keycodec.h"
 
 /* how a type's values are written as a segment */
 typedef enum KeySegKind

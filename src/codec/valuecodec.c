@@ -25,8 +25,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "keycodec.h"
-#include "valuecodec.h"
+#include "codec/keycodec.h"
+#include "codec/valuecodec.h"
 
 void
 almanac_value_encode(StringInfo buf, TupleDesc desc, const Datum *values,

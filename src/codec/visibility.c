@@ -23,7 +23,7 @@
 #include "utils/snapmgr.h"
 
 #include "almanac.h"
-#include "visibility.h"
+#include "codec/visibility.h"
 
 #define STORED_HEADER_LEN	(1 + 2)
 #define VERSION_HEADER_LEN	(8 + 4 + 1 + 4)

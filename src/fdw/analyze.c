@@ -22,8 +22,8 @@
 #include "utils/sampling.h"
 #include "utils/snapmgr.h"
 
-#include "fdw.h"
-#include "store.h"
+#include "fdw/fdw.h"
+#include "store/store.h"
 
 /*
  * AcquireSampleRowsFunc: up to targrows rows, chosen uniformly among the

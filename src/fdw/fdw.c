@@ -22,12 +22,12 @@
 #include "utils/syscache.h"
 
 #include "almanac.h"
-#include "fdw.h"
-#include "rowcache.h"
-#include "store.h"
-#include "valuecodec.h"
-#include "visibility.h"
-#include "xact.h"
+#include "fdw/fdw.h"
+#include "kv/rowcache.h"
+#include "store/store.h"
+#include "codec/valuecodec.h"
+#include "codec/visibility.h"
+#include "kv/xact.h"
 
 /*
  * Table layouts are cached per backend, by relation OID: every query plans

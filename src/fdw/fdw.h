@@ -24,9 +24,9 @@
 
 #include <rocksdb/c.h>
 
-#include "keycodec.h"
-#include "option.h"
-#include "reader.h"
+#include "codec/keycodec.h"
+#include "fdw/option.h"
+#include "kv/reader.h"
 
 /* a foreign table's layout, resolved once per statement */
 typedef struct AlmanacTable

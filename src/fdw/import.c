@@ -26,7 +26,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 
-#include "fdw.h"
+#include "fdw/fdw.h"
 
 /* RocksDB's column family that every store has, and almanac never writes */
 #define DEFAULT_CF "default"

@@ -30,12 +30,12 @@
 #include "utils/snapmgr.h"
 
 #include "almanac.h"
-#include "bulk.h"
-#include "fdw.h"
-#include "store.h"
-#include "valuecodec.h"
-#include "visibility.h"
-#include "xact.h"
+#include "store/bulk.h"
+#include "fdw/fdw.h"
+#include "store/store.h"
+#include "codec/valuecodec.h"
+#include "codec/visibility.h"
+#include "kv/xact.h"
 
 typedef struct AlmanacModifyState
 {

@@ -34,7 +34,7 @@
 #include "utils/rel.h"
 #include "utils/varlena.h"
 
-#include "option.h"
+#include "fdw/option.h"
 
 /* parsed value of one option; which member is set depends on the option */
 typedef struct OptionValue

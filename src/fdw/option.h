@@ -21,7 +21,7 @@
 #include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
-#include "keycodec.h"
+#include "codec/keycodec.h"
 
 #define ALMANAC_DIRECT_IO_AUTO	0
 #define ALMANAC_DIRECT_IO_ON	1

@@ -68,7 +68,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "fdw.h"
+#include "fdw/fdw.h"
 
 /* what the planner found for a scan, kept in baserel->fdw_private */
 typedef struct AlmanacPlanInfo

@@ -27,11 +27,11 @@
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 
-#include "fdw.h"
-#include "reader.h"
-#include "rowcache.h"
-#include "store.h"
-#include "xact.h"
+#include "fdw/fdw.h"
+#include "kv/reader.h"
+#include "kv/rowcache.h"
+#include "store/store.h"
+#include "kv/xact.h"
 
 typedef struct AlmanacScanState
 {

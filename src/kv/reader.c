@@ -17,9 +17,9 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "reader.h"
-#include "rowcache.h"
-#include "store.h"
+#include "kv/reader.h"
+#include "kv/rowcache.h"
+#include "store/store.h"
 
 typedef struct ReaderCf
 {

@@ -33,7 +33,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "rowcache.h"
+#include "kv/rowcache.h"
 
 /* almanac.reader_row_cache_size, in kB */
 int			almanac_reader_row_cache_size = 16 * 1024;

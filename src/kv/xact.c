@@ -15,9 +15,9 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "reader.h"
-#include "store.h"
-#include "xact.h"
+#include "kv/reader.h"
+#include "store/store.h"
+#include "kv/xact.h"
 
 int			almanac_write_batch_size = 16 * 1024;	/* kB */
 

@@ -38,7 +38,7 @@
 #include <rocksdb/c.h>
 
 #include "storage/dsm.h"
-#include "visibility.h"
+#include "codec/visibility.h"
 
 extern int	almanac_write_batch_size;
 

@@ -46,8 +46,8 @@
 
 #include <rocksdb/c.h>
 
-#include "option.h"
-#include "store.h"
+#include "fdw/option.h"
+#include "store/store.h"
 
 /* the wrapper's handler (fdw.c): a server is ours if its wrapper uses it */
 extern PGDLLEXPORT Datum almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS);

@@ -24,11 +24,11 @@
 #include "utils/rel.h"
 
 #include "almanac.h"
-#include "bulk.h"
-#include "keycodec.h"
-#include "maintenance.h"
-#include "visibility.h"
-#include "xact.h"
+#include "store/bulk.h"
+#include "codec/keycodec.h"
+#include "store/maintenance.h"
+#include "codec/visibility.h"
+#include "kv/xact.h"
 
 #define CHUNK_HEADER_LEN	(4 + 1 + 4)
 #define ROW_HEADER_LEN		(4 + 4)

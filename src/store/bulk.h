@@ -45,8 +45,8 @@
 #ifndef ALMANAC_BULK_H
 #define ALMANAC_BULK_H
 
-#include "fdw.h"
-#include "store.h"
+#include "fdw/fdw.h"
+#include "store/store.h"
 
 extern bool almanac_bulk_copy;
 

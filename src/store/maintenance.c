@@ -31,12 +31,12 @@
 #include "utils/xid8.h"
 
 #include "almanac.h"
-#include "keycodec.h"
-#include "maintenance.h"
-#include "option.h"
-#include "reader.h"
-#include "store.h"
-#include "visibility.h"
+#include "codec/keycodec.h"
+#include "store/maintenance.h"
+#include "fdw/option.h"
+#include "kv/reader.h"
+#include "store/store.h"
+#include "codec/visibility.h"
 
 /* the wrapper's handler (fdw.c), to recognize its servers */
 extern Datum almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS);

@@ -35,11 +35,11 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
-#include "bulk.h"
-#include "keycodec.h"
-#include "maintenance.h"
-#include "store.h"
-#include "visibility.h"
+#include "store/bulk.h"
+#include "codec/keycodec.h"
+#include "store/maintenance.h"
+#include "store/store.h"
+#include "codec/visibility.h"
 
 typedef struct OwnerCf
 {

@@ -22,7 +22,7 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
-#include "store.h"
+#include "store/store.h"
 
 AlmanacShared *almanac_shared = NULL;
 

@@ -31,8 +31,8 @@
 #include "storage/dsm.h"
 #include "storage/lwlock.h"
 
-#include "option.h"
-#include "rowcache.h"
+#include "fdw/option.h"
+#include "kv/rowcache.h"
 
 /* store paths a server can use between restarts (see almanac_store_attach) */
 #define ALMANAC_MAX_STORES		32
