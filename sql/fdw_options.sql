@@ -2,9 +2,10 @@
 -- throwaway wrapper that uses the same validator.
 CREATE FOREIGN DATA WRAPPER test_wrapper VALIDATOR almanac.rocksdb_fdw_validator;
 
--- defaults: path under the data directory, the design's tuning
+-- defaults: the database's own store under the data directory, the design's tuning
 CREATE SERVER s_default FOREIGN DATA WRAPPER test_wrapper;
-SELECT replace(o, current_setting('data_directory'), '$PGDATA') AS option
+SELECT replace(replace(o, current_setting('data_directory'), '$PGDATA'),
+			   '/' || (SELECT oid FROM pg_database WHERE datname = current_database()), '/<database oid>') AS option
   FROM unnest(almanac._server_options((SELECT oid FROM pg_foreign_server WHERE srvname = 's_default'))) AS o;
 
 -- every server option, with units and spellings

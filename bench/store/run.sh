@@ -230,7 +230,7 @@ read -r mpid rss0 anon0 rss1 anon1 rss2 anon2 rss3 anon3 rowcache < <("${PSQL[@]
 echo "memory (kB): pid $mpid rss $rss0 -> heap read $rss1 -> first foreign read $rss2 -> +1000 reads $rss3; anon $anon0 $anon1 $anon2 $anon3; row cache $rowcache bytes"
 
 "${PSQL[@]}" -c "SELECT pg_size_pretty(pg_total_relation_size('bench_heap')) AS heap_size" -At >"$OUT/heap_size.txt"
-store_du=$(du -sh "$DATA/almanac/store" 2>/dev/null | cut -f1) || store_du=?
+store_du=$(du -sh "$DATA/almanac/base" 2>/dev/null | cut -f1) || store_du=?
 
 # --- RocksDB's own ceiling (db_bench, same key size and about the same value size)
 DBB=$OUT/dbbench

@@ -388,8 +388,8 @@ check_path_privilege(void)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to set option \"path\""),
 				 errdetail("Only superusers and roles with privileges of the pg_write_server_files role may choose the directory of an almanac store."),
-				 errhint("Leave \"path\" unset to use the default directory, %s in the data directory.",
-						 ALMANAC_DEFAULT_STORE_PATH)));
+				 errhint("Leave \"path\" unset to use the database's own store, %s/<database oid> in the data directory.",
+						 ALMANAC_DEFAULT_STORE_DIR)));
 }
 
 PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_validator);
@@ -527,7 +527,7 @@ almanac_server_options(Oid serverid)
 {
 	ForeignServer *server = GetForeignServer(serverid);
 	AlmanacServerOptions *opts = palloc0(sizeof(AlmanacServerOptions));
-	const char *path = ALMANAC_DEFAULT_STORE_PATH;
+	const char *path = NULL;
 	bool		min_merge_set = false;
 	ListCell   *lc;
 
@@ -574,7 +574,15 @@ almanac_server_options(Oid serverid)
 		opts->min_write_buffer_number_to_merge >= opts->max_write_buffer_number)
 		opts->min_write_buffer_number_to_merge = opts->max_write_buffer_number - 1;
 
-	if (is_absolute_path(path))
+	/*
+	 * Without "path", the database's own store: two databases never share
+	 * rows unless a role allowed to choose directories points servers of
+	 * both at one on purpose.
+	 */
+	if (path == NULL)
+		opts->path = psprintf("%s/%s/%u", DataDir, ALMANAC_DEFAULT_STORE_DIR,
+							  MyDatabaseId);
+	else if (is_absolute_path(path))
 		opts->path = pstrdup(path);
 	else
 		opts->path = psprintf("%s/%s", DataDir, path);

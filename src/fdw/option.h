@@ -27,8 +27,12 @@
 #define ALMANAC_DIRECT_IO_ON	1
 #define ALMANAC_DIRECT_IO_OFF	2
 
-/* default store directory, relative to the data directory */
-#define ALMANAC_DEFAULT_STORE_PATH "almanac/store"
+/*
+ * Default store directory, relative to the data directory: one store per
+ * database, almanac/base/<database oid> (as PostgreSQL's base/<oid>), so that
+ * a server without "path" never maps another database's rows.
+ */
+#define ALMANAC_DEFAULT_STORE_DIR "almanac/base"
 
 typedef struct AlmanacServerOptions
 {

@@ -231,8 +231,9 @@ is($node->safe_psql('postgres', 'SELECT string_agg(k || \'=\' || v, \',\' ORDER 
 
 # a value that cannot be parsed (written behind the store's back with ldb,
 # from rocksdb-tools) is logged and skipped; the sweep freezes the rest
+my $store = $node->data_dir . '/almanac/base/'
+  . $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'postgres'});
 $node->stop;
-my $store = $node->data_dir . '/almanac/store';
 # key fz:<99 as 8 bytes>, value: format byte, 65535 versions, nothing more
 system('ldb', "--db=$store", '--try_load_options', '--column_family=fz', '--hex',
 	'put', '0x667A3A0000000000000063', '0xA1FFFF') == 0

@@ -3,7 +3,8 @@
 # drop fail with a clear error, and the column family is created again on
 # the next write.  The tables live in another database than the one that
 # drops (a drop is refused while a table of the current database uses the
-# column family), both on the default store.
+# column family), both on one store: each database has a store of its own
+# unless a superuser points their servers at one path, as here.
 #
 # Before the owner reopened the store after a drop, RocksDB 7.8 secondaries
 # crashed catching up once a flushed column family had been dropped and
@@ -25,6 +26,7 @@ for my $db ('dropper', 'app')
 {
 	$node->safe_psql('postgres', "CREATE DATABASE $db");
 	$node->safe_psql($db, 'CREATE EXTENSION almanac');
+	$node->safe_psql($db, "ALTER SERVER almanac_store OPTIONS (ADD path 'almanac/shared')");
 }
 $node->safe_psql('app', q{
 	CREATE FOREIGN TABLE t (k int, v int) SERVER almanac_store

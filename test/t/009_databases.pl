@@ -1,0 +1,85 @@
+# Each database has a store of its own: a server without "path" (the
+# extension's almanac_store included) maps almanac/base/<database oid> under
+# the data directory.  The same table in two databases holds two sets of
+# rows; a DELETE in one leaves the other's alone; one dump restores into two
+# databases.  Two databases share a store only when a superuser (or a member
+# of pg_write_server_files) points their servers at one path.
+#
+# Before, every database's almanac_store was one store: the second INSERT of
+# the same key was 23505 and a DELETE in one database removed the rows of
+# the other.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('databases');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'almanac'");
+$node->start;
+
+my $table = q{CREATE FOREIGN TABLE t (k int, v text) SERVER almanac_store
+	OPTIONS (key_prefix 't', key_columns 'k')};
+for my $db ('a', 'b')
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, 'CREATE EXTENSION almanac');
+	$node->safe_psql($db, $table);
+}
+
+$node->safe_psql('a', q{INSERT INTO t VALUES (1, 'a1'), (2, 'a2')});
+my ($ret, $out, $err) = $node->psql('b', q{INSERT INTO t VALUES (1, 'b1')});
+is($ret, 0, 'the same key in another database is another row') or diag $err;
+is($node->safe_psql('b', 'SELECT string_agg(k || v, \',\' ORDER BY k) FROM t'),
+	'1b1', "database b sees its own row only");
+$node->safe_psql('b', 'DELETE FROM t');
+is($node->safe_psql('a', 'SELECT string_agg(k || v, \',\' ORDER BY k) FROM t'),
+	'1a1,2a2', "a DELETE in database b leaves database a's rows");
+
+my %oid = map {
+	$_ => $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$_'")
+} ('a', 'b');
+ok(-d $node->data_dir . "/almanac/base/$oid{$_}", "database $_ has its store in almanac/base/<oid>")
+  for ('a', 'b');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'almanac store owner'"),
+	'2',
+	'one owner process per database in use');
+
+# a database made from a template gets the tables, not the rows
+$node->safe_psql('postgres', 'CREATE DATABASE c TEMPLATE a');
+is($node->safe_psql('c', 'SELECT count(*) FROM t'), '0',
+	'a database copied from a template starts with an empty store');
+$node->safe_psql('c', q{INSERT INTO t VALUES (1, 'c1')});
+is($node->safe_psql('a', 'SELECT count(*) FROM t'), '2', 'and writes to its own');
+
+# one dump, restored into two fresh databases
+my $dump = $node->basedir . '/a.dump';
+$node->command_ok(
+	[
+		'pg_dump', '-Fc', '--include-foreign-data=almanac_store',
+		'-d', $node->connstr('a'), '-f', $dump
+	],
+	'pg_dump of database a');
+for my $db ('r1', 'r2')
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->command_ok([ 'pg_restore', '-d', $node->connstr($db), $dump ],
+		"restored into $db");
+	is($node->safe_psql($db, 'SELECT string_agg(k || v, \',\' ORDER BY k) FROM t'),
+		'1a1,2a2', "database $db holds every row of the dump");
+}
+
+# a shared store only on purpose: a superuser points both servers at one path
+for my $db ('a', 'b')
+{
+	$node->safe_psql($db, "ALTER SERVER almanac_store OPTIONS (ADD path 'almanac/shared')");
+}
+$node->safe_psql('a', q{INSERT INTO t VALUES (7, 'shared')});
+is($node->safe_psql('b', 'SELECT v FROM t WHERE k = 7'), 'shared',
+	'servers pointed at one path by a superuser share its rows');
+
+$node->stop;
+done_testing();
