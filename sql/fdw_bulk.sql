@@ -1,4 +1,4 @@
--- COPY FROM into a foreign table by SST files the store owner ingests (bulk.h)
+-- COPY FROM into a foreign table by SST files the store owner ingests (src/store/bulk.h)
 CREATE FOREIGN TABLE bulk_blocks (chain_id text, block_number bigint, block_hash text, gas_used bigint)
 	SERVER almanac_store OPTIONS (column_family 'bulk', key_prefix 'block',
 								  key_columns 'chain_id, block_number');

@@ -1,4 +1,4 @@
--- Options of the almanac_rocksdb wrapper (src/option.c), checked through a
+-- Options of the almanac_rocksdb wrapper (src/fdw/option.c), checked through a
 -- throwaway wrapper that uses the same validator.
 CREATE FOREIGN DATA WRAPPER test_wrapper VALIDATOR almanac.rocksdb_fdw_validator;
 

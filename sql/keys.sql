@@ -1,4 +1,4 @@
--- RocksDB keys (src/keycodec.c): layout prefix:segment:...[:attribute],
+-- RocksDB keys (src/codec/keycodec.c): layout prefix:segment:...[:attribute],
 -- integers fixed-width big-endian, text escaped, uuid raw.
 
 -- helper for this and later suites: SQLSTATE, message, detail and hint of
@@ -153,7 +153,7 @@ SELECT sqlstate_of($$SELECT almanac._key_bound('block', row(1::bigint), '=')$$);
 -- uuid bounds, including the all-ones uuid
 SELECT almanac._key_bound('u', row('ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid), '<=') AS uuid_max_upper;
 
--- values (src/valuecodec.c): [format byte 1][heap tuple image]
+-- values (src/codec/valuecodec.c): [format byte 1][heap tuple image]
 CREATE DOMAIN pos_amount AS numeric(78,0) CHECK (VALUE >= 0);
 CREATE TYPE log_ref AS (tx_hash text, log_index int, topics text[]);
 CREATE TABLE vals (

@@ -1,4 +1,4 @@
--- The row cache (rowcache.h): point lookups answered from backend memory,
+-- The row cache (src/kv/rowcache.h): point lookups answered from backend memory,
 -- its setting, and a cache too small for what is read.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS almanac;

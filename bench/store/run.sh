@@ -11,7 +11,7 @@
 #   READER_CACHE  almanac.reader_cache_size of the instance (default 64MB: each
 #           backend's block cache, as shared_buffers = 1GB is the heap's)
 #   ROW_CACHE     almanac.reader_row_cache_size (default 64MB: each backend's
-#           row cache, enough for the 200,000 rows of the README's run)
+#           row cache, enough for the 200,000 rows of docs/benchmarks.md)
 #
 # Point lookups run heap and foreign runs in turn (heap first in odd rounds,
 # foreign first in even ones), so a machine that slows down during the run
@@ -97,7 +97,7 @@ ROWS=$OUT/rows.tsv
 # foreign table loaded row by row (almanac.bulk_copy off).  The row-by-row
 # loads come last: they leave their rows in the owner's write-ahead log,
 # which every new session's reader replays when it opens (see "Memory per
-# backend" in the README), and the other loads would pay for that.  The
+# backend" in docs/operations.md), and the other loads would pay for that.  The
 # foreign tables share a column family of their own; afterwards every
 # column family is flushed (the log is no longer needed) and that one is
 # dropped.

@@ -11,11 +11,12 @@
 # Before that, two checks on a store that flushes after every write
 # (max_total_wal_size 16kB): a session whose secondary replayed a value from
 # the WAL must see, by point lookup, the newer value once the owner flushed
-# it (RocksDB 7.8 secondaries kept serving the replayed one, see owner.c,
-# catch-up marker); and eight pgbench clients compare a foreign counter with
-# a heap counter written in the same transactions (this also caught, once, a
-# flush completing inside a catch-up, see reader.c: a race, so a check that
-# fails only sometimes when it breaks).
+# it (RocksDB 7.8 secondaries kept serving the replayed one, see
+# src/store/owner.c, catch-up marker); and eight pgbench clients compare a
+# foreign counter with a heap counter written in the same transactions (this
+# also caught, once, a flush completing inside a catch-up, see
+# src/kv/reader.c: a race, so a check that fails only sometimes when it
+# breaks).
 use strict;
 use warnings;
 use IPC::Run;
