@@ -7,10 +7,16 @@
  *
  * The image is a heap tuple because PostgreSQL already knows how to lay out
  * and read back every type, NULLs included, in that form; what this file
- * adds is making the tuple self-contained (no TOAST pointers) on the way in
- * and refusing, on the way out, any image whose structure does not fit in
- * its bytes, so that a damaged or foreign value raises an error instead of
- * reading beyond the buffer.
+ * adds is making the tuple self-contained (no TOAST pointers) on the way in,
+ * binding it to the row layout it was written with (the layout fingerprint
+ * and checksum of valuecodec.h, which say why this and not per-type
+ * validation), and refusing, on the way out, any value written under another
+ * layout, damaged, or whose structure does not fit in its bytes, so that it
+ * raises an error instead of being misread.
+ *
+ * Cost on the read path: one CRC-32C pass over the value (hardware
+ * instructions) and one comparison of fingerprints; the fingerprints are
+ * computed once per table layout (fdw.c caches them with the layout).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,18 +25,144 @@
 #include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/tupmacs.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "almanac.h"
 #include "codec/keycodec.h"
 #include "codec/valuecodec.h"
 
+static void layout_attr(pg_crc32c *crc, Form_pg_attribute att);
+
+/*
+ * Add a type to a layout fingerprint: its OID and typmod, and whatever it is
+ * built from whose layout can change or whose OID the stored bytes carry
+ * (a domain's base type, an array's element type, a range's subtype, a
+ * composite type's attributes).  Composite types cannot contain themselves,
+ * so this ends; check_stack_depth guards against deep nesting anyway.
+ */
+static void
+layout_type(pg_crc32c *crc, Oid typid, int32 typmod)
+{
+	HeapTuple	tp;
+	Form_pg_type typ;
+	char		typtype;
+	int16		typlen;
+	Oid			basetype;
+	int32		basetypmod;
+	Oid			elem;
+
+	check_stack_depth();
+	COMP_CRC32C(*crc, &typid, sizeof(typid));
+	COMP_CRC32C(*crc, &typmod, sizeof(typmod));
+
+	tp = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tp))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	typ = (Form_pg_type) GETSTRUCT(tp);
+	typtype = typ->typtype;
+	typlen = typ->typlen;
+	basetype = typ->typbasetype;
+	basetypmod = typ->typtypmod;
+	elem = typ->typelem;
+	ReleaseSysCache(tp);
+
+	switch (typtype)
+	{
+		case TYPTYPE_DOMAIN:
+			layout_type(crc, basetype, basetypmod);
+			break;
+		case TYPTYPE_COMPOSITE:
+			{
+				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
+
+				COMP_CRC32C(*crc, &desc->natts, sizeof(desc->natts));
+				for (int i = 0; i < desc->natts; i++)
+					layout_attr(crc, TupleDescAttr(desc, i));
+				ReleaseTupleDesc(desc);
+			}
+			break;
+		case TYPTYPE_RANGE:
+			layout_type(crc, get_range_subtype(typid), -1);
+			break;
+		case TYPTYPE_MULTIRANGE:
+			layout_type(crc, get_multirange_range(typid), -1);
+			break;
+		default:
+			/* a true array (not a fixed-length type such as name or point) */
+			if (OidIsValid(elem) && typlen == -1)
+				layout_type(crc, elem, -1);
+			break;
+	}
+}
+
+/* add an attribute to a layout fingerprint: its storage, then its type */
+static void
+layout_attr(pg_crc32c *crc, Form_pg_attribute att)
+{
+	char		storage[5];
+
+	storage[0] = att->attisdropped ? 'd' : 'c';
+	storage[1] = att->attalign;
+	storage[2] = att->attbyval ? 'v' : 'r';
+	memcpy(&storage[3], &att->attlen, sizeof(int16));
+	COMP_CRC32C(*crc, storage, sizeof(storage));
+	if (!att->attisdropped)
+		layout_type(crc, att->atttypid, att->atttypmod);
+}
+
+AlmanacValueLayout *
+almanac_value_layout(TupleDesc desc, const char *relname)
+{
+	AlmanacValueLayout *layout = palloc(sizeof(AlmanacValueLayout));
+	pg_crc32c	crc;
+
+	layout->natts = desc->natts;
+	layout->prefix = palloc(sizeof(uint32) * (desc->natts + 1));
+	layout->relname = pstrdup(relname);
+	INIT_CRC32C(crc);
+	for (int i = 0; i <= desc->natts; i++)
+	{
+		pg_crc32c	fin = crc;
+
+		FIN_CRC32C(fin);
+		layout->prefix[i] = fin;
+		if (i < desc->natts)
+			layout_attr(&crc, TupleDescAttr(desc, i));
+	}
+	return layout;
+}
+
+static inline void
+put_be32(char *p, uint32 v)
+{
+	v = pg_hton32(v);
+	memcpy(p, &v, 4);
+}
+
+/* CRC-32C of a value: its format byte and layout, then its image */
+static pg_crc32c
+value_checksum(const char *value, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, value, 5);
+	COMP_CRC32C(crc, value + ALMANAC_VALUE_HEADER, len - ALMANAC_VALUE_HEADER);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
 void
-almanac_value_encode(StringInfo buf, TupleDesc desc, const Datum *values,
-					 const bool *isnull, const bool *skip)
+almanac_value_encode(StringInfo buf, TupleDesc desc, const AlmanacValueLayout *layout,
+					 const Datum *values, const bool *isnull, const bool *skip)
 {
 	int			natts = desc->natts;
 	Datum	   *vals = palloc(sizeof(Datum) * Max(natts, 1));
@@ -70,9 +202,22 @@ almanac_value_encode(StringInfo buf, TupleDesc desc, const Datum *values,
 		}
 	}
 
+	if (layout->natts != natts)
+		elog(ERROR, "almanac value layout of \"%s\" has %d columns, the descriptor %d",
+			 layout->relname, layout->natts, natts);
 	tuple = heap_form_tuple(desc, vals, nulls);
-	appendStringInfoChar(buf, (char) ALMANAC_VALUE_FORMAT);
-	appendBinaryStringInfo(buf, (char *) tuple->t_data, (int) tuple->t_len);
+	{
+		int			start = buf->len;
+		char		header[ALMANAC_VALUE_HEADER];
+
+		header[0] = (char) ALMANAC_VALUE_FORMAT;
+		put_be32(header + 1, layout->prefix[natts]);
+		put_be32(header + 5, 0);
+		appendBinaryStringInfo(buf, header, ALMANAC_VALUE_HEADER);
+		appendBinaryStringInfo(buf, (char *) tuple->t_data, (int) tuple->t_len);
+		put_be32(buf->data + start + 5,
+				 value_checksum(buf->data + start, buf->len - start));
+	}
 
 	/* the values can be large (up to 1 GB): free them now, not at reset */
 	heap_freetuple(tuple);
@@ -91,7 +236,7 @@ value_corrupt(const char *what, size_t len)
 			(errcode(ERRCODE_DATA_CORRUPTED),
 			 errmsg("stored almanac value is corrupt: %s", what),
 			 errdetail("The value is %zu bytes long.", len),
-			 errhint("The RocksDB value was not written by this version of almanac for this table, or was damaged.")));
+			 errhint("The RocksDB value was not written by almanac, or was damaged.")));
 }
 
 /*
@@ -179,31 +324,58 @@ value_check_image(const char *img, uint32 tlen, TupleDesc desc, size_t len)
 
 void
 almanac_value_decode(const char *data, size_t len, TupleDesc desc,
+					 const AlmanacValueLayout *layout,
 					 Datum *values, bool *isnull, const bool *skip)
 {
 	int			natts = desc->natts;
+	int			img_natts;
 	uint32		tlen;
 	char	   *img;
 	HeapTupleData tuple;
 	Datum	   *vals;
 	bool	   *nulls;
 
+	if (layout->natts != natts)
+		elog(ERROR, "almanac value layout of \"%s\" has %d columns, the descriptor %d",
+			 layout->relname, layout->natts, natts);
 	if (len < 1)
 		value_corrupt("empty", len);
+	if ((unsigned char) data[0] == ALMANAC_VALUE_FORMAT_V1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("stored value of \"%s\" has format 1, which this version of almanac no longer reads",
+						layout->relname),
+				 errdetail("Format 1 values do not record the row layout they were written with."),
+				 errhint("Reload the table's rows with the almanac that wrote them (pg_dump --include-foreign-data), then restore them with this one.")));
 	if ((unsigned char) data[0] != ALMANAC_VALUE_FORMAT)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored almanac value has format %d, expected %d",
 						(unsigned char) data[0], ALMANAC_VALUE_FORMAT),
 				 errdetail("The value is %zu bytes long.", len),
-				 errhint("The RocksDB value was not written by this version of almanac, or was damaged.")));
-	if (len - 1 < SizeofHeapTupleHeader || len - 1 > MaxAllocSize)
+				 errhint("The RocksDB value was not written by almanac, or was damaged.")));
+	if (len < ALMANAC_VALUE_HEADER + SizeofHeapTupleHeader ||
+		len - ALMANAC_VALUE_HEADER > MaxAllocSize)
 		value_corrupt("truncated", len);
+	if (value_checksum(data, len) != almanac_get_be32(data + 5))
+		value_corrupt("checksum mismatch", len);
 
 	/* palloc'd memory is MAXALIGNed, as heap_deform_tuple needs */
-	tlen = (uint32) (len - 1);
+	tlen = (uint32) (len - ALMANAC_VALUE_HEADER);
 	img = palloc(tlen);
-	memcpy(img, data + 1, tlen);
+	memcpy(img, data + ALMANAC_VALUE_HEADER, tlen);
+
+	/* the value's bytes are the ones written: were they written for this layout? */
+	img_natts = HeapTupleHeaderGetNatts((HeapTupleHeader) img);
+	if (img_natts > natts || layout->prefix[img_natts] != almanac_get_be32(data + 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("stored value of \"%s\" was written with another row layout",
+						layout->relname),
+				 errdetail("The value holds %d columns of layout %08x; the first %d columns of \"%s\" have layout %08x.",
+						   img_natts, almanac_get_be32(data + 1), Min(img_natts, natts),
+						   layout->relname, layout->prefix[Min(img_natts, natts)]),
+				 errhint("The table's columns or their types changed since the row was written, or another table with other columns writes the same keys. Give each table its own key_prefix or column_family, or create a new table and copy the rows with INSERT ... SELECT.")));
 	value_check_image(img, tlen, desc, len);
 
 	/*
@@ -266,7 +438,9 @@ almanac_encode_value(PG_FUNCTION_ARGS)
 	heap_deform_tuple(&tuple, desc, vals, nulls);
 
 	initStringInfo(&buf);
-	almanac_value_encode(&buf, desc, vals, nulls, NULL);
+	almanac_value_encode(&buf, desc,
+						 almanac_value_layout(desc, format_type_be(desc->tdtypeid)),
+						 vals, nulls, NULL);
 	ReleaseTupleDesc(desc);
 	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
@@ -301,6 +475,7 @@ almanac_decode_value(PG_FUNCTION_ARGS)
 	vals = palloc(sizeof(Datum) * Max(desc->natts, 1));
 	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
 	almanac_value_decode(VARDATA_ANY(image), VARSIZE_ANY_EXHDR(image), desc,
+						 almanac_value_layout(desc, format_type_be(typid)),
 						 vals, nulls, NULL);
 	tuple = heap_form_tuple(desc, vals, nulls);
 	result = HeapTupleGetDatum(tuple);
@@ -321,17 +496,19 @@ almanac_value_roundtrip(PG_FUNCTION_ARGS)
 	Datum		value = PG_GETARG_DATUM(0);
 	bool		isnull = PG_ARGISNULL(0);
 	StringInfoData buf;
+	AlmanacValueLayout *layout;
 
 	TupleDescInitEntry(desc, (AttrNumber) 1, "value", typid, -1, 0);
+	layout = almanac_value_layout(desc, format_type_be(typid));
 	initStringInfo(&buf);
-	almanac_value_encode(&buf, desc, &value, &isnull, NULL);
+	almanac_value_encode(&buf, desc, layout, &value, &isnull, NULL);
 
 	/* decode from an odd address: stored bytes come unaligned */
 	{
 		char	   *odd = palloc(buf.len + 1);
 
 		memcpy(odd + 1, buf.data, buf.len);
-		almanac_value_decode(odd + 1, buf.len, desc, &value, &isnull, NULL);
+		almanac_value_decode(odd + 1, buf.len, desc, layout, &value, &isnull, NULL);
 	}
 	if (isnull)
 		PG_RETURN_NULL();

@@ -169,6 +169,7 @@ table_layout_read(Relation rel, AlmanacTable *t)
 	t->layout.typids = typids;
 	t->layout.names = names;
 	t->layout.attribute = t->opts->key_attribute;
+	t->values = almanac_value_layout(desc, RelationGetRelationName(rel));
 }
 
 /*
@@ -361,7 +362,7 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 		ExecStoreVirtualTuple(slot);
 		return;
 	}
-	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor,
+	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor, t->values,
 						 slot->tts_values, slot->tts_isnull, t->is_key);
 	if (!almanac_key_decode(key, klen, &t->layout, a->keyvalues))
 		ereport(ERROR,

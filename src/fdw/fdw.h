@@ -25,6 +25,7 @@
 #include <rocksdb/c.h>
 
 #include "codec/keycodec.h"
+#include "codec/valuecodec.h"
 #include "fdw/option.h"
 #include "kv/reader.h"
 
@@ -39,6 +40,8 @@ typedef struct AlmanacTable
 	bool	   *is_key;			/* per attribute: stored in the key, not the value */
 	int32	   *key_pad;		/* per key column: the typmod of char(n), to pad
 								 * it back to n on read, or -1 */
+	AlmanacValueLayout *values; /* the row layout values are written with
+								 * (NULL for a raw table) */
 	/* a raw table (option raw): its columns "key" and "value" (bytea) */
 	AttrNumber	raw_value_attno;
 } AlmanacTable;

@@ -210,7 +210,8 @@ static void
 encode_row(AlmanacModifyState *m, TupleTableSlot *slot)
 {
 	resetStringInfo(&m->value);
-	almanac_value_encode(&m->value, m->desc, slot->tts_values, slot->tts_isnull, m->a.t->is_key);
+	almanac_value_encode(&m->value, m->desc, m->a.t->values,
+						 slot->tts_values, slot->tts_isnull, m->a.t->is_key);
 }
 
 static void

@@ -56,8 +56,9 @@ CREATE FUNCTION almanac._key_bound(prefix text, segments record, op text)
 COMMENT ON FUNCTION almanac._key_bound(text, record, text) IS
 	'internal: scan bound for key column comparisons (>=, > inclusive lower; <=, < exclusive upper)';
 
--- RocksDB values: [format byte 1][heap tuple image of the non-key columns]
--- (src/valuecodec.h).  Internal functions for the tests and for inspecting
+-- RocksDB values: [format byte 2][layout][checksum][heap tuple image of the
+-- non-key columns]
+-- (src/codec/valuecodec.h).  Internal functions for the tests and for inspecting
 -- values dumped with ldb; the foreign data wrapper calls the C API.
 CREATE FUNCTION almanac._encode_value(row_value record)
 	RETURNS bytea
@@ -80,3 +81,11 @@ CREATE FUNCTION almanac._value_roundtrip(value anyelement)
 	AS 'MODULE_PATHNAME', 'almanac_value_roundtrip';
 COMMENT ON FUNCTION almanac._value_roundtrip(anyelement) IS
 	'internal: value stored as a one-column RocksDB value image and read back';
+
+-- The value functions take and return raw stored bytes: a row decoded from
+-- bytes that almanac did not write is only as safe as its checksum
+-- (src/codec/valuecodec.h), so they are for the extension's owner and the
+-- roles it grants them to, not for every role with USAGE on the schema.
+REVOKE EXECUTE ON FUNCTION almanac._encode_value(record) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION almanac._decode_value(bytea, anyelement) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION almanac._value_roundtrip(anyelement) FROM PUBLIC;
