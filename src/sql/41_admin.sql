@@ -42,6 +42,14 @@ COMMENT ON VIEW almanac.store_properties IS
 -- it filters by USAGE itself (the schema's USAGE is still needed)
 GRANT SELECT ON almanac.store_properties TO PUBLIC;
 
+CREATE FUNCTION almanac.commit_stats(server name DEFAULT 'almanac_store',
+	OUT batches bigint, OUT wal_syncs bigint)
+	RETURNS record
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_commit_stats_sql';
+COMMENT ON FUNCTION almanac.commit_stats(name) IS
+	'batches the store owner applied for committing transactions since the server started, and the write-ahead log syncs that made them durable (group commit: one sync serves every batch that queued meanwhile)';
+
 CREATE FUNCTION almanac.flush(column_family text, server name DEFAULT 'almanac_store')
 	RETURNS void
 	LANGUAGE c STRICT VOLATILE

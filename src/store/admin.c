@@ -550,3 +550,29 @@ almanac_drop_column_family(PG_FUNCTION_ARGS)
 	admin_request(fcinfo, ALMANAC_REQ_DROP_CF);
 	PG_RETURN_VOID();
 }
+
+/*
+ * almanac.commit_stats(server name): the batches the store's owner applied
+ * for committing transactions since the server started, and the syncs of
+ * its write-ahead log that made them durable (fewer when commits share one:
+ * group commit, owner.c)
+ */
+PG_FUNCTION_INFO_V1(almanac_commit_stats_sql);
+Datum
+almanac_commit_stats_sql(PG_FUNCTION_ARGS)
+{
+	AdminStore *s = admin_store(PG_GETARG_NAME(0));
+	AlmanacStoreEntry *e;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	require_usage(s);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	admin_attach(s);
+	e = &almanac_shared->stores[s->store];
+	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&e->commit_batches));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&e->commit_syncs));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

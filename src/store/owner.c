@@ -52,7 +52,8 @@ typedef struct OwnerCf
 static int	owner_store = -1;
 static rocksdb_t *owner_db = NULL;
 static rocksdb_options_t *owner_options = NULL;
-static rocksdb_writeoptions_t *owner_wopts = NULL;
+static rocksdb_writeoptions_t *owner_wopts = NULL;	/* sync */
+static rocksdb_writeoptions_t *owner_group_wopts = NULL;	/* no sync */
 static rocksdb_readoptions_t *owner_ropts = NULL;
 static OwnerCf *owner_cfs = NULL;
 static int	owner_ncfs = 0;
@@ -232,6 +233,8 @@ open_store(void)
 	owner_wopts = rocksdb_writeoptions_create();
 	/* durable before PostgreSQL writes its commit record */
 	rocksdb_writeoptions_set_sync(owner_wopts, 1);
+	/* an applied batch: made durable by its round's sync (serve_pending) */
+	owner_group_wopts = rocksdb_writeoptions_create();
 	owner_ropts = rocksdb_readoptions_create();
 
 	pg_atomic_write_u64(&e->published_seq, rocksdb_get_latest_sequence_number(owner_db));
@@ -426,12 +429,12 @@ bound_unflushed(void)
 }
 
 /*
- * Write a batch durably (before PostgreSQL's commit record, for a request),
- * count it towards the next flush, and publish the new sequence number so
- * that readers catch up.  'bytes' approximates what it adds to the WAL.
+ * Write a batch with 'wopts', count it towards the next flush, and publish
+ * the new sequence number so that readers catch up.  'bytes' approximates
+ * what it adds to the WAL.
  */
-void
-almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
+static void
+owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wopts)
 {
 	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
 	char	   *err = NULL;
@@ -439,13 +442,81 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 	put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
-	rocksdb_write(owner_db, owner_wopts, batch, &err);
+	rocksdb_write(owner_db, wopts, batch, &err);
 	rocks_check(err, "write");
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	bound_unflushed();
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq,
 						rocksdb_get_latest_sequence_number(owner_db));
+}
+
+/* write a batch durably (maintenance, bulk loads: everything but apply) */
+void
+almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
+{
+	owner_write(batch, bytes, owner_wopts);
+}
+
+/*
+ * Group commit.  An applied batch is written without sync, and each round of
+ * serve_pending makes every batch it applied durable with one sync of the
+ * write-ahead log before it answers any of them.  A backend writes its
+ * commit record only after its answer, so nothing it commits can be lost;
+ * and the requests that queue while one round's sync runs share the next
+ * round's (MyRocks syncs its WAL once per binlog group the same way).  A
+ * batch is visible to readers before it is durable, which is safe: its
+ * versions carry a transaction id that has no commit record yet, and one
+ * whose sync fails is answered with an error, so it never gets one.
+ */
+static bool owner_group_dirty = false;	/* applied since the last sync */
+static int *owner_group = NULL;	/* slots applied, not yet answered */
+static int	owner_ngroup = 0;
+
+static void
+answer_request(AlmanacRequestSlot *slot)
+{
+	pg_write_barrier();
+	slot->state = ALMANAC_SLOT_DONE;
+	ConditionVariableBroadcast(&slot->cv);
+}
+
+/* make the round's applied batches durable, then answer their requests */
+static void
+finish_group(void)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+	char	   *err = NULL;
+
+	if (owner_group_dirty)
+	{
+		rocksdb_flush_wal(owner_db, 1, &err);
+		pg_atomic_fetch_add_u64(&e->commit_syncs, 1);
+	}
+	owner_group_dirty = false;
+	pg_atomic_fetch_add_u64(&e->commit_batches, owner_ngroup);
+	for (int i = 0; i < owner_ngroup; i++)
+	{
+		AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i]];
+
+		if (err != NULL)
+		{
+			slot->sqlerrcode = ERRCODE_IO_ERROR;
+			snprintf(slot->message, ALMANAC_ERROR_LEN,
+					 "could not sync the almanac store's write-ahead log: %s", err);
+			slot->detail[0] = '\0';
+		}
+		answer_request(slot);
+	}
+	owner_ngroup = 0;
+	if (err != NULL)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("almanac: could not sync the write-ahead log of \"%s\": %s",
+						e->path, err)));
+		rocksdb_free(err);
+	}
 }
 
 /* the request's payload, mapped until release_request */
@@ -549,7 +620,8 @@ owner_apply(AlmanacRequestSlot *slot)
 		almanac_write_log_note(key, klen);
 	}
 
-	almanac_owner_write(req_out, slot->payload_len);
+	owner_write(req_out, slot->payload_len, owner_group_wopts);
+	owner_group_dirty = true;
 	return rocksdb_get_latest_sequence_number(owner_db);
 }
 
@@ -624,9 +696,11 @@ owner_reopen(void)
 	owner_db = NULL;
 	rocksdb_options_destroy(owner_options);
 	rocksdb_writeoptions_destroy(owner_wopts);
+	rocksdb_writeoptions_destroy(owner_group_wopts);
 	rocksdb_readoptions_destroy(owner_ropts);
 	owner_options = NULL;
 	owner_wopts = NULL;
+	owner_group_wopts = NULL;
 	owner_ropts = NULL;
 
 	open_store_or_exit();
@@ -774,9 +848,19 @@ release_request(void)
 	req_seg = NULL;
 }
 
+/*
+ * One round: serve every pending request, in slot order.  Applied batches
+ * are answered together after one sync (finish_group); any other request
+ * first closes the group so far, since it may reopen the store or depends
+ * on what came before being durable.
+ */
 static void
 serve_pending(void)
 {
+	if (owner_group == NULL)
+		owner_group = MemoryContextAlloc(TopMemoryContext,
+										 sizeof(int) * almanac_shared->nslots);
+
 	for (int i = 0; i < almanac_shared->nslots; i++)
 	{
 		AlmanacRequestSlot *slot = &almanac_shared->slots[i];
@@ -784,6 +868,8 @@ serve_pending(void)
 		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
 			continue;
 		pg_read_barrier();
+		if (slot->type != ALMANAC_REQ_APPLY)
+			finish_group();
 
 		PG_TRY();
 		{
@@ -807,10 +893,12 @@ serve_pending(void)
 		release_request();
 		MemoryContextSwitchTo(owner_cxt);
 		MemoryContextReset(owner_cxt);
-		pg_write_barrier();
-		slot->state = ALMANAC_SLOT_DONE;
-		ConditionVariableBroadcast(&slot->cv);
+		if (slot->type == ALMANAC_REQ_APPLY && slot->sqlerrcode == 0)
+			owner_group[owner_ngroup++] = i;
+		else
+			answer_request(slot);
 	}
+	finish_group();
 }
 
 void

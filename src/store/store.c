@@ -72,6 +72,8 @@ almanac_shmem_startup(void)
 		{
 			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].cf_version, 0);
+			pg_atomic_init_u64(&almanac_shared->stores[i].commit_batches, 0);
+			pg_atomic_init_u64(&almanac_shared->stores[i].commit_syncs, 0);
 			almanac_write_log_init(&almanac_shared->stores[i].writelog);
 		}
 		almanac_shared->nslots = almanac_nslots();

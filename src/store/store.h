@@ -87,6 +87,9 @@ typedef struct AlmanacStoreEntry
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
 	AlmanacSweepStatus sweep;
 	AlmanacWriteLog writelog;	/* the keys the owner writes (rowcache.h) */
+	/* group commit (owner.c): batches applied, and the syncs that made them durable */
+	pg_atomic_uint64 commit_batches;
+	pg_atomic_uint64 commit_syncs;
 } AlmanacStoreEntry;
 
 typedef enum AlmanacRequestType
