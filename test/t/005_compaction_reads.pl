@@ -142,7 +142,8 @@ open(my $fh, '>', "$dir/rewrite.sql") or die;
 print $fh q{
 \set lo random(0, 9)
 \set d random(1, 1000)
-UPDATE kv SET v = v + :d * CASE WHEN k % 2 = 0 THEN 1 ELSE -1 END, pad = md5(random()::text) || repeat('x', 100)
+UPDATE kv SET v = v + :d * CASE WHEN k % 2 = 0 THEN 1 ELSE -1 END,
+	pad = CASE WHEN pad = 'reinserted' THEN pad ELSE md5(random()::text) || repeat('x', 100) END
 	WHERE k >= :lo * 200 AND k < :lo * 200 + 200;
 };
 close $fh;
