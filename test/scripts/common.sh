@@ -16,7 +16,7 @@ if ! command -v "$PG_CONFIG" >/dev/null 2>&1; then
 	echo "almanac: or pass PG_CONFIG=/path/to/pg_config" >&2
 	exit 1
 fi
-PGTREE=$ALMANAC_ROOT/.build/pg
+PGTREE=${ALMANAC_PGTREE:-$ALMANAC_ROOT/.build/pg}
 PGBIN=$PGTREE$("$PG_CONFIG" --bindir)
 PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 
@@ -26,22 +26,34 @@ PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 # almanac installed (DESTDIR) works without root and leaves the system's
 # PostgreSQL untouched.
 build_private_tree() {
-	local d stamp
-	# The copy is refreshed whole when the server changed (deps.sh upgrades
-	# it to match its headers): a mix of two releases' files would fail in
-	# ways that name neither.
-	stamp="$("$PG_CONFIG" --version) $(stat -c %Y "$("$PG_CONFIG" --bindir)/postgres" 2>/dev/null)"
-	if [ "$(cat "$PGTREE/.server" 2>/dev/null)" != "$stamp" ]; then
+	forget_stale_tree
+	copy_server_files
+	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" all >/dev/null
+	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$PGTREE" >/dev/null
+}
+
+# the server the private tree is copied from: its version and its binary's time
+server_stamp() {
+	echo "$("$PG_CONFIG" --version) $(stat -c %Y "$("$PG_CONFIG" --bindir)/postgres" 2>/dev/null)"
+}
+
+# The copy is dropped whole when the server changed (deps.sh upgrades it to
+# match its headers): a mix of two releases' files would fail in ways that
+# name neither.  test/t/000_deps.pl checks it with a stand-in pg_config.
+forget_stale_tree() {
+	if [ "$(cat "$PGTREE/.server" 2>/dev/null)" != "$(server_stamp)" ]; then
 		rm -rf "$PGTREE"
 	fi
+}
+
+copy_server_files() {
+	local d
 	mkdir -p "$PGTREE"
 	for d in "$("$PG_CONFIG" --bindir)" "$("$PG_CONFIG" --pkglibdir)" "$("$PG_CONFIG" --sharedir)"; do
 		mkdir -p "$PGTREE$d"
 		cp -a -u "$d/." "$PGTREE$d/"
 	done
-	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" all >/dev/null
-	make -C "$ALMANAC_ROOT" -s PG_CONFIG="$PG_CONFIG" install DESTDIR="$PGTREE" >/dev/null
-	echo "$stamp" >"$PGTREE/.server"
+	server_stamp >"$PGTREE/.server"
 }
 
 # As root, servers run as an unprivileged account, created if missing.  It

@@ -156,4 +156,45 @@ like($r->{err}, qr/postgresql-15 is \Q$pg\E but postgresql-server-dev-15 is 15\.
 like($r->{err}, qr/deps: apt-get finished but these are still not installed: postgresql-15 postgresql-server-dev-15/,
 	'unmatched after install: says what is still wrong');
 
+# The private copy of the server under .build/pg (test/scripts/common.sh) is
+# refreshed when the server changes, e.g. upgraded by the install above: a
+# stand-in pg_config describes a server in a temporary directory.
+{
+	my $dir = tempdir(CLEANUP => 1);
+	mkdir "$dir/server";
+	mkdir "$dir/server/$_" for qw(bin lib share);
+	system("mkdir -p '$dir/server/lib/pgxs/src/makefiles'") == 0 or die;
+	write_file("$dir/server/bin/postgres", "release 15.18\n");
+	write_file("$dir/version", "PostgreSQL 15.18\n");
+	write_file("$dir/pg_config", qq{#!/bin/sh
+case "\$1" in
+--version) cat '$dir/version' ;;
+--bindir) echo '$dir/server/bin' ;;
+--pkglibdir) echo '$dir/server/lib' ;;
+--sharedir) echo '$dir/server/share' ;;
+--pgxs) echo '$dir/server/lib/pgxs/src/makefiles/pgxs.mk' ;;
+esac
+});
+	chmod 0755, "$dir/pg_config";
+	my $tree = "$dir/tree";
+	my $refresh = sub {
+		local $ENV{PG_CONFIG} = "$dir/pg_config";
+		local $ENV{ALMANAC_PGTREE} = $tree;
+		return system('bash', '-c',
+			"source '$root/test/scripts/common.sh' && forget_stale_tree && copy_server_files") >> 8;
+	};
+	is($refresh->(), 0, 'private tree: copied');
+	is(read_file("$tree$dir/server/bin/postgres"), "release 15.18\n",
+		'private tree: holds the server\'s files');
+	write_file("$tree/left-by-an-earlier-run", '');
+	is($refresh->(), 0, 'private tree: same server, kept');
+	ok(-e "$tree/left-by-an-earlier-run", 'private tree: same server, not copied again');
+	write_file("$dir/version", "PostgreSQL 15.20\n");
+	write_file("$dir/server/bin/postgres", "release 15.20\n");
+	is($refresh->(), 0, 'private tree: server upgraded, refreshed');
+	ok(!-e "$tree/left-by-an-earlier-run", 'private tree: server upgraded, the old copy dropped');
+	is(read_file("$tree$dir/server/bin/postgres"), "release 15.20\n",
+		'private tree: server upgraded, holds the new server\'s files');
+}
+
 done_testing();
