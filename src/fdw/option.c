@@ -83,12 +83,18 @@ static void parse_key_columns(const char *name, const char *value, OptionValue *
  * lets a busy column family flush at its natural size while a column family
  * that is written rarely cannot pin old WAL, and memory for replay across
  * 100 backends stays in the single gigabytes at worst.
+ *
+ * compression none: with almanac.reader_mmap each backend then searches a
+ * block in place in the OS page cache, shared by all backends; a compressed
+ * block must be decompressed into the backend's private block cache first,
+ * which makes a fresh connection's lookups about twice as costly (reader.h,
+ * docs/benchmarks.md "Fresh connections").
  */
 #define DEFAULT_WRITE_BUFFER_SIZE		(64 * MB)
 #define DEFAULT_MAX_WRITE_BUFFER_NUMBER 4
 #define DEFAULT_MIN_WRITE_BUFFER_NUMBER_TO_MERGE 2
 #define DEFAULT_MAX_OPEN_FILES			1000
-#define DEFAULT_COMPRESSION				"lz4"
+#define DEFAULT_COMPRESSION				"none"
 #define DEFAULT_BLOOM_BITS_PER_KEY		10
 #define DEFAULT_MAX_TOTAL_WAL_SIZE		(64 * MB)
 

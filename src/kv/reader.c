@@ -46,6 +46,9 @@ struct AlmanacReader
 /* almanac.reader_cache_size, in kB */
 int			almanac_reader_cache_size = 16 * 1024;
 
+/* almanac.reader_mmap */
+bool		almanac_reader_mmap = true;
+
 static AlmanacReader *readers[ALMANAC_MAX_STORES];
 
 /*
@@ -289,6 +292,16 @@ almanac_reader_init(void)
 							16 * 1024, 0, INT_MAX / 1024,
 							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("almanac.reader_mmap",
+							 "Whether each backend's reader of an almanac store maps its SST files into memory.",
+							 "Uncompressed blocks are then read in place from the OS page cache, which all "
+							 "backends share, instead of being copied into the backend's block cache. A read "
+							 "error on a mapped file ends the backend with SIGBUS (the server restarts). "
+							 "Applies to readers opened afterwards: set it for new connections.",
+							 &almanac_reader_mmap,
+							 true,
+							 PGC_BACKEND, 0,
+							 NULL, NULL, NULL);
 }
 
 AlmanacReader *
@@ -315,6 +328,8 @@ almanac_reader(int store)
 		rocksdb_options_set_max_open_files(r->options, -1);
 		/* catch-up otherwise starts a dozen threads per call */
 		rocksdb_options_set_max_file_opening_threads(r->options, 1);
+		/* read the SST files in place from the page cache (reader.h) */
+		rocksdb_options_set_allow_mmap_reads(r->options, almanac_reader_mmap);
 		r->rows = almanac_row_cache_create();
 		readers[store] = r;
 		if (!exit_registered)

@@ -21,6 +21,16 @@
  * instead; the replaced one stays open until the next transaction, for the
  * scans that still use it.
  *
+ * Fresh connections.  Every backend opens an instance of its own, and its
+ * caches start empty.  With almanac.reader_mmap (the default) the instance
+ * maps its SST files (allow_mmap_reads), and a block stored uncompressed
+ * (compression 'none', the default) is searched where it lies in the OS page
+ * cache, shared by every backend: a backend's first read of a block costs a
+ * page-table entry instead of a read() into a buffer and a copy into its
+ * private block cache, and the block cache stays empty (blocks of a
+ * compressed store are still decompressed into it).  Measured in
+ * docs/benchmarks.md ("Fresh connections").
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_READER_H
@@ -35,6 +45,7 @@ typedef struct AlmanacReader AlmanacReader;
 typedef struct AlmanacRowCache AlmanacRowCache;
 
 extern int	almanac_reader_cache_size;
+extern bool almanac_reader_mmap;
 
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
