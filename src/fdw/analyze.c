@@ -51,6 +51,8 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 	StringInfoData lower,
 				upper;
 
+	/* samples are rows: read as the table's owner, whom ANALYZE runs as */
+	almanac_check_key_space_access(rel, GetUserId(), ACL_SELECT);
 	/* the read options and iterator are freed with scancxt, ERROR or not */
 	almanac_access_init(a, rel, false);
 

@@ -456,6 +456,31 @@ almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *k
 	return val ? val : almanac_store_get(a, key, klen, vlen, true);
 }
 
+/*
+ * SELECT ... FOR UPDATE / FOR SHARE (and FOR NO KEY UPDATE, FOR KEY SHARE)
+ * of a foreign table: refused, as no key lock exists yet to take (the
+ * write path's key locks will bring them).  Without this the core copies
+ * the rows and locks nothing, and read-then-write code loses updates.  A
+ * table read without a lock by a statement that locks others (FOR UPDATE OF
+ * another table, UPDATE ... FROM) gets the core's copy of its row, which is
+ * right: nothing is promised about it.
+ */
+static RowMarkType
+almanacGetForeignRowMarkType(RangeTblEntry *rte, LockClauseStrength strength)
+{
+	if (strength != LCS_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s cannot be applied to almanac foreign table \"%s\"",
+						strength == LCS_FORUPDATE ? "FOR UPDATE" :
+						strength == LCS_FORNOKEYUPDATE ? "FOR NO KEY UPDATE" :
+						strength == LCS_FORSHARE ? "FOR SHARE" : "FOR KEY SHARE",
+						get_rel_name(rte->relid)),
+				 errdetail("almanac does not lock the keys of foreign tables yet; the rows would be read without a lock."),
+				 errhint("Update the rows directly (UPDATE ... SET v = v + 1 checks that no other transaction wrote them since, and fails with 40001 if one did), or lock a row of a PostgreSQL table; key locks come with the write path's issue.")));
+	return ROW_MARK_COPY;
+}
+
 PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_handler);
 Datum
 almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS)
@@ -472,6 +497,7 @@ almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS)
 	r->ExplainForeignScan = almanacExplainForeignScan;
 	r->AnalyzeForeignTable = almanacAnalyzeForeignTable;
 	r->ImportForeignSchema = almanacImportForeignSchema;
+	r->GetForeignRowMarkType = almanacGetForeignRowMarkType;
 	almanac_fdw_modify_routine(r);
 	PG_RETURN_POINTER(r);
 }

@@ -24,6 +24,8 @@
 
 #include <rocksdb/c.h>
 
+#include "nodes/parsenodes.h"
+
 #include "codec/keycodec.h"
 #include "codec/valuecodec.h"
 #include "fdw/option.h"
@@ -139,6 +141,15 @@ extern char *almanac_store_get(AlmanacAccess *a, const char *key, size_t klen,
 							   size_t *vlen, bool keep);
 extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
 							   const char *key, size_t klen, size_t *vlen);
+
+/*
+ * keyspace.c: may userid reach rows through rel with privileges perms
+ * (ACL_SELECT, ACL_INSERT, ACL_UPDATE, ACL_DELETE)?  ERROR 42501 unless it
+ * holds them on every other table of the database mapping the same keys,
+ * or if rel is a raw table whose owner lacks the privileges of the server's
+ * owner.
+ */
+extern void almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms);
 
 /* fdwplan.c */
 extern void almanacGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,

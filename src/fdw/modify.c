@@ -76,10 +76,25 @@ almanacAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	add_row_identity_var(root, var, rtindex, "wholerow");
 }
 
+/*
+ * Begin writing through rinfo's table with privileges perms: first, the
+ * same privileges on every table mapping the same keys (keyspace.c), for
+ * the role the statement runs as (a view's owner through a view).
+ */
 static AlmanacModifyState *
-modify_begin(ResultRelInfo *rinfo, EState *estate)
+modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 {
 	AlmanacModifyState *m = palloc0(sizeof(AlmanacModifyState));
+	Oid			userid = GetUserId();
+
+	if (rinfo->ri_RangeTableIndex > 0)
+	{
+		RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, estate);
+
+		if (OidIsValid(rte->checkAsUser))
+			userid = rte->checkAsUser;
+	}
+	almanac_check_key_space_access(rinfo->ri_RelationDesc, userid, perms);
 
 	m->cleanup.func = modify_cleanup;
 	m->cleanup.arg = m;
@@ -103,7 +118,9 @@ almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	m = modify_begin(rinfo, mtstate->ps.state);
+	m = modify_begin(rinfo, mtstate->ps.state,
+					 mtstate->operation == CMD_INSERT ? ACL_INSERT :
+					 mtstate->operation == CMD_UPDATE ? ACL_UPDATE : ACL_DELETE);
 	if (mtstate->operation == CMD_UPDATE || mtstate->operation == CMD_DELETE)
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
@@ -127,7 +144,7 @@ static void bulk_fallback(void *arg, const char *key, size_t klen,
 static void
 almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	AlmanacModifyState *m = modify_begin(rinfo, mtstate->ps.state);
+	AlmanacModifyState *m = modify_begin(rinfo, mtstate->ps.state, ACL_INSERT);
 
 	if (mtstate->ps.plan == NULL && almanac_bulk_copy && rinfo->ri_TrigDesc == NULL)
 		m->bulk = almanac_bulk_begin(&m->a, bulk_fallback, m);

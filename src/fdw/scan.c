@@ -89,6 +89,19 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 		return;
 
 	s->snapshot = estate->es_snapshot;
+
+	/*
+	 * The privileges the statement needs on this table, on every table that
+	 * maps the same keys (keyspace.c).  An inheritance child or partition
+	 * has none of its own (the parent's were checked): reading it reads.
+	 */
+	{
+		RangeTblEntry *rte = exec_rt_fetch(fs->scan.scanrelid, estate);
+
+		almanac_check_key_space_access(node->ss.ss_currentRelation,
+									   OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId(),
+									   rte->requiredPerms ? rte->requiredPerms : ACL_SELECT);
+	}
 	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
 	/*
 	 * fdw_exprs: the equality values, then lower, upper, array as present.

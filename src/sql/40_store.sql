@@ -12,3 +12,15 @@ COMMENT ON FOREIGN DATA WRAPPER almanac_rocksdb IS 'RocksDB column families as f
 -- The embedded default: a store under the data directory (almanac/store).
 CREATE SERVER almanac_store FOREIGN DATA WRAPPER almanac_rocksdb;
 COMMENT ON SERVER almanac_store IS 'the default almanac store, under the data directory';
+
+-- Key spaces (src/fdw/keyspace.c): a table may be defined over the keys of
+-- another (same store, column family and key prefix, or a raw table) only by
+-- a role with the privileges of that table's owner; a raw table only by one
+-- with the privileges of the server's owner.  Checked at the end of every
+-- command that creates or alters foreign tables.
+CREATE FUNCTION almanac._key_spaces_ddl() RETURNS event_trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'almanac_key_spaces_ddl';
+CREATE EVENT TRIGGER almanac_key_spaces ON ddl_command_end
+	WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA')
+	EXECUTE FUNCTION almanac._key_spaces_ddl();

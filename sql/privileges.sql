@@ -1,0 +1,112 @@
+-- Privileges hold whatever table a role defines over the store
+-- (src/fdw/keyspace.c).  Two tables map the same keys when they share the
+-- store, the column family and the key prefix, or one is raw.  A role may
+-- define a table over the keys of another only with the privileges of that
+-- table's owner; raw tables only with those of the server's owner; and a
+-- statement reaches rows through a table only with the same privileges on
+-- every table mapping the same keys.
+--
+-- Before: USAGE on the server let a role refused SELECT on a table define
+-- its own table with the same key_prefix and read, update and delete the
+-- rows, or IMPORT FOREIGN SCHEMA the raw keys and values of every column
+-- family.
+CREATE ROLE regress_owner;
+CREATE ROLE regress_intruder;
+GRANT USAGE ON FOREIGN SERVER almanac_store TO regress_owner, regress_intruder;
+CREATE SCHEMA owner_s AUTHORIZATION regress_owner;
+CREATE SCHEMA intruder_s AUTHORIZATION regress_intruder;
+
+SET ROLE regress_owner;
+CREATE FOREIGN TABLE owner_s.secret (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'priv', key_prefix 'secret', key_columns 'k');
+INSERT INTO owner_s.secret VALUES (1, 'one'), (2, 'two');
+-- the owner may map its own keys twice (as a view of them)
+CREATE FOREIGN TABLE owner_s.secret_again (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'priv', key_prefix 'secret', key_columns 'k');
+SELECT * FROM owner_s.secret_again ORDER BY k;
+GRANT USAGE ON SCHEMA owner_s TO regress_intruder;
+
+SET ROLE regress_intruder;
+SELECT * FROM owner_s.secret;
+-- a table of its own over the same keys, created or altered onto them
+CREATE FOREIGN TABLE intruder_s.mine (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'priv', key_prefix 'secret', key_columns 'k');
+CREATE FOREIGN TABLE intruder_s.mine (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'priv', key_prefix 'mine', key_columns 'k');
+INSERT INTO intruder_s.mine VALUES (1, 'mine');
+ALTER FOREIGN TABLE intruder_s.mine OPTIONS (SET key_prefix 'secret');
+-- raw tables: neither by IMPORT FOREIGN SCHEMA nor by hand
+IMPORT FOREIGN SCHEMA rocksdb LIMIT TO (priv) FROM SERVER almanac_store INTO intruder_s;
+CREATE FOREIGN TABLE intruder_s.raw (key bytea, value bytea) SERVER almanac_store
+	OPTIONS (raw 'true', column_family 'priv');
+SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'intruder_s'::regnamespace ORDER BY 1;
+-- its own keys are its own
+SELECT * FROM intruder_s.mine;
+RESET ROLE;
+
+-- a table over the secret keys that the intruder owns (a superuser made it):
+-- the intruder reaches no row through it without privileges on "secret"
+CREATE FOREIGN TABLE intruder_s.shadow (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'priv', key_prefix 'secret', key_columns 'k');
+ALTER FOREIGN TABLE intruder_s.shadow OWNER TO regress_intruder;
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.shadow;
+SELECT * FROM intruder_s.shadow WHERE k = 1;
+UPDATE intruder_s.shadow SET v = 'stolen';
+DELETE FROM intruder_s.shadow WHERE k = 1;
+INSERT INTO intruder_s.shadow VALUES (3, 'planted');
+COPY intruder_s.shadow FROM stdin;
+3	planted
+\.
+ANALYZE intruder_s.shadow;
+-- nor through a view of its own
+CREATE VIEW intruder_s.v AS SELECT * FROM intruder_s.shadow;
+SELECT * FROM intruder_s.v;
+RESET ROLE;
+
+-- what the owner grants, the other table allows, and no more
+SET ROLE regress_owner;
+GRANT SELECT ON owner_s.secret, owner_s.secret_again TO regress_intruder;
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.shadow ORDER BY k;
+DELETE FROM intruder_s.shadow WHERE k = 1;
+RESET ROLE;
+
+-- the rule binds both ways: while "shadow" maps its keys, the owner of
+-- "secret" needs privileges on "shadow" too (a superuser handed it out; it
+-- could not have been made by a role without the privileges of "secret"'s
+-- owner)
+SET ROLE regress_owner;
+SELECT * FROM owner_s.secret ORDER BY k;
+RESET ROLE;
+DROP FOREIGN TABLE intruder_s.shadow CASCADE;
+-- the owner still reads and writes everything, and nothing was changed
+SET ROLE regress_owner;
+UPDATE owner_s.secret SET v = v || '!' WHERE k = 2;
+SELECT * FROM owner_s.secret ORDER BY k;
+RESET ROLE;
+
+-- a superuser (the server's owner) may import raw tables
+CREATE SCHEMA priv_raw;
+IMPORT FOREIGN SCHEMA rocksdb LIMIT TO (priv) FROM SERVER almanac_store INTO priv_raw;
+SELECT count(*) FROM priv_raw.priv;
+-- handed to a role without the server owner's privileges, it reads nothing
+ALTER FOREIGN TABLE priv_raw.priv OWNER TO regress_intruder;
+GRANT USAGE ON SCHEMA priv_raw TO regress_intruder;
+SET ROLE regress_intruder;
+SELECT count(*) FROM priv_raw.priv;
+RESET ROLE;
+
+-- a dropped table leaves its key space to others
+DROP SCHEMA priv_raw CASCADE;
+SET ROLE regress_owner;
+DELETE FROM owner_s.secret;
+DROP FOREIGN TABLE owner_s.secret, owner_s.secret_again;
+SET ROLE regress_intruder;
+ALTER FOREIGN TABLE intruder_s.mine OPTIONS (SET key_prefix 'secret');
+SELECT * FROM intruder_s.mine;
+RESET ROLE;
+
+DROP SCHEMA owner_s, intruder_s CASCADE;
+REVOKE USAGE ON FOREIGN SERVER almanac_store FROM regress_owner, regress_intruder;
+DROP ROLE regress_owner, regress_intruder;

@@ -1,0 +1,357 @@
+/*-------------------------------------------------------------------------
+ *
+ * keyspace.c
+ *	  Privileges that hold whatever table a role defines over the store.
+ *
+ * A foreign table reads and writes the keys of its key space: store (the
+ * server's path), column family and key prefix.  Two tables of a database
+ * whose key spaces overlap (same store and column family, and the same
+ * prefix or either one raw) reach the same rows, so a privilege on one
+ * alone would say nothing.  Two rules keep them meaningful:
+ *
+ * - Access: a statement may read or write through a table only if the role
+ *   it runs as (the view owner's for a view) holds the same privileges
+ *   (SELECT, INSERT, UPDATE, DELETE, as the statement needs them) on every
+ *   other table of the database that overlaps it.  Checked when a scan or a
+ *   write begins, and by ANALYZE.
+ * - Definition (claims): a table may be created over, or altered onto, an
+ *   overlapping key space only by a role that has the privileges of the
+ *   owners of the tables already there (or a superuser), as for a view the
+ *   first table's owner chooses who sees its rows.  Raw tables, which show
+ *   every key of a column family, only by a role with the privileges of the
+ *   server's owner.  Checked by the event trigger almanac_key_spaces at the
+ *   end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE and IMPORT FOREIGN
+ *   SCHEMA; the raw rule again at access, against the raw table's owner.
+ *
+ * The key spaces of the database's tables are cached per backend and
+ * rebuilt after any change to a foreign table or server; privileges and
+ * owners are read at each check.  Tables in other databases are not seen:
+ * each database has a store of its own unless a superuser points servers of
+ * several at one path (option.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_foreign_table.h"
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "fdw/fdw.h"
+
+typedef struct KeySpace
+{
+	Oid			relid;
+	Oid			serverid;
+	char	   *path;
+	char	   *column_family;
+	char	   *key_prefix;		/* NULL for a raw table */
+} KeySpace;
+
+static List *key_spaces = NIL;	/* of KeySpace, in key_space_cxt */
+static bool key_spaces_valid = false;
+static MemoryContext key_space_cxt = NULL;
+
+static void
+key_spaces_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	key_spaces_valid = false;
+}
+
+/*
+ * The OID of almanac.rocksdb_fdw_handler(), found without the current
+ * role's USAGE on schema almanac (which defining a table does not need).
+ */
+static Oid
+almanac_handler(void)
+{
+	Oid			nsp = get_namespace_oid("almanac", false);
+
+	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
+						   CStringGetDatum("rocksdb_fdw_handler"),
+						   PointerGetDatum(buildoidvector(NULL, 0)),
+						   ObjectIdGetDatum(nsp));
+}
+
+/* is this server's wrapper almanac_rocksdb (its handler is ours)? */
+static bool
+almanac_server(Oid serverid, Oid handler)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+
+	return GetForeignDataWrapper(server->fdwid)->fdwhandler == handler;
+}
+
+/* the handler function of the wrapper of a foreign table */
+static Oid
+table_handler(Oid relid)
+{
+	return GetForeignDataWrapper(GetForeignServer(GetForeignTable(relid)->serverid)->fdwid)->fdwhandler;
+}
+
+/*
+ * The key spaces of every foreign table of almanac_rocksdb in the database,
+ * read from pg_foreign_table and the options (which the validator checked).
+ */
+static List *
+get_key_spaces(Oid handler)
+{
+	Relation	ftrel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	List	   *result = NIL;
+	MemoryContext old;
+
+	if (key_space_cxt == NULL)
+	{
+		key_space_cxt = AllocSetContextCreate(CacheMemoryContext, "almanac key spaces",
+											  ALLOCSET_SMALL_SIZES);
+		CacheRegisterSyscacheCallback(FOREIGNTABLEREL, key_spaces_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, key_spaces_invalidate, (Datum) 0);
+	}
+	if (key_spaces_valid)
+		return key_spaces;
+
+	MemoryContextReset(key_space_cxt);
+	key_spaces = NIL;
+	/* set first: an invalidation while reading clears it again */
+	key_spaces_valid = true;
+
+	ftrel = table_open(ForeignTableRelationId, AccessShareLock);
+	scan = systable_beginscan(ftrel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_foreign_table ft = (Form_pg_foreign_table) GETSTRUCT(tuple);
+		AlmanacTableOptions *opts;
+		KeySpace   *ks;
+
+		if (!almanac_server(ft->ftserver, handler))
+			continue;
+		old = MemoryContextSwitchTo(key_space_cxt);
+		opts = almanac_table_options(ft->ftrelid);
+		ks = palloc(sizeof(KeySpace));
+		ks->relid = ft->ftrelid;
+		ks->serverid = ft->ftserver;
+		ks->path = almanac_server_options(ft->ftserver)->path;
+		ks->column_family = opts->column_family;
+		ks->key_prefix = opts->raw ? NULL : opts->key_prefix;
+		result = lappend(result, ks);
+		MemoryContextSwitchTo(old);
+	}
+	systable_endscan(scan);
+	table_close(ftrel, AccessShareLock);
+
+	key_spaces = result;
+	return result;
+}
+
+static KeySpace *
+find_key_space(List *spaces, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, spaces)
+	{
+		KeySpace   *ks = lfirst(lc);
+
+		if (ks->relid == relid)
+			return ks;
+	}
+	return NULL;
+}
+
+static bool
+overlaps(const KeySpace *a, const KeySpace *b)
+{
+	return a->relid != b->relid &&
+		strcmp(a->path, b->path) == 0 &&
+		strcmp(a->column_family, b->column_family) == 0 &&
+		(a->key_prefix == NULL || b->key_prefix == NULL ||
+		 strcmp(a->key_prefix, b->key_prefix) == 0);
+}
+
+static Oid
+rel_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* raw tables: for roles with the privileges of the server's owner */
+static void
+check_raw_definer(Oid relid, Oid serverid, Oid roleid, bool at_access)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+
+	if (has_privs_of_role(roleid, server->owner))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 at_access
+			 ? errmsg("raw foreign table \"%s\" is not owned by a role with the privileges of the owner of server \"%s\"",
+					  get_rel_name(relid), server->servername)
+			 : errmsg("permission denied to define raw foreign table \"%s\" of server \"%s\"",
+					  get_rel_name(relid), server->servername),
+			 errdetail("A raw table shows every key of its column family, whatever table wrote it."),
+			 errhint("Only the owner of the server (%s) or a superuser may create raw tables, with IMPORT FOREIGN SCHEMA or option \"raw\".",
+					 GetUserNameFromId(server->owner, false))));
+}
+
+static const char *
+privilege_names(AclMode perms)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	if (perms & ACL_SELECT)
+		appendStringInfoString(&s, "SELECT");
+	if (perms & ACL_INSERT)
+		appendStringInfo(&s, "%sINSERT", s.len ? ", " : "");
+	if (perms & ACL_UPDATE)
+		appendStringInfo(&s, "%sUPDATE", s.len ? ", " : "");
+	if (perms & ACL_DELETE)
+		appendStringInfo(&s, "%sDELETE", s.len ? ", " : "");
+	return s.data;
+}
+
+void
+almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
+{
+	Oid			relid = RelationGetRelid(rel);
+	List	   *spaces = get_key_spaces(table_handler(relid));
+	KeySpace   *self = find_key_space(spaces, relid);
+	ListCell   *lc;
+
+	if (self == NULL)
+		return;					/* its options fail, as the caller will say */
+	if (self->key_prefix == NULL)
+		check_raw_definer(relid, self->serverid, rel->rd_rel->relowner, true);
+
+	perms &= ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE;
+	if (perms == 0)
+		return;
+	foreach(lc, spaces)
+	{
+		KeySpace   *other = lfirst(lc);
+
+		if (!overlaps(self, other))
+			continue;
+		if (pg_class_aclmask(other->relid, userid, perms, ACLMASK_ALL) == perms)
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for foreign table \"%s\": it maps the keys of foreign table \"%s\"",
+						RelationGetRelationName(rel), get_rel_name(other->relid)),
+				 errdetail("Both map column family \"%s\"%s of one store; role \"%s\" lacks %s on \"%s\".",
+						   self->column_family,
+						   self->key_prefix && other->key_prefix
+						   ? psprintf(" with key prefix \"%s\"", self->key_prefix) : "",
+						   GetUserNameFromId(userid, false), privilege_names(perms),
+						   get_rel_name(other->relid)),
+				 errhint("A role reaches rows through a table only with the same privileges on every table that maps the same keys.")));
+	}
+}
+
+/*
+ * The definition rule for one foreign table, as the current user: see the
+ * file header.  Tables of other wrappers are left alone.
+ */
+static void
+check_key_space_definition(Oid relid)
+{
+	Oid			handler;
+	List	   *spaces;
+	KeySpace   *self;
+	ListCell   *lc;
+	Oid			userid = GetUserId();
+
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+		return;
+	handler = table_handler(relid);
+	if (handler != almanac_handler())
+		return;
+	spaces = get_key_spaces(handler);
+	self = find_key_space(spaces, relid);
+	if (self == NULL)
+		return;
+	if (self->key_prefix == NULL)
+		check_raw_definer(relid, self->serverid, userid, false);
+	foreach(lc, spaces)
+	{
+		KeySpace   *other = lfirst(lc);
+		Oid			owner;
+
+		if (!overlaps(self, other))
+			continue;
+		owner = rel_owner(other->relid);
+		if (has_privs_of_role(userid, owner))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to map foreign table \"%s\" onto the keys of foreign table \"%s\"",
+						get_rel_name(relid), get_rel_name(other->relid)),
+				 errdetail("Both would map column family \"%s\"%s of one store, and \"%s\" belongs to role \"%s\".",
+						   self->column_family,
+						   self->key_prefix && other->key_prefix
+						   ? psprintf(" with key prefix \"%s\"", self->key_prefix) : "",
+						   get_rel_name(other->relid), GetUserNameFromId(owner, false)),
+				 errhint("Only a role with the privileges of the owner of the existing table may define another over its keys; choose another key_prefix or column_family.")));
+	}
+}
+
+/*
+ * almanac._key_spaces_ddl(): the event trigger almanac_key_spaces, at the
+ * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE and IMPORT FOREIGN
+ * SCHEMA: the definition rule for every foreign table the command created
+ * or altered.
+ */
+PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl);
+Datum
+almanac_key_spaces_ddl(PG_FUNCTION_ARGS)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("almanac._key_spaces_ddl() must be called as an event trigger")));
+
+	SPI_connect();
+	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+					"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"AND object_type = 'foreign table'", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "almanac: could not list the commands of the event");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			relids = lappend_oid(relids, DatumGetObjectId(d));
+	}
+	SPI_finish();
+
+	foreach(lc, relids)
+		check_key_space_definition(lfirst_oid(lc));
+	PG_RETURN_NULL();
+}
