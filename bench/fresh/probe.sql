@@ -1,0 +1,19 @@
+-- bench/fresh/probe.sql: what a new connection's lookups cost its backend.
+-- CPU time of this backend (first field of /proc/self/schedstat, ns) around:
+-- its first lookup (which opens the reader), the next 2000 lookups of keys
+-- it has not read (cold), 2000 more, then the first 2000 again (row cache
+-- hits), and its RssAnon at the end.  run.sh sets tbl, n (rows) and s (a
+-- per-round offset, so that rounds read different keys).
+\set cpu 'SELECT split_part(pg_read_file(''/proc/self/schedstat''), '' '', 1)::bigint'
+\set loop 'SELECT format(''DO $$ DECLARE h text; BEGIN FOR i IN %s..%s LOOP SELECT block_hash INTO h FROM %I WHERE chain_id = ''''eth'''' AND block_number = (i * 7919 + %s) %% %s + 1; END LOOP; END $$'', '
+:cpu AS c0 \gset
+SELECT block_hash FROM :tbl WHERE chain_id = 'eth' AND block_number = :s % :n + 1 \gset
+:cpu AS c1 \gset
+:loop 1, 2000, :'tbl', :s, :n) \gexec
+:cpu AS c2 \gset
+:loop 2001, 4000, :'tbl', :s, :n) \gexec
+:cpu AS c3 \gset
+:loop 1, 2000, :'tbl', :s, :n) \gexec
+:cpu AS c4 \gset
+SELECT substring(pg_read_file('/proc/self/status') FROM 'RssAnon:\s+(\d+)') AS anon \gset
+\echo :c0 :c1 :c2 :c3 :c4 :anon

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# bench/fresh/run.sh: what a new connection's first point lookups cost, by
+# how its reader reads the SST files (almanac.reader_mmap) and how they are
+# stored (server option compression).
+#
+#   bench/fresh/run.sh            # N=200000 RUNS=6 T=3: about 2 minutes
+#
+#   N     rows in each table (chain 'eth', block_number 1..N)
+#   RUNS  rounds; each runs every configuration once, in list order in odd
+#         rounds and reversed in even ones
+#   T     seconds of each pgbench run
+#
+# The same rows are in a heap table with a btree primary key, in a foreign
+# table on a store with compression 'lz4' and in one on a store with
+# compression 'none' (the default).  almanac.reader_mmap is fixed per
+# connection, so each configuration is a new connection with PGOPTIONS.
+#
+# Probe (probe.sql, backend CPU from /proc/self/schedstat, so the neighbours'
+# load counts less than in wall time): the first lookup (it opens the
+# reader), 2000 lookups of keys the connection has not read, 2000 more, the
+# first 2000 again, RssAnon at the end; with the row cache on and off.
+# pgbench (-M prepared, 2 clients, T s each, paired in rounds as above): new
+# connections for the run (pgbench's default), and a new connection per
+# lookup (-C).  Ratios are medians of the rounds' own ratios, with spread.
+#
+# Scratch instance in .build/bench-fresh (recreated, stopped on exit); every
+# probe and run stays there.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../../test/scripts/common.sh"
+
+N=${N:-200000}
+RUNS=${RUNS:-6}
+T=${T:-3}
+CMDLINE="N=$N RUNS=$RUNS T=$T bench/fresh/run.sh"
+
+OUT=$ALMANAC_ROOT/.build/bench-fresh
+DATA=$OUT/data
+started=$(date +%s)
+
+setup_run_user
+build_private_tree
+if [ -f "$DATA/postmaster.pid" ]; then
+	run_as pg_ctl -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
+fi
+rm -rf "$OUT"
+make_user_dir "$OUT"
+run_as initdb -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$OUT/initdb.log"
+cat >>"$DATA/postgresql.conf" <<CONF
+
+# bench/fresh/run.sh
+shared_preload_libraries = 'almanac'
+shared_buffers = 1GB
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+CONF
+PORT=$(free_port 54379)
+trap 'run_as pg_ctl -D "$DATA" stop -m fast >/dev/null 2>&1 || true' EXIT
+run_as pg_ctl -D "$DATA" -l "$OUT/server.log" -o "-p $PORT" -w start >/dev/null
+
+PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
+PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N")
+fail() {
+	echo "FAILED: $*" >&2
+	tail -n 20 "$OUT/server.log" >&2
+	exit 1
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median2() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f\n", lo, hi }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+
+echo "# $CMDLINE"
+ROWS=$OUT/rows.tsv
+"${PSQL[@]}" <<SQL || fail "set-up"
+CREATE EXTENSION almanac;
+CREATE SERVER store_lz4 FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/bench_lz4', compression 'lz4');
+CREATE TABLE bench_heap (chain_id text, block_number bigint, block_hash text, gas_used bigint,
+	PRIMARY KEY (chain_id, block_number));
+CREATE FOREIGN TABLE kv_none (chain_id text, block_number bigint, block_hash text, gas_used bigint)
+	SERVER almanac_store OPTIONS (key_prefix 'block', key_columns 'chain_id, block_number');
+CREATE FOREIGN TABLE kv_lz4 (chain_id text, block_number bigint, block_hash text, gas_used bigint)
+	SERVER store_lz4 OPTIONS (key_prefix 'block', key_columns 'chain_id, block_number');
+-- the rows of bench/store: a 66-character hash whose halves repeat between
+-- neighbours (so LZ4 has something to compress) and a bigint
+COPY (SELECT 'eth', n, '0x' || md5(n::text) || md5((n + 1)::text), (n * 7919) % 30000000
+        FROM generate_series(1, $N::bigint) AS n) TO '$ROWS';
+COPY bench_heap FROM '$ROWS';
+COPY kv_none FROM '$ROWS';
+COPY kv_lz4 FROM '$ROWS';
+VACUUM ANALYZE bench_heap;
+SQL
+"${PSQL[@]}" -c "SELECT almanac.flush(column_family) FROM almanac.column_families()" \
+	-c "SELECT almanac.flush(column_family, 'store_lz4') FROM almanac.column_families('store_lz4')" >/dev/null ||
+	fail "flush"
+sizes=$("${PSQL[@]}" -Atc "SELECT string_agg(server || ' ' || pg_size_pretty(live_sst_bytes), ', ') FROM almanac.store_properties")
+echo "SST bytes: $sizes"
+mid=$((N / 2))
+for t in kv_none kv_lz4; do
+	for m in on off; do
+		[ "$(PGOPTIONS="-c almanac.reader_mmap=$m" "${PSQL[@]}" -Atc "SELECT block_hash FROM $t WHERE chain_id = 'eth' AND block_number = $mid")" = \
+			"$("${PSQL[@]}" -Atc "SELECT block_hash FROM bench_heap WHERE chain_id = 'eth' AND block_number = $mid")" ] ||
+			fail "$t with reader_mmap $m reads another row than the heap"
+	done
+done
+
+# configuration: name|table|PGOPTIONS
+CONFIGS=(
+	"lz4, read()|kv_lz4|-c almanac.reader_mmap=off"
+	"lz4, mmap|kv_lz4|-c almanac.reader_mmap=on"
+	"none, read()|kv_none|-c almanac.reader_mmap=off"
+	"none, mmap|kv_none|-c almanac.reader_mmap=on"
+	"heap|bench_heap|"
+	"lz4, read(), no row cache|kv_lz4|-c almanac.reader_mmap=off -c almanac.reader_row_cache_size=0"
+	"none, mmap, no row cache|kv_none|-c almanac.reader_mmap=on -c almanac.reader_row_cache_size=0"
+)
+declare -A P # P[config.measure] = the rounds' values
+# warm the OS page cache and the catalog: one probe of each table
+for t in kv_none kv_lz4 bench_heap; do
+	"${PSQL[@]}" -v tbl="$t" -v n="$N" -v s=0 -f "$HERE/probe.sql" >/dev/null || fail "probe of $t"
+done
+for r in $(seq "$RUNS"); do
+	if [ $((r % 2)) = 1 ]; then idx=$(seq 0 $((${#CONFIGS[@]} - 1))); else idx=$(seq $((${#CONFIGS[@]} - 1)) -1 0); fi
+	for i in $idx; do
+		IFS='|' read -r name tbl opts <<<"${CONFIGS[$i]}"
+		read -r c0 c1 c2 c3 c4 anon < <(PGOPTIONS="$opts" "${PSQL[@]}" -v tbl="$tbl" -v n="$N" -v s="$((r * 104729))" -f "$HERE/probe.sql") ||
+			fail "probe $name"
+		echo "$r|$name|$c0 $c1 $c2 $c3 $c4 $anon" >>"$OUT/probes.txt"
+		P[$name.first]="${P[$name.first]:-} $(((c1 - c0) / 1000))"
+		P[$name.cold]="${P[$name.cold]:-} $(((c2 - c1) / 2000))"
+		P[$name.cold2]="${P[$name.cold2]:-} $(((c3 - c2) / 2000))"
+		P[$name.again]="${P[$name.again]:-} $(((c4 - c3) / 2000))"
+		P[$name.anon]="${P[$name.anon]:-} $anon"
+	done
+	echo "probe round $r done"
+done
+# the rounds' ratios to a baseline configuration
+rel() { # config baseline measure: the rounds' ratios
+	local a b out="" j
+	read -ra a <<<"${P[$1.$3]}"
+	read -ra b <<<"${P[$2.$3]}"
+	for j in "${!a[@]}"; do out="$out $(ratio "${a[$j]}" "${b[$j]}")"; done
+	echo "$out"
+}
+
+# --- pgbench: old defaults (lz4, read()) against new (none, mmap), and the heap
+one_run() { # log opts secs extra...: tps
+	local log=$1 opts=$2 secs=$3
+	shift 3
+	PGOPTIONS="$opts" "${PGBENCH[@]}" -M prepared -c 2 -j 2 -T "$secs" "$@" >"$log" 2>&1 || fail "pgbench $log: $(tail -n 3 "$log")"
+	sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
+}
+for t in kv_none kv_lz4 bench_heap; do
+	printf '\\set n random(1, :N)\nSELECT block_hash FROM %s WHERE chain_id = '"'eth'"' AND block_number = :n;\n' "$t" >"$OUT/point_$t.sql"
+done
+chmod o+r "$OUT"/point_*.sql
+BENCH=("old|kv_lz4|-c almanac.reader_mmap=off" "new|kv_none|-c almanac.reader_mmap=on" "heap|bench_heap|")
+declare -A B
+for r in $(seq "$RUNS"); do
+	if [ $((r % 2)) = 1 ]; then idx="0 1 2"; else idx="2 1 0"; fi
+	for kind in run conn; do
+		for i in $idx; do
+			IFS='|' read -r name tbl opts <<<"${BENCH[$i]}"
+			if [ "$kind" = conn ]; then extra=(-C); else extra=(); fi
+			tps=$(one_run "$OUT/pgbench.$r.$kind.$name.log" "$opts" "$T" "${extra[@]}" -f "$OUT/point_$tbl.sql" postgres)
+			B[$kind.$name]="${B[$kind.$name]:-} $tps"
+			echo "$r $kind $name $tps" >>"$OUT/runs.txt"
+		done
+	done
+	echo "pgbench round $r: run old/new/heap$(for n in old new heap; do echo -n " ${B[run.$n]##* }"; done), per-lookup connections$(for n in old new heap; do echo -n " ${B[conn.$n]##* }"; done)"
+done
+brel() { # kind a b
+	local x y out="" j
+	read -ra x <<<"${B[$1.$2]}"
+	read -ra y <<<"${B[$1.$3]}"
+	for j in "${!x[@]}"; do out="$out $(ratio "${x[$j]}" "${y[$j]}")"; done
+	echo "$out"
+}
+
+{
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), defaults otherwise: reader_cache_size 16MB, reader_row_cache_size 16MB); SST bytes: $sizes"
+	echo
+	echo "Backend CPU of a new connection (probe.sql), medians of $RUNS rounds; ratios to \`lz4, read()\` (the defaults before) are medians of the rounds' own ratios, (spread) lowest-highest:"
+	echo
+	echo "| store, reader | first lookup, us | next 2000 lookups, ns each | 2000 more | first 2000 again | RssAnon at the end, kB |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	for c in "${CONFIGS[@]}"; do
+		IFS='|' read -r name _ _ <<<"$c"
+		base="lz4, read()"
+		[[ $name == *"no row cache"* ]] && base="lz4, read(), no row cache"
+		line="| $name"
+		for m in first cold cold2 again anon; do
+			v=$(echo "${P[$name.$m]}" | median)
+			if [ "$name" = "$base" ] || [ "$name" = heap ]; then
+				line="$line | $v"
+			else
+				rr=$(rel "$name" "$base" "$m")
+				line="$line | $v ($(echo "$rr" | median2)x, $(echo "$rr" | spread))"
+			fi
+		done
+		echo "$line |"
+	done
+	echo
+	echo "pgbench -M prepared, 2 clients, ${T} s runs, medians of $RUNS rounds (tps; ratios are medians of the rounds' ratios, with spread):"
+	echo
+	echo "| connections | lz4, read() (before) | none, mmap (now) | now/before | heap | now/heap |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	for kind in run conn; do
+		if [ "$kind" = run ]; then lbl="new for each run (pgbench default)"; else lbl="new for each lookup (-C)"; fi
+		rn=$(brel "$kind" new old) rh=$(brel "$kind" new heap)
+		echo "| $lbl | $(echo "${B[$kind.old]}" | median) | $(echo "${B[$kind.new]}" | median) | $(echo "$rn" | median2) ($(echo "$rn" | spread)) | $(echo "${B[$kind.heap]}" | median) | $(echo "$rh" | median2) ($(echo "$rh" | spread)) |"
+	done
+	echo
+	echo "Every probe in .build/bench-fresh/probes.txt (c0..c4 ns, RssAnon kB), every run in .build/bench-fresh/runs.txt."
+} >"$OUT/results.md"
+echo
+cat "$OUT/results.md"
+echo "done in $(($(date +%s) - started)) s"
