@@ -19,6 +19,7 @@
 # the logs under .build/bench-commit.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../../test/scripts/common.sh"
+source "$HERE/../lib.sh"
 
 N=${N:-100000}
 T=${T:-8}
@@ -26,45 +27,8 @@ RUNS=${RUNS:-3}
 CLIENTS=${CLIENTS:-1 2 8}
 CMDLINE="N=$N T=$T RUNS=$RUNS CLIENTS='$CLIENTS' bench/commit/run.sh"
 
-OUT=$ALMANAC_ROOT/.build/bench-commit
-DATA=$OUT/data
-
-setup_run_user
-build_private_tree
-if [ -f "$DATA/postmaster.pid" ]; then
-	run_as pg_ctl -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-fi
-rm -rf "$OUT"
-make_user_dir "$OUT"
-
-run_as initdb -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$OUT/initdb.log"
-cat >>"$DATA/postgresql.conf" <<CONF
-
-# bench/commit/run.sh
-shared_preload_libraries = 'almanac'
-shared_buffers = 1GB
-max_wal_size = 4GB
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-CONF
-PORT=$(free_port 54349)
-stop_server() {
-	run_as pg_ctl -D "$DATA" stop -m fast >/dev/null 2>&1 || true
-}
-trap stop_server EXIT
-run_as pg_ctl -D "$DATA" -l "$OUT/server.log" -o "-p $PORT" -w start >/dev/null
-
-PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
+bench_start bench-commit 54349
 PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N" --max-tries=10)
-
-fail() {
-	echo "FAILED: $*" >&2
-	tail -n 30 "$OUT/server.log" >&2
-	exit 1
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 
 echo "# $CMDLINE"
 "${PSQL[@]}" -f "$HERE/setup.sql"
@@ -110,7 +74,7 @@ echo
 echo "| transaction pair (-M prepared) | clients | heap tps | with almanac tps | ratio (median of rounds) | rounds' ratios |"
 echo "|---|---:|---:|---:|---:|---|"
 row() { # name label clients
-	echo "| $2 | $3 | $(echo "${TPS[$1.a]}" | median | cut -d. -f1) | $(echo "${TPS[$1.b]}" | median | cut -d. -f1) | $(echo "${RATIOS[$1]}" | median) | $(echo "${RATIOS[$1]}" | range) |"
+	echo "| $2 | $3 | $(echo "${TPS[$1.a]}" | median) | $(echo "${TPS[$1.b]}" | median) | $(echo "${RATIOS[$1]}" | median2) | $(echo "${RATIOS[$1]}" | spread) |"
 }
 for c in $CLIENTS; do
 	row "one.$c" "one heap row vs one foreign row" "$c"

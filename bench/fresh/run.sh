@@ -27,47 +27,16 @@
 # probe and run stays there.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../../test/scripts/common.sh"
+source "$HERE/../lib.sh"
 
 N=${N:-200000}
 RUNS=${RUNS:-6}
 T=${T:-3}
 CMDLINE="N=$N RUNS=$RUNS T=$T bench/fresh/run.sh"
 
-OUT=$ALMANAC_ROOT/.build/bench-fresh
-DATA=$OUT/data
 started=$(date +%s)
-
-setup_run_user
-build_private_tree
-if [ -f "$DATA/postmaster.pid" ]; then
-	run_as pg_ctl -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-fi
-rm -rf "$OUT"
-make_user_dir "$OUT"
-run_as initdb -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$OUT/initdb.log"
-cat >>"$DATA/postgresql.conf" <<CONF
-
-# bench/fresh/run.sh
-shared_preload_libraries = 'almanac'
-shared_buffers = 1GB
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-CONF
-PORT=$(free_port 54379)
-trap 'run_as pg_ctl -D "$DATA" stop -m fast >/dev/null 2>&1 || true' EXIT
-run_as pg_ctl -D "$DATA" -l "$OUT/server.log" -o "-p $PORT" -w start >/dev/null
-
-PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
+bench_start bench-fresh 54379
 PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N")
-fail() {
-	echo "FAILED: $*" >&2
-	tail -n 20 "$OUT/server.log" >&2
-	exit 1
-}
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-median2() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f\n", lo, hi }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
 echo "# $CMDLINE"
 ROWS=$OUT/rows.tsv
@@ -138,7 +107,7 @@ rel() { # config baseline measure: the rounds' ratios
 	local a b out="" j
 	read -ra a <<<"${P[$1.$3]}"
 	read -ra b <<<"${P[$2.$3]}"
-	for j in "${!a[@]}"; do out="$out $(ratio "${a[$j]}" "${b[$j]}")"; done
+	for j in "${!a[@]}"; do out="$out $(ratio "${a[$j]}" "${b[$j]}" 3)"; done
 	echo "$out"
 }
 
@@ -172,7 +141,7 @@ brel() { # kind a b
 	local x y out="" j
 	read -ra x <<<"${B[$1.$2]}"
 	read -ra y <<<"${B[$1.$3]}"
-	for j in "${!x[@]}"; do out="$out $(ratio "${x[$j]}" "${y[$j]}")"; done
+	for j in "${!x[@]}"; do out="$out $(ratio "${x[$j]}" "${y[$j]}" 3)"; done
 	echo "$out"
 }
 

@@ -82,7 +82,7 @@ BEGIN
 END $$;
 
 DROP TABLE IF EXISTS bench_results;
-CREATE TABLE bench_results (run int, mode text, secs float8, cpu float8, blocks bigint, logs bigint);
+CREATE TABLE bench_results (run int, mode text, mirrors text, secs float8, cpu float8, blocks bigint, logs bigint);
 
 -- staging tables: decode once with ingest_blocks (also a warm-up), keep rows
 CALL bench_reset();

@@ -5,8 +5,12 @@
 # indexes).  Starts its own instance in .build/bench, generates BLOCKS blocks
 # (150 txs, 400 logs each, fixed seed), runs RUNS rounds, prints medians of
 # the wall time and of the backend's CPU time (steadier on a shared machine).
+# Each method runs with the mirrors of the core tables on (the default after
+# CREATE EXTENSION) and off (almanac.disable_mirror), the two in turn, which
+# first in odd runs and second in even ones; the first table is with mirrors
+# on, the second compares the two (median of the runs' on/off ratios).
 #
-#   bench/ingest/run.sh            # BLOCKS=200 RUNS=3
+#   bench/ingest/run.sh            # BLOCKS=200 RUNS=3, about two minutes
 source "$(dirname "${BASH_SOURCE[0]}")/../../test/scripts/common.sh"
 BLOCKS=${BLOCKS:-200}
 RUNS=${RUNS:-3}
@@ -40,23 +44,43 @@ chmod o+r "$B/blocks.jsonl"
 	-c "DROP TABLE bench_raw" -c "VACUUM ANALYZE bench_src"
 "${PSQL[@]}" -f "$ALMANAC_ROOT/bench/ingest/bench.sql"
 
+# mirrors: on or off for the core tables that have one (issue 14); before the
+# router exists both runs are the same
+MIRRORS=$("${PSQL[@]}" -Atc "SELECT to_regproc('almanac.enable_mirror') IS NOT NULL")
+[ "$MIRRORS" = t ] || echo "mirrors: not built (no function almanac.enable_mirror): 'on' and 'off' run the same code"
+set_mirrors() { # on|off, after bench_reset: enabling backfills empty tables
+	local f t
+	[ "$MIRRORS" = t ] || return 0
+	if [ "$1" = on ]; then f=enable_mirror; else f=disable_mirror; fi
+	for t in almanac.blocks almanac.transactions almanac.account_states; do
+		"${PSQL[@]}" -Atc "SELECT almanac.$f('$t')" >/dev/null
+	done
+}
+
 for run in $(seq "$RUNS"); do
-	for mode in per_block batches ceiling; do
-		"${PSQL[@]}" -c "CALL bench_reset()" -c "CHECKPOINT"
-		IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
-		"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', $secs, $cpu,
-			(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events)"
-		echo "run $run $mode: $secs s, $cpu s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
+	if [ $((run % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+	for mirrors in $order; do
+		for mode in per_block batches ceiling; do
+			# reset with the mirrors as they are (TRUNCATE empties an enabled mirror), then set them
+			"${PSQL[@]}" -c "CALL bench_reset()"
+			set_mirrors "$mirrors"
+			"${PSQL[@]}" -c "CHECKPOINT"
+			IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
+			"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', '$mirrors', $secs, $cpu,
+				(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events)"
+			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
+		done
 	done
 done
+set_mirrors on
 
 echo
-echo "ingest benchmark: $BLOCKS blocks of 150 txs / 400 logs, median of $RUNS runs"
+echo "ingest benchmark: $BLOCKS blocks of 150 txs / 400 logs, median of $RUNS runs, mirrors on"
 "${PSQL[@]}" -P footer=off -c "
 WITH m AS (
 	SELECT mode, percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS secs,
 		   percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu) AS cpu, max(blocks) AS blocks, max(logs) AS logs
-	  FROM bench_results GROUP BY mode)
+	  FROM bench_results WHERE mirrors = 'on' GROUP BY mode)
 SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
 				 WHEN 'batches' THEN 'ingest_blocks, 100 blocks per call'
 				 ELSE 'ceiling: INSERT ... SELECT decoded rows' END AS method,
@@ -66,3 +90,21 @@ SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
 	   round(cpu::numeric, 2) AS cpu_seconds,
 	   round((100 * (SELECT cpu FROM m WHERE mode = 'ceiling') / cpu)::numeric) || ' %' AS cpu_of_ceiling
   FROM m ORDER BY array_position(ARRAY['per_block', 'batches', 'ceiling'], mode)"
+
+echo
+echo "mirrors on against off: blocks/s (medians of $RUNS runs) and the median of the runs' on/off ratios, with their range; goal: on >= 75 % of off"
+"${PSQL[@]}" -P footer=off -c "
+WITH r AS (
+	SELECT a.run, a.mode, a.blocks / a.secs AS on_bps, b.blocks / b.secs AS off_bps,
+		   b.secs / a.secs AS ratio, b.cpu / a.cpu AS cpu_ratio
+	  FROM bench_results a JOIN bench_results b USING (run, mode)
+	 WHERE a.mirrors = 'on' AND b.mirrors = 'off')
+SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
+				 WHEN 'batches' THEN 'ingest_blocks, 100 blocks per call'
+				 ELSE 'ceiling: INSERT ... SELECT decoded rows' END AS method,
+	   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY off_bps)::numeric) AS off_blocks_per_s,
+	   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY on_bps)::numeric) AS on_blocks_per_s,
+	   round((100 * percentile_cont(0.5) WITHIN GROUP (ORDER BY ratio))::numeric) || ' % ('
+		   || round((100 * min(ratio))::numeric) || '-' || round((100 * max(ratio))::numeric) || ')' AS on_of_off,
+	   round((100 * percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_ratio))::numeric) || ' %' AS cpu_on_of_off
+  FROM r GROUP BY mode ORDER BY array_position(ARRAY['per_block', 'batches', 'ceiling'], mode)"

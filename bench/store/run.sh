@@ -24,6 +24,7 @@
 # Logs, pgbench output and the result table stay in .build/bench-store.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../../test/scripts/common.sh"
+source "$HERE/../lib.sh"
 
 N=${N:-1000000}
 T=${T:-10}
@@ -33,52 +34,13 @@ READER_CACHE=${READER_CACHE:-64MB}
 ROW_CACHE=${ROW_CACHE:-64MB}
 CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS READER_CACHE=$READER_CACHE ROW_CACHE=$ROW_CACHE bench/store/run.sh"
 
-OUT=$ALMANAC_ROOT/.build/bench-store
-DATA=$OUT/data
 started=$(date +%s)
-
-setup_run_user
-build_private_tree
-if [ -f "$DATA/postmaster.pid" ]; then
-	run_as pg_ctl -D "$DATA" stop -m immediate >/dev/null 2>&1 || true
-fi
-rm -rf "$OUT"
-make_user_dir "$OUT"
-
-run_as initdb -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$OUT/initdb.log"
-cat >>"$DATA/postgresql.conf" <<CONF
-
-# bench/store/run.sh
-shared_preload_libraries = 'almanac'
-shared_buffers = 1GB
-almanac.reader_cache_size = '$READER_CACHE'
-almanac.reader_row_cache_size = '$ROW_CACHE'
-max_wal_size = 4GB
-listen_addresses = '127.0.0.1'
-unix_socket_directories = ''
-CONF
-PORT=$(free_port 54339)
-stop_server() {
-	run_as pg_ctl -D "$DATA" stop -m fast >/dev/null 2>&1 || true
-}
-trap stop_server EXIT
-run_as pg_ctl -D "$DATA" -l "$OUT/server.log" -o "-p $PORT" -w start >/dev/null
-
-PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
+bench_start bench-store 54339 "almanac.reader_cache_size = '$READER_CACHE'
+almanac.reader_row_cache_size = '$ROW_CACHE'"
 PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N")
-
-fail() {
-	echo "FAILED: $*" >&2
-	echo "--- last lines of $OUT/server.log" >&2
-	tail -n 30 "$OUT/server.log" >&2
-	exit 1
-}
 
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.0f\n", v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-median2() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo "# $CMDLINE"
 echo "instance on 127.0.0.1:$PORT, data $DATA"

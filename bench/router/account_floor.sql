@@ -1,0 +1,3 @@
+\set i random(1000000000, 1000000000 + :na - 1)
+SELECT '0x' || repeat(:i::text, 4) AS a \gset
+SELECT 1;
