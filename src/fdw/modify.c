@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -52,6 +53,7 @@ typedef struct AlmanacModifyState
 	size_t		buffered_len;
 	MemoryContext rowcxt;
 	bool		shipped_early;	/* the statement shipped chunks of its own */
+	bool		do_nothing;		/* INSERT ... ON CONFLICT DO NOTHING */
 	AlmanacBulk *bulk;			/* COPY FROM by SST files, or NULL */
 	MemoryContextCallback cleanup;
 } AlmanacModifyState;
@@ -66,12 +68,19 @@ modify_cleanup(void *arg)
 	m->stmt = NULL;
 }
 
-/* UPDATE and DELETE need the old row: its key, and the new row's unchanged columns */
+/*
+ * UPDATE and DELETE need the old row: its key, and the new row's unchanged
+ * columns.  A whole-row Var of type record named "wholerow", exactly as the
+ * core asks for on an UPDATE of any foreign table: through a partitioned
+ * table or an inheritance parent, the row identities of all children must
+ * be equal() but for the varno, so a Var of each child's own row type
+ * conflicted ("conflicting uses of row-identity name").
+ */
 static void
 almanacAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 							   RangeTblEntry *target_rte, Relation target_relation)
 {
-	Var		   *var = makeWholeRowVar(target_rte, rtindex, 0, false);
+	Var		   *var = makeVar(rtindex, InvalidAttrNumber, RECORDOID, -1, InvalidOid, 0);
 
 	add_row_identity_var(root, var, rtindex, "wholerow");
 }
@@ -110,6 +119,28 @@ modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 	return m;
 }
 
+/*
+ * INSERT ... ON CONFLICT: DO NOTHING skips a row whose key exists (the
+ * foreign table has no index to infer a conflict target from, so only the
+ * form without one reaches here); DO UPDATE cannot be planned against a
+ * foreign table, but is refused here too should a plan carry it.
+ */
+static bool
+on_conflict_do_nothing(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	ModifyTable *plan = (ModifyTable *) mtstate->ps.plan;
+
+	if (plan == NULL || plan->onConflictAction == ONCONFLICT_NONE)
+		return false;
+	if (plan->onConflictAction == ONCONFLICT_UPDATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT ... ON CONFLICT DO UPDATE is not supported on almanac foreign table \"%s\"",
+						RelationGetRelationName(rinfo->ri_RelationDesc)),
+				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite, or use ON CONFLICT DO NOTHING.")));
+	return true;
+}
+
 static void
 almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						  List *fdw_private, int subplan_index, int eflags)
@@ -129,6 +160,7 @@ almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 		if (!AttributeNumberIsValid(m->wholerow_attno))
 			elog(ERROR, "almanac: wholerow junk column missing");
 	}
+	m->do_nothing = on_conflict_do_nothing(mtstate, rinfo);
 	rinfo->ri_FdwState = m;
 }
 
@@ -148,6 +180,7 @@ almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 
 	if (mtstate->ps.plan == NULL && almanac_bulk_copy && rinfo->ri_TrigDesc == NULL)
 		m->bulk = almanac_bulk_begin(&m->a, bulk_fallback, m);
+	m->do_nothing = on_conflict_do_nothing(mtstate, rinfo);
 	rinfo->ri_FdwState = m;
 }
 
@@ -231,13 +264,24 @@ encode_row(AlmanacModifyState *m, TupleTableSlot *slot)
 						 slot->tts_values, slot->tts_isnull, m->a.t->is_key);
 }
 
-static void
+/*
+ * Insert a row's image under key.  False if ON CONFLICT DO NOTHING skipped
+ * it: its key exists (in the store, the transaction, or earlier in this
+ * statement).
+ */
+static bool
 insert_image(AlmanacModifyState *m, StringInfo key, const char *image, uint32 image_len)
 {
 	FullTransactionId xid;
 	bool		upsert = m->a.t->opts->upsert;
+	bool		exists = key_visible(m, key, &xid);
 
-	if (key_visible(m, key, &xid) && !upsert)
+	if (exists && m->do_nothing && !upsert)
+	{
+		m->looked_up = NULL;
+		return false;
+	}
+	if (exists && !upsert)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
@@ -245,6 +289,7 @@ insert_image(AlmanacModifyState *m, StringInfo key, const char *image, uint32 im
 				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
 	put_intent(m, key, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
 			   image, image_len);
+	return true;
 }
 
 static void
@@ -270,13 +315,37 @@ row_done(AlmanacModifyState *m)
 		m->shipped_early = true;
 }
 
+/*
+ * The core checks no partition constraint of a foreign partition (neither
+ * on INSERT into the partition itself nor on UPDATE, which moves a heap
+ * row to its new partition): a row the partition may not hold is refused
+ * here, or it would be stored under the wrong partition.
+ */
+static void
+check_partition(ResultRelInfo *rinfo, TupleTableSlot *slot, EState *estate,
+				bool update)
+{
+	if (!rinfo->ri_RelationDesc->rd_rel->relispartition ||
+		ExecPartitionCheck(rinfo, slot, estate, false))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("new row for almanac foreign partition \"%s\" violates its partition constraint",
+					RelationGetRelationName(rinfo->ri_RelationDesc)),
+			 update
+			 ? errhint("An UPDATE cannot move a row out of an almanac foreign partition: DELETE it and INSERT it through the partitioned table.")
+			 : errhint("INSERT through the partitioned table, which routes each row to its partition.")));
+}
+
 static TupleTableSlot *
 almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 						 TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
 	AlmanacModifyState *m = rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+	MemoryContext old;
 
+	check_partition(rinfo, slot, estate, false);
+	old = MemoryContextSwitchTo(m->rowcxt);
 	slot_getallattrs(slot);
 	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
 	encode_row(m, slot);
@@ -292,7 +361,8 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 		m->bulk = NULL;
 		MemoryContextSwitchTo(m->rowcxt);
 	}
-	insert_image(m, &m->key, m->value.data, m->value.len);
+	if (!insert_image(m, &m->key, m->value.data, m->value.len))
+		slot = NULL;			/* ON CONFLICT DO NOTHING */
 	row_end(m, old);
 	row_done(m);
 	return slot;
@@ -329,8 +399,14 @@ almanacExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 static int
 almanacGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
-	/* rows are buffered in the statement batch anyway; RETURNING needs them one by one */
-	return rinfo->ri_projectReturning ? 1 : 1000;
+	AlmanacModifyState *m = rinfo->ri_FdwState;
+
+	/*
+	 * Rows are buffered in the statement batch anyway.  RETURNING needs them
+	 * one by one, and so does ON CONFLICT DO NOTHING: a batch reports how
+	 * many rows it inserted, not which.
+	 */
+	return rinfo->ri_projectReturning || (m != NULL && m->do_nothing) ? 1 : 1000;
 }
 
 /* the key of the old row, from the wholerow junk column */
@@ -389,9 +465,11 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 						 TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
 	AlmanacModifyState *m = rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+	MemoryContext old;
 	FullTransactionId expected;
 
+	check_partition(rinfo, slot, estate, true);
+	old = MemoryContextSwitchTo(m->rowcxt);
 	slot_getallattrs(slot);
 	old_row_key(m, planSlot);
 	if (self_modified(m))
