@@ -19,6 +19,8 @@ SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw_import fdw_bulk maintenance admin ingest ingest_reorg ingest_errors row_cache reader_mmap
 # issue 13, isolation: privileges over key spaces
 REGRESS     += privileges statements
+# issue 14, router: mirrors and routed lookups
+REGRESS     += router
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
 ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 

@@ -20,6 +20,7 @@
 #include "store/maintenance.h"
 #include "store/store.h"
 #include "kv/xact.h"
+#include "router/router.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,6 +46,7 @@ _PG_init(void)
 	almanac_reader_init();
 	almanac_row_cache_init();
 	almanac_bulk_init();
+	almanac_router_init();
 
 	DefineCustomIntVariable("almanac.freeze_sweep_age",
 							"Age, in transactions, of a store's freeze horizon at which its owner sweeps the store.",

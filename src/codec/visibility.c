@@ -187,7 +187,7 @@ almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent)
 	intent->expected = FullTransactionIdFromU64(get_u64(data + 18));
 	intent->tuple = data + INTENT_HEADER_LEN;
 	intent->tuple_len = len - INTENT_HEADER_LEN;
-	if (intent->kind < ALMANAC_INTENT_INSERT || intent->kind > ALMANAC_INTENT_UPSERT)
+	if (intent->kind < ALMANAC_INTENT_INSERT || intent->kind > ALMANAC_INTENT_ERASE)
 		corrupted("unknown write intent kind");
 }
 
@@ -388,6 +388,7 @@ almanac_versions_apply(StringInfo out,
 				return ALMANAC_APPLY_CONFLICT;
 			break;
 		case ALMANAC_INTENT_UPSERT:
+		case ALMANAC_INTENT_ERASE:
 			break;
 	}
 
@@ -395,7 +396,8 @@ almanac_versions_apply(StringInfo out,
 	count_pos = out->len;
 	put_u16(out, 0);			/* patched below */
 	append_version(out, intent->xid, intent->top,
-				   intent->kind == ALMANAC_INTENT_DELETE ? ALMANAC_VERSION_DELETED : 0,
+				   (intent->kind == ALMANAC_INTENT_DELETE ||
+					intent->kind == ALMANAC_INTENT_ERASE) ? ALMANAC_VERSION_DELETED : 0,
 				   intent->tuple, intent->tuple_len);
 
 	kept += append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX - 1);

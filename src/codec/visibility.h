@@ -56,7 +56,10 @@ typedef enum AlmanacIntentKind
 	ALMANAC_INTENT_INSERT = 1,	/* the key must have no live version */
 	ALMANAC_INTENT_UPDATE = 2,	/* based on the version 'expected' */
 	ALMANAC_INTENT_DELETE = 3,	/* based on the version 'expected' */
-	ALMANAC_INTENT_UPSERT = 4	/* overwrite whatever is there */
+	ALMANAC_INTENT_UPSERT = 4,	/* overwrite whatever is there */
+	ALMANAC_INTENT_ERASE = 5	/* delete whatever is there, unchecked: the
+								 * blind delete of a mirror (mirror.h), whose
+								 * writers the heap's row locks order */
 } AlmanacIntentKind;
 
 typedef struct AlmanacVersion

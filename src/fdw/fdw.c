@@ -319,7 +319,7 @@ almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
 		AlmanacIntent intent;
 
 		almanac_intent_parse(val, vlen, &intent);
-		if (intent.kind == ALMANAC_INTENT_DELETE)
+		if (intent.kind == ALMANAC_INTENT_DELETE || intent.kind == ALMANAC_INTENT_ERASE)
 			return false;
 		*tuple = intent.tuple;
 		*tuple_len = intent.tuple_len;

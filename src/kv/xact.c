@@ -533,6 +533,45 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 }
 
 void
+almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_id,
+					   const char *key, size_t klen, const char *image, uint32 image_len)
+{
+	/* one buffer for every row of the backend, not an allocation per row */
+	static StringInfoData buf = {0};
+	AlmanacIntent intent;
+	rocksdb_writebatch_wi_t *batch;
+
+	if (buf.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&buf);
+		MemoryContextSwitchTo(old);
+	}
+	intent.cf_id = cf_id;
+	intent.kind = image ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_ERASE;
+	intent.xid = GetCurrentFullTransactionId();
+	intent.top = GetTopTransactionId();
+	intent.expected = InvalidFullTransactionId;
+	intent.tuple = image;
+	intent.tuple_len = image ? image_len : 0;
+	note_xid(intent.xid);
+	batch = xact_batch_for_write(store);
+	note_cf(cf_id);
+	resetStringInfo(&buf);
+	almanac_intent_encode(&buf, &intent);
+	rocksdb_writebatch_wi_put_cf(batch, cf, key, klen, buf.data, buf.len);
+	if (buf.maxlen > 64 * 1024)
+	{
+		/* a huge row: do not keep its buffer */
+		pfree(buf.data);
+		buf.data = NULL;
+	}
+	if (batch_bytes(batch) >= (size_t) almanac_write_batch_size * 1024)
+		ship();
+}
+
+void
 almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Size payload_len)
 {
 	(void) xact_batch_for_write(store);

@@ -82,6 +82,21 @@ extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 							 const char *prev, size_t prev_len);
 
 /*
+ * A blind write of key, for the mirrors (mirror.h): an UPSERT of image, or
+ * with image NULL an ERASE, stamped with the current (sub)transaction and
+ * put straight into the transaction's batch (mirror writes come from row
+ * triggers, one row at a time, and no scan of this statement reads them:
+ * the router does not read a mirror its transaction writes).  The owner
+ * applies blind intents without a conflict or duplicate check, so they never
+ * fail a transaction the heap accepted; the heap's own locks order the
+ * writers of a key.  The batch goes to the owner once it has grown past
+ * almanac.write_batch_size, as any other.
+ */
+extern void almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf,
+								   uint32 cf_id, const char *key, size_t klen,
+								   const char *image, uint32 image_len);
+
+/*
  * Post a bulk-load chunk whose versions xid writes (bulk.h) to the owner,
  * after the transaction's buffered writes; almanac_store_ingest_wait
  * answers it.

@@ -1,0 +1,743 @@
+/*-------------------------------------------------------------------------
+ *
+ * mirror.c
+ *	  Mirror descriptors (cached per backend), reads and blind writes of a
+ *	  mirror, the heap's lookup by key, and enable / disable.  See mirror.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "almanac.h"
+#include "codec/valuecodec.h"
+#include "codec/visibility.h"
+#include "kv/xact.h"
+#include "mirror/mirror.h"
+#include "mirror/verify.h"
+#include "router/router.h"
+#include "store/store.h"
+
+/*
+ * Descriptors by table OID, negative entries included (the planner hook
+ * asks for every single-table SELECT).  An invalidation of a table's
+ * relcache entry (or of all) drops its entry; a statement still using it
+ * keeps it until the transaction ends (its memory moves under
+ * TopTransactionContext), as the foreign tables' layout cache does.
+ */
+typedef struct MirrorCacheEntry
+{
+	Oid			relid;
+	AlmanacMirror *mirror;		/* NULL: the table has no mirror */
+	MemoryContext cxt;
+} MirrorCacheEntry;
+
+static HTAB *mirror_cache = NULL;
+static uint64 mirror_cache_flushes = 0;
+
+static void
+mirror_entry_release(MirrorCacheEntry *e)
+{
+	if (e->cxt == NULL)
+		return;
+	if (IsTransactionState())
+		MemoryContextSetParent(e->cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(e->cxt);
+	e->cxt = NULL;
+}
+
+static void
+mirror_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	MirrorCacheEntry *e;
+
+	mirror_cache_flushes++;
+	if (mirror_cache == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		e = hash_search(mirror_cache, &relid, HASH_FIND, NULL);
+		if (e)
+		{
+			mirror_entry_release(e);
+			hash_search(mirror_cache, &relid, HASH_REMOVE, NULL);
+		}
+		return;
+	}
+	hash_seq_init(&seq, mirror_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		mirror_entry_release(e);
+		hash_search(mirror_cache, &e->relid, HASH_REMOVE, NULL);
+	}
+}
+
+/* this transaction's written tables (statement triggers), reset at its end */
+#define MAX_WRITTEN 16
+static Oid	written[MAX_WRITTEN];
+static int	nwritten = 0;
+static bool written_overflow = false;
+
+static void
+mirror_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			nwritten = 0;
+			written_overflow = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+almanac_mirror_note_write(Oid relid)
+{
+	for (int i = 0; i < nwritten; i++)
+		if (written[i] == relid)
+			return;
+	if (nwritten == MAX_WRITTEN)
+		written_overflow = true;	/* every table counts as written */
+	else
+		written[nwritten++] = relid;
+}
+
+bool
+almanac_mirror_written_by_me(Oid relid)
+{
+	if (written_overflow)
+		return true;
+	for (int i = 0; i < nwritten; i++)
+		if (written[i] == relid)
+			return true;
+	return false;
+}
+
+void
+almanac_mirror_init(void)
+{
+	CacheRegisterRelcacheCallback(mirror_relcache_callback, (Datum) 0);
+	RegisterXactCallback(mirror_xact_callback, NULL);
+}
+
+char *
+almanac_mirror_signature(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		if (att->attisdropped)
+			appendStringInfoChar(&buf, '-');
+		else
+			appendStringInfo(&buf, "%s:%u:%d", NameStr(att->attname), att->atttypid,
+							 att->atttypmod);
+	}
+	return buf.data;
+}
+
+/* the attribute number of a live column by name, or InvalidAttrNumber */
+static AttrNumber
+column_attno(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * The heap's unique btree index whose key columns are exactly attnos[0..n-1]
+ * in order, or InvalidOid.  Fills the collations and equality procedures.
+ */
+static Oid
+find_key_index(Relation rel, const AttrNumber *attnos, int n, Oid *collations,
+			   RegProcedure *eqprocs, RegProcedure *cmpprocs)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = irel->rd_index;
+		bool		match = irel->rd_rel->relam == BTREE_AM_OID && ind->indisunique &&
+			ind->indisvalid && ind->indimmediate && ind->indnkeyatts == n &&
+			RelationGetIndexPredicate(irel) == NIL && RelationGetIndexExpressions(irel) == NIL;
+
+		for (int i = 0; match && i < n; i++)
+			match = ind->indkey.values[i] == attnos[i];
+		if (match)
+		{
+			for (int i = 0; i < n; i++)
+			{
+				Oid			opno = get_opfamily_member(irel->rd_opfamily[i], irel->rd_opcintype[i],
+													   irel->rd_opcintype[i], BTEqualStrategyNumber);
+
+				collations[i] = irel->rd_indcollation[i];
+				eqprocs[i] = OidIsValid(opno) ? get_opcode(opno) : InvalidOid;
+				cmpprocs[i] = index_getprocid(irel, i + 1, BTORDER_PROC);
+				match = match && RegProcedureIsValid(eqprocs[i]) && RegProcedureIsValid(cmpprocs[i]);
+			}
+		}
+		index_close(irel, NoLock);
+		if (match)
+		{
+			found = lfirst_oid(lc);
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * Read the table's row of almanac.mirrors and describe the mirror, in
+ * CurrentMemoryContext.  NULL when it has none, or cannot have one as the
+ * table is now (a key column gone: the descriptor then says disabled).
+ */
+static AlmanacMirror *
+mirror_build(Relation rel)
+{
+	Oid			nsp = get_namespace_oid("almanac", true);
+	Oid			catalog_relid;
+	Relation	catalog;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	AlmanacMirror *m = NULL;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (!OidIsValid(nsp))
+		return NULL;
+	catalog_relid = get_relname_relid("mirrors", nsp);
+	if (!OidIsValid(catalog_relid) || catalog_relid == RelationGetRelid(rel))
+		return NULL;
+	catalog = table_open(catalog_relid, AccessShareLock);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(catalog, InvalidOid, false, NULL, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	cdesc = RelationGetDescr(catalog);
+		Datum		v[9];
+		bool		n[9];
+		Datum	   *cols;
+		int			ncols;
+		AttrNumber *keyattrs;
+		Oid		   *typids;
+		const char **names;
+		AlmanacTableOptions *opts = palloc0(sizeof(AlmanacTableOptions));
+		ForeignServer *server;
+		bool		usable = true;
+		AttrNumber *indattrs;
+
+		if (cdesc->natts != 9)
+			elog(ERROR, "almanac.mirrors has %d columns, expected 9", cdesc->natts);
+		heap_deform_tuple(tup, cdesc, v, n);
+		m = palloc0(sizeof(AlmanacMirror));
+		m->relid = RelationGetRelid(rel);
+		opts->key_prefix = TextDatumGetCString(v[1]);
+		deconstruct_array(DatumGetArrayTypeP(v[2]), NAMEOID, NAMEDATALEN, false,
+						  TYPALIGN_CHAR, &cols, NULL, &ncols);
+		opts->key_attribute = n[3] ? NULL : TextDatumGetCString(v[3]);
+		m->cfname = TextDatumGetCString(v[5]);
+		opts->column_family = m->cfname;
+		opts->upsert = true;
+		m->enabled = DatumGetBool(v[6]);
+		m->in_sync = DatumGetBool(v[7]);
+		m->altered = strcmp(TextDatumGetCString(v[8]), almanac_mirror_signature(rel)) != 0;
+
+		m->nkeys = ncols;
+		keyattrs = palloc(sizeof(AttrNumber) * ncols);
+		indattrs = palloc(sizeof(AttrNumber) * (ncols + 1));
+		typids = palloc(sizeof(Oid) * ncols);
+		names = palloc(sizeof(char *) * ncols);
+		m->table.key_pad = palloc(sizeof(int32) * ncols);
+		for (int i = 0; i < ncols; i++)
+		{
+			char	   *name = pstrdup(NameStr(*DatumGetName(cols[i])));
+
+			keyattrs[i] = column_attno(desc, name);
+			names[i] = name;
+			opts->key_columns = lappend(opts->key_columns, makeString(name));
+			m->table.key_pad[i] = -1;
+			if (keyattrs[i] == InvalidAttrNumber ||
+				!almanac_key_type_supported(TupleDescAttr(desc, keyattrs[i] - 1)->atttypid))
+			{
+				usable = false;
+				typids[i] = InvalidOid;
+				continue;
+			}
+			typids[i] = TupleDescAttr(desc, keyattrs[i] - 1)->atttypid;
+			indattrs[i] = keyattrs[i];
+		}
+		if (!n[4])
+		{
+			m->latest_attno = column_attno(desc, NameStr(*DatumGetName(v[4])));
+			if (m->latest_attno == InvalidAttrNumber)
+				usable = false;
+			indattrs[ncols] = m->latest_attno;
+		}
+		m->key_collations = palloc(sizeof(Oid) * (ncols + 1));
+		m->key_eqprocs = palloc(sizeof(RegProcedure) * (ncols + 1));
+		m->key_cmpprocs = palloc(sizeof(RegProcedure) * (ncols + 1));
+		if (usable)
+			m->index_oid = find_key_index(rel, indattrs, ncols + (m->latest_attno ? 1 : 0),
+										  m->key_collations, m->key_eqprocs, m->key_cmpprocs);
+		server = GetForeignServerByName("almanac_store", true);
+		if (server)
+			m->server = almanac_server_options(server->serverid);
+
+		/* a mirror that cannot be kept right is off, whatever the catalog says */
+		if (!usable || !OidIsValid(m->index_oid) || server == NULL)
+			m->enabled = false;
+
+		m->table.opts = opts;
+		m->table.server = m->server;
+		m->table.keyattrs = keyattrs;
+		m->table.is_key = palloc0(sizeof(bool) * desc->natts);
+		m->table.layout.prefix = opts->key_prefix;
+		m->table.layout.nkeys = ncols;
+		m->table.layout.typids = typids;
+		m->table.layout.names = names;
+		m->table.layout.attribute = opts->key_attribute;
+		m->counters = almanac_router_counters(m->relid);
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	return m;
+}
+
+AlmanacMirror *
+almanac_mirror_lookup(Oid relid)
+{
+	MirrorCacheEntry *e;
+	bool		found;
+	Relation	rel;
+	MemoryContext cxt;
+	MemoryContext old;
+	AlmanacMirror *m;
+	uint64		flushes;
+
+	if (mirror_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(MirrorCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		mirror_cache = hash_create("almanac mirrors", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(mirror_cache, &relid, HASH_FIND, NULL);
+	if (e)
+		return e->mirror;
+
+	/* only plain tables have mirrors: no catalog read for the others */
+	if (get_rel_relkind(relid) != RELKIND_RELATION || relid < FirstNormalObjectId)
+	{
+		e = hash_search(mirror_cache, &relid, HASH_ENTER, &found);
+		e->mirror = NULL;
+		e->cxt = NULL;
+		return NULL;
+	}
+
+	/*
+	 * Built in a context of its own; an invalidation processed while
+	 * reading the catalogs makes it used once and not cached.
+	 */
+	flushes = mirror_cache_flushes;
+	cxt = AllocSetContextCreate(CacheMemoryContext, "almanac mirror", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		rel = table_open(relid, AccessShareLock);
+		m = mirror_build(rel);
+		table_close(rel, NoLock);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	if (flushes != mirror_cache_flushes)
+	{
+		if (IsTransactionState())
+			MemoryContextSetParent(cxt, TopTransactionContext);
+		return m;
+	}
+	e = hash_search(mirror_cache, &relid, HASH_ENTER, &found);
+	e->mirror = m;
+	e->cxt = cxt;
+	if (m == NULL)
+	{
+		MemoryContextDelete(cxt);
+		e->cxt = NULL;
+	}
+	return m;
+}
+
+AlmanacMirror *
+almanac_mirror_get(Relation rel)
+{
+	AlmanacMirror *m = almanac_mirror_lookup(RelationGetRelid(rel));
+
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table \"%s\" has no almanac mirror", RelationGetRelationName(rel)),
+				 errhint("Mirrors exist for almanac.blocks, almanac.transactions and almanac.account_states (see almanac.mirrors).")));
+	return m;
+}
+
+static void
+mirror_access_release(void *arg)
+{
+	almanac_access_release((AlmanacAccess *) arg);
+}
+
+void
+almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create)
+{
+	memset(a, 0, sizeof(AlmanacAccess));
+	a->release.func = mirror_access_release;
+	a->release.arg = a;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &a->release);
+	if (m->server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("server \"almanac_store\" does not exist"),
+				 errhint("Mirrors live in the store of the almanac_store server, which CREATE EXTENSION almanac creates.")));
+	a->t = &m->table;
+	a->store = almanac_store_attach(m->server);
+	a->reader = almanac_reader(a->store);
+	/* after the statement's snapshot: see almanac_reader_catch_up */
+	if (!create)
+		almanac_reader_catch_up(a->reader);
+	a->cf = almanac_reader_cf(a->reader, m->cfname, create, &a->cf_id);
+	a->db = almanac_reader_db(a->reader);
+	a->keyvalues = palloc(sizeof(Datum) * m->nkeys);
+}
+
+void
+almanac_mirror_row_key(AlmanacMirror *m, StringInfo buf, const Datum *values,
+					   const bool *isnull)
+{
+	Datum		keyvalues[INDEX_MAX_KEYS];
+
+	for (int i = 0; i < m->nkeys; i++)
+	{
+		AttrNumber	attno = m->table.keyattrs[i];
+
+		if (isnull[attno - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in key column \"%s\" of the mirror of table \"%s\"",
+							m->table.layout.names[i], get_rel_name(m->relid)),
+					 errhint("Drop the mirror with almanac.disable_mirror() or keep the column NOT NULL.")));
+		keyvalues[i] = values[attno - 1];
+	}
+	resetStringInfo(buf);
+	almanac_key_encode(buf, &m->table.layout, m->nkeys, keyvalues, false);
+}
+
+const char *
+almanac_mirror_read(AlmanacAccess *a, const char *key, size_t klen, Snapshot snapshot,
+					bool own_writes, uint32 *len)
+{
+	size_t		vlen;
+	char	   *val;
+	const char *tuple;
+	FullTransactionId xid;
+
+	if (a->cf == NULL)
+		return NULL;			/* never written */
+	val = own_writes ? almanac_get_value(a, NULL, key, klen, &vlen)
+		: almanac_store_get(a, key, klen, &vlen, true);
+	if (val == NULL)
+		return NULL;
+	if (!almanac_value_row(val, vlen, snapshot, &tuple, len, &xid))
+		return NULL;
+	return tuple;
+}
+
+bool
+almanac_mirror_heap_first(AlmanacMirror *m, Relation rel, Snapshot snapshot,
+						  const Datum *keyvalues, int n, bool backward, TupleTableSlot *slot)
+{
+	Relation	irel = index_open(m->index_oid, AccessShareLock);
+	IndexScanDesc scan;
+	ScanKeyData skeys[INDEX_MAX_KEYS];
+	bool		found;
+
+	for (int i = 0; i < n; i++)
+		ScanKeyEntryInitialize(&skeys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   m->key_collations[i], m->key_eqprocs[i], keyvalues[i]);
+	scan = index_beginscan(rel, irel, snapshot, n, 0);
+	index_rescan(scan, skeys, n, NULL, 0);
+	found = index_getnext_slot(scan, backward ? BackwardScanDirection : ForwardScanDirection,
+							   slot);
+	index_endscan(scan);
+	index_close(irel, NoLock);
+	return found;
+}
+
+bool
+almanac_mirror_heap_lookup(AlmanacMirror *m, Relation rel, Snapshot snapshot,
+						   const Datum *keyvalues, TupleTableSlot *slot)
+{
+	/* a latest mirror: the last row of the key, by the latest column */
+	return almanac_mirror_heap_first(m, rel, snapshot, keyvalues, m->nkeys,
+									 m->latest_attno != 0, slot);
+}
+
+static int
+key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+void
+almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower, StringInfo upper,
+					Snapshot snapshot, AlmanacMirrorRowFn fn, void *arg)
+{
+	StringInfoData lo;
+	StringInfoData hi;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_iterator_t *base;
+
+	if (a->cf == NULL)
+		return;
+	initStringInfo(&lo);
+	initStringInfo(&hi);
+	if (lower && lower->len > 0)
+		appendBinaryStringInfo(&lo, lower->data, lower->len);
+	else
+		almanac_key_encode(&lo, &m->table.layout, 0, NULL, true);
+	if (upper && upper->len > 0)
+		appendBinaryStringInfo(&hi, upper->data, upper->len);
+	else
+	{
+		StringInfoData prefix;
+
+		initStringInfo(&prefix);
+		almanac_key_encode(&prefix, &m->table.layout, 0, NULL, true);
+		almanac_prefix_end(&prefix, &hi);
+	}
+	ropts = almanac_access_iter_options(a);
+	a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, lo.data, lo.len, hi.data, hi.len);
+	rocksdb_readoptions_set_iterate_lower_bound(ropts, lo.data, lo.len);
+	rocksdb_readoptions_set_iterate_upper_bound(ropts, hi.data, hi.len);
+	base = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
+	a->iter = a->batch_copy
+		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
+		: base;
+	for (rocksdb_iter_seek(a->iter, lo.data, lo.len); rocksdb_iter_valid(a->iter);
+		 rocksdb_iter_next(a->iter))
+	{
+		size_t		klen,
+					vlen;
+		const char *key = rocksdb_iter_key(a->iter, &klen);
+		const char *val;
+		const char *image;
+		uint32		len;
+		FullTransactionId xid;
+
+		/* a batch iterator ignores the bounds of its base */
+		if (key_cmp(key, klen, lo.data, lo.len) < 0)
+			continue;
+		if (key_cmp(key, klen, hi.data, hi.len) >= 0)
+			break;
+		if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(&m->table, key, klen))
+			continue;
+		val = rocksdb_iter_value(a->iter, &vlen);
+		if (almanac_value_row(val, vlen, snapshot, &image, &len, &xid))
+			fn(arg, key, klen, image, len);
+		CHECK_FOR_INTERRUPTS();
+	}
+	almanac_access_close_iterator(a);
+}
+
+void
+almanac_mirror_put(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen,
+				   const char *image, uint32 len)
+{
+	almanac_xact_put_blind(a->store, a->cf, a->cf_id, key, klen, image, len);
+}
+
+void
+almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen)
+{
+	almanac_xact_put_blind(a->store, a->cf, a->cf_id, key, klen, NULL, 0);
+}
+
+/* the table, locked against writers (ShareLock), checked for ownership */
+Relation
+almanac_mirror_open_owned(Oid relid)
+{
+	Relation	rel = table_open(relid, ShareLock);
+
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	return rel;
+}
+
+/* set almanac.mirrors' columns for the table (its trigger invalidates) */
+void
+almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	char		query[256];
+	int			rc;
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = signature ? CStringGetTextDatum(signature) : (Datum) 0;
+	snprintf(query, sizeof(query), "UPDATE almanac.mirrors SET %s WHERE relid = $1", set);
+	SPI_connect();
+	rc = SPI_execute_with_args(query, signature ? 2 : 1, types, values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "almanac: could not update almanac.mirrors");
+	SPI_finish();
+	CommandCounterIncrement();
+}
+
+/*
+ * almanac.enable_mirror(regclass): writers wait (ShareLock) while every row
+ * is compared with the mirror and written where they differ (a resync of
+ * the whole table): simplest correct, and no write made meanwhile is lost.
+ */
+PG_FUNCTION_INFO_V1(almanac_enable_mirror_sql);
+Datum
+almanac_enable_mirror_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = almanac_mirror_open_owned(relid);
+	AlmanacMirror *m = almanac_mirror_get(rel);
+	int64		n;
+	Snapshot	snap;
+
+	(void) m;
+	almanac_mirror_catalog_update(relid, "enabled = true, in_sync = true, signature = $2",
+				   almanac_mirror_signature(rel));
+	m = almanac_mirror_get(rel);
+	if (!m->enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the mirror of table \"%s\" cannot be enabled", RelationGetRelationName(rel)),
+				 errdetail("Its key columns must exist, with a unique btree index on them (plus the latest column for a latest mirror)."),
+				 errhint("See almanac.mirrors for the key columns.")));
+	/* after the lock: every committed row, and no writer until we commit */
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	n = almanac_mirror_sync(rel, m, NULL, snap, true, NULL);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
+	PG_RETURN_INT64(n);
+}
+
+PG_FUNCTION_INFO_V1(almanac_disable_mirror_sql);
+Datum
+almanac_disable_mirror_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel = almanac_mirror_open_owned(relid);
+
+	(void) almanac_mirror_get(rel);
+	almanac_mirror_catalog_update(relid, "enabled = false", NULL);
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(almanac_mirror_signature_sql);
+Datum
+almanac_mirror_signature_sql(PG_FUNCTION_ARGS)
+{
+	Relation	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+	char	   *s = almanac_mirror_signature(rel);
+
+	table_close(rel, AccessShareLock);
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}
+
+/* a change to almanac.mirrors: every backend drops the table's descriptor and plans */
+PG_FUNCTION_INFO_V1(almanac_mirrors_changed_sql);
+Datum
+almanac_mirrors_changed_sql(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "almanac._mirrors_changed() must be called as a trigger");
+	if (td->tg_trigtuple)
+	{
+		Datum		d = heap_getattr(td->tg_trigtuple, 1, RelationGetDescr(td->tg_relation), &isnull);
+
+		if (!isnull)
+			CacheInvalidateRelcacheByRelid(DatumGetObjectId(d));
+	}
+	if (td->tg_newtuple)
+	{
+		Datum		d = heap_getattr(td->tg_newtuple, 1, RelationGetDescr(td->tg_relation), &isnull);
+
+		if (!isnull)
+			CacheInvalidateRelcacheByRelid(DatumGetObjectId(d));
+	}
+	return PointerGetDatum(NULL);
+}

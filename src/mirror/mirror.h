@@ -1,0 +1,145 @@
+/*-------------------------------------------------------------------------
+ *
+ * mirror.h
+ *	  Mirrors: the core tables' rows kept in the RocksDB store, for the
+ *	  router (router.h) to answer point lookups from.
+ *
+ * A mirror is a column family of the almanac_store server's store.  Its key
+ * is the foreign tables' key (keycodec.h) of the row's key columns:
+ *
+ *	blocks			block:{chain_id}:{block_number}  = almanac.block_key()
+ *	transactions	tx:{chain_id}:{tx_hash as its text}
+ *	account_states	account:{chain_id}:{account}:state
+ *												 = almanac.account_state_key()
+ *
+ * and its value is the whole heap row, every column, in the value codec's
+ * format (valuecodec.h), as a version list (visibility.h) stamped with the
+ * writing transaction's id: the statement's snapshot judges a mirror's row
+ * exactly as it judges the heap's.  A mirror of account_states holds one key
+ * per (chain_id, account): its row with the highest block_number.
+ *
+ * The definitions are rows of almanac.mirrors; the backend caches each
+ * table's descriptor (AlmanacMirror), rebuilt after any invalidation of the
+ * table's relcache entry (ALTER TABLE, enable/disable, a change to its
+ * almanac.mirrors row), so that per-row and per-lookup work reads no catalog.
+ *
+ * Writes (trigger.c) are blind puts in the transaction's batch (xact.h:
+ * almanac_xact_put_blind), made by row triggers in the same transaction as
+ * the heap change.  Nothing reads a mirror its own transaction has written
+ * (almanac_mirror_written_by_me): the router reads the heap instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_MIRROR_H
+#define ALMANAC_MIRROR_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "lib/stringinfo.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+
+#include "fdw/fdw.h"
+
+/* the shared counters of a table (router.h) */
+typedef struct AlmanacRouterCounters AlmanacRouterCounters;
+
+typedef struct AlmanacMirror
+{
+	Oid			relid;
+	bool		enabled;
+	bool		in_sync;
+	bool		altered;		/* the table's shape differs from the signature */
+	char	   *cfname;
+	/*
+	 * The mirror described as a foreign table layout, so that the key and
+	 * value codecs and the kv helpers of fdw.h apply unchanged: every column
+	 * is in the value (is_key all false), the key columns in the key too.
+	 */
+	AlmanacTable table;
+	AlmanacServerOptions *server;
+	AttrNumber	latest_attno;	/* account_states: block_number; else 0 */
+	Oid			index_oid;		/* the heap's unique index on key columns
+								 * (+ latest column): the heap's lookups */
+	int			nkeys;
+	Oid		   *key_collations; /* per key column */
+	RegProcedure *key_eqprocs;	/* per key column: the btree equality */
+	RegProcedure *key_cmpprocs; /* per key column: the btree comparison */
+	AlmanacRouterCounters *counters;	/* NULL when shared memory is full */
+} AlmanacMirror;
+
+/*
+ * The table's mirror descriptor, or NULL when it has none (no row in
+ * almanac.mirrors, or the extension is not installed).  Valid until the next
+ * invalidation is processed; callers use it within one statement.
+ */
+extern AlmanacMirror *almanac_mirror_lookup(Oid relid);
+
+/* as almanac_mirror_lookup, ERROR (42809, naming the table) when none */
+extern AlmanacMirror *almanac_mirror_get(Relation rel);
+
+/* the row shape recorded in almanac.mirrors.signature */
+extern char *almanac_mirror_signature(Relation rel);
+
+/* access to the mirror's column family; create: create it if missing */
+extern void almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create);
+
+/* key of a heap row's key columns (values/isnull: the whole row) */
+extern void almanac_mirror_row_key(AlmanacMirror *m, StringInfo buf,
+								   const Datum *values, const bool *isnull);
+
+/*
+ * The image the snapshot sees for key, or NULL (no row); *len its length.
+ * own_writes: the transaction's buffered writes first (verify, resync);
+ * the router reads the store only (see the header).
+ */
+extern const char *almanac_mirror_read(AlmanacAccess *a, const char *key, size_t klen,
+									   Snapshot snapshot, bool own_writes, uint32 *len);
+
+/*
+ * The heap's row for a key (key values in key column order), as the
+ * snapshot sees it, in slot: by the unique index, the last row by the
+ * latest column for a latest mirror.  False when there is none.
+ */
+extern bool almanac_mirror_heap_lookup(AlmanacMirror *m, Relation rel, Snapshot snapshot,
+									   const Datum *keyvalues, TupleTableSlot *slot);
+
+/*
+ * The first row, forward or backward, of the heap's unique index with the
+ * first n key columns equal to keyvalues, in slot (a slot of the table's
+ * own type); false when none.
+ */
+extern bool almanac_mirror_heap_first(AlmanacMirror *m, Relation rel, Snapshot snapshot,
+									  const Datum *keyvalues, int n, bool backward,
+									  TupleTableSlot *slot);
+
+/*
+ * Call fn for every key of the mirror in [lower, upper) (upper empty: to the
+ * end of the mirror's prefix; lower empty: from its start) whose row the
+ * snapshot sees, the transaction's buffered writes included, in key order.
+ */
+typedef void (*AlmanacMirrorRowFn) (void *arg, const char *key, size_t klen,
+									const char *image, uint32 len);
+extern void almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower,
+								StringInfo upper, Snapshot snapshot,
+								AlmanacMirrorRowFn fn, void *arg);
+
+/* blind writes of one key: a row image, or its removal */
+extern void almanac_mirror_put(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen,
+							   const char *image, uint32 len);
+extern void almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen);
+
+/* this transaction has written the table (a statement trigger fired) */
+extern void almanac_mirror_note_write(Oid relid);
+extern bool almanac_mirror_written_by_me(Oid relid);
+
+/* the table, locked against writers (ShareLock); ERROR unless the user owns it */
+extern Relation almanac_mirror_open_owned(Oid relid);
+
+/* UPDATE almanac.mirrors SET <set> WHERE relid = $1 ($2: signature, may be NULL) */
+extern void almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature);
+
+extern void almanac_mirror_init(void);
+
+#endif							/* ALMANAC_MIRROR_H */

@@ -1,0 +1,523 @@
+/*-------------------------------------------------------------------------
+ *
+ * lookup.c
+ *	  The router's custom scan, "Almanac Lookup": the rows of one key (or
+ *	  of a few, or the last of a key prefix) from a table's mirror, or from
+ *	  the heap when the mirror cannot be proven to give the heap's answer.
+ *	  See router.h.
+ *
+ * Per execution the scan evaluates its key expressions, encodes the key
+ * and reads it: a row cache probe or a RocksDB Get (a reverse iterator for
+ * LAST), a visibility check of the version list with the statement's
+ * snapshot, and a decode of the image into the scan slot.  No catalog is
+ * read: the mirror's descriptor is cached per backend (mirror.h).
+ *
+ * The heap fallback reads the heap's unique index on the key with the same
+ * snapshot, so the answer is the heap's by construction; the reason is
+ * counted (almanac.router_stats) and shown by EXPLAIN ANALYZE.  The reasons
+ * are checked when the scan begins, in the order of AlmanacFallback.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/extensible.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+
+#include "almanac.h"
+#include "codec/valuecodec.h"
+#include "mirror/mirror.h"
+#include "router/router.h"
+#include "store/store.h"
+
+/* CustomScan.custom_private: kind, then the key conditions (for EXPLAIN) */
+enum
+{
+	LOOKUP_PRIV_KIND,
+	LOOKUP_PRIV_KEYQUALS
+};
+
+typedef struct LookupState
+{
+	CustomScanState css;
+	AlmanacLookupKind kind;
+	List	   *keyquals;
+	AlmanacMirror *m;
+	int			fallback;		/* an AlmanacFallback, or -1: the mirror */
+	AlmanacAccess *a;
+	List	   *keystates;		/* ExprState per key expression */
+	Datum		keyvalues[INDEX_MAX_KEYS];
+	/* MULTIGET: the last key column's values, sorted, each once */
+	Datum	   *multi;
+	int			nmulti;
+	int			next;			/* next value of multi, or 1 when done */
+	bool		started;
+	bool		empty;			/* a key value no row can have (NULL, negative) */
+	TupleTableSlot *heapslot;	/* the fallback's */
+	MemoryContext rowcxt;		/* what one row's read allocates */
+	StringInfoData key;
+} LookupState;
+
+static Node *lookup_create_state(CustomScan *cscan);
+static void lookup_begin(CustomScanState *node, EState *estate, int eflags);
+static TupleTableSlot *lookup_exec(CustomScanState *node);
+static void lookup_end(CustomScanState *node);
+static void lookup_rescan(CustomScanState *node);
+static void lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es);
+
+static CustomScanMethods lookup_scan_methods = {
+	.CustomName = "Almanac Lookup",
+	.CreateCustomScanState = lookup_create_state,
+};
+
+static CustomExecMethods lookup_exec_methods = {
+	.CustomName = "Almanac Lookup",
+	.BeginCustomScan = lookup_begin,
+	.ExecCustomScan = lookup_exec,
+	.EndCustomScan = lookup_end,
+	.ReScanCustomScan = lookup_rescan,
+	.ExplainCustomScan = lookup_explain,
+};
+
+void
+almanac_lookup_register(void)
+{
+	RegisterCustomScanMethods(&lookup_scan_methods);
+}
+
+CustomScan *
+almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
+					List *keyexprs, List *keyquals)
+{
+	CustomScan *cs = makeNode(CustomScan);
+	Plan	   *plan = &cs->scan.plan;
+
+	/* the executor needs the functions of operators looked up */
+	fix_opfuncids((Node *) tlist);
+	fix_opfuncids((Node *) quals);
+	fix_opfuncids((Node *) keyexprs);
+	plan->targetlist = tlist;
+	plan->qual = quals;
+	/* a point lookup: cheaper than any index scan */
+	plan->startup_cost = 0;
+	plan->total_cost = kind == ALMANAC_LOOKUP_LAST ? 1.0 : 0.5;
+	plan->plan_rows = 1;
+	plan->plan_width = 0;
+	plan->parallel_aware = false;
+	plan->parallel_safe = false;
+	plan->plan_node_id = 0;
+	cs->scan.scanrelid = 1;
+	cs->flags = 0;
+	cs->custom_plans = NIL;
+	cs->custom_exprs = keyexprs;
+	cs->custom_private = list_make2(makeInteger(kind), keyquals);
+	cs->custom_scan_tlist = NIL;
+	cs->custom_relids = NULL;
+	cs->methods = &lookup_scan_methods;
+	(void) relid;
+	return cs;
+}
+
+static Node *
+lookup_create_state(CustomScan *cscan)
+{
+	LookupState *ls = (LookupState *) newNode(sizeof(LookupState), T_CustomScanState);
+
+	ls->css.methods = &lookup_exec_methods;
+	ls->kind = intVal(list_nth(cscan->custom_private, LOOKUP_PRIV_KIND));
+	ls->keyquals = list_nth(cscan->custom_private, LOOKUP_PRIV_KEYQUALS);
+	ls->fallback = -1;
+	return (Node *) ls;
+}
+
+/* why this execution must read the heap, or -1 */
+static int
+fallback_reason(AlmanacMirror *m)
+{
+	if (!almanac_router_enabled)
+		return ALMANAC_FALLBACK_ROUTER_OFF;
+	if (!m->enabled)
+		return ALMANAC_FALLBACK_DISABLED;
+	if (!m->in_sync)
+		return ALMANAC_FALLBACK_OUT_OF_SYNC;
+	if (m->altered)
+		return ALMANAC_FALLBACK_ALTERED;
+	if (almanac_mirror_written_by_me(m->relid))
+		return ALMANAC_FALLBACK_OWN_WRITES;
+	if (IsolationIsSerializable())
+		return ALMANAC_FALLBACK_SERIALIZABLE;
+	return -1;
+}
+
+static void
+lookup_begin(CustomScanState *node, EState *estate, int eflags)
+{
+	LookupState *ls = (LookupState *) node;
+	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
+	Relation	rel = node->ss.ss_currentRelation;
+	ListCell   *lc;
+
+	ls->m = almanac_mirror_lookup(RelationGetRelid(rel));
+	if (ls->m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the mirror definition of table \"%s\" is gone", RelationGetRelationName(rel)),
+				 errhint("Run the statement again: it is planned anew.")));
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	ls->fallback = fallback_reason(ls->m);
+	if (ls->m->counters)
+	{
+		if (ls->fallback < 0)
+			pg_atomic_fetch_add_u64(&ls->m->counters->routed, 1);
+		else
+			pg_atomic_fetch_add_u64(&ls->m->counters->fallback[ls->fallback], 1);
+	}
+	if (ls->fallback >= 0 && !OidIsValid(ls->m->index_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no unique index on its mirror's key", RelationGetRelationName(rel)),
+				 errhint("Run the statement again: it is planned anew.")));
+
+	foreach(lc, cs->custom_exprs)
+		ls->keystates = lappend(ls->keystates, ExecInitExpr(lfirst(lc), &node->ss.ps));
+	ls->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac lookup row",
+									   ALLOCSET_SMALL_SIZES);
+	initStringInfo(&ls->key);
+	if (ls->fallback < 0)
+	{
+		ls->a = palloc(sizeof(AlmanacAccess));
+		almanac_mirror_access(ls->m, ls->a, false);
+	}
+	else
+		ls->heapslot = table_slot_create(rel, &estate->es_tupleTable);
+}
+
+/*
+ * A key value as the key column's type: integers widened to the column's
+ * (the equality may be cross-type, block_number = 5 is int8 = int4).  False
+ * when no row can have it (no key holds it, so nothing equals it).
+ */
+static bool
+key_value(Oid coltype, Oid valtype, Datum v, Datum *out)
+{
+	int64		i;
+
+	switch (valtype)
+	{
+		case INT2OID:
+			i = DatumGetInt16(v);
+			break;
+		case INT4OID:
+			i = DatumGetInt32(v);
+			break;
+		case INT8OID:
+			i = DatumGetInt64(v);
+			break;
+		default:
+			*out = v;
+			return almanac_key_value_in_domain(coltype, v);
+	}
+	switch (coltype)
+	{
+		case INT2OID:
+			if (i < PG_INT16_MIN || i > PG_INT16_MAX)
+				return false;
+			*out = Int16GetDatum((int16) i);
+			break;
+		case INT4OID:
+			if (i < PG_INT32_MIN || i > PG_INT32_MAX)
+				return false;
+			*out = Int32GetDatum((int32) i);
+			break;
+		default:
+			*out = Int64GetDatum(i);
+			break;
+	}
+	return almanac_key_value_in_domain(coltype, *out);
+}
+
+typedef struct MultiSort
+{
+	FmgrInfo	cmp;
+	Oid			collation;
+} MultiSort;
+
+static int
+multi_cmp(const void *a, const void *b, void *arg)
+{
+	MultiSort  *s = arg;
+
+	return DatumGetInt32(FunctionCall2Coll(&s->cmp, s->collation,
+										   *(const Datum *) a, *(const Datum *) b));
+}
+
+/*
+ * Evaluate the key expressions.  MULTIGET: the array's elements that can be
+ * keys, in the index's order and each once, as the heap's index scan
+ * returns them.
+ */
+static void
+lookup_start(LookupState *ls)
+{
+	ExprContext *econtext = ls->css.ss.ps.ps_ExprContext;
+	AlmanacMirror *m = ls->m;
+	int			n = list_length(ls->keystates);
+	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(ls->css.ss.ps.state->es_query_cxt);
+
+	ls->started = true;
+	ls->empty = false;
+	ls->next = 0;
+	foreach(lc, ls->keystates)
+	{
+		int			i = foreach_current_index(lc);
+		ExprState  *es = lfirst(lc);
+		bool		isnull;
+		Datum		v = ExecEvalExpr(es, econtext, &isnull);
+		Oid			coltype = m->table.layout.typids[i];
+
+		if (isnull)
+		{
+			ls->empty = true;
+			break;
+		}
+		if (ls->kind == ALMANAC_LOOKUP_MULTIGET && i == n - 1)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(v);
+			Oid			elemtype = ARR_ELEMTYPE(arr);
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			nelems;
+			MultiSort	sort;
+			int			k = 0;
+
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+			deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &nelems);
+			ls->multi = palloc(sizeof(Datum) * Max(nelems, 1));
+			for (int j = 0; j < nelems; j++)
+				if (!nulls[j] && key_value(coltype, elemtype, elems[j], &ls->multi[k]))
+					k++;
+			fmgr_info(m->key_cmpprocs[i], &sort.cmp);
+			sort.collation = m->key_collations[i];
+			qsort_arg(ls->multi, k, sizeof(Datum), multi_cmp, &sort);
+			ls->nmulti = 0;
+			for (int j = 0; j < k; j++)
+				if (ls->nmulti == 0 || multi_cmp(&ls->multi[ls->nmulti - 1], &ls->multi[j], &sort) != 0)
+					ls->multi[ls->nmulti++] = ls->multi[j];
+			continue;
+		}
+		if (!key_value(coltype, exprType((Node *) es->expr), v, &ls->keyvalues[i]))
+		{
+			ls->empty = true;
+			break;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* the mirror's row of the key in ls->keyvalues into the scan slot */
+static bool
+mirror_get(LookupState *ls, TupleTableSlot *slot)
+{
+	const char *image;
+	uint32		len;
+
+	resetStringInfo(&ls->key);
+	almanac_key_encode(&ls->key, &ls->m->table.layout, ls->m->nkeys, ls->keyvalues, false);
+	image = almanac_mirror_read(ls->a, ls->key.data, ls->key.len,
+								ls->css.ss.ps.state->es_snapshot, false, &len);
+	if (image == NULL)
+		return false;
+	almanac_value_decode(image, len, slot->tts_tupleDescriptor, slot->tts_values,
+						 slot->tts_isnull, NULL);
+	ExecStoreVirtualTuple(slot);
+	return true;
+}
+
+/* LAST: the mirror's last visible row of the key prefix, by a reverse iterator */
+static bool
+mirror_last(LookupState *ls, TupleTableSlot *slot)
+{
+	AlmanacAccess *a = ls->a;
+	AlmanacMirror *m = ls->m;
+	int			neq = list_length(ls->keystates);
+	StringInfoData upper;
+	rocksdb_readoptions_t *ropts;
+	bool		found = false;
+
+	if (a->cf == NULL)
+		return false;
+	resetStringInfo(&ls->key);
+	almanac_key_encode(&ls->key, &m->table.layout, neq, ls->keyvalues, true);
+	initStringInfo(&upper);
+	almanac_prefix_end(&ls->key, &upper);
+	ropts = almanac_access_iter_options(a);
+	rocksdb_readoptions_set_iterate_lower_bound(ropts, ls->key.data, ls->key.len);
+	if (upper.len > 0)
+		rocksdb_readoptions_set_iterate_upper_bound(ropts, upper.data, upper.len);
+	a->iter = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
+	for (rocksdb_iter_seek_to_last(a->iter); rocksdb_iter_valid(a->iter); rocksdb_iter_prev(a->iter))
+	{
+		size_t		klen,
+					vlen;
+		const char *key = rocksdb_iter_key(a->iter, &klen);
+		const char *val;
+		const char *image;
+		uint32		len;
+		FullTransactionId xid;
+
+		if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(&m->table, key, klen))
+			continue;
+		val = rocksdb_iter_value(a->iter, &vlen);
+		if (almanac_value_row(val, vlen, ls->css.ss.ps.state->es_snapshot, &image, &len, &xid))
+		{
+			/* the image lives in the iterator: decode a copy */
+			char	   *copy = palloc(len);
+
+			memcpy(copy, image, len);
+			almanac_value_decode(copy, len, slot->tts_tupleDescriptor, slot->tts_values,
+								 slot->tts_isnull, NULL);
+			ExecStoreVirtualTuple(slot);
+			found = true;
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	almanac_access_close_iterator(a);
+	return found;
+}
+
+/* the heap's row of the key, by its unique index, with the same snapshot */
+static bool
+heap_get(LookupState *ls, TupleTableSlot *slot)
+{
+	AlmanacMirror *m = ls->m;
+	bool		last = ls->kind == ALMANAC_LOOKUP_LAST;
+
+	if (!almanac_mirror_heap_first(m, ls->css.ss.ss_currentRelation,
+								   ls->css.ss.ps.state->es_snapshot, ls->keyvalues,
+								   last ? list_length(ls->keystates) : m->nkeys,
+								   last || m->latest_attno != 0, ls->heapslot))
+		return false;
+	ExecCopySlot(slot, ls->heapslot);
+	return true;
+}
+
+static bool
+read_row(LookupState *ls, TupleTableSlot *slot)
+{
+	if (ls->fallback >= 0)
+		return heap_get(ls, slot);
+	if (ls->kind == ALMANAC_LOOKUP_LAST)
+		return mirror_last(ls, slot);
+	return mirror_get(ls, slot);
+}
+
+/* ExecScan's access method: the next row of the lookup */
+static TupleTableSlot *
+lookup_next(ScanState *node)
+{
+	LookupState *ls = (LookupState *) node;
+	TupleTableSlot *slot = node->ss_ScanTupleSlot;
+	MemoryContext old;
+	bool		found = false;
+
+	ExecClearTuple(slot);
+	if (!ls->started)
+		lookup_start(ls);
+	MemoryContextReset(ls->rowcxt);
+	if (ls->empty)
+		return slot;
+	old = MemoryContextSwitchTo(ls->rowcxt);
+	if (ls->kind == ALMANAC_LOOKUP_MULTIGET)
+	{
+		int			last = ls->m->nkeys - 1;
+
+		while (!found && ls->next < ls->nmulti)
+		{
+			ls->keyvalues[last] = ls->multi[ls->next++];
+			found = read_row(ls, slot);
+		}
+	}
+	else if (ls->next == 0)
+	{
+		ls->next = 1;
+		found = read_row(ls, slot);
+	}
+	MemoryContextSwitchTo(old);
+	if (!found)
+		ExecClearTuple(slot);
+	return slot;
+}
+
+static bool
+lookup_recheck(ScanState *node, TupleTableSlot *slot)
+{
+	return true;
+}
+
+static TupleTableSlot *
+lookup_exec(CustomScanState *node)
+{
+	return ExecScan(&node->ss, lookup_next, lookup_recheck);
+}
+
+static void
+lookup_end(CustomScanState *node)
+{
+	LookupState *ls = (LookupState *) node;
+
+	if (ls->a)
+		almanac_access_release(ls->a);
+}
+
+static void
+lookup_rescan(CustomScanState *node)
+{
+	LookupState *ls = (LookupState *) node;
+
+	ls->started = false;
+	ls->next = 0;
+}
+
+static void
+lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es)
+{
+	LookupState *ls = (LookupState *) node;
+	List	   *context;
+	Node	   *keys;
+	char	   *s;
+
+	context = set_deparse_context_plan(es->deparse_cxt, node->ss.ps.plan, ancestors);
+	keys = (Node *) make_ands_explicit(ls->keyquals);
+	s = deparse_expression(keys, context, false, false);
+	ExplainPropertyText("Key", s, es);
+	ExplainPropertyText("Lookup",
+						ls->kind == ALMANAC_LOOKUP_GET ?
+						(ls->m && ls->m->latest_attno ? "latest row of the key" : "one key") :
+						ls->kind == ALMANAC_LOOKUP_MULTIGET ? "keys of an array" :
+						"last key of the prefix", es);
+	if (es->analyze && ls->fallback >= 0)
+		ExplainPropertyText("Heap Fallback", almanac_fallback_names[ls->fallback], es);
+}

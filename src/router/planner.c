@@ -1,0 +1,371 @@
+/*-------------------------------------------------------------------------
+ *
+ * planner.c
+ *	  The router's planner hook: recognise a lookup on a mirrored table and
+ *	  build its PlannedStmt directly.  See router.h.
+ *
+ * Why planner_hook and not set_rel_pathlist_hook (a path for the mirror
+ * among the heap's): half of a heap point lookup's cost is parse, analysis
+ * and planning, and standard_planner alone is most of the planning.  A path
+ * hook runs inside standard_planner and saves none of it; the planner hook
+ * replaces it for the shapes below, and hands everything else to the
+ * previous hook or standard_planner untouched.
+ *
+ * Recognised, on a table with a mirror (mirror.h), a single-table SELECT
+ * without joins, subqueries, CTEs, grouping, aggregates, window functions,
+ * set-returning functions, DISTINCT, locking clauses or system columns:
+ *
+ *	GET			every key column "= value" (a Const or an external Param),
+ *				other conditions kept as a filter;
+ *	MULTIGET	the same with the last key column "IN (...)" / "= ANY (array)";
+ *	LAST		all key columns but the last "= value", ORDER BY the last
+ *				DESC LIMIT 1 (the latest block of a chain), no other condition;
+ *	latest		on a latest mirror (account_states): every key column
+ *				"= value", ORDER BY the latest column DESC LIMIT 1, no other
+ *				condition: a GET of the mirror's key.
+ *
+ * The target list may be any expression over the row's columns.  The plan
+ * does not depend on parameter values (they are key expressions evaluated
+ * at execution), so a prepared statement keeps it as its generic plan; the
+ * range table is the query's, so privileges are checked by the executor,
+ * and relationOids lists the table, so any invalidation of it (ALTER, a
+ * change of its mirror's state) replans.
+ *
+ * Not routed: row-level security applying to the query, FOR UPDATE/SHARE,
+ * SERIALIZABLE, a table with inheritance children, scrollable cursors, and
+ * almanac.router = off.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/stratnum.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/planner.h"
+#include "jit/jit.h"
+#include "parser/parsetree.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "mirror/mirror.h"
+#include "router/router.h"
+
+bool		almanac_router_enabled = true;
+
+static planner_hook_type prev_planner_hook = NULL;
+
+/* the btree family whose equality a key column's type uses, or InvalidOid */
+static Oid
+key_family(Oid typid)
+{
+	switch (typid)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return INTEGER_BTREE_FAM_OID;
+		case TEXTOID:
+			return TEXT_BTREE_FAM_OID;
+		default:
+			return InvalidOid;
+	}
+}
+
+/* a value the executor can compute without the row: Const or external Param */
+static bool
+is_value(Node *n)
+{
+	while (n && IsA(n, RelabelType))
+		n = (Node *) ((RelabelType *) n)->arg;
+	if (n == NULL)
+		return false;
+	if (IsA(n, Const))
+		return true;
+	return IsA(n, Param) && ((Param *) n)->paramkind == PARAM_EXTERN;
+}
+
+/* the column number of a plain user column of relation 1, or 0 */
+static AttrNumber
+column_of(Node *n)
+{
+	while (n && IsA(n, RelabelType))
+		n = (Node *) ((RelabelType *) n)->arg;
+	if (n && IsA(n, Var) && ((Var *) n)->varno == 1 && ((Var *) n)->varlevelsup == 0 &&
+		((Var *) n)->varattno > 0)
+		return ((Var *) n)->varattno;
+	return 0;
+}
+
+/* equality of the column's family, with a deterministic collation */
+static bool
+is_key_equality(Oid opno, Oid inputcollid, Oid family)
+{
+	if (!op_in_opfamily(opno, family) ||
+		get_op_opfamily_strategy(opno, family) != BTEqualStrategyNumber)
+		return false;
+	return !OidIsValid(inputcollid) || inputcollid == DEFAULT_COLLATION_OID ||
+		inputcollid == C_COLLATION_OID || get_collation_isdeterministic(inputcollid);
+}
+
+/* flatten nested ANDs of the WHERE clause into a list */
+static List *
+conjuncts(Node *qual, List *out)
+{
+	if (qual == NULL)
+		return out;
+	if (IsA(qual, List))
+	{
+		ListCell   *lc;
+
+		foreach(lc, (List *) qual)
+			out = conjuncts(lfirst(lc), out);
+		return out;
+	}
+	if (is_andclause(qual))
+		return conjuncts((Node *) ((BoolExpr *) qual)->args, out);
+	return lappend(out, qual);
+}
+
+static bool
+has_system_column_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+		return ((Var *) node)->varattno < 0;
+	return expression_tree_walker(node, has_system_column_walker, context);
+}
+
+/*
+ * ORDER BY <attno> DESC LIMIT 1: the query's single sort key is the column,
+ * descending by its family's ">", and the limit the constant 1.
+ */
+static bool
+is_last_by(Query *q, AttrNumber attno, Oid family)
+{
+	SortGroupClause *sc;
+	TargetEntry *tle;
+	Const	   *c;
+
+	if (list_length(q->sortClause) != 1 || q->limitOffset != NULL ||
+		q->limitCount == NULL || q->limitOption != LIMIT_OPTION_COUNT)
+		return false;
+	sc = linitial(q->sortClause);
+	tle = get_sortgroupclause_tle(sc, q->targetList);
+	if (column_of((Node *) tle->expr) != attno ||
+		get_op_opfamily_strategy(sc->sortop, family) != BTGreaterStrategyNumber)
+		return false;
+	/* LIMIT 1 is int8(1): fold the cast */
+	c = (Const *) eval_const_expressions(NULL, q->limitCount);
+	if (!IsA(c, Const))
+		return false;
+	return !c->constisnull && c->consttype == INT8OID && DatumGetInt64(c->constvalue) == 1;
+}
+
+/*
+ * The routed plan of the query, or NULL.  Cheap checks first: most queries
+ * leave at the first lines, without a catalog or cache lookup.
+ */
+static PlannedStmt *
+route(Query *q, int cursorOptions)
+{
+	RangeTblEntry *rte;
+	RangeTblRef *rtr;
+	AlmanacMirror *m;
+	List	   *quals;
+	List	   *residual = NIL;
+	Node	   *eq[INDEX_MAX_KEYS] = {0};
+	Node	   *eqqual[INDEX_MAX_KEYS] = {0};
+	bool		is_array = false;
+	AlmanacLookupKind kind;
+	int			neq;
+	List	   *keyexprs = NIL;
+	List	   *keyquals = NIL;
+	ListCell   *lc;
+	PlannedStmt *stmt;
+	CustomScan *scan;
+
+	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL ||
+		list_length(q->rtable) != 1 || q->hasAggs || q->hasWindowFuncs ||
+		q->hasTargetSRFs || q->hasSubLinks || q->hasDistinctOn || q->hasRecursive ||
+		q->hasModifyingCTE || q->hasForUpdate || q->hasRowSecurity ||
+		q->cteList != NIL || q->rowMarks != NIL || q->groupClause != NIL ||
+		q->groupingSets != NIL || q->havingQual != NULL || q->windowClause != NIL ||
+		q->distinctClause != NIL || q->setOperations != NULL ||
+		(cursorOptions & CURSOR_OPT_SCROLL) || IsolationIsSerializable())
+		return NULL;
+	rte = linitial(q->rtable);
+	if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION ||
+		rte->tablesample != NULL || rte->securityQuals != NIL ||
+		q->jointree == NULL || list_length(q->jointree->fromlist) != 1)
+		return NULL;
+	rtr = linitial(q->jointree->fromlist);
+	if (!IsA(rtr, RangeTblRef) || rtr->rtindex != 1)
+		return NULL;
+
+	m = almanac_mirror_lookup(rte->relid);
+	if (m == NULL || !m->enabled)
+		return NULL;
+	/* inheritance children would be scanned too */
+	if (rte->inh && has_subclass(rte->relid))
+		return NULL;
+	if (has_system_column_walker((Node *) q->targetList, NULL) ||
+		has_system_column_walker(q->jointree->quals, NULL))
+		return NULL;
+
+	/* sort the conditions into key equalities and the rest */
+	quals = conjuncts(q->jointree->quals, NIL);
+	foreach(lc, quals)
+	{
+		Node	   *c = lfirst(lc);
+		int			k = -1;
+		Node	   *value = NULL;
+
+		if (IsA(c, OpExpr) && list_length(((OpExpr *) c)->args) == 2)
+		{
+			OpExpr	   *op = (OpExpr *) c;
+			Node	   *l = linitial(op->args);
+			Node	   *r = lsecond(op->args);
+			AttrNumber	attno = column_of(l);
+
+			if (attno && is_value(r))
+				value = r;
+			else if ((attno = column_of(r)) != 0 && is_value(l))
+				value = l;
+			for (int i = 0; value && i < m->nkeys; i++)
+				if (m->table.keyattrs[i] == attno &&
+					is_key_equality(op->opno, op->inputcollid,
+									key_family(m->table.layout.typids[i])))
+					k = i;
+		}
+		else if (IsA(c, ScalarArrayOpExpr))
+		{
+			ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) c;
+			AttrNumber	attno = column_of(linitial(op->args));
+			int			last = m->nkeys - 1;
+
+			/* the last key column only: keys in order, each once */
+			if (op->useOr && attno && attno == m->table.keyattrs[last] &&
+				(is_value(lsecond(op->args)) || IsA(lsecond(op->args), ArrayExpr)) &&
+				!contain_var_clause(lsecond(op->args)) &&
+				!contain_volatile_functions(lsecond(op->args)) &&
+				is_key_equality(op->opno, op->inputcollid,
+								key_family(m->table.layout.typids[last])) &&
+				eq[last] == NULL)
+			{
+				k = last;
+				value = lsecond(op->args);
+				is_array = true;
+			}
+		}
+		if (k >= 0 && eq[k] == NULL)
+		{
+			eq[k] = value;
+			eqqual[k] = c;
+		}
+		else
+			residual = lappend(residual, c);
+	}
+	for (neq = 0; neq < m->nkeys && eq[neq] != NULL; neq++)
+		;
+	for (int i = neq; i < m->nkeys; i++)
+		if (eq[i] != NULL)
+			return NULL;		/* a gap: not a key prefix */
+
+	if (m->latest_attno)
+	{
+		/* the latest row of a key: the mirror's GET */
+		if (neq != m->nkeys || is_array || residual != NIL ||
+			!is_last_by(q, m->latest_attno, INTEGER_BTREE_FAM_OID))
+			return NULL;
+		kind = ALMANAC_LOOKUP_GET;
+	}
+	else if (neq == m->nkeys && q->sortClause == NIL && q->limitCount == NULL &&
+			 q->limitOffset == NULL)
+		kind = is_array ? ALMANAC_LOOKUP_MULTIGET : ALMANAC_LOOKUP_GET;
+	else if (neq == m->nkeys - 1 && !is_array && residual == NIL &&
+			 almanac_key_type_orders(m->table.layout.typids[neq]) &&
+			 is_last_by(q, m->table.keyattrs[neq], key_family(m->table.layout.typids[neq])))
+		kind = ALMANAC_LOOKUP_LAST;
+	else
+		return NULL;
+	if (contain_volatile_functions((Node *) residual))
+		return NULL;
+
+	for (int i = 0; i < neq; i++)
+	{
+		keyexprs = lappend(keyexprs, copyObject(eq[i]));
+		keyquals = lappend(keyquals, copyObject(eqqual[i]));
+	}
+
+	scan = almanac_lookup_plan(rte->relid, kind, copyObject(q->targetList),
+							   copyObject(residual), keyexprs, keyquals);
+
+	stmt = makeNode(PlannedStmt);
+	stmt->commandType = CMD_SELECT;
+	stmt->queryId = q->queryId;
+	stmt->hasReturning = false;
+	stmt->hasModifyingCTE = false;
+	stmt->canSetTag = q->canSetTag;
+	stmt->transientPlan = false;
+	stmt->dependsOnRole = false;
+	stmt->parallelModeNeeded = false;
+	stmt->jitFlags = PGJIT_NONE;
+	stmt->planTree = (Plan *) scan;
+	/* for the executor's permission checks and locks, as the query has them */
+	stmt->rtable = copyObject(q->rtable);
+	stmt->resultRelations = NIL;
+	stmt->appendRelations = NIL;
+	stmt->subplans = NIL;
+	stmt->rewindPlanIDs = NULL;
+	stmt->rowMarks = NIL;
+	/* any invalidation of the table (ALTER, its mirror's state) replans */
+	stmt->relationOids = list_make1_oid(rte->relid);
+	stmt->invalItems = NIL;
+	stmt->paramExecTypes = NIL;
+	stmt->utilityStmt = NULL;
+	stmt->stmt_location = q->stmt_location;
+	stmt->stmt_len = q->stmt_len;
+	return stmt;
+}
+
+static PlannedStmt *
+almanac_planner(Query *parse, const char *query_string, int cursorOptions,
+				ParamListInfo boundParams)
+{
+	if (almanac_router_enabled)
+	{
+		PlannedStmt *stmt = route(parse, cursorOptions);
+
+		if (stmt)
+			return stmt;
+	}
+	if (prev_planner_hook)
+		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+void
+almanac_router_init(void)
+{
+	DefineCustomBoolVariable("almanac.router",
+							 "Answers point lookups and latest-row reads on mirrored tables from their RocksDB mirrors.",
+							 "Off: every query is planned by PostgreSQL and reads the heap.",
+							 &almanac_router_enabled,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	almanac_lookup_register();
+	almanac_router_stats_shmem_init();
+	almanac_mirror_init();
+	prev_planner_hook = planner_hook;
+	planner_hook = almanac_planner;
+}

@@ -1,0 +1,130 @@
+-- Mirrors and the router (src/mirror/, src/router/, docs/router.md).
+--
+-- A mirror keeps every row of a core table (for account_states: the latest
+-- row of each account) in a column family of the almanac_store server's
+-- store, under the key the foreign tables use, written by the triggers below
+-- in the same transaction as the heap rows.  The planner hook answers point
+-- lookups and latest-row reads on a mirrored table from the mirror.
+
+-- One row per table that has a mirror definition.  Edited by enable_mirror,
+-- disable_mirror and resync; a change to a row invalidates every backend's
+-- cached descriptor and the cached plans of the table (_mirrors_changed).
+CREATE TABLE almanac.mirrors (
+	relid			regclass PRIMARY KEY,
+	key_prefix		text NOT NULL,
+	-- the key's columns, in key order (keycodec.h)
+	key_columns		name[] NOT NULL,
+	key_attribute	text,
+	-- set: one key per value of key_columns, holding the row with the
+	-- highest latest_column (the latest state of an account)
+	latest_column	name,
+	column_family	text NOT NULL,
+	enabled			boolean NOT NULL DEFAULT true,
+	-- false: a check found a difference; the router reads the heap until resync
+	in_sync			boolean NOT NULL DEFAULT true,
+	-- the row shape (column types) the mirror's values were written with; a
+	-- different shape (ALTER TABLE) makes the router read the heap until resync
+	signature		text NOT NULL
+);
+COMMENT ON TABLE almanac.mirrors IS 'mirrors of core tables in the RocksDB store: key layout, column family, state';
+
+CREATE FUNCTION almanac._mirror_signature(regclass) RETURNS text
+	LANGUAGE c STRICT STABLE
+	AS 'MODULE_PATHNAME', 'almanac_mirror_signature_sql';
+COMMENT ON FUNCTION almanac._mirror_signature(regclass) IS
+	'internal: the row shape of a table, as almanac.mirrors.signature records it';
+
+CREATE FUNCTION almanac._mirrors_changed() RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'almanac_mirrors_changed_sql';
+CREATE TRIGGER mirrors_changed AFTER INSERT OR UPDATE OR DELETE ON almanac.mirrors
+	FOR EACH ROW EXECUTE FUNCTION almanac._mirrors_changed();
+
+-- keys: block:{chain_id}:{block_number} (= almanac.block_key),
+-- tx:{chain_id}:{tx_hash as text}, account:{chain_id}:{account}:state
+-- (= almanac.account_state_key).  One column family per mirror, named with
+-- the database's OID so that databases sharing a store never share one.
+INSERT INTO almanac.mirrors (relid, key_prefix, key_columns, key_attribute, latest_column,
+							 column_family, signature)
+SELECT t.relid::regclass, t.prefix, t.cols, t.attr, t.latest,
+	   format('mirror.%s.%s', d.oid, t.name), almanac._mirror_signature(t.relid::regclass)
+FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL),
+			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL),
+			 ('almanac.account_states', 'account_states', 'account', '{chain_id,account}', 'state',
+			  'block_number')) AS t(relid, name, prefix, cols, attr, latest),
+	 pg_database d
+WHERE d.datname = current_database();
+
+-- Maintenance: every row change writes the mirror (blind puts, same
+-- transaction); a statement writing the table marks it written by this
+-- transaction (the router then reads the heap until the transaction ends);
+-- TRUNCATE empties the mirror.
+CREATE FUNCTION almanac._mirror_row() RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'almanac_mirror_row_sql';
+CREATE FUNCTION almanac._mirror_statement() RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'almanac_mirror_statement_sql';
+CREATE FUNCTION almanac._mirror_truncate() RETURNS trigger
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'almanac_mirror_truncate_sql';
+
+DO $$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['blocks', 'transactions', 'account_states'] LOOP
+		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON almanac.%I
+							FOR EACH ROW EXECUTE FUNCTION almanac._mirror_row()', t || '_mirror', t);
+		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON almanac.%I
+							FOR EACH STATEMENT EXECUTE FUNCTION almanac._mirror_statement()', t || '_mirror_statement', t);
+		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON almanac.%I
+							FOR EACH STATEMENT EXECUTE FUNCTION almanac._mirror_truncate()', t || '_mirror_truncate', t);
+	END LOOP;
+END;
+$$;
+
+CREATE FUNCTION almanac.enable_mirror(table_name regclass) RETURNS bigint
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_enable_mirror_sql';
+COMMENT ON FUNCTION almanac.enable_mirror(regclass) IS
+	'turn a table''s mirror on, writing every row into it (writers wait meanwhile); returns the keys written';
+
+CREATE FUNCTION almanac.disable_mirror(table_name regclass) RETURNS void
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_disable_mirror_sql';
+COMMENT ON FUNCTION almanac.disable_mirror(regclass) IS
+	'turn a table''s mirror off: no more writes, every lookup reads the heap';
+
+CREATE FUNCTION almanac.verify(table_name regclass, chain_id text DEFAULT NULL,
+							   from_block bigint DEFAULT NULL, to_block bigint DEFAULT NULL,
+							   OUT key bytea, OUT kind text)
+	RETURNS SETOF record
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_verify_sql';
+COMMENT ON FUNCTION almanac.verify(regclass, text, bigint, bigint) IS
+	'differences between a table and its mirror: key, and kind missing / extra / different';
+
+CREATE FUNCTION almanac.resync(table_name regclass, chain_id text DEFAULT NULL,
+							   from_block bigint DEFAULT NULL, to_block bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_resync_sql';
+COMMENT ON FUNCTION almanac.resync(regclass, text, bigint, bigint) IS
+	'rewrite the mirror''s keys that differ from the table (writers wait meanwhile); returns how many';
+
+CREATE FUNCTION almanac._router_stats(OUT table_name regclass, OUT routed bigint,
+									  OUT fallback_router_off bigint, OUT fallback_disabled bigint,
+									  OUT fallback_out_of_sync bigint, OUT fallback_altered bigint,
+									  OUT fallback_own_writes bigint, OUT fallback_serializable bigint)
+	RETURNS SETOF record
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_router_stats_sql';
+CREATE VIEW almanac.router_stats AS SELECT * FROM almanac._router_stats();
+COMMENT ON VIEW almanac.router_stats IS
+	'per mirrored table of this database: lookups the router answered from the mirror, and those it read from the heap, by reason';
+
+CREATE FUNCTION almanac.router_stats_reset() RETURNS void
+	LANGUAGE c VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_router_stats_reset_sql';
+COMMENT ON FUNCTION almanac.router_stats_reset() IS 'set the counters of almanac.router_stats to zero';

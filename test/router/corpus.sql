@@ -1,0 +1,48 @@
+-- The router's query corpus (sql/router.sql runs it with almanac.router on
+-- and off; both halves of the expected output are the same).
+-- point lookups of blocks: constants, cross-type, parameters, expressions
+SELECT chain_id, block_number, block_hash, parent_hash, timestamp, is_finalized, is_safe, metadata
+  FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2;
+SELECT block_hash, block_number + 1 AS next, metadata->>'n' AS n FROM almanac.blocks WHERE block_number = 3 AND chain_id = 'c1';
+SELECT block_hash, is_finalized FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2::smallint;
+SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 99;
+SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = -1;
+SELECT * FROM almanac.blocks WHERE chain_id = 'nope' AND block_number = 1;
+SELECT row_to_json(b)->'block_hash' AS whole_row FROM almanac.blocks b WHERE chain_id = 'c2' AND block_number = 1;
+SELECT count(*) FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 1;
+-- a residual condition
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2 AND is_safe;
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2 AND NOT is_safe;
+-- arrays
+SELECT block_number, block_hash FROM almanac.blocks WHERE chain_id = 'c1' AND block_number IN (3, 1, 3, 42, -5);
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = ANY ('{2,4,NULL}'::bigint[]);
+-- latest block
+SELECT block_number, block_hash FROM almanac.blocks WHERE chain_id = 'c1' ORDER BY block_number DESC LIMIT 1;
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'c2' ORDER BY block_number DESC LIMIT 1;
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'none' ORDER BY block_number DESC LIMIT 1;
+-- transactions by hash
+SELECT tx_hash, block_number, value, data FROM almanac.transactions
+ WHERE chain_id = 'c1' AND tx_hash = '0x1111111111111111111111111111111111111111111111111111111111111102';
+SELECT tx_hash FROM almanac.transactions
+ WHERE chain_id = 'c1' AND tx_hash = '0x1111111111111111111111111111111111111111111111111111111111111199';
+SELECT tx_hash, block_number FROM almanac.transactions WHERE chain_id = 'c1' AND tx_hash IN
+ ('0x1111111111111111111111111111111111111111111111111111111111111101',
+  '0x1111111111111111111111111111111111111111111111111111111111111103');
+-- latest account state
+SELECT block_number, state FROM almanac.account_states
+ WHERE chain_id = 'c1' AND account = '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' ORDER BY block_number DESC LIMIT 1;
+SELECT chain_id, account, block_number, state FROM almanac.account_states
+ WHERE account = '0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb' AND chain_id = 'c1' ORDER BY block_number DESC LIMIT 1;
+SELECT state FROM almanac.account_states
+ WHERE chain_id = 'c1' AND account = '0xcccccccccccccccccccccccccccccccccccccccc' ORDER BY block_number DESC LIMIT 1;
+-- prepared statements, past the plan cache's custom plans
+PREPARE blk(text, bigint) AS SELECT block_number, block_hash FROM almanac.blocks WHERE chain_id = $1 AND block_number = $2;
+EXECUTE blk('c1', 1); EXECUTE blk('c1', 2); EXECUTE blk('c1', 3); EXECUTE blk('c1', 4);
+EXECUTE blk('c1', 5); EXECUTE blk('c1', 1); EXECUTE blk('c2', 1); EXECUTE blk(NULL, 1);
+PREPARE latest(text) AS SELECT block_number FROM almanac.blocks WHERE chain_id = $1 ORDER BY block_number DESC LIMIT 1;
+EXECUTE latest('c1'); EXECUTE latest('c2'); EXECUTE latest('c1'); EXECUTE latest('c2');
+EXECUTE latest('c1'); EXECUTE latest('c2'); EXECUTE latest('c3');
+PREPARE txs(text, text[]) AS SELECT block_number FROM almanac.transactions WHERE chain_id = $1 AND tx_hash = ANY ($2);
+EXECUTE txs('c1', ARRAY['0x1111111111111111111111111111111111111111111111111111111111111103',
+						'0x1111111111111111111111111111111111111111111111111111111111111102']);
+DEALLOCATE blk; DEALLOCATE latest; DEALLOCATE txs;
