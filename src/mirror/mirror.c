@@ -344,6 +344,7 @@ mirror_build(Relation rel)
 		m->table.server = m->server;
 		m->table.keyattrs = keyattrs;
 		m->table.is_key = palloc0(sizeof(bool) * desc->natts);
+		m->table.values = almanac_value_layout(desc, RelationGetRelationName(rel));
 		m->table.layout.prefix = opts->key_prefix;
 		m->table.layout.nkeys = ncols;
 		m->table.layout.typids = typids;

@@ -58,10 +58,11 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 
 /* the image of a heap row, into buf */
 static void
-row_image(StringInfo buf, TupleDesc desc, const Datum *values, const bool *isnull)
+row_image(AlmanacMirror *m, StringInfo buf, TupleDesc desc, const Datum *values,
+		  const bool *isnull)
 {
 	resetStringInfo(buf);
-	almanac_value_encode(buf, desc, values, isnull, NULL);
+	almanac_value_encode(buf, desc, m->table.values, values, isnull, NULL);
 }
 
 /*
@@ -94,7 +95,7 @@ recompute_latest(AlmanacMirror *m, AlmanacAccess *a, Relation rel, const Datum *
 	if (almanac_mirror_heap_lookup(m, rel, snap, keyvalues, slot))
 	{
 		slot_getallattrs(slot);
-		row_image(image, desc, slot->tts_values, slot->tts_isnull);
+		row_image(m, image, desc, slot->tts_values, slot->tts_isnull);
 		almanac_mirror_put(m, a, key->data, key->len, image->data, image->len);
 	}
 	else
@@ -179,7 +180,7 @@ almanac_mirror_row_sql(PG_FUNCTION_ARGS)
 			almanac_mirror_erase(m, a, oldkey.data, oldkey.len);
 		if (newtup)
 		{
-			row_image(&image, desc, values, isnull);
+			row_image(m, &image, desc, values, isnull);
 			almanac_mirror_put(m, a, key.data, key.len, image.data, image.len);
 		}
 	}

@@ -120,7 +120,7 @@ check_heap_row(SyncState *s, const Datum *values, const bool *isnull)
 	initStringInfo(&key);
 	almanac_mirror_row_key(s->m, &key, values, isnull);
 	resetStringInfo(&s->image);
-	almanac_value_encode(&s->image, desc, values, isnull, NULL);
+	almanac_value_encode(&s->image, desc, s->m->table.values, values, isnull, NULL);
 	stored = almanac_mirror_read(s->a, key.data, key.len, s->snapshot, true, &len);
 	if (stored == NULL || len != (uint32) s->image.len ||
 		memcmp(stored, s->image.data, len) != 0)
@@ -211,7 +211,7 @@ check_mirror_row(void *arg, const char *key, size_t klen, const char *image, uin
 	{
 		TupleDesc	desc = RelationGetDescr(s->rel);
 
-		almanac_value_decode(image, len, desc, s->values, s->isnull, NULL);
+		almanac_value_decode(image, len, desc, s->m->table.values, s->values, s->isnull, NULL);
 		if (!in_range(s, s->values, s->isnull))
 			return;
 	}

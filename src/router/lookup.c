@@ -349,7 +349,7 @@ mirror_get(LookupState *ls, TupleTableSlot *slot)
 								ls->css.ss.ps.state->es_snapshot, false, &len);
 	if (image == NULL)
 		return false;
-	almanac_value_decode(image, len, slot->tts_tupleDescriptor, slot->tts_values,
+	almanac_value_decode(image, len, slot->tts_tupleDescriptor, ls->m->table.values, slot->tts_values,
 						 slot->tts_isnull, NULL);
 	ExecStoreVirtualTuple(slot);
 	return true;
@@ -396,7 +396,7 @@ mirror_last(LookupState *ls, TupleTableSlot *slot)
 			char	   *copy = palloc(len);
 
 			memcpy(copy, image, len);
-			almanac_value_decode(copy, len, slot->tts_tupleDescriptor, slot->tts_values,
+			almanac_value_decode(copy, len, slot->tts_tupleDescriptor, m->table.values, slot->tts_values,
 								 slot->tts_isnull, NULL);
 			ExecStoreVirtualTuple(slot);
 			found = true;

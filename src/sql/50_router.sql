@@ -42,18 +42,16 @@ CREATE TRIGGER mirrors_changed AFTER INSERT OR UPDATE OR DELETE ON almanac.mirro
 
 -- keys: block:{chain_id}:{block_number} (= almanac.block_key),
 -- tx:{chain_id}:{tx_hash as text}, account:{chain_id}:{account}:state
--- (= almanac.account_state_key).  One column family per mirror, named with
--- the database's OID so that databases sharing a store never share one.
+-- (= almanac.account_state_key).  One column family per mirror, in the
+-- database's own store (almanac_store maps almanac/base/<database oid>).
 INSERT INTO almanac.mirrors (relid, key_prefix, key_columns, key_attribute, latest_column,
 							 column_family, signature)
 SELECT t.relid::regclass, t.prefix, t.cols, t.attr, t.latest,
-	   format('mirror.%s.%s', d.oid, t.name), almanac._mirror_signature(t.relid::regclass)
+	   'mirror.' || t.name, almanac._mirror_signature(t.relid::regclass)
 FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL),
 			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL),
 			 ('almanac.account_states', 'account_states', 'account', '{chain_id,account}', 'state',
-			  'block_number')) AS t(relid, name, prefix, cols, attr, latest),
-	 pg_database d
-WHERE d.datname = current_database();
+			  'block_number')) AS t(relid, name, prefix, cols, attr, latest);
 
 -- Maintenance: every row change writes the mirror (blind puts, same
 -- transaction); a statement writing the table marks it written by this
