@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -155,6 +156,21 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 	bool		must_start = false;
 
 	almanac_require_preload();
+
+	/*
+	 * A standby has no owner: background workers that need a consistent
+	 * database start only once recovery has finished, so waiting for one
+	 * would wait until promotion.  Nor would a store here be current: the
+	 * RocksDB store is not replicated, a standby has only the files its base
+	 * backup copied.  So every use fails at once.
+	 */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("almanac foreign tables cannot be used during recovery"),
+				 errdetail("The RocksDB store \"%s\" is not replicated to standbys, and its owner starts only once recovery has finished.",
+						   opts->path),
+				 errhint("Read almanac foreign tables on the primary; the PostgreSQL tables of schema almanac can be read here.")));
 	if (strlen(opts->path) >= MAXPGPATH)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),

@@ -1,0 +1,59 @@
+# A hot standby never hangs on a foreign table: a read fails at once with
+# 55000 and a hint (the RocksDB store is not replicated, and its owner, a
+# background worker, would start only after recovery).  Before, the read
+# waited on BgWorkerStartup until cancelled (10 minutes in the report).
+# The PostgreSQL tables of schema almanac are read on the standby as usual.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'almanac'");
+$primary->start;
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION almanac;
+	CREATE FOREIGN TABLE t (k int, v text) SERVER almanac_store
+		OPTIONS (key_prefix 't', key_columns 'k');
+	INSERT INTO t VALUES (1, 'one');
+	INSERT INTO almanac.chains (chain_id) VALUES ('eth');
+});
+$primary->backup('b');
+
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->start;
+$primary->wait_for_catchup($standby);
+
+is($standby->safe_psql('postgres', 'SELECT chain_id FROM almanac.chains'),
+	'eth', 'the standby reads the PostgreSQL tables');
+
+for my $query ('SELECT * FROM t', 'SELECT v FROM t WHERE k = 1',
+	'SELECT * FROM almanac.column_families()')
+{
+	my $start = time;
+	my ($ret, $out, $err) = $standby->psql(
+		'postgres', "SET statement_timeout = '20s'; $query",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	my $elapsed = time - $start;
+	isnt($ret, 0, "$query fails on the standby");
+	like($err, qr/ERROR:  55000: almanac foreign tables cannot be used during recovery/,
+		'with 55000, not a statement timeout');
+	like($err, qr/HINT:  Read almanac foreign tables on the primary/, 'and a hint');
+	cmp_ok($elapsed, '<', 10, "at once ($elapsed s)");
+}
+
+# writes are refused by PostgreSQL itself (read-only transaction)
+my ($ret, $out, $err) = $standby->psql('postgres', "INSERT INTO t VALUES (2, 'two')");
+like($err, qr/cannot execute INSERT in a read-only transaction/, 'writes are refused');
+
+# the primary is unaffected
+is($primary->safe_psql('postgres', 'SELECT v FROM t WHERE k = 1'), 'one',
+	'the primary reads its rows');
+
+$standby->stop;
+$primary->stop;
+done_testing();
