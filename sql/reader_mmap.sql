@@ -1,6 +1,7 @@
 -- almanac.reader_mmap (reader.h): a backend's reader maps the store's SST
 -- files and reads them in place; turned off for a connection, it reads them
--- with read() into its block cache.  The same rows either way.
+-- with read() into its block cache.  The same rows either way.  And the
+-- reader's info log, which a new connection used to fill on every open.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS almanac;
 RESET client_min_messages;
@@ -33,6 +34,11 @@ SELECT v FROM mm WHERE k = 4321;
 SELECT mm_mapped() AS mapped;
 SELECT mm_lookups() AS lookups_mapped \gset
 SELECT count(*), sum(length(v)) FROM mm WHERE k BETWEEN 100 AND 3999;
+-- the reader's info log keeps warnings and errors only: after a clean open
+-- it is empty (at RocksDB's default level it holds the options dump)
+SELECT (pg_stat_file('almanac/secondary/' || d || '/0/LOG')).size AS info_log_bytes
+  FROM pg_ls_dir('almanac/secondary') AS d
+ WHERE d LIKE '%.' || pg_backend_pid();
 -- fixed for the connection: its readers are configured when they open
 SET almanac.reader_mmap = off;
 
