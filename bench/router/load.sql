@@ -7,8 +7,9 @@
 --   state rows ns of them: row k is account k % na in round r = k / na; the
 --              rounds take disjoint block ranges, so the latest state of an
 --              account is its row of the last round
--- Written in transactions of at most :batch rows, as a loader would, with
--- whatever mirrors are enabled filled by the same statements.
+-- Written in transactions of at most :batch rows (:batch_states for state
+-- rows, below), with whatever mirrors are enabled filled by the same
+-- statements.
 \set ON_ERROR_STOP 1
 INSERT INTO almanac.chains (chain_id, evm_chain_id, name, latest_block)
 VALUES ('eth', 1, 'bench', :nb - 1);
@@ -36,10 +37,15 @@ SELECT format($q$INSERT INTO almanac.transactions (chain_id, block_id, block_num
 	   lo, least(lo + greatest(:batch / :tpb, 1) - 1, :nb - 1), :na, :tpb)
   FROM generate_series(0, :nb - 1, greatest(:batch / :tpb, 1)) AS lo \gexec
 
--- state rows: %3$s = na, %4$s = the blocks of a round (nb / (ns / na))
+-- state rows: %3$s = na, %4$s = the blocks of a round (nb / (ns / na)).
+-- In transactions of :batch_states rows: the latest-state mirror locks each
+-- account it writes until commit (src/mirror/trigger.c), and a transaction
+-- writing more accounts than the lock table holds (max_locks_per_transaction
+-- x connections, about 6,400 at the defaults) fails with "out of shared
+-- memory"; a loader commits per block or per few blocks anyway.
 SELECT format($q$INSERT INTO almanac.account_states (chain_id, account, block_number, state)
 	SELECT 'eth', '0x' || repeat((1000000000 + k %% %3$s)::text, 4),
 		   (k / %3$s) * %4$s + (k %% %3$s) %% %4$s,
 		   jsonb_build_object('balance', (k::numeric * 999983)::text, 'nonce', k / %3$s)
-	  FROM generate_series(%1$s, %2$s) AS k$q$, lo, least(lo + :batch - 1, :ns - 1), :na, :nb / (:ns / :na))
-  FROM generate_series(0, :ns - 1, :batch) AS lo \gexec
+	  FROM generate_series(%1$s, %2$s) AS k$q$, lo, least(lo + :batch_states - 1, :ns - 1), :na, :nb / (:ns / :na))
+  FROM generate_series(0, :ns - 1, :batch_states) AS lo \gexec

@@ -47,6 +47,7 @@ T=${T:-2}
 TW=${TW:-6}
 RUNS=${RUNS:-3}
 BATCH=${BATCH:-100000}
+BATCH_STATES=${BATCH_STATES:-5000}
 CMDLINE="NB=$NB TPB=$TPB NA=$NA NS=$NS T=$T TW=$TW RUNS=$RUNS bench/router/run.sh"
 
 if [ $((NS % NA)) != 0 ] || [ $((NB % (NS / NA))) != 0 ]; then
@@ -84,7 +85,7 @@ echo "$ROUTE_NOTE"
 
 # --- the rows, with the mirrors the extension enables
 t0=$(date +%s)
-"${PSQL[@]}" -v nb="$NB" -v tpb="$TPB" -v na="$NA" -v ns="$NS" -v batch="$BATCH" -f "$HERE/load.sql" >"$OUT/load.log" 2>&1 ||
+"${PSQL[@]}" -v nb="$NB" -v tpb="$TPB" -v na="$NA" -v ns="$NS" -v batch="$BATCH" -v batch_states="$BATCH_STATES" -f "$HERE/load.sql" >"$OUT/load.log" 2>&1 ||
 	fail "loading: $(tail -n 5 "$OUT/load.log")"
 "${PSQL[@]}" -c "VACUUM ANALYZE almanac.chains, almanac.blocks, almanac.transactions, almanac.account_states" -c "CHECKPOINT"
 # the owner's write-ahead log into SST files: every new connection's reader
