@@ -106,12 +106,33 @@ SELECT sqlstate_of(format('SELECT almanac.ingest_block(%L, %L::jsonb, %L::jsonb)
 SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[1]', '[[]]', '{1}', false)$$);
 SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('[]', '[]', '{1}', false)$$);
 SELECT sqlstate_of($$SELECT * FROM almanac._ingest_transactions('{}', '[]', '{1}', false)$$);
-SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[{}]', '{1}', '{1}', 0, false)$$);
-SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[[]]', '{1,2}', '{1}', 0, false)$$);
-SELECT sqlstate_of(format($$SELECT * FROM almanac._ingest_logs(%L, '{5}', '{1}', 0, false)$$,
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[{}]', '{1}', '{0x00}', '{1}', 0, false)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac._ingest_logs('[[]]', '{1,2}', '{0x00,0x00}', '{1}', 0, false)$$);
+SELECT sqlstate_of(format($$SELECT * FROM almanac._ingest_logs(%L, '{5}', '{0x00}', '{1}', 0, false)$$,
 		jsonb_build_array(jsonb_build_array(jsonb_build_object('transactionHash', '0x' || repeat('ab', 32),
 															   'logs', '[]'::jsonb)))));
 SELECT sqlstate_of($$SELECT almanac._ingest_chain_id('c', '[]', '{1}', NULL, false)$$);
+
+-- logs that disagree with their block, repeated log indexes and repeated
+-- transactions: 22023 naming the block and the item (before: accepted, or a
+-- unique violation naming internal ids)
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,blockHash}', to_jsonb('0x' || repeat('ab', 32)))) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,blockNumber}', '"0x2"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{3,logs,0,logIndex}', '"0x4"')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,logIndex}', '"0x8"')) FROM fx WHERE name = '3';
+SELECT try_block(jsonb_set(block, '{transactions,1}', block->'transactions'->0),
+				 jsonb_set(receipts, '{1}', receipts->0)) FROM fx WHERE name = '3';
+SELECT error_of(format('SELECT almanac.ingest_blocks(%L, %L::jsonb, %L::jsonb)', 'anvil',
+		jsonb_build_array(b2.block, jsonb_set(b3.block, '{transactions,0}', b2.block->'transactions'->1)),
+		jsonb_build_array(b2.receipts, jsonb_set(b3.receipts, '{0}',
+			jsonb_set(b2.receipts->1, '{blockHash}', b3.block->'hash')))))
+  FROM fx b2, fx b3 WHERE b2.name = '2' AND b3.name = '3';
+SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{3,logs,0,logIndex}', '"0x4"'))
+  FROM fx WHERE name = '3';
+-- a transaction stored in another block of the chain (block 1)
+SELECT almanac.ingest_block('anvil', jsonb_set(b2.block, '{transactions,1}', b1.block->'transactions'->2),
+		jsonb_set(b2.receipts, '{1}', jsonb_set(b1.receipts->2, '{blockHash}', b2.block->'hash')))
+  FROM fx b1, fx b2 WHERE b1.name = '1' AND b2.name = '2';
 
 -- one error in full: message, detail, hint
 SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{1,blockHash}', to_jsonb('0x' || repeat('ab', 32))))

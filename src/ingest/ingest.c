@@ -647,6 +647,55 @@ int8_arg(FunctionCallInfo fcinfo, int argno, bool positions, int n, int *count)
 }
 
 /*
+ * The elements of a text[] argument about a batch of n blocks, none NULL:
+ * the hash of each block, as C strings.
+ */
+static char **
+text_arg(FunctionCallInfo fcinfo, int argno, int n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+	char	  **v;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(argno), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &count);
+	if (count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%d block hashes for %d blocks", count, n)));
+	v = palloc(sizeof(char *) * Max(count, 1));
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("block hash %d of %d is NULL", i + 1, count)));
+		v[i] = TextDatumGetCString(elems[i]);
+	}
+	return v;
+}
+
+/*
+ * The first place an item was seen in a call: a transaction hash in the
+ * batch, a log index in its block.  Keys are the hash's 66 characters, or
+ * the log index.
+ */
+typedef struct SeenTx
+{
+	char		hash[67];
+	int64		block;
+	int32		item;
+} SeenTx;
+
+typedef struct SeenLog
+{
+	int32		log_index;
+	int32		receipt;
+	int32		log;
+} SeenLog;
+
+/*
  * The header without what the tables hold already (number, hash, parent
  * hash, timestamp), the transactions and the bulky logs bloom.
  */
@@ -956,8 +1005,17 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 				p;
 	Decoder		d;
 
+	HASHCTL		ctl;
+	HTAB	   *seen;
+
 	pos = int8_arg(fcinfo, 2, true, batch_size(&blocks), &npos);
 	decoder_start(fcinfo, &d);
+	/* the transactions of the call, to name a repeated one (not the key's 23505) */
+	ctl.keysize = 67;
+	ctl.entrysize = sizeof(SeenTx);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("almanac ingest transactions", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	for (p = 0; p < npos; p++)
 	{
 		JsonbContainer *block = batch_container(&blocks, pos[p] - 1, true);
@@ -1010,6 +1068,23 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 			w.field = "hash";
 			s = key_text(txo, "hash", &len);
 			tx_hash = conv_id(s, len, 32, &w);
+			{
+				char		key[67];
+				SeenTx	   *first;
+				bool		found;
+
+				memcpy(key, VARDATA(tx_hash), 66);
+				key[66] = '\0';
+				first = hash_search(seen, key, HASH_ENTER, &found);
+				if (found)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s: transaction %s is repeated", where_text(&w), key),
+							 errdetail("It is also transaction %d of block " INT64_FORMAT ".",
+									   first->item, first->block)));
+				first->block = num;
+				first->item = idx;
+			}
 
 			rco = receipt_object(rc, &wr, &rc_hash, &logs);
 			wr.field = "transactionHash";
@@ -1105,9 +1180,12 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
 Datum
 almanac_ingest_logs(PG_FUNCTION_ARGS)
 {
-	BatchSide	receipts = batch_side(fcinfo, 0, PG_GETARG_BOOL(4), "receipts must be a JSON array");
-	int64		ntx = PG_GETARG_INT64(3);
-	int64		seen = 0;
+	BatchSide	receipts = batch_side(fcinfo, 0, PG_GETARG_BOOL(5), "receipts must be a JSON array");
+	int64		ntx = PG_GETARG_INT64(4);
+	int64		nseen = 0;
+	char	  **hashes;
+	HASHCTL		ctl;
+	HTAB	   *seen = NULL;
 	int64	   *pos;
 	int64	   *nums;
 	int			nnums,
@@ -1118,7 +1196,10 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 	text	   *anonymous = cstring_to_text("anonymous");
 
 	nums = int8_arg(fcinfo, 1, false, batch_size(&receipts), &nnums);
-	pos = int8_arg(fcinfo, 2, true, batch_size(&receipts), &npos);
+	hashes = text_arg(fcinfo, 2, batch_size(&receipts));
+	pos = int8_arg(fcinfo, 3, true, batch_size(&receipts), &npos);
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(SeenLog);
 	decoder_start(fcinfo, &d);
 	rcptcxt = AllocSetContextCreate(CurrentMemoryContext, "almanac ingest receipt",
 									ALLOCSET_SMALL_SIZES);
@@ -1126,10 +1207,17 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 	{
 		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
 		int64		num = nums[pos[p] - 1];
+		const char *block_hash = hashes[pos[p] - 1];
 		int			nrc = JsonContainerSize(rcs),
 					idx;
 
-		seen += nrc;
+		nseen += nrc;
+		/* the block's log indexes, to name a repeated one (not the key's 23505) */
+		if (seen)
+			hash_destroy(seen);
+		ctl.hcxt = CurrentMemoryContext;
+		seen = hash_create("almanac ingest log indexes", 256, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		for (idx = 0; idx < nrc; idx++)
 		{
 			IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
@@ -1172,6 +1260,43 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 				s = key_text(lo, "logIndex", &len);
 				values[2] = Int32GetDatum(conv_small(s, len, PG_INT32_MAX,
 													 "a log index of at most 0x7fffffff", &w));
+				{
+					int32		log_index = DatumGetInt32(values[2]);
+					bool		found;
+					SeenLog    *first = hash_search(seen, &log_index, HASH_ENTER, &found);
+
+					if (found)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("%s: log %d repeats logIndex %s",
+										where_text(&w), l, pnstrdup(s, len)),
+								 errdetail("Log %d of transaction %d of the block has it too.",
+										   first->log, first->receipt)));
+					first->receipt = idx;
+					first->log = l;
+				}
+				/* nodes repeat the block in each log: it must be this one */
+				w.field = "blockNumber";
+				s = key_text(lo, "blockNumber", &len);
+				if (s != NULL && conv_bigint(s, len, &w) != num)
+					fail_check(&w, "a log names another block than its receipt's",
+							   pnstrdup(s, len), psprintf("0x%" INT64_MODIFIER "x", num));
+				w.field = "blockHash";
+				v = get_key(lo, "blockHash", &buf);
+				if (v != NULL)
+				{
+					char		got_hash[67];
+
+					s = value_text(v, &len);
+					if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
+						strlen(block_hash) != 66 || memcmp(got_hash, block_hash, 66) != 0)
+					{
+						if (s != NULL)
+							(void) conv_id(s, len, 32, &w); /* malformed: say so */
+						fail_check(&w, "a log names another block than its receipt's",
+								   s ? pnstrdup(s, len) : NULL, block_hash);
+					}
+				}
 				w.field = "address";
 				s = key_text(lo, "address", &len);
 				values[3] = PointerGetDatum(conv_id(s, len, 20, &w));
@@ -1195,9 +1320,9 @@ almanac_ingest_logs(PG_FUNCTION_ARGS)
 			}
 		}
 	}
-	if (seen != ntx)
+	if (nseen != ntx)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the blocks have " INT64_FORMAT " receipts, not " INT64_FORMAT, seen, ntx)));
+				 errmsg("the blocks have " INT64_FORMAT " receipts, not " INT64_FORMAT, nseen, ntx)));
 	return (Datum) 0;
 }

@@ -31,8 +31,8 @@ CREATE FUNCTION almanac._ingest_transactions(blocks jsonb, receipts jsonb, posit
 				   nonce bigint, data bytea, status smallint, gas_used bigint)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 15000
 	AS 'MODULE_PATHNAME', 'almanac_ingest_transactions';
-CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
-									 single boolean)
+CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], hashes text[], positions bigint[],
+									 ntx bigint, single boolean)
 	RETURNS TABLE (block_number bigint, tx_index integer, log_index integer, contract_address text,
 				   event_type text, topics text[], data bytea)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 40000
@@ -176,6 +176,7 @@ DECLARE
 	bad			record;
 	n_new		bigint;
 	v_ancestor	bigint;
+	v_constraint text;
 BEGIN
 	IF p_chain IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -288,31 +289,53 @@ BEGIN
 	-- written.  The logs decoder takes the number of transactions stored:
 	-- that makes the transactions (and their checks) go first, and the
 	-- events then join the rows the INSERT returned, not the table.
-	WITH ins_b AS (
-		INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp,
-									is_safe, is_finalized, metadata)
-		SELECT p_chain, u.num, u.hash, u.parent, u.ts,
-			   u.num <= coalesce(c.safe_block, -1), u.num <= coalesce(c.finalized_block, -1), u.meta
-		  FROM unnest(v_nums, v_hashes, v_parents, v_ts, v_meta) WITH ORDINALITY
-				 AS u(num, hash, parent, ts, meta, ord)
-		 WHERE u.ord = ANY (v_new)
-		RETURNING id, block_number, timestamp
-	), ins_t AS (
-		INSERT INTO almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, tx_type,
-										  from_address, to_address, contract_address, value, nonce, data,
-										  status, gas_used, timestamp)
-		SELECT p_chain, b.id, t.block_number, t.tx_index, t.tx_hash, t.tx_type, t.from_address,
-			   t.to_address, t.contract_address, t.value, t.nonce, t.data, t.status, t.gas_used, b.timestamp
+	-- A transaction stored already, in a block of the chain outside the batch,
+	-- is named with its block and position instead of the key's 23505 (the
+	-- decoder names a transaction repeated within the batch).
+	BEGIN
+		WITH ins_b AS (
+			INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp,
+										is_safe, is_finalized, metadata)
+			SELECT p_chain, u.num, u.hash, u.parent, u.ts,
+				   u.num <= coalesce(c.safe_block, -1), u.num <= coalesce(c.finalized_block, -1), u.meta
+			  FROM unnest(v_nums, v_hashes, v_parents, v_ts, v_meta) WITH ORDINALITY
+					 AS u(num, hash, parent, ts, meta, ord)
+			 WHERE u.ord = ANY (v_new)
+			RETURNING id, block_number, timestamp
+		), ins_t AS (
+			INSERT INTO almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, tx_type,
+											  from_address, to_address, contract_address, value, nonce, data,
+											  status, gas_used, timestamp)
+			SELECT p_chain, b.id, t.block_number, t.tx_index, t.tx_hash, t.tx_type, t.from_address,
+				   t.to_address, t.contract_address, t.value, t.nonce, t.data, t.status, t.gas_used, b.timestamp
+			  FROM almanac._ingest_transactions(p_blocks, p_receipts, v_new, p_single) t
+			  JOIN ins_b b ON b.block_number = t.block_number
+			RETURNING id, block_id, block_number, tx_index, timestamp
+		)
+		INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index,
+									contract_address, event_type, topics, data, timestamp)
+		SELECT p_chain, t.block_id, t.block_number, t.id, l.log_index, l.contract_address, l.event_type,
+			   l.topics, l.data, t.timestamp
+		  FROM almanac._ingest_logs(p_receipts, v_nums, v_hashes, v_new, (SELECT count(*) FROM ins_t), p_single) l
+		  JOIN ins_t t ON t.block_number = l.block_number AND t.tx_index = l.tx_index;
+	EXCEPTION WHEN unique_violation THEN
+		GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+		IF v_constraint IS DISTINCT FROM 'transactions_chain_id_tx_hash_key' THEN
+			RAISE;
+		END IF;
+		SELECT t.block_number AS num, t.tx_index AS idx, t.tx_hash AS hash, s.block_number AS stored
+		  INTO bad
 		  FROM almanac._ingest_transactions(p_blocks, p_receipts, v_new, p_single) t
-		  JOIN ins_b b ON b.block_number = t.block_number
-		RETURNING id, block_id, block_number, tx_index, timestamp
-	)
-	INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index,
-								contract_address, event_type, topics, data, timestamp)
-	SELECT p_chain, t.block_id, t.block_number, t.id, l.log_index, l.contract_address, l.event_type,
-		   l.topics, l.data, t.timestamp
-	  FROM almanac._ingest_logs(p_receipts, v_nums, v_new, (SELECT count(*) FROM ins_t), p_single) l
-	  JOIN ins_t t ON t.block_number = l.block_number AND t.tx_index = l.tx_index;
+		  JOIN almanac.transactions s ON s.chain_id = p_chain AND s.tx_hash = t.tx_hash
+		 ORDER BY t.block_number, t.tx_index LIMIT 1;
+		IF NOT FOUND THEN
+			RAISE;
+		END IF;
+		RAISE EXCEPTION 'block %, transaction %: transaction % is already stored in block %',
+			bad.num, bad.idx, bad.hash, bad.stored
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A transaction belongs to one block of a chain; if the chain reorganised, revert the old block first (almanac.revert_to, or on_reorg => ''revert'').';
+	END;
 
 	n_new := cardinality(v_new);
 	UPDATE almanac.chains
