@@ -146,7 +146,7 @@ brel() { # kind a b
 }
 
 {
-	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), defaults otherwise: reader_cache_size 16MB, reader_row_cache_size 16MB); SST bytes: $sizes"
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), defaults otherwise: reader_block_cache_size 16MB, reader_row_cache_size 16MB); SST bytes: $sizes"
 	echo
 	echo "Backend CPU of a new connection (probe.sql), medians of $RUNS rounds; ratios to \`lz4, read()\` (the defaults before) are medians of the rounds' own ratios, (spread) lowest-highest:"
 	echo

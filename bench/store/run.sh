@@ -8,7 +8,7 @@
 #   T       seconds per pgbench point-lookup run
 #   T_SCAN  seconds per pgbench run of the = ANY and range queries
 #   RUNS    runs per configuration; the table shows the median tps
-#   READER_CACHE  almanac.reader_cache_size of the instance (default 64MB: each
+#   READER_CACHE  almanac.reader_block_cache_size of the instance (default 64MB: each
 #           backend's block cache, as shared_buffers = 1GB is the heap's)
 #   ROW_CACHE     almanac.reader_row_cache_size (default 64MB: each backend's
 #           row cache, enough for the 200,000 rows of docs/benchmarks.md)
@@ -35,7 +35,7 @@ ROW_CACHE=${ROW_CACHE:-64MB}
 CMDLINE="N=$N T=$T T_SCAN=$T_SCAN RUNS=$RUNS READER_CACHE=$READER_CACHE ROW_CACHE=$ROW_CACHE bench/store/run.sh"
 
 started=$(date +%s)
-bench_start bench-store 54339 "almanac.reader_cache_size = '$READER_CACHE'
+bench_start bench-store 54339 "almanac.reader_block_cache_size = '$READER_CACHE'
 almanac.reader_row_cache_size = '$ROW_CACHE'"
 PGBENCH=("$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -D "N=$N")
 
@@ -208,7 +208,7 @@ rm -rf "$DBB/db"
 
 # --- the table
 {
-	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB, almanac.reader_cache_size $READER_CACHE, almanac.reader_row_cache_size $ROW_CACHE)"
+	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), shared_buffers 1GB, almanac.reader_block_cache_size $READER_CACHE, almanac.reader_row_cache_size $ROW_CACHE)"
 	echo
 	echo "| measurement | heap + btree PK | almanac_rocksdb | foreign/heap |"
 	echo "|---|---:|---:|---:|"

@@ -500,9 +500,9 @@ check_key_name(text *t, const char *what)
 }
 
 /* almanac.block_key(chain_id text, block_number bigint): block:{chain}:{BE8} */
-PG_FUNCTION_INFO_V1(almanac_block_key);
+PG_FUNCTION_INFO_V1(almanac_block_key_sql);
 Datum
-almanac_block_key(PG_FUNCTION_ARGS)
+almanac_block_key_sql(PG_FUNCTION_ARGS)
 {
 	static const Oid typids[2] = {TEXTOID, INT8OID};
 	static const char *const names[2] = {"chain_id", "block_number"};
@@ -516,9 +516,9 @@ almanac_block_key(PG_FUNCTION_ARGS)
 }
 
 /* almanac.account_state_key(chain_id, account): account:{chain}:{account}:state */
-PG_FUNCTION_INFO_V1(almanac_account_state_key);
+PG_FUNCTION_INFO_V1(almanac_account_state_key_sql);
 Datum
-almanac_account_state_key(PG_FUNCTION_ARGS)
+almanac_account_state_key_sql(PG_FUNCTION_ARGS)
 {
 	static const Oid typids[2] = {TEXTOID, TEXTOID};
 	static const char *const names[2] = {"chain_id", "account"};
@@ -607,9 +607,9 @@ layout_from_record(FunctionCallInfo fcinfo, int attr_argno,
  * The key for the record's fields as key columns.  Not strict because
  * attribute may be NULL; a NULL prefix or segments yields NULL.
  */
-PG_FUNCTION_INFO_V1(almanac_make_key);
+PG_FUNCTION_INFO_V1(almanac_make_key_sql);
 Datum
-almanac_make_key(PG_FUNCTION_ARGS)
+almanac_make_key_sql(PG_FUNCTION_ARGS)
 {
 	AlmanacKeyLayout layout;
 	Datum	   *values;
@@ -632,9 +632,9 @@ almanac_make_key(PG_FUNCTION_ARGS)
  * each segment followed by ':' (almanac_key_encode with prefix_only and
  * n < nkeys).
  */
-PG_FUNCTION_INFO_V1(almanac_key_prefix);
+PG_FUNCTION_INFO_V1(almanac_key_prefix_sql);
 Datum
-almanac_key_prefix(PG_FUNCTION_ARGS)
+almanac_key_prefix_sql(PG_FUNCTION_ARGS)
 {
 	AlmanacKeyLayout layout;
 	Datum	   *values;
@@ -657,9 +657,9 @@ almanac_key_prefix(PG_FUNCTION_ARGS)
  * Test hook for almanac_key_encode_bound: the record's last field is the
  * bounded column, op one of >=, >, <=, <.  NULL when no key can satisfy it.
  */
-PG_FUNCTION_INFO_V1(almanac_key_bound);
+PG_FUNCTION_INFO_V1(almanac_key_bound_sql);
 Datum
-almanac_key_bound(PG_FUNCTION_ARGS)
+almanac_key_bound_sql(PG_FUNCTION_ARGS)
 {
 	AlmanacKeyLayout layout;
 	Datum	   *values;
@@ -711,9 +711,9 @@ almanac_key_bound(PG_FUNCTION_ARGS)
  * its type's output function.  The prefix is whatever precedes the first
  * ':'; the attribute, whatever follows the last segment.
  */
-PG_FUNCTION_INFO_V1(almanac_decode_key);
+PG_FUNCTION_INFO_V1(almanac_decode_key_sql);
 Datum
-almanac_decode_key(PG_FUNCTION_ARGS)
+almanac_decode_key_sql(PG_FUNCTION_ARGS)
 {
 	bytea	   *key = PG_GETARG_BYTEA_PP(0);
 	ArrayType  *types = PG_GETARG_ARRAYTYPE_P(1);

@@ -416,9 +416,9 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
  */
 
 /* almanac._encode_value(record) RETURNS bytea: the image of a row */
-PG_FUNCTION_INFO_V1(almanac_encode_value);
+PG_FUNCTION_INFO_V1(almanac_encode_value_sql);
 Datum
-almanac_encode_value(PG_FUNCTION_ARGS)
+almanac_encode_value_sql(PG_FUNCTION_ARGS)
 {
 	HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(0);
 	TupleDesc	desc;
@@ -449,9 +449,9 @@ almanac_encode_value(PG_FUNCTION_ARGS)
  * almanac._decode_value(image bytea, type anyelement) RETURNS anyelement:
  * the row of composite type "type" (pass NULL::thetype) stored in image.
  */
-PG_FUNCTION_INFO_V1(almanac_decode_value);
+PG_FUNCTION_INFO_V1(almanac_decode_value_sql);
 Datum
-almanac_decode_value(PG_FUNCTION_ARGS)
+almanac_decode_value_sql(PG_FUNCTION_ARGS)
 {
 	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
 	bytea	   *image;
@@ -487,9 +487,9 @@ almanac_decode_value(PG_FUNCTION_ARGS)
  * only column of an image and read back.  Unlike a row, a function argument
  * can be a TOAST pointer into a table, which exercises the detoasting.
  */
-PG_FUNCTION_INFO_V1(almanac_value_roundtrip);
+PG_FUNCTION_INFO_V1(almanac_value_roundtrip_sql);
 Datum
-almanac_value_roundtrip(PG_FUNCTION_ARGS)
+almanac_value_roundtrip_sql(PG_FUNCTION_ARGS)
 {
 	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	TupleDesc	desc = CreateTemplateTupleDesc(1);

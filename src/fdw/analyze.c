@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * fdwanalyze.c
+ * analyze.c
  *	  ANALYZE of almanac_rocksdb foreign tables: a random sample of the rows
  *	  the current snapshot sees, from one pass over the table's key prefix.
  *
  * The planner then estimates from pg_class.reltuples and pg_statistic as
- * for any table (fdwplan.c); it never calls the store.  The pass reads every
+ * for any table (plan.c); it never calls the store.  The pass reads every
  * key of the table once (RocksDB has no cheap random sample), with bounded
  * memory: Vitter's reservoir sampling, as file_fdw does, keeps targrows rows.
  *
@@ -111,7 +111,7 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 			seen += 1;
 			if (pos >= 0)
 			{
-				almanac_store_row(a, slot, key, klen, tuple, tlen);
+				almanac_row_to_slot(a, slot, key, klen, tuple, tlen);
 				MemoryContextSwitchTo(callercxt);
 				rows[pos] = heap_form_tuple(RelationGetDescr(rel), slot->tts_values,
 											slot->tts_isnull);

@@ -38,7 +38,7 @@
 typedef struct TableCacheEntry
 {
 	Oid			relid;
-	AlmanacTable table;			/* rel is not set */
+	AlmanacKvTable table;			/* rel is not set */
 	MemoryContext cxt;			/* holds what table points to */
 } TableCacheEntry;
 
@@ -110,7 +110,7 @@ raw_column(Relation rel, const char *name)
  * whole RocksDB key; "value" is the bytes of the version the snapshot sees.
  */
 static void
-raw_layout_read(Relation rel, AlmanacTable *t)
+raw_layout_read(Relation rel, AlmanacKvTable *t)
 {
 	static const Oid bytea_type[1] = {BYTEAOID};
 	static const char *const key_name[1] = {"key"};
@@ -128,7 +128,7 @@ raw_layout_read(Relation rel, AlmanacTable *t)
 
 /* read the layout from the catalogs, allocating in CurrentMemoryContext */
 static void
-table_layout_read(Relation rel, AlmanacTable *t)
+table_layout_read(Relation rel, AlmanacKvTable *t)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
@@ -136,7 +136,7 @@ table_layout_read(Relation rel, AlmanacTable *t)
 	Oid		   *typids;
 	const char **names;
 
-	memset(t, 0, sizeof(AlmanacTable));
+	memset(t, 0, sizeof(AlmanacKvTable));
 	t->opts = almanac_table_options(RelationGetRelid(rel));
 	t->server = almanac_server_options(ft->serverid);
 	if (t->opts->raw)
@@ -176,11 +176,11 @@ table_layout_read(Relation rel, AlmanacTable *t)
  * The layout of a foreign table: options, key columns, store.  The result
  * is palloc'd; what it points to is shared with the cache and read-only.
  */
-AlmanacTable *
+AlmanacKvTable *
 almanac_table_open(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
-	AlmanacTable *t = palloc(sizeof(AlmanacTable));
+	AlmanacKvTable *t = palloc(sizeof(AlmanacKvTable));
 	TableCacheEntry *entry;
 	bool		found;
 	uint64		flushes;
@@ -343,10 +343,10 @@ almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
 }
 
 void
-almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_t klen,
+almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_t klen,
 				  const char *tuple, uint32 tuple_len)
 {
-	AlmanacTable *t = a->t;
+	AlmanacKvTable *t = a->t;
 
 	ExecClearTuple(slot);
 	if (t->opts->raw)
@@ -387,7 +387,7 @@ almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_
 }
 
 void
-almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datum *values, bool prefix_only)
+almanac_table_key(AlmanacKvTable *t, StringInfo buf, int n, const Datum *values, bool prefix_only)
 {
 	if (t->opts->raw)
 	{
@@ -412,7 +412,7 @@ almanac_prefix_end(StringInfo prefix, StringInfo upper)
 }
 
 bool
-almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen)
+almanac_table_owns_key(AlmanacKvTable *t, const char *key, size_t klen)
 {
 	const char *attr = t->layout.attribute;
 	size_t		alen;
@@ -442,7 +442,7 @@ almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
 		return val;
 	val = almanac_reader_get(a->db, almanac_lookup_options(), a->cf, key, klen, vlen);
 	if (keep)
-		almanac_row_cache_store(rows, a->cf_id, key, klen, val, *vlen);
+		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
 	return val;
 }
 
@@ -481,9 +481,9 @@ almanacGetForeignRowMarkType(RangeTblEntry *rte, LockClauseStrength strength)
 	return ROW_MARK_COPY;
 }
 
-PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_handler);
+PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_handler_sql);
 Datum
-almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS)
+almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *r = makeNode(FdwRoutine);
 

@@ -2,13 +2,13 @@
  *
  * fdw.h
  *	  Types shared by the callbacks of the almanac_rocksdb foreign data
- *	  wrapper: fdw.c (handler and row access), fdwplan.c (planning),
- *	  fdwscan.c (reading), fdwmodify.c (writing), fdwanalyze.c (ANALYZE)
- *	  and fdwimport.c (IMPORT FOREIGN SCHEMA).
+ *	  wrapper: fdw.c (handler and row access), plan.c (planning),
+ *	  scan.c (reading), modify.c (writing), analyze.c (ANALYZE)
+ *	  and import.c (IMPORT FOREIGN SCHEMA).
  *
- * Reads run in the backend, on its secondary instance (reader.h), judged by
- * the statement's snapshot (visibility.h), over the transaction's own
- * buffered writes (xact.h).  Writes become intents in the statement's batch.
+ * Reads run in the backend, on its secondary instance (kv/reader.h), judged by
+ * the statement's snapshot (codec/visibility.h), over the transaction's own
+ * buffered writes (kv/xact.h).  Writes become intents in the statement's batch.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +32,7 @@
 #include "kv/reader.h"
 
 /* a foreign table's layout, resolved once per statement */
-typedef struct AlmanacTable
+typedef struct AlmanacKvTable
 {
 	Relation	rel;
 	AlmanacTableOptions *opts;
@@ -46,12 +46,12 @@ typedef struct AlmanacTable
 								 * (NULL for a raw table) */
 	/* a raw table (option raw): its columns "key" and "value" (bytea) */
 	AttrNumber	raw_value_attno;
-} AlmanacTable;
+} AlmanacKvTable;
 
 /* what scans and modifies share: the table, its store and column family */
 typedef struct AlmanacAccess
 {
-	AlmanacTable *t;
+	AlmanacKvTable *t;
 	int			store;
 	AlmanacReader *reader;
 	/*
@@ -72,8 +72,8 @@ typedef struct AlmanacAccess
 } AlmanacAccess;
 
 /*
- * How a scan reaches its rows, decided by fdwplan.c and carried to fdwscan.c
- * in ForeignScan.fdw_private (see fdwplan.c for the list's layout).
+ * How a scan reaches its rows, decided by plan.c and carried to scan.c
+ * in ForeignScan.fdw_private (see plan.c for the list's layout).
  */
 typedef enum AlmanacAccessKind
 {
@@ -97,13 +97,13 @@ enum
 };
 
 /* fdw.c: tables and row access */
-extern AlmanacTable *almanac_table_open(Relation rel);
+extern AlmanacKvTable *almanac_table_open(Relation rel);
 
 /*
  * The key of the first n key values (almanac_key_encode), or for a raw
  * table the bytea value itself (n = 1) or nothing (n = 0).
  */
-extern void almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datum *values,
+extern void almanac_table_key(AlmanacKvTable *t, StringInfo buf, int n, const Datum *values,
 							  bool prefix_only);
 
 /*
@@ -111,7 +111,7 @@ extern void almanac_table_key(AlmanacTable *t, StringInfo buf, int n, const Datu
  * prefix but has another key_attribute (account:eth:0xab:code is not a row
  * of the table of account:eth:0xab:state): scans skip such keys.
  */
-extern bool almanac_table_owns_key(AlmanacTable *t, const char *key, size_t klen);
+extern bool almanac_table_owns_key(AlmanacKvTable *t, const char *key, size_t klen);
 
 /* upper = the exclusive end of the keys starting with prefix; empty: no end */
 extern void almanac_prefix_end(StringInfo prefix, StringInfo upper);
@@ -134,7 +134,7 @@ extern void almanac_access_close_iterator(AlmanacAccess *a);
 extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
 							  const char **tuple, uint32 *tuple_len,
 							  FullTransactionId *xid);
-extern void almanac_store_row(AlmanacAccess *a, TupleTableSlot *slot,
+extern void almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot,
 							  const char *key, size_t klen,
 							  const char *tuple, uint32 tuple_len);
 extern char *almanac_store_get(AlmanacAccess *a, const char *key, size_t klen,
@@ -151,7 +151,7 @@ extern char *almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
  */
 extern void almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms);
 
-/* fdwplan.c */
+/* plan.c */
 extern void almanacGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 									 Oid foreigntableid);
 extern void almanacGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel,
@@ -161,22 +161,22 @@ extern ForeignScan *almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel
 										  List *tlist, List *scan_clauses,
 										  Plan *outer_plan);
 
-/* fdwscan.c */
+/* scan.c */
 extern void almanacBeginForeignScan(ForeignScanState *node, int eflags);
 extern TupleTableSlot *almanacIterateForeignScan(ForeignScanState *node);
 extern void almanacReScanForeignScan(ForeignScanState *node);
 extern void almanacEndForeignScan(ForeignScanState *node);
 extern void almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es);
 
-/* fdwmodify.c */
+/* modify.c */
 extern void almanac_fdw_modify_routine(FdwRoutine *r);
 
-/* fdwanalyze.c */
+/* analyze.c */
 extern bool almanacAnalyzeForeignTable(Relation relation,
 									   AcquireSampleRowsFunc *func,
 									   BlockNumber *totalpages);
 
-/* fdwimport.c */
+/* import.c */
 extern List *almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 
 #endif							/* ALMANAC_FDW_H */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * fdwimport.c
+ * import.c
  *	  IMPORT FOREIGN SCHEMA for almanac_rocksdb: one raw foreign table
  *	  (key bytea, value bytea) per column family of the server's store.
  *

@@ -324,9 +324,9 @@ check_key_space_definition(Oid relid)
  * SCHEMA: the definition rule for every foreign table the command created
  * or altered.
  */
-PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl);
+PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl_sql);
 Datum
-almanac_key_spaces_ddl(PG_FUNCTION_ARGS)
+almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 {
 	List	   *relids = NIL;
 	ListCell   *lc;

@@ -1,16 +1,16 @@
 /*-------------------------------------------------------------------------
  *
- * fdwmodify.c
+ * modify.c
  *	  Writing foreign tables: INSERT (batched, and COPY), UPDATE, DELETE.
  *
- * Each row becomes an intent (visibility.h) in the statement's
+ * Each row becomes an intent (codec/visibility.h) in the statement's
  * WriteBatchWithIndex, merged into the transaction's batch when the
- * statement ends (xact.h), so a failed statement leaves nothing behind and
+ * statement ends (kv/xact.h), so a failed statement leaves nothing behind and
  * the transaction reads its own writes.  UPDATE and DELETE identify the old
  * row by a whole-row junk column; an UPDATE that changes a key column
  * deletes the old key and inserts the new one.
  *
- * COPY FROM takes the bulk path (bulk.h) where it can: its rows become SST
+ * COPY FROM takes the bulk path (store/bulk.h) where it can: its rows become SST
  * files that the store owner ingests.
  *
  *-------------------------------------------------------------------------
@@ -188,7 +188,7 @@ almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 static void
 row_key(AlmanacModifyState *m, StringInfo buf, const Datum *values, const bool *isnull)
 {
-	AlmanacTable *t = m->a.t;
+	AlmanacKvTable *t = m->a.t;
 
 	for (int i = 0; i < t->layout.nkeys; i++)
 	{

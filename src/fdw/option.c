@@ -398,9 +398,9 @@ check_path_privilege(void)
 						 ALMANAC_DEFAULT_STORE_DIR)));
 }
 
-PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_validator);
+PG_FUNCTION_INFO_V1(almanac_rocksdb_fdw_validator_sql);
 Datum
-almanac_rocksdb_fdw_validator(PG_FUNCTION_ARGS)
+almanac_rocksdb_fdw_validator_sql(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			context = PG_GETARG_OID(1);

@@ -5,7 +5,7 @@
  *	  and the parsed forms the wrapper uses.
  *
  * Server options configure the RocksDB store (its directory and tuning);
- * table options map a foreign table onto keys (see keycodec.h).  Every option
+ * table options map a foreign table onto keys (see codec/keycodec.h).  Every option
  * is checked by almanac.rocksdb_fdw_validator when it is set; the getters
  * below parse them again at use time, fill in the defaults, and resolve what
  * the validator cannot see (the table's columns).  Results are palloc'd in
@@ -72,7 +72,7 @@ extern AttrNumber *almanac_key_attnums(Relation rel,
 									   const AlmanacTableOptions *opts);
 
 /*
- * The key layout of a foreign table, for keycodec.h: prefix, key column
+ * The key layout of a foreign table, for codec/keycodec.h: prefix, key column
  * types and names, attribute.  *attnums (if not NULL) receives
  * almanac_key_attnums().
  */

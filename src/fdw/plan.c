@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * fdwplan.c
+ * plan.c
  *	  Planning scans of almanac_rocksdb foreign tables: which conditions
  *	  become key bounds, which orderings the key order gives for free, and
  *	  what it costs.
@@ -31,14 +31,14 @@
  * bounds only make the scan visit fewer keys.
  *
  * Ordering: keys sort bytewise, which is SQL's order for integer and uuid
- * columns (keycodec.h) and not for text.  An iterator returns rows ordered
+ * columns (codec/keycodec.h) and not for text.  An iterator returns rows ordered
  * by the key columns that follow the equality columns, forward or backward,
  * so a query whose ORDER BY is a run of those columns, all ascending or all
  * descending, and all of ordering types, gets a path with that order and no
  * Sort; with a LIMIT above it, the executor stops the iterator after the
  * rows it needs ("the latest block of a chain" is one seek).
  *
- * Estimates come from the statistics ANALYZE gathers (fdwanalyze.c); the
+ * Estimates come from the statistics ANALYZE gathers (analyze.c); the
  * store is never called while planning.
  *
  *-------------------------------------------------------------------------
@@ -315,7 +315,7 @@ almanacGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 {
 	AlmanacPlanInfo *info = palloc0(sizeof(AlmanacPlanInfo));
 	Relation	rel = table_open(foreigntableid, AccessShareLock);
-	AlmanacTable *t = almanac_table_open(rel);
+	AlmanacKvTable *t = almanac_table_open(rel);
 	double		tuples = baserel->tuples >= 0 ? baserel->tuples : 1000;
 
 	info->nkeys = t->layout.nkeys;
@@ -441,7 +441,7 @@ almanacGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 /*
  * The pushed-down clauses for EXPLAIN VERBOSE, with the relation as varno 1
- * so that fdwscan.c can deparse them with deparse_context_for (only when
+ * so that scan.c can deparse them with deparse_context_for (only when
  * EXPLAIN asks: deparsing costs as much as planning a point lookup).
  */
 static List *

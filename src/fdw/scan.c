@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * fdwscan.c
+ * scan.c
  *	  Reading almanac_rocksdb foreign tables: Get, MultiGet and bounded
  *	  iterators on the backend's secondary instance, over the transaction's
  *	  own buffered writes, judged by the statement's snapshot.
  *
- * fdwplan.c chose the access kind; here the key values are computed when
+ * plan.c chose the access kind; here the key values are computed when
  * the scan starts (Params included) and turned into a key, a sorted set of
  * keys, or the [lower, upper) byte range of an iterator.  A key value that
  * no key can hold (NULL, a negative integer) matches nothing.
@@ -187,13 +187,13 @@ sort_key_cmp(const void *a, const void *b)
  * MULTIGET: encode one key per array element (values[0 .. neq-1] are the
  * equality columns), sort them, drop duplicates (so each row comes back
  * once, as "= ANY" returns it), then look them up: the transaction's
- * buffered writes first, then the reader's row cache (rowcache.h), the rest
+ * buffered writes first, then the reader's row cache (kv/rowcache.h), the rest
  * with one MultiGet.
  */
 static void
 multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 {
-	AlmanacTable *t = s->a.t;
+	AlmanacKvTable *t = s->a.t;
 	Oid			typid = t->layout.typids[s->neq];
 	Datum		arraydatum;
 	bool		isnull;
@@ -324,7 +324,7 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 		}
 	}
 	for (int i = 0; i < nmissing && first_err == NULL; i++)
-		almanac_row_cache_store(rows, s->a.cf_id, missing_keys[i], missing_lens[i],
+		almanac_row_cache_put(rows, s->a.cf_id, missing_keys[i], missing_lens[i],
 								s->values[missing_at[i]], s->vlens[missing_at[i]]);
 	MemoryContextSwitchTo(old);
 	if (first_err)
@@ -336,7 +336,7 @@ static bool
 scan_start(ForeignScanState *node, AlmanacScanState *s)
 {
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
-	AlmanacTable *t = s->a.t;
+	AlmanacKvTable *t = s->a.t;
 	Datum	   *values = palloc(sizeof(Datum) * t->layout.nkeys);
 	int			i = 0;
 	ListCell   *lc;
@@ -458,7 +458,7 @@ emit_row(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen
 	old = MemoryContextSwitchTo(s->rowcxt ? s->rowcxt : CurrentMemoryContext);
 	found = almanac_value_row(val, vlen, s->snapshot, &tuple, &tlen, &xid);
 	if (found)
-		almanac_store_row(&s->a, slot, key, klen, tuple, tlen);
+		almanac_row_to_slot(&s->a, slot, key, klen, tuple, tlen);
 	MemoryContextSwitchTo(old);
 	return found;
 }

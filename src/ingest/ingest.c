@@ -53,12 +53,12 @@
 
 #include "almanac.h"
 
-PG_FUNCTION_INFO_V1(almanac_is_hex_id);
-PG_FUNCTION_INFO_V1(almanac_ingest_flatten);
-PG_FUNCTION_INFO_V1(almanac_ingest_headers);
-PG_FUNCTION_INFO_V1(almanac_ingest_chain_id);
-PG_FUNCTION_INFO_V1(almanac_ingest_transactions);
-PG_FUNCTION_INFO_V1(almanac_ingest_logs);
+PG_FUNCTION_INFO_V1(almanac_is_hex_id_sql);
+PG_FUNCTION_INFO_V1(almanac_ingest_flatten_sql);
+PG_FUNCTION_INFO_V1(almanac_ingest_headers_sql);
+PG_FUNCTION_INFO_V1(almanac_ingest_chain_id_sql);
+PG_FUNCTION_INFO_V1(almanac_ingest_transactions_sql);
+PG_FUNCTION_INFO_V1(almanac_ingest_logs_sql);
 
 /*
  * Where a value sits, for error messages: "block 12, transaction 3: field
@@ -490,7 +490,7 @@ text_equal(text *a, text *b)
  * expression costs microseconds per value, a fifth of a bulk insert's time.
  */
 Datum
-almanac_is_hex_id(PG_FUNCTION_ARGS)
+almanac_is_hex_id_sql(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
 	int32		nbytes = PG_GETARG_INT32(1);
@@ -518,7 +518,7 @@ almanac_is_hex_id(PG_FUNCTION_ARGS)
  * would fetch and decompress megabytes again.
  */
 Datum
-almanac_ingest_flatten(PG_FUNCTION_ARGS)
+almanac_ingest_flatten_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_JSONB_P(PG_GETARG_JSONB_P(0));
 }
@@ -743,7 +743,7 @@ header_metadata(JsonbContainer *obj)
  * that read them.
  */
 Datum
-almanac_ingest_headers(PG_FUNCTION_ARGS)
+almanac_ingest_headers_sql(PG_FUNCTION_ARGS)
 {
 	bool		single = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	BatchSide	blocks,
@@ -837,7 +837,7 @@ almanac_ingest_headers(PG_FUNCTION_ARGS)
  * Transactions that are not objects are left to _ingest_transactions.
  */
 Datum
-almanac_ingest_chain_id(PG_FUNCTION_ARGS)
+almanac_ingest_chain_id_sql(PG_FUNCTION_ARGS)
 {
 	char	   *chain;
 	BatchSide	blocks;
@@ -995,7 +995,7 @@ decoder_row_end(Decoder *d, Datum *values, bool *nulls)
  * block's (its blockHash, when it has one).
  */
 Datum
-almanac_ingest_transactions(PG_FUNCTION_ARGS)
+almanac_ingest_transactions_sql(PG_FUNCTION_ARGS)
 {
 	bool		single = PG_GETARG_BOOL(3);
 	BatchSide	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
@@ -1178,7 +1178,7 @@ almanac_ingest_transactions(PG_FUNCTION_ARGS)
  * anonymous event: event_type 'anonymous', topics '{}'.
  */
 Datum
-almanac_ingest_logs(PG_FUNCTION_ARGS)
+almanac_ingest_logs_sql(PG_FUNCTION_ARGS)
 {
 	BatchSide	receipts = batch_side(fcinfo, 0, PG_GETARG_BOOL(5), "receipts must be a JSON array");
 	int64		ntx = PG_GETARG_INT64(4);

@@ -14,6 +14,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -43,8 +44,18 @@ struct AlmanacReader
 	AlmanacRowCache *rows;		/* what Gets of this instance found */
 };
 
-/* almanac.reader_cache_size, in kB */
-int			almanac_reader_cache_size = 16 * 1024;
+/* almanac.reader_block_cache_size, in kB */
+#define READER_BLOCK_CACHE_DEFAULT (16 * 1024)
+int			almanac_reader_block_cache_size = READER_BLOCK_CACHE_DEFAULT;
+
+/*
+ * almanac.reader_cache_size, the setting's name until 0.2: -1 when not set.
+ * Setting it sets almanac.reader_block_cache_size (the setting assigned last
+ * wins); unsetting it gives almanac.reader_block_cache_size back the value it
+ * was given under its own name.
+ */
+static int	reader_cache_size_deprecated = -1;
+static int	reader_block_cache_size_own = READER_BLOCK_CACHE_DEFAULT;
 
 /* almanac.reader_mmap */
 bool		almanac_reader_mmap = true;
@@ -255,7 +266,7 @@ retry:
 /*
  * The secondary's table options: the store's bloom filter, so that a Get of
  * a missing key reads no data block, and a block cache of
- * almanac.reader_cache_size, private to the backend (a RocksDB cache cannot
+ * almanac.reader_block_cache_size, private to the backend (a RocksDB cache cannot
  * be shared between processes; the OS page cache is, and serves misses).
  */
 static void
@@ -266,9 +277,9 @@ reader_table_options(rocksdb_options_t *options, const AlmanacServerOptions *tun
 	if (tuning->bloom_bits_per_key > 0)
 		rocksdb_block_based_options_set_filter_policy(table,
 													  rocksdb_filterpolicy_create_bloom(tuning->bloom_bits_per_key));
-	if (almanac_reader_cache_size > 0)
+	if (almanac_reader_block_cache_size > 0)
 	{
-		rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t) almanac_reader_cache_size * 1024);
+		rocksdb_cache_t *cache = rocksdb_cache_create_lru((size_t) almanac_reader_block_cache_size * 1024);
 
 		rocksdb_block_based_options_set_block_cache(table, cache);
 		/* the table options hold their own reference */
@@ -280,18 +291,55 @@ reader_table_options(rocksdb_options_t *options, const AlmanacServerOptions *tun
 	rocksdb_block_based_options_destroy(table);
 }
 
+static void
+assign_block_cache_size(int newval, void *extra)
+{
+	reader_block_cache_size_own = newval;
+}
+
+/*
+ * The old name warns where someone will read it: in the postmaster's log
+ * when it reads the configuration (at start and at each reload), and to the
+ * session that runs ALTER SYSTEM, but not once more in the log of every
+ * process that rereads the file after a reload (those run no statement).
+ */
+static bool
+check_reader_cache_size(int *newval, void **extra, GucSource source)
+{
+	if (*newval >= 0 && (!IsUnderPostmaster || debug_query_string != NULL))
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING_DEPRECATED_FEATURE),
+				 errmsg("almanac.reader_cache_size is deprecated: it is now named almanac.reader_block_cache_size"),
+				 errhint("Set almanac.reader_block_cache_size instead; the old name will be removed in the next release.")));
+	return true;
+}
+
+static void
+assign_reader_cache_size(int newval, void *extra)
+{
+	almanac_reader_block_cache_size = newval >= 0 ? newval : reader_block_cache_size_own;
+}
+
 void
 almanac_reader_init(void)
 {
-	DefineCustomIntVariable("almanac.reader_cache_size",
+	DefineCustomIntVariable("almanac.reader_block_cache_size",
 							"Size of the block cache of each backend's reader of an almanac store.",
 							"Each backend reads the store through a RocksDB secondary instance of its own, "
 							"whose block cache is private; blocks it misses come from the OS page cache. "
 							"0 disables it.",
-							&almanac_reader_cache_size,
-							16 * 1024, 0, INT_MAX / 1024,
+							&almanac_reader_block_cache_size,
+							READER_BLOCK_CACHE_DEFAULT, 0, INT_MAX / 1024,
 							PGC_SIGHUP, GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							NULL, assign_block_cache_size, NULL);
+	DefineCustomIntVariable("almanac.reader_cache_size",
+							"Deprecated name of almanac.reader_block_cache_size.",
+							"Setting it sets almanac.reader_block_cache_size, with a warning. "
+							"-1 (the default) leaves almanac.reader_block_cache_size alone.",
+							&reader_cache_size_deprecated,
+							-1, -1, INT_MAX / 1024,
+							PGC_SIGHUP, GUC_UNIT_KB | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							check_reader_cache_size, assign_reader_cache_size, NULL);
 	DefineCustomBoolVariable("almanac.reader_mmap",
 							 "Whether each backend's reader of an almanac store maps its SST files into memory.",
 							 "Uncompressed blocks are then read in place from the OS page cache, which all "
@@ -377,7 +425,7 @@ almanac_reader_dir(AlmanacReader *reader)
  * one instead of catching up.  A secondary cannot see a column family created
  * after it opened, and keeps the handle of a dropped one, through which it
  * would go on reading the dropped data; and the owner reopens the store after
- * a drop (see owner.c), which catching up would have to follow.
+ * a drop (see store/owner.c), which catching up would have to follow.
  */
 static bool
 reopen_if_cfs_changed(AlmanacReader *r)

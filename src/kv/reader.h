@@ -14,7 +14,7 @@
  * The secondary keeps every file it opened (max_open_files = -1), so files
  * the owner compacts away stay readable.  Its directory, under the data
  * directory, is removed when the backend exits, or by a store owner once the
- * backend is gone if it died without exiting cleanly (maintenance.h).
+ * backend is gone if it died without exiting cleanly (store/maintenance.h).
  *
  * When a column family was created or dropped since the instance opened
  * (the store's cf_version changed), catching up opens a new instance
@@ -44,13 +44,13 @@
 typedef struct AlmanacReader AlmanacReader;
 typedef struct AlmanacRowCache AlmanacRowCache;
 
-extern int	almanac_reader_cache_size;
+extern int	almanac_reader_block_cache_size;
 extern bool almanac_reader_mmap;
 
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
 extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
-/* the backend's directory for this store, removed with the reader (bulk.h files) */
+/* the backend's directory for this store, removed with the reader (store/bulk.h files) */
 extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
 

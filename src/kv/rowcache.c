@@ -316,12 +316,12 @@ almanac_row_cache_lookup(AlmanacRowCache *cache, uint32 cf_id,
 	}
 	/* read again: into the current generation, so that it stays */
 	if (e->gen != cache->gen)
-		almanac_row_cache_store(cache, cf_id, key, klen, *value, *vlen);
+		almanac_row_cache_put(cache, cf_id, key, klen, *value, *vlen);
 	return true;
 }
 
 void
-almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
+almanac_row_cache_put(AlmanacRowCache *cache, uint32 cf_id,
 						const char *key, size_t klen,
 						const char *value, size_t vlen)
 {
@@ -417,9 +417,9 @@ almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
  * entries let go with their generation, and how many times a cache was
  * emptied.
  */
-PG_FUNCTION_INFO_V1(almanac_reader_row_cache_stats);
+PG_FUNCTION_INFO_V1(almanac_reader_row_cache_stats_sql);
 Datum
-almanac_reader_row_cache_stats(PG_FUNCTION_ARGS)
+almanac_reader_row_cache_stats_sql(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	Datum		values[5];

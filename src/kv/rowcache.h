@@ -14,7 +14,7 @@
  *
  * What is kept is the stored value exactly as RocksDB returned it, with
  * every version in it: each reader judges it against its own snapshot and
- * the commit log (visibility.h) as it judges a fresh Get, so the cache never
+ * the commit log (codec/visibility.h) as it judges a fresh Get, so the cache never
  * decides what anyone sees.  The transaction's own buffered writes are looked
  * up before the store (almanac_get_value) and never cached.
  *
@@ -88,7 +88,7 @@ extern bool almanac_row_cache_lookup(AlmanacRowCache *cache, uint32 cf_id,
 									 char **value, size_t *vlen);
 
 /* keep what a Get of the key returned (value NULL: no such key) */
-extern void almanac_row_cache_store(AlmanacRowCache *cache, uint32 cf_id,
+extern void almanac_row_cache_put(AlmanacRowCache *cache, uint32 cf_id,
 									const char *key, size_t klen,
 									const char *value, size_t vlen);
 

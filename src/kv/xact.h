@@ -4,7 +4,7 @@
  *	  Transaction coordination: RocksDB writes commit with the PostgreSQL
  *	  transaction, both or neither.
  *
- * A transaction's writes are intents (visibility.h) buffered in a RocksDB
+ * A transaction's writes are intents (codec/visibility.h) buffered in a RocksDB
  * WriteBatchWithIndex, so that the transaction reads its own writes.  A
  * statement buffers its writes in a batch of its own, merged into the
  * transaction's batch when the statement's modify node ends, so a scan never
@@ -82,7 +82,7 @@ extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 							 const char *prev, size_t prev_len);
 
 /*
- * A blind write of key, for the mirrors (mirror.h): an UPSERT of image, or
+ * A blind write of key, for the mirrors (mirror/mirror.h): an UPSERT of image, or
  * with image NULL an ERASE, stamped with the current (sub)transaction and
  * put straight into the transaction's batch (mirror writes come from row
  * triggers, one row at a time, and no scan of this statement reads them:
@@ -97,7 +97,7 @@ extern void almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf
 								   const char *image, uint32 image_len);
 
 /*
- * Post a bulk-load chunk whose versions xid writes (bulk.h) to the owner,
+ * Post a bulk-load chunk whose versions xid writes (store/bulk.h) to the owner,
  * after the transaction's buffered writes; almanac_store_ingest_wait
  * answers it.
  */

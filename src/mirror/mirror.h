@@ -57,7 +57,7 @@ typedef struct AlmanacMirror
 	 * value codecs and the kv helpers of fdw.h apply unchanged: every column
 	 * is in the value (is_key all false), the key columns in the key too.
 	 */
-	AlmanacTable table;
+	AlmanacKvTable table;
 	AlmanacServerOptions *server;
 	AttrNumber	latest_attno;	/* account_states: block_number; else 0 */
 	Oid			index_oid;		/* the heap's unique index on key columns

@@ -10,12 +10,12 @@
 -- checked by constraints so a mixed-case or malformed value fails loudly
 -- instead of silently missing in later lookups.
 
--- v ~ '^0x[0-9a-f]{2*nbytes}$', in C (src/ingest.c): these checks run on
+-- v ~ '^0x[0-9a-f]{2*nbytes}$', in C (src/ingest/ingest.c): these checks run on
 -- every row of every writer, and a regular expression per value cost a
 -- fifth of the time of a bulk insert into these tables.
 CREATE FUNCTION almanac._is_hex_id(v text, nbytes integer) RETURNS boolean
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_is_hex_id';
+	AS 'MODULE_PATHNAME', 'almanac_is_hex_id_sql';
 COMMENT ON FUNCTION almanac._is_hex_id(text, integer) IS 'true when v is "0x" and 2 * nbytes lowercase hex digits';
 
 CREATE TABLE almanac.chains (

@@ -7,36 +7,36 @@
 -- replay), and every call is one transaction's worth of work: an error
 -- anywhere leaves nothing behind.
 
--- Decoders (src/ingest.c): each walks the JSON of a batch once in C,
+-- Decoders (src/ingest/ingest.c): each walks the JSON of a batch once in C,
 -- converts every value exactly and raises 22023 naming the block, the item
 -- and the field of a bad one.  They write nothing.  A batch is an array of
 -- blocks and one of their receipt arrays or, with single, one block and its
 -- receipts (ingest_block: no new arrays to build around them).
 CREATE FUNCTION almanac._ingest_flatten(v jsonb) RETURNS jsonb
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_ingest_flatten';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_flatten_sql';
 CREATE FUNCTION almanac._ingest_headers(blocks jsonb, receipts jsonb, single boolean,
 		OUT nums bigint[], OUT hashes text[], OUT parents text[],
 		OUT timestamps timestamptz[], OUT metadata jsonb[])
 	LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_ingest_headers';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_headers_sql';
 CREATE FUNCTION almanac._ingest_chain_id(chain text, blocks jsonb, nums bigint[], known bigint,
 										 single boolean)
 	RETURNS bigint LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_ingest_chain_id';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_chain_id_sql';
 CREATE FUNCTION almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
 											 single boolean)
 	RETURNS TABLE (block_number bigint, tx_index integer, tx_hash text, tx_type smallint,
 				   from_address text, to_address text, contract_address text, value numeric,
 				   nonce bigint, data bytea, status smallint, gas_used bigint)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 15000
-	AS 'MODULE_PATHNAME', 'almanac_ingest_transactions';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_transactions_sql';
 CREATE FUNCTION almanac._ingest_logs(receipts jsonb, nums bigint[], hashes text[], positions bigint[],
 									 ntx bigint, single boolean)
 	RETURNS TABLE (block_number bigint, tx_index integer, log_index integer, contract_address text,
 				   event_type text, topics text[], data bytea)
 	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE ROWS 40000
-	AS 'MODULE_PATHNAME', 'almanac_ingest_logs';
+	AS 'MODULE_PATHNAME', 'almanac_ingest_logs_sql';
 
 -- Blocks removed by a revert, kept for audit: what was orphaned, when, and
 -- which transactions it carried (some may be in the new branch again).

@@ -1,18 +1,18 @@
--- RocksDB keys: prefix ':' segment ':' ... [':' attribute] (src/keycodec.h,
+-- RocksDB keys: prefix ':' segment ':' ... [':' attribute] (src/codec/keycodec.h,
 -- README "Keys and values").  These functions compute the exact bytes the
 -- foreign tables store, for lookups with ldb and for tests.
 
 CREATE FUNCTION almanac.block_key(chain_id text, block_number bigint)
 	RETURNS bytea
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_block_key';
+	AS 'MODULE_PATHNAME', 'almanac_block_key_sql';
 COMMENT ON FUNCTION almanac.block_key(text, bigint) IS
 	'RocksDB key of a block: block:{chain_id}:{block_number as 8 bytes big-endian}';
 
 CREATE FUNCTION almanac.account_state_key(chain_id text, account text)
 	RETURNS bytea
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_account_state_key';
+	AS 'MODULE_PATHNAME', 'almanac_account_state_key_sql';
 COMMENT ON FUNCTION almanac.account_state_key(text, text) IS
 	'RocksDB key of the latest state of an account: account:{chain_id}:{account}:state';
 
@@ -24,7 +24,7 @@ CREATE FUNCTION almanac.make_key(prefix text, segments record,
 								 attribute text DEFAULT NULL)
 	RETURNS bytea
 	LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_make_key';
+	AS 'MODULE_PATHNAME', 'almanac_make_key_sql';
 COMMENT ON FUNCTION almanac.make_key(text, record, text) IS
 	'RocksDB key for the record''s fields as key columns';
 
@@ -33,7 +33,7 @@ COMMENT ON FUNCTION almanac.make_key(text, record, text) IS
 CREATE FUNCTION almanac.key_prefix(prefix text, segments record)
 	RETURNS bytea
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_key_prefix';
+	AS 'MODULE_PATHNAME', 'almanac_key_prefix_sql';
 COMMENT ON FUNCTION almanac.key_prefix(text, record) IS
 	'scan prefix of the keys whose leading key columns equal the record''s fields';
 
@@ -43,7 +43,7 @@ CREATE FUNCTION almanac.decode_key(key bytea, key_types regtype[],
 								   has_attribute boolean DEFAULT false)
 	RETURNS text[]
 	LANGUAGE c STRICT STABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_decode_key';
+	AS 'MODULE_PATHNAME', 'almanac_decode_key_sql';
 COMMENT ON FUNCTION almanac.decode_key(bytea, regtype[], boolean) IS
 	'{prefix, segments as text..., attribute} of a RocksDB key, given its segment types';
 
@@ -52,7 +52,7 @@ COMMENT ON FUNCTION almanac.decode_key(bytea, regtype[], boolean) IS
 CREATE FUNCTION almanac._key_bound(prefix text, segments record, op text)
 	RETURNS bytea
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_key_bound';
+	AS 'MODULE_PATHNAME', 'almanac_key_bound_sql';
 COMMENT ON FUNCTION almanac._key_bound(text, record, text) IS
 	'internal: scan bound for key column comparisons (>=, > inclusive lower; <=, < exclusive upper)';
 
@@ -63,7 +63,7 @@ COMMENT ON FUNCTION almanac._key_bound(text, record, text) IS
 CREATE FUNCTION almanac._encode_value(row_value record)
 	RETURNS bytea
 	LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_encode_value';
+	AS 'MODULE_PATHNAME', 'almanac_encode_value_sql';
 COMMENT ON FUNCTION almanac._encode_value(record) IS
 	'internal: the stored RocksDB value image of a row';
 
@@ -71,14 +71,14 @@ COMMENT ON FUNCTION almanac._encode_value(record) IS
 CREATE FUNCTION almanac._decode_value(image bytea, row_type anyelement)
 	RETURNS anyelement
 	LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_decode_value';
+	AS 'MODULE_PATHNAME', 'almanac_decode_value_sql';
 COMMENT ON FUNCTION almanac._decode_value(bytea, anyelement) IS
 	'internal: the row of type row_type stored in a RocksDB value image';
 
 CREATE FUNCTION almanac._value_roundtrip(value anyelement)
 	RETURNS anyelement
 	LANGUAGE c IMMUTABLE PARALLEL SAFE
-	AS 'MODULE_PATHNAME', 'almanac_value_roundtrip';
+	AS 'MODULE_PATHNAME', 'almanac_value_roundtrip_sql';
 COMMENT ON FUNCTION almanac._value_roundtrip(anyelement) IS
 	'internal: value stored as a one-column RocksDB value image and read back';
 

@@ -1,10 +1,10 @@
 -- Validator of the almanac_rocksdb foreign data wrapper's options
--- (src/option.c, README "Keys and values").  The wrapper and its default
+-- (src/fdw/option.c, README "Keys and values").  The wrapper and its default
 -- server are created in a later part and reference it.
 CREATE FUNCTION almanac.rocksdb_fdw_validator(text[], oid)
 	RETURNS void
 	LANGUAGE c STRICT
-	AS 'MODULE_PATHNAME', 'almanac_rocksdb_fdw_validator';
+	AS 'MODULE_PATHNAME', 'almanac_rocksdb_fdw_validator_sql';
 COMMENT ON FUNCTION almanac.rocksdb_fdw_validator(text[], oid) IS
 	'validates the options of almanac_rocksdb servers and foreign tables';
 

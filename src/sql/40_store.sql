@@ -2,7 +2,7 @@
 
 CREATE FUNCTION almanac.rocksdb_fdw_handler() RETURNS fdw_handler
 	LANGUAGE c STRICT
-	AS 'MODULE_PATHNAME', 'almanac_rocksdb_fdw_handler';
+	AS 'MODULE_PATHNAME', 'almanac_rocksdb_fdw_handler_sql';
 
 CREATE FOREIGN DATA WRAPPER almanac_rocksdb
 	HANDLER almanac.rocksdb_fdw_handler
@@ -20,7 +20,7 @@ COMMENT ON SERVER almanac_store IS 'the default almanac store, under the data di
 -- command that creates or alters foreign tables.
 CREATE FUNCTION almanac._key_spaces_ddl() RETURNS event_trigger
 	LANGUAGE c
-	AS 'MODULE_PATHNAME', 'almanac_key_spaces_ddl';
+	AS 'MODULE_PATHNAME', 'almanac_key_spaces_ddl_sql';
 CREATE EVENT TRIGGER almanac_key_spaces ON ddl_command_end
 	WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA')
 	EXECUTE FUNCTION almanac._key_spaces_ddl();

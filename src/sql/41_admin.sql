@@ -1,4 +1,4 @@
--- Administration and observability of the RocksDB stores (src/admin.c,
+-- Administration and observability of the RocksDB stores (src/store/admin.c,
 -- README "Administration and observability").  Every function names a
 -- server of the almanac_rocksdb wrapper and works on its store; RocksDB's
 -- own "default" column family is never listed.  Privileges are checked in C:
@@ -10,7 +10,7 @@ CREATE FUNCTION almanac.column_families(
 	OUT column_family text, OUT id integer, OUT foreign_tables regclass[])
 	RETURNS SETOF record
 	LANGUAGE c STRICT VOLATILE
-	AS 'MODULE_PATHNAME', 'almanac_column_families';
+	AS 'MODULE_PATHNAME', 'almanac_column_families_sql';
 COMMENT ON FUNCTION almanac.column_families(name) IS
 	'the column families of a server''s store, with the foreign tables of this database that use each';
 
@@ -67,7 +67,7 @@ COMMENT ON FUNCTION almanac.compact(text, name) IS
 CREATE FUNCTION almanac.drop_column_family(column_family text, server name DEFAULT 'almanac_store')
 	RETURNS void
 	LANGUAGE c STRICT VOLATILE
-	AS 'MODULE_PATHNAME', 'almanac_drop_column_family';
+	AS 'MODULE_PATHNAME', 'almanac_drop_column_family_sql';
 COMMENT ON FUNCTION almanac.drop_column_family(text, name) IS
 	'drops a column family and all its data, unless a foreign table of this database uses it';
 
@@ -76,7 +76,7 @@ CREATE FUNCTION almanac.reader_row_cache_stats(
 	OUT emptied bigint)
 	RETURNS record
 	LANGUAGE c VOLATILE STRICT
-	AS 'MODULE_PATHNAME', 'almanac_reader_row_cache_stats';
+	AS 'MODULE_PATHNAME', 'almanac_reader_row_cache_stats_sql';
 COMMENT ON FUNCTION almanac.reader_row_cache_stats() IS
 	'This session''s row cache: point lookups answered from it (hits) or not (misses), '
 	'entries dropped because the store owner wrote their key, entries evicted to make room, '

@@ -49,8 +49,8 @@
 #include "fdw/option.h"
 #include "store/store.h"
 
-/* the wrapper's handler (fdw.c): a server is ours if its wrapper uses it */
-extern PGDLLEXPORT Datum almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS);
+/* the wrapper's handler (fdw/fdw.c): a server is ours if its wrapper uses it */
+extern PGDLLEXPORT Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 /* a server of the wrapper, resolved to its store */
 typedef struct AdminStore
@@ -100,13 +100,13 @@ is_almanac_wrapper(Oid fdwid)
 		Datum		prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
 
 		same_symbol = !isnull &&
-			strcmp(TextDatumGetCString(prosrc), "almanac_rocksdb_fdw_handler") == 0;
+			strcmp(TextDatumGetCString(prosrc), "almanac_rocksdb_fdw_handler_sql") == 0;
 	}
 	ReleaseSysCache(tup);
 	if (!same_symbol)
 		return false;
 	fmgr_info(fdw->fdwhandler, &finfo);
-	return finfo.fn_addr == almanac_rocksdb_fdw_handler;
+	return finfo.fn_addr == almanac_rocksdb_fdw_handler_sql;
 }
 
 /* the server called 'name'; ERROR if it does not exist or is not ours */
@@ -366,9 +366,9 @@ put_property(Datum *value, bool *isnull, uint64 v)
  * almanac.column_families(server name) RETURNS TABLE (column_family text,
  * id integer, foreign_tables regclass[])
  */
-PG_FUNCTION_INFO_V1(almanac_column_families);
+PG_FUNCTION_INFO_V1(almanac_column_families_sql);
 Datum
-almanac_column_families(PG_FUNCTION_ARGS)
+almanac_column_families_sql(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AdminStore *s = admin_store(PG_GETARG_NAME(0));
@@ -543,9 +543,9 @@ almanac_compact_sql(PG_FUNCTION_ARGS)
 }
 
 /* almanac.drop_column_family(column_family text, server name) */
-PG_FUNCTION_INFO_V1(almanac_drop_column_family);
+PG_FUNCTION_INFO_V1(almanac_drop_column_family_sql);
 Datum
-almanac_drop_column_family(PG_FUNCTION_ARGS)
+almanac_drop_column_family_sql(PG_FUNCTION_ARGS)
 {
 	admin_request(fcinfo, ALMANAC_REQ_DROP_CF);
 	PG_RETURN_VOID();

@@ -7,7 +7,7 @@
  * A chunk, in a dynamic shared memory segment (integers big-endian):
  *	 u32 column family id, u8 upsert, u32 number of rows, then per row in
  *	 the order COPY read them: u32 key length, u32 value length, key, stored
- *	 value (visibility.h: one version, then the value-codec image).
+ *	 value (codec/visibility.h: one version, then the value-codec image).
  *
  *-------------------------------------------------------------------------
  */

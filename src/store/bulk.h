@@ -31,7 +31,7 @@
  *
  * Visibility is the same as for every other write: each version carries the
  * writing (sub)transaction's id, which is in durable WAL before the chunk is
- * posted (xact.h), and the commit log judges it.  A chunk ingested for a
+ * posted (kv/xact.h), and the commit log judges it.  A chunk ingested for a
  * transaction that aborts, or for a subtransaction rolled back to its
  * savepoint, holds versions nobody sees, pruned like any aborted version.
  *

@@ -38,8 +38,8 @@
 #include "store/store.h"
 #include "codec/visibility.h"
 
-/* the wrapper's handler (fdw.c), to recognize its servers */
-extern Datum almanac_rocksdb_fdw_handler(PG_FUNCTION_ARGS);
+/* the wrapper's handler (fdw/fdw.c), to recognize its servers */
+extern Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 int			almanac_freeze_sweep_age = 50000000;
 int			almanac_reader_cleanup_interval = 60;
@@ -633,7 +633,7 @@ maintained_store(Name servername)
 	fdw = GetForeignDataWrapper(server->fdwid);
 	if (OidIsValid(fdw->fdwhandler))
 		fmgr_info(fdw->fdwhandler, &handler);
-	if (!OidIsValid(fdw->fdwhandler) || handler.fn_addr != almanac_rocksdb_fdw_handler)
+	if (!OidIsValid(fdw->fdwhandler) || handler.fn_addr != almanac_rocksdb_fdw_handler_sql)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("foreign server \"%s\" is not an almanac store", server->servername),

@@ -6,7 +6,7 @@
  *
  * Reader directories.  Every backend that reads a store opens a secondary
  * instance in a directory of its own, almanac/secondary/<store>.<pid> under
- * the data directory, and removes it when it exits (reader.c).  A backend
+ * the data directory, and removes it when it exits (kv/reader.c).  A backend
  * that dies without running its exit callbacks (SIGKILL, and every backend
  * on a crash restart) leaves it behind.  Owners remove the directories of
  * backends that are gone: when an owner starts, and then every

@@ -756,7 +756,7 @@ owner_properties(AlmanacRequestSlot *slot)
 
 /*
  * Create or drop a column family: the store's cf_version is odd while the
- * column families change, and changed after (readers reopen; see reader.c).
+ * column families change, and changed after (readers reopen; see kv/reader.c).
  */
 static void
 owner_change_cfs(AlmanacRequestSlot *slot)

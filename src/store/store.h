@@ -6,7 +6,7 @@
  * A RocksDB database is opened read-write by one process only.  For each
  * store path in use, one background worker, the owner, opens it read-write
  * and is its only writer.  Backends read in process, through a secondary
- * instance of their own (reader.h), and send writes to the owner as one
+ * instance of their own (kv/reader.h), and send writes to the owner as one
  * batch per writing transaction (or per chunk of a large one).
  *
  * The owner is started on first use of a store by a backend (the path is a
@@ -86,7 +86,7 @@ typedef struct AlmanacStoreEntry
 	char		compression[16];
 	char		error[ALMANAC_ERROR_LEN];	/* why it failed to open */
 	AlmanacSweepStatus sweep;
-	AlmanacWriteLog writelog;	/* the keys the owner writes (rowcache.h) */
+	AlmanacWriteLog writelog;	/* the keys the owner writes (kv/rowcache.h) */
 	/* group commit (owner.c): batches applied, and the syncs that made them durable */
 	pg_atomic_uint64 commit_batches;
 	pg_atomic_uint64 commit_syncs;

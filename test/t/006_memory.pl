@@ -18,7 +18,7 @@
 #   memory a backend adds <= 2 x max_total_wal_size + 1 byte per stored key + 8 MB
 #
 # the 8 MB being the RocksDB instance and the block cache pages one Get
-# touches.  A scan can add up to almanac.reader_cache_size (the backend's block cache) on
+# touches.  A scan can add up to almanac.reader_block_cache_size (the backend's block cache) on
 # top (each backend has its own), measured once below.
 #
 # The figures go to the test's log (note).  ALMANAC_TEST_WAL_MB (default 4)
@@ -108,7 +108,7 @@ for my $s (1 .. $sessions)
 		my $scanned = backend_memory($pid);
 		$scan_delta = $scanned->{private_dirty} - $before->{private_dirty};
 		my $cache_kb = $psql->query_safe(
-			"SELECT setting FROM pg_settings WHERE name = 'almanac.reader_cache_size'");
+			"SELECT setting FROM pg_settings WHERE name = 'almanac.reader_block_cache_size'");
 		cmp_ok($scan_delta, '<=', $bound_kb + $cache_kb,
 			"after a full scan it has added $scan_delta kB, at most the bound plus the $cache_kb kB block cache");
 	}
