@@ -16,8 +16,6 @@
 
 #include "postgres.h"
 
-#include "port/pg_bswap.h"
-
 /*
  * True when the library was loaded through shared_preload_libraries.  The
  * store needs a background process, hooks and shared memory, all of which can
@@ -27,15 +25,5 @@
 extern bool almanac_preloaded;
 
 extern void almanac_require_preload(void);
-
-/* a big-endian uint32 at an unaligned address: store values, bulk chunks */
-static inline uint32
-almanac_get_be32(const char *p)
-{
-	uint32		v;
-
-	memcpy(&v, p, 4);
-	return pg_ntoh32(v);
-}
 
 #endif							/* ALMANAC_H */

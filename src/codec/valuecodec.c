@@ -36,6 +36,7 @@
 #include "utils/typcache.h"
 
 #include "almanac.h"
+#include "codec/bigendian.h"
 #include "codec/keycodec.h"
 #include "codec/valuecodec.h"
 
@@ -140,13 +141,6 @@ almanac_value_layout(TupleDesc desc, const char *relname)
 	return layout;
 }
 
-static inline void
-put_be32(char *p, uint32 v)
-{
-	v = pg_hton32(v);
-	memcpy(p, &v, 4);
-}
-
 /* CRC-32C of a value: its format byte and layout, then its image */
 static pg_crc32c
 value_checksum(const char *value, size_t len)
@@ -211,11 +205,11 @@ almanac_value_encode(StringInfo buf, TupleDesc desc, const AlmanacValueLayout *l
 		char		header[ALMANAC_VALUE_HEADER];
 
 		header[0] = (char) ALMANAC_VALUE_FORMAT;
-		put_be32(header + 1, layout->prefix[natts]);
-		put_be32(header + 5, 0);
+		almanac_put_be32(header + 1, layout->prefix[natts]);
+		almanac_put_be32(header + 5, 0);
 		appendBinaryStringInfo(buf, header, ALMANAC_VALUE_HEADER);
 		appendBinaryStringInfo(buf, (char *) tuple->t_data, (int) tuple->t_len);
-		put_be32(buf->data + start + 5,
+		almanac_put_be32(buf->data + start + 5,
 				 value_checksum(buf->data + start, buf->len - start));
 	}
 

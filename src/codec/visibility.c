@@ -18,57 +18,17 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
-#include "port/pg_bswap.h"
 #include "storage/procarray.h"
 #include "utils/snapmgr.h"
 
 #include "almanac.h"
+#include "codec/bigendian.h"
 #include "codec/visibility.h"
 
 #define STORED_HEADER_LEN	(1 + 2)
 #define VERSION_HEADER_LEN	(8 + 4 + 1 + 4)
 #define VERSION_FLAGS_POS	(8 + 4)
 #define INTENT_HEADER_LEN	(1 + 4 + 1 + 8 + 4 + 8)
-
-static inline void
-put_u64(StringInfo buf, uint64 v)
-{
-	v = pg_hton64(v);
-	appendBinaryStringInfo(buf, (char *) &v, 8);
-}
-
-static inline void
-put_u32(StringInfo buf, uint32 v)
-{
-	v = pg_hton32(v);
-	appendBinaryStringInfo(buf, (char *) &v, 4);
-}
-
-static inline void
-put_u16(StringInfo buf, uint16 v)
-{
-	v = pg_hton16(v);
-	appendBinaryStringInfo(buf, (char *) &v, 2);
-}
-
-static inline uint64
-get_u64(const char *p)
-{
-	uint64		v;
-
-	memcpy(&v, p, 8);
-	return pg_ntoh64(v);
-}
-
-
-static inline uint16
-get_u16(const char *p)
-{
-	uint16		v;
-
-	memcpy(&v, p, 2);
-	return pg_ntoh16(v);
-}
 
 static void
 corrupted(const char *what)
@@ -93,14 +53,14 @@ almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 
 	if (len < STORED_HEADER_LEN || (uint8) data[0] != ALMANAC_STORED_FORMAT)
 		corrupted(len < 1 ? "empty value" : "unknown format byte");
-	n = get_u16(p + 1);
+	n = almanac_get_be16(p + 1);
 	p += STORED_HEADER_LEN;
 	v = palloc(sizeof(AlmanacVersion) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		if (end - p < VERSION_HEADER_LEN)
 			corrupted("truncated version header");
-		v[i].xid = FullTransactionIdFromU64(get_u64(p));
+		v[i].xid = FullTransactionIdFromU64(almanac_get_be64(p));
 		v[i].top = almanac_get_be32(p + 8);
 		v[i].flags = (uint8) p[VERSION_FLAGS_POS];
 		v[i].tuple_len = almanac_get_be32(p + 13);
@@ -166,11 +126,11 @@ void
 almanac_intent_encode(StringInfo buf, const AlmanacIntent *intent)
 {
 	appendStringInfoChar(buf, (char) ALMANAC_INTENT_FORMAT);
-	put_u32(buf, intent->cf_id);
+	almanac_append_be32(buf, intent->cf_id);
 	appendStringInfoChar(buf, (char) intent->kind);
-	put_u64(buf, U64FromFullTransactionId(intent->xid));
-	put_u32(buf, intent->top);
-	put_u64(buf, U64FromFullTransactionId(intent->expected));
+	almanac_append_be64(buf, U64FromFullTransactionId(intent->xid));
+	almanac_append_be32(buf, intent->top);
+	almanac_append_be64(buf, U64FromFullTransactionId(intent->expected));
 	if (intent->tuple_len > 0)
 		appendBinaryStringInfo(buf, intent->tuple, intent->tuple_len);
 }
@@ -182,9 +142,9 @@ almanac_intent_parse(const char *data, size_t len, AlmanacIntent *intent)
 		corrupted("malformed write intent");
 	intent->cf_id = almanac_get_be32(data + 1);
 	intent->kind = (AlmanacIntentKind) (uint8) data[5];
-	intent->xid = FullTransactionIdFromU64(get_u64(data + 6));
+	intent->xid = FullTransactionIdFromU64(almanac_get_be64(data + 6));
 	intent->top = almanac_get_be32(data + 14);
-	intent->expected = FullTransactionIdFromU64(get_u64(data + 18));
+	intent->expected = FullTransactionIdFromU64(almanac_get_be64(data + 18));
 	intent->tuple = data + INTENT_HEADER_LEN;
 	intent->tuple_len = len - INTENT_HEADER_LEN;
 	if (intent->kind < ALMANAC_INTENT_INSERT || intent->kind > ALMANAC_INTENT_ERASE)
@@ -225,10 +185,10 @@ static void
 append_version(StringInfo out, FullTransactionId xid, TransactionId top,
 			   uint8 flags, const char *tuple, uint32 tuple_len)
 {
-	put_u64(out, U64FromFullTransactionId(xid));
-	put_u32(out, top);
+	almanac_append_be64(out, U64FromFullTransactionId(xid));
+	almanac_append_be32(out, top);
 	appendStringInfoChar(out, (char) flags);
-	put_u32(out, tuple_len);
+	almanac_append_be32(out, tuple_len);
 	if (tuple_len > 0)
 		appendBinaryStringInfo(out, tuple, tuple_len);
 }
@@ -274,9 +234,7 @@ append_needed_versions(StringInfo out, const AlmanacVersion *versions, int n,
 static void
 set_version_count(StringInfo out, int count_pos, int count)
 {
-	uint16		nbe = pg_hton16((uint16) count);
-
-	memcpy(out->data + count_pos, &nbe, 2);
+	almanac_put_be16(out->data + count_pos, (uint16) count);
 }
 
 /*
@@ -287,19 +245,14 @@ set_version_count(StringInfo out, int count_pos, int count)
 void
 almanac_versions_new(char *out, FullTransactionId xid, TransactionId top, uint32 tuple_len)
 {
-	uint64		x = pg_hton64(U64FromFullTransactionId(xid));
-	uint32		t = pg_hton32(top);
-	uint16		one = pg_hton16(1);
-	uint32		len = pg_hton32(tuple_len);
-
 	StaticAssertStmt(ALMANAC_NEW_VALUE_HEADER_LEN == STORED_HEADER_LEN + VERSION_HEADER_LEN,
 					 "header length of a new value");
 	out[0] = (char) ALMANAC_STORED_FORMAT;
-	memcpy(out + 1, &one, 2);
-	memcpy(out + STORED_HEADER_LEN, &x, 8);
-	memcpy(out + STORED_HEADER_LEN + 8, &t, 4);
+	almanac_put_be16(out + 1, 1);
+	almanac_put_be64(out + STORED_HEADER_LEN, U64FromFullTransactionId(xid));
+	almanac_put_be32(out + STORED_HEADER_LEN + 8, top);
 	out[STORED_HEADER_LEN + VERSION_FLAGS_POS] = 0;
-	memcpy(out + STORED_HEADER_LEN + VERSION_FLAGS_POS + 1, &len, 4);
+	almanac_put_be32(out + STORED_HEADER_LEN + VERSION_FLAGS_POS + 1, tuple_len);
 }
 
 /*
@@ -394,7 +347,7 @@ almanac_versions_apply(StringInfo out,
 
 	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
 	count_pos = out->len;
-	put_u16(out, 0);			/* patched below */
+	almanac_append_be16(out, 0);			/* patched below */
 	append_version(out, intent->xid, intent->top,
 				   (intent->kind == ALMANAC_INTENT_DELETE ||
 					intent->kind == ALMANAC_INTENT_ERASE) ? ALMANAC_VERSION_DELETED : 0,
@@ -431,7 +384,7 @@ almanac_versions_freeze(StringInfo out, const char *stored, size_t stored_len,
 
 	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
 	count_pos = out->len;
-	put_u16(out, 0);			/* patched below */
+	almanac_append_be16(out, 0);			/* patched below */
 	kept = append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX);
 	set_version_count(out, count_pos, kept);
 

@@ -54,71 +54,60 @@ almanac_acquire_sample_rows(Relation rel, int elevel, HeapTuple *rows, int targr
 	/* samples are rows: read as the table's owner, whom ANALYZE runs as */
 	almanac_check_key_space_access(rel, GetUserId(), ACL_SELECT);
 	/* the read options and iterator are freed with scancxt, ERROR or not */
-	almanac_access_init(a, rel, false);
+	almanac_access_begin(a, almanac_table_open(rel), 0);
 
 	reservoir_init_selection_state(&rstate, targrows);
-	if (a->cf != NULL)
+	initStringInfo(&lower);
+	initStringInfo(&upper);
+	almanac_kv_key(a->t, &lower, 0, NULL, true);
+	almanac_prefix_end(&lower, &upper);
+	/*
+	 * What is stored, without the transaction's writes; a one-off pass:
+	 * don't evict the block cache's working set.
+	 */
+	almanac_access_iter_begin(a, lower.data, lower.len, upper.data, upper.len,
+							  ALMANAC_ITER_STORE_ONLY | ALMANAC_ITER_NO_FILL_CACHE);
+	for (;;)
 	{
-		rocksdb_readoptions_t *ropts = almanac_access_iter_options(a);
+		AlmanacKvEntry e;
+		int			pos = -1;
 
-		initStringInfo(&lower);
-		initStringInfo(&upper);
-		almanac_table_key(a->t, &lower, 0, NULL, true);
-		almanac_prefix_end(&lower, &upper);
-		if (upper.len > 0)
-			rocksdb_readoptions_set_iterate_upper_bound(ropts, upper.data, upper.len);
-		/* a one-off pass: don't evict the block cache's working set */
-		rocksdb_readoptions_set_fill_cache(ropts, 0);
-		a->iter = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
-		for (rocksdb_iter_seek(a->iter, lower.data, lower.len);
-			 rocksdb_iter_valid(a->iter);
-			 rocksdb_iter_next(a->iter))
+		vacuum_delay_point();
+		MemoryContextReset(rowcxt);
+		MemoryContextSwitchTo(rowcxt);
+		if (!almanac_access_iter_next(a, snapshot, &e))
+			break;
+		if (!e.visible)
 		{
-			size_t		klen,
-						vlen;
-			const char *key = rocksdb_iter_key(a->iter, &klen);
-			const char *val = rocksdb_iter_value(a->iter, &vlen);
-			const char *tuple;
-			uint32		tlen;
-			FullTransactionId xid;
-			int			pos = -1;
-
-			vacuum_delay_point();
-			if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(a->t, key, klen))
-				continue;
-			MemoryContextReset(rowcxt);
-			MemoryContextSwitchTo(rowcxt);
-			if (!almanac_value_row(val, vlen, snapshot, &tuple, &tlen, &xid))
-			{
-				dead++;
-				MemoryContextSwitchTo(scancxt);
-				continue;
-			}
-			/* as file_fdw and the heap: the first targrows rows, then replace at random */
-			if (nrows < targrows)
-				pos = nrows++;
-			else
-			{
-				if (rowstoskip < 0)
-					rowstoskip = reservoir_get_next_S(&rstate, seen, targrows);
-				if (rowstoskip <= 0)
-				{
-					pos = (int) (targrows * sampler_random_fract(&rstate.randstate));
-					heap_freetuple(rows[pos]);
-				}
-				rowstoskip -= 1;
-			}
-			seen += 1;
-			if (pos >= 0)
-			{
-				almanac_row_to_slot(a, slot, key, klen, tuple, tlen);
-				MemoryContextSwitchTo(callercxt);
-				rows[pos] = heap_form_tuple(RelationGetDescr(rel), slot->tts_values,
-											slot->tts_isnull);
-			}
+			dead++;
 			MemoryContextSwitchTo(scancxt);
+			continue;
 		}
+		/* as file_fdw and the heap: the first targrows rows, then replace at random */
+		if (nrows < targrows)
+			pos = nrows++;
+		else
+		{
+			if (rowstoskip < 0)
+				rowstoskip = reservoir_get_next_S(&rstate, seen, targrows);
+			if (rowstoskip <= 0)
+			{
+				pos = (int) (targrows * sampler_random_fract(&rstate.randstate));
+				heap_freetuple(rows[pos]);
+			}
+			rowstoskip -= 1;
+		}
+		seen += 1;
+		if (pos >= 0)
+		{
+			almanac_row_to_slot(a, slot, e.key, e.klen, e.tuple, e.tuple_len);
+			MemoryContextSwitchTo(callercxt);
+			rows[pos] = heap_form_tuple(RelationGetDescr(rel), slot->tts_values,
+										slot->tts_isnull);
+		}
+		MemoryContextSwitchTo(scancxt);
 	}
+	MemoryContextSwitchTo(scancxt);
 
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextSwitchTo(callercxt);

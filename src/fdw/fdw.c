@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * fdw.c
- *	  The almanac_rocksdb foreign data wrapper: its handler, and the row
- *	  access that planning, scans, writes and ANALYZE share.  See fdw.h.
+ *	  The almanac_rocksdb foreign data wrapper: its handler, and the
+ *	  layouts of its tables (kv/access.h reads and writes their rows).
+ *	  See fdw.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,11 +24,6 @@
 
 #include "almanac.h"
 #include "fdw/fdw.h"
-#include "kv/rowcache.h"
-#include "store/store.h"
-#include "codec/valuecodec.h"
-#include "codec/visibility.h"
-#include "kv/xact.h"
 
 /*
  * Table layouts are cached per backend, by relation OID: every query plans
@@ -172,10 +168,6 @@ table_layout_read(Relation rel, AlmanacKvTable *t)
 	t->values = almanac_value_layout(desc, RelationGetRelationName(rel));
 }
 
-/*
- * The layout of a foreign table: options, key columns, store.  The result
- * is palloc'd; what it points to is shared with the cache and read-only.
- */
 AlmanacKvTable *
 almanac_table_open(Relation rel)
 {
@@ -237,223 +229,6 @@ almanac_table_open(Relation rel)
 	entry->table.rel = NULL;
 	entry->cxt = cxt;
 	return t;
-}
-
-void
-almanac_access_close_iterator(AlmanacAccess *a)
-{
-	if (a->iter == NULL)
-		return;
-	rocksdb_iter_destroy(a->iter);
-	a->iter = NULL;
-	/* after the iterator, which reads it */
-	if (a->batch_copy)
-		rocksdb_writebatch_wi_destroy(a->batch_copy);
-	a->batch_copy = NULL;
-}
-
-void
-almanac_access_release(AlmanacAccess *a)
-{
-	almanac_access_close_iterator(a);
-	if (a->ropts)
-		rocksdb_readoptions_destroy(a->ropts);
-	a->ropts = NULL;
-}
-
-static void
-access_release_callback(void *arg)
-{
-	almanac_access_release((AlmanacAccess *) arg);
-}
-
-void
-almanac_access_init(AlmanacAccess *a, Relation rel, bool for_write)
-{
-	/* first, so that an ERROR below finds it registered */
-	a->ropts = NULL;
-	a->release.func = access_release_callback;
-	a->release.arg = a;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, &a->release);
-
-	a->t = almanac_table_open(rel);
-	a->store = almanac_store_attach(a->t->server);
-	a->reader = almanac_reader(a->store);
-	/* after the statement's snapshot: see almanac_reader_catch_up */
-	almanac_reader_catch_up(a->reader);
-	a->cf = almanac_reader_cf(a->reader, a->t->opts->column_family, for_write, &a->cf_id);
-	a->db = almanac_reader_db(a->reader);
-	a->keyvalues = palloc(sizeof(Datum) * Max(a->t->layout.nkeys, 1));
-}
-
-rocksdb_readoptions_t *
-almanac_access_iter_options(AlmanacAccess *a)
-{
-	if (a->ropts == NULL)
-		a->ropts = rocksdb_readoptions_create();
-	return a->ropts;
-}
-
-const rocksdb_readoptions_t *
-almanac_lookup_options(void)
-{
-	static rocksdb_readoptions_t *ropts = NULL;
-
-	if (ropts == NULL)
-		ropts = rocksdb_readoptions_create();
-	return ropts;
-}
-
-/*
- * Turn a stored value or a buffered intent into the row the snapshot sees.
- * Returns false when it sees none (nothing visible, or a deletion).
- * *xid receives the version's writer (invalid for a buffered intent).
- */
-bool
-almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
-				  const char **tuple, uint32 *tuple_len, FullTransactionId *xid)
-{
-	*xid = InvalidFullTransactionId;
-	if (almanac_is_intent(val, vlen))
-	{
-		AlmanacIntent intent;
-
-		almanac_intent_parse(val, vlen, &intent);
-		if (intent.kind == ALMANAC_INTENT_DELETE || intent.kind == ALMANAC_INTENT_ERASE)
-			return false;
-		*tuple = intent.tuple;
-		*tuple_len = intent.tuple_len;
-		return true;
-	}
-	else
-	{
-		AlmanacVersion *versions;
-		int			n = almanac_versions_parse(val, vlen, &versions);
-		int			i = almanac_versions_visible(versions, n, snapshot);
-
-		if (i < 0)
-			return false;
-		*xid = versions[i].xid;
-		if (versions[i].flags & ALMANAC_VERSION_DELETED)
-			return false;
-		*tuple = versions[i].tuple;
-		*tuple_len = versions[i].tuple_len;
-		return true;
-	}
-}
-
-void
-almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_t klen,
-				  const char *tuple, uint32 tuple_len)
-{
-	AlmanacKvTable *t = a->t;
-
-	ExecClearTuple(slot);
-	if (t->opts->raw)
-	{
-		TupleDesc	desc = slot->tts_tupleDescriptor;
-
-		for (int i = 0; i < desc->natts; i++)
-			slot->tts_isnull[i] = true;
-		slot->tts_values[t->keyattrs[0] - 1] = PointerGetDatum(almanac_bytes_to_bytea(key, klen));
-		slot->tts_isnull[t->keyattrs[0] - 1] = false;
-		slot->tts_values[t->raw_value_attno - 1] = PointerGetDatum(almanac_bytes_to_bytea(tuple, tuple_len));
-		slot->tts_isnull[t->raw_value_attno - 1] = false;
-		ExecStoreVirtualTuple(slot);
-		return;
-	}
-	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor, t->values,
-						 slot->tts_values, slot->tts_isnull, t->is_key);
-	if (!almanac_key_decode(key, klen, &t->layout, a->keyvalues))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("key in column family \"%s\" does not match the key layout of foreign table \"%s\"",
-						t->opts->column_family, RelationGetRelationName(t->rel))));
-	for (int i = 0; i < t->layout.nkeys; i++)
-	{
-		AttrNumber	attno = t->keyattrs[i];
-		Datum		v = a->keyvalues[i];
-
-		/*
-		 * A char(n) key is stored without its padding (char(n) equality
-		 * ignores it); the column's value has it, as in a heap table.
-		 */
-		if (t->key_pad[i] > VARHDRSZ)
-			v = DirectFunctionCall3(bpchar, v, Int32GetDatum(t->key_pad[i]), BoolGetDatum(false));
-		slot->tts_values[attno - 1] = v;
-		slot->tts_isnull[attno - 1] = false;
-	}
-	ExecStoreVirtualTuple(slot);
-}
-
-void
-almanac_table_key(AlmanacKvTable *t, StringInfo buf, int n, const Datum *values, bool prefix_only)
-{
-	if (t->opts->raw)
-	{
-		if (n > 0)
-		{
-			bytea	   *b = DatumGetByteaPP(values[0]);
-
-			appendBinaryStringInfo(buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-		}
-		return;
-	}
-	almanac_key_encode(buf, &t->layout, n, values, prefix_only);
-}
-
-void
-almanac_prefix_end(StringInfo prefix, StringInfo upper)
-{
-	resetStringInfo(upper);
-	appendBinaryStringInfo(upper, prefix->data, prefix->len);
-	if (!almanac_key_successor(upper, 0))
-		resetStringInfo(upper);
-}
-
-bool
-almanac_table_owns_key(AlmanacKvTable *t, const char *key, size_t klen)
-{
-	const char *attr = t->layout.attribute;
-	size_t		alen;
-
-	if (attr == NULL)
-		return true;
-	alen = strlen(attr);
-	return klen > alen + 1 &&
-		key[klen - alen - 1] == ALMANAC_KEY_SEP &&
-		memcmp(key + klen - alen, attr, alen) == 0;
-}
-
-/*
- * Get a key from the store (the secondary), ignoring buffered writes: from
- * the reader's row cache if a Get of this instance found it before.  'keep'
- * caches what a Get finds: reads do, writes do not (the key they look up is
- * about to change).
- */
-char *
-almanac_store_get(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
-				  bool keep)
-{
-	AlmanacRowCache *rows = almanac_reader_rows(a->reader, a->db);
-	char	   *val;
-
-	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
-		return val;
-	val = almanac_reader_get(a->db, almanac_lookup_options(), a->cf, key, klen, vlen);
-	if (keep)
-		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
-	return val;
-}
-
-/* Get a key: the transaction's buffered write, else the store */
-char *
-almanac_get_value(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
-				  size_t klen, size_t *vlen)
-{
-	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
-
-	return val ? val : almanac_store_get(a, key, klen, vlen, true);
 }
 
 /*

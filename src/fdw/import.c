@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 
 #include "fdw/fdw.h"
+#include "kv/rocks.h"
 
 /* RocksDB's column family that every store has, and almanac never writes */
 #define DEFAULT_CF "default"
@@ -40,40 +41,30 @@ almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	AlmanacServerOptions *opts = almanac_server_options(serverOid);
-	rocksdb_options_t *ro;
-	char	   *err = NULL;
-	size_t		n = 0;
-	char	  **names;
+	char	   *err;
+	List	   *names;
 	List	   *commands = NIL;
+	ListCell   *lc;
 
 	/* a store never written has no CURRENT file yet, and nothing to import */
 	if (access(psprintf("%s/CURRENT", opts->path), F_OK) != 0 && errno == ENOENT)
 		return NIL;
-	ro = rocksdb_options_create();
-	names = rocksdb_list_column_families(ro, opts->path, &n, &err);
-	rocksdb_options_destroy(ro);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
+	names = almanac_rocks_column_families(NULL, opts->path, &err);
+	almanac_rocks_error(ERROR, ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION, err,
+						"could not read the column families of almanac store \"%s\"", opts->path);
 
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not read the column families of almanac store \"%s\": %s",
-						opts->path, msg)));
-	}
-
-	for (size_t i = 0; i < n; i++)
+	foreach(lc, names)
 	{
-		if (strcmp(names[i], DEFAULT_CF) == 0)
+		const char *name = lfirst(lc);
+
+		if (strcmp(name, DEFAULT_CF) == 0)
 			continue;
 		commands = lappend(commands,
 						   psprintf("CREATE FOREIGN TABLE %s (key bytea, value bytea) "
 									"SERVER %s OPTIONS (raw 'true', column_family %s)",
-									quote_identifier(names[i]),
+									quote_identifier(name),
 									quote_identifier(server->servername),
-									quote_literal_cstr(names[i])));
+									quote_literal_cstr(name)));
 	}
-	rocksdb_list_column_families_destroy(names, n);
 	return commands;
 }

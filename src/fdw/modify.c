@@ -4,9 +4,9 @@
  *	  Writing foreign tables: INSERT (batched, and COPY), UPDATE, DELETE.
  *
  * Each row becomes an intent (codec/visibility.h) in the statement's
- * WriteBatchWithIndex, merged into the transaction's batch when the
- * statement ends (kv/xact.h), so a failed statement leaves nothing behind and
- * the transaction reads its own writes.  UPDATE and DELETE identify the old
+ * WriteBatchWithIndex (a writer of kv/access.h), merged into the
+ * transaction's batch when the statement ends (kv/xact.h), so a failed
+ * statement leaves nothing behind and the transaction reads its own writes.  UPDATE and DELETE identify the old
  * row by a whole-row junk column; an UPDATE that changes a key column
  * deletes the old key and inserts the new one.
  *
@@ -18,8 +18,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "catalog/pg_type.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
@@ -41,32 +41,16 @@
 typedef struct AlmanacModifyState
 {
 	AlmanacAccess a;
-	rocksdb_writebatch_wi_t *stmt;
+	AlmanacKvWriter w;			/* the statement's writes */
 	AttrNumber	wholerow_attno;
 	TupleDesc	desc;
 	StringInfoData key;
 	StringInfoData oldkey;
 	StringInfoData value;
-	/* the buffered write key_visible found for 'looked_up' (NULL: none) */
-	StringInfo	looked_up;
-	char	   *buffered;
-	size_t		buffered_len;
 	MemoryContext rowcxt;
-	bool		shipped_early;	/* the statement shipped chunks of its own */
 	bool		do_nothing;		/* INSERT ... ON CONFLICT DO NOTHING */
 	AlmanacBulk *bulk;			/* COPY FROM by SST files, or NULL */
-	MemoryContextCallback cleanup;
 } AlmanacModifyState;
-
-static void
-modify_cleanup(void *arg)
-{
-	AlmanacModifyState *m = arg;
-
-	if (m->stmt)
-		rocksdb_writebatch_wi_destroy(m->stmt);
-	m->stmt = NULL;
-}
 
 /*
  * UPDATE and DELETE need the old row: its key, and the new row's unchanged
@@ -105,11 +89,9 @@ modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 	}
 	almanac_check_key_space_access(rinfo->ri_RelationDesc, userid, perms);
 
-	m->cleanup.func = modify_cleanup;
-	m->cleanup.arg = m;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cleanup);
-	almanac_access_init(&m->a, rinfo->ri_RelationDesc, true);
-	m->stmt = almanac_stmt_batch_create();
+	almanac_access_begin(&m->a, almanac_table_open(rinfo->ri_RelationDesc),
+						 ALMANAC_ACCESS_CREATE);
+	almanac_writer_begin(&m->w, &m->a);
 	m->desc = RelationGetDescr(rinfo->ri_RelationDesc);
 	m->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac modify row",
 									  ALLOCSET_SMALL_SIZES);
@@ -206,55 +188,6 @@ row_key(AlmanacModifyState *m, StringInfo buf, const Datum *values, const bool *
 	almanac_key_encode(buf, &t->layout, t->layout.nkeys, m->a.keyvalues, false);
 }
 
-/*
- * The version of the key the current snapshot sees: whether it is a live
- * row, and its writer (the version an update or delete is based on).
- */
-static bool
-key_visible(AlmanacModifyState *m, StringInfo key, FullTransactionId *xid)
-{
-	size_t		vlen;
-	char	   *val;
-	const char *tuple;
-	uint32		tlen;
-
-	/* remembered for put_intent, which combines the new write with it */
-	m->buffered = almanac_xact_buffered(m->a.store, m->stmt, m->a.cf, key->data, key->len,
-										&m->buffered_len);
-	m->looked_up = key;
-	val = m->buffered;
-	vlen = m->buffered_len;
-	if (val == NULL)
-		val = almanac_store_get(&m->a, key->data, key->len, &vlen, false);
-
-	*xid = InvalidFullTransactionId;
-	if (val == NULL)
-		return false;
-	return almanac_value_row(val, vlen, GetActiveSnapshot(), &tuple, &tlen, xid);
-}
-
-static void
-put_intent(AlmanacModifyState *m, StringInfo key, AlmanacIntentKind kind,
-		   FullTransactionId expected, const char *tuple, uint32 tuple_len)
-{
-	AlmanacIntent intent;
-
-	intent.cf_id = m->a.cf_id;
-	intent.kind = kind;
-	/* stamps the (sub)transaction and makes sure it gets an xid */
-	intent.xid = GetCurrentFullTransactionId();
-	intent.top = GetTopTransactionId();
-	intent.expected = expected;
-	intent.tuple = tuple;
-	intent.tuple_len = tuple_len;
-	if (m->looked_up != key)
-		m->buffered = almanac_xact_buffered(m->a.store, m->stmt, m->a.cf, key->data, key->len,
-											&m->buffered_len);
-	almanac_xact_put(m->a.store, m->stmt, m->a.cf, key->data, key->len, &intent,
-					 m->buffered, m->buffered_len);
-	m->looked_up = NULL;
-}
-
 /* the row's value-codec image, in m->value */
 static void
 encode_row(AlmanacModifyState *m, TupleTableSlot *slot)
@@ -264,39 +197,12 @@ encode_row(AlmanacModifyState *m, TupleTableSlot *slot)
 						 slot->tts_values, slot->tts_isnull, m->a.t->is_key);
 }
 
-/*
- * Insert a row's image under key.  False if ON CONFLICT DO NOTHING skipped
- * it: its key exists (in the store, the transaction, or earlier in this
- * statement).
- */
-static bool
-insert_image(AlmanacModifyState *m, StringInfo key, const char *image, uint32 image_len)
-{
-	FullTransactionId xid;
-	bool		upsert = m->a.t->opts->upsert;
-	bool		exists = key_visible(m, key, &xid);
-
-	if (exists && m->do_nothing && !upsert)
-	{
-		m->looked_up = NULL;
-		return false;
-	}
-	if (exists && !upsert)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
-						RelationGetRelationName(m->a.t->rel)),
-				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
-	put_intent(m, key, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
-			   image, image_len);
-	return true;
-}
-
 static void
 insert_row(AlmanacModifyState *m, StringInfo key, TupleTableSlot *slot)
 {
 	encode_row(m, slot);
-	insert_image(m, key, m->value.data, m->value.len);
+	(void) almanac_writer_insert(&m->w, key->data, key->len, m->value.data, m->value.len,
+								 m->do_nothing);
 }
 
 /* the row's work is done: back to the caller's context, free the row's memory */
@@ -305,14 +211,6 @@ row_end(AlmanacModifyState *m, MemoryContext old)
 {
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(m->rowcxt);
-}
-
-/* after each row: a statement batch grown past the limit goes to the owner now */
-static void
-row_done(AlmanacModifyState *m)
-{
-	if (almanac_stmt_batch_ship_early(m->a.store, &m->stmt, m->a.cf, m->a.cf_id))
-		m->shipped_early = true;
 }
 
 /*
@@ -361,10 +259,11 @@ almanacExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
 		m->bulk = NULL;
 		MemoryContextSwitchTo(m->rowcxt);
 	}
-	if (!insert_image(m, &m->key, m->value.data, m->value.len))
+	if (!almanac_writer_insert(&m->w, m->key.data, m->key.len, m->value.data, m->value.len,
+							   m->do_nothing))
 		slot = NULL;			/* ON CONFLICT DO NOTHING */
 	row_end(m, old);
-	row_done(m);
+	almanac_writer_row_done(&m->w);
 	return slot;
 }
 
@@ -374,16 +273,10 @@ bulk_fallback(void *arg, const char *key, size_t klen, const char *image, uint32
 {
 	AlmanacModifyState *m = arg;
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
-	StringInfoData k;
 
-	/* read only, by key_visible and put_intent */
-	k.data = (char *) key;
-	k.len = klen;
-	k.maxlen = klen;
-	k.cursor = 0;
-	insert_image(m, &k, image, image_len);
+	(void) almanac_writer_insert(&m->w, key, klen, image, image_len, m->do_nothing);
 	row_end(m, old);
-	row_done(m);
+	almanac_writer_row_done(&m->w);
 }
 
 static TupleTableSlot **
@@ -440,10 +333,7 @@ old_row_key(AlmanacModifyState *m, TupleTableSlot *planSlot)
 static bool
 self_modified(AlmanacModifyState *m)
 {
-	size_t		vlen;
-
-	return m->stmt != NULL &&
-		almanac_batch_lookup(m->stmt, m->a.cf, m->oldkey.data, m->oldkey.len, &vlen) != NULL;
+	return almanac_writer_wrote(&m->w, m->oldkey.data, m->oldkey.len);
 }
 
 /* the version an update or delete of oldkey is based on */
@@ -452,7 +342,8 @@ based_on(AlmanacModifyState *m)
 {
 	FullTransactionId xid;
 
-	if (!key_visible(m, &m->oldkey, &xid))
+	if (!almanac_writer_key_visible(&m->w, GetActiveSnapshot(), m->oldkey.data, m->oldkey.len,
+									&xid))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to concurrent update of foreign table \"%s\"",
@@ -483,17 +374,19 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	if (m->key.len == m->oldkey.len && memcmp(m->key.data, m->oldkey.data, m->key.len) == 0)
 	{
 		encode_row(m, slot);
-		put_intent(m, &m->key, m->a.t->opts->upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_UPDATE,
-				   expected, m->value.data, m->value.len);
+		almanac_writer_put(&m->w, m->key.data, m->key.len,
+						   m->a.t->opts->upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_UPDATE,
+						   expected, m->value.data, m->value.len);
 	}
 	else
 	{
 		/* a new key moves the row */
-		put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, expected, NULL, 0);
+		almanac_writer_put(&m->w, m->oldkey.data, m->oldkey.len, ALMANAC_INTENT_DELETE,
+						   expected, NULL, 0);
 		insert_row(m, &m->key, slot);
 	}
 	row_end(m, old);
-	row_done(m);
+	almanac_writer_row_done(&m->w);
 	return slot;
 }
 
@@ -510,7 +403,8 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		row_end(m, old);
 		return NULL;
 	}
-	put_intent(m, &m->oldkey, ALMANAC_INTENT_DELETE, based_on(m), NULL, 0);
+	almanac_writer_put(&m->w, m->oldkey.data, m->oldkey.len, ALMANAC_INTENT_DELETE,
+					   based_on(m), NULL, 0);
 
 	/* RETURNING: the deleted row, copied into the slot */
 	if (rinfo->ri_projectReturning)
@@ -527,7 +421,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		ExecMaterializeSlot(slot);
 	}
 	row_end(m, old);
-	row_done(m);
+	almanac_writer_row_done(&m->w);
 	return slot;
 }
 
@@ -535,13 +429,12 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 static void
 modify_end(AlmanacModifyState *m)
 {
-	if (m == NULL || m->stmt == NULL)
+	if (m == NULL || m->w.stmt == NULL)
 		return;
 	if (m->bulk)
 		almanac_bulk_end(m->bulk);
 	m->bulk = NULL;
-	almanac_stmt_batch_merge(m->a.store, &m->stmt, m->a.cf, m->a.cf_id, m->shipped_early);
-	modify_cleanup(m);
+	almanac_writer_end(&m->w);
 	almanac_access_release(&m->a);
 }
 

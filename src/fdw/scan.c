@@ -10,9 +10,9 @@
  * keys, or the [lower, upper) byte range of an iterator.  A key value that
  * no key can hold (NULL, a negative integer) matches nothing.
  *
- * Every RocksDB object a scan creates (read options, iterator) is released
- * by a reset callback of the memory context the scan lives in (see
- * almanac_access_init), so an ERROR anywhere in the query frees them.
+ * Rows are read through kv/access.h, whose RocksDB objects (read options,
+ * iterator) are released by a reset callback of the memory context the
+ * scan lives in, so an ERROR anywhere in the query frees them.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,10 +28,6 @@
 #include "utils/ruleutils.h"
 
 #include "fdw/fdw.h"
-#include "kv/reader.h"
-#include "kv/rowcache.h"
-#include "store/store.h"
-#include "kv/xact.h"
 
 typedef struct AlmanacScanState
 {
@@ -55,7 +51,7 @@ typedef struct AlmanacScanState
 	/* iterator scans: [lower, upper); GET: lower is the key */
 	StringInfoData lower;
 	StringInfoData upper;
-	/* MULTIGET: the keys in byte order, their values (NULL: none) */
+	/* MULTIGET: the keys in byte order, distinct, their values (NULL: none) */
 	int			nkeys;
 	int			next;
 	char	  **keys;
@@ -102,7 +98,7 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 									   OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId(),
 									   rte->requiredPerms ? rte->requiredPerms : ACL_SELECT);
 	}
-	almanac_access_init(&s->a, node->ss.ss_currentRelation, false);
+	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation), 0);
 	/*
 	 * fdw_exprs: the equality values, then lower, upper, array as present.
 	 * An equality value that is a Const (the usual case) is used as it is,
@@ -158,40 +154,14 @@ key_value(Node *expr, ExprContext *econtext, Oid typid, Datum *value)
 	return !isnull && almanac_key_value_in_domain(typid, *value);
 }
 
-static int
-compare_keys(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int			c = memcmp(a, b, Min(alen, blen));
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
-typedef struct SortKey
-{
-	char	   *key;
-	size_t		len;
-} SortKey;
-
-static int
-sort_key_cmp(const void *a, const void *b)
-{
-	const SortKey *x = a;
-	const SortKey *y = b;
-
-	return compare_keys(x->key, x->len, y->key, y->len);
-}
-
 /*
- * MULTIGET: encode one key per array element (values[0 .. neq-1] are the
- * equality columns), sort them, drop duplicates (so each row comes back
- * once, as "= ANY" returns it), then look them up: the transaction's
- * buffered writes first, then the reader's row cache (kv/rowcache.h), the rest
- * with one MultiGet.
+ * MULTIGET: the keys of the array's elements (values[0 .. neq-1] are the
+ * equality columns), in byte order and distinct, so that each row comes
+ * back once, as "= ANY" returns it.  Elements no key can hold (NULL, a
+ * negative integer) match nothing.  In the scan's key context.
  */
 static void
-multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
+multiget_keys(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 {
 	AlmanacKvTable *t = s->a.t;
 	Oid			typid = t->layout.typids[s->neq];
@@ -204,34 +174,18 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nelems;
-	SortKey    *sk;
 	int			n = 0;
-	const char **missing_keys;
-	size_t	   *missing_lens;
-	int		   *missing_at;
-	int			nmissing = 0;
-	rocksdb_pinnableslice_t **slices;
-	char	  **errs;
-	char	   *first_err = NULL;
-	AlmanacRowCache *rows;
-	MemoryContext old;
 
-	s->nkeys = 0;
-	s->next = 0;
-	MemoryContextReset(s->scancxt);
-	old = MemoryContextSwitchTo(s->scancxt);
 	arraydatum = ExecEvalExpr(s->array_state, econtext, &isnull);
 	if (isnull)
-	{
-		MemoryContextSwitchTo(old);
 		return;
-	}
 	arr = DatumGetArrayTypeP(arraydatum);
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
 					  &elems, &nulls, &nelems);
 
-	sk = palloc(sizeof(SortKey) * Max(nelems, 1));
+	s->keys = palloc(sizeof(char *) * Max(nelems, 1));
+	s->klens = palloc(sizeof(size_t) * Max(nelems, 1));
 	for (int i = 0; i < nelems; i++)
 	{
 		StringInfoData buf;
@@ -240,95 +194,32 @@ multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
 			continue;
 		values[s->neq] = elems[i];
 		initStringInfo(&buf);
-		almanac_table_key(t, &buf, t->layout.nkeys, values, false);
-		sk[n].key = buf.data;
-		sk[n].len = buf.len;
+		almanac_kv_key(t, &buf, t->layout.nkeys, values, false);
+		s->keys[n] = buf.data;
+		s->klens[n] = buf.len;
 		n++;
 	}
-	qsort(sk, n, sizeof(SortKey), sort_key_cmp);
+	s->nkeys = almanac_keys_sort_unique(n, s->keys, s->klens);
+}
 
-	s->keys = palloc(sizeof(char *) * Max(n, 1));
-	s->klens = palloc(sizeof(size_t) * Max(n, 1));
-	s->values = palloc0(sizeof(char *) * Max(n, 1));
-	s->vlens = palloc0(sizeof(size_t) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		if (s->nkeys > 0 && sort_key_cmp(&sk[i], &sk[i - 1]) == 0)
-			continue;
-		s->keys[s->nkeys] = sk[i].key;
-		s->klens[s->nkeys] = sk[i].len;
-		s->nkeys++;
-	}
+/*
+ * MULTIGET: compute the keys, then look them up (the transaction's buffered
+ * writes first, then the reader's row cache, the rest with one MultiGet).
+ */
+static void
+multiget_start(AlmanacScanState *s, ExprContext *econtext, Datum *values)
+{
+	MemoryContext old;
 
-	/*
-	 * The reader's cache only now: evaluating the array may have run SQL
-	 * that reopened the reader, and this scan goes on with its own instance.
-	 */
-	rows = almanac_reader_rows(s->a.reader, s->a.db);
-
-	/* the transaction's own writes come first */
-	missing_keys = palloc(sizeof(char *) * Max(s->nkeys, 1));
-	missing_lens = palloc(sizeof(size_t) * Max(s->nkeys, 1));
-	missing_at = palloc(sizeof(int) * Max(s->nkeys, 1));
-	for (int i = 0; i < s->nkeys; i++)
-	{
-		s->values[i] = almanac_xact_buffered(s->a.store, NULL, s->a.cf,
-											 s->keys[i], s->klens[i], &s->vlens[i]);
-		if (s->values[i] == NULL &&
-			!almanac_row_cache_lookup(rows, s->a.cf_id, s->keys[i], s->klens[i],
-									  &s->values[i], &s->vlens[i]))
-		{
-			missing_keys[nmissing] = s->keys[i];
-			missing_lens[nmissing] = s->klens[i];
-			missing_at[nmissing] = i;
-			nmissing++;
-		}
-	}
-	if (nmissing == 0)
-	{
-		MemoryContextSwitchTo(old);
-		return;
-	}
-
-	/*
-	 * One MultiGet of the sorted keys.  The pinned slices are copied and
-	 * released before anything here can raise an error.
-	 */
-	slices = palloc0(sizeof(rocksdb_pinnableslice_t *) * nmissing);
-	errs = palloc0(sizeof(char *) * nmissing);
-	rocksdb_batched_multi_get_cf(s->a.db, almanac_lookup_options(), s->a.cf,
-								 nmissing, missing_keys, missing_lens, slices, errs, true);
-	for (int i = 0; i < nmissing; i++)
-	{
-		if (slices[i] != NULL)
-		{
-			size_t		len;
-			const char *v = rocksdb_pinnableslice_value(slices[i], &len);
-
-			if (v != NULL)
-			{
-				char	   *copy = palloc(Max(len, 1));
-
-				memcpy(copy, v, len);
-				s->values[missing_at[i]] = copy;
-				s->vlens[missing_at[i]] = len;
-			}
-			rocksdb_pinnableslice_destroy(slices[i]);
-		}
-		if (errs[i] != NULL)
-		{
-			if (first_err == NULL)
-				first_err = errs[i];
-			else
-				rocksdb_free(errs[i]);
-		}
-	}
-	for (int i = 0; i < nmissing && first_err == NULL; i++)
-		almanac_row_cache_put(rows, s->a.cf_id, missing_keys[i], missing_lens[i],
-								s->values[missing_at[i]], s->vlens[missing_at[i]]);
+	s->nkeys = 0;
+	s->next = 0;
+	MemoryContextReset(s->scancxt);
+	old = MemoryContextSwitchTo(s->scancxt);
+	multiget_keys(s, econtext, values);
+	s->values = palloc(sizeof(char *) * Max(s->nkeys, 1));
+	s->vlens = palloc(sizeof(size_t) * Max(s->nkeys, 1));
+	almanac_access_lookup_many(&s->a, s->nkeys, s->keys, s->klens, s->values, s->vlens);
 	MemoryContextSwitchTo(old);
-	if (first_err)
-		almanac_report_read_error(first_err);
 }
 
 /* compute the key, the set of keys, or the iterator's bounds; false: no rows */
@@ -355,7 +246,7 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 	switch (s->kind)
 	{
 		case ALMANAC_ACCESS_GET:
-			almanac_table_key(t, &s->lower, s->neq, values, false);
+			almanac_kv_key(t, &s->lower, s->neq, values, false);
 			return true;
 		case ALMANAC_ACCESS_MULTIGET:
 			multiget_start(s, econtext, values);
@@ -376,7 +267,7 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 										s->lower_bound);
 	}
 	else
-		almanac_table_key(t, &s->lower, s->neq, values, true);
+		almanac_kv_key(t, &s->lower, s->neq, values, true);
 
 	if (s->upper_state != NULL)
 	{
@@ -393,74 +284,12 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 		StringInfoData prefix;
 
 		initStringInfo(&prefix);
-		almanac_table_key(t, &prefix, s->neq, values, true);
+		almanac_kv_key(t, &prefix, s->neq, values, true);
 		almanac_prefix_end(&prefix, &s->upper);
 	}
 	/* an empty range, such as BETWEEN 10 AND 5 */
 	return s->upper.len == 0 ||
-		compare_keys(s->lower.data, s->lower.len, s->upper.data, s->upper.len) < 0;
-}
-
-/*
- * Open the iterator over [lower, upper): a copy of the transaction's writes
- * in that range over the store.  A rescan opens a new one for its range.
- */
-static void
-iterator_start(AlmanacScanState *s)
-{
-	AlmanacAccess *a = &s->a;
-	rocksdb_readoptions_t *ropts = almanac_access_iter_options(a);
-	rocksdb_iterator_t *base;
-
-	almanac_access_close_iterator(a);
-	a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, s->lower.data, s->lower.len,
-											s->upper.data, s->upper.len);
-	/* the bounds let RocksDB skip files and stop at the range's end */
-	rocksdb_readoptions_set_iterate_lower_bound(ropts, s->lower.data, s->lower.len);
-	if (s->upper.len > 0)		/* empty: a raw table's whole column family */
-		rocksdb_readoptions_set_iterate_upper_bound(ropts, s->upper.data, s->upper.len);
-	base = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
-	a->iter = a->batch_copy
-		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
-		: base;
-	if (s->direction >= 0)
-		rocksdb_iter_seek(a->iter, s->lower.data, s->lower.len);
-	else if (s->upper.len > 0)
-		rocksdb_iter_seek_for_prev(a->iter, s->upper.data, s->upper.len);
-	else
-		rocksdb_iter_seek_to_last(a->iter);
-}
-
-/* is the iterator's key inside [lower, upper)?  The batch's entries are not bounded by RocksDB */
-static bool
-in_range(AlmanacScanState *s, const char *key, size_t klen)
-{
-	return (s->upper.len == 0 || compare_keys(key, klen, s->upper.data, s->upper.len) < 0) &&
-		compare_keys(key, klen, s->lower.data, s->lower.len) >= 0;
-}
-
-/* turn a key and its value into the slot's row; false if the snapshot sees none */
-static bool
-emit_row(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen,
-		 const char *val, size_t vlen)
-{
-	const char *tuple;
-	uint32		tlen;
-	FullTransactionId xid;
-	MemoryContext old;
-	bool		found;
-
-	/* a raw table covers the whole column family, the owner's marker too */
-	if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(s->a.t, key, klen))
-		return false;
-	if (s->rowcxt)
-		MemoryContextReset(s->rowcxt);
-	old = MemoryContextSwitchTo(s->rowcxt ? s->rowcxt : CurrentMemoryContext);
-	found = almanac_value_row(val, vlen, s->snapshot, &tuple, &tlen, &xid);
-	if (found)
-		almanac_row_to_slot(&s->a, slot, key, klen, tuple, tlen);
-	MemoryContextSwitchTo(old);
-	return found;
+		almanac_key_cmp(s->lower.data, s->lower.len, s->upper.data, s->upper.len) < 0;
 }
 
 /* IterateForeignScan: the next row the snapshot sees, or an empty slot */
@@ -477,16 +306,16 @@ almanacIterateForeignScan(ForeignScanState *node)
 		s->done = !scan_start(node, s);
 		if (!s->done && s->kind == ALMANAC_ACCESS_GET)
 		{
-			size_t		vlen;
-			char	   *val = almanac_get_value(&s->a, NULL, s->lower.data, s->lower.len, &vlen);
-
+			/* its one row, in the executor's per-row memory */
 			s->done = true;
-			if (val)
-				emit_row(s, slot, s->lower.data, s->lower.len, val, vlen);
+			almanac_access_get_row(&s->a, s->snapshot, s->lower.data, s->lower.len, slot);
 			return slot;
 		}
+		/* a rescan opens a new iterator for its range */
 		if (!s->done && s->kind != ALMANAC_ACCESS_MULTIGET)
-			iterator_start(s);
+			almanac_access_iter_begin(&s->a, s->lower.data, s->lower.len,
+									  s->upper.data, s->upper.len,
+									  s->direction < 0 ? ALMANAC_ITER_BACKWARD : 0);
 	}
 	if (s->done)
 		return slot;
@@ -496,39 +325,25 @@ almanacIterateForeignScan(ForeignScanState *node)
 		while (s->next < s->nkeys)
 		{
 			int			i = s->next++;
+			MemoryContext old;
+			bool		found;
 
-			if (s->values[i] &&
-				emit_row(s, slot, s->keys[i], s->klens[i], s->values[i], s->vlens[i]))
+			if (s->values[i] == NULL)
+				continue;
+			MemoryContextReset(s->rowcxt);
+			old = MemoryContextSwitchTo(s->rowcxt);
+			found = almanac_access_value_to_slot(&s->a, s->snapshot, s->keys[i], s->klens[i],
+												 s->values[i], s->vlens[i], slot);
+			MemoryContextSwitchTo(old);
+			if (found)
 				return slot;
 		}
 		s->done = true;
 		return slot;
 	}
 
-	while (rocksdb_iter_valid(s->a.iter))
-	{
-		size_t		klen,
-					vlen;
-		const char *key = rocksdb_iter_key(s->a.iter, &klen);
-		const char *val = rocksdb_iter_value(s->a.iter, &vlen);
-		bool		inside = in_range(s, key, klen);
-		bool		found = false;
-
-		if (!inside && s->direction >= 0)
-			break;				/* forward: past the end */
-		if (!inside && compare_keys(key, klen, s->lower.data, s->lower.len) < 0)
-			break;				/* backward: before the start */
-		if (inside)
-			found = emit_row(s, slot, key, klen, val, vlen);
-		if (s->direction >= 0)
-			rocksdb_iter_next(s->a.iter);
-		else
-			rocksdb_iter_prev(s->a.iter);
-		if (found)
-			return slot;
-		CHECK_FOR_INTERRUPTS();
-	}
-	s->done = true;
+	if (!almanac_access_iter_next_row(&s->a, s->snapshot, slot, s->rowcxt))
+		s->done = true;
 	return slot;
 }
 
@@ -538,7 +353,7 @@ almanacReScanForeignScan(ForeignScanState *node)
 {
 	AlmanacScanState *s = node->fdw_state;
 
-	almanac_access_close_iterator(&s->a);
+	almanac_access_iter_end(&s->a);
 	s->started = false;
 	s->done = false;
 }

@@ -19,6 +19,7 @@
 #include "utils/memutils.h"
 
 #include "kv/reader.h"
+#include "kv/rocks.h"
 #include "kv/rowcache.h"
 #include "store/store.h"
 
@@ -157,12 +158,15 @@ reader_reopen(AlmanacReader *r)
  * owner_change_cfs) or has changed since it was read, for up to a second.
  */
 static bool
-cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts)
+cfs_changing(AlmanacReader *r, uint64 cf_version, int *attempts, char **err)
 {
 	if ((cf_version & 1) == 0 && almanac_store_cf_version(r->store) == cf_version)
 		return false;
 	if (++*attempts >= 100)
 		return false;
+	/* the failure is forgotten: we try again */
+	rocksdb_free(*err);
+	*err = NULL;
 	pg_usleep(10000L);
 	CHECK_FOR_INTERRUPTS();
 	return true;
@@ -178,8 +182,8 @@ reader_open(AlmanacReader *r)
 {
 	const char *path = almanac_shared->stores[r->store].path;
 	char	   *err = NULL;
-	char	  **names;
-	size_t		nnames = 0;
+	List	   *names;
+	int			nnames;
 	const char **cf_names;
 	const rocksdb_options_t **cf_opts;
 	rocksdb_column_family_handle_t **handles;
@@ -192,30 +196,23 @@ retry:
 	almanac_row_cache_opening(r->rows, &almanac_shared->stores[r->store].writelog);
 	/* before the list: a change after it makes the next use reopen */
 	cf_version = almanac_store_cf_version(r->store);
-	names = rocksdb_list_column_families(r->options, path, &nnames, &err);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		if (cfs_changing(r, cf_version, &attempts))
-			goto retry;
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not read the column families of almanac store \"%s\": %s", path, msg)));
-	}
+	names = almanac_rocks_column_families(r->options, path, &err);
+	if (err && cfs_changing(r, cf_version, &attempts, &err))
+		goto retry;
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
+						"could not read the column families of almanac store \"%s\"", path);
+	nnames = list_length(names);
 
 	r->cfs = MemoryContextAllocZero(TopMemoryContext, sizeof(ReaderCf) * nnames);
 	cf_names = palloc(sizeof(char *) * nnames);
 	cf_opts = palloc(sizeof(rocksdb_options_t *) * nnames);
 	handles = palloc(sizeof(rocksdb_column_family_handle_t *) * nnames);
-	for (size_t i = 0; i < nnames; i++)
+	for (int i = 0; i < nnames; i++)
 	{
-		r->cfs[i].name = MemoryContextStrdup(TopMemoryContext, names[i]);
+		r->cfs[i].name = MemoryContextStrdup(TopMemoryContext, list_nth(names, i));
 		cf_names[i] = r->cfs[i].name;
 		cf_opts[i] = r->options;
 	}
-	rocksdb_list_column_families_destroy(names, nnames);
 
 	/* read the sequence number first: catching up later must not skip anything */
 	r->caught_up_seq = almanac_store_published_seq(r->store);
@@ -223,22 +220,18 @@ retry:
 													  nnames, cf_names, cf_opts, handles, &err);
 	if (err)
 	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		for (size_t i = 0; i < nnames; i++)
+		for (int i = 0; i < nnames; i++)
 			pfree(r->cfs[i].name);
 		pfree(r->cfs);
 		r->cfs = NULL;
-		if (cfs_changing(r, cf_version, &attempts))
+		if (cfs_changing(r, cf_version, &attempts, &err))
 			goto retry;
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not open almanac store \"%s\" for reading: %s", path, msg)));
+		almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
+							"could not open almanac store \"%s\" for reading", path);
 	}
 	r->ncfs = nnames;
 	r->cf_version = cf_version;
-	for (size_t i = 0; i < nnames; i++)
+	for (int i = 0; i < nnames; i++)
 	{
 		r->cfs[i].handle = handles[i];
 		r->cfs[i].id = rocksdb_column_family_handle_get_id(handles[i]);
@@ -252,15 +245,9 @@ retry:
 	 */
 	rocksdb_try_catch_up_with_primary(r->db, &err);
 	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
 		r->caught_up_seq = PG_UINT64_MAX;
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not catch up with almanac store \"%s\": %s", path, msg)));
-	}
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
+						"could not catch up with almanac store \"%s\"", path);
 }
 
 /*
@@ -467,16 +454,8 @@ almanac_reader_catch_up(AlmanacReader *r)
 	/* what the instance holds changed: drop the cached keys written since */
 	almanac_row_cache_caught_up(r->rows, &almanac_shared->stores[r->store].writelog,
 								err == NULL);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not catch up with almanac store \"%s\": %s",
-						almanac_shared->stores[r->store].path, msg)));
-	}
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err, "could not catch up with almanac store \"%s\"",
+						almanac_shared->stores[r->store].path);
 	r->caught_up_seq = published;
 }
 
@@ -527,45 +506,4 @@ almanac_reader_cf_by_id(AlmanacReader *r, uint32 cf_id)
 		if (r->cfs[i].id == cf_id)
 			return r->cfs[i].handle;
 	return NULL;
-}
-
-char *
-almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
-				   rocksdb_column_family_handle_t *cf,
-				   const char *key, size_t klen, size_t *vlen)
-{
-	char	   *err = NULL;
-	rocksdb_pinnableslice_t *slice;
-	const char *stored;
-	char	   *val;
-
-	slice = rocksdb_get_pinned_cf(db, ropts, cf, key, klen, &err);
-	if (err)
-		almanac_report_read_error(err);
-	if (slice == NULL)
-		return NULL;
-	/* the slice pins a block: released before anything can raise an error */
-	stored = rocksdb_pinnableslice_value(slice, vlen);
-	val = palloc_extended(Max(*vlen, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-	if (val != NULL)
-		memcpy(val, stored, *vlen);
-	rocksdb_pinnableslice_destroy(slice);
-	if (val == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Failed on request of size %zu.", *vlen)));
-	return val;
-}
-
-/* a failed RocksDB read: free RocksDB's message, raise it as an I/O error */
-void
-almanac_report_read_error(char *err)
-{
-	char	   *msg = pstrdup(err);
-
-	rocksdb_free(err);
-	ereport(ERROR,
-			(errcode(ERRCODE_IO_ERROR),
-			 errmsg("almanac store read failed: %s", msg)));
 }

@@ -71,12 +71,4 @@ extern rocksdb_column_family_handle_t *almanac_reader_cf(AlmanacReader *reader,
 extern rocksdb_column_family_handle_t *almanac_reader_cf_by_id(AlmanacReader *reader,
 															   uint32 cf_id);
 
-/* the stored value of key (palloc'd), or NULL when there is none */
-extern char *almanac_reader_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
-								rocksdb_column_family_handle_t *cf,
-								const char *key, size_t klen, size_t *vlen);
-
-/* raise a RocksDB read error (frees err) */
-extern void almanac_report_read_error(char *err);
-
 #endif							/* ALMANAC_READER_H */

@@ -16,7 +16,7 @@
  * every version in it: each reader judges it against its own snapshot and
  * the commit log (codec/visibility.h) as it judges a fresh Get, so the cache never
  * decides what anyone sees.  The transaction's own buffered writes are looked
- * up before the store (almanac_get_value) and never cached.
+ * up before the store (almanac_access_get) and never cached.
  *
  * Keeping it valid.  The owner, the store's only writer, notes the key of
  * every put and delete it is about to write and appends a 64-bit hash of

@@ -11,11 +11,12 @@
 #include "access/xlog.h"
 #include "replication/message.h"
 #include "miscadmin.h"
-#include "port/pg_bswap.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "kv/reader.h"
+#include "kv/rocks.h"
+#include "store/payload.h"
 #include "store/store.h"
 #include "kv/xact.h"
 
@@ -152,20 +153,12 @@ note_cf(uint32 cf_id)
 	xact_cfs[xact_ncfs++] = cf_id;
 }
 
-/* payload entry: u32 key length, key, u32 value length, value */
+/* an entry of the ALMANAC_REQ_APPLY payload (store/payload.h) */
 static void
 append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 			 const char *k, size_t klen, const char *v, size_t vlen)
 {
-	StringInfo	buf = arg;
-	uint32		n;
-
-	n = pg_hton32((uint32) klen);
-	appendBinaryStringInfo(buf, (char *) &n, 4);
-	appendBinaryStringInfo(buf, k, klen);
-	n = pg_hton32((uint32) vlen);
-	appendBinaryStringInfo(buf, (char *) &n, 4);
-	appendBinaryStringInfo(buf, v, vlen);
+	almanac_apply_append((StringInfo) arg, k, klen, v, vlen);
 }
 
 /*
@@ -276,12 +269,9 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					char	   *err = NULL;
 
 					rocksdb_writebatch_wi_rollback_to_save_point(xact_batch, &err);
-					if (err)
-					{
-						/* cannot happen: every entry has a save point */
-						rocksdb_free(err);
-						elog(WARNING, "almanac: write batch save point missing");
-					}
+					/* cannot happen: every entry has a save point */
+					almanac_rocks_error(WARNING, ERRCODE_INTERNAL_ERROR, err,
+										"almanac: write batch save point missing");
 				}
 				if (top == mySubid)
 					break;
@@ -435,15 +425,8 @@ almanac_batch_lookup(rocksdb_writebatch_wi_t *batch, rocksdb_column_family_handl
 	if (opts == NULL)
 		opts = rocksdb_options_create();
 	val = rocksdb_writebatch_wi_get_from_batch_cf(batch, opts, cf, key, klen, vlen, &err);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("almanac: lookup in the transaction's write batch failed: %s", msg)));
-	}
+	almanac_rocks_error(ERROR, ERRCODE_INTERNAL_ERROR, err,
+						"almanac: lookup in the transaction's write batch failed");
 	if (val == NULL)
 		return NULL;
 	copy = palloc(*vlen);

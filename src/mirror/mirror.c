@@ -442,33 +442,17 @@ almanac_mirror_get(Relation rel)
 	return m;
 }
 
-static void
-mirror_access_release(void *arg)
-{
-	almanac_access_release((AlmanacAccess *) arg);
-}
-
 void
 almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create)
 {
-	memset(a, 0, sizeof(AlmanacAccess));
-	a->release.func = mirror_access_release;
-	a->release.arg = a;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, &a->release);
 	if (m->server == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("server \"almanac_store\" does not exist"),
 				 errhint("Mirrors live in the store of the almanac_store server, which CREATE EXTENSION almanac creates.")));
-	a->t = &m->table;
-	a->store = almanac_store_attach(m->server);
-	a->reader = almanac_reader(a->store);
-	/* after the statement's snapshot: see almanac_reader_catch_up */
-	if (!create)
-		almanac_reader_catch_up(a->reader);
-	a->cf = almanac_reader_cf(a->reader, m->cfname, create, &a->cf_id);
-	a->db = almanac_reader_db(a->reader);
-	a->keyvalues = palloc(sizeof(Datum) * m->nkeys);
+	/* a writer (a row trigger) only puts blind intents: no catch-up */
+	almanac_access_begin(a, &m->table,
+						 create ? ALMANAC_ACCESS_CREATE | ALMANAC_ACCESS_NO_CATCH_UP : 0);
 }
 
 void
@@ -504,8 +488,8 @@ almanac_mirror_read(AlmanacAccess *a, const char *key, size_t klen, Snapshot sna
 
 	if (a->cf == NULL)
 		return NULL;			/* never written */
-	val = own_writes ? almanac_get_value(a, NULL, key, klen, &vlen)
-		: almanac_store_get(a, key, klen, &vlen, true);
+	val = own_writes ? almanac_access_get(a, NULL, key, klen, &vlen, true)
+		: almanac_access_get_stored(a, key, klen, &vlen, true);
 	if (val == NULL)
 		return NULL;
 	if (!almanac_value_row(val, vlen, snapshot, &tuple, len, &xid))
@@ -543,24 +527,13 @@ almanac_mirror_heap_lookup(AlmanacMirror *m, Relation rel, Snapshot snapshot,
 									 m->latest_attno != 0, slot);
 }
 
-static int
-key_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-	int			c = memcmp(a, b, Min(alen, blen));
-
-	if (c != 0)
-		return c;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 void
 almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower, StringInfo upper,
 					Snapshot snapshot, AlmanacMirrorRowFn fn, void *arg)
 {
 	StringInfoData lo;
 	StringInfoData hi;
-	rocksdb_readoptions_t *ropts;
-	rocksdb_iterator_t *base;
+	AlmanacKvEntry e;
 
 	if (a->cf == NULL)
 		return;
@@ -580,38 +553,12 @@ almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower, String
 		almanac_key_encode(&prefix, &m->table.layout, 0, NULL, true);
 		almanac_prefix_end(&prefix, &hi);
 	}
-	ropts = almanac_access_iter_options(a);
-	a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, lo.data, lo.len, hi.data, hi.len);
-	rocksdb_readoptions_set_iterate_lower_bound(ropts, lo.data, lo.len);
-	rocksdb_readoptions_set_iterate_upper_bound(ropts, hi.data, hi.len);
-	base = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
-	a->iter = a->batch_copy
-		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
-		: base;
-	for (rocksdb_iter_seek(a->iter, lo.data, lo.len); rocksdb_iter_valid(a->iter);
-		 rocksdb_iter_next(a->iter))
-	{
-		size_t		klen,
-					vlen;
-		const char *key = rocksdb_iter_key(a->iter, &klen);
-		const char *val;
-		const char *image;
-		uint32		len;
-		FullTransactionId xid;
-
-		/* a batch iterator ignores the bounds of its base */
-		if (key_cmp(key, klen, lo.data, lo.len) < 0)
-			continue;
-		if (key_cmp(key, klen, hi.data, hi.len) >= 0)
-			break;
-		if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(&m->table, key, klen))
-			continue;
-		val = rocksdb_iter_value(a->iter, &vlen);
-		if (almanac_value_row(val, vlen, snapshot, &image, &len, &xid))
-			fn(arg, key, klen, image, len);
-		CHECK_FOR_INTERRUPTS();
-	}
-	almanac_access_close_iterator(a);
+	/* the transaction's buffered writes included */
+	almanac_access_iter_begin(a, lo.data, lo.len, hi.data, hi.len, 0);
+	while (almanac_access_iter_next(a, snapshot, &e))
+		if (e.visible)
+			fn(arg, e.key, e.klen, e.tuple, e.tuple_len);
+	almanac_access_iter_end(a);
 }
 
 void

@@ -40,7 +40,7 @@
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
-#include "fdw/fdw.h"
+#include "kv/access.h"
 
 /* the shared counters of a table (router.h) */
 typedef struct AlmanacRouterCounters AlmanacRouterCounters;
@@ -54,7 +54,7 @@ typedef struct AlmanacMirror
 	char	   *cfname;
 	/*
 	 * The mirror described as a foreign table layout, so that the key and
-	 * value codecs and the kv helpers of fdw.h apply unchanged: every column
+	 * value codecs and kv/access.h apply unchanged: every column
 	 * is in the value (is_key all false), the key columns in the key too.
 	 */
 	AlmanacKvTable table;

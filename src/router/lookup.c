@@ -363,7 +363,7 @@ mirror_last(LookupState *ls, TupleTableSlot *slot)
 	AlmanacMirror *m = ls->m;
 	int			neq = list_length(ls->keystates);
 	StringInfoData upper;
-	rocksdb_readoptions_t *ropts;
+	AlmanacKvEntry e;
 	bool		found = false;
 
 	if (a->cf == NULL)
@@ -372,39 +372,25 @@ mirror_last(LookupState *ls, TupleTableSlot *slot)
 	almanac_key_encode(&ls->key, &m->table.layout, neq, ls->keyvalues, true);
 	initStringInfo(&upper);
 	almanac_prefix_end(&ls->key, &upper);
-	ropts = almanac_access_iter_options(a);
-	rocksdb_readoptions_set_iterate_lower_bound(ropts, ls->key.data, ls->key.len);
-	if (upper.len > 0)
-		rocksdb_readoptions_set_iterate_upper_bound(ropts, upper.data, upper.len);
-	a->iter = rocksdb_create_iterator_cf(a->db, ropts, a->cf);
-	for (rocksdb_iter_seek_to_last(a->iter); rocksdb_iter_valid(a->iter); rocksdb_iter_prev(a->iter))
+	/* the store only, as every read of the router (router.h) */
+	almanac_access_iter_begin(a, ls->key.data, ls->key.len, upper.data, upper.len,
+							  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
+	while (almanac_access_iter_next(a, ls->css.ss.ps.state->es_snapshot, &e))
 	{
-		size_t		klen,
-					vlen;
-		const char *key = rocksdb_iter_key(a->iter, &klen);
-		const char *val;
-		const char *image;
-		uint32		len;
-		FullTransactionId xid;
-
-		if (almanac_is_catch_up_marker(key, klen) || !almanac_table_owns_key(&m->table, key, klen))
-			continue;
-		val = rocksdb_iter_value(a->iter, &vlen);
-		if (almanac_value_row(val, vlen, ls->css.ss.ps.state->es_snapshot, &image, &len, &xid))
+		if (e.visible)
 		{
 			/* the image lives in the iterator: decode a copy */
-			char	   *copy = palloc(len);
+			char	   *copy = palloc(e.tuple_len);
 
-			memcpy(copy, image, len);
-			almanac_value_decode(copy, len, slot->tts_tupleDescriptor, m->table.values, slot->tts_values,
-								 slot->tts_isnull, NULL);
+			memcpy(copy, e.tuple, e.tuple_len);
+			almanac_value_decode(copy, e.tuple_len, slot->tts_tupleDescriptor, m->table.values,
+								 slot->tts_values, slot->tts_isnull, NULL);
 			ExecStoreVirtualTuple(slot);
 			found = true;
 			break;
 		}
-		CHECK_FOR_INTERRUPTS();
 	}
-	almanac_access_close_iterator(a);
+	almanac_access_iter_end(a);
 	return found;
 }
 

@@ -47,6 +47,7 @@
 #include <rocksdb/c.h>
 
 #include "fdw/option.h"
+#include "kv/rocks.h"
 #include "store/store.h"
 
 /* the wrapper's handler (fdw/fdw.c): a server is ours if its wrapper uses it */
@@ -176,37 +177,20 @@ static List *
 store_column_families(AdminStore *s)
 {
 	rocksdb_options_t *options = rocksdb_options_create();
-	char	   *err = NULL;
-	char	  **names;
-	size_t		nnames = 0;
+	char	   *err;
+	List	   *names;
 	List	   *sorted = NIL;
 	List	   *cfs = NIL;
 	ListCell   *lc;
 
 	admin_attach(s);
-	names = rocksdb_list_column_families(options, s->opts->path, &nnames, &err);
+	names = almanac_rocks_column_families(options, s->opts->path, &err);
 	rocksdb_options_destroy(options);
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not read the column families of almanac store \"%s\": %s",
-						s->opts->path, msg)));
-	}
-	PG_TRY();
-	{
-		for (size_t i = 0; i < nnames; i++)
-			if (strcmp(names[i], "default") != 0)
-				sorted = lappend(sorted, pstrdup(names[i]));
-	}
-	PG_FINALLY();
-	{
-		rocksdb_list_column_families_destroy(names, nnames);
-	}
-	PG_END_TRY();
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
+						"could not read the column families of almanac store \"%s\"", s->opts->path);
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), "default") != 0)
+			sorted = lappend(sorted, lfirst(lc));
 	list_sort(sorted, cf_name_cmp);
 
 	foreach(lc, sorted)

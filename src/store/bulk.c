@@ -18,20 +18,19 @@
 #include "access/xact.h"
 #include "common/file_perm.h"
 #include "miscadmin.h"
-#include "port/pg_bswap.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "almanac.h"
 #include "store/bulk.h"
+#include "store/payload.h"
 #include "codec/keycodec.h"
+#include "kv/rocks.h"
 #include "store/maintenance.h"
 #include "codec/visibility.h"
 #include "kv/xact.h"
 
-#define CHUNK_HEADER_LEN	(4 + 1 + 4)
-#define ROW_HEADER_LEN		(4 + 4)
 
 /*
  * Where owners write the files they ingest, under the data directory:
@@ -97,13 +96,6 @@ almanac_bulk_init(void)
 							 NULL, NULL, NULL);
 }
 
-static inline void
-put_u32(char *p, uint32 v)
-{
-	v = pg_hton32(v);
-	memcpy(p, &v, 4);
-}
-
 
 /* the statement's memory goes, ERROR included: b's chunk is no one's to wait for */
 static void
@@ -138,15 +130,15 @@ chunk_reserve(BulkChunk *c, Size need)
 {
 	Size		size = Min((Size) almanac_write_batch_size * 1024, BULK_CHUNK_MAX);
 
-	size = Max(size, CHUNK_HEADER_LEN + need);
+	size = Max(size, ALMANAC_CHUNK_HEADER_LEN + need);
 
-	if (c->seg != NULL && c->size >= CHUNK_HEADER_LEN + need)
+	if (c->seg != NULL && c->size >= ALMANAC_CHUNK_HEADER_LEN + need)
 		return;
 	if (c->seg != NULL)
 		dsm_detach(c->seg);
 	c->seg = dsm_create(size, 0);
 	c->size = size;
-	c->used = CHUNK_HEADER_LEN;
+	c->used = ALMANAC_CHUNK_HEADER_LEN;
 	c->nrows = 0;
 }
 
@@ -154,20 +146,22 @@ chunk_reserve(BulkChunk *c, Size need)
 static void
 chunk_fall_back(AlmanacBulk *b, BulkChunk *c)
 {
-	const char *p = (char *) dsm_segment_address(c->seg) + CHUNK_HEADER_LEN;
+	const char *p = (char *) dsm_segment_address(c->seg) + ALMANAC_CHUNK_HEADER_LEN;
+	const char *end = (char *) dsm_segment_address(c->seg) + c->used;
 
 	for (uint32 i = 0; i < c->nrows; i++)
 	{
-		uint32		klen = almanac_get_be32(p);
-		uint32		vlen = almanac_get_be32(p + 4);
-		const char *key = p + ROW_HEADER_LEN;
+		const char *key;
+		const char *value;
+		uint32		klen;
+		uint32		vlen;
 
+		almanac_chunk_row_next(&p, end, &key, &klen, &value, &vlen);
 		b->fallback(b->fallback_arg, key, klen,
-					key + klen + ALMANAC_NEW_VALUE_HEADER_LEN,
+					value + ALMANAC_NEW_VALUE_HEADER_LEN,
 					vlen - ALMANAC_NEW_VALUE_HEADER_LEN);
-		p = key + klen + vlen;
 	}
-	c->used = CHUNK_HEADER_LEN;
+	c->used = ALMANAC_CHUNK_HEADER_LEN;
 	c->nrows = 0;
 }
 
@@ -186,7 +180,7 @@ wait_posted(AlmanacBulk *b)
 		b->refused = true;
 		chunk_fall_back(b, c);
 	}
-	c->used = CHUNK_HEADER_LEN;
+	c->used = ALMANAC_CHUNK_HEADER_LEN;
 	c->nrows = 0;
 }
 
@@ -208,9 +202,7 @@ post_filling(AlmanacBulk *b)
 		return;
 	}
 	p = dsm_segment_address(c->seg);
-	put_u32(p, b->a->cf_id);
-	p[4] = b->a->t->opts->upsert ? 1 : 0;
-	put_u32(p + 5, c->nrows);
+	almanac_chunk_header_put(p, b->a->cf_id, b->a->t->opts->upsert, c->nrows);
 	almanac_xact_ingest_post(b->a->store, GetCurrentFullTransactionId(), c->seg, c->used);
 	b->posted = true;
 	posted_bulk = b;
@@ -223,7 +215,7 @@ almanac_bulk_add(AlmanacBulk *b, const char *key, size_t klen,
 {
 	BulkChunk  *c = &b->chunks[b->filling];
 	Size		vlen = ALMANAC_NEW_VALUE_HEADER_LEN + (Size) image_len;
-	Size		need = ROW_HEADER_LEN + klen + vlen;
+	Size		need = almanac_chunk_row_size(klen, vlen);
 	char	   *p;
 
 	if (c->seg != NULL && c->used + need > c->size)
@@ -238,12 +230,7 @@ almanac_bulk_add(AlmanacBulk *b, const char *key, size_t klen,
 	}
 	chunk_reserve(c, need);
 
-	p = (char *) dsm_segment_address(c->seg) + c->used;
-	put_u32(p, klen);
-	put_u32(p + 4, vlen);
-	p += ROW_HEADER_LEN;
-	memcpy(p, key, klen);
-	p += klen;
+	p = almanac_chunk_row_put((char *) dsm_segment_address(c->seg) + c->used, key, klen, vlen);
 	/* the stored value: one version, by this (sub)transaction */
 	almanac_versions_new(p, GetCurrentFullTransactionId(), GetTopTransactionId(), image_len);
 	memcpy(p + ALMANAC_NEW_VALUE_HEADER_LEN, image, image_len);
@@ -290,34 +277,23 @@ row_cmp(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : (a->seq > b->seq ? 1 : 0);
 }
 
-/* the chunk's rows, sorted by key (then by position) */
+/* the chunk's n rows (after its header), sorted by key (then by position) */
 static OwnerRow *
-chunk_rows(const char *payload, Size len, uint32 *n)
+chunk_rows(const char *payload, Size len, uint32 n)
 {
-	const char *p = payload + CHUNK_HEADER_LEN;
+	const char *p = payload + ALMANAC_CHUNK_HEADER_LEN;
 	const char *end = payload + len;
 	OwnerRow   *rows;
 
-	if (len < CHUNK_HEADER_LEN)
-		elog(ERROR, "almanac: truncated bulk-load chunk");
-	*n = almanac_get_be32(payload + 5);
-	rows = palloc_extended(sizeof(OwnerRow) * Max(*n, 1), MCXT_ALLOC_HUGE);
-	for (uint32 i = 0; i < *n; i++)
+	rows = palloc_extended(sizeof(OwnerRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	for (uint32 i = 0; i < n; i++)
 	{
-		if (end - p < ROW_HEADER_LEN)
-			elog(ERROR, "almanac: truncated bulk-load chunk");
-		rows[i].klen = almanac_get_be32(p);
-		rows[i].vlen = almanac_get_be32(p + 4);
+		almanac_chunk_row_next(&p, end, &rows[i].key, &rows[i].klen,
+							   &rows[i].value, &rows[i].vlen);
 		rows[i].seq = i;
-		p += ROW_HEADER_LEN;
-		if ((Size) (end - p) < (Size) rows[i].klen + rows[i].vlen)
-			elog(ERROR, "almanac: truncated bulk-load chunk");
-		rows[i].key = p;
-		rows[i].value = p + rows[i].klen;
-		p += rows[i].klen + rows[i].vlen;
 	}
 	/* qsort notices input that is sorted already (rows in key order) */
-	qsort(rows, *n, sizeof(OwnerRow), row_cmp);
+	qsort(rows, n, sizeof(OwnerRow), row_cmp);
 	return rows;
 }
 
@@ -362,7 +338,7 @@ range_has_keys(rocksdb_column_family_handle_t *cf, const OwnerRow *first, const 
 			rocksdb_free(v);
 	}
 	rocksdb_readoptions_destroy(ro);
-	almanac_owner_check(err, "read");
+	almanac_rocks_check(err, "read");
 	return found;
 }
 
@@ -378,67 +354,40 @@ any_key_exists(rocksdb_column_family_handle_t *cf, const OwnerRow *rows, uint32 
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	const char *keys[CHECK_BATCH];
 	size_t		lens[CHECK_BATCH];
-	rocksdb_pinnableslice_t *values[CHECK_BATCH];
-	char	   *errs[CHECK_BATCH];
-	char	   *err = NULL;
+	char	   *values[CHECK_BATCH];
+	size_t		vlens[CHECK_BATCH];
 	bool		found = false;
 
 	/* a bloom filter probe for most keys of a new range */
 	rocksdb_readoptions_set_fill_cache(ro, 0);
-	for (uint32 start = 0; start < n && !found && err == NULL; start += CHECK_BATCH)
+	PG_TRY();
 	{
-		uint32		m = Min(CHECK_BATCH, n - start);
+		for (uint32 start = 0; start < n && !found; start += CHECK_BATCH)
+		{
+			uint32		m = Min(CHECK_BATCH, n - start);
 
-		for (uint32 i = 0; i < m; i++)
-		{
-			keys[i] = rows[start + i].key;
-			lens[i] = rows[start + i].klen;
-		}
-		memset(values, 0, sizeof(values));
-		memset(errs, 0, sizeof(errs));
-		rocksdb_batched_multi_get_cf(almanac_owner_db(), ro, cf, m, keys, lens, values, errs, true);
-		for (uint32 i = 0; i < m; i++)
-		{
-			/* a slice only for a key that was found */
-			if (values[i] != NULL)
+			for (uint32 i = 0; i < m; i++)
 			{
-				size_t		vlen;
-				const char *v = rocksdb_pinnableslice_value(values[i], &vlen);
-
-				PG_TRY();
-				{
-					if (!found && err == NULL && !almanac_versions_all_aborted(v, vlen))
-						found = true;
-				}
-				PG_CATCH();
-				{
-					/* a corrupt value: release what RocksDB gave us first */
-					for (uint32 j = i; j < m; j++)
-					{
-						if (values[j])
-							rocksdb_pinnableslice_destroy(values[j]);
-						if (errs[j])
-							rocksdb_free(errs[j]);
-					}
-					if (err)
-						rocksdb_free(err);
-					rocksdb_readoptions_destroy(ro);
-					PG_RE_THROW();
-				}
-				PG_END_TRY();
-				rocksdb_pinnableslice_destroy(values[i]);
+				keys[i] = rows[start + i].key;
+				lens[i] = rows[start + i].klen;
 			}
-			if (errs[i] != NULL)
+			almanac_rocks_multiget(almanac_owner_db(), ro, cf, m, keys, lens, true,
+								   values, vlens);
+			for (uint32 i = 0; i < m; i++)
 			{
-				if (err == NULL)
-					err = errs[i];
-				else
-					rocksdb_free(errs[i]);
+				if (values[i] == NULL)
+					continue;
+				if (!found && !almanac_versions_all_aborted(values[i], vlens[i]))
+					found = true;
+				pfree(values[i]);
 			}
 		}
 	}
-	rocksdb_readoptions_destroy(ro);
-	almanac_owner_check(err, "read");
+	PG_FINALLY();
+	{
+		rocksdb_readoptions_destroy(ro);
+	}
+	PG_END_TRY();
 	return found;
 }
 
@@ -480,7 +429,7 @@ write_file(int store, const char *path, const char *cf_name, OwnerRow *rows, uin
 	rocksdb_sstfilewriter_destroy(w);
 	if (err || dup)
 		(void) unlink(path);
-	almanac_owner_check(err, "writing a bulk-load file");
+	almanac_rocks_check(err, "writing a bulk-load file");
 	if (dup)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
@@ -493,10 +442,10 @@ write_file(int store, const char *path, const char *cf_name, OwnerRow *rows, uin
 void
 almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, Size len)
 {
-	uint32		cf_id = almanac_get_be32(payload);
-	bool		upsert = payload[4] != 0;
+	uint32		cf_id;
+	bool		upsert;
 	const char *cf_name;
-	rocksdb_column_family_handle_t *cf = almanac_owner_cf(cf_id, &cf_name);
+	rocksdb_column_family_handle_t *cf;
 	OwnerRow   *rows;
 	uint32		n;
 	char		dir[MAXPGPATH];
@@ -507,12 +456,14 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	char	   *err = NULL;
 
 	slot->ingested = false;
+	almanac_chunk_header_get(payload, len, &cf_id, &upsert, &n);
+	cf = almanac_owner_cf(cf_id, &cf_name);
 	if (cf == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("almanac column family with id %u does not exist", cf_id),
 				 errhint("It was dropped while the transaction wrote to it.")));
-	rows = chunk_rows(payload, len, &n);
+	rows = chunk_rows(payload, len, n);
 	if (n == 0)
 		return;
 	/* nothing to check or merge only if none of the keys exists */
@@ -545,7 +496,7 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	/* moved into the store, or failed: not needed any more */
 	(void) unlink(path);
-	almanac_owner_check(err, "ingest of a bulk-load file");
+	almanac_rocks_check(err, "ingest of a bulk-load file");
 	almanac_write_log_mark_written(&almanac_shared->stores[store].writelog);
 	slot->ingested = true;
 

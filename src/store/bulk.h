@@ -45,7 +45,7 @@
 #ifndef ALMANAC_BULK_H
 #define ALMANAC_BULK_H
 
-#include "fdw/fdw.h"
+#include "kv/access.h"
 #include "store/store.h"
 
 extern bool almanac_bulk_copy;

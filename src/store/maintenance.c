@@ -19,7 +19,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "port/pg_bswap.h"
 #include "storage/condition_variable.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
@@ -35,6 +34,8 @@
 #include "store/maintenance.h"
 #include "fdw/option.h"
 #include "kv/reader.h"
+#include "codec/bigendian.h"
+#include "kv/rocks.h"
 #include "store/store.h"
 #include "codec/visibility.h"
 
@@ -232,11 +233,11 @@ read_freeze_horizon(void)
 	val = rocksdb_get_cf(almanac_owner_db(), ro, almanac_owner_cf(DEFAULT_CF_ID, NULL),
 						 freeze_horizon_key, FREEZE_HORIZON_KEY_LEN, &len, &err);
 	rocksdb_readoptions_destroy(ro);
-	almanac_owner_check(err, "read");
+	almanac_rocks_check(err, "read");
 	/* a new store, or one written before the sweep existed */
 	if (val == NULL)
 		return InvalidFullTransactionId;
-	if (len != sizeof(v))
+	if (len != sizeof(uint64))
 	{
 		rocksdb_free(val);
 		ereport(LOG,
@@ -244,9 +245,9 @@ read_freeze_horizon(void)
 						store_path())));
 		return InvalidFullTransactionId;
 	}
-	memcpy(&v, val, sizeof(v));
+	v = almanac_get_be64(val);
 	rocksdb_free(val);
-	return FullTransactionIdFromU64(pg_ntoh64(v));
+	return FullTransactionIdFromU64(v);
 }
 
 /* publish the sweep's progress to almanac.freeze_sweep() */
@@ -417,15 +418,16 @@ static void
 finish_pass(void)
 {
 	rocksdb_writebatch_t *volatile batch = rocksdb_writebatch_create();
-	uint64		v = pg_hton64(U64FromFullTransactionId(pass->horizon_full));
+	char		v[sizeof(uint64)];
 
 	almanac_write_log_forget();
+	almanac_put_be64(v, U64FromFullTransactionId(pass->horizon_full));
 
 	PG_TRY();
 	{
 		rocksdb_writebatch_put_cf(batch, almanac_owner_cf(DEFAULT_CF_ID, NULL),
 								  freeze_horizon_key, FREEZE_HORIZON_KEY_LEN,
-								  (const char *) &v, sizeof(v));
+								  v, sizeof(v));
 		almanac_write_log_note(freeze_horizon_key, FREEZE_HORIZON_KEY_LEN);
 		almanac_owner_write(batch, FREEZE_HORIZON_KEY_LEN + sizeof(v));
 	}
@@ -529,7 +531,7 @@ sweep_step(void)
 			else
 			{
 				rocksdb_iter_get_error(it, &err);
-				almanac_owner_check(err, "iteration");
+				almanac_rocks_check(err, "iteration");
 				pass->next_cf++;
 				pass->resume_valid = false;
 			}
@@ -768,7 +770,7 @@ almanac_value_versions_sql(PG_FUNCTION_ARGS)
 	ro = rocksdb_readoptions_create();
 	PG_TRY();
 	{
-		value = almanac_reader_get(almanac_reader_db(reader), ro, cf, VARDATA_ANY(key),
+		value = almanac_rocks_get(almanac_reader_db(reader), ro, cf, VARDATA_ANY(key),
 								   VARSIZE_ANY_EXHDR(key), &vlen);
 	}
 	PG_FINALLY();

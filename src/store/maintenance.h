@@ -59,6 +59,5 @@ extern rocksdb_t *almanac_owner_db(void);
 extern rocksdb_column_family_handle_t *almanac_owner_cf(uint32 cf_id, const char **name);
 extern uint32 *almanac_owner_cf_ids(int *n);
 extern void almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes);
-extern void almanac_owner_check(char *err, const char *what);
 
 #endif							/* ALMANAC_MAINTENANCE_H */

@@ -20,7 +20,6 @@
 #include "common/file_perm.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "port/pg_bswap.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -38,6 +37,8 @@
 #include "store/bulk.h"
 #include "codec/keycodec.h"
 #include "store/maintenance.h"
+#include "kv/rocks.h"
+#include "store/payload.h"
 #include "store/store.h"
 #include "codec/visibility.h"
 
@@ -166,8 +167,8 @@ open_store(void)
 	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
 	char		dir[MAXPGPATH];
 	char	   *err = NULL;
-	char	  **names;
-	size_t		nnames = 0;
+	List	   *names;
+	int			nnames;
 	const rocksdb_options_t **cf_opts;
 	rocksdb_column_family_handle_t **handles;
 
@@ -184,15 +185,14 @@ open_store(void)
 
 	owner_options = build_options(e);
 
-	names = rocksdb_list_column_families(owner_options, e->path, &nnames, &err);
+	names = almanac_rocks_column_families(owner_options, e->path, &err);
 	if (err)
 	{
 		/* a new store: only the default column family */
 		rocksdb_free(err);
 		err = NULL;
-		names = NULL;
-		nnames = 0;
 	}
+	nnames = list_length(names);
 
 	owner_ncfs = nnames > 0 ? nnames : 1;
 	owner_cfs = MemoryContextAllocZero(TopMemoryContext, sizeof(OwnerCf) * owner_ncfs);
@@ -201,11 +201,9 @@ open_store(void)
 	for (int i = 0; i < owner_ncfs; i++)
 	{
 		owner_cfs[i].name = MemoryContextStrdup(TopMemoryContext,
-												nnames > 0 ? names[i] : "default");
+												nnames > 0 ? list_nth(names, i) : "default");
 		cf_opts[i] = owner_options;
 	}
-	if (names)
-		rocksdb_list_column_families_destroy(names, nnames);
 
 	{
 		const char **cf_names = palloc(sizeof(char *) * owner_ncfs);
@@ -215,15 +213,7 @@ open_store(void)
 		owner_db = rocksdb_open_column_families(owner_options, e->path, owner_ncfs,
 												cf_names, cf_opts, handles, &err);
 	}
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("%s", msg)));
-	}
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err, "could not open almanac store \"%s\"", e->path);
 	for (int i = 0; i < owner_ncfs; i++)
 	{
 		owner_cfs[i].handle = handles[i];
@@ -317,27 +307,6 @@ almanac_owner_cf_ids(int *n)
 	return ids;
 }
 
-static void
-rocks_check(char *err, const char *what)
-{
-	if (err)
-	{
-		char	   *msg = pstrdup(err);
-
-		rocksdb_free(err);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("almanac store: %s failed: %s", what, msg)));
-	}
-}
-
-/* for maintenance.c */
-void
-almanac_owner_check(char *err, const char *what)
-{
-	rocks_check(err, what);
-}
-
 /*
  * The catch-up marker: a key written, with an empty value, into every column
  * family by every write of the owner, and once more right after every flush
@@ -409,23 +378,15 @@ bound_unflushed(void)
 		char	   *err = NULL;
 
 		rocksdb_flush_cf(owner_db, fo, owner_cfs[i].handle, &err);
-		if (err)
-		{
-			ereport(LOG, (errmsg("almanac: flush of column family \"%s\" failed: %s",
-								 owner_cfs[i].name, err)));
-			rocksdb_free(err);
-		}
+		almanac_rocks_error(LOG, ERRCODE_IO_ERROR, err,
+							"almanac: flush of column family \"%s\" failed", owner_cfs[i].name);
 	}
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
 
 	/* the batch that asked for it is durable already: only log a failure */
 	err = write_markers();
-	if (err)
-	{
-		ereport(LOG, (errmsg("almanac: writing catch-up markers failed: %s", err)));
-		rocksdb_free(err);
-	}
+	almanac_rocks_error(LOG, ERRCODE_IO_ERROR, err, "almanac: writing catch-up markers failed");
 }
 
 /*
@@ -443,7 +404,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
 	rocksdb_write(owner_db, wopts, batch, &err);
-	rocks_check(err, "write");
+	almanac_rocks_check(err, "write");
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	bound_unflushed();
@@ -509,14 +470,8 @@ finish_group(void)
 		answer_request(slot);
 	}
 	owner_ngroup = 0;
-	if (err != NULL)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("almanac: could not sync the write-ahead log of \"%s\": %s",
-						e->path, err)));
-		rocksdb_free(err);
-	}
+	almanac_rocks_error(WARNING, ERRCODE_IO_ERROR, err,
+						"almanac: could not sync the write-ahead log of \"%s\"", e->path);
 }
 
 /* the request's payload, mapped until release_request */
@@ -565,21 +520,7 @@ owner_apply(AlmanacRequestSlot *slot)
 		size_t		stored_len = 0;
 		AlmanacApplyResult r;
 
-		/* entry: u32 key length, key, u32 value length, value */
-		if (end - p < 4)
-			elog(ERROR, "almanac: truncated write batch");
-		memcpy(&klen, p, 4);
-		klen = pg_ntoh32(klen);
-		key = p + 4;
-		p = key + klen;
-		if (end - p < 4 || klen > (uint32) (end - key))
-			elog(ERROR, "almanac: truncated write batch");
-		memcpy(&vlen, p, 4);
-		vlen = pg_ntoh32(vlen);
-		val = p + 4;
-		p = val + vlen;
-		if (p > end)
-			elog(ERROR, "almanac: truncated write batch");
+		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
 		almanac_intent_parse(val, vlen, &intent);
 		cf = find_cf_by_id(intent.cf_id);
 		if (cf == NULL)
@@ -590,7 +531,7 @@ owner_apply(AlmanacRequestSlot *slot)
 
 		stored = rocksdb_get_cf(owner_db, owner_ropts, cf->handle,
 								key, klen, &stored_len, &err);
-		rocks_check(err, "read");
+		almanac_rocks_check(err, "read");
 
 		resetStringInfo(&out);
 		PG_TRY();
@@ -635,7 +576,7 @@ owner_create_cf(const char *name)
 	if (cf)
 		return cf->id;
 	h = rocksdb_create_column_family(owner_db, owner_options, name, &err);
-	rocks_check(err, "create column family");
+	almanac_rocks_check(err, "create column family");
 	owner_cfs = repalloc(owner_cfs, sizeof(OwnerCf) * (owner_ncfs + 1));
 	owner_cfs[owner_ncfs].name = MemoryContextStrdup(TopMemoryContext, name);
 	owner_cfs[owner_ncfs].handle = h;
@@ -667,7 +608,7 @@ owner_drop_cf(const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the default column family cannot be dropped")));
 	rocksdb_drop_column_family(owner_db, cf->handle, &err);
-	rocks_check(err, "drop column family");
+	almanac_rocks_check(err, "drop column family");
 	rocksdb_column_family_handle_destroy(cf->handle);
 	*cf = owner_cfs[--owner_ncfs];
 }
@@ -817,14 +758,14 @@ owner_serve(AlmanacRequestSlot *slot)
 				rocksdb_flushoptions_set_wait(fo, 1);
 				rocksdb_flush_cf(owner_db, fo, existing_cf(slot->name)->handle, &err);
 				rocksdb_flushoptions_destroy(fo);
-				rocks_check(err, "flush");
-				rocks_check(write_markers(), "write");
+				almanac_rocks_check(err, "flush");
+				almanac_rocks_check(write_markers(), "write");
 				break;
 			}
 		case ALMANAC_REQ_COMPACT:
 			/* it flushes first: markers after it, as after a flush */
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
-			rocks_check(write_markers(), "write");
+			almanac_rocks_check(write_markers(), "write");
 			break;
 		case ALMANAC_REQ_FREEZE:
 			almanac_freeze_sweep_request();

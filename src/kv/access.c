@@ -1,0 +1,623 @@
+/*-------------------------------------------------------------------------
+ *
+ * access.c
+ *	  Reading and writing the rows of a table kept in a RocksDB column
+ *	  family.  See access.h for the contract.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "codec/valuecodec.h"
+#include "kv/access.h"
+#include "kv/rocks.h"
+#include "kv/rowcache.h"
+#include "kv/xact.h"
+#include "store/store.h"
+
+/* ---- the access ---- */
+
+void
+almanac_access_iter_end(AlmanacAccess *a)
+{
+	if (a->iter != NULL)
+		rocksdb_iter_destroy(a->iter);
+	a->iter = NULL;
+	/* after the iterator, which reads it */
+	if (a->batch_copy)
+		rocksdb_writebatch_wi_destroy(a->batch_copy);
+	a->batch_copy = NULL;
+}
+
+void
+almanac_access_release(AlmanacAccess *a)
+{
+	almanac_access_iter_end(a);
+	if (a->ropts)
+		rocksdb_readoptions_destroy(a->ropts);
+	a->ropts = NULL;
+}
+
+static void
+access_release_callback(void *arg)
+{
+	almanac_access_release((AlmanacAccess *) arg);
+}
+
+void
+almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
+{
+	memset(a, 0, sizeof(AlmanacAccess));
+	/* first, so that an ERROR below finds it registered */
+	a->release.func = access_release_callback;
+	a->release.arg = a;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &a->release);
+
+	a->t = t;
+	a->store = almanac_store_attach(t->server);
+	a->reader = almanac_reader(a->store);
+	/* after the statement's snapshot: see almanac_reader_catch_up */
+	if (!(flags & ALMANAC_ACCESS_NO_CATCH_UP))
+		almanac_reader_catch_up(a->reader);
+	a->cf = almanac_reader_cf(a->reader, t->opts->column_family,
+							  (flags & ALMANAC_ACCESS_CREATE) != 0, &a->cf_id);
+	a->db = almanac_reader_db(a->reader);
+	a->keyvalues = palloc(sizeof(Datum) * Max(t->layout.nkeys, 1));
+	initStringInfo(&a->lower);
+	initStringInfo(&a->upper);
+}
+
+/*
+ * Read options of point lookups (Get, MultiGet): the defaults, made once per
+ * backend and never changed, so that a lookup creates none.
+ */
+static const rocksdb_readoptions_t *
+lookup_options(void)
+{
+	static rocksdb_readoptions_t *ropts = NULL;
+
+	if (ropts == NULL)
+		ropts = rocksdb_readoptions_create();
+	return ropts;
+}
+
+/* ---- keys ---- */
+
+void
+almanac_kv_key(AlmanacKvTable *t, StringInfo buf, int n, const Datum *values, bool prefix_only)
+{
+	if (t->opts->raw)
+	{
+		if (n > 0)
+		{
+			bytea	   *b = DatumGetByteaPP(values[0]);
+
+			appendBinaryStringInfo(buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		}
+		return;
+	}
+	almanac_key_encode(buf, &t->layout, n, values, prefix_only);
+}
+
+void
+almanac_prefix_end(StringInfo prefix, StringInfo upper)
+{
+	resetStringInfo(upper);
+	appendBinaryStringInfo(upper, prefix->data, prefix->len);
+	if (!almanac_key_successor(upper, 0))
+		resetStringInfo(upper);
+}
+
+int
+almanac_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int			c = memcmp(a, b, Min(alen, blen));
+
+	if (c != 0)
+		return c;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+typedef struct SortKey
+{
+	char	   *key;
+	size_t		len;
+} SortKey;
+
+static int
+sort_key_cmp(const void *a, const void *b)
+{
+	const SortKey *x = a;
+	const SortKey *y = b;
+
+	return almanac_key_cmp(x->key, x->len, y->key, y->len);
+}
+
+int
+almanac_keys_sort_unique(int n, char **keys, size_t *klens)
+{
+	SortKey    *sk = palloc(sizeof(SortKey) * Max(n, 1));
+	int			m = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		sk[i].key = keys[i];
+		sk[i].len = klens[i];
+	}
+	qsort(sk, n, sizeof(SortKey), sort_key_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		if (m > 0 && sort_key_cmp(&sk[i], &sk[i - 1]) == 0)
+			continue;
+		keys[m] = sk[i].key;
+		klens[m] = sk[i].len;
+		m++;
+	}
+	pfree(sk);
+	return m;
+}
+
+bool
+almanac_kv_owns_key(AlmanacKvTable *t, const char *key, size_t klen)
+{
+	const char *attr = t->layout.attribute;
+	size_t		alen;
+
+	/* a raw table covers the whole column family, the owner's marker too */
+	if (almanac_is_catch_up_marker(key, klen))
+		return false;
+	if (attr == NULL)
+		return true;
+	alen = strlen(attr);
+	return klen > alen + 1 &&
+		key[klen - alen - 1] == ALMANAC_KEY_SEP &&
+		memcmp(key + klen - alen, attr, alen) == 0;
+}
+
+/* ---- stored values and rows ---- */
+
+bool
+almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
+				  const char **tuple, uint32 *tuple_len, FullTransactionId *xid)
+{
+	*xid = InvalidFullTransactionId;
+	if (almanac_is_intent(val, vlen))
+	{
+		AlmanacIntent intent;
+
+		almanac_intent_parse(val, vlen, &intent);
+		if (intent.kind == ALMANAC_INTENT_DELETE || intent.kind == ALMANAC_INTENT_ERASE)
+			return false;
+		*tuple = intent.tuple;
+		*tuple_len = intent.tuple_len;
+		return true;
+	}
+	else
+	{
+		AlmanacVersion *versions;
+		int			n = almanac_versions_parse(val, vlen, &versions);
+		int			i = almanac_versions_visible(versions, n, snapshot);
+
+		if (i < 0)
+			return false;
+		*xid = versions[i].xid;
+		if (versions[i].flags & ALMANAC_VERSION_DELETED)
+			return false;
+		*tuple = versions[i].tuple;
+		*tuple_len = versions[i].tuple_len;
+		return true;
+	}
+}
+
+void
+almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot, const char *key, size_t klen,
+					const char *tuple, uint32 tuple_len)
+{
+	AlmanacKvTable *t = a->t;
+
+	ExecClearTuple(slot);
+	if (t->opts->raw)
+	{
+		TupleDesc	desc = slot->tts_tupleDescriptor;
+
+		for (int i = 0; i < desc->natts; i++)
+			slot->tts_isnull[i] = true;
+		slot->tts_values[t->keyattrs[0] - 1] = PointerGetDatum(almanac_bytes_to_bytea(key, klen));
+		slot->tts_isnull[t->keyattrs[0] - 1] = false;
+		slot->tts_values[t->raw_value_attno - 1] = PointerGetDatum(almanac_bytes_to_bytea(tuple, tuple_len));
+		slot->tts_isnull[t->raw_value_attno - 1] = false;
+		ExecStoreVirtualTuple(slot);
+		return;
+	}
+	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor, t->values,
+						 slot->tts_values, slot->tts_isnull, t->is_key);
+	if (!almanac_key_decode(key, klen, &t->layout, a->keyvalues))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("key in column family \"%s\" does not match the key layout of foreign table \"%s\"",
+						t->opts->column_family, RelationGetRelationName(t->rel))));
+	for (int i = 0; i < t->layout.nkeys; i++)
+	{
+		AttrNumber	attno = t->keyattrs[i];
+		Datum		v = a->keyvalues[i];
+
+		/*
+		 * A char(n) key is stored without its padding (char(n) equality
+		 * ignores it); the column's value has it, as in a heap table.
+		 */
+		if (t->key_pad[i] > VARHDRSZ)
+			v = DirectFunctionCall3(bpchar, v, Int32GetDatum(t->key_pad[i]), BoolGetDatum(false));
+		slot->tts_values[attno - 1] = v;
+		slot->tts_isnull[attno - 1] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+bool
+almanac_access_value_to_slot(AlmanacAccess *a, Snapshot snapshot,
+							 const char *key, size_t klen, const char *val, size_t vlen,
+							 TupleTableSlot *slot)
+{
+	const char *tuple;
+	uint32		tlen;
+	FullTransactionId xid;
+
+	ExecClearTuple(slot);
+	if (val == NULL || !almanac_kv_owns_key(a->t, key, klen) ||
+		!almanac_value_row(val, vlen, snapshot, &tuple, &tlen, &xid))
+		return false;
+	almanac_row_to_slot(a, slot, key, klen, tuple, tlen);
+	return true;
+}
+
+/*
+ * The stored value of key, ignoring buffered writes: from the reader's row
+ * cache if a Get of this instance found it before, else a Get ('keep': kept
+ * in the cache).
+ */
+char *
+almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
+						  bool keep)
+{
+	AlmanacRowCache *rows = almanac_reader_rows(a->reader, a->db);
+	char	   *val;
+
+	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
+		return val;
+	val = almanac_rocks_get(a->db, lookup_options(), a->cf, key, klen, vlen);
+	if (keep)
+		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
+	return val;
+}
+
+char *
+almanac_access_get(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
+				   size_t klen, size_t *vlen, bool keep)
+{
+	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
+
+	return val ? val : almanac_access_get_stored(a, key, klen, vlen, keep);
+}
+
+bool
+almanac_access_get_row(AlmanacAccess *a, Snapshot snapshot, const char *key, size_t klen,
+					   TupleTableSlot *slot)
+{
+	size_t		vlen;
+	char	   *val;
+
+	ExecClearTuple(slot);
+	if (a->cf == NULL)
+		return false;			/* the column family was never created: empty */
+	val = almanac_access_get(a, NULL, key, klen, &vlen, true);
+	return almanac_access_value_to_slot(a, snapshot, key, klen, val, vlen, slot);
+}
+
+void
+almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const size_t *klens,
+						   char **values, size_t *vlens)
+{
+	AlmanacRowCache *rows;
+	const char **missing_keys;
+	size_t	   *missing_lens;
+	int		   *missing_at;
+	char	  **found;
+	size_t	   *found_lens;
+	int			nmissing = 0;
+
+	if (n <= 0)
+		return;
+	if (a->cf == NULL)
+	{
+		memset(values, 0, sizeof(char *) * n);
+		memset(vlens, 0, sizeof(size_t) * n);
+		return;
+	}
+
+	/*
+	 * The reader's cache only now: computing the keys may have run SQL that
+	 * reopened the reader, and this access goes on with its own instance.
+	 */
+	rows = almanac_reader_rows(a->reader, a->db);
+
+	/* the transaction's own writes come first, then the row cache */
+	missing_keys = palloc(sizeof(char *) * n);
+	missing_lens = palloc(sizeof(size_t) * n);
+	missing_at = palloc(sizeof(int) * n);
+	for (int i = 0; i < n; i++)
+	{
+		values[i] = almanac_xact_buffered(a->store, NULL, a->cf, keys[i], klens[i], &vlens[i]);
+		if (values[i] == NULL &&
+			!almanac_row_cache_lookup(rows, a->cf_id, keys[i], klens[i], &values[i], &vlens[i]))
+		{
+			missing_keys[nmissing] = keys[i];
+			missing_lens[nmissing] = klens[i];
+			missing_at[nmissing] = i;
+			nmissing++;
+		}
+	}
+	if (nmissing == 0)
+		return;
+
+	/* the rest: one MultiGet of the sorted keys, its answers kept */
+	found = palloc(sizeof(char *) * nmissing);
+	found_lens = palloc(sizeof(size_t) * nmissing);
+	almanac_rocks_multiget(a->db, lookup_options(), a->cf, nmissing,
+						   missing_keys, missing_lens, true, found, found_lens);
+	for (int i = 0; i < nmissing; i++)
+	{
+		values[missing_at[i]] = found[i];
+		vlens[missing_at[i]] = found_lens[i];
+		almanac_row_cache_put(rows, a->cf_id, missing_keys[i], missing_lens[i],
+							  found[i], found_lens[i]);
+	}
+}
+
+/* ---- iterating a key range ---- */
+
+void
+almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
+						  const char *upper, size_t upper_len, int flags)
+{
+	rocksdb_iterator_t *base;
+
+	almanac_access_iter_end(a);
+	if (a->ropts != NULL)
+		rocksdb_readoptions_destroy(a->ropts);
+	a->ropts = NULL;
+	resetStringInfo(&a->lower);
+	appendBinaryStringInfo(&a->lower, lower, lower_len);
+	resetStringInfo(&a->upper);
+	appendBinaryStringInfo(&a->upper, upper, upper_len);
+	a->direction = (flags & ALMANAC_ITER_BACKWARD) ? -1 : 1;
+	if (a->cf == NULL)
+		return;					/* the column family was never created: empty */
+
+	/* the options hold pointers to the bounds: a's own copies */
+	a->ropts = rocksdb_readoptions_create();
+	if (!(flags & ALMANAC_ITER_STORE_ONLY))
+		a->batch_copy = almanac_xact_batch_copy(a->store, a->cf_id, a->lower.data, a->lower.len,
+												a->upper.data, a->upper.len);
+	/* the bounds let RocksDB skip files and stop at the range's end */
+	rocksdb_readoptions_set_iterate_lower_bound(a->ropts, a->lower.data, a->lower.len);
+	if (a->upper.len > 0)		/* empty: a raw table's whole column family */
+		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, a->upper.data, a->upper.len);
+	if (flags & ALMANAC_ITER_NO_FILL_CACHE)
+		rocksdb_readoptions_set_fill_cache(a->ropts, 0);
+	base = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
+	a->iter = a->batch_copy
+		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
+		: base;
+	if (a->direction > 0)
+		rocksdb_iter_seek(a->iter, a->lower.data, a->lower.len);
+	else if (a->upper.len > 0)
+		rocksdb_iter_seek_for_prev(a->iter, a->upper.data, a->upper.len);
+	else
+		rocksdb_iter_seek_to_last(a->iter);
+}
+
+bool
+almanac_access_iter_next(AlmanacAccess *a, Snapshot snapshot, AlmanacKvEntry *e)
+{
+	if (a->iter == NULL)
+		return false;
+	for (;;)
+	{
+		size_t		klen,
+					vlen;
+		const char *key;
+		const char *val;
+		bool		below;
+		bool		above;
+
+		/* the entry returned last stays valid until this call: step past it now */
+		if (a->pending_step)
+		{
+			if (a->direction > 0)
+				rocksdb_iter_next(a->iter);
+			else
+				rocksdb_iter_prev(a->iter);
+			CHECK_FOR_INTERRUPTS();
+		}
+		a->pending_step = true;
+		if (!rocksdb_iter_valid(a->iter))
+			return false;
+		key = rocksdb_iter_key(a->iter, &klen);
+		val = rocksdb_iter_value(a->iter, &vlen);
+		below = almanac_key_cmp(key, klen, a->lower.data, a->lower.len) < 0;
+		above = a->upper.len > 0 &&
+			almanac_key_cmp(key, klen, a->upper.data, a->upper.len) >= 0;
+
+		/* the batch's entries are not bounded by RocksDB */
+		if (a->direction > 0 && above)
+			return false;		/* forward: past the end */
+		if (a->direction < 0 && below)
+			return false;		/* backward: before the start */
+		if (below || above || !almanac_kv_owns_key(a->t, key, klen))
+			continue;
+		e->key = key;
+		e->klen = klen;
+		e->visible = almanac_value_row(val, vlen, snapshot, &e->tuple, &e->tuple_len, &e->xid);
+		return true;
+	}
+}
+
+bool
+almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot, TupleTableSlot *slot,
+							 MemoryContext rowcxt)
+{
+	for (;;)
+	{
+		AlmanacKvEntry e;
+		MemoryContext old;
+		bool		more;
+
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		more = almanac_access_iter_next(a, snapshot, &e);
+		if (more && e.visible)
+			almanac_row_to_slot(a, slot, e.key, e.klen, e.tuple, e.tuple_len);
+		MemoryContextSwitchTo(old);
+		if (!more)
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		if (e.visible)
+			return true;
+	}
+}
+
+/* ---- writing ---- */
+
+static void
+writer_cleanup(void *arg)
+{
+	AlmanacKvWriter *w = arg;
+
+	if (w->stmt)
+		rocksdb_writebatch_wi_destroy(w->stmt);
+	w->stmt = NULL;
+}
+
+void
+almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
+{
+	memset(w, 0, sizeof(AlmanacKvWriter));
+	w->cleanup.func = writer_cleanup;
+	w->cleanup.arg = w;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &w->cleanup);
+	w->a = a;
+	initStringInfo(&w->looked_up);
+	w->stmt = almanac_stmt_batch_create();
+}
+
+/* the buffered write of key, remembered for almanac_writer_put */
+static void
+look_up_buffered(AlmanacKvWriter *w, const char *key, size_t klen)
+{
+	w->buffered = almanac_xact_buffered(w->a->store, w->stmt, w->a->cf, key, klen,
+										&w->buffered_len);
+	resetStringInfo(&w->looked_up);
+	appendBinaryStringInfo(&w->looked_up, key, klen);
+	w->have_looked_up = true;
+}
+
+bool
+almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot, const char *key, size_t klen,
+						   FullTransactionId *xid)
+{
+	size_t		vlen;
+	char	   *val;
+	const char *tuple;
+	uint32		tlen;
+
+	/* remembered for almanac_writer_put, which combines the new write with it */
+	look_up_buffered(w, key, klen);
+	val = w->buffered;
+	vlen = w->buffered_len;
+	if (val == NULL)
+		val = almanac_access_get_stored(w->a, key, klen, &vlen, false);
+
+	*xid = InvalidFullTransactionId;
+	if (val == NULL)
+		return false;
+	return almanac_value_row(val, vlen, snapshot, &tuple, &tlen, xid);
+}
+
+void
+almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen, AlmanacIntentKind kind,
+				   FullTransactionId expected, const char *tuple, uint32 tuple_len)
+{
+	AlmanacIntent intent;
+
+	intent.cf_id = w->a->cf_id;
+	intent.kind = kind;
+	/* stamps the (sub)transaction and makes sure it gets an xid */
+	intent.xid = GetCurrentFullTransactionId();
+	intent.top = GetTopTransactionId();
+	intent.expected = expected;
+	intent.tuple = tuple;
+	intent.tuple_len = tuple_len;
+	if (!w->have_looked_up || w->looked_up.len != klen ||
+		memcmp(w->looked_up.data, key, klen) != 0)
+		look_up_buffered(w, key, klen);
+	almanac_xact_put(w->a->store, w->stmt, w->a->cf, key, klen, &intent,
+					 w->buffered, w->buffered_len);
+	w->have_looked_up = false;
+}
+
+bool
+almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
+					  const char *image, uint32 image_len, bool skip_existing)
+{
+	FullTransactionId xid;
+	bool		upsert = w->a->t->opts->upsert;
+	bool		exists = almanac_writer_key_visible(w, GetActiveSnapshot(), key, klen, &xid);
+
+	if (exists && skip_existing && !upsert)
+	{
+		w->have_looked_up = false;
+		return false;
+	}
+	if (exists && !upsert)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
+						RelationGetRelationName(w->a->t->rel)),
+				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
+	almanac_writer_put(w, key, klen, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
+					   image, image_len);
+	return true;
+}
+
+bool
+almanac_writer_wrote(AlmanacKvWriter *w, const char *key, size_t klen)
+{
+	size_t		vlen;
+
+	return w->stmt != NULL &&
+		almanac_batch_lookup(w->stmt, w->a->cf, key, klen, &vlen) != NULL;
+}
+
+void
+almanac_writer_row_done(AlmanacKvWriter *w)
+{
+	if (almanac_stmt_batch_ship_early(w->a->store, &w->stmt, w->a->cf, w->a->cf_id))
+		w->shipped_early = true;
+}
+
+void
+almanac_writer_end(AlmanacKvWriter *w)
+{
+	if (w->stmt == NULL)
+		return;
+	almanac_stmt_batch_merge(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->shipped_early);
+	writer_cleanup(w);
+}

@@ -1,0 +1,342 @@
+/*-------------------------------------------------------------------------
+ *
+ * access.h
+ *	  Reading and writing the rows of a table kept in a RocksDB column
+ *	  family: the one read/write path of the foreign data wrapper (fdw/)
+ *	  and of anything else that answers queries from RocksDB.
+ *
+ * A table kept in RocksDB (AlmanacKvTable) is a column family, a key layout
+ * (codec/keycodec.h) that turns the key columns into a key, and a value
+ * image (codec/valuecodec.h) of the other columns.  Each key's stored value
+ * is a version list (codec/visibility.h); a transaction's own writes are
+ * intents buffered in its write batch (kv/xact.h).
+ *
+ * What a caller sees, for every function below:
+ *   - Reads run on the backend's secondary instance of the store
+ *     (kv/reader.h), caught up once when the access begins, which must come
+ *     after the statement's snapshot was taken.  The transaction's buffered
+ *     writes come first, then the backend's row cache (kv/rowcache.h), then
+ *     RocksDB.  The snapshot the caller passes judges which version is the
+ *     row; a buffered intent is the transaction's own row.
+ *   - A key that is not a row of the table has no row: the owner's catch-up
+ *     marker, or a key of another table sharing the column family and prefix
+ *     (another key_attribute).
+ *   - Memory: results (keys, values, tuple images, decoded datums) are
+ *     palloc'd in CurrentMemoryContext unless said otherwise; a caller that
+ *     reads many rows resets a context of its own per row.
+ *   - RocksDB objects (read options, iterators, pinned slices, batches) are
+ *     released on every path, ERROR included: an access registers a reset
+ *     callback on the memory context it was begun in, and a writer one on
+ *     the context it was begun in.  No pinned slice is held while anything
+ *     can raise.
+ *   - Errors: a RocksDB failure is ERROR 58030 (io_error, kv/rocks.h); a
+ *     key that does not decode with the table's layout is XX001; out of
+ *     memory is 53200.
+ *     Write conflicts are raised here only for what the backend can see
+ *     (a duplicate key, 23505; a row gone since the snapshot, 40001); the
+ *     owner checks the rest at commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_ACCESS_H
+#define ALMANAC_ACCESS_H
+
+#include "access/transam.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+#include "utils/palloc.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+
+#include <rocksdb/c.h>
+
+#include "codec/keycodec.h"
+#include "codec/valuecodec.h"
+#include "codec/visibility.h"
+#include "fdw/option.h"
+#include "kv/reader.h"
+
+/*
+ * A table kept in a RocksDB column family: its layout, resolved once and
+ * read-only while in use.  The wrapper fills it from a foreign table's
+ * options (almanac_table_open, fdw/fdw.h); another caller fills it the same
+ * way for its own tables.
+ */
+typedef struct AlmanacKvTable
+{
+	Relation	rel;			/* its columns; its name in messages */
+	AlmanacTableOptions *opts;	/* column_family, key_*, upsert, raw */
+	AlmanacServerOptions *server;	/* the store: path and tuning */
+	AlmanacKeyLayout layout;
+	AttrNumber *keyattrs;		/* per key column, in key order */
+	bool	   *is_key;			/* per attribute: stored in the key, not the value */
+	int32	   *key_pad;		/* per key column: the typmod of char(n), to pad
+								 * it back to n on read, or -1 */
+	AlmanacValueLayout *values; /* the row layout values are written with
+								 * (NULL for a raw table) */
+	/* a raw table (option raw): its columns "key" and "value" (bytea) */
+	AttrNumber	raw_value_attno;
+} AlmanacKvTable;
+
+/*
+ * An open access to a table's column family: for one scan, one modify node,
+ * one ANALYZE pass.  The fields are the access's own; callers read t, store
+ * and cf (NULL: the column family was never created, so the table is empty)
+ * and change none of them.
+ */
+typedef struct AlmanacAccess
+{
+	AlmanacKvTable *t;
+	int			store;
+	AlmanacReader *reader;
+	/*
+	 * The reader's instance when the access began, and its handle of the
+	 * column family: a later reopen (another table's new column family)
+	 * retires the instance but keeps it open, and a handle must be used
+	 * with its own instance.
+	 */
+	rocksdb_t  *db;
+	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty */
+	uint32		cf_id;
+	rocksdb_readoptions_t *ropts;	/* the iterator's */
+	rocksdb_iterator_t *iter;	/* the open iteration, if any */
+	rocksdb_writebatch_wi_t *batch_copy;	/* its copy of the transaction's
+											 * writes */
+	/* the open iteration's range [lower, upper) and direction */
+	StringInfoData lower;
+	StringInfoData upper;
+	int			direction;
+	bool		pending_step;	/* the iterator is on the entry returned last */
+	Datum	   *keyvalues;		/* scratch: a decoded key */
+	MemoryContextCallback release;	/* frees ropts, iter and batch_copy */
+} AlmanacAccess;
+
+/* flags of almanac_access_begin */
+#define ALMANAC_ACCESS_CREATE		0x01	/* a writer: create the column
+											 * family if missing */
+#define ALMANAC_ACCESS_NO_CATCH_UP	0x02	/* blind writes only: the reader
+											 * is not caught up */
+
+/*
+ * Begin an access to t's table: attach the store (starting its owner if
+ * needed), catch the backend's reader up (unless ALMANAC_ACCESS_NO_CATCH_UP),
+ * find the column family (with ALMANAC_ACCESS_CREATE, ask the owner to
+ * create it if missing).  a's RocksDB objects are released when
+ * CurrentMemoryContext is reset or deleted, or earlier by
+ * almanac_access_release.  t must live as long as a.
+ */
+extern void almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags);
+
+/* release a's RocksDB objects now (idempotent; the access may not be used again) */
+extern void almanac_access_release(AlmanacAccess *a);
+
+/* ---- keys ---- */
+
+/*
+ * Append to buf the key of the first n key values (almanac_key_encode with
+ * the table's layout; prefix_only: the prefix of all keys that start with
+ * them, with the separator), or for a raw table the bytea value itself
+ * (n = 1) or nothing (n = 0).  Values must be in the key domain
+ * (almanac_key_value_in_domain).
+ */
+extern void almanac_kv_key(AlmanacKvTable *t, StringInfo buf, int n, const Datum *values,
+						   bool prefix_only);
+
+/* upper = the exclusive end of the keys starting with prefix; empty: no end */
+extern void almanac_prefix_end(StringInfo prefix, StringInfo upper);
+
+/* byte order of keys, as RocksDB's default comparator */
+extern int	almanac_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/*
+ * Sort n keys into byte order and drop duplicates, in place; returns how
+ * many remain (the form almanac_access_lookup_many wants).
+ */
+extern int	almanac_keys_sort_unique(int n, char **keys, size_t *klens);
+
+/*
+ * Is key a row key of the table?  False for the owner's catch-up marker and
+ * for a key of another table that shares the column family and prefix but
+ * has another key_attribute (account:eth:0xab:code is not a row of the
+ * table of account:eth:0xab:state).
+ */
+extern bool almanac_kv_owns_key(AlmanacKvTable *t, const char *key, size_t klen);
+
+/* ---- stored values and rows ---- */
+
+/*
+ * The row a stored value (a version list) or a buffered intent holds for
+ * snapshot: false when the snapshot sees none (no version it sees, or a
+ * deletion).  *tuple points into val (or into versions parsed in
+ * CurrentMemoryContext); *xid receives the version's writer (invalid for a
+ * buffered intent): what an update or delete of the row is based on.
+ */
+extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
+							  const char **tuple, uint32 *tuple_len,
+							  FullTransactionId *xid);
+
+/*
+ * Store the row of key and tuple image in slot as a virtual tuple (datums
+ * palloc'd in CurrentMemoryContext).  XX001 if the key does not decode with
+ * the table's layout.
+ */
+extern void almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot,
+								const char *key, size_t klen,
+								const char *tuple, uint32 tuple_len);
+
+/*
+ * The row of key that snapshot sees, in slot (cleared when there is none):
+ * the transaction's buffered write of key, else the stored value (row cache,
+ * then a Get, kept in the row cache).  Returns whether there is one.
+ */
+extern bool almanac_access_get_row(AlmanacAccess *a, Snapshot snapshot,
+								   const char *key, size_t klen, TupleTableSlot *slot);
+
+/*
+ * The value of key: the transaction's buffered write (of the statement's
+ * batch stmt first, if not NULL), else the stored value; NULL when there is
+ * none.  keep: keep a stored value that a Get found in the row cache (reads
+ * do; a write does not, as the key is about to change).
+ */
+extern char *almanac_access_get(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt,
+								const char *key, size_t klen, size_t *vlen, bool keep);
+
+/*
+ * The stored value of key, without the transaction's buffered writes (a
+ * reader that must not see them: the router's, whose transaction did not
+ * write the table); NULL when there is none.  keep as almanac_access_get.
+ */
+extern char *almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen,
+									   size_t *vlen, bool keep);
+
+/*
+ * The values of n keys, sorted and distinct (almanac_keys_sort_unique):
+ * values[i] is key i's buffered write or stored value, or NULL, vlens[i] its
+ * length.  One MultiGet reads the keys neither the transaction's buffer nor
+ * the row cache answers, and its results are kept in the row cache.  Turn
+ * each into a row with almanac_access_value_to_slot.
+ */
+extern void almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys,
+									   const size_t *klens, char **values, size_t *vlens);
+
+/*
+ * The row that snapshot sees in a value a lookup of key returned, in slot
+ * (datums in CurrentMemoryContext); false, and slot cleared, when there is
+ * none or key is not a row key of the table.
+ */
+extern bool almanac_access_value_to_slot(AlmanacAccess *a, Snapshot snapshot,
+										 const char *key, size_t klen,
+										 const char *val, size_t vlen,
+										 TupleTableSlot *slot);
+
+/* ---- iterating a key range ---- */
+
+/* flags of almanac_access_iter_begin */
+#define ALMANAC_ITER_BACKWARD		0x01	/* from the end of the range */
+#define ALMANAC_ITER_STORE_ONLY		0x02	/* without the transaction's writes */
+#define ALMANAC_ITER_NO_FILL_CACHE	0x04	/* a one-off pass: don't evict the
+											 * block cache's working set */
+
+/*
+ * Position an iteration over the keys in [lower, upper) (upper_len 0: to
+ * the end of the column family), in byte order or backward, over the store
+ * and a copy of the transaction's buffered writes in the range taken now
+ * (so the caller's later writes, shipping and ROLLBACK TO SAVEPOINT never
+ * change what it reads).  Ends an iteration a had open.  lower and upper
+ * are copied.
+ */
+extern void almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
+									  const char *upper, size_t upper_len, int flags);
+
+/* one key of an iteration, valid until the next call */
+typedef struct AlmanacKvEntry
+{
+	const char *key;
+	size_t		klen;
+	bool		visible;		/* the snapshot sees a row at key */
+	const char *tuple;			/* if visible: the row's image, for */
+	uint32		tuple_len;		/* almanac_row_to_slot */
+	FullTransactionId xid;		/* its writer, as almanac_value_row */
+} AlmanacKvEntry;
+
+/*
+ * The next row key of the table in the range (catch-up markers and other
+ * tables' keys skipped), judged by snapshot, or false at the end.  The
+ * version list is parsed in CurrentMemoryContext: reset it between calls.
+ * Checks for interrupts.
+ */
+extern bool almanac_access_iter_next(AlmanacAccess *a, Snapshot snapshot, AlmanacKvEntry *e);
+
+/*
+ * The next row the snapshot sees, in slot, its datums in rowcxt (reset for
+ * each key read); false, and slot cleared, at the end.
+ */
+extern bool almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot,
+										 TupleTableSlot *slot, MemoryContext rowcxt);
+
+/* end the iteration (idempotent) */
+extern void almanac_access_iter_end(AlmanacAccess *a);
+
+/* ---- writing ---- */
+
+/*
+ * The writes of one statement to one table: intents in a statement batch,
+ * merged into the transaction's batch at almanac_writer_end (kv/xact.h), so
+ * that a failed statement leaves nothing behind and a scan never sees its
+ * own statement's rows.  The batch is freed with the memory context the
+ * writer was begun in, ERROR included.
+ */
+typedef struct AlmanacKvWriter
+{
+	AlmanacAccess *a;			/* begun for_write */
+	rocksdb_writebatch_wi_t *stmt;
+	bool		shipped_early;	/* chunks of the batch went to the owner */
+	/* the buffered write almanac_writer_key_visible found for 'looked_up' */
+	StringInfoData looked_up;
+	bool		have_looked_up;
+	char	   *buffered;
+	size_t		buffered_len;
+	MemoryContextCallback cleanup;
+} AlmanacKvWriter;
+
+extern void almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a);
+
+/*
+ * Whether snapshot sees a live row at key (through the statement's and the
+ * transaction's writes), and in *xid the writer of the version it sees: the
+ * version a write of key is based on.
+ */
+extern bool almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot,
+									   const char *key, size_t klen,
+									   FullTransactionId *xid);
+
+/*
+ * Buffer an intent of kind for key, stamped with the current
+ * (sub)transaction (which gets an xid), based on the version 'expected'
+ * (almanac_writer_key_visible), with the row image tuple (none for a
+ * delete); combined with an earlier write of key by this transaction.
+ */
+extern void almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen,
+							   AlmanacIntentKind kind, FullTransactionId expected,
+							   const char *tuple, uint32 tuple_len);
+
+/*
+ * Write the row image of a new row at key.  If the active snapshot sees a
+ * row there (in the store, the transaction, or earlier in this statement)
+ * and the table is not upsert: with skip_existing (ON CONFLICT DO NOTHING)
+ * nothing is written and false returned, else 23505.  An upsert table's
+ * row is overwritten.  True when the row was written.
+ */
+extern bool almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
+								  const char *image, uint32 image_len, bool skip_existing);
+
+/* did this statement write key already (in the part of its batch it still holds)? */
+extern bool almanac_writer_wrote(AlmanacKvWriter *w, const char *key, size_t klen);
+
+/* after each row: a batch grown past almanac.write_batch_size goes to the owner now */
+extern void almanac_writer_row_done(AlmanacKvWriter *w);
+
+/* the statement's writes become the transaction's; the writer is done */
+extern void almanac_writer_end(AlmanacKvWriter *w);
+
+#endif							/* ALMANAC_ACCESS_H */

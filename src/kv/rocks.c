@@ -1,0 +1,173 @@
+/*-------------------------------------------------------------------------
+ *
+ * rocks.c
+ *	  RocksDB errors and pinned lookups.  See rocks.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#include "kv/rocks.h"
+
+#define ROCKS_MESSAGE_MAX 1024
+
+void
+almanac_rocks_error(int elevel, int sqlerrcode, char *err, const char *fmt,...)
+{
+	char		message[ROCKS_MESSAGE_MAX];
+	StringInfoData what;
+
+	if (err == NULL)
+		return;
+	/* RocksDB's string is malloc'd: copied and freed before anything can raise */
+	strlcpy(message, err, sizeof(message));
+	rocksdb_free(err);
+
+	initStringInfo(&what);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&what, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&what, needed);
+	}
+	ereport(elevel,
+			(errcode(sqlerrcode),
+			 errmsg("%s: %s", what.data, message)));
+}
+
+char *
+almanac_rocks_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
+				  rocksdb_column_family_handle_t *cf,
+				  const char *key, size_t klen, size_t *vlen)
+{
+	char	   *err = NULL;
+	rocksdb_pinnableslice_t *slice;
+	const char *stored;
+	char	   *val;
+
+	slice = rocksdb_get_pinned_cf(db, ropts, cf, key, klen, &err);
+	almanac_rocks_read_check(err);
+	if (slice == NULL)
+		return NULL;
+	/* the slice pins a block: released before anything can raise an error */
+	stored = rocksdb_pinnableslice_value(slice, vlen);
+	val = palloc_extended(Max(*vlen, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (val != NULL)
+		memcpy(val, stored, *vlen);
+	rocksdb_pinnableslice_destroy(slice);
+	if (val == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %zu.", *vlen)));
+	return val;
+}
+
+void
+almanac_rocks_multiget(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
+					   rocksdb_column_family_handle_t *cf, int n,
+					   const char *const *keys, const size_t *klens,
+					   bool sorted_input, char **values, size_t *vlens)
+{
+	rocksdb_pinnableslice_t **slices;
+	char	  **errs;
+	char	   *first_err = NULL;
+	size_t		failed_size = 0;
+	bool		out_of_memory = false;
+
+	if (n <= 0)
+		return;
+	/* everything that can fail is allocated before RocksDB pins anything */
+	slices = palloc0(sizeof(rocksdb_pinnableslice_t *) * n);
+	errs = palloc0(sizeof(char *) * n);
+	rocksdb_batched_multi_get_cf(db, ropts, cf, n, (const char **) keys, klens,
+								 slices, errs, sorted_input);
+	for (int i = 0; i < n; i++)
+	{
+		values[i] = NULL;
+		vlens[i] = 0;
+		if (slices[i] != NULL)
+		{
+			size_t		len;
+			const char *v = rocksdb_pinnableslice_value(slices[i], &len);
+
+			if (v != NULL && !out_of_memory)
+			{
+				char	   *copy = palloc_extended(Max(len, 1),
+												   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+
+				if (copy != NULL)
+				{
+					memcpy(copy, v, len);
+					values[i] = copy;
+					vlens[i] = len;
+				}
+				else
+				{
+					out_of_memory = true;
+					failed_size = len;
+				}
+			}
+			rocksdb_pinnableslice_destroy(slices[i]);
+		}
+		if (errs[i] != NULL)
+		{
+			if (first_err == NULL)
+				first_err = errs[i];
+			else
+				rocksdb_free(errs[i]);
+		}
+	}
+	pfree(slices);
+	pfree(errs);
+	if (out_of_memory)
+	{
+		if (first_err)
+			rocksdb_free(first_err);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed on request of size %zu.", failed_size)));
+	}
+	almanac_rocks_read_check(first_err);
+}
+
+List *
+almanac_rocks_column_families(const rocksdb_options_t *options, const char *path, char **err)
+{
+	char	  **names;
+	size_t		n = 0;
+	List	   *result = NIL;
+
+	*err = NULL;
+	if (options == NULL)
+	{
+		rocksdb_options_t *defaults = rocksdb_options_create();
+
+		names = rocksdb_list_column_families(defaults, path, &n, err);
+		rocksdb_options_destroy(defaults);
+	}
+	else
+		names = rocksdb_list_column_families(options, path, &n, err);
+	if (*err != NULL)
+		return NIL;
+	PG_TRY();
+	{
+		for (size_t i = 0; i < n; i++)
+			result = lappend(result, pstrdup(names[i]));
+	}
+	PG_FINALLY();
+	{
+		rocksdb_list_column_families_destroy(names, n);
+	}
+	PG_END_TRY();
+	return result;
+}

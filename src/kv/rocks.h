@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * rocks.h
+ *	  The glue between PostgreSQL and RocksDB's C API (rocksdb/c.h) that
+ *	  every subsystem shares: RocksDB's errors raised as PostgreSQL errors,
+ *	  and point lookups that copy what RocksDB pins.
+ *
+ * RocksDB reports a failure as a malloc'd string in an 'err' out-parameter,
+ * and hands back values as pinned slices that hold a block of its cache
+ * until destroyed.  Neither may be left behind by an ereport, which
+ * longjmps past the code that would free it: the functions here copy what
+ * they need into palloc'd memory and release RocksDB's objects before
+ * anything can raise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_ROCKS_H
+#define ALMANAC_ROCKS_H
+
+#include <rocksdb/c.h>
+
+#include "nodes/pg_list.h"
+
+/*
+ * Report a RocksDB failure, if err is not NULL: err is freed, and the
+ * report at elevel with SQLSTATE sqlerrcode reads "<fmt...>: <RocksDB's
+ * message>".  At ERROR and above it does not return.  RocksDB's message is
+ * copied before anything can raise (truncated to 1kB if need be).
+ */
+extern void almanac_rocks_error(int elevel, int sqlerrcode, char *err,
+								const char *fmt,...) pg_attribute_printf(4, 5);
+
+/* the owner's shorthand: ERROR 58030 "almanac store: <what> failed: <message>" */
+#define almanac_rocks_check(err, what) \
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, (err), "almanac store: %s failed", (what))
+
+/* a failed read of a backend: ERROR 58030 "almanac store read failed: <message>" */
+#define almanac_rocks_read_check(err) \
+	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, (err), "almanac store read failed")
+
+/*
+ * Get key from cf: a palloc'd copy of its value (huge allocations allowed),
+ * or NULL when there is none; *vlen its length.
+ */
+extern char *almanac_rocks_get(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
+							   rocksdb_column_family_handle_t *cf,
+							   const char *key, size_t klen, size_t *vlen);
+
+/*
+ * MultiGet n keys of cf (sorted_input: the keys are in byte order): values[i]
+ * receives a palloc'd copy of key i's value, or NULL when there is none,
+ * vlens[i] its length.  Every pinned slice is copied and destroyed and every
+ * error string freed before anything raises; a failed key, or running out
+ * of memory, is raised after (values already copied stay palloc'd in
+ * CurrentMemoryContext).
+ */
+extern void almanac_rocks_multiget(rocksdb_t *db, const rocksdb_readoptions_t *ropts,
+								   rocksdb_column_family_handle_t *cf, int n,
+								   const char *const *keys, const size_t *klens,
+								   bool sorted_input, char **values, size_t *vlens);
+
+/*
+ * The names of the column families of the store at path (read with
+ * options, NULL: the defaults), "default" included (a List of palloc'd strings, in RocksDB's order); NIL with *err
+ * set (RocksDB's message, for almanac_rocks_error) when they cannot be read,
+ * as for a store that does not exist yet.
+ */
+extern List *almanac_rocks_column_families(const rocksdb_options_t *options,
+										   const char *path, char **err);
+
+#endif							/* ALMANAC_ROCKS_H */
