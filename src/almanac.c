@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * almanac.c
- *	  Library entry point: _PG_init and the checks that the library was
+ *	  Library entry point: _PG_init, which calls each subsystem's init
+ *	  (settings, shared memory, hooks), and the checks that the library was
  *	  loaded the way the store needs.
  *
  *-------------------------------------------------------------------------
@@ -14,7 +15,7 @@
 #include "utils/guc.h"
 
 #include "almanac.h"
-#include "store/bulk.h"
+#include "kv/bulk.h"
 #include "kv/reader.h"
 #include "kv/rowcache.h"
 #include "store/maintenance.h"
@@ -46,29 +47,9 @@ _PG_init(void)
 	almanac_reader_init();
 	almanac_row_cache_init();
 	almanac_bulk_init();
+	almanac_maintenance_init();
 	almanac_router_init();
 
-	DefineCustomIntVariable("almanac.freeze_sweep_age",
-							"Age, in transactions, of a store's freeze horizon at which its owner sweeps the store.",
-							"No version of a transaction older than the freeze horizon is left unfrozen. "
-							"A sweep walks every column family and freezes or prunes old versions, so that "
-							"none needs the commit log once VACUUM truncates it; it starts when the horizon is "
-							"older than this and the xmin horizon has moved at least half of it further. "
-							"Keep it well below autovacuum_freeze_max_age. 0 sweeps whenever anything can be "
-							"frozen (for tests).",
-							&almanac_freeze_sweep_age,
-							50000000, 0, 1000000000,
-							PGC_SIGHUP, 0,
-							NULL, NULL, NULL);
-	DefineCustomIntVariable("almanac.reader_cleanup_interval",
-							"Time between a store owner's checks for reader directories of backends that died.",
-							"Each backend reads a store through a RocksDB secondary instance with a directory "
-							"under almanac/secondary in the data directory, which it removes at exit; the owner "
-							"removes those of backends killed before they could.",
-							&almanac_reader_cleanup_interval,
-							60, 1, 86400,
-							PGC_SIGHUP, GUC_UNIT_S,
-							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("almanac");
 }
 

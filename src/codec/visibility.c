@@ -240,7 +240,7 @@ set_version_count(StringInfo out, int count_pos, int count)
 /*
  * The header of the stored value of a key that had no versions, after an
  * INSERT: what almanac_versions_apply makes of it, the image follows.  Bulk
- * loads (store/bulk.h) build it in the backend.
+ * loads (kv/bulk.h) build it in the backend.
  */
 void
 almanac_versions_new(char *out, FullTransactionId xid, TransactionId top, uint32 tuple_len)

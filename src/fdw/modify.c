@@ -10,7 +10,7 @@
  * row by a whole-row junk column; an UPDATE that changes a key column
  * deletes the old key and inserts the new one.
  *
- * COPY FROM takes the bulk path (store/bulk.h) where it can: its rows become SST
+ * COPY FROM takes the bulk path (kv/bulk.h) where it can: its rows become SST
  * files that the store owner ingests.
  *
  *-------------------------------------------------------------------------
@@ -31,7 +31,7 @@
 #include "utils/snapmgr.h"
 
 #include "almanac.h"
-#include "store/bulk.h"
+#include "kv/bulk.h"
 #include "fdw/fdw.h"
 #include "store/store.h"
 #include "codec/valuecodec.h"

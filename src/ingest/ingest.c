@@ -982,6 +982,218 @@ decoder_row_end(Decoder *d, Datum *values, bool *nulls)
 	MemoryContextReset(d->rowcxt);
 }
 
+/* the columns of _ingest_transactions, in its RETURNS TABLE order */
+typedef enum TxColumn
+{
+	TX_BLOCK_NUMBER,
+	TX_INDEX,
+	TX_HASH,
+	TX_TYPE,
+	TX_FROM_ADDRESS,
+	TX_TO_ADDRESS,
+	TX_CONTRACT_ADDRESS,
+	TX_VALUE,
+	TX_NONCE,
+	TX_DATA,
+	TX_STATUS,
+	TX_GAS_USED,
+	TX_NCOLUMNS
+} TxColumn;
+
+/* a transaction of a block with its receipt, and where they are for messages */
+typedef struct TxPair
+{
+	int64		block_number;
+	int			idx;
+	JsonbContainer *txo;
+	JsonbContainer *rco;
+	text	   *tx_hash;
+	IngestWhere w;				/* the transaction */
+	IngestWhere wr;				/* its receipt */
+} TxPair;
+
+/*
+ * A transaction hash not seen before in the call (seen: SeenTx by hash);
+ * else 22023 naming both places, rather than the key's 23505 later.
+ */
+static void
+tx_first_seen(HTAB *seen, text *tx_hash, IngestWhere *w)
+{
+	char		key[67];
+	SeenTx	   *first;
+	bool		found;
+
+	memcpy(key, VARDATA(tx_hash), 66);
+	key[66] = '\0';
+	first = hash_search(seen, key, HASH_ENTER, &found);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: transaction %s is repeated", where_text(w), key),
+				 errdetail("It is also transaction %d of block " INT64_FORMAT ".",
+						   first->item, first->block)));
+	first->block = w->block;
+	first->item = w->item;
+}
+
+/*
+ * The transaction and receipt at idx of a block (either may be missing),
+ * checked against each other: both objects, the transaction's hash not
+ * seen before in the call, the receipt's transactionHash the transaction's
+ * hash, its blockHash (when it has one) block_hash.
+ */
+static void
+tx_pair(TxPair *t, int64 num, int idx, JsonbValue *tx, JsonbValue *rc,
+		const char *block_hash, HTAB *seen)
+{
+	const char *s;
+	int			len;
+	JsonbValue	buf,
+			   *v;
+	text	   *rc_hash;
+	JsonbContainer *logs;
+	char		got_hash[67];
+
+	t->block_number = num;
+	t->idx = idx;
+	t->w = (IngestWhere) {true, num, idx, "transaction", "", "transactions"};
+	t->wr = (IngestWhere) {true, num, idx, "receipt", "", "receipts"};
+	if (!is_object(tx))
+		fail_check(&t->w, tx == NULL ? "receipt without a transaction in the block" :
+				   "a transaction must be a JSON object (call eth_getBlockByNumber with true)",
+				   value_typeof(tx), "object");
+	t->txo = tx->val.binary.data;
+	if (!is_object(rc))
+		fail_check(&t->wr, "transaction without a receipt object", value_typeof(rc), "object");
+
+	t->w.field = "hash";
+	s = key_text(t->txo, "hash", &len);
+	t->tx_hash = conv_id(s, len, 32, &t->w);
+	tx_first_seen(seen, t->tx_hash, &t->w);
+
+	t->rco = receipt_object(rc, &t->wr, &rc_hash, &logs);
+	t->wr.field = "transactionHash";
+	if (!text_equal(rc_hash, t->tx_hash))
+	{
+		s = key_text(t->rco, "transactionHash", &len);
+		fail_check(&t->wr, "receipt does not belong to the transaction at its position",
+				   pnstrdup(s, len), text_to_cstring(t->tx_hash));
+	}
+	/* an absent blockHash is fine; one that is there must be the block's */
+	t->wr.field = "blockHash";
+	v = get_key(t->rco, "blockHash", &buf);
+	if (v != NULL)
+	{
+		s = value_text(v, &len);
+		if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
+			memcmp(got_hash, block_hash, 66) != 0)
+		{
+			if (s != NULL)
+				(void) conv_id(s, len, 32, &t->wr);	/* malformed: say so */
+			fail_check(&t->wr, "receipt does not belong to the block",
+					   s ? pnstrdup(s, len) : NULL, block_hash);
+		}
+	}
+}
+
+/* the row of _ingest_transactions for a checked pair */
+static void
+tx_row(TxPair *t, Datum *values, bool *nulls)
+{
+	IngestWhere *w = &t->w;
+	IngestWhere *wr = &t->wr;
+	JsonbContainer *txo = t->txo;
+	JsonbContainer *rco = t->rco;
+	const char *s;
+	int			len;
+	JsonbValue	buf,
+			   *v;
+
+	values[TX_BLOCK_NUMBER] = Int64GetDatum(t->block_number);
+	values[TX_INDEX] = Int32GetDatum(t->idx);
+	values[TX_HASH] = PointerGetDatum(t->tx_hash);
+	/* before EIP-2718 every transaction was legacy, type 0 */
+	w->field = "type";
+	s = key_text(txo, "type", &len);
+	values[TX_TYPE] = Int16GetDatum(s == NULL ? 0 :
+									conv_small(s, len, PG_INT16_MAX,
+											   "a transaction type of at most 0x7fff", w));
+	w->field = "from";
+	s = key_text(txo, "from", &len);
+	values[TX_FROM_ADDRESS] = PointerGetDatum(conv_id(s, len, 20, w));
+	/* no "to": a contract creation */
+	w->field = "to";
+	s = key_text(txo, "to", &len);
+	nulls[TX_TO_ADDRESS] = s == NULL;
+	if (s != NULL)
+		values[TX_TO_ADDRESS] = PointerGetDatum(conv_id(s, len, 20, w));
+	wr->field = "contractAddress";
+	s = key_text(rco, "contractAddress", &len);
+	nulls[TX_CONTRACT_ADDRESS] = s == NULL;
+	if (s != NULL)
+		values[TX_CONTRACT_ADDRESS] = PointerGetDatum(conv_id(s, len, 20, wr));
+	w->field = "value";
+	s = key_text(txo, "value", &len);
+	values[TX_VALUE] = conv_numeric(s, len, w);
+	w->field = "nonce";
+	s = key_text(txo, "nonce", &len);
+	values[TX_NONCE] = Int64GetDatum(conv_bigint(s, len, w));
+	/* "input" in every node today, "data" in some old ones */
+	w->field = "input";
+	s = key_text(txo, "input", &len);
+	if (s == NULL)
+		s = key_text(txo, "data", &len);
+	values[TX_DATA] = PointerGetDatum(conv_bytes(s, len, w));
+	/* receipts before Byzantium carry a state root instead of a status */
+	wr->field = "status";
+	v = get_key(rco, "status", &buf);
+	nulls[TX_STATUS] = v == NULL;
+	if (v != NULL)
+	{
+		s = value_text(v, &len);
+		values[TX_STATUS] = Int16GetDatum(conv_small(s, len, 1, "0x0 or 0x1", wr));
+	}
+	wr->field = "gasUsed";
+	s = key_text(rco, "gasUsed", &len);
+	values[TX_GAS_USED] = Int64GetDatum(conv_bigint(s, len, wr));
+}
+
+/* the rows of the block at batch position pos (0-based): its transactions, its receipts */
+static void
+block_transactions(Decoder *d, JsonbContainer *block, JsonbContainer *txs,
+				   JsonbContainer *rcs, int64 pos, HTAB *seen)
+{
+	IngestWhere bw = {false, 0, pos, "batch position", "", "number"};
+	const char *s;
+	int			len;
+	int64		num;
+	char		block_hash[67];
+	int			ntx = JsonContainerSize(txs);
+	int			nrc = JsonContainerSize(rcs);
+
+	s = key_text(block, "number", &len);
+	num = conv_bigint(s, len, &bw);
+	bw = (IngestWhere) {true, num, -1, "block", "", "hash"};
+	s = key_text(block, "hash", &len);
+	memcpy(block_hash, VARDATA(conv_id(s, len, 32, &bw)), 66);
+	block_hash[66] = '\0';
+
+	for (int idx = 0; idx < Max(ntx, nrc); idx++)
+	{
+		TxPair		t;
+		Datum		values[TX_NCOLUMNS];
+		bool		nulls[TX_NCOLUMNS] = {false};
+
+		decoder_row_begin(d);
+		tx_pair(&t, num, idx,
+				idx < ntx ? getIthJsonbValueFromContainer(txs, idx) : NULL,
+				idx < nrc ? getIthJsonbValueFromContainer(rcs, idx) : NULL,
+				block_hash, seen);
+		tx_row(&t, values, nulls);
+		decoder_row_end(d, values, nulls);
+	}
+}
+
 /*
  * almanac._ingest_transactions(blocks jsonb, receipts jsonb, positions bigint[],
  *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, tx_hash text,
@@ -1001,10 +1213,8 @@ almanac_ingest_transactions_sql(PG_FUNCTION_ARGS)
 	BatchSide	blocks = batch_side(fcinfo, 0, single, "blocks must be a JSON array of blocks");
 	BatchSide	receipts = batch_side(fcinfo, 1, single, "receipts must be a JSON array");
 	int64	   *pos;
-	int			npos,
-				p;
+	int			npos;
 	Decoder		d;
-
 	HASHCTL		ctl;
 	HTAB	   *seen;
 
@@ -1016,150 +1226,13 @@ almanac_ingest_transactions_sql(PG_FUNCTION_ARGS)
 	ctl.hcxt = CurrentMemoryContext;
 	seen = hash_create("almanac ingest transactions", 256, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	for (p = 0; p < npos; p++)
+	for (int p = 0; p < npos; p++)
 	{
 		JsonbContainer *block = batch_container(&blocks, pos[p] - 1, true);
 		JsonbContainer *txs = key_array(block, "transactions");
 		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
-		IngestWhere bw = {false, 0, pos[p] - 1, "batch position", "", "number"};
-		const char *s;
-		int			len;
-		int64		num;
-		char		block_hash[67];
-		int			ntx,
-					nrc,
-					idx;
 
-		s = key_text(block, "number", &len);
-		num = conv_bigint(s, len, &bw);
-		bw = (IngestWhere) {true, num, -1, "block", "", "hash"};
-		s = key_text(block, "hash", &len);
-		memcpy(block_hash, VARDATA(conv_id(s, len, 32, &bw)), 66);
-		block_hash[66] = '\0';
-
-		ntx = JsonContainerSize(txs);
-		nrc = JsonContainerSize(rcs);
-		for (idx = 0; idx < Max(ntx, nrc); idx++)
-		{
-			JsonbValue *tx = idx < ntx ? getIthJsonbValueFromContainer(txs, idx) : NULL;
-			JsonbValue *rc = idx < nrc ? getIthJsonbValueFromContainer(rcs, idx) : NULL;
-			IngestWhere w = {true, num, idx, "transaction", "", "transactions"};
-			IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
-			JsonbContainer *txo,
-					   *rco,
-					   *logs;
-			JsonbValue	buf,
-					   *v;
-			text	   *tx_hash,
-					   *rc_hash;
-			char		got_hash[67];
-			Datum		values[12];
-			bool		nulls[12] = {false};
-
-			decoder_row_begin(&d);
-			if (!is_object(tx))
-				fail_check(&w, tx == NULL ? "receipt without a transaction in the block" :
-						   "a transaction must be a JSON object (call eth_getBlockByNumber with true)",
-						   value_typeof(tx), "object");
-			txo = tx->val.binary.data;
-			if (!is_object(rc))
-				fail_check(&wr, "transaction without a receipt object", value_typeof(rc), "object");
-
-			w.field = "hash";
-			s = key_text(txo, "hash", &len);
-			tx_hash = conv_id(s, len, 32, &w);
-			{
-				char		key[67];
-				SeenTx	   *first;
-				bool		found;
-
-				memcpy(key, VARDATA(tx_hash), 66);
-				key[66] = '\0';
-				first = hash_search(seen, key, HASH_ENTER, &found);
-				if (found)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("%s: transaction %s is repeated", where_text(&w), key),
-							 errdetail("It is also transaction %d of block " INT64_FORMAT ".",
-									   first->item, first->block)));
-				first->block = num;
-				first->item = idx;
-			}
-
-			rco = receipt_object(rc, &wr, &rc_hash, &logs);
-			wr.field = "transactionHash";
-			if (!text_equal(rc_hash, tx_hash))
-			{
-				s = key_text(rco, "transactionHash", &len);
-				fail_check(&wr, "receipt does not belong to the transaction at its position",
-						   pnstrdup(s, len), text_to_cstring(tx_hash));
-			}
-			/* an absent blockHash is fine; one that is there must be the block's */
-			wr.field = "blockHash";
-			v = get_key(rco, "blockHash", &buf);
-			if (v != NULL)
-			{
-				s = value_text(v, &len);
-				if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
-					memcmp(got_hash, block_hash, 66) != 0)
-				{
-					if (s != NULL)
-						(void) conv_id(s, len, 32, &wr);	/* malformed: say so */
-					fail_check(&wr, "receipt does not belong to the block",
-							   s ? pnstrdup(s, len) : NULL, block_hash);
-				}
-			}
-
-			values[0] = Int64GetDatum(num);
-			values[1] = Int32GetDatum(idx);
-			values[2] = PointerGetDatum(tx_hash);
-			/* before EIP-2718 every transaction was legacy, type 0 */
-			w.field = "type";
-			s = key_text(txo, "type", &len);
-			values[3] = Int16GetDatum(s == NULL ? 0 :
-									  conv_small(s, len, PG_INT16_MAX,
-												 "a transaction type of at most 0x7fff", &w));
-			w.field = "from";
-			s = key_text(txo, "from", &len);
-			values[4] = PointerGetDatum(conv_id(s, len, 20, &w));
-			/* no "to": a contract creation */
-			w.field = "to";
-			s = key_text(txo, "to", &len);
-			nulls[5] = s == NULL;
-			if (s != NULL)
-				values[5] = PointerGetDatum(conv_id(s, len, 20, &w));
-			wr.field = "contractAddress";
-			s = key_text(rco, "contractAddress", &len);
-			nulls[6] = s == NULL;
-			if (s != NULL)
-				values[6] = PointerGetDatum(conv_id(s, len, 20, &wr));
-			w.field = "value";
-			s = key_text(txo, "value", &len);
-			values[7] = conv_numeric(s, len, &w);
-			w.field = "nonce";
-			s = key_text(txo, "nonce", &len);
-			values[8] = Int64GetDatum(conv_bigint(s, len, &w));
-			/* "input" in every node today, "data" in some old ones */
-			w.field = "input";
-			s = key_text(txo, "input", &len);
-			if (s == NULL)
-				s = key_text(txo, "data", &len);
-			values[9] = PointerGetDatum(conv_bytes(s, len, &w));
-			/* receipts before Byzantium carry a state root instead of a status */
-			wr.field = "status";
-			v = get_key(rco, "status", &buf);
-			nulls[10] = v == NULL;
-			if (v != NULL)
-			{
-				s = value_text(v, &len);
-				values[10] = Int16GetDatum(conv_small(s, len, 1, "0x0 or 0x1", &wr));
-			}
-			wr.field = "gasUsed";
-			s = key_text(rco, "gasUsed", &len);
-			values[11] = Int64GetDatum(conv_bigint(s, len, &wr));
-
-			decoder_row_end(&d, values, nulls);
-		}
+		block_transactions(&d, block, txs, rcs, pos[p] - 1, seen);
 	}
 	return (Datum) 0;
 }

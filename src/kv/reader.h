@@ -50,7 +50,7 @@ extern bool almanac_reader_mmap;
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
 extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
-/* the backend's directory for this store, removed with the reader (store/bulk.h files) */
+/* the backend's directory for this store, removed with the reader (kv/bulk.h files) */
 extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
 

@@ -97,7 +97,7 @@ extern void almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf
 								   const char *image, uint32 image_len);
 
 /*
- * Post a bulk-load chunk whose versions xid writes (store/bulk.h) to the owner,
+ * Post a bulk-load chunk whose versions xid writes (kv/bulk.h) to the owner,
  * after the transaction's buffered writes; almanac_store_ingest_wait
  * answers it.
  */

@@ -25,6 +25,7 @@
 #include "storage/procarray.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -32,6 +33,7 @@
 #include "almanac.h"
 #include "codec/keycodec.h"
 #include "store/maintenance.h"
+#include "store/owner.h"
 #include "fdw/option.h"
 #include "kv/reader.h"
 #include "codec/bigendian.h"
@@ -44,6 +46,32 @@ extern Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 int			almanac_freeze_sweep_age = 50000000;
 int			almanac_reader_cleanup_interval = 60;
+
+void
+almanac_maintenance_init(void)
+{
+	DefineCustomIntVariable("almanac.freeze_sweep_age",
+							"Age, in transactions, of a store's freeze horizon at which its owner sweeps the store.",
+							"No version of a transaction older than the freeze horizon is left unfrozen. "
+							"A sweep walks every column family and freezes or prunes old versions, so that "
+							"none needs the commit log once VACUUM truncates it; it starts when the horizon is "
+							"older than this and the xmin horizon has moved at least half of it further. "
+							"Keep it well below autovacuum_freeze_max_age. 0 sweeps whenever anything can be "
+							"frozen (for tests).",
+							&almanac_freeze_sweep_age,
+							50000000, 0, 1000000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("almanac.reader_cleanup_interval",
+							"Time between a store owner's checks for reader directories of backends that died.",
+							"Each backend reads a store through a RocksDB secondary instance with a directory "
+							"under almanac/secondary in the data directory, which it removes at exit; the owner "
+							"removes those of backends killed before they could.",
+							&almanac_reader_cleanup_interval,
+							60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
 
 /* keys per sweep step: a few milliseconds of work between rounds of requests */
 #define SWEEP_STEP_KEYS		1000

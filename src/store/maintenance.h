@@ -41,9 +41,11 @@
 
 #include <rocksdb/c.h>
 
-/* settings, registered in _PG_init */
+/* settings, defined by almanac_maintenance_init (from _PG_init) */
 extern int	almanac_freeze_sweep_age;
 extern int	almanac_reader_cleanup_interval;	/* seconds */
+
+extern void almanac_maintenance_init(void);
 
 /*
  * Owner side, called by owner.c: after the store is open; in the main loop
@@ -53,11 +55,5 @@ extern int	almanac_reader_cleanup_interval;	/* seconds */
 extern void almanac_maintenance_start(int store);
 extern long almanac_maintenance_step(void);
 extern void almanac_freeze_sweep_request(void);
-
-/* what maintenance needs of the owner's open store (owner.c) */
-extern rocksdb_t *almanac_owner_db(void);
-extern rocksdb_column_family_handle_t *almanac_owner_cf(uint32 cf_id, const char **name);
-extern uint32 *almanac_owner_cf_ids(int *n);
-extern void almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes);
 
 #endif							/* ALMANAC_MAINTENANCE_H */

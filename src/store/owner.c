@@ -34,13 +34,14 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
-#include "store/bulk.h"
 #include "codec/keycodec.h"
-#include "store/maintenance.h"
+#include "codec/visibility.h"
 #include "kv/rocks.h"
+#include "kv/rowcache.h"
+#include "store/maintenance.h"
+#include "store/owner.h"
 #include "store/payload.h"
 #include "store/store.h"
-#include "codec/visibility.h"
 
 typedef struct OwnerCf
 {

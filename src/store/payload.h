@@ -13,7 +13,7 @@
  *
  * where the value is an intent (codec/visibility.h).
  *
- * ALMANAC_REQ_INGEST (a bulk-load chunk: store/bulk.h): a header
+ * ALMANAC_REQ_INGEST (a bulk-load chunk: kv/bulk.h): a header
  *
  *		u32 column family id, u8 upsert (0 or 1), u32 row count
  *

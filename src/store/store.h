@@ -185,7 +185,6 @@ extern void almanac_store_request(int store, AlmanacRequestType type,
 								  const char *payload, Size payload_len,
 								  const char *name, uint64 *seq, uint32 *cf_id);
 
-/* owner entry point (owner.c) */
-extern PGDLLEXPORT void almanac_owner_main(Datum arg);
+/* the owner's entry point, almanac_owner_main, is in store/owner.h */
 
 #endif							/* ALMANAC_STORE_H */

@@ -46,7 +46,6 @@
 #define ALMANAC_BULK_H
 
 #include "kv/access.h"
-#include "store/store.h"
 
 extern bool almanac_bulk_copy;
 
@@ -74,8 +73,6 @@ extern bool almanac_bulk_add(AlmanacBulk *b, const char *key, size_t klen,
 /* load the rows still buffered and wait for the owner */
 extern void almanac_bulk_end(AlmanacBulk *b);
 
-/* owner side: serve ALMANAC_REQ_INGEST (store: the owner's store index) */
-extern void almanac_owner_ingest(AlmanacRequestSlot *slot, int store,
-								 const char *payload, Size len);
+/* the owner's side, almanac_owner_ingest, is in store/owner.h (store/bulk.c) */
 
 #endif							/* ALMANAC_BULK_H */
