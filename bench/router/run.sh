@@ -3,13 +3,13 @@
 # heap (almanac.router off) on the core tables, same rows, same instance.
 #
 #   bench/router/run.sh                      # about 10 minutes
-#   NB=20000 NS=200000 NA=20000 RUNS=1 T=1 TW=2 bench/router/run.sh   # a quick check
+#   NB=20000 NS=200000 NA=20000 RUNS=1 T=1 TW=3 bench/router/run.sh   # a check, 2 minutes
 #
 #   NB     blocks of chain 'eth' (default 100000)
 #   TPB    transactions per block (5)
 #   NA     accounts (100000), NS state rows over them (1000000)
 #   T      seconds of each fresh-connection run (2)
-#   TW     seconds of each warm-connection run (6); its rate is the median of
+#   TW     seconds of each warm-connection run (5); its rate is the median of
 #          its last T per-second rates (-P 1)
 #   RUNS   rounds (3): the table shows medians and the rounds' spread
 #
@@ -44,7 +44,7 @@ TPB=${TPB:-5}
 NA=${NA:-100000}
 NS=${NS:-1000000}
 T=${T:-2}
-TW=${TW:-6}
+TW=${TW:-5}
 RUNS=${RUNS:-3}
 BATCH=${BATCH:-100000}
 BATCH_STATES=${BATCH_STATES:-5000}
@@ -224,7 +224,7 @@ label() {
 		for mode in prepared simple; do
 			for conn in fresh warm; do
 				key=$q.$mode.$conn
-				echo "| $(label "$q") | $mode | $conn | $(echo "${V[$key.floor]}" | median) | $(echo "${V[$key.heap]}" | median) | $(echo "${V[$key.routed]}" | median) | $(echo "${V[$key.ratio]}" | median2) ($(echo "${V[$key.ratio]}" | spread)) | $(echo "${V[$key.excess]}" | median2) ($(echo "${V[$key.excess]}" | spread)) |"
+				echo "| $(label "$q") | $mode | $conn | $(echo "${V[$key.floor]:-}" | median) | $(echo "${V[$key.heap]:-}" | median) | $(echo "${V[$key.routed]:-}" | median) | $(echo "${V[$key.ratio]:-}" | median2) ($(echo "${V[$key.ratio]:-}" | spread)) | $(echo "${V[$key.excess]:-}" | median2) ($(echo "${V[$key.excess]:-}" | spread)) |"
 			done
 		done
 	done
