@@ -52,6 +52,7 @@
 #include "optimizer/planner.h"
 #include "jit/jit.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
@@ -79,17 +80,29 @@ key_family(Oid typid)
 	}
 }
 
-/* a value the executor can compute without the row: Const or external Param */
+static bool
+non_extern_param_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return ((Param *) node)->paramkind != PARAM_EXTERN;
+	return expression_tree_walker(node, non_extern_param_walker, context);
+}
+
+/*
+ * A value the executor can compute once, before reading any row: no column,
+ * no volatile function, no subquery, no parameter but the statement's own
+ * ($1, ...).  Constants and parameters mostly; also lower($2) in a SQL
+ * function's body, or now() - interval '1 hour'.
+ */
 static bool
 is_value(Node *n)
 {
-	while (n && IsA(n, RelabelType))
-		n = (Node *) ((RelabelType *) n)->arg;
-	if (n == NULL)
-		return false;
-	if (IsA(n, Const))
-		return true;
-	return IsA(n, Param) && ((Param *) n)->paramkind == PARAM_EXTERN;
+	/* the query has no aggregate or window function (route() checks) */
+	return n != NULL && !contain_var_clause(n) && !contain_volatile_functions(n) &&
+		!expression_returns_set(n) && !non_extern_param_walker(n, NULL) &&
+		!IsA(n, SubLink) && !checkExprHasSubLink(n);
 }
 
 /* the column number of a plain user column of relation 1, or 0 */
@@ -254,9 +267,7 @@ route(Query *q, int cursorOptions)
 
 			/* the last key column only: keys in order, each once */
 			if (op->useOr && attno && attno == m->table.keyattrs[last] &&
-				(is_value(lsecond(op->args)) || IsA(lsecond(op->args), ArrayExpr)) &&
-				!contain_var_clause(lsecond(op->args)) &&
-				!contain_volatile_functions(lsecond(op->args)) &&
+				is_value(lsecond(op->args)) &&
 				is_key_equality(op->opno, op->inputcollid,
 								key_family(m->table.layout.typids[last])) &&
 				eq[last] == NULL)

@@ -1,0 +1,184 @@
+-- Mirrors (mirror.h): kept by triggers in the heap's transaction under the
+-- foreign tables' keys, through ingest, reorgs, plain DML and TRUNCATE; the
+-- router's fallbacks to the heap; verify and resync; bad input.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS almanac;
+RESET client_min_messages;
+\set SHOW_CONTEXT never
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set anvil :abs_srcdir '/test/fixtures/anvil/'
+\set corpus :abs_srcdir '/test/router/anvil.sql'
+-- a clean start: earlier tests' chains go, through the mirrors' delete triggers
+DELETE FROM almanac.chains;
+SELECT relid, key_prefix, key_columns, key_attribute, latest_column, column_family, enabled, in_sync,
+	   signature = almanac._mirror_signature(relid) AS current_shape
+  FROM almanac.mirrors ORDER BY relid;
+
+CREATE TABLE fx AS
+SELECT name, pg_read_file(:'anvil' || 'b' || name || '.json')::jsonb AS block,
+	   pg_read_file(:'anvil' || 'r' || name || '.json')::jsonb AS receipts
+  FROM unnest(ARRAY['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '6-old', '7-old', '8-old']) AS name;
+CREATE TABLE notes AS SELECT pg_read_file(:'anvil' || 'notes.json')::jsonb->'reorg' AS n;
+SELECT n->>'tx_a' AS tx_a, n->>'tx_b' AS tx_b, n->>'tx_c' AS tx_c FROM notes \gset
+
+-- blocks 0-5 and the old branch 6-8, and state changes in blocks 4 and old 7
+SELECT almanac.ingest_blocks('anvil', jsonb_agg(block ORDER BY name), jsonb_agg(receipts ORDER BY name)) AS stored
+  FROM fx WHERE name IN ('0', '1', '2', '3', '4', '5', '6-old', '7-old', '8-old');
+INSERT INTO almanac.account_states (chain_id, account, block_number, state) VALUES
+	('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 4, '{"balance": "4"}'),
+	('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 7, '{"balance": "7"}');
+
+-- the mirrors' keys are the foreign tables' keys: almanac.block_key and
+-- almanac.account_state_key, tx:{chain}:{hash}
+CREATE FOREIGN TABLE mirror_blocks (key bytea, value bytea)
+	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.blocks');
+CREATE FOREIGN TABLE mirror_transactions (key bytea, value bytea)
+	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.transactions');
+CREATE FOREIGN TABLE mirror_states (key bytea, value bytea)
+	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.account_states');
+SELECT (SELECT count(*) FROM almanac.blocks) AS blocks, (SELECT count(*) FROM mirror_blocks) AS mirrored,
+	   (SELECT count(*) FROM almanac.blocks b JOIN mirror_blocks m ON m.key = almanac.block_key(b.chain_id, b.block_number)) AS same_keys;
+SELECT (SELECT count(*) FROM almanac.transactions) AS transactions, (SELECT count(*) FROM mirror_transactions) AS mirrored,
+	   (SELECT count(*) FROM almanac.transactions t JOIN mirror_transactions m
+		   ON m.key = almanac.make_key('tx', row(t.chain_id, t.tx_hash))) AS same_keys;
+SELECT key = almanac.account_state_key('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS state_key FROM mirror_states;
+-- the value is the whole row
+SELECT (almanac._decode_value(m.value, NULL::almanac.blocks)).block_hash = b.block_hash AS same_row
+  FROM almanac.blocks b JOIN mirror_blocks m ON m.key = almanac.block_key(b.chain_id, b.block_number)
+ WHERE b.block_number = 3;
+
+-- the reorg: the new block 6 replaces old 6-8 (revert_to's cascades), 7-9 follow
+SELECT almanac.ingest_block('anvil', block, receipts, on_reorg => 'revert') > 0 AS stored FROM fx WHERE name = '6';
+SELECT name, almanac.ingest_block('anvil', block, receipts) > 0 AS stored
+  FROM (SELECT * FROM fx WHERE name IN ('7', '8', '9') ORDER BY name) s;
+-- table and mirror agree, and so do routed and heap lookups
+SELECT 'blocks' AS t, * FROM almanac.verify('almanac.blocks')
+UNION ALL SELECT 'transactions', * FROM almanac.verify('almanac.transactions')
+UNION ALL SELECT 'account_states', * FROM almanac.verify('almanac.account_states');
+SELECT almanac.router_stats_reset();
+\i :corpus
+SELECT table_name, routed > 0 AS routed, fallback_router_off FROM almanac.router_stats ORDER BY 1;
+SET almanac.router = off;
+\i :corpus
+RESET almanac.router;
+
+-- deleting an account's latest state puts back the one before it
+INSERT INTO almanac.account_states (chain_id, account, block_number, state) VALUES
+	('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 8, '{"balance": "8"}'),
+	('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 9, '{"balance": "9"}');
+SELECT almanac.account_state('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS now;
+DELETE FROM almanac.account_states WHERE chain_id = 'anvil' AND block_number = 9;
+SELECT almanac.account_state('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS after_delete;
+UPDATE almanac.account_states SET block_number = 2 WHERE chain_id = 'anvil' AND block_number = 8;
+SELECT almanac.account_state('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS after_move_down;
+SELECT * FROM almanac.verify('almanac.account_states');
+
+-- own writes: the transaction's lookups read the heap (counted), savepoints included
+PREPARE latest_state AS SELECT block_number, state FROM almanac.account_states
+ WHERE chain_id = 'anvil' AND account = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8' ORDER BY block_number DESC LIMIT 1;
+SELECT almanac.router_stats_reset();
+BEGIN;
+EXECUTE latest_state;
+INSERT INTO almanac.account_states (chain_id, account, block_number, state) VALUES
+	('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 9, '{"balance": "9 again"}');
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE latest_state;
+EXECUTE latest_state;
+SAVEPOINT s;
+DELETE FROM almanac.account_states WHERE chain_id = 'anvil' AND block_number = 9;
+EXECUTE latest_state;
+ROLLBACK TO SAVEPOINT s;
+EXECUTE latest_state;
+COMMIT;
+EXECUTE latest_state;
+BEGIN;
+DELETE FROM almanac.account_states WHERE chain_id = 'anvil' AND block_number = 9;
+ROLLBACK;
+EXECUTE latest_state;
+SELECT table_name, routed, fallback_own_writes FROM almanac.router_stats WHERE table_name = 'almanac.account_states'::regclass;
+-- a statement that writes the table: a query it runs sees rows whose row
+-- triggers have not fired yet, so it reads the heap too (block 11 is seen by
+-- the lookup made while inserting block 12)
+CREATE FUNCTION block_seen(bigint) RETURNS boolean LANGUAGE sql VOLATILE AS
+$$ SELECT block_hash IS NOT NULL FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = $1 $$;
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp, metadata)
+SELECT 'anvil', n, '0x' || repeat(n::text, 32), '0x' || repeat('00', 32), '2024-01-01',
+	   jsonb_build_object('previous_seen', coalesce(block_seen(n - 1), false))
+  FROM generate_series(11, 12) n
+RETURNING block_number, metadata;
+DELETE FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number > 9;
+
+-- a disabled mirror: plans read the heap again, writes no longer reach it
+PREPARE blk(bigint) AS SELECT block_number, metadata->>'x' AS x FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = $1;
+EXPLAIN (COSTS OFF) EXECUTE blk(3);
+SELECT almanac.disable_mirror('almanac.blocks');
+EXPLAIN (COSTS OFF) EXECUTE blk(3);
+UPDATE almanac.blocks SET metadata = metadata || '{"x": "changed"}' WHERE chain_id = 'anvil' AND block_number = 3;
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+SELECT 'anvil', 10, '0x' || repeat('10', 32), block_hash, timestamp FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 9;
+DELETE FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 9;
+EXECUTE blk(3);
+-- verify and resync refuse a disabled mirror's repair; turning it on by hand plants the differences
+SELECT sqlstate_of($$SELECT almanac.resync('almanac.blocks')$$);
+UPDATE almanac.mirrors SET enabled = true WHERE relid = 'almanac.blocks'::regclass;
+SELECT almanac.decode_key(key, '{text,bigint}') AS key, kind FROM almanac.verify('almanac.blocks') ORDER BY key;
+SELECT almanac.decode_key(key, '{text,bigint}') AS key, kind FROM almanac.verify('almanac.blocks', 'anvil', 9, 10) ORDER BY key;
+SELECT count(*) FROM almanac.verify('almanac.blocks', 'anvil', 0, 2);
+SELECT count(*) FROM almanac.verify('almanac.blocks', 'nope');
+-- out of sync: the router reads the heap until resync
+UPDATE almanac.mirrors SET in_sync = false WHERE relid = 'almanac.blocks'::regclass;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE blk(3);
+EXECUTE blk(3);
+SELECT almanac.resync('almanac.blocks') AS rewritten;
+SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.blocks'::regclass;
+SELECT count(*) AS differences FROM almanac.verify('almanac.blocks');
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE blk(3);
+EXECUTE blk(3);
+-- enable_mirror fills a mirror that was off
+SELECT almanac.disable_mirror('almanac.transactions');
+DELETE FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_c';
+SELECT almanac.enable_mirror('almanac.transactions') AS rewritten;
+SELECT count(*) AS differences FROM almanac.verify('almanac.transactions');
+SELECT block_number FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_c';
+
+-- an altered table: lookups read the heap until resync rewrites every row
+ALTER TABLE almanac.transactions ADD COLUMN note text DEFAULT 'added';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT note FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_a';
+SELECT block_number, note FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_a';
+SELECT sqlstate_of($$SELECT almanac.resync('almanac.transactions', 'anvil')$$);
+SELECT almanac.resync('almanac.transactions') = (SELECT count(*) FROM almanac.transactions) AS all_rewritten;
+SELECT block_number, note FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_a';
+ALTER TABLE almanac.transactions DROP COLUMN note;
+SELECT block_number FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_a';
+SELECT almanac.resync('almanac.transactions') = (SELECT count(*) FROM almanac.transactions) AS all_rewritten;
+SELECT table_name, routed > 0 AS routed, fallback_disabled, fallback_out_of_sync, fallback_altered > 0 AS altered
+  FROM almanac.router_stats ORDER BY 1;
+
+-- bad input
+SELECT sqlstate_of($$SELECT almanac.enable_mirror('almanac.events')$$);
+SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.chains')$$);
+SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.no_such_table')$$);
+SELECT sqlstate_of($$SELECT * FROM almanac.verify(NULL)$$);
+SELECT sqlstate_of($$SELECT almanac.resync(NULL)$$);
+SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.blocks', from_block => 1, to_block => 0)$$);
+CREATE ROLE mirror_user;
+GRANT USAGE ON SCHEMA almanac TO mirror_user;
+SET ROLE mirror_user;
+SELECT sqlstate_of($$SELECT almanac.disable_mirror('almanac.blocks')$$);
+SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.blocks')$$);
+-- the router checks privileges as the heap does
+SELECT sqlstate_of($$SELECT block_hash FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 1$$);
+RESET ROLE;
+REVOKE USAGE ON SCHEMA almanac FROM mirror_user;
+DROP ROLE mirror_user;
+
+-- TRUNCATE empties the mirror
+TRUNCATE almanac.account_states;
+SELECT count(*) FROM mirror_states WHERE value IS NOT NULL;
+EXECUTE latest_state;
+SELECT count(*) AS differences FROM almanac.verify('almanac.account_states');
+DEALLOCATE latest_state;
+DEALLOCATE blk;
+DROP FUNCTION block_seen(bigint);
+DROP FOREIGN TABLE mirror_blocks, mirror_transactions, mirror_states;
+DROP TABLE fx, notes;
