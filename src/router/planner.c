@@ -32,8 +32,10 @@
  * change of its mirror's state) replans.
  *
  * Not routed: row-level security applying to the query, FOR UPDATE/SHARE,
- * SERIALIZABLE, a table with inheritance children, scrollable cursors, and
- * almanac.router = off.
+ * SERIALIZABLE, a table with inheritance children, scrollable cursors, a
+ * standby (the store is not replicated: the owner starts only after
+ * recovery; a plan made during recovery is never routed, even once the
+ * server is promoted) and almanac.router = off.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +43,7 @@
 
 #include "access/stratnum.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_collation.h"
@@ -213,7 +216,8 @@ route(Query *q, int cursorOptions)
 		q->cteList != NIL || q->rowMarks != NIL || q->groupClause != NIL ||
 		q->groupingSets != NIL || q->havingQual != NULL || q->windowClause != NIL ||
 		q->distinctClause != NIL || q->setOperations != NULL ||
-		(cursorOptions & CURSOR_OPT_SCROLL) || IsolationIsSerializable())
+		(cursorOptions & CURSOR_OPT_SCROLL) || IsolationIsSerializable() ||
+		RecoveryInProgress())
 		return NULL;
 	rte = linitial(q->rtable);
 	if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION ||

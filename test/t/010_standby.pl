@@ -20,6 +20,8 @@ $primary->safe_psql('postgres', q{
 		OPTIONS (key_prefix 't', key_columns 'k');
 	INSERT INTO t VALUES (1, 'one');
 	INSERT INTO almanac.chains (chain_id) VALUES ('eth');
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 7, '0x' || repeat('07', 32), '0x' || repeat('06', 32), now());
 });
 $primary->backup('b');
 
@@ -30,6 +32,13 @@ $primary->wait_for_catchup($standby);
 
 is($standby->safe_psql('postgres', 'SELECT chain_id FROM almanac.chains'),
 	'eth', 'the standby reads the PostgreSQL tables');
+# the router never routes during recovery: lookups on mirrored tables read the heap
+is($standby->safe_psql('postgres',
+		"SELECT block_number FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 7"),
+	'7', 'a point lookup on a mirrored table reads the heap on the standby');
+unlike($standby->safe_psql('postgres',
+		"EXPLAIN SELECT * FROM almanac.blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1"),
+	qr/Almanac Lookup/, 'and is not routed');
 
 for my $query ('SELECT * FROM t', 'SELECT v FROM t WHERE k = 1',
 	'SELECT * FROM almanac.column_families()')
