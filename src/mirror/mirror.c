@@ -15,6 +15,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
@@ -267,8 +268,8 @@ mirror_build(Relation rel)
 	if (HeapTupleIsValid(tup))
 	{
 		TupleDesc	cdesc = RelationGetDescr(catalog);
-		Datum		v[9];
-		bool		n[9];
+		Datum		v[10];
+		bool		n[10];
 		Datum	   *cols;
 		int			ncols;
 		AttrNumber *keyattrs;
@@ -279,8 +280,8 @@ mirror_build(Relation rel)
 		bool		usable = true;
 		AttrNumber *indattrs;
 
-		if (cdesc->natts != 9)
-			elog(ERROR, "almanac.mirrors has %d columns, expected 9", cdesc->natts);
+		if (cdesc->natts != 10)
+			elog(ERROR, "almanac.mirrors has %d columns, expected 10", cdesc->natts);
 		heap_deform_tuple(tup, cdesc, v, n);
 		m = palloc0(sizeof(AlmanacMirror));
 		m->relid = RelationGetRelid(rel);
@@ -293,6 +294,9 @@ mirror_build(Relation rel)
 		opts->upsert = true;
 		m->enabled = DatumGetBool(v[6]);
 		m->in_sync = DatumGetBool(v[7]);
+		/* promoted or restored since the last sync: the store is older (see 50_router.sql) */
+		if (!RecoveryInProgress() && DatumGetInt64(v[9]) != (int64) GetWALInsertionTimeLine())
+			m->in_sync = false;
 		m->altered = strcmp(TextDatumGetCString(v[8]), almanac_mirror_signature(rel)) != 0;
 
 		m->nkeys = ncols;
@@ -622,7 +626,7 @@ almanac_enable_mirror_sql(PG_FUNCTION_ARGS)
 	Snapshot	snap;
 
 	(void) m;
-	almanac_mirror_catalog_update(relid, "enabled = true, in_sync = true, signature = $2",
+	almanac_mirror_catalog_update(relid, "enabled = true, in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
 				   almanac_mirror_signature(rel));
 	m = almanac_mirror_get(rel);
 	if (!m->enabled)
@@ -650,6 +654,16 @@ almanac_disable_mirror_sql(PG_FUNCTION_ARGS)
 	almanac_mirror_catalog_update(relid, "enabled = false", NULL);
 	table_close(rel, NoLock);
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(almanac_wal_timeline_sql);
+Datum
+almanac_wal_timeline_sql(PG_FUNCTION_ARGS)
+{
+	/* a standby has none of its own yet: the one it replays */
+	if (RecoveryInProgress())
+		PG_RETURN_INT64(0);
+	PG_RETURN_INT64((int64) GetWALInsertionTimeLine());
 }
 
 PG_FUNCTION_INFO_V1(almanac_mirror_signature_sql);

@@ -49,7 +49,7 @@ typedef struct AlmanacMirror
 {
 	Oid			relid;
 	bool		enabled;
-	bool		in_sync;
+	bool		in_sync;		/* and written on this WAL timeline */
 	bool		altered;		/* the table's shape differs from the signature */
 	char	   *cfname;
 	/*

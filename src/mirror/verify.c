@@ -363,7 +363,7 @@ almanac_resync_sql(PG_FUNCTION_ARGS)
 	n = almanac_mirror_sync(rel, m, &range, snap, true, NULL);
 	UnregisterSnapshot(snap);
 	if (whole)
-		almanac_mirror_catalog_update(RelationGetRelid(rel), "in_sync = true, signature = $2",
+		almanac_mirror_catalog_update(RelationGetRelid(rel), "in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
 									  almanac_mirror_signature(rel));
 	table_close(rel, NoLock);
 	PG_RETURN_INT64(n);

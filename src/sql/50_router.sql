@@ -24,7 +24,12 @@ CREATE TABLE almanac.mirrors (
 	in_sync			boolean NOT NULL DEFAULT true,
 	-- the row shape (column types) the mirror's values were written with; a
 	-- different shape (ALTER TABLE) makes the router read the heap until resync
-	signature		text NOT NULL
+	signature		text NOT NULL,
+	-- the WAL timeline the mirror was last complete on.  The store is not in
+	-- the WAL: a server promoted from a standby, or restored to a point in
+	-- time, runs on a new timeline with the heap's rows but an older store,
+	-- so the router reads the heap until resync records the new timeline.
+	timeline		bigint NOT NULL
 );
 COMMENT ON TABLE almanac.mirrors IS 'mirrors of core tables in the RocksDB store: key layout, column family, state';
 
@@ -33,6 +38,12 @@ CREATE FUNCTION almanac._mirror_signature(regclass) RETURNS text
 	AS 'MODULE_PATHNAME', 'almanac_mirror_signature_sql';
 COMMENT ON FUNCTION almanac._mirror_signature(regclass) IS
 	'internal: the row shape of a table, as almanac.mirrors.signature records it';
+
+CREATE FUNCTION almanac._wal_timeline() RETURNS bigint
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_wal_timeline_sql';
+COMMENT ON FUNCTION almanac._wal_timeline() IS
+	'internal: the timeline this server writes WAL on (almanac.mirrors.timeline)';
 
 CREATE FUNCTION almanac._mirrors_changed() RETURNS trigger
 	LANGUAGE c
@@ -45,9 +56,9 @@ CREATE TRIGGER mirrors_changed AFTER INSERT OR UPDATE OR DELETE ON almanac.mirro
 -- (= almanac.account_state_key).  One column family per mirror, in the
 -- database's own store (almanac_store maps almanac/base/<database oid>).
 INSERT INTO almanac.mirrors (relid, key_prefix, key_columns, key_attribute, latest_column,
-							 column_family, signature)
+							 column_family, signature, timeline)
 SELECT t.relid::regclass, t.prefix, t.cols, t.attr, t.latest,
-	   'mirror.' || t.name, almanac._mirror_signature(t.relid::regclass)
+	   'mirror.' || t.name, almanac._mirror_signature(t.relid::regclass), almanac._wal_timeline()
 FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL),
 			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL),
 			 ('almanac.account_states', 'account_states', 'account', '{chain_id,account}', 'state',
