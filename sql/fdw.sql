@@ -149,12 +149,6 @@ CREATE FOREIGN TABLE kv_bad (k numeric, v text) SERVER almanac_store
 	OPTIONS (key_prefix 'bad', key_columns 'k');
 SELECT sqlstate_of($$SELECT * FROM kv_bad$$);
 
--- PREPARE TRANSACTION after a foreign write is refused
-BEGIN;
-INSERT INTO kv_tx VALUES ('eth', '0x03', 3);
-PREPARE TRANSACTION 'p';
-SELECT count(*) FROM pg_prepared_xacts;
-
 -- a column family created while a scan of this backend is open
 CREATE FOREIGN TABLE kv_new (h text) SERVER almanac_store
 	OPTIONS (column_family 'created_mid_scan', key_prefix 'new', key_columns 'h');

@@ -6,11 +6,12 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use Time::HiRes;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(almanac_node backend_memory run_pgbench pgbench_stat);
+our @EXPORT_OK = qw(almanac_node backend_memory run_pgbench pgbench_stat start_after_crash);
 
 # A started cluster with almanac preloaded and created in database postgres.
 # Extra postgresql.conf lines may be passed.
@@ -96,6 +97,24 @@ sub pgbench_stat
 {
 	my ($out, $re) = @_;
 	return $out =~ $re ? $1 : undef;
+}
+
+# Start the node again after its postmaster was killed (kill9).  The
+# postmaster's children exit when they notice it is gone; until then its
+# shared memory is still in use and a new postmaster refuses to start, so
+# try for up to 20 s.  Returns whether it started.
+sub start_after_crash
+{
+	my ($node) = @_;
+
+	for (my $i = 0; $i < 100; $i++)
+	{
+		Time::HiRes::usleep(200_000);
+		# a failed start leaves the stale pid behind in the node object
+		delete $node->{_pid};
+		return 1 if $node->start(fail_ok => 1);
+	}
+	return 0;
 }
 
 1;

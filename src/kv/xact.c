@@ -218,10 +218,15 @@ almanac_xact_callback(XactEvent event, void *arg)
 			ship();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (xact_batch != NULL || xact_shipped)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that wrote almanac foreign tables")));
+
+			/*
+			 * Durable in RocksDB before the PREPARE record, as before a
+			 * commit record.  The versions carry the transaction's xid, which
+			 * stays in progress while prepared (across a restart too: the
+			 * versions stay invisible), until COMMIT PREPARED or ROLLBACK
+			 * PREPARED settles it in the commit log.
+			 */
+			ship();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:

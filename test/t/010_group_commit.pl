@@ -16,7 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
-use AlmanacTest qw(almanac_node run_pgbench pgbench_stat);
+use AlmanacTest qw(almanac_node run_pgbench pgbench_stat start_after_crash);
 
 my $clients = 8;
 my $per_client = 250;
@@ -70,16 +70,7 @@ for (my $i = 0; $i < 300 && $committed < 300; $i++)
 cmp_ok($committed, '>=', 300, 'the load committed transactions before the crash');
 $node->kill9;
 $bench->finish;
-# the postmaster's children exit when they notice it is gone: until then
-# its shared memory is still in use and a new postmaster refuses to start
-my $started = 0;
-for (my $i = 0; $i < 100 && !$started; $i++)
-{
-	usleep(200_000);
-	# a failed start leaves the stale pid behind in the node object
-	delete $node->{_pid};
-	$started = $node->start(fail_ok => 1);
-}
+my $started = start_after_crash($node);
 ok($started, 'the server restarts after the crash');
 my $mismatch = $node->safe_psql('postgres', q{
 	SELECT count(*) FROM counters c
