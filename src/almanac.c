@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "almanac.h"
+#include "fault.h"
 #include "kv/bulk.h"
 #include "kv/reader.h"
 #include "kv/rowcache.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	almanac_preloaded = true;
 	almanac_store_shmem_init();
 	almanac_xact_init();
+	almanac_fault_init();
 	almanac_reader_init();
 	almanac_row_cache_init();
 	almanac_bulk_init();

@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "fault.h"
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "store/payload.h"
@@ -216,6 +217,8 @@ almanac_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			/* durable in RocksDB before PostgreSQL's commit record */
 			ship();
+			if (xact_shipped)
+				ALMANAC_FAULT_POINT("before_commit_record");
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 
@@ -229,6 +232,10 @@ almanac_xact_callback(XactEvent event, void *arg)
 			ship();
 			break;
 		case XACT_EVENT_COMMIT:
+			if (xact_shipped)
+				ALMANAC_FAULT_POINT("after_commit_record");
+			reset_state();
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_PARALLEL_COMMIT:

@@ -34,6 +34,7 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
+#include "fault.h"
 #include "codec/keycodec.h"
 #include "codec/visibility.h"
 #include "kv/rocks.h"
@@ -454,6 +455,7 @@ finish_group(void)
 	{
 		rocksdb_flush_wal(owner_db, 1, &err);
 		pg_atomic_fetch_add_u64(&e->commit_syncs, 1);
+		ALMANAC_FAULT_POINT("owner_after_sync");
 	}
 	owner_group_dirty = false;
 	pg_atomic_fetch_add_u64(&e->commit_batches, owner_ngroup);
@@ -863,6 +865,7 @@ almanac_owner_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 
 	open_store_or_exit();
+	ALMANAC_FAULT_POINT("owner_start");
 	almanac_maintenance_start(owner_store);
 
 	set_store_state(ALMANAC_STORE_READY, NULL);

@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * fault.h
+ *	  Named fault points in the commit path, for crash tests.
+ *
+ * almanac.fault_point (superuser only; in postgresql.conf or ALTER SYSTEM
+ * for the store owner, which reads the configuration file, or SET in a
+ * session for that session's backend) names one point.  A process that
+ * reaches the named point logs
+ *
+ *	   almanac: fault point "NAME" reached
+ *
+ * and stops there, doing nothing, until it is killed (a test kill -9's the
+ * postmaster or the process), or exits at once if the postmaster is gone.
+ * Unarmed, a fault point costs a test of a static variable.
+ *
+ * The points:
+ *	 owner_after_sync		the owner synced a group's batches and answered
+ *							none of them: their transactions have no commit
+ *							record and never will
+ *	 before_commit_record	a backend's batch is durable in the store
+ *							(XACT_EVENT_PRE_COMMIT) and its commit record
+ *							not written
+ *	 after_commit_record	a backend's commit record is written
+ *							(XACT_EVENT_COMMIT), and COMMIT has not returned
+ *	 owner_start			the owner opened the store (RocksDB recovered
+ *							its log) and serves nothing yet
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ALMANAC_FAULT_H
+#define ALMANAC_FAULT_H
+
+extern bool almanac_fault_armed;
+
+extern void almanac_fault_init(void);
+extern void almanac_fault_reached(const char *name);
+
+#define ALMANAC_FAULT_POINT(name) \
+	do { \
+		if (unlikely(almanac_fault_armed)) \
+			almanac_fault_reached(name); \
+	} while (0)
+
+#endif							/* ALMANAC_FAULT_H */
