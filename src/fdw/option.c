@@ -23,6 +23,8 @@
 #include "catalog/pg_foreign_data_wrapper.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
@@ -32,9 +34,13 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 
 #include "fdw/option.h"
+
+/* the wrapper's handler (fdw.c) */
+extern PGDLLEXPORT Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 /* parsed value of one option; which member is set depends on the option */
 typedef struct OptionValue
@@ -768,4 +774,37 @@ almanac_table_options_sql(PG_FUNCTION_ARGS)
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_ARRAYTYPE_P(construct_array(items, lengthof(items), TEXTOID, -1,
 										  false, TYPALIGN_INT));
+}
+
+/*
+ * The handler's symbol is checked in pg_proc first, so that the library of
+ * another wrapper's handler is not loaded just to be told apart.
+ */
+bool
+almanac_wrapper_is_ours(Oid fdwid)
+{
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(fdwid);
+	HeapTuple	tup;
+	bool		same_symbol;
+	FmgrInfo	finfo;
+
+	if (!OidIsValid(fdw->fdwhandler))
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	same_symbol = false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		same_symbol = !isnull &&
+			strcmp(TextDatumGetCString(prosrc), "almanac_rocksdb_fdw_handler_sql") == 0;
+	}
+	ReleaseSysCache(tup);
+	if (!same_symbol)
+		return false;
+	fmgr_info(fdw->fdwhandler, &finfo);
+	return finfo.fn_addr == almanac_rocksdb_fdw_handler_sql;
 }

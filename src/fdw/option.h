@@ -57,6 +57,12 @@ typedef struct AlmanacTableOptions
 	bool		raw;			/* (key bytea, value bytea) over a whole column family */
 } AlmanacTableOptions;
 
+/*
+ * Does the foreign data wrapper use almanac's handler (under any name)?
+ * A server is an almanac store if its wrapper does.
+ */
+extern bool almanac_wrapper_is_ours(Oid fdwid);
+
 /* options of a server, defaults filled in */
 extern AlmanacServerOptions *almanac_server_options(Oid serverid);
 

@@ -30,8 +30,6 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
-#include "catalog/pg_language.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
@@ -42,16 +40,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
 
 #include <rocksdb/c.h>
 
 #include "fdw/option.h"
 #include "kv/rocks.h"
 #include "store/store.h"
-
-/* the wrapper's handler (fdw/fdw.c): a server is ours if its wrapper uses it */
-extern PGDLLEXPORT Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 /* a server of the wrapper, resolved to its store */
 typedef struct AdminStore
@@ -76,40 +70,6 @@ typedef struct AdminTable
 	char	   *column_family;
 } AdminTable;
 
-/*
- * Does the wrapper use our handler (under any name)?  The handler's symbol
- * is checked in pg_proc first, so that the library of another wrapper's
- * handler is not loaded just to be told apart.
- */
-static bool
-is_almanac_wrapper(Oid fdwid)
-{
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(fdwid);
-	HeapTuple	tup;
-	bool		same_symbol;
-	FmgrInfo	finfo;
-
-	if (!OidIsValid(fdw->fdwhandler))
-		return false;
-	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
-	if (!HeapTupleIsValid(tup))
-		return false;
-	same_symbol = false;
-	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
-	{
-		bool		isnull;
-		Datum		prosrc = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
-
-		same_symbol = !isnull &&
-			strcmp(TextDatumGetCString(prosrc), "almanac_rocksdb_fdw_handler_sql") == 0;
-	}
-	ReleaseSysCache(tup);
-	if (!same_symbol)
-		return false;
-	fmgr_info(fdw->fdwhandler, &finfo);
-	return finfo.fn_addr == almanac_rocksdb_fdw_handler_sql;
-}
-
 /* the server called 'name'; ERROR if it does not exist or is not ours */
 static AdminStore *
 admin_store(Name name)
@@ -117,7 +77,7 @@ admin_store(Name name)
 	AdminStore *s = palloc0(sizeof(AdminStore));
 
 	s->server = GetForeignServerByName(NameStr(*name), false);
-	if (!is_almanac_wrapper(s->server->fdwid))
+	if (!almanac_wrapper_is_ours(s->server->fdwid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("foreign server \"%s\" is not a server of the almanac_rocksdb wrapper",
@@ -213,7 +173,7 @@ server_uses_store(Oid serverid, const char *path)
 {
 	ForeignServer *server = GetForeignServer(serverid);
 
-	return is_almanac_wrapper(server->fdwid) &&
+	return almanac_wrapper_is_ours(server->fdwid) &&
 		strcmp(almanac_server_options(serverid)->path, path) == 0;
 }
 

@@ -41,8 +41,6 @@
 #include "store/store.h"
 #include "codec/visibility.h"
 
-/* the wrapper's handler (fdw/fdw.c), to recognize its servers */
-extern Datum almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS);
 
 int			almanac_freeze_sweep_age = 50000000;
 int			almanac_reader_cleanup_interval = 60;
@@ -655,20 +653,15 @@ static int
 maintained_store(Name servername)
 {
 	ForeignServer *server;
-	ForeignDataWrapper *fdw;
-	FmgrInfo	handler;
 
 	almanac_require_preload();
 	server = GetForeignServerByName(NameStr(*servername), false);
-	fdw = GetForeignDataWrapper(server->fdwid);
-	if (OidIsValid(fdw->fdwhandler))
-		fmgr_info(fdw->fdwhandler, &handler);
-	if (!OidIsValid(fdw->fdwhandler) || handler.fn_addr != almanac_rocksdb_fdw_handler_sql)
+	if (!almanac_wrapper_is_ours(server->fdwid))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("foreign server \"%s\" is not an almanac store", server->servername),
 				 errdetail("It belongs to the foreign-data wrapper \"%s\", not to almanac_rocksdb.",
-						   fdw->fdwname)));
+						   GetForeignDataWrapper(server->fdwid)->fdwname)));
 	if (!pg_foreign_server_ownercheck(server->serverid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, server->servername);
 	return almanac_store_attach(almanac_server_options(server->serverid));
