@@ -1237,10 +1237,166 @@ almanac_ingest_transactions_sql(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* the columns of _ingest_logs, in its RETURNS TABLE order */
+typedef enum LogColumn
+{
+	LOG_BLOCK_NUMBER,
+	LOG_TX_INDEX,
+	LOG_INDEX,
+	LOG_CONTRACT_ADDRESS,
+	LOG_EVENT_TYPE,
+	LOG_TOPICS,
+	LOG_DATA,
+	LOG_NCOLUMNS
+} LogColumn;
+
 /*
- * almanac._ingest_logs(receipts jsonb, nums bigint[], positions bigint[], ntx bigint,
- *		single boolean) RETURNS TABLE (block_number bigint, tx_index int, log_index int,
- *		contract_address text, event_type text, topics text[], data bytea)
+ * A logIndex (s, len: its text) not seen before in the block (seen: SeenLog
+ * by index), for log l of receipt idx; else 22023 naming both logs, rather
+ * than the key's 23505 later.
+ */
+static void
+log_first_seen(HTAB *seen, int32 log_index, int idx, int l, const char *s, int len,
+			   IngestWhere *w)
+{
+	bool		found;
+	SeenLog    *first = hash_search(seen, &log_index, HASH_ENTER, &found);
+
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: log %d repeats logIndex %s",
+						where_text(w), l, pnstrdup(s, len)),
+				 errdetail("Log %d of transaction %d of the block has it too.",
+						   first->log, first->receipt)));
+	first->receipt = idx;
+	first->log = l;
+}
+
+/* nodes repeat the block in each log: its blockNumber and blockHash, when present, must be num's */
+static void
+log_check_block(JsonbContainer *lo, int64 num, const char *block_hash, IngestWhere *w)
+{
+	const char *s;
+	int			len;
+	JsonbValue	buf,
+			   *v;
+
+	w->field = "blockNumber";
+	s = key_text(lo, "blockNumber", &len);
+	if (s != NULL && conv_bigint(s, len, w) != num)
+		fail_check(w, "a log names another block than its receipt's",
+				   pnstrdup(s, len), psprintf("0x%" INT64_MODIFIER "x", num));
+	w->field = "blockHash";
+	v = get_key(lo, "blockHash", &buf);
+	if (v != NULL)
+	{
+		char		got_hash[67];
+
+		s = value_text(v, &len);
+		if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
+			strlen(block_hash) != 66 || memcmp(got_hash, block_hash, 66) != 0)
+		{
+			if (s != NULL)
+				(void) conv_id(s, len, 32, w); /* malformed: say so */
+			fail_check(w, "a log names another block than its receipt's",
+					   s ? pnstrdup(s, len) : NULL, block_hash);
+		}
+	}
+}
+
+/*
+ * The row of log l (lv) of receipt idx of block num, whose transaction is
+ * tx_hash: its fields checked, in document order, against the block and the
+ * transaction.
+ */
+static void
+log_row(JsonbValue *lv, int64 num, int idx, int l, const char *block_hash, text *tx_hash,
+		HTAB *seen, text *anonymous, Datum *values)
+{
+	IngestWhere w = {true, num, idx, "transaction", "", "logs"};
+	JsonbContainer *lo;
+	JsonbValue	buf,
+			   *v;
+	const char *s;
+	int			len;
+	text	   *topic0;
+
+	if (!is_object(lv))
+		fail_check(&w, "a log must be a JSON object", value_typeof(lv), "object");
+	lo = lv->val.binary.data;
+	w.prefix = "logs[].";
+
+	values[LOG_BLOCK_NUMBER] = Int64GetDatum(num);
+	values[LOG_TX_INDEX] = Int32GetDatum(idx);
+	w.field = "logIndex";
+	s = key_text(lo, "logIndex", &len);
+	values[LOG_INDEX] = Int32GetDatum(conv_small(s, len, PG_INT32_MAX,
+												 "a log index of at most 0x7fffffff", &w));
+	log_first_seen(seen, DatumGetInt32(values[LOG_INDEX]), idx, l, s, len, &w);
+	log_check_block(lo, num, block_hash, &w);
+	w.field = "address";
+	s = key_text(lo, "address", &len);
+	values[LOG_CONTRACT_ADDRESS] = PointerGetDatum(conv_id(s, len, 20, &w));
+	w.field = "topics";
+	values[LOG_TOPICS] = PointerGetDatum(conv_topics(get_key(lo, "topics", &buf), &w, &topic0));
+	values[LOG_EVENT_TYPE] = PointerGetDatum(topic0 ? topic0 : anonymous);
+	w.field = "data";
+	s = key_text(lo, "data", &len);
+	values[LOG_DATA] = PointerGetDatum(conv_bytes(s, len, &w));
+	/* nodes repeat the transaction hash in each log */
+	w.field = "transactionHash";
+	v = get_key(lo, "transactionHash", &buf);
+	if (v != NULL)
+	{
+		s = value_text(v, &len);
+		if (!text_equal(conv_id(s, len, 32, &w), tx_hash))
+			fail_check(&w, "a log names a transaction that is not its receipt's",
+					   pnstrdup(s, len), text_to_cstring(tx_hash));
+	}
+}
+
+/*
+ * The rows of the logs of block num's receipts (rcs); seen holds the
+ * block's log indexes.  rcptcxt: what a receipt's logs share, reset for
+ * each.
+ */
+static void
+block_logs(Decoder *d, JsonbContainer *rcs, int64 num, const char *block_hash,
+		   HTAB *seen, MemoryContext rcptcxt, text *anonymous)
+{
+	int			nrc = JsonContainerSize(rcs);
+
+	for (int idx = 0; idx < nrc; idx++)
+	{
+		IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
+		JsonbContainer *logs;
+		text	   *tx_hash;
+		MemoryContext oldcxt;
+		int			nlogs;
+
+		MemoryContextReset(rcptcxt);
+		oldcxt = MemoryContextSwitchTo(rcptcxt);
+		(void) receipt_object(getIthJsonbValueFromContainer(rcs, idx), &wr, &tx_hash, &logs);
+		MemoryContextSwitchTo(oldcxt);
+		nlogs = JsonContainerSize(logs);
+		for (int l = 0; l < nlogs; l++)
+		{
+			Datum		values[LOG_NCOLUMNS];
+			bool		nulls[LOG_NCOLUMNS] = {false};
+
+			decoder_row_begin(d);
+			log_row(getIthJsonbValueFromContainer(logs, l), num, idx, l, block_hash, tx_hash,
+					seen, anonymous, values);
+			decoder_row_end(d, values, nulls);
+		}
+	}
+}
+
+/*
+ * almanac._ingest_logs(receipts jsonb, nums bigint[], hashes text[], positions bigint[],
+ *		ntx bigint, single boolean) RETURNS TABLE (block_number bigint, tx_index int,
+ *		log_index int, contract_address text, event_type text, topics text[], data bytea)
  *
  * The logs of the blocks at the given positions, in order.  ntx is the
  * number of transactions the same statement stored from those blocks: it
@@ -1262,8 +1418,7 @@ almanac_ingest_logs_sql(PG_FUNCTION_ARGS)
 	int64	   *pos;
 	int64	   *nums;
 	int			nnums,
-				npos,
-				p;
+				npos;
 	Decoder		d;
 	MemoryContext rcptcxt;		/* what a receipt's logs share */
 	text	   *anonymous = cstring_to_text("anonymous");
@@ -1276,122 +1431,18 @@ almanac_ingest_logs_sql(PG_FUNCTION_ARGS)
 	decoder_start(fcinfo, &d);
 	rcptcxt = AllocSetContextCreate(CurrentMemoryContext, "almanac ingest receipt",
 									ALLOCSET_SMALL_SIZES);
-	for (p = 0; p < npos; p++)
+	for (int p = 0; p < npos; p++)
 	{
 		JsonbContainer *rcs = batch_container(&receipts, pos[p] - 1, false);
-		int64		num = nums[pos[p] - 1];
-		const char *block_hash = hashes[pos[p] - 1];
-		int			nrc = JsonContainerSize(rcs),
-					idx;
 
-		nseen += nrc;
+		nseen += JsonContainerSize(rcs);
 		/* the block's log indexes, to name a repeated one (not the key's 23505) */
 		if (seen)
 			hash_destroy(seen);
 		ctl.hcxt = CurrentMemoryContext;
 		seen = hash_create("almanac ingest log indexes", 256, &ctl,
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		for (idx = 0; idx < nrc; idx++)
-		{
-			IngestWhere wr = {true, num, idx, "receipt", "", "receipts"};
-			IngestWhere w = {true, num, idx, "transaction", "logs[].", ""};
-			JsonbContainer *logs;
-			text	   *tx_hash;
-			MemoryContext oldcxt;
-			int			nlogs,
-						l;
-
-			MemoryContextReset(rcptcxt);
-			oldcxt = MemoryContextSwitchTo(rcptcxt);
-			(void) receipt_object(getIthJsonbValueFromContainer(rcs, idx), &wr, &tx_hash, &logs);
-			MemoryContextSwitchTo(oldcxt);
-			nlogs = JsonContainerSize(logs);
-			for (l = 0; l < nlogs; l++)
-			{
-				JsonbValue *lv;
-				JsonbContainer *lo;
-				JsonbValue	buf,
-						   *v;
-				const char *s;
-				int			len;
-				text	   *topic0;
-				Datum		values[7];
-				bool		nulls[7] = {false};
-
-				decoder_row_begin(&d);
-				lv = getIthJsonbValueFromContainer(logs, l);
-				w.prefix = "";
-				w.field = "logs";
-				if (!is_object(lv))
-					fail_check(&w, "a log must be a JSON object", value_typeof(lv), "object");
-				lo = lv->val.binary.data;
-				w.prefix = "logs[].";
-
-				values[0] = Int64GetDatum(num);
-				values[1] = Int32GetDatum(idx);
-				w.field = "logIndex";
-				s = key_text(lo, "logIndex", &len);
-				values[2] = Int32GetDatum(conv_small(s, len, PG_INT32_MAX,
-													 "a log index of at most 0x7fffffff", &w));
-				{
-					int32		log_index = DatumGetInt32(values[2]);
-					bool		found;
-					SeenLog    *first = hash_search(seen, &log_index, HASH_ENTER, &found);
-
-					if (found)
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("%s: log %d repeats logIndex %s",
-										where_text(&w), l, pnstrdup(s, len)),
-								 errdetail("Log %d of transaction %d of the block has it too.",
-										   first->log, first->receipt)));
-					first->receipt = idx;
-					first->log = l;
-				}
-				/* nodes repeat the block in each log: it must be this one */
-				w.field = "blockNumber";
-				s = key_text(lo, "blockNumber", &len);
-				if (s != NULL && conv_bigint(s, len, &w) != num)
-					fail_check(&w, "a log names another block than its receipt's",
-							   pnstrdup(s, len), psprintf("0x%" INT64_MODIFIER "x", num));
-				w.field = "blockHash";
-				v = get_key(lo, "blockHash", &buf);
-				if (v != NULL)
-				{
-					char		got_hash[67];
-
-					s = value_text(v, &len);
-					if (s == NULL || !lower_hex_id(s, len, 32, got_hash) ||
-						strlen(block_hash) != 66 || memcmp(got_hash, block_hash, 66) != 0)
-					{
-						if (s != NULL)
-							(void) conv_id(s, len, 32, &w); /* malformed: say so */
-						fail_check(&w, "a log names another block than its receipt's",
-								   s ? pnstrdup(s, len) : NULL, block_hash);
-					}
-				}
-				w.field = "address";
-				s = key_text(lo, "address", &len);
-				values[3] = PointerGetDatum(conv_id(s, len, 20, &w));
-				w.field = "topics";
-				values[5] = PointerGetDatum(conv_topics(get_key(lo, "topics", &buf), &w, &topic0));
-				values[4] = PointerGetDatum(topic0 ? topic0 : anonymous);
-				w.field = "data";
-				s = key_text(lo, "data", &len);
-				values[6] = PointerGetDatum(conv_bytes(s, len, &w));
-				/* nodes repeat the transaction hash in each log */
-				w.field = "transactionHash";
-				v = get_key(lo, "transactionHash", &buf);
-				if (v != NULL)
-				{
-					s = value_text(v, &len);
-					if (!text_equal(conv_id(s, len, 32, &w), tx_hash))
-						fail_check(&w, "a log names a transaction that is not its receipt's",
-								   pnstrdup(s, len), text_to_cstring(tx_hash));
-				}
-				decoder_row_end(&d, values, nulls);
-			}
-		}
+		block_logs(&d, rcs, nums[pos[p] - 1], hashes[pos[p] - 1], seen, rcptcxt, anonymous);
 	}
 	if (nseen != ntx)
 		ereport(ERROR,
