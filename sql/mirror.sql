@@ -73,6 +73,15 @@ UPDATE almanac.account_states SET block_number = 2 WHERE chain_id = 'anvil' AND 
 SELECT almanac.account_state('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS after_move_down;
 SELECT * FROM almanac.verify('almanac.account_states');
 
+-- a transaction writing more accounts than the shared lock table could hold
+-- one lock each for (20,000): the mirror locks the table instead
+INSERT INTO almanac.account_states (chain_id, account, block_number, state)
+SELECT 'anvil', '0x' || lpad(to_hex(i), 40, '0'), 5, jsonb_build_object('i', i) FROM generate_series(1, 20000) i;
+SELECT state FROM almanac.account_states
+ WHERE chain_id = 'anvil' AND account = '0x' || lpad(to_hex(19999), 40, '0') ORDER BY block_number DESC LIMIT 1;
+SELECT count(*) AS differences FROM almanac.verify('almanac.account_states');
+DELETE FROM almanac.account_states WHERE chain_id = 'anvil' AND block_number = 5;
+
 -- own writes: the transaction's lookups read the heap (counted), savepoints included
 PREPARE latest_state AS SELECT block_number, state FROM almanac.account_states
  WHERE chain_id = 'anvil' AND account = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8' ORDER BY block_number DESC LIMIT 1;

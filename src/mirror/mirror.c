@@ -120,10 +120,19 @@ mirror_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			nwritten = 0;
 			written_overflow = false;
+			almanac_mirror_locks_forget(false);
 			break;
 		default:
 			break;
 	}
+}
+
+static void
+mirror_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		almanac_mirror_locks_forget(true);
 }
 
 void
@@ -154,6 +163,7 @@ almanac_mirror_init(void)
 {
 	CacheRegisterRelcacheCallback(mirror_relcache_callback, (Datum) 0);
 	RegisterXactCallback(mirror_xact_callback, NULL);
+	RegisterSubXactCallback(mirror_subxact_callback, NULL);
 }
 
 char *

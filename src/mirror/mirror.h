@@ -140,6 +140,9 @@ extern Relation almanac_mirror_open_owned(Oid relid);
 /* UPDATE almanac.mirrors SET <set> WHERE relid = $1 ($2: signature, may be NULL) */
 extern void almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature);
 
+/* trigger.c: forget the latest mirrors' locks at (sub)transaction abort or end */
+extern void almanac_mirror_locks_forget(bool subxact);
+
 extern void almanac_mirror_init(void);
 
 #endif							/* ALMANAC_MIRROR_H */

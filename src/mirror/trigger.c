@@ -14,15 +14,26 @@
  * A latest mirror (account_states) is the exception: two transactions can
  * insert states of one account at different blocks without ever waiting for
  * each other in the heap.  Its trigger therefore takes a transaction-level
- * lock on the key (an advisory lock tag of our own, field4 =
- * ALMANAC_MIRROR_LOCKTAG) and recomputes the key's row from the heap under a
+ * lock on the key and recomputes the key's row from the heap under a
  * snapshot taken after the lock: every earlier writer of the key has then
  * committed or aborted and is seen by that snapshot, and later ones wait for
- * this transaction to end.  The same recomputation puts back the next-latest
- * state when the latest is deleted (a revert).  Two transactions writing
- * states of the same two accounts in opposite orders can deadlock on these
- * locks (40P01), where the heap alone would not; ingest serialises writers
- * per chain, so only concurrent plain DML on account_states can meet it.
+ * this transaction to end.  The same recomputation puts back the
+ * next-latest state when the latest is deleted (a revert).
+ *
+ * The locks are advisory lock tags of our own (field4 ALMANAC_MIRROR_LOCKTAG
+ * for a key, + 1 for the table), in two levels so that a transaction never
+ * holds more than ALMANAC_MIRROR_KEY_LOCKS of them: a writer holds the
+ * table's tag in RowExclusiveLock (writers of different keys do not wait
+ * for each other) and each key's in ExclusiveLock; past that many keys it
+ * takes the table's tag in ExclusiveLock instead, which waits for every
+ * other writer of the mirror and makes them wait (a bulk load of states
+ * serialises with other writers of account_states, as one lock, instead of
+ * filling the shared lock table, which a lock per key of a 100,000-account
+ * load did: "out of shared memory").  Two transactions writing states of the
+ * same two accounts in opposite orders can deadlock (40P01) where the heap
+ * alone would not, as can two that escalate at once; ingest serialises the
+ * writers of a chain, so only concurrent plain DML on account_states can
+ * meet it.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,6 +57,55 @@
 
 /* field4 of the advisory lock tags of latest-mirror keys (user locks use 1 and 2) */
 #define ALMANAC_MIRROR_LOCKTAG 0x414D
+/* keys a transaction locks one by one before it locks the whole mirror */
+#define ALMANAC_MIRROR_KEY_LOCKS 64
+
+/* this transaction's locks on latest mirrors (one mirror at a time is enough) */
+static Oid	locked_relid = InvalidOid;
+static int	locked_keys = 0;
+static bool locked_table = false;	/* holds the table's tag in ExclusiveLock */
+
+void
+almanac_mirror_locks_forget(bool subxact)
+{
+	/*
+	 * A subtransaction's abort releases the locks it took: take them again
+	 * (a lock already held costs a local lookup); the count only grows.
+	 */
+	locked_table = false;
+	locked_relid = InvalidOid;
+	if (!subxact)
+		locked_keys = 0;
+}
+
+/* lock the key of a latest mirror, or the whole mirror; see the file header */
+static void
+lock_key(AlmanacMirror *m, StringInfo key)
+{
+	LOCKTAG		tag;
+	uint64		h;
+
+	if (locked_relid == m->relid && locked_table)
+		return;
+	if (locked_relid != m->relid)
+	{
+		locked_relid = m->relid;
+		locked_table = false;
+	}
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, m->relid, 0, ALMANAC_MIRROR_LOCKTAG + 1);
+	if (locked_keys >= ALMANAC_MIRROR_KEY_LOCKS)
+	{
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		locked_table = true;
+		return;
+	}
+	(void) LockAcquire(&tag, RowExclusiveLock, false, false);
+	h = hash_bytes_extended((const unsigned char *) key->data, key->len, 0);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 ALMANAC_MIRROR_LOCKTAG);
+	if (LockAcquire(&tag, ExclusiveLock, false, false) == LOCKACQUIRE_OK)
+		locked_keys++;
+}
 
 static void
 check_trigger(FunctionCallInfo fcinfo, const char *name)
@@ -74,17 +134,12 @@ recompute_latest(AlmanacMirror *m, AlmanacAccess *a, Relation rel, const Datum *
 				 const bool *isnull, StringInfo key, StringInfo image)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	LOCKTAG		tag;
-	uint64		h;
 	Snapshot	snap;
 	TupleTableSlot *slot;
 	Datum		keyvalues[INDEX_MAX_KEYS];
 
 	almanac_mirror_row_key(m, key, values, isnull);
-	h = hash_bytes_extended((const unsigned char *) key->data, key->len, 0);
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 ALMANAC_MIRROR_LOCKTAG);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	lock_key(m, key);
 
 	/* the rows of this command too, and whatever committed before the lock */
 	CommandCounterIncrement();
