@@ -24,10 +24,15 @@ COMMIT;
 SELECT * FROM st_kv WHERE k IN (1, 6) ORDER BY k;
 -- without it, an existing key is still 23505
 SELECT sqlstate_of($$INSERT INTO st_kv VALUES (1, 'x')$$);
--- a conflict target needs a unique index, which a foreign table has none of:
--- PostgreSQL refuses both forms before almanac is asked (42P10)
-SELECT sqlstate_of($$INSERT INTO st_kv VALUES (1, 'x') ON CONFLICT (k) DO NOTHING$$);
-SELECT sqlstate_of($$INSERT INTO st_kv VALUES (1, 'x') ON CONFLICT (k) DO UPDATE SET v = excluded.v$$);
+-- a conflict target, and DO UPDATE (which needs one), are refused with
+-- 0A000 and what to do instead (PostgreSQL's own refusal is 42P10, "no
+-- unique or exclusion constraint matching", which says nothing of the key)
+SELECT error_of($$INSERT INTO st_kv VALUES (1, 'x') ON CONFLICT (k) DO NOTHING$$);
+SELECT error_of($$INSERT INTO st_kv VALUES (1, 'x') ON CONFLICT (k) DO UPDATE SET v = excluded.v$$);
+-- a heap table is not affected
+CREATE TABLE st_heap (k int PRIMARY KEY, v text);
+INSERT INTO st_heap VALUES (1, 'x') ON CONFLICT (k) DO UPDATE SET v = excluded.v;
+DROP TABLE st_heap;
 
 -- a partitioned table: two foreign partitions and a heap one
 CREATE TABLE st_p (chain text, n int, v text) PARTITION BY LIST (chain);

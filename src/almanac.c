@@ -16,6 +16,7 @@
 
 #include "almanac.h"
 #include "fault.h"
+#include "fdw/fdw.h"
 #include "kv/bulk.h"
 #include "kv/reader.h"
 #include "kv/rowcache.h"
@@ -51,6 +52,7 @@ _PG_init(void)
 	almanac_bulk_init();
 	almanac_maintenance_init();
 	almanac_router_init();
+	almanac_modify_init();
 
 	MarkGUCPrefixReserved("almanac");
 }

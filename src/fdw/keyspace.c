@@ -78,8 +78,10 @@ key_spaces_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 static Oid
 almanac_handler(void)
 {
-	Oid			nsp = get_namespace_oid("almanac", false);
+	Oid			nsp = get_namespace_oid("almanac", true);
 
+	if (!OidIsValid(nsp))
+		return InvalidOid;		/* no extension in this database */
 	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
 						   CStringGetDatum("rocksdb_fdw_handler"),
 						   PointerGetDatum(buildoidvector(NULL, 0)),
@@ -271,6 +273,15 @@ almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
 	}
 }
 
+bool
+almanac_is_rocksdb_table(Oid relid)
+{
+	Oid			handler = almanac_handler();
+
+	return OidIsValid(handler) && get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+		table_handler(relid) == handler;
+}
+
 /*
  * The definition rule for one foreign table, as the current user: see the
  * file header.  Tables of other wrappers are left alone.
@@ -284,11 +295,9 @@ check_key_space_definition(Oid relid)
 	ListCell   *lc;
 	Oid			userid = GetUserId();
 
-	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+	if (!almanac_is_rocksdb_table(relid))
 		return;
 	handler = table_handler(relid);
-	if (handler != almanac_handler())
-		return;
 	spaces = get_key_spaces(handler);
 	self = find_key_space(spaces, relid);
 	if (self == NULL)

@@ -25,6 +25,9 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
+#include "parser/analyze.h"
+#include "parser/parsetree.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -457,6 +460,51 @@ almanacIsForeignRelUpdatable(Relation rel)
 	if (almanac_table_open(rel)->opts->raw)
 		return 0;
 	return (1 << CMD_INSERT) | (1 << CMD_UPDATE) | (1 << CMD_DELETE);
+}
+
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+
+/*
+ * INSERT ... ON CONFLICT with a conflict target, or DO UPDATE, on an almanac
+ * foreign table: 0A000 with what to do instead.  The planner would refuse
+ * it anyway, with 42P10 "there is no unique or exclusion constraint
+ * matching the ON CONFLICT specification", which says nothing of the
+ * table's key.  (A target must be inferred from a unique index, and DO
+ * UPDATE needs one; a foreign table has no index.)
+ */
+static void
+almanac_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+
+	if (query->commandType == CMD_INSERT && query->onConflict != NULL &&
+		(query->onConflict->action == ONCONFLICT_UPDATE ||
+		 query->onConflict->arbiterElems != NIL ||
+		 OidIsValid(query->onConflict->constraint)))
+	{
+		RangeTblEntry *rte = rt_fetch(query->resultRelation, query->rtable);
+
+		if (rte->relkind == RELKIND_FOREIGN_TABLE && almanac_is_rocksdb_table(rte->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 query->onConflict->action == ONCONFLICT_UPDATE
+					 ? errmsg("INSERT ... ON CONFLICT DO UPDATE is not supported on almanac foreign table \"%s\"",
+							  get_rel_name(rte->relid))
+					 : errmsg("INSERT ... ON CONFLICT with a conflict target is not supported on almanac foreign table \"%s\"",
+							  get_rel_name(rte->relid)),
+					 errdetail("A conflict is always on the table's key; there is no other target to choose."),
+					 query->onConflict->action == ONCONFLICT_UPDATE
+					 ? errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite, or use ON CONFLICT DO NOTHING.")
+					 : errhint("Omit the target: ON CONFLICT DO NOTHING skips the rows whose key exists.")));
+	}
+}
+
+void
+almanac_modify_init(void)
+{
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = almanac_post_parse_analyze;
 }
 
 /* install the write callbacks in the wrapper's routine */
