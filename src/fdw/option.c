@@ -183,11 +183,32 @@ check_range(const char *name, const char *value, int64 v)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * A store directory, absolute or relative to the data directory; not inside
+ * almanac/base, which holds the databases' own stores (an owner removes the
+ * store of a dropped database, so no server may point into one).
+ */
 static void
 parse_path(const char *name, const char *value, OptionValue *out)
 {
+	char	   *resolved;
+	char	   *base;
+
 	if (value[0] == '\0')
 		invalid_value(name, value);
+	resolved = is_absolute_path(value) ? pstrdup(value) : psprintf("%s/%s", DataDir, value);
+	canonicalize_path(resolved);
+	base = psprintf("%s/%s", DataDir, ALMANAC_DEFAULT_STORE_DIR);
+	canonicalize_path(base);
+	if (path_is_prefix_of_path(base, resolved))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\" is inside %s", name, value,
+						ALMANAC_DEFAULT_STORE_DIR),
+				 errdetail("%s holds each database's own store, removed when the database is dropped.",
+						   ALMANAC_DEFAULT_STORE_DIR),
+				 errhint("Leave \"path\" unset to use this database's own store, or choose a directory outside %s.",
+						 ALMANAC_DEFAULT_STORE_DIR)));
 	out->s = pstrdup(value);
 }
 
@@ -592,8 +613,11 @@ almanac_server_options(Oid serverid)
 	 * both at one on purpose.
 	 */
 	if (path == NULL)
+	{
 		opts->path = psprintf("%s/%s/%u", DataDir, ALMANAC_DEFAULT_STORE_DIR,
 							  MyDatabaseId);
+		opts->database = MyDatabaseId;
+	}
 	else if (is_absolute_path(path))
 		opts->path = pstrdup(path);
 	else

@@ -45,6 +45,8 @@ typedef struct AlmanacServerOptions
 	int			bloom_bits_per_key; /* 0: no bloom filter */
 	int			use_direct_io;	/* ALMANAC_DIRECT_IO_AUTO/ON/OFF */
 	int64		max_total_wal_size; /* bytes; 0: RocksDB's own rule */
+	Oid			database;		/* without "path": the database whose own
+								 * store this is; else InvalidOid */
 } AlmanacServerOptions;
 
 typedef struct AlmanacTableOptions

@@ -600,6 +600,7 @@ almanac_maintenance_step(void)
 		TimestampDifferenceExceeds(last_cleanup_at, now, almanac_reader_cleanup_interval * 1000))
 	{
 		remove_stale_reader_dirs();
+		almanac_owner_drop_if_database_gone();
 		last_cleanup_at = now;
 	}
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "access/transam.h"
+#include "access/xact.h"
 #include "common/file_perm.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -30,6 +31,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include <rocksdb/c.h>
 
@@ -87,9 +89,8 @@ set_store_state(AlmanacStoreState state, const char *error)
 	ConditionVariableBroadcast(&almanac_shared->store_cv);
 }
 
-/* at exit: close the store, and let the next backend start a new owner */
 static void
-owner_shutdown(int code, Datum arg)
+close_store(void)
 {
 	if (owner_db)
 	{
@@ -98,6 +99,13 @@ owner_shutdown(int code, Datum arg)
 		rocksdb_close(owner_db);
 		owner_db = NULL;
 	}
+}
+
+/* at exit: close the store, and let the next backend start a new owner */
+static void
+owner_shutdown(int code, Datum arg)
+{
+	close_store();
 	if (owner_store >= 0 &&
 		almanac_shared->stores[owner_store].state != ALMANAC_STORE_FAILED)
 		set_store_state(ALMANAC_STORE_UNUSED, NULL);
@@ -106,6 +114,43 @@ owner_shutdown(int code, Datum arg)
 	for (int i = 0; i < almanac_shared->nslots; i++)
 		if (almanac_shared->slots[i].store == owner_store)
 			ConditionVariableBroadcast(&almanac_shared->slots[i].cv);
+}
+
+/*
+ * The store of a dropped database: a database's own store (server without
+ * "path", almanac/base/<oid>) outlives nothing of the database.  Once the
+ * database is gone (no backend of it remains, so no request can come), the
+ * owner closes the store, removes its directory and exits; a new database
+ * that gets the same OID starts an empty store.  Called between requests,
+ * every almanac.reader_cleanup_interval.
+ */
+void
+almanac_owner_drop_if_database_gone(void)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+	Oid			dbid = e->tuning.database;
+	char		path[MAXPGPATH];
+	bool		exists;
+	MemoryContext old = CurrentMemoryContext;
+
+	if (!OidIsValid(dbid))
+		return;
+	/* pg_database is shared: readable without connecting to a database */
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbid));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	if (exists)
+		return;
+
+	strlcpy(path, e->path, sizeof(path));
+	ereport(LOG,
+			(errmsg("almanac: database %u was dropped: removing its store \"%s\"", dbid, path)));
+	close_store();
+	if (!rmtree(path, true))
+		ereport(LOG,
+				(errmsg("almanac: could not remove all of \"%s\"", path)));
+	proc_exit(0);				/* owner_shutdown frees the entry */
 }
 
 /* does the file system under 'dir' accept O_DIRECT? */

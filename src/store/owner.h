@@ -32,6 +32,12 @@ extern rocksdb_column_family_handle_t *almanac_owner_cf(uint32 cf_id, const char
 extern uint32 *almanac_owner_cf_ids(int *n);
 
 /*
+ * If the store is a database's own (no "path") and that database was
+ * dropped: close it, remove its directory and exit.  Between requests.
+ */
+extern void almanac_owner_drop_if_database_gone(void);
+
+/*
  * Write a batch durably, with the keys noted for the write log
  * (almanac_write_log_note, kv/rowcache.h) logged before it and marked
  * written after it; 'bytes' (about what it adds to the write-ahead log)

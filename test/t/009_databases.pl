@@ -3,7 +3,8 @@
 # the data directory.  The same table in two databases holds two sets of
 # rows; a DELETE in one leaves the other's alone; one dump restores into two
 # databases.  Two databases share a store only when a superuser (or a member
-# of pg_write_server_files) points their servers at one path.
+# of pg_write_server_files) points their servers at one path, outside
+# almanac/base; a dropped database's store is removed by its owner.
 #
 # Before, every database's almanac_store was one store: the second INSERT of
 # the same key was 23505 and a DELETE in one database removed the rows of
@@ -16,7 +17,8 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('databases');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'almanac'");
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'almanac'\nalmanac.reader_cleanup_interval = 1");
 $node->start;
 
 my $table = q{CREATE FOREIGN TABLE t (k int, v text) SERVER almanac_store
@@ -71,6 +73,32 @@ for my $db ('r1', 'r2')
 	is($node->safe_psql($db, 'SELECT string_agg(k || v, \',\' ORDER BY k) FROM t'),
 		'1a1,2a2', "database $db holds every row of the dump");
 }
+
+# a dropped database's store goes with it: its owner removes the directory
+# and exits (checked every almanac.reader_cleanup_interval, 1 s here)
+$node->safe_psql('postgres', 'CREATE DATABASE gone');
+$node->safe_psql('gone', 'CREATE EXTENSION almanac');
+$node->safe_psql('gone', $table);
+$node->safe_psql('gone', q{INSERT INTO t VALUES (1, 'gone')});
+my $gone_oid = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'gone'");
+my $gone_dir = $node->data_dir . "/almanac/base/$gone_oid";
+ok(-d $gone_dir, 'the database to drop has a store');
+my $owners = $node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'almanac store owner'");
+$node->safe_psql('postgres', 'DROP DATABASE gone');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = $owners - 1 FROM pg_stat_activity WHERE backend_type = 'almanac store owner'"),
+	'its owner exits');
+ok(!-e $gone_dir, 'and its store directory is removed');
+ok($node->log_contains(qr/almanac: database $gone_oid was dropped: removing its store/),
+	'saying so in the log');
+is($node->safe_psql('a', 'SELECT count(*) FROM t'), '2', 'other databases keep their rows');
+
+# no server may point into almanac/base, not even a superuser's
+my ($r, $o, $e) = $node->psql('a', "CREATE SERVER s2 FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/base/$oid{b}')");
+like($e, qr/invalid value for option "path": "almanac\/base\/$oid{b}" is inside almanac\/base/,
+	'almanac/base is reserved for the databases\' own stores');
 
 # a shared store only on purpose: a superuser points both servers at one path
 for my $db ('a', 'b')
