@@ -41,8 +41,6 @@
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -71,37 +69,11 @@ key_spaces_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 	key_spaces_valid = false;
 }
 
-/*
- * The OID of almanac.rocksdb_fdw_handler(), found without the current
- * role's USAGE on schema almanac (which defining a table does not need).
- */
-static Oid
-almanac_handler(void)
-{
-	Oid			nsp = get_namespace_oid("almanac", true);
-
-	if (!OidIsValid(nsp))
-		return InvalidOid;		/* no extension in this database */
-	return GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid,
-						   CStringGetDatum("rocksdb_fdw_handler"),
-						   PointerGetDatum(buildoidvector(NULL, 0)),
-						   ObjectIdGetDatum(nsp));
-}
-
-/* is this server's wrapper almanac_rocksdb (its handler is ours)? */
+/* the wrapper of a foreign table's server is almanac_rocksdb */
 static bool
-almanac_server(Oid serverid, Oid handler)
+server_is_ours(Oid serverid)
 {
-	ForeignServer *server = GetForeignServer(serverid);
-
-	return GetForeignDataWrapper(server->fdwid)->fdwhandler == handler;
-}
-
-/* the handler function of the wrapper of a foreign table */
-static Oid
-table_handler(Oid relid)
-{
-	return GetForeignDataWrapper(GetForeignServer(GetForeignTable(relid)->serverid)->fdwid)->fdwhandler;
+	return almanac_wrapper_is_ours(GetForeignServer(serverid)->fdwid);
 }
 
 /*
@@ -109,7 +81,7 @@ table_handler(Oid relid)
  * read from pg_foreign_table and the options (which the validator checked).
  */
 static List *
-get_key_spaces(Oid handler)
+get_key_spaces(void)
 {
 	Relation	ftrel;
 	SysScanDesc scan;
@@ -140,7 +112,7 @@ get_key_spaces(Oid handler)
 		AlmanacTableOptions *opts;
 		KeySpace   *ks;
 
-		if (!almanac_server(ft->ftserver, handler))
+		if (!server_is_ours(ft->ftserver))
 			continue;
 		old = MemoryContextSwitchTo(key_space_cxt);
 		opts = almanac_table_options(ft->ftrelid);
@@ -239,7 +211,7 @@ void
 almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
 {
 	Oid			relid = RelationGetRelid(rel);
-	List	   *spaces = get_key_spaces(table_handler(relid));
+	List	   *spaces = get_key_spaces();
 	KeySpace   *self = find_key_space(spaces, relid);
 	ListCell   *lc;
 
@@ -276,10 +248,8 @@ almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
 bool
 almanac_is_rocksdb_table(Oid relid)
 {
-	Oid			handler = almanac_handler();
-
-	return OidIsValid(handler) && get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
-		table_handler(relid) == handler;
+	return get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+		server_is_ours(GetForeignTable(relid)->serverid);
 }
 
 /*
@@ -289,7 +259,6 @@ almanac_is_rocksdb_table(Oid relid)
 static void
 check_key_space_definition(Oid relid)
 {
-	Oid			handler;
 	List	   *spaces;
 	KeySpace   *self;
 	ListCell   *lc;
@@ -297,8 +266,7 @@ check_key_space_definition(Oid relid)
 
 	if (!almanac_is_rocksdb_table(relid))
 		return;
-	handler = table_handler(relid);
-	spaces = get_key_spaces(handler);
+	spaces = get_key_spaces();
 	self = find_key_space(spaces, relid);
 	if (self == NULL)
 		return;
