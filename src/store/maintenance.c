@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -234,6 +235,90 @@ remove_stale_reader_dirs(void)
  * Freeze sweep, owner side
  * ----------------------------------------------------------------
  */
+
+/*
+ * Stores of dropped databases that no owner holds open: a database dropped
+ * while the server was down, or whose store's owner had exited, leaves
+ * almanac/base/<oid> behind, which its own owner (see
+ * almanac_owner_drop_if_database_gone) can no longer remove.  A directory
+ * there exists only after its database committed (a backend of it created
+ * the store), so an OID that pg_database lacks is a dropped database.
+ * One owner at a time, as for the reader directories.
+ */
+static void
+remove_dropped_database_stores(void)
+{
+	char		root[MAXPGPATH];
+	DIR		   *volatile dir = NULL;
+	List	   *volatile oids = NIL;
+	MemoryContext old = CurrentMemoryContext;
+	ListCell   *lc;
+
+	if (!pg_atomic_test_set_flag(&almanac_shared->reader_cleanup))
+		return;
+	snprintf(root, sizeof(root), "%s/" ALMANAC_DEFAULT_STORE_DIR, DataDir);
+	PG_TRY();
+	{
+		struct dirent *de;
+
+		/* the names first: a transaction's end closes directories it finds open */
+		dir = AllocateDir(root);
+		if (dir != NULL || errno != ENOENT)
+		{
+			while ((de = ReadDirExtended(dir, root, LOG)) != NULL)
+			{
+				char	   *end;
+				unsigned long oid;
+
+				errno = 0;
+				oid = strtoul(de->d_name, &end, 10);
+				if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && *end == '\0' &&
+					errno == 0 && oid > 0 && oid <= PG_UINT32_MAX)
+					oids = lappend_oid(oids, (Oid) oid);
+			}
+		}
+		if (dir != NULL)
+			FreeDir(dir);
+		dir = NULL;
+
+		foreach(lc, oids)
+		{
+			Oid			oid = lfirst_oid(lc);
+			char		path[MAXPGPATH];
+			bool		exists;
+			bool		held = false;
+
+			/* pg_database is shared: readable without a database */
+			StartTransactionCommand();
+			exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(oid));
+			CommitTransactionCommand();
+			MemoryContextSwitchTo(old);
+			if (exists)
+				continue;
+			snprintf(path, sizeof(path), "%s/%u", root, oid);
+			LWLockAcquire(almanac_shared->lock, LW_SHARED);
+			for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+				if (almanac_shared->stores[i].state != ALMANAC_STORE_UNUSED &&
+					almanac_shared->stores[i].state != ALMANAC_STORE_FAILED &&
+					strcmp(almanac_shared->stores[i].path, path) == 0)
+					held = true;
+			LWLockRelease(almanac_shared->lock);
+			if (held)
+				continue;		/* its own owner removes it */
+			if (rmtree(path, true))
+				ereport(LOG,
+						(errmsg("almanac: removed the store \"%s\" of database %u, which was dropped",
+								path, oid)));
+		}
+	}
+	PG_FINALLY();
+	{
+		if (dir != NULL)
+			FreeDir(dir);
+		pg_atomic_clear_flag(&almanac_shared->reader_cleanup);
+	}
+	PG_END_TRY();
+}
 
 /* a recent TransactionId (not older than 2^31 transactions) as a FullTransactionId */
 static FullTransactionId
@@ -600,6 +685,7 @@ almanac_maintenance_step(void)
 		TimestampDifferenceExceeds(last_cleanup_at, now, almanac_reader_cleanup_interval * 1000))
 	{
 		remove_stale_reader_dirs();
+		remove_dropped_database_stores();
 		almanac_owner_drop_if_database_gone();
 		last_cleanup_at = now;
 	}

@@ -95,6 +95,21 @@ ok($node->log_contains(qr/almanac: database $gone_oid was dropped: removing its 
 	'saying so in the log');
 is($node->safe_psql('a', 'SELECT count(*) FROM t'), '2', 'other databases keep their rows');
 
+# a database dropped while no owner holds its store (here: after a
+# restart, before any use): the next owner to run removes the directory
+$node->safe_psql('postgres', 'CREATE DATABASE gone2');
+$node->safe_psql('gone2', 'CREATE EXTENSION almanac');
+$node->safe_psql('gone2', $table);
+$node->safe_psql('gone2', q{INSERT INTO t VALUES (1, 'gone')});
+my $gone2_dir = $node->data_dir . '/almanac/base/'
+  . $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'gone2'");
+$node->restart;
+$node->safe_psql('postgres', 'DROP DATABASE gone2');
+ok(-d $gone2_dir, 'a store whose database was dropped while its owner was not running');
+is($node->safe_psql('a', 'SELECT count(*) FROM t'), '2', 'another database is used');
+ok($node->poll_query_until('postgres', "SELECT NOT EXISTS (SELECT FROM pg_ls_dir('almanac/base') d WHERE '$gone2_dir' LIKE '%/' || d)"),
+	'and its owner removes the orphaned store');
+
 # no server may point into almanac/base, not even a superuser's
 my ($r, $o, $e) = $node->psql('a', "CREATE SERVER s2 FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/base/$oid{b}')");
 like($e, qr/invalid value for option "path": "almanac\/base\/$oid{b}" is inside almanac\/base/,
