@@ -116,6 +116,16 @@ SELECT 'anvil', n, '0x' || repeat(n::text, 32), '0x' || repeat('00', 32), '2024-
 RETURNING block_number, metadata;
 DELETE FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number > 9;
 
+-- rows written under session_replication_role = replica (logical
+-- replication's apply, some loaders) reach the mirror too
+SET session_replication_role = replica;
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+VALUES ('anvil', 11, '0x' || repeat('11', 32), '0x' || repeat('00', 32), '2024-01-01');
+RESET session_replication_role;
+SELECT count(*) AS differences FROM almanac.verify('almanac.blocks');
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 11;
+DELETE FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 11;
+
 -- a disabled mirror: plans read the heap again, writes no longer reach it
 PREPARE blk(bigint) AS SELECT block_number, metadata->>'x' AS x FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = $1;
 EXPLAIN (COSTS OFF) EXECUTE blk(3);

@@ -89,6 +89,11 @@ BEGIN
 							FOR EACH STATEMENT EXECUTE FUNCTION almanac._mirror_statement()', t || '_mirror_statement', t);
 		EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON almanac.%I
 							FOR EACH STATEMENT EXECUTE FUNCTION almanac._mirror_truncate()', t || '_mirror_truncate', t);
+		-- also under session_replication_role = replica (logical replication's
+		-- apply workers, and loaders that set it): a row written without its
+		-- mirror would be answered wrongly
+		EXECUTE format('ALTER TABLE almanac.%I ENABLE ALWAYS TRIGGER %I, ENABLE ALWAYS TRIGGER %I,
+							ENABLE ALWAYS TRIGGER %I', t, t || '_mirror', t || '_mirror_statement', t || '_mirror_truncate');
 	END LOOP;
 END;
 $$;
