@@ -7,6 +7,9 @@
 #                  lines CONF.  Sets OUT, DATA, PORT and PSQL (psql as
 #                  postgres, ON_ERROR_STOP).
 #   fail MSG       prints MSG and the end of the server log, exits 1
+#   flush_store [SERVER]  every column family of the store into SST files,
+#                  RocksDB's "default" too, so that no write-ahead log is left
+#                  for a new connection's reader to replay
 #   median, median2  of the numbers on stdin (blank-separated; "-" entries,
 #                  which ratio prints for no value, are left out): rounded to
 #                  an integer, to 2 places; "-" when there are none
@@ -46,6 +49,15 @@ fail() {
 	echo "--- last lines of $OUT/server.log" >&2
 	tail -n 30 "$OUT/server.log" >&2
 	exit 1
+}
+
+# almanac.column_families() leaves out "default", which the owner's
+# catch-up markers (src/store/owner.c) write to as to every column family:
+# unflushed, it keeps the whole write-ahead log alive
+flush_store() {
+	local server=${1:-almanac_store}
+	"${PSQL[@]}" -c "SELECT almanac.flush(cf, '$server')
+		FROM (SELECT column_family FROM almanac.column_families('$server') UNION ALL SELECT 'default') s(cf)" >/dev/null
 }
 
 _bench_values() { tr ' ' '\n' | { grep -v -e '^$' -e '^-$' || true; } | sort -g; }

@@ -34,7 +34,7 @@ echo "# $CMDLINE"
 "${PSQL[@]}" -f "$HERE/setup.sql"
 "${PSQL[@]}" -c "INSERT INTO commit_heap SELECT 'eth', n, 0 FROM generate_series(1, $N) AS n" || fail "load heap"
 "${PSQL[@]}" -c "INSERT INTO commit_kv SELECT 'eth', n, 0 FROM generate_series(1, $N) AS n" || fail "load foreign"
-"${PSQL[@]}" -c "SELECT almanac.flush(cf) FROM (SELECT column_family AS cf FROM almanac.column_families()) s" >/dev/null 2>&1 || true
+flush_store 2>/dev/null || true
 "${PSQL[@]}" -c "VACUUM ANALYZE commit_heap"
 
 one_run() { # script clients options log: prints tps

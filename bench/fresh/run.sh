@@ -18,7 +18,9 @@
 # Probe (probe.sql, backend CPU from /proc/self/schedstat, so the neighbours'
 # load counts less than in wall time): the first lookup (it opens the
 # reader), 2000 lookups of keys the connection has not read, 2000 more, the
-# first 2000 again, RssAnon at the end; with the row cache on and off.
+# first 2000 again, RssAnon at the end; with the row cache on and off.  When
+# the router exists, the same keys in almanac.blocks, whose mirror is in the
+# default store: routed (mmap, read()) and not (almanac.router = off).
 # pgbench (-M prepared, 2 clients, T s each, paired in rounds as above): new
 # connections for the run (pgbench's default), and a new connection per
 # lookup (-C).  Ratios are medians of the rounds' own ratios, with spread.
@@ -58,10 +60,22 @@ COPY kv_none FROM '$ROWS';
 COPY kv_lz4 FROM '$ROWS';
 VACUUM ANALYZE bench_heap;
 SQL
-"${PSQL[@]}" -c "SELECT almanac.flush(column_family) FROM almanac.column_families()" \
-	-c "SELECT almanac.flush(column_family, 'store_lz4') FROM almanac.column_families('store_lz4')" >/dev/null ||
-	fail "flush"
-sizes=$("${PSQL[@]}" -Atc "SELECT string_agg(server || ' ' || pg_size_pretty(live_sst_bytes), ', ') FROM almanac.store_properties")
+{ flush_store && flush_store store_lz4; } || fail "flush"
+# the core table almanac.blocks with the same keys, and its mirror when the
+# router exists (issue 14): lookups routed to the mirror, or the heap's
+ROUTER=$("${PSQL[@]}" -Atc "SELECT count(*) FROM pg_settings WHERE name = 'almanac.router'")
+if [ "$ROUTER" = 1 ]; then
+	"${PSQL[@]}" <<SQL || fail "loading almanac.blocks"
+INSERT INTO almanac.chains (chain_id) VALUES ('eth');
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+SELECT 'eth', n, '0x' || md5(n::text) || md5((n + 1)::text), '0x' || md5((n - 1)::text) || md5(n::text),
+	   timestamptz '2020-01-01 00:00:00+00' + n * interval '12 s'
+  FROM generate_series(1, $N) AS n;
+VACUUM ANALYZE almanac.blocks;
+SQL
+	flush_store || fail "flush"
+fi
+sizes=$("${PSQL[@]}" -Atc "SELECT string_agg(server || ' ' || column_family || ' ' || pg_size_pretty(live_sst_bytes), ', ') FROM almanac.store_properties")
 echo "SST bytes: $sizes"
 mid=$((N / 2))
 for t in kv_none kv_lz4; do
@@ -82,9 +96,16 @@ CONFIGS=(
 	"lz4, read(), no row cache|kv_lz4|-c almanac.reader_mmap=off -c almanac.reader_row_cache_size=0"
 	"none, mmap, no row cache|kv_none|-c almanac.reader_mmap=on -c almanac.reader_row_cache_size=0"
 )
+if [ "$ROUTER" = 1 ]; then
+	CONFIGS+=(
+		"almanac.blocks, router off (heap)|almanac.blocks|-c almanac.router=off"
+		"almanac.blocks, routed, read()|almanac.blocks|-c almanac.reader_mmap=off"
+		"almanac.blocks, routed, mmap|almanac.blocks|-c almanac.reader_mmap=on"
+	)
+fi
 declare -A P # P[config.measure] = the rounds' values
 # warm the OS page cache and the catalog: one probe of each table
-for t in kv_none kv_lz4 bench_heap; do
+for t in kv_none kv_lz4 bench_heap $([ "$ROUTER" = 1 ] && echo almanac.blocks); do
 	"${PSQL[@]}" -v tbl="$t" -v n="$N" -v s=0 -f "$HERE/probe.sql" >/dev/null || fail "probe of $t"
 done
 for r in $(seq "$RUNS"); do
@@ -102,6 +123,11 @@ for r in $(seq "$RUNS"); do
 	done
 	echo "probe round $r done"
 done
+if [ "$ROUTER" = 1 ]; then
+	routed=$("${PSQL[@]}" -Atc "SELECT routed FROM almanac.router_stats WHERE table_name = 'almanac.blocks'::regclass")
+	[ "${routed:-0}" -gt 0 ] || fail "no lookup of almanac.blocks was routed"
+	echo "routed lookups of almanac.blocks: $routed"
+fi
 # the rounds' ratios to a baseline configuration
 rel() { # config baseline measure: the rounds' ratios
 	local a b out="" j
@@ -148,7 +174,7 @@ brel() { # kind a b
 {
 	echo "Command: \`$CMDLINE\` ($(date -u +%Y-%m-%d), $(nproc) cores, PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}'), defaults otherwise: reader_block_cache_size 16MB, reader_row_cache_size 16MB); SST bytes: $sizes"
 	echo
-	echo "Backend CPU of a new connection (probe.sql), medians of $RUNS rounds; ratios to \`lz4, read()\` (the defaults before) are medians of the rounds' own ratios, (spread) lowest-highest:"
+	echo "Backend CPU of a new connection (probe.sql), medians of $RUNS rounds; ratios (to \`lz4, read()\`, the defaults before, and for almanac.blocks to its heap) are medians of the rounds' own ratios, (spread) lowest to highest:"
 	echo
 	echo "| store, reader | first lookup, us | next 2000 lookups, ns each | 2000 more | first 2000 again | RssAnon at the end, kB |"
 	echo "|---|---:|---:|---:|---:|---:|"
@@ -156,10 +182,11 @@ brel() { # kind a b
 		IFS='|' read -r name _ _ <<<"$c"
 		base="lz4, read()"
 		[[ $name == *"no row cache"* ]] && base="lz4, read(), no row cache"
+		[[ $name == almanac.blocks* ]] && base="almanac.blocks, router off (heap)"
 		line="| $name"
 		for m in first cold cold2 again anon; do
 			v=$(echo "${P[$name.$m]}" | median)
-			if [ "$name" = "$base" ] || [ "$name" = heap ]; then
+			if [ "$name" = "$base" ] || [ "$name" = heap ] || [ "$name" = "almanac.blocks, router off (heap)" ]; then
 				line="$line | $v"
 			else
 				rr=$(rel "$name" "$base" "$m")

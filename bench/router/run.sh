@@ -91,8 +91,7 @@ t0=$(date +%s)
 # the owner's write-ahead log into SST files: every new connection's reader
 # would replay it into memtables of its own
 if [ "$MIRRORS" = t ]; then
-	"${PSQL[@]}" -c "SELECT almanac.flush(column_family) FROM almanac.column_families()" >/dev/null ||
-		fail "flushing the column families"
+	flush_store || fail "flushing the column families"
 fi
 echo "loaded $NB blocks, $((NB * TPB)) transactions, $NS state rows of $NA accounts in $(($(date +%s) - t0)) s"
 

@@ -103,7 +103,7 @@ load_rows=$(echo "$all_rows" | median)
 for r in $(seq "$RUNS"); do
 	"${PSQL[@]}" -c "DROP TABLE load_heap_$r" -c "DROP FOREIGN TABLE load_kv_$r, load_rows_$r"
 done
-"${PSQL[@]}" -c "SELECT almanac.flush(column_family) FROM almanac.column_families()" >/dev/null ||
+flush_store ||
 	fail "flushing the column families"
 "${PSQL[@]}" -c "SELECT almanac.drop_column_family('bench_load')" >/dev/null || fail "dropping column family bench_load"
 echo "load medians (rows/s): heap $load_heap, foreign $load_kv, foreign row by row $load_rows"

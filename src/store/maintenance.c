@@ -45,6 +45,7 @@
 
 int			almanac_freeze_sweep_age = 50000000;
 int			almanac_reader_cleanup_interval = 60;
+int			almanac_idle_flush_delay = 1000;
 
 void
 almanac_maintenance_init(void)
@@ -69,6 +70,15 @@ almanac_maintenance_init(void)
 							&almanac_reader_cleanup_interval,
 							60, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("almanac.idle_flush_delay",
+							"Time without writes after which a store owner flushes what it wrote.",
+							"Every new connection's reader replays the store's unflushed write-ahead log, "
+							"which costs it time and memory; flushing once writes pause leaves none to "
+							"replay. 0 flushes only when max_total_wal_size is reached.",
+							&almanac_idle_flush_delay,
+							1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 }
 

@@ -44,6 +44,7 @@
 /* settings, defined by almanac_maintenance_init (from _PG_init) */
 extern int	almanac_freeze_sweep_age;
 extern int	almanac_reader_cleanup_interval;	/* seconds */
+extern int	almanac_idle_flush_delay;	/* milliseconds, owner.c */
 
 extern void almanac_maintenance_init(void);
 

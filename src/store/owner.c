@@ -32,6 +32,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include <rocksdb/c.h>
 
@@ -66,6 +67,9 @@ static MemoryContext owner_cxt = NULL;
 
 /* bytes written since the last flush of all column families */
 static uint64 owner_unflushed = 0;
+
+/* when the owner last wrote a batch counted in owner_unflushed */
+static TimestampTz owner_last_write = 0;
 
 /* per request, released on success and on error */
 static rocksdb_writebatch_t *req_out = NULL;
@@ -401,23 +405,17 @@ write_markers(void)
 }
 
 /*
- * Every backend's secondary replays the owner's unflushed write-ahead log into
- * memtables of its own, so unflushed data costs memory in every backend that
- * reads.  RocksDB's max_total_wal_size only forces flushes across several
- * column families, and the design's write buffers (4 x 64MB, merged by 2)
- * let a single one hold more than 128MB unflushed (seen: 317MB added per
- * backend).  So the owner flushes every column family, without waiting,
- * once that much has been written since the last flush.
+ * Flush every column family without waiting, then write the catch-up
+ * markers into the new write-ahead log.  All of them: the markers go into
+ * every column family with every write, so one left unflushed (RocksDB's
+ * "default" among them) keeps the whole log alive.
  */
 static void
-bound_unflushed(void)
+flush_all(void)
 {
-	int64		limit = almanac_shared->stores[owner_store].tuning.max_total_wal_size;
 	rocksdb_flushoptions_t *fo;
 	char	   *err;
 
-	if (limit <= 0 || owner_unflushed < (uint64) limit)
-		return;
 	fo = rocksdb_flushoptions_create();
 	rocksdb_flushoptions_set_wait(fo, 0);
 	for (int i = 0; i < owner_ncfs; i++)
@@ -431,9 +429,55 @@ bound_unflushed(void)
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
 
-	/* the batch that asked for it is durable already: only log a failure */
+	/* what was written before is durable already: only log a failure */
 	err = write_markers();
 	almanac_rocks_error(LOG, ERRCODE_IO_ERROR, err, "almanac: writing catch-up markers failed");
+}
+
+/*
+ * Every backend's secondary replays the owner's unflushed write-ahead log into
+ * memtables of its own, so unflushed data costs memory in every backend that
+ * reads.  RocksDB's max_total_wal_size only forces flushes across several
+ * column families, and the design's write buffers (4 x 64MB, merged by 2)
+ * let a single one hold more than 128MB unflushed (seen: 317MB added per
+ * backend).  So the owner flushes every column family, without waiting,
+ * once that much has been written since the last flush.
+ */
+static void
+bound_unflushed(void)
+{
+	int64		limit = almanac_shared->stores[owner_store].tuning.max_total_wal_size;
+
+	if (limit <= 0 || owner_unflushed < (uint64) limit)
+		return;
+	flush_all();
+}
+
+/*
+ * The replay costs time too: a new connection's first read opens a
+ * secondary, which parses every unflushed log file (measured: 5.7 ms of
+ * backend CPU per MB, so up to a third of a second per connection below
+ * max_total_wal_size's 64MB, and nothing flushes it while writes pause).  So
+ * once the owner has written nothing for almanac.idle_flush_delay, it
+ * flushes what it wrote: a store at rest, or between the blocks of a
+ * follower of the chain's head, leaves new connections no log to replay.
+ * Returns the timeout of the owner's next wait, shortened to when the flush
+ * is due.
+ */
+static long
+flush_when_idle(long timeout)
+{
+	TimestampTz now;
+	TimestampTz due;
+
+	if (owner_unflushed == 0 || almanac_idle_flush_delay <= 0)
+		return timeout;
+	now = GetCurrentTimestamp();
+	due = TimestampTzPlusMilliseconds(owner_last_write, almanac_idle_flush_delay);
+	if (now < due)
+		return Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
+	flush_all();
+	return timeout;
 }
 
 /*
@@ -454,6 +498,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	almanac_rocks_check(err, "write");
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
+	owner_last_write = GetCurrentTimestamp();
 	bound_unflushed();
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq,
 						rocksdb_get_latest_sequence_number(owner_db));
@@ -933,5 +978,6 @@ almanac_owner_main(Datum arg)
 		serve_pending();
 		/* requests first; then a bounded step of whatever maintenance is due */
 		timeout = almanac_maintenance_step();
+		timeout = flush_when_idle(timeout);
 	}
 }
