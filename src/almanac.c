@@ -53,6 +53,7 @@ _PG_init(void)
 	almanac_maintenance_init();
 	almanac_router_init();
 	almanac_modify_init();
+	almanac_ddl_init();
 
 	MarkGUCPrefixReserved("almanac");
 }

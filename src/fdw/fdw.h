@@ -99,6 +99,9 @@ extern bool almanacAnalyzeForeignTable(Relation relation,
 									   AcquireSampleRowsFunc *func,
 									   BlockNumber *totalpages);
 
+/* ddl.c: the object access hook that deletes the rows of a dropped table */
+extern void almanac_ddl_init(void);
+
 /* import.c */
 extern List *almanacImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 

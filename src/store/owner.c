@@ -616,6 +616,14 @@ owner_apply(AlmanacRequestSlot *slot)
 		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
 		almanac_intent_parse(val, vlen, &intent);
 		cf = find_cf_by_id(intent.cf_id);
+
+		/*
+		 * A deletion in a column family dropped meanwhile has nothing left
+		 * to delete: DROP FOREIGN TABLE deletes its rows (src/fdw/ddl.c),
+		 * and almanac.drop_column_family may follow it in one transaction.
+		 */
+		if (cf == NULL && intent.kind == ALMANAC_INTENT_DELETE)
+			continue;
 		if (cf == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
