@@ -143,8 +143,12 @@ SELECT almanac.decode_key(key, '{text,bigint}') AS key, kind FROM almanac.verify
 SELECT almanac.decode_key(key, '{text,bigint}') AS key, kind FROM almanac.verify('almanac.blocks', 'anvil', 9, 10) ORDER BY key;
 SELECT count(*) FROM almanac.verify('almanac.blocks', 'anvil', 0, 2);
 SELECT count(*) FROM almanac.verify('almanac.blocks', 'nope');
--- out of sync: the router reads the heap until resync
-UPDATE almanac.mirrors SET in_sync = false WHERE relid = 'almanac.blocks'::regclass;
+-- the background check's sample (almanac.verify_interval) finds the missing
+-- and the different row (not the extra one: it samples the table) and marks
+-- the mirror out of sync: the router reads the heap until resync
+SELECT almanac.verify_sample('almanac.blocks', 1000) AS sampled_differences;
+SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.blocks'::regclass;
+SELECT almanac.verify_sample('almanac.blocks', 1000) AS skipped_when_out_of_sync;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE blk(3);
 EXECUTE blk(3);
 SELECT almanac.resync('almanac.blocks') AS rewritten;
@@ -179,6 +183,7 @@ SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.chains')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.no_such_table')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify(NULL)$$);
 SELECT sqlstate_of($$SELECT almanac.resync(NULL)$$);
+SELECT sqlstate_of($$SELECT almanac.verify_sample('almanac.blocks', 0)$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.blocks', from_block => 1, to_block => 0)$$);
 CREATE ROLE mirror_user;
 GRANT USAGE ON SCHEMA almanac TO mirror_user;

@@ -41,6 +41,7 @@
 #include "codec/valuecodec.h"
 #include "codec/visibility.h"
 #include "kv/xact.h"
+#include "mirror/check.h"
 #include "mirror/mirror.h"
 #include "mirror/verify.h"
 #include "router/router.h"
@@ -432,6 +433,8 @@ almanac_mirror_lookup(Oid relid)
 			MemoryContextSetParent(cxt, TopTransactionContext);
 		return m;
 	}
+	if (m != NULL)
+		almanac_mirror_check_ensure();
 	e = hash_search(mirror_cache, &relid, HASH_ENTER, &found);
 	e->mirror = m;
 	e->cxt = cxt;
@@ -590,9 +593,9 @@ almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t
 
 /* the table, locked against writers (ShareLock), checked for ownership */
 Relation
-almanac_mirror_open_owned(Oid relid)
+almanac_mirror_open_owned(Oid relid, LOCKMODE lockmode)
 {
-	Relation	rel = table_open(relid, ShareLock);
+	Relation	rel = table_open(relid, lockmode);
 
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
@@ -630,7 +633,7 @@ Datum
 almanac_enable_mirror_sql(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Relation	rel = almanac_mirror_open_owned(relid);
+	Relation	rel = almanac_mirror_open_owned(relid, ShareLock);
 	AlmanacMirror *m = almanac_mirror_get(rel);
 	int64		n;
 	Snapshot	snap;
@@ -658,7 +661,7 @@ Datum
 almanac_disable_mirror_sql(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Relation	rel = almanac_mirror_open_owned(relid);
+	Relation	rel = almanac_mirror_open_owned(relid, ShareLock);
 
 	(void) almanac_mirror_get(rel);
 	almanac_mirror_catalog_update(relid, "enabled = false", NULL);

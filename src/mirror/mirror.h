@@ -37,6 +37,7 @@
 
 #include "access/attnum.h"
 #include "lib/stringinfo.h"
+#include "storage/lockdefs.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -134,8 +135,8 @@ extern void almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char 
 extern void almanac_mirror_note_write(Oid relid);
 extern bool almanac_mirror_written_by_me(Oid relid);
 
-/* the table, locked against writers (ShareLock); ERROR unless the user owns it */
-extern Relation almanac_mirror_open_owned(Oid relid);
+/* the table, locked in lockmode; ERROR unless the user owns it */
+extern Relation almanac_mirror_open_owned(Oid relid, LOCKMODE lockmode);
 
 /* UPDATE almanac.mirrors SET <set> WHERE relid = $1 ($2: signature, may be NULL) */
 extern void almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature);

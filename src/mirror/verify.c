@@ -346,7 +346,7 @@ almanac_resync_sql(PG_FUNCTION_ARGS)
 	require_table(fcinfo);
 	range_args(fcinfo, &range);
 	whole = range.chain_id == NULL && !range.has_from && !range.has_to;
-	rel = almanac_mirror_open_owned(PG_GETARG_OID(0));
+	rel = almanac_mirror_open_owned(PG_GETARG_OID(0), ShareLock);
 	m = almanac_mirror_get(rel);
 	if (!m->enabled)
 		ereport(ERROR,

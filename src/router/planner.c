@@ -59,6 +59,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
+#include "mirror/check.h"
 #include "mirror/mirror.h"
 #include "router/router.h"
 
@@ -381,6 +382,7 @@ almanac_router_init(void)
 	almanac_lookup_register();
 	almanac_router_stats_shmem_init();
 	almanac_mirror_init();
+	almanac_mirror_check_init();
 	prev_planner_hook = planner_hook;
 	planner_hook = almanac_planner;
 }

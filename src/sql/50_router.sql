@@ -127,6 +127,13 @@ CREATE FUNCTION almanac.resync(table_name regclass, chain_id text DEFAULT NULL,
 COMMENT ON FUNCTION almanac.resync(regclass, text, bigint, bigint) IS
 	'rewrite the mirror''s keys that differ from the table (writers wait meanwhile); returns how many';
 
+CREATE FUNCTION almanac.verify_sample(table_name regclass, keys integer DEFAULT 100)
+	RETURNS bigint
+	LANGUAGE c STRICT VOLATILE
+	AS 'MODULE_PATHNAME', 'almanac_verify_sample_sql';
+COMMENT ON FUNCTION almanac.verify_sample(regclass, integer) IS
+	'compare about that many sampled rows with the mirror, log each difference and mark the mirror out of sync if one differs (the background check of almanac.verify_interval); returns how many differ';
+
 CREATE FUNCTION almanac._router_stats(OUT table_name regclass, OUT routed bigint,
 									  OUT fallback_router_off bigint, OUT fallback_disabled bigint,
 									  OUT fallback_out_of_sync bigint, OUT fallback_altered bigint,
