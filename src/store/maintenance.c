@@ -315,6 +315,7 @@ remove_dropped_database_stores(void)
 			LWLockRelease(almanac_shared->lock);
 			if (held)
 				continue;		/* its own owner removes it */
+			almanac_store_release_entry(path);
 			if (rmtree(path, true))
 				ereport(LOG,
 						(errmsg("almanac: removed the store \"%s\" of database %u, which was dropped",

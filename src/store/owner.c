@@ -65,6 +65,9 @@ static OwnerCf *owner_cfs = NULL;
 static int	owner_ncfs = 0;
 static MemoryContext owner_cxt = NULL;
 
+/* the store was a dropped database's, removed: its entry may be reused */
+static bool owner_database_dropped = false;
+
 /* bytes written since the last flush of all column families */
 static uint64 owner_unflushed = 0;
 
@@ -113,6 +116,8 @@ owner_shutdown(int code, Datum arg)
 	if (owner_store >= 0 &&
 		almanac_shared->stores[owner_store].state != ALMANAC_STORE_FAILED)
 		set_store_state(ALMANAC_STORE_UNUSED, NULL);
+	if (owner_store >= 0 && owner_database_dropped)
+		almanac_store_release_entry(almanac_shared->stores[owner_store].path);
 
 	/* wake everyone waiting on a request of ours: they see the state */
 	for (int i = 0; i < almanac_shared->nslots; i++)
@@ -151,6 +156,7 @@ almanac_owner_drop_if_database_gone(void)
 	ereport(LOG,
 			(errmsg("almanac: database %u was dropped: removing its store \"%s\"", dbid, path)));
 	close_store();
+	owner_database_dropped = true;
 	if (!rmtree(path, true))
 		ereport(LOG,
 				(errmsg("almanac: could not remove all of \"%s\"", path)));

@@ -282,6 +282,34 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 	return store;
 }
 
+/*
+ * Give back the entry of a store that is gone for good: a dropped
+ * database's own store (almanac/base/<oid>), removed.  Entries otherwise
+ * keep their path until the server restarts (see almanac_store_attach), as
+ * backends keep their indexes; no backend can hold this one, since no
+ * backend of a dropped database remains and no server may point into
+ * almanac/base.  Without this, every database ever used would hold one of
+ * the ALMANAC_MAX_STORES entries until a restart.  Only an entry no owner
+ * runs for (UNUSED or FAILED) is released.
+ */
+void
+almanac_store_release_entry(const char *path)
+{
+	LWLockAcquire(almanac_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+	{
+		AlmanacStoreEntry *e = &almanac_shared->stores[i];
+
+		if (e->path[0] != '\0' && strcmp(e->path, path) == 0 &&
+			(e->state == ALMANAC_STORE_UNUSED || e->state == ALMANAC_STORE_FAILED))
+		{
+			e->path[0] = '\0';
+			e->state = ALMANAC_STORE_UNUSED;
+		}
+	}
+	LWLockRelease(almanac_shared->lock);
+}
+
 uint64
 almanac_store_published_seq(int store)
 {

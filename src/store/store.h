@@ -175,6 +175,8 @@ extern void almanac_store_shmem_init(void);
 /* backend side */
 extern int	almanac_store_attach(const AlmanacServerOptions *opts);
 extern uint64 almanac_store_published_seq(int store);
+/* the entry of a dropped database's removed store is free again */
+extern void almanac_store_release_entry(const char *path);
 extern uint64 almanac_store_cf_version(int store);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);

@@ -18,7 +18,7 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('databases');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'almanac'\nalmanac.reader_cleanup_interval = 1");
+	"shared_preload_libraries = 'almanac'\nalmanac.reader_cleanup_interval = 1\nmax_worker_processes = 16");
 $node->start;
 
 my $table = q{CREATE FOREIGN TABLE t (k int, v text) SERVER almanac_store
@@ -109,6 +109,22 @@ ok(-d $gone2_dir, 'a store whose database was dropped while its owner was not ru
 is($node->safe_psql('a', 'SELECT count(*) FROM t'), '2', 'another database is used');
 ok($node->poll_query_until('postgres', "SELECT NOT EXISTS (SELECT FROM pg_ls_dir('almanac/base') d WHERE '$gone2_dir' LIKE '%/' || d)"),
 	'and its owner removes the orphaned store');
+
+# entries of removed stores are reused: more databases than the 32 store
+# entries in shared memory, each used and dropped in turn (before, each
+# database ever used held an entry until a restart)
+$node->safe_psql('postgres', 'CREATE DATABASE tmpl');
+$node->safe_psql('tmpl', 'CREATE EXTENSION almanac');
+$node->safe_psql('tmpl', $table);
+my $failed = '';
+for my $i (1 .. 36)
+{
+	$node->safe_psql('postgres', "CREATE DATABASE c$i TEMPLATE tmpl");
+	my ($ret, $out, $err) = $node->psql("c$i", "INSERT INTO t VALUES ($i, 'c$i')");
+	$failed ||= "c$i: $err" if $ret != 0;
+	$node->safe_psql('postgres', "DROP DATABASE c$i");
+}
+is($failed, '', '36 databases used and dropped one after the other');
 
 # no server may point into almanac/base, not even a superuser's
 my ($r, $o, $e) = $node->psql('a', "CREATE SERVER s2 FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/base/$oid{b}')");
