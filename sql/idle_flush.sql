@@ -4,7 +4,8 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS almanac;
 RESET client_min_messages;
-SHOW almanac.idle_flush_delay;
+-- the default (test/almanac.conf turns it off for the other tests)
+SELECT boot_val, unit FROM pg_settings WHERE name = 'almanac.idle_flush_delay';
 CREATE FOREIGN TABLE idf (k int, v text) SERVER almanac_store
 	OPTIONS (column_family 'idf', key_prefix 'idf', key_columns 'k');
 -- bytes in the write-ahead log files of this database's store
