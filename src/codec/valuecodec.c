@@ -17,6 +17,9 @@
  * Cost on the read path: one CRC-32C pass over the value (hardware
  * instructions) and one comparison of fingerprints; the fingerprints are
  * computed once per table layout (fdw.c caches them with the layout).
+ * Measured: 16 ns for the CRC of a 150-byte value; about 35 ns per row on a
+ * full scan of 150-byte rows (81-82 ms against 73-76 ms per 200,000 rows
+ * with the checks compiled out), within the noise of a point lookup.
  *
  *-------------------------------------------------------------------------
  */
