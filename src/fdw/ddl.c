@@ -290,13 +290,24 @@ subcommand_change(AlterTableCmd *cmd)
 	}
 }
 
-/* refuse the change if the almanac table relid holds rows */
+/*
+ * Refuse the change if the almanac table relid holds rows.  own_check: the
+ * change is an ALTER of the table itself (skipped for a role that does not
+ * own it); otherwise the caller checked that the role owns what it alters.
+ */
 static void
-refuse_if_rows(Oid relid, const char *change)
+refuse_if_rows(Oid relid, const char *change, bool own_check)
 {
 	Relation	rel;
 
 	if (!is_almanac_table(relid))
+		return;
+	/*
+	 * A role that does not own the table cannot ALTER it: PostgreSQL says so
+	 * right after this trigger.  Neither lock the table for it nor tell it
+	 * whether the table holds rows.
+	 */
+	if (own_check && !pg_class_ownercheck(relid, GetUserId()))
 		return;
 	/* the lock ALTER TABLE takes for these subcommands, taken before it does */
 	rel = table_open(relid, AccessExclusiveLock);
@@ -389,8 +400,8 @@ guard_alter_type(Oid relid, AlterTableStmt *stmt)
 		changes |= (cmd->subtype == AT_AddColumn || cmd->subtype == AT_DropColumn ||
 					cmd->subtype == AT_AlterColumnType);
 	}
-	if (!changes || !OidIsValid(typid))
-		return;
+	if (!changes || !OidIsValid(typid) || !pg_type_ownercheck(typid, GetUserId()))
+		return;					/* (a non-owner's ALTER TYPE fails anyway) */
 	tables = almanac_tables(InvalidOid);
 	foreach(tc, tables)
 	{
@@ -413,7 +424,7 @@ guard_alter_type(Oid relid, AlterTableStmt *stmt)
 											  format_type_be(typid), NameStr(att->attname));
 
 				ReleaseSysCache(tp);
-				refuse_if_rows(table, change);
+				refuse_if_rows(table, change, false);
 				break;
 			}
 			ReleaseSysCache(tp);
@@ -431,8 +442,8 @@ guard_alter_server(AlterForeignServerStmt *stmt)
 	ForeignServer *server = GetForeignServerByName(stmt->servername, true);
 	ListCell   *lc;
 
-	if (server == NULL)
-		return;
+	if (server == NULL || !pg_foreign_server_ownercheck(server->serverid, GetUserId()))
+		return;					/* (a non-owner's ALTER SERVER fails anyway) */
 	foreach(lc, stmt->options)
 	{
 		DefElem    *opt = lfirst_node(DefElem, lc);
@@ -446,7 +457,7 @@ guard_alter_server(AlterForeignServerStmt *stmt)
 										  stmt->servername);
 
 			foreach(tc, almanac_tables(server->serverid))
-				refuse_if_rows(lfirst_oid(tc), change);
+				refuse_if_rows(lfirst_oid(tc), change, false);
 			return;
 		}
 	}
@@ -483,10 +494,10 @@ guard_alter_table(AlterTableStmt *stmt)
 			ListCell   *rc;
 
 			foreach(rc, rels)
-				refuse_if_rows(lfirst_oid(rc), change);
+				refuse_if_rows(lfirst_oid(rc), change, true);
 		}
 		else
-			refuse_if_rows(relid, change);
+			refuse_if_rows(relid, change, true);
 	}
 }
 
