@@ -93,7 +93,7 @@ SELECT sqlstate_of($$SELECT almanac.flush('admin_cf')$$);
 -- dropped data is not served from a stale handle), and its first write
 -- creates the column family again, with a new id.  (Other backends, and
 -- drops racing reads and writes: test/isolation/specs/admin_drop.spec and
--- test/t/030_admin_drop.pl.)
+-- test/t/008_admin_drop.pl.)
 CREATE FOREIGN TABLE public.admin_kv (k text, v bigint) SERVER almanac_store
 	OPTIONS (column_family 'admin_cf', key_prefix 'akv', key_columns 'k');
 SELECT count(*) AS rows_after_drop FROM admin_kv;
