@@ -25,6 +25,12 @@
  *							(XACT_EVENT_COMMIT), and COMMIT has not returned
  *	 owner_start			the owner opened the store (RocksDB recovered
  *							its log) and serves nothing yet
+ *	 owner_before_markers	the owner asked for a flush of every column
+ *							family (max_total_wal_size reached) and wrote
+ *							nothing into the new write-ahead log yet, as
+ *							while RocksDB stalls the write that follows a
+ *							memtable switch (kv/reader.c); the batch that
+ *							asked is not answered
  *
  *-------------------------------------------------------------------------
  */

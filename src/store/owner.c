@@ -381,7 +381,9 @@ almanac_owner_cf_ids(int *n)
  * marker into every column family in every batch (so the first batch after a
  * memtable switch RocksDB makes by itself carries it) and after each flush we
  * request (which switches with no batch following) makes sure that the
- * current WAL always holds such a batch for every column family.
+ * current WAL holds such a batch for every column family, except while the
+ * write after a switch stalls: readers handle that window themselves
+ * (kv/reader.c, memtable_may_be_stale).
  *
  * The marker has no ':', so it is no key of any table: every table key is
  * key_prefix:... and scans are bounded by their prefix.  It costs a few
@@ -434,6 +436,8 @@ flush_all(void)
 	}
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
+	/* as if the write after the switch stalled: the new WAL holds nothing */
+	ALMANAC_FAULT_POINT("owner_before_markers");
 
 	/* what was written before is durable already: only log a failure */
 	err = write_markers();

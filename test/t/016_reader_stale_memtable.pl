@@ -1,0 +1,73 @@
+# A point lookup after a flush whose new write-ahead log is still empty.
+#
+# A reader's secondary instance replays the owner's WAL into its active
+# memtable, and drops that memtable only when it replays a batch from a later
+# WAL (store/owner.c, catch-up markers).  When RocksDB switches memtables
+# itself, in a write that then stalls (too many memtables or level-0 files),
+# the new WAL stays empty until the stall ends, while the flush of the old
+# one completes and deletes it: a catch-up then installs the flushed file but
+# keeps the old memtable, and a Get, which looks in the memtable first, finds
+# an older version list of a key that a committed transaction changed since
+# (seen in test/t/005_compaction_reads.pl: one snapshot's point lookups saw
+# a transfer half applied).  The fault point owner_before_markers holds the
+# owner right after almanac.flush(), before it writes markers into the new
+# WAL, which is that state made to last.  The owner stops in the flush that
+# a large write asks for (max_total_wal_size), which stays uncommitted.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use AlmanacTest qw(almanac_node);
+
+my $node = almanac_node('stale_memtable');
+my $store = $node->data_dir . '/almanac/stall';
+$node->safe_psql('postgres', q{
+	CREATE SERVER stall FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (
+		path 'almanac/stall', max_total_wal_size '16kB');
+	CREATE FOREIGN TABLE t (k bigint, v bigint, pad text)
+		SERVER stall OPTIONS (key_prefix 't', key_columns 'k');
+	SELECT almanac.flush('default', 'stall');
+});
+
+# armed in the owner, which reads the configuration between requests; the
+# large write below reaches the point
+$node->safe_psql('postgres', q{ALTER SYSTEM SET almanac.fault_point = 'owner_before_markers'});
+$node->reload;
+$node->safe_psql('postgres', q{SELECT almanac.flush('default', 'stall')});
+$node->safe_psql('postgres', 'INSERT INTO t VALUES (0, 0, NULL), (1, 0, NULL)');
+
+# the reader's secondary replays the WAL that holds v = 0
+my $reader = $node->background_psql('postgres');
+is($reader->query_safe('SELECT v FROM t WHERE k = 0'), '0', 'the reader sees the first value');
+
+# committed into the same WAL; the reader does not catch up yet
+$node->safe_psql('postgres', 'UPDATE t SET v = 1 WHERE k = 0');
+my @wal = glob("$store/*.log");
+
+# a write over 16kB makes the owner flush; it stops before writing into the
+# new WAL, and that write is never answered
+my $log_offset = -s $node->logfile;
+my $writer = $node->background_psql('postgres', on_error_stop => 0);
+$writer->query_until(qr/started/, q{
+\echo started
+UPDATE t SET pad = repeat('y', 20000) WHERE k = 1;
+});
+ok($node->wait_for_log(qr/fault point "owner_before_markers" reached/, $log_offset),
+	'the owner asked for a flush and stopped before writing into the new WAL');
+my $waited = 0;
+usleep(10_000), $waited++ while (grep { -e } @wal) && $waited < 100 * $PostgreSQL::Test::Utils::timeout_default;
+ok(!(grep { -e } @wal), 'the flushed WAL file is gone');
+my @now = glob("$store/*.log");
+is(scalar(@now), 1, 'one WAL file is left');
+is(-s $now[0], 0, 'and it is empty');
+
+is($reader->query_safe('SELECT v FROM t WHERE k = 0'), '1',
+	'a point lookup in the reader sees the committed value');
+is($reader->query_safe('SELECT v FROM t WHERE k = 1'), '0', 'and the older value of a key whose write is not committed');
+is($reader->query_safe('SELECT sum(v) FROM t'), '1', 'so does a scan');
+
+# the owner stays stopped until killed
+$node->stop('immediate');
+done_testing();
