@@ -45,8 +45,9 @@ SELECT v FROM rc WHERE k = 9;
 SELECT hits, misses FROM rc_delta();
 RESET almanac.reader_row_cache_size;
 
--- an UPDATE finds its row by a Get (a miss) and checks it (a hit); the
--- committed row is read again
+-- an UPDATE finds its row by a Get (a miss) and reads it again once its
+-- key is locked, in the scan and in the write (two hits); the committed row
+-- is read again
 SELECT rc_mark();
 UPDATE rc SET v = 'updated' WHERE k = 10;
 UPDATE rc_heap SET v = 'updated' WHERE k = 10;

@@ -18,6 +18,7 @@
 #include "fault.h"
 #include "fdw/fdw.h"
 #include "kv/bulk.h"
+#include "kv/keylock.h"
 #include "kv/reader.h"
 #include "kv/rowcache.h"
 #include "store/maintenance.h"
@@ -46,6 +47,7 @@ _PG_init(void)
 	almanac_preloaded = true;
 	almanac_store_shmem_init();
 	almanac_xact_init();
+	almanac_keylock_init();
 	almanac_fault_init();
 	almanac_reader_init();
 	almanac_row_cache_init();

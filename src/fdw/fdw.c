@@ -232,27 +232,13 @@ almanac_table_open(Relation rel)
 }
 
 /*
- * SELECT ... FOR UPDATE / FOR SHARE (and FOR NO KEY UPDATE, FOR KEY SHARE)
- * of a foreign table: refused, as no key lock exists yet to take (the
- * write path's key locks will bring them).  Without this the core copies
- * the rows and locks nothing, and read-then-write code loses updates.  A
- * table read without a lock by a statement that locks others (FOR UPDATE OF
- * another table, UPDATE ... FROM) gets the core's copy of its row, which is
- * right: nothing is promised about it.
+ * SELECT ... FOR UPDATE / SHARE: the scan locks the keys of the rows it
+ * returns (plan.c, scan.c); the core keeps a copy of each row, which is
+ * what the re-check of another table's newer row version reads.
  */
 static RowMarkType
 almanacGetForeignRowMarkType(RangeTblEntry *rte, LockClauseStrength strength)
 {
-	if (strength != LCS_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s cannot be applied to almanac foreign table \"%s\"",
-						strength == LCS_FORUPDATE ? "FOR UPDATE" :
-						strength == LCS_FORNOKEYUPDATE ? "FOR NO KEY UPDATE" :
-						strength == LCS_FORSHARE ? "FOR SHARE" : "FOR KEY SHARE",
-						get_rel_name(rte->relid)),
-				 errdetail("almanac does not lock the keys of foreign tables yet; the rows would be read without a lock."),
-				 errhint("Update the rows directly (UPDATE ... SET v = v + 1 checks that no other transaction wrote them since, and fails with 40001 if one did), or lock a row of a PostgreSQL table; key locks come with the write path's issue.")));
 	return ROW_MARK_COPY;
 }
 
@@ -265,6 +251,7 @@ almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS)
 	r->GetForeignRelSize = almanacGetForeignRelSize;
 	r->GetForeignPaths = almanacGetForeignPaths;
 	r->GetForeignPlan = almanacGetForeignPlan;
+	r->GetForeignRowMarkType = almanacGetForeignRowMarkType;
 	r->BeginForeignScan = almanacBeginForeignScan;
 	r->IterateForeignScan = almanacIterateForeignScan;
 	r->ReScanForeignScan = almanacReScanForeignScan;

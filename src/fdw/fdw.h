@@ -50,6 +50,9 @@ enum
 	ALMANAC_PRIV_UPPER,			/* Integer: AlmanacKeyBound of the upper bound, or -1 */
 	ALMANAC_PRIV_DIRECTION,		/* Integer: 1 ordered forward, -1 backward, 0 any */
 	ALMANAC_PRIV_BOUNDS,		/* List: the pushed-down conditions (varno 1), for EXPLAIN */
+	ALMANAC_PRIV_LOCK_MODE,		/* Integer: the key lock each row takes (NoLock,
+								 * ShareLock, ExclusiveLock; kv/keylock.h) */
+	ALMANAC_PRIV_LOCK_WAIT,		/* Integer: LockWaitPolicy of that lock */
 	ALMANAC_PRIV_COUNT
 };
 

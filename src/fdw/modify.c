@@ -339,19 +339,26 @@ self_modified(AlmanacModifyState *m)
 	return almanac_writer_wrote(&m->w, m->oldkey.data, m->oldkey.len);
 }
 
-/* the version an update or delete of oldkey is based on */
-static FullTransactionId
-based_on(AlmanacModifyState *m)
+/*
+ * Lock oldkey and find the version an update or delete of it is based on:
+ * the newest, which no other writer can change until the transaction ends.
+ * The scan that found the row locked it already (scan.c), and under READ
+ * COMMITTED returned the newest version; so that version changes here only
+ * if it was deleted after the scan returned it but before it was locked.
+ * Under REPEATABLE READ and SERIALIZABLE a version the snapshot does not see
+ * is 40001.  Returns false when there is no row any more (READ COMMITTED):
+ * the row is skipped, as a heap UPDATE skips a row deleted meanwhile.
+ */
+static bool
+based_on(AlmanacModifyState *m, FullTransactionId *expected)
 {
-	FullTransactionId xid;
+	AlmanacKeyNow now;
 
-	if (!almanac_writer_key_visible(&m->w, GetActiveSnapshot(), m->oldkey.data, m->oldkey.len,
-									&xid))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to concurrent update of foreign table \"%s\"",
-						RelationGetRelationName(m->a.t->rel))));
-	return xid;
+	almanac_writer_lock_key(&m->w, m->oldkey.data, m->oldkey.len, GetActiveSnapshot(), &now);
+	if (now.changed && IsolationUsesXactSnapshot())
+		almanac_concurrent_update_error(m->a.t);
+	*expected = now.xid;
+	return now.live;
 }
 
 static TupleTableSlot *
@@ -371,7 +378,11 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 		row_end(m, old);
 		return NULL;
 	}
-	expected = based_on(m);
+	if (!based_on(m, &expected))
+	{
+		row_end(m, old);
+		return NULL;
+	}
 	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
 
 	if (m->key.len == m->oldkey.len && memcmp(m->key.data, m->oldkey.data, m->key.len) == 0)
@@ -399,6 +410,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 {
 	AlmanacModifyState *m = rinfo->ri_FdwState;
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
+	FullTransactionId expected;
 
 	old_row_key(m, planSlot);
 	if (self_modified(m))
@@ -406,8 +418,13 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 		row_end(m, old);
 		return NULL;
 	}
+	if (!based_on(m, &expected))
+	{
+		row_end(m, old);
+		return NULL;
+	}
 	almanac_writer_put(&m->w, m->oldkey.data, m->oldkey.len, ALMANAC_INTENT_DELETE,
-					   based_on(m), NULL, 0);
+					   expected, NULL, 0);
 
 	/* RETURNING: the deleted row, copied into the slot */
 	if (rinfo->ri_projectReturning)

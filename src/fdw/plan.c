@@ -59,6 +59,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/planmain.h"
+#include "optimizer/prep.h"
 #include "optimizer/restrictinfo.h"
 #include "parser/parse_coerce.h"
 #include "parser/parsetree.h"
@@ -454,6 +455,35 @@ pushed_clauses(RelOptInfo *baserel, List *pushed)
 }
 
 /*
+ * The key lock the scan takes on each row it returns (scan.c): the rows an
+ * UPDATE or DELETE of the table will write, and those of SELECT ... FOR
+ * UPDATE / NO KEY UPDATE (exclusive) or FOR SHARE / KEY SHARE (shared) with
+ * its NOWAIT or SKIP LOCKED.  Under READ COMMITTED the scan then returns the
+ * row's newest version, as a heap UPDATE or FOR UPDATE re-checks the newest
+ * version of a row (EvalPlanQual); the core's own row marks copy the row
+ * (almanacGetForeignRowMarkType), for the re-checks of other tables.
+ */
+static void
+scan_lock(PlannerInfo *root, RelOptInfo *baserel, int *mode, int *wait)
+{
+	PlanRowMark *rc;
+
+	*mode = NoLock;
+	*wait = LockWaitBlock;
+	if ((root->parse->commandType == CMD_UPDATE || root->parse->commandType == CMD_DELETE) &&
+		bms_is_member(baserel->relid, root->all_result_relids))
+	{
+		*mode = ExclusiveLock;
+		return;
+	}
+	rc = get_plan_rowmark(root->rowMarks, baserel->relid);
+	if (rc == NULL || rc->strength == LCS_NONE)
+		return;
+	*mode = rc->strength >= LCS_FORNOKEYUPDATE ? ExclusiveLock : ShareLock;
+	*wait = rc->waitPolicy;
+}
+
+/*
  * GetForeignPlan: the key values go into fdw_exprs (so that the executor
  * computes Params and stable expressions), the access kind, bounds and
  * direction into fdw_private (fdw.h names the positions).  The quals stay in
@@ -469,6 +499,8 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	AlmanacPlanInfo *info = baserel->fdw_private;
 	List	   *exprs = list_copy(info->eq_exprs);
 	List	   *priv = NIL;
+	int			lock_mode;
+	int			lock_wait;
 
 	if (info->lower)
 		exprs = lappend(exprs, info->lower);
@@ -481,6 +513,9 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 					  makeInteger(info->lower_bound), makeInteger(info->upper_bound),
 					  makeInteger(intVal(linitial(best_path->fdw_private))));
 	priv = lappend(priv, pushed_clauses(baserel, info->pushed));
+	scan_lock(root, baserel, &lock_mode, &lock_wait);
+	priv = lappend(priv, makeInteger(lock_mode));
+	priv = lappend(priv, makeInteger(lock_wait));
 	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 
 	if (info->kind == ALMANAC_ACCESS_GET || info->kind == ALMANAC_ACCESS_MULTIGET)

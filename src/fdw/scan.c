@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "commands/explain.h"
+#include "access/xact.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -48,6 +49,9 @@ typedef struct AlmanacScanState
 	MemoryContext scancxt;		/* MULTIGET's keys and values, until a rescan */
 	bool		started;
 	bool		done;
+	/* the key lock each row takes, or NoLock (plan.c: scan_lock) */
+	LOCKMODE	lock_mode;
+	LockWaitPolicy lock_wait;
 	/* iterator scans: [lower, upper); GET: lower is the key */
 	StringInfoData lower;
 	StringInfoData upper;
@@ -81,6 +85,8 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	s->lower_bound = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_LOWER));
 	s->upper_bound = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_UPPER));
 	s->direction = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_DIRECTION));
+	s->lock_mode = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_LOCK_MODE));
+	s->lock_wait = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_LOCK_WAIT));
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
@@ -292,6 +298,71 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 		almanac_key_cmp(s->lower.data, s->lower.len, s->upper.data, s->upper.len) < 0;
 }
 
+/*
+ * A locking scan (plan.c: scan_lock), on a row the snapshot sees in slot:
+ * if the row meets the scan's conditions (rows that do not are neither
+ * locked nor returned), lock its key, and follow a newer version committed
+ * meanwhile: 40001 under REPEATABLE READ and SERIALIZABLE, under READ
+ * COMMITTED the newest version replaces the row in slot (the executor checks
+ * the conditions on it again) or, deleted, skips it.  Returns whether the
+ * row is to be returned.
+ */
+static bool
+lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t klen,
+		 TupleTableSlot *slot)
+{
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	AlmanacKeyNow now;
+
+	econtext->ecxt_scantuple = slot;
+	if (node->ss.ps.qual != NULL && !ExecQual(node->ss.ps.qual, econtext))
+		return false;
+	if (!almanac_access_lock_key(&s->a, key, klen, s->lock_mode, s->lock_wait, s->snapshot, &now))
+		return false;			/* SKIP LOCKED */
+	if (!now.changed)
+		return true;
+	if (IsolationUsesXactSnapshot())
+		almanac_concurrent_update_error(s->a.t);
+	if (!now.live)
+		return false;
+	almanac_row_to_slot(&s->a, slot, key, klen, now.tuple, now.tuple_len);
+	return true;
+}
+
+/* a locking scan over an iterator: the next row, locked (lock_row) */
+static bool
+iter_next_locked(ForeignScanState *node, AlmanacScanState *s, TupleTableSlot *slot)
+{
+	for (;;)
+	{
+		AlmanacKvEntry e;
+		MemoryContext old;
+		bool		more;
+		bool		keep = false;
+
+		MemoryContextReset(s->rowcxt);
+		old = MemoryContextSwitchTo(s->rowcxt);
+		more = almanac_access_iter_next(&s->a, s->snapshot, &e);
+		if (more && e.visible)
+		{
+			/* a copy: locking catches the reader up, under the open iterator */
+			char	   *key = palloc(e.klen);
+
+			memcpy(key, e.key, e.klen);
+			almanac_row_to_slot(&s->a, slot, key, e.klen, e.tuple, e.tuple_len);
+			keep = lock_row(node, s, key, e.klen, slot);
+		}
+		MemoryContextSwitchTo(old);
+		if (!more)
+		{
+			ExecClearTuple(slot);
+			return false;
+		}
+		if (keep)
+			return true;
+	}
+}
+
 /* IterateForeignScan: the next row the snapshot sees, or an empty slot */
 TupleTableSlot *
 almanacIterateForeignScan(ForeignScanState *node)
@@ -308,7 +379,10 @@ almanacIterateForeignScan(ForeignScanState *node)
 		{
 			/* its one row, in the executor's per-row memory */
 			s->done = true;
-			almanac_access_get_row(&s->a, s->snapshot, s->lower.data, s->lower.len, slot);
+			if (almanac_access_get_row(&s->a, s->snapshot, s->lower.data, s->lower.len, slot) &&
+				s->lock_mode != NoLock &&
+				!lock_row(node, s, s->lower.data, s->lower.len, slot))
+				ExecClearTuple(slot);
 			return slot;
 		}
 		/* a rescan opens a new iterator for its range */
@@ -334,6 +408,8 @@ almanacIterateForeignScan(ForeignScanState *node)
 			old = MemoryContextSwitchTo(s->rowcxt);
 			found = almanac_access_value_to_slot(&s->a, s->snapshot, s->keys[i], s->klens[i],
 												 s->values[i], s->vlens[i], slot);
+			if (found && s->lock_mode != NoLock)
+				found = lock_row(node, s, s->keys[i], s->klens[i], slot);
 			MemoryContextSwitchTo(old);
 			if (found)
 				return slot;
@@ -342,7 +418,12 @@ almanacIterateForeignScan(ForeignScanState *node)
 		return slot;
 	}
 
-	if (!almanac_access_iter_next_row(&s->a, s->snapshot, slot, s->rowcxt))
+	if (s->lock_mode != NoLock)
+	{
+		if (!iter_next_locked(node, s, slot))
+			s->done = true;
+	}
+	else if (!almanac_access_iter_next_row(&s->a, s->snapshot, slot, s->rowcxt))
 		s->done = true;
 	return slot;
 }

@@ -16,6 +16,7 @@
 
 #include "codec/valuecodec.h"
 #include "kv/access.h"
+#include "kv/keylock.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
 #include "kv/xact.h"
@@ -494,6 +495,95 @@ almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot, TupleTableSlot
 	}
 }
 
+/* ---- key locks ---- */
+
+/*
+ * The stored value of key as it is now: the reader caught up first, so that
+ * it holds every write the owner applied (a writer's batch is applied before
+ * its commit record, so before its locks go).  Read from the reader's
+ * current instance, which is the access's unless a catch-up reopened it.
+ */
+static char *
+latest_stored_value(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen)
+{
+	rocksdb_t  *db;
+	rocksdb_column_family_handle_t *cf;
+
+	almanac_reader_catch_up(a->reader);
+	db = almanac_reader_db(a->reader);
+	if (db == a->db)
+		return almanac_access_get_stored(a, key, klen, vlen, false);
+	cf = almanac_reader_cf_by_id(a->reader, a->cf_id);
+	if (cf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the column family of foreign table \"%s\" was dropped",
+						RelationGetRelationName(a->t->rel))));
+	return almanac_rocks_get(db, lookup_options(), cf, key, klen, vlen);
+}
+
+/*
+ * The body of almanac_access_lock_key; buffered is the transaction's
+ * buffered write of key (NULL: none), which the caller looked up.
+ */
+static bool
+lock_key(AlmanacAccess *a, const char *key, size_t klen, LOCKMODE mode,
+		 LockWaitPolicy wait, Snapshot snapshot, const char *buffered, size_t buffered_len,
+		 AlmanacKeyNow *now)
+{
+	char	   *val;
+	size_t		vlen;
+	const char *tuple;
+	uint32		tlen;
+	FullTransactionId seen_xid;
+	bool		seen;
+
+	memset(now, 0, sizeof(AlmanacKeyNow));
+	if (!almanac_key_lock(a->store, a->cf_id, key, klen, mode, wait != LockWaitBlock))
+	{
+		if (wait == LockWaitSkip)
+			return false;
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("could not obtain lock on row in foreign table \"%s\"",
+						RelationGetRelationName(a->t->rel))));
+	}
+	if (buffered != NULL)
+	{
+		/* the transaction's own write: its row, whatever others did before */
+		now->live = almanac_value_row(buffered, buffered_len, snapshot,
+									  &now->tuple, &now->tuple_len, &now->xid);
+		return true;
+	}
+	val = a->cf ? latest_stored_value(a, key, klen, &vlen) : NULL;
+	if (val == NULL)
+		return true;
+	seen = almanac_value_row(val, vlen, snapshot, &tuple, &tlen, &seen_xid);
+	now->live = almanac_value_row(val, vlen, GetLatestSnapshot(),
+								  &now->tuple, &now->tuple_len, &now->xid);
+	now->changed = seen != now->live || !FullTransactionIdEquals(seen_xid, now->xid);
+	return true;
+}
+
+bool
+almanac_access_lock_key(AlmanacAccess *a, const char *key, size_t klen, LOCKMODE mode,
+						LockWaitPolicy wait, Snapshot snapshot, AlmanacKeyNow *now)
+{
+	size_t		blen = 0;
+	char	   *buffered = almanac_xact_buffered(a->store, NULL, a->cf, key, klen, &blen);
+
+	return lock_key(a, key, klen, mode, wait, snapshot, buffered, blen, now);
+}
+
+void
+almanac_concurrent_update_error(AlmanacKvTable *t)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to concurrent update of foreign table \"%s\"",
+					RelationGetRelationName(t->rel))));
+}
+
 /* ---- writing ---- */
 
 static void
@@ -552,6 +642,16 @@ almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot, const char *ke
 }
 
 void
+almanac_writer_lock_key(AlmanacKvWriter *w, const char *key, size_t klen, Snapshot snapshot,
+						AlmanacKeyNow *now)
+{
+	/* remembered for almanac_writer_put, which combines the new write with it */
+	look_up_buffered(w, key, klen);
+	(void) lock_key(w->a, key, klen, ExclusiveLock, LockWaitBlock, snapshot,
+					w->buffered, w->buffered_len, now);
+}
+
+void
 almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen, AlmanacIntentKind kind,
 				   FullTransactionId expected, const char *tuple, uint32 tuple_len)
 {
@@ -577,23 +677,28 @@ bool
 almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
 					  const char *image, uint32 image_len, bool skip_existing)
 {
-	FullTransactionId xid;
+	AlmanacKeyNow now;
 	bool		upsert = w->a->t->opts->upsert;
-	bool		exists = almanac_writer_key_visible(w, GetActiveSnapshot(), key, klen, &xid);
 
-	if (exists && skip_existing && !upsert)
+	/*
+	 * As a unique index does: wait for the key's other writer, then judge by
+	 * what is committed now, whatever the isolation level (a row deleted
+	 * since the snapshot is no duplicate; one inserted since is).
+	 */
+	almanac_writer_lock_key(w, key, klen, GetActiveSnapshot(), &now);
+	if (now.live && skip_existing && !upsert)
 	{
 		w->have_looked_up = false;
 		return false;
 	}
-	if (exists && !upsert)
+	if (now.live && !upsert)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates the key of foreign table \"%s\"",
 						RelationGetRelationName(w->a->t->rel)),
 				 errhint("Declare the table with OPTIONS (upsert 'true') to let INSERT overwrite.")));
-	almanac_writer_put(w, key, klen, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT, xid,
-					   image, image_len);
+	almanac_writer_put(w, key, klen, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT,
+					   now.xid, image, image_len);
 	return true;
 }
 

@@ -44,6 +44,8 @@
 #include "access/transam.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
+#include "nodes/lockoptions.h"
+#include "storage/lockdefs.h"
 #include "utils/palloc.h"
 #include "utils/rel.h"
 #include "utils/snapshot.h"
@@ -277,6 +279,42 @@ extern bool almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot,
 /* end the iteration (idempotent) */
 extern void almanac_access_iter_end(AlmanacAccess *a);
 
+/* ---- key locks (kv/keylock.h) ---- */
+
+/* a key as it is once locked */
+typedef struct AlmanacKeyNow
+{
+	bool		live;			/* there is a row */
+	const char *tuple;			/* if live: its image, for almanac_row_to_slot */
+	uint32		tuple_len;
+	FullTransactionId xid;		/* the newest version's writer: what a write
+								 * of the key is based on (invalid: none, or
+								 * the transaction's own buffered write) */
+	bool		changed;		/* another transaction committed a version
+								 * of the key that 'snapshot' does not see */
+} AlmanacKeyNow;
+
+/*
+ * Lock key in mode (ShareLock: FOR SHARE; ExclusiveLock: a write or FOR
+ * UPDATE) for the rest of the transaction, then read it as it is now: the
+ * transaction's own buffered write if there is one, else the newest
+ * committed version (the reader catches up, and a fresh snapshot judges
+ * it), which no other key-locking transaction can change until this one
+ * ends.  'changed' says whether that differs from what snapshot sees; the
+ * caller then follows the isolation level (almanac_concurrent_update_error
+ * under REPEATABLE READ and SERIALIZABLE; the new row under READ
+ * COMMITTED, as a heap UPDATE acts on the newest version of its row).
+ * wait: LockWaitBlock waits (lock_timeout, deadlock detection: 55P03,
+ * 40P01), LockWaitError raises 55P03 at once, LockWaitSkip returns false.
+ * now's pointers point into memory of CurrentMemoryContext.
+ */
+extern bool almanac_access_lock_key(AlmanacAccess *a, const char *key, size_t klen,
+									LOCKMODE mode, LockWaitPolicy wait, Snapshot snapshot,
+									AlmanacKeyNow *now);
+
+/* 40001: another transaction committed a row of t this one read, since its snapshot */
+extern void almanac_concurrent_update_error(AlmanacKvTable *t) pg_attribute_noreturn();
+
 /* ---- writing ---- */
 
 /*
@@ -311,6 +349,14 @@ extern bool almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot,
 									   FullTransactionId *xid);
 
 /*
+ * almanac_access_lock_key for a write of key (ExclusiveLock, waiting),
+ * through the statement's and the transaction's writes; the next
+ * almanac_writer_put of key combines with the buffered write found.
+ */
+extern void almanac_writer_lock_key(AlmanacKvWriter *w, const char *key, size_t klen,
+									Snapshot snapshot, AlmanacKeyNow *now);
+
+/*
  * Buffer an intent of kind for key, stamped with the current
  * (sub)transaction (which gets an xid), based on the version 'expected'
  * (almanac_writer_key_visible), with the row image tuple (none for a
@@ -321,11 +367,12 @@ extern void almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen,
 							   const char *tuple, uint32 tuple_len);
 
 /*
- * Write the row image of a new row at key.  If the active snapshot sees a
- * row there (in the store, the transaction, or earlier in this statement)
- * and the table is not upsert: with skip_existing (ON CONFLICT DO NOTHING)
- * nothing is written and false returned, else 23505.  An upsert table's
- * row is overwritten.  True when the row was written.
+ * Write the row image of a new row at key, once the key is locked, if no
+ * row is there (committed now, or the transaction's own, earlier in this
+ * statement too).  If one is and the table is not upsert: with
+ * skip_existing (ON CONFLICT DO NOTHING) nothing is written and false
+ * returned, else 23505.  An upsert table's row is overwritten.  True when
+ * the row was written.
  */
 extern bool almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
 								  const char *image, uint32 image_len, bool skip_existing);

@@ -15,6 +15,7 @@
 #include "utils/memutils.h"
 
 #include "fault.h"
+#include "kv/keylock.h"
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "store/payload.h"
@@ -199,6 +200,7 @@ batch_bytes(rocksdb_writebatch_wi_t *batch)
 static void
 reset_state(void)
 {
+	almanac_key_locks_xact_end();
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
@@ -227,7 +229,9 @@ almanac_xact_callback(XactEvent event, void *arg)
 			 * commit record.  The versions carry the transaction's xid, which
 			 * stays in progress while prepared (across a restart too: the
 			 * versions stay invisible), until COMMIT PREPARED or ROLLBACK
-			 * PREPARED settles it in the commit log.
+			 * PREPARED settles it in the commit log.  The key locks
+			 * (keylock.h) move to the prepared transaction with its other
+			 * locks.
 			 */
 			ship();
 			break;
@@ -266,6 +270,7 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				rocksdb_writebatch_wi_set_save_point(xact_batch);
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
+			almanac_key_locks_subxact_abort();
 
 			/*
 			 * Undo to this subtransaction's save point.  Save points of

@@ -141,11 +141,12 @@ for my $i (0 .. 4)
 }
 is($s->query_safe('SELECT count(*) FROM big WHERE k >= 1000000'), '100000',
 	'the transaction reads its own shipped chunks');
-# shipped: the owner holds its versions, so another writer of one of its keys
-# conflicts with it (a key only buffered in the backend would not)
-($ret, $out, $err) = $node->psql('postgres', "INSERT INTO big VALUES (1000001, 0, 'other')");
-like($err, qr/could not serialize access due to concurrent update/,
-	'the chunks are at the owner: another INSERT of one of their keys conflicts');
+# another writer of one of its keys waits for the transaction (key locks:
+# past almanac.key_lock_limit keys, on the whole column family)
+($ret, $out, $err) = $node->psql('postgres',
+	"SET lock_timeout = '200ms'; INSERT INTO big VALUES (1000001, 0, 'other')");
+like($err, qr/canceling statement due to lock timeout/,
+	'another INSERT of one of their keys waits for the transaction');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k >= 1000000'), '0',
 	'other sessions see none of the uncommitted chunks');
 $s->query_safe('ROLLBACK');
@@ -174,8 +175,8 @@ is($node->safe_psql('postgres', 'SELECT v, pad FROM big WHERE k = 7'), '7|' . ('
 	SET almanac.write_batch_size = 64;
 	INSERT INTO big SELECT g, g, 'doomed' FROM generate_series(2000000, 2049999) g
 		UNION ALL SELECT 2000001, 0, 'duplicate';});
-like($err, qr/duplicate key value violates the key of almanac column family "big"/,
-	'a statement repeating a key of a chunk it shipped fails (the owner finds it)');
+like($err, qr/duplicate key value violates the key of foreign table "big"/,
+	'a statement repeating a key of a chunk it shipped fails (the key, read once locked, is in the chunk)');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k >= 2000000'), '0', 'and leaves nothing');
 
 # a duplicate of a key the transaction shipped itself
@@ -188,11 +189,14 @@ $s->query_safe('ROLLBACK');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big WHERE k >= 2000000'), '0', 'nothing left');
 
 # a failure at COMMIT: another session commits a key that the transaction
-# has buffered but not shipped yet; the owner refuses the last chunk
+# has buffered but not shipped yet, by COPY's bulk path (the one write that
+# takes no key lock: an INSERT would wait for the transaction); the owner
+# refuses the last chunk
 $s->query_safe('BEGIN');
 $s->query_safe("INSERT INTO big SELECT g, g, 'doomed' FROM generate_series(3000000, 3049999) g");
 $s->query_safe("INSERT INTO big VALUES (3100000, 0, 'last, small')");
-$node->safe_psql('postgres', "INSERT INTO big VALUES (3100000, 1, 'committed first')");
+$node->safe_psql('postgres',
+	q{COPY big FROM PROGRAM $$printf '3100000\t1\tcommitted first\n'$$});
 ($o, $e) = query_err($s, 'COMMIT');
 like($e, qr/duplicate key value violates the key of almanac column family "big"/,
 	'COMMIT fails when the owner refuses the last chunk');
@@ -209,13 +213,16 @@ $s->query_safe("INSERT INTO big SELECT g, g, 'undone' FROM generate_series(40300
 $s->query_safe("UPDATE big SET pad = 'undone too' WHERE k >= 4000000 AND k < 4000100");
 $s->query_safe("INSERT INTO big SELECT g, g, 'undone' FROM generate_series(4060000, 4089999) g");
 is($s->query_safe('SELECT count(*) FROM big WHERE k >= 4000000'), '90000', 'before ROLLBACK TO: all of it');
-($ret, $out, $err) = $node->psql('postgres', "INSERT INTO big VALUES (4089999, 0, 'other')");
-like($err, qr/could not serialize access/, 'the savepoint\'s chunks are at the owner');
+# another writer waits: the transaction locked the column family (past
+# almanac.key_lock_limit keys) before the savepoint, so it keeps that lock
+# after ROLLBACK TO
+($ret, $out, $err) = $node->psql('postgres',
+	"SET lock_timeout = '200ms'; INSERT INTO big VALUES (4089999, 0, 'other')");
+like($err, qr/lock timeout/, 'another writer of the savepoint\'s keys waits');
 $s->query_safe('ROLLBACK TO SAVEPOINT s1');
-$node->safe_psql('postgres', "INSERT INTO big VALUES (4089999, 0, 'other')");
-is($node->safe_psql('postgres', 'SELECT pad FROM big WHERE k = 4089999'), 'other',
-	'after ROLLBACK TO another session writes one of their keys');
-$node->safe_psql('postgres', 'DELETE FROM big WHERE k = 4089999');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET lock_timeout = '200ms'; INSERT INTO big VALUES (4089999, 0, 'other')");
+like($err, qr/lock timeout/, 'and still after ROLLBACK TO (the escalated lock predates the savepoint)');
 is($s->query_safe("SELECT count(*), count(*) FILTER (WHERE pad = 'kept') FROM big WHERE k >= 4000000"),
 	'30000|30000', 'after ROLLBACK TO: the transaction sees only what it wrote before the savepoint');
 # the undone keys are free again, in the same transaction
@@ -250,9 +257,9 @@ is($s->query_safe('FETCH 90 FROM c'), join("\n", 6000010 .. 6000099),
 # the scan reads a copy of the transaction's writes taken when it opened:
 # the batch could be shipped under it, and the cursor does not see later rows
 is($s->query_safe('FETCH ALL FROM c'), '', 'the cursor does not see rows written after it opened');
-($ret, $out, $err) = $node->psql('postgres', "INSERT INTO big VALUES (6100001, 0, 'other')");
-like($err, qr/could not serialize access/,
-	'the batch was shipped while the cursor was open: another session cannot take one of its keys');
+($ret, $out, $err) = $node->psql('postgres',
+	"SET lock_timeout = '200ms'; INSERT INTO big VALUES (6100001, 0, 'other')");
+like($err, qr/lock timeout/, 'another session waits for one of its keys');
 $s->query_safe('CLOSE c');
 is($s->query_safe('SELECT count(*) FROM big WHERE k >= 6000000'), '30100',
 	'after the cursor the transaction sees all it wrote');
