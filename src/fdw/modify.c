@@ -361,6 +361,18 @@ based_on(AlmanacModifyState *m, FullTransactionId *expected)
 	return now.live;
 }
 
+/*
+ * The old row an UPDATE or DELETE acts on, from the plan's junk column:
+ * false (skip it) when this statement already changed it, or when it is gone
+ * once its key lock is granted; else *expected is the version it is based on.
+ */
+static bool
+row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, FullTransactionId *expected)
+{
+	old_row_key(m, planSlot);
+	return !self_modified(m) && based_on(m, expected);
+}
+
 static TupleTableSlot *
 almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 						 TupleTableSlot *slot, TupleTableSlot *planSlot)
@@ -372,13 +384,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	check_partition(rinfo, slot, estate, true);
 	old = MemoryContextSwitchTo(m->rowcxt);
 	slot_getallattrs(slot);
-	old_row_key(m, planSlot);
-	if (self_modified(m))
-	{
-		row_end(m, old);
-		return NULL;
-	}
-	if (!based_on(m, &expected))
+	if (!row_target(m, planSlot, &expected))
 	{
 		row_end(m, old);
 		return NULL;
@@ -412,13 +418,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
 	FullTransactionId expected;
 
-	old_row_key(m, planSlot);
-	if (self_modified(m))
-	{
-		row_end(m, old);
-		return NULL;
-	}
-	if (!based_on(m, &expected))
+	if (!row_target(m, planSlot, &expected))
 	{
 		row_end(m, old);
 		return NULL;
