@@ -3,9 +3,10 @@
 # into a foreign history table and the same row into a heap table, in one
 # transaction), point and prefix reads, and in-flight consistency checks that
 # fail the transaction (division by zero) if a snapshot ever sees a
-# half-applied transfer.  Write conflicts are 40001, which pgbench retries.
+# half-applied transfer.  Colliding writers wait on key locks; a deadlock
+# (40P01) or a REPEATABLE READ conflict (40001) is retried by pgbench.
 #
-# After a fixed number of transactions: no failure other than retried 40001,
+# After a fixed number of transactions: no failure other than retried 40001/40P01,
 # balances conserved in total and exact per account (each account's balance
 # is its start plus what the history says it received minus what it sent, so
 # a lost update shows), and the foreign history equal, row for row, to the
@@ -99,8 +100,13 @@ is(pgbench_stat($out, qr/number of failed transactions: (\d+)/), 0,
 unlike($err, qr/ERROR|aborted/, 'no error other than retried serialization failures');
 my $retried = pgbench_stat($out, qr/number of transactions retried: (\d+)/);
 my $retries = pgbench_stat($out, qr/total number of retries: (\d+)/);
-# thousands of transfers over 80 accounts by 8 clients collide
-cmp_ok($retried, '>', 0, 'write conflicts happened and were retried');
+# Thousands of transfers over 80 accounts by 8 clients collide.  Since key
+# locks (59031c1) a colliding writer waits for the other instead of failing
+# with 40001 at commit; only a deadlock (two transfers between the same
+# accounts in opposite directions, 40P01) is retried, and whether one
+# happens depends on timing: the count is reported, the checks below are
+# what must hold.
+ok(defined $retried, 'pgbench reports the retried transactions');
 note "transactions retried: $retried, total retries: $retries";
 
 # transfers that committed, from pgbench's per-script report
