@@ -28,7 +28,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 SHLIB_LINK  = -lrocksdb
 
-EXTRA_CLEAN = $(DATA_built)
+EXTRA_CLEAN = $(DATA_built) sql-parts.list
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -44,8 +44,16 @@ endif
 # PGXS tracks no header dependencies: rebuild every object when a header changes
 $(OBJS): $(wildcard src/*.h src/*/*.h)
 
-$(DATA_built): $(SQL_PARTS)
+# sql-parts.list names the parts: rewritten only when the set changes, so that
+# a part removed or renamed rebuilds the script too (a dependency on the
+# parts' times alone misses a removal)
+sql-parts.list: FORCE
+	@echo '$(SQL_PARTS)' | cmp -s - $@ || echo '$(SQL_PARTS)' > $@
+
+$(DATA_built): $(SQL_PARTS) sql-parts.list
 	cat $(SQL_PARTS) > $@
+
+.PHONY: FORCE
 
 .PHONY: deps demo demo-stop test
 

@@ -1,3 +1,10 @@
+# pg_dump restores every row of almanac's core tables (chains, blocks,
+# transactions, events, account states, cross-chain messages, orphaned
+# blocks), with their identity sequences, and the restore fills the new
+# database's mirrors through the tables' triggers.  Before the core tables
+# were marked with pg_extension_config_dump, the dump held none of their
+# rows and the restored tables were empty.
+#
 # pg_dump --include-foreign-data=almanac_store restores every row: two tables
 # on one column family, a table with a key attribute, a bulk-sized table,
 # into a fresh database (its own store).  Raw tables (IMPORT FOREIGN SCHEMA)
@@ -42,6 +49,61 @@ $node->safe_psql('src', q{
 	IMPORT FOREIGN SCHEMA rocksdb FROM SERVER almanac_store INTO raw;
 });
 
+# the core tables: two chains, blocks with transactions, events and state
+# changes, a cross-chain message each way (one delivered), and a revert that
+# leaves orphaned blocks
+$node->safe_psql('src', q{
+	CREATE FUNCTION pg_temp.h32(t text) RETURNS text LANGUAGE sql IMMUTABLE
+		AS $$ SELECT '0x' || encode(sha256(convert_to(t, 'UTF8')), 'hex') $$;
+	INSERT INTO almanac.chains (chain_id, evm_chain_id, name) VALUES ('eth', 1, 'Ethereum'), ('base', 8453, 'Base');
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp, metadata)
+	SELECT c, n, pg_temp.h32(c || n), pg_temp.h32(c || (n - 1)),
+		   timestamptz '2024-01-01 00:00:00+00' + n * interval '12 s', jsonb_build_object('gas', n * 3)
+	  FROM unnest(ARRAY['eth', 'base']) c, generate_series(0, 39) n;
+	INSERT INTO almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, tx_type,
+			from_address, to_address, value, nonce, data, status, gas_used, timestamp)
+	SELECT b.chain_id, b.id, b.block_number, i, pg_temp.h32('t' || b.chain_id || b.block_number || '.' || i), 2,
+		   substr(pg_temp.h32('a' || i), 1, 42), substr(pg_temp.h32('a' || (i + 1)), 1, 42),
+		   b.block_number * 1000000000000000000::numeric + i, i, '\xdead', 1, 21000, b.timestamp
+	  FROM almanac.blocks b, generate_series(0, 2) i;
+	INSERT INTO almanac.events (chain_id, block_id, block_number, transaction_id, log_index, contract_address,
+			event_type, topics, data, timestamp)
+	SELECT t.chain_id, t.block_id, t.block_number, t.id, t.tx_index, substr(pg_temp.h32('c' || t.tx_index), 1, 42),
+		   pg_temp.h32('Transfer'), ARRAY[pg_temp.h32('Transfer'), pg_temp.h32('x' || t.id)], '\x01', t.timestamp
+	  FROM almanac.transactions t;
+	INSERT INTO almanac.account_states (chain_id, account, block_number, state)
+	SELECT c, substr(pg_temp.h32('a' || (n % 7)), 1, 42), n, jsonb_build_object('balance', (n * 11)::text, 'nonce', n)
+	  FROM unnest(ARRAY['eth', 'base']) c, generate_series(0, 39) n;
+	INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+			destination_chain_id, destination_transaction_id, status, sent_at, delivered_at, payload)
+	SELECT 'bridge', 'm1', 'eth', s.id, 'base', d.id, 'delivered', s.timestamp, d.timestamp, '{"amount": "5"}'
+	  FROM almanac.transactions s, almanac.transactions d
+	 WHERE s.chain_id = 'eth' AND s.block_number = 3 AND s.tx_index = 0
+	   AND d.chain_id = 'base' AND d.block_number = 5 AND d.tx_index = 1;
+	INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+			destination_chain_id, sent_at)
+	SELECT 'bridge', 'm2', 'base', id, 'eth', timestamp FROM almanac.transactions
+	 WHERE chain_id = 'base' AND block_number = 7 AND tx_index = 2;
+	SELECT almanac.revert_to('eth', 35);
+});
+
+# the core tables' rows, one digest per table, and the identity sequences
+my $core_digest = q{
+	SELECT string_agg(t || ':' || n || ':' || d, ' ' ORDER BY t) FROM (
+		SELECT 'chains' AS t, count(*) AS n, md5(string_agg(x::text, ',' ORDER BY chain_id)) AS d FROM almanac.chains x
+		UNION ALL SELECT 'blocks', count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM almanac.blocks x
+		UNION ALL SELECT 'transactions', count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM almanac.transactions x
+		UNION ALL SELECT 'events', count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM almanac.events x
+		UNION ALL SELECT 'account_states', count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM almanac.account_states x
+		UNION ALL SELECT 'cross_chain_messages', count(*), md5(string_agg(x::text, ',' ORDER BY id)) FROM almanac.cross_chain_messages x
+		UNION ALL SELECT 'orphaned_blocks', count(*), md5(string_agg(x::text, ',' ORDER BY chain_id, block_number)) FROM almanac.orphaned_blocks x
+	) x};
+my $core_want = $node->safe_psql('src', $core_digest);
+like($core_want,
+	qr/^account_states:76:\S+ blocks:76:\S+ chains:2:\S+ cross_chain_messages:2:\S+ events:228:\S+ orphaned_blocks:4:\S+ transactions:228:\S+$/,
+	'the source\'s core tables hold what was written')
+  or diag $core_want;
+
 # what each table holds, as one digest per table
 my $digest = q{
 	SELECT string_agg(t || ':' || n || ':' || d, ' ' ORDER BY t) FROM (
@@ -69,6 +131,38 @@ $node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst')
 	'pg_restore into a fresh database, without an error');
 is($node->safe_psql('dst', $digest), $want,
 	'every row of every table, and of the raw tables over them, is restored');
+is($node->safe_psql('dst', $core_digest), $core_want,
+	'every row of every core table is restored');
+
+# the restore went through the mirror triggers: each mirror of the new
+# database's store matches its table, and the router answers from it
+is($node->safe_psql('dst', q{
+	SELECT string_agg(m.relid::text || ':' || (SELECT count(*) FROM almanac.verify(m.relid)), ' ' ORDER BY m.relid::text)
+	  FROM almanac.mirrors m WHERE m.enabled}),
+	$node->safe_psql('src', q{
+	SELECT string_agg(m.relid::text || ':0', ' ' ORDER BY m.relid::text) FROM almanac.mirrors m WHERE m.enabled}),
+	'every enabled mirror of the restored database matches its table');
+my $lookup = q{SELECT b::text FROM almanac.blocks b WHERE chain_id = 'base' AND block_number = 39};
+like($node->safe_psql('dst', "EXPLAIN $lookup"), qr/Almanac Lookup\) on blocks/, 'a lookup is routed in the restored database');
+is($node->safe_psql('dst', $lookup), $node->safe_psql('src', $lookup), 'and answers the source\'s row');
+
+# the identity sequences came along: new rows get new ids
+is($node->safe_psql('dst', q{
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 36, '0x' || repeat('ab', 32), '0x' || repeat('cd', 32), now())
+	RETURNING id > (SELECT max(id) FROM almanac.blocks WHERE block_number <> 36 OR chain_id <> 'eth')}),
+	't', 'a block inserted after the restore gets a new id');
+is($node->safe_psql('dst', q{
+	SELECT count(*) FROM (
+		SELECT 'transactions' AS t, last_value FROM almanac.transactions_id_seq
+		UNION ALL SELECT 'events', last_value FROM almanac.events_id_seq
+		UNION ALL SELECT 'account_states', last_value FROM almanac.account_states_id_seq
+		UNION ALL SELECT 'cross_chain_messages', last_value FROM almanac.cross_chain_messages_id_seq) s
+	 WHERE last_value < CASE t WHEN 'transactions' THEN (SELECT max(id) FROM almanac.transactions)
+							   WHEN 'events' THEN (SELECT max(id) FROM almanac.events)
+							   WHEN 'account_states' THEN (SELECT max(id) FROM almanac.account_states)
+							   ELSE (SELECT max(id) FROM almanac.cross_chain_messages) END}),
+	'0', 'every identity sequence is at or past its table\'s highest id');
 
 # with the raw tables' data: their COPY fails, the rest is restored
 my $dump2 = $node->basedir . '/src2.dump';
