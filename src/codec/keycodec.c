@@ -4,7 +4,7 @@
  *	  Encoding and decoding of the RocksDB keys of almanac's foreign tables,
  *	  and the SQL functions that expose them (src/sql/30_keys.sql).
  *
- * The layout and its guarantees are described in keycodec.h; the README
+ * The layout and its guarantees are described in keycodec.h; docs/usage.md
  * section "Keys and values" is the user-facing version.  In short: integer
  * and uuid segments are fixed-width and big-endian, so a key prefix bounds a
  * range scan and byte order is value order; text and bytea segments escape

@@ -2,7 +2,7 @@
  *
  * option.c
  *	  Validator and parsers for the options of the almanac_rocksdb foreign
- *	  data wrapper (contract in option.h, user documentation in the README,
+ *	  data wrapper (contract in option.h, user documentation in docs/usage.md,
  *	  "Keys and values").
  *
  * Each option is described once, in almanac_options[]: where it may be set,

@@ -1,5 +1,5 @@
 -- The core chain schema.  Deviations from the design's column types, each for
--- a reason that bites at chain scale (README, "Schema"):
+-- a reason that bites at chain scale (docs/schema.md):
 --   * ids are bigint identity, not serial: Ethereum alone has billions of logs;
 --   * value is numeric(78,0): 2^256-1 has 78 digits and must round-trip exactly;
 --   * timestamps are timestamptz;
@@ -100,7 +100,7 @@ CREATE TABLE almanac.events (
 	transaction_id	bigint REFERENCES almanac.transactions ON DELETE CASCADE,
 	log_index		integer NOT NULL CHECK (log_index >= 0),
 	contract_address text NOT NULL CHECK (almanac._is_hex_id(contract_address, 20)),
-	-- topic0, the event signature hash; see README for anonymous events
+	-- topic0, the event signature hash; see docs/schema.md for anonymous events
 	event_type		text NOT NULL,
 	topics			text[] NOT NULL DEFAULT '{}' CHECK (cardinality(topics) <= 4),
 	data			bytea NOT NULL DEFAULT '\x',

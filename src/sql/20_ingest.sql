@@ -1,4 +1,4 @@
--- Chain ingest, reorgs and finality (README, "Ingest").
+-- Chain ingest, reorgs and finality (docs/ingest.md).
 --
 -- Input is what an Ethereum JSON-RPC follower already has in hand: the
 -- result of eth_getBlockByNumber(n, true) and of eth_getBlockReceipts(n).

@@ -1,5 +1,5 @@
 -- RocksDB keys: prefix ':' segment ':' ... [':' attribute] (src/codec/keycodec.h,
--- README "Keys and values").  These functions compute the exact bytes the
+-- docs/usage.md "Keys and values").  These functions compute the exact bytes the
 -- foreign tables store, for lookups with ldb and for tests.
 
 CREATE FUNCTION almanac.block_key(chain_id text, block_number bigint)

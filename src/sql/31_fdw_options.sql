@@ -1,5 +1,5 @@
 -- Validator of the almanac_rocksdb foreign data wrapper's options
--- (src/fdw/option.c, README "Keys and values").  The wrapper and its default
+-- (src/fdw/option.c, docs/usage.md "Keys and values").  The wrapper and its default
 -- server are created in a later part and reference it.
 CREATE FUNCTION almanac.rocksdb_fdw_validator(text[], oid)
 	RETURNS void

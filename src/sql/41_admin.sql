@@ -1,5 +1,5 @@
 -- Administration and observability of the RocksDB stores (src/store/admin.c,
--- README "Administration and observability").  Every function names a
+-- docs/operations.md "Administration and observability").  Every function names a
 -- server of the almanac_rocksdb wrapper and works on its store; RocksDB's
 -- own "default" column family is never listed.  Privileges are checked in C:
 -- reading needs USAGE on the server, flush and compact its ownership or

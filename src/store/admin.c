@@ -3,7 +3,7 @@
  * admin.c
  *	  Administration and observability of RocksDB stores, from SQL: list,
  *	  flush, compact and drop column families, and RocksDB's properties
- *	  per column family (src/sql/41_admin.sql, README "Administration and
+ *	  per column family (src/sql/41_admin.sql, docs/operations.md "Administration and
  *	  observability").
  *
  * Each function names a foreign server of the almanac_rocksdb wrapper; its
