@@ -1,5 +1,6 @@
--- Store maintenance (src/store/maintenance.c; docs/architecture.md "The RocksDB store: who owns what"): the
--- owner's freeze sweep on demand, and the versions of one stored value.
+-- Store maintenance (src/store/maintenance.c; docs/architecture.md, "The
+-- RocksDB store: who owns what"): the owner's freeze sweep on demand, and the
+-- versions of one stored value.
 -- Both are for the server's owner (or a superuser): the C functions check.
 
 CREATE FUNCTION almanac.freeze_sweep(server name DEFAULT 'almanac_store')

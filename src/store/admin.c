@@ -3,8 +3,8 @@
  * admin.c
  *	  Administration and observability of RocksDB stores, from SQL: list,
  *	  flush, compact and drop column families, and RocksDB's properties
- *	  per column family (src/sql/41_admin.sql, docs/operations.md "Administration and
- *	  observability").
+ *	  per column family (src/sql/41_admin.sql; docs/operations.md,
+ *	  "Administration and observability").
  *
  * Each function names a foreign server of the almanac_rocksdb wrapper; its
  * store is attached as any foreign table's is (starting the owner if none
