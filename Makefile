@@ -12,6 +12,9 @@ EXTVERSION  = 0.1.0
 MODULE_big  = almanac
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA_built  = almanac--$(EXTVERSION).sql
+# the coordinator, a second extension for a database in front of almanac
+# nodes (docs/scale-out.md); installed beside almanac, never into a node
+DATA        = coordinator/almanac_coordinator.control coordinator/almanac_coordinator--0.1.0.sql
 # the install script is assembled from the parts in src/sql, in file-name order
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 

@@ -22,6 +22,7 @@ PACKAGES=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	librocksdb-dev rocksdb-tools
 	libipc-run-perl
+	postgresql-15-plproxy
 )
 SERVER=postgresql-15
 HEADERS=postgresql-server-dev-15

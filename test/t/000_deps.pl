@@ -12,7 +12,8 @@ my $deps  = "$root/test/scripts/deps.sh";
 my $stubs = "$root/test/deps-stubs";
 
 my @all = qw(make gcc postgresql-15 postgresql-client-15
-  postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl);
+  postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl
+  postgresql-15-plproxy);
 my %archive = map { $_ => '1.0' } @all;
 $archive{$_} = '15.20-0+deb12u1'
   for qw(postgresql-15 postgresql-client-15 postgresql-server-dev-15);
@@ -93,7 +94,7 @@ $r = run_deps(installed =>
 	  { make => '1.0', gcc => '1.0', 'postgresql-15' => $old, 'postgresql-client-15' => $old });
 is($r->{rc}, 0, 'server without headers: succeeds');
 is(installs($r),
-	'postgresql-15 postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl',
+	'postgresql-15 postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl postgresql-15-plproxy',
 	'server without headers: installs the headers and the server with them');
 like($r->{out}, qr/postgresql-15 \Q$old\E is installed without postgresql-server-dev-15/,
 	'server without headers: says why the server is reinstalled');

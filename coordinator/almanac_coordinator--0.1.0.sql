@@ -1,0 +1,432 @@
+-- almanac_coordinator: one database in front of several almanac nodes
+-- (docs/scale-out.md).  A chain is the unit of placement: each chain lives on
+-- one node.  Writes and per-chain functions go to the chain's node through
+-- PL/Proxy (one round trip, almanac's own functions run there); reads across
+-- chains go through postgres_fdw, the core tables being partitioned tables
+-- here with one foreign partition per node, listed by chain_id.
+
+\echo Use "CREATE EXTENSION almanac_coordinator" to load this file. \quit
+
+-- A coordinator holds no chain data: almanac in the same database would mean
+-- two answers to every query of almanac's tables.
+DO $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_extension WHERE extname = 'almanac') THEN
+		RAISE EXCEPTION 'almanac_coordinator cannot be installed into a database that has extension almanac'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Create the coordinator in its own database; almanac nodes are added to it with almanac_coordinator.add_node.';
+	END IF;
+END;
+$$;
+
+CREATE SCHEMA almanac_coordinator;
+COMMENT ON SCHEMA almanac_coordinator IS 'almanac coordinator: chains placed on almanac nodes';
+
+-- Registry: the nodes, and the node of each chain.
+CREATE TABLE almanac_coordinator.nodes (
+	node_id			integer PRIMARY KEY CHECK (node_id BETWEEN 1 AND 32767),
+	-- names the node's foreign server and partitions: blocks_<node_name>
+	node_name		text NOT NULL UNIQUE CHECK (node_name ~ '^[a-z][a-z0-9_]{0,39}$'),
+	host			text NOT NULL,
+	port			integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+	dbname			text NOT NULL,
+	-- PL/Proxy's connect string (no password: use ~/.pgpass of the server's account)
+	conninfo		text NOT NULL,
+	fdw_server		name NOT NULL UNIQUE,
+	added_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE almanac_coordinator.nodes IS 'the almanac nodes behind this coordinator';
+
+CREATE TABLE almanac_coordinator.placement (
+	chain_id		text PRIMARY KEY
+		CHECK (length(chain_id) BETWEEN 1 AND 64 AND chain_id !~ '[[:space:][:cntrl:]]'),
+	-- required here: a node learning it on first ingest could not check it
+	-- against the chains of the other nodes
+	evm_chain_id	bigint NOT NULL UNIQUE CHECK (evm_chain_id > 0),
+	node_id			integer NOT NULL REFERENCES almanac_coordinator.nodes,
+	registered_at	timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX placement_node_idx ON almanac_coordinator.placement (node_id);
+COMMENT ON TABLE almanac_coordinator.placement IS 'the node of each chain; written only by almanac_coordinator.register_chain';
+
+-- The registry is written by add_node and register_chain only, which also
+-- change the nodes and the partitions: a row written by hand would place a
+-- chain where no partition bound or node knows of it.
+CREATE FUNCTION almanac_coordinator._registry_guard() RETURNS trigger
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF current_setting('almanac_coordinator.registry_write', true) IS DISTINCT FROM 'on' THEN
+		RAISE EXCEPTION 'table almanac_coordinator.% is written only by almanac_coordinator''s functions', TG_TABLE_NAME
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Use almanac_coordinator.add_node and almanac_coordinator.register_chain.';
+	END IF;
+	RETURN CASE TG_OP WHEN 'DELETE' THEN OLD ELSE NEW END;
+END;
+$$;
+CREATE TRIGGER nodes_guard BEFORE INSERT OR UPDATE OR DELETE ON almanac_coordinator.nodes
+	FOR EACH ROW EXECUTE FUNCTION almanac_coordinator._registry_guard();
+CREATE TRIGGER nodes_guard_truncate BEFORE TRUNCATE ON almanac_coordinator.nodes
+	FOR EACH STATEMENT EXECUTE FUNCTION almanac_coordinator._registry_guard();
+CREATE TRIGGER placement_guard BEFORE INSERT OR UPDATE OR DELETE ON almanac_coordinator.placement
+	FOR EACH ROW EXECUTE FUNCTION almanac_coordinator._registry_guard();
+CREATE TRIGGER placement_guard_truncate BEFORE TRUNCATE ON almanac_coordinator.placement
+	FOR EACH STATEMENT EXECUTE FUNCTION almanac_coordinator._registry_guard();
+GRANT USAGE ON SCHEMA almanac_coordinator TO PUBLIC;
+GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBLIC;
+
+-- The core tables of the nodes (src/sql/10_schema.sql, 20_ingest.sql), same
+-- columns, partitioned by chain: each node's foreign partition lists the
+-- chains placed on it (and a placeholder no chain id can equal, as a list
+-- may not be empty), so a condition on chain_id prunes to one node.
+CREATE TABLE almanac_coordinator.chains (
+	chain_id text, evm_chain_id bigint, name text, latest_block bigint, safe_block bigint,
+	finalized_block bigint, created_at timestamptz
+) PARTITION BY LIST (chain_id);
+CREATE TABLE almanac_coordinator.blocks (
+	id bigint, chain_id text, block_number bigint, block_hash text, parent_hash text,
+	timestamp timestamptz, is_finalized boolean, is_safe boolean, metadata jsonb
+) PARTITION BY LIST (chain_id);
+CREATE TABLE almanac_coordinator.transactions (
+	id bigint, chain_id text, block_id bigint, block_number bigint, tx_index integer, tx_hash text,
+	tx_type smallint, from_address text, to_address text, contract_address text, value numeric(78, 0),
+	nonce bigint, data bytea, status smallint, gas_used bigint, timestamp timestamptz
+) PARTITION BY LIST (chain_id);
+CREATE TABLE almanac_coordinator.events (
+	id bigint, chain_id text, block_id bigint, block_number bigint, transaction_id bigint,
+	log_index integer, contract_address text, event_type text, topics text[], data bytea,
+	timestamp timestamptz
+) PARTITION BY LIST (chain_id);
+CREATE TABLE almanac_coordinator.account_states (
+	id bigint, chain_id text, account text, block_number bigint, state jsonb
+) PARTITION BY LIST (chain_id);
+-- on the node of its source chain
+CREATE TABLE almanac_coordinator.cross_chain_messages (
+	id bigint, protocol text, message_key text, source_chain_id text, source_transaction_id bigint,
+	destination_chain_id text, destination_transaction_id bigint, status text, sent_at timestamptz,
+	delivered_at timestamptz, payload jsonb
+) PARTITION BY LIST (source_chain_id);
+CREATE TABLE almanac_coordinator.orphaned_blocks (
+	chain_id text, block_number bigint, block_hash text, parent_hash text, timestamp timestamptz,
+	tx_hashes text[], orphaned_at timestamptz
+) PARTITION BY LIST (chain_id);
+CREATE VIEW almanac_coordinator.chain_heads AS
+	SELECT chain_id, evm_chain_id, name, latest_block, safe_block, finalized_block
+	  FROM almanac_coordinator.chains;
+
+-- the partitioned tables and their partition keys
+CREATE FUNCTION almanac_coordinator._core_tables(OUT table_name text, OUT key_column text)
+	RETURNS SETOF record
+	LANGUAGE sql IMMUTABLE AS
+$$
+	VALUES ('chains', 'chain_id'), ('blocks', 'chain_id'), ('transactions', 'chain_id'),
+		   ('events', 'chain_id'), ('account_states', 'chain_id'),
+		   ('cross_chain_messages', 'source_chain_id'), ('orphaned_blocks', 'chain_id')
+$$;
+GRANT SELECT ON almanac_coordinator.chains, almanac_coordinator.blocks, almanac_coordinator.transactions,
+	almanac_coordinator.events, almanac_coordinator.account_states,
+	almanac_coordinator.cross_chain_messages, almanac_coordinator.orphaned_blocks,
+	almanac_coordinator.chain_heads TO PUBLIC;
+
+-- Calls on one node by its connect string, for add_node and register_chain.
+-- PL/Proxy runs each in its own transaction on the node (autocommit).
+CREATE FUNCTION almanac_coordinator._node_join(conninfo text, node_id integer) RETURNS integer
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac.join_coordinator($2);
+$$;
+CREATE FUNCTION almanac_coordinator._node_register(conninfo text, chain_id text, evm_chain_id bigint, name text)
+	RETURNS text
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT r.chain_id FROM almanac.register_chain($2, $3, $4) r;
+$$;
+-- the chains of a node, as the node sees them (check_placement)
+CREATE FUNCTION almanac_coordinator._node_chains(conninfo text) RETURNS SETOF text
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT c.chain_id FROM almanac.chains c;
+$$;
+REVOKE EXECUTE ON FUNCTION almanac_coordinator._node_join(text, integer),
+	almanac_coordinator._node_register(text, text, bigint, text),
+	almanac_coordinator._node_chains(text) FROM PUBLIC;
+
+-- Make the database the coordinator lives in plan for its partitions:
+-- aggregates and joins per node (pushed down whole by postgres_fdw), for the
+-- sessions that start after this.
+DO $$
+BEGIN
+	EXECUTE format('ALTER DATABASE %I SET enable_partitionwise_aggregate = on', current_database());
+	EXECUTE format('ALTER DATABASE %I SET enable_partitionwise_join = on', current_database());
+END;
+$$;
+
+-- Set the partition bounds of a node's partitions to the chains placed on it.
+-- DETACH and ATTACH take an ACCESS EXCLUSIVE lock on each parent: a
+-- registration waits for the reads in flight and makes new ones wait.
+CREATE FUNCTION almanac_coordinator._bind_partitions(p_node integer) RETURNS void
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n		almanac_coordinator.nodes;
+	v_list	text;
+	t		record;
+BEGIN
+	SELECT * INTO STRICT n FROM almanac_coordinator.nodes WHERE node_id = p_node;
+	SELECT string_agg(quote_literal(v), ', ' ORDER BY v) INTO v_list
+	  FROM (SELECT format(' node %s', p_node) AS v
+			UNION ALL
+			SELECT chain_id FROM almanac_coordinator.placement WHERE node_id = p_node) x;
+	FOR t IN SELECT * FROM almanac_coordinator._core_tables() LOOP
+		IF EXISTS (SELECT FROM pg_inherits
+					WHERE inhrelid = format('almanac_coordinator.%I', t.table_name || '_' || n.node_name)::regclass) THEN
+			EXECUTE format('ALTER TABLE almanac_coordinator.%I DETACH PARTITION almanac_coordinator.%I',
+						   t.table_name, t.table_name || '_' || n.node_name);
+		END IF;
+		EXECUTE format('ALTER TABLE almanac_coordinator.%I ATTACH PARTITION almanac_coordinator.%I FOR VALUES IN (%s)',
+					   t.table_name, t.table_name || '_' || n.node_name, v_list);
+	END LOOP;
+END;
+$$;
+REVOKE EXECUTE ON FUNCTION almanac_coordinator._bind_partitions(integer) FROM PUBLIC;
+
+-- Add an empty almanac database as a node: its foreign server (asynchronous
+-- scans; not updatable, not truncatable: writes go through almanac's
+-- functions only), a user mapping for PUBLIC, one foreign partition per core
+-- table, and the node told its id (almanac.join_coordinator: ids in the
+-- node's range, chains only by registration).  Returns the node id.
+CREATE FUNCTION almanac_coordinator.add_node(node_name text, host text, port integer, dbname text,
+											  user_name text DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	v_id		integer;
+	v_server	name;
+	v_conninfo	text;
+	t			record;
+BEGIN
+	IF node_name IS NULL OR node_name !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+		RAISE EXCEPTION 'invalid node name %', coalesce(quote_literal(node_name), 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A node name is 1 to 40 lowercase letters, digits or _, starting with a letter.';
+	END IF;
+	IF host IS NULL OR port IS NULL OR dbname IS NULL THEN
+		RAISE EXCEPTION 'node "%": host, port and dbname must not be NULL', node_name
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOCK TABLE almanac_coordinator.nodes IN EXCLUSIVE MODE;
+	IF EXISTS (SELECT FROM almanac_coordinator.nodes n WHERE n.node_name = add_node.node_name) THEN
+		RAISE EXCEPTION 'node "%" exists already', node_name USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF EXISTS (SELECT FROM almanac_coordinator.nodes n
+				WHERE n.host = add_node.host AND n.port = add_node.port AND n.dbname = add_node.dbname) THEN
+		RAISE EXCEPTION 'database % on %:% is a node already: node "%"', dbname, host, port,
+			(SELECT n.node_name FROM almanac_coordinator.nodes n
+			  WHERE n.host = add_node.host AND n.port = add_node.port AND n.dbname = add_node.dbname)
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	SELECT coalesce(max(n.node_id), 0) + 1 INTO v_id FROM almanac_coordinator.nodes n;
+	v_server := 'almanac_node_' || node_name;
+	v_conninfo := format('host=%s port=%s dbname=%s', quote_literal(host), port, quote_literal(dbname))
+				  || coalesce(format(' user=%s', quote_literal(user_name)), '');
+
+	EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %L, port %L, dbname %L, '
+				   'async_capable ''true'', updatable ''false'', truncatable ''false'', fetch_size ''10000'')',
+				   v_server, host, port::text, dbname);
+	IF user_name IS NULL THEN
+		EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I', v_server);
+	ELSE
+		EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I OPTIONS (user %L)', v_server, user_name);
+	END IF;
+	FOR t IN SELECT * FROM almanac_coordinator._core_tables() LOOP
+		EXECUTE format('CREATE FOREIGN TABLE almanac_coordinator.%I PARTITION OF almanac_coordinator.%I '
+					   'FOR VALUES IN (%L) SERVER %I OPTIONS (schema_name ''almanac'', table_name %L)',
+					   t.table_name || '_' || node_name, t.table_name, format(' node %s', v_id),
+					   v_server, t.table_name);
+	END LOOP;
+
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	INSERT INTO almanac_coordinator.nodes (node_id, node_name, host, port, dbname, conninfo, fdw_server)
+	VALUES (v_id, node_name, host, port, dbname, v_conninfo, v_server);
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+
+	-- last: a node that refuses (not almanac, holds chains) undoes the above
+	PERFORM almanac_coordinator._node_join(v_conninfo, v_id);
+	RETURN v_id;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.add_node(text, text, integer, text, text) IS 'add an empty almanac database as a node; returns its node id';
+REVOKE EXECUTE ON FUNCTION almanac_coordinator.add_node(text, text, integer, text, text) FROM PUBLIC;
+
+-- Place a chain on a node and register it there.  The EVM chain id is
+-- required: it is unique across the nodes only if the coordinator knows it.
+CREATE FUNCTION almanac_coordinator.register_chain(chain_id text, evm_chain_id bigint, node text,
+													name text DEFAULT NULL)
+	RETURNS almanac_coordinator.placement
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n	almanac_coordinator.nodes;
+	p	almanac_coordinator.placement;
+BEGIN
+	IF chain_id IS NULL OR evm_chain_id IS NULL OR node IS NULL THEN
+		RAISE EXCEPTION 'chain_id, evm_chain_id and node must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO n FROM almanac_coordinator.nodes x WHERE x.node_name = register_chain.node;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown node "%"', node
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Nodes are added with almanac_coordinator.add_node.';
+	END IF;
+	LOCK TABLE almanac_coordinator.placement IN EXCLUSIVE MODE;
+	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = register_chain.chain_id;
+	IF FOUND THEN
+		IF p.node_id = n.node_id AND p.evm_chain_id = register_chain.evm_chain_id THEN
+			-- repeated: make sure the node has it too
+			PERFORM almanac_coordinator._node_register(n.conninfo, chain_id, evm_chain_id, name);
+			RETURN p;
+		END IF;
+		RAISE EXCEPTION 'chain "%" is placed already: on node "%" with EVM chain id %', chain_id,
+			(SELECT x.node_name FROM almanac_coordinator.nodes x WHERE x.node_id = p.node_id), p.evm_chain_id
+			USING ERRCODE = 'unique_violation';
+	END IF;
+	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.evm_chain_id = register_chain.evm_chain_id;
+	IF FOUND THEN
+		RAISE EXCEPTION 'EVM chain id % belongs to chain "%"', evm_chain_id, p.chain_id
+			USING ERRCODE = 'unique_violation';
+	END IF;
+
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	INSERT INTO almanac_coordinator.placement (chain_id, evm_chain_id, node_id)
+	VALUES (chain_id, evm_chain_id, n.node_id)
+	RETURNING * INTO p;
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+	PERFORM almanac_coordinator._bind_partitions(n.node_id);
+	-- last: when the node refuses, the placement is rolled back.  Not atomic
+	-- the other way: a failure after this call leaves the chain registered
+	-- on the node only, and registering it again completes it.
+	PERFORM almanac_coordinator._node_register(n.conninfo, chain_id, evm_chain_id, name);
+	RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) IS 'place a chain on a node and register it there';
+REVOKE EXECUTE ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) FROM PUBLIC;
+
+-- Chains whose placement and nodes disagree: placed but missing on its node,
+-- or present on a node it is not placed on (rows an unfiltered scan would
+-- show twice or from the wrong node).  Empty when all is well.
+CREATE FUNCTION almanac_coordinator.check_placement()
+	RETURNS TABLE (chain_id text, node text, problem text)
+	LANGUAGE sql AS
+$$
+	WITH seen AS (
+		SELECT n.node_id, n.node_name, c AS chain_id
+		  FROM almanac_coordinator.nodes n, almanac_coordinator._node_chains(n.conninfo) c
+	)
+	SELECT p.chain_id, n.node_name, 'placed on this node, missing there'
+	  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes n USING (node_id)
+	 WHERE NOT EXISTS (SELECT FROM seen s WHERE s.node_id = p.node_id AND s.chain_id = p.chain_id)
+	UNION ALL
+	SELECT s.chain_id, s.node_name, 'present on this node, placed ' ||
+		   coalesce('on node ' || (SELECT x.node_name FROM almanac_coordinator.nodes x
+									 JOIN almanac_coordinator.placement y USING (node_id)
+									WHERE y.chain_id = s.chain_id), 'nowhere')
+	  FROM seen s
+	 WHERE NOT EXISTS (SELECT FROM almanac_coordinator.placement p
+						WHERE p.node_id = s.node_id AND p.chain_id = s.chain_id)
+	 ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION almanac_coordinator.check_placement() IS 'chains on which the placement and the nodes disagree; empty when all is well';
+
+-- The connect string of a chain's node: how every dispatched function finds
+-- its node (a local lookup, then one round trip to the node).
+CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
+	LANGUAGE plpgsql STABLE AS
+$$
+DECLARE
+	v text;
+BEGIN
+	IF chain_id IS NULL THEN
+		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT n.conninfo INTO v
+	  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes n USING (node_id)
+	 WHERE p.chain_id = _chain_conninfo.chain_id;
+	IF v IS NULL THEN
+		RAISE EXCEPTION 'unknown chain "%"', chain_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Chains are placed on a node with almanac_coordinator.register_chain before their first ingest.';
+	END IF;
+	RETURN v;
+END;
+$$;
+
+-- Dispatched functions: almanac's signatures, run by almanac on the chain's
+-- node, its answer and its errors (SQLSTATE, message, detail, hint) passed
+-- back.  Each call is its own transaction on the node: a rollback here does
+-- not undo it.
+
+-- (name, arguments, result): each runs almanac.<name> with the same arguments
+DO $$
+DECLARE
+	f record;
+BEGIN
+	FOR f IN
+		VALUES ('ingest_block', 'chain_id text, block jsonb, receipts jsonb, on_reorg text DEFAULT ''error''', 'bigint'),
+			   ('ingest_blocks', 'chain_id text, blocks jsonb, receipts jsonb', 'bigint'),
+			   ('revert_to', 'chain_id text, block_number bigint', 'bigint'),
+			   ('set_safe', 'chain_id text, block_number bigint', 'bigint'),
+			   ('set_finalized', 'chain_id text, block_number bigint', 'bigint'),
+			   ('latest_block', 'chain_id text', 'almanac_coordinator.blocks'),
+			   ('contract_events', 'chain_id text, contract_address text, topic0 text DEFAULT NULL, '
+				'from_block bigint DEFAULT 0, to_block bigint DEFAULT NULL, topic1 text DEFAULT NULL, '
+				'topic2 text DEFAULT NULL, topic3 text DEFAULT NULL', 'SETOF almanac_coordinator.events'),
+			   ('address_transactions', 'chain_id text, address text, from_block bigint DEFAULT 0, '
+				'to_block bigint DEFAULT NULL', 'SETOF almanac_coordinator.transactions'),
+			   ('account_state_at', 'chain_id text, account text, block_number bigint', 'jsonb'),
+			   ('account_state', 'chain_id text, account text', 'jsonb')
+	LOOP
+		EXECUTE format('CREATE FUNCTION almanac_coordinator.%I(%s) RETURNS %s LANGUAGE plproxy AS %L',
+					   f.column1, f.column2, f.column3,
+					   format('CONNECT almanac_coordinator._chain_conninfo(chain_id); TARGET almanac.%I;', f.column1));
+		EXECUTE format('COMMENT ON FUNCTION almanac_coordinator.%I IS %L', f.column1,
+					   format('almanac.%s, run on the chain''s node', f.column1));
+	END LOOP;
+END;
+$$;
+CREATE FUNCTION almanac_coordinator.chain_head(chain_id text) RETURNS almanac_coordinator.chain_heads
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT h.chain_id, h.evm_chain_id, h.name, h.latest_block, h.safe_block, h.finalized_block
+	  FROM almanac.chain_heads h WHERE h.chain_id = $1;
+$$;
+
+-- Point lookups, answered on the node by its router from the RocksDB
+-- mirrors (docs/router.md): no row is no row, not an error.
+CREATE FUNCTION almanac_coordinator.block_at(chain_id text, block_number bigint)
+	RETURNS SETOF almanac_coordinator.blocks
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT b.* FROM almanac.blocks b WHERE b.chain_id = $1 AND b.block_number = $2;
+$$;
+CREATE FUNCTION almanac_coordinator.block_by_hash(chain_id text, block_hash text)
+	RETURNS SETOF almanac_coordinator.blocks
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT b.* FROM almanac.blocks b WHERE b.chain_id = $1 AND b.block_hash = lower($2);
+$$;
+CREATE FUNCTION almanac_coordinator.transaction_by_hash(chain_id text, tx_hash text)
+	RETURNS SETOF almanac_coordinator.transactions
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT t.* FROM almanac.transactions t WHERE t.chain_id = $1 AND t.tx_hash = lower($2);
+$$;

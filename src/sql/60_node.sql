@@ -1,0 +1,135 @@
+-- A database as one node behind a coordinator (docs/scale-out.md).  The
+-- coordinator (extension almanac_coordinator, in another database) places
+-- each chain on one node.  Here, on the node:
+--   * almanac.join_coordinator(node_id) puts the node id in the high bits of
+--     every identity sequence, so ids are unique across the coordinator's
+--     nodes (a join on transaction_id = id over two nodes meets no stranger);
+--   * almanac.register_chain(...) registers a chain explicitly;
+--   * once joined, the node refuses a chain not placed on it: the first
+--     ingest of an unknown chain no longer registers it, so no rows of a
+--     chain the coordinator placed elsewhere can appear here (an unfiltered
+--     scan through the coordinator would return them twice).
+-- A database that never joins behaves as before (chains registered by their
+-- first ingest).
+
+-- At most one row: the node id given by the coordinator.
+CREATE TABLE almanac.node (
+	node_id			integer NOT NULL CHECK (node_id BETWEEN 1 AND 32767),
+	joined_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX node_one_row_idx ON almanac.node ((true));
+COMMENT ON TABLE almanac.node IS 'this database''s node id behind an almanac coordinator; empty when standalone';
+
+-- The chains placed on this node by its coordinator.
+CREATE TABLE almanac.placed_chains (
+	chain_id		text PRIMARY KEY,
+	placed_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE almanac.placed_chains IS 'chains placed on this node by almanac.register_chain; a joined node refuses any other';
+
+-- Identity values of node n: (n << 48) + 1 .. ((n + 1) << 48) - 1.  2^48 ids
+-- per table and node (2.8e14; Ethereum has about 3e9 logs), 32767 nodes.
+CREATE FUNCTION almanac.join_coordinator(node_id integer) RETURNS integer
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	v_old	integer;
+	v_lo	bigint;
+	r		record;
+BEGIN
+	IF node_id IS NULL OR node_id NOT BETWEEN 1 AND 32767 THEN
+		RAISE EXCEPTION 'invalid node id %: must be between 1 and 32767', coalesce(node_id::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	LOCK TABLE almanac.node IN EXCLUSIVE MODE;
+	SELECT n.node_id INTO v_old FROM almanac.node n;
+	IF v_old = join_coordinator.node_id THEN
+		RETURN v_old;
+	ELSIF v_old IS NOT NULL THEN
+		RAISE EXCEPTION 'this database is node % already, not node %', v_old, join_coordinator.node_id
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	-- ids given before the join would collide with other nodes' old ids
+	IF EXISTS (SELECT FROM almanac.chains) THEN
+		RAISE EXCEPTION 'cannot join a coordinator as node %: this database holds chains already', join_coordinator.node_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It holds %s chain(s), e.g. "%s".', (SELECT count(*) FROM almanac.chains),
+								  (SELECT min(chain_id) FROM almanac.chains)),
+				  HINT = 'Add an empty almanac database as a node.';
+	END IF;
+	v_lo := (join_coordinator.node_id::bigint << 48) + 1;
+	FOR r IN
+		SELECT c.relname, a.attname
+		  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		 WHERE c.relnamespace = 'almanac'::regnamespace AND c.relkind = 'r'
+		   AND a.attidentity <> '' AND NOT a.attisdropped
+		 ORDER BY 1
+	LOOP
+		EXECUTE format('ALTER TABLE almanac.%I ALTER COLUMN %I SET MINVALUE %s SET MAXVALUE %s SET START WITH %s RESTART',
+					   r.relname, r.attname, v_lo, v_lo + (1::bigint << 48) - 2, v_lo);
+	END LOOP;
+	INSERT INTO almanac.node (node_id) VALUES (join_coordinator.node_id);
+	RETURN join_coordinator.node_id;
+END;
+$$;
+COMMENT ON FUNCTION almanac.join_coordinator(integer) IS 'make this empty database node node_id of a coordinator: ids in the node''s range, chains only by register_chain';
+
+-- Register a chain before its first ingest (on a joined node, the only way).
+-- Registering a chain again with the same EVM chain id (or none) is a no-op,
+-- so a coordinator may repeat a call whose answer it lost.
+CREATE FUNCTION almanac.register_chain(chain_id text, evm_chain_id bigint DEFAULT NULL, name text DEFAULT NULL)
+	RETURNS almanac.chains
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	c almanac.chains;
+	v_other text;
+BEGIN
+	IF register_chain.chain_id IS NULL THEN
+		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	c := almanac._lock_chain(register_chain.chain_id);
+	IF c.chain_id IS NOT NULL THEN
+		IF register_chain.evm_chain_id IS NOT NULL AND c.evm_chain_id IS DISTINCT FROM register_chain.evm_chain_id THEN
+			RAISE EXCEPTION 'chain "%" is registered with EVM chain id %, not %', c.chain_id,
+				coalesce(c.evm_chain_id::text, 'NULL'), register_chain.evm_chain_id
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		INSERT INTO almanac.placed_chains (chain_id) VALUES (c.chain_id) ON CONFLICT DO NOTHING;
+		RETURN c;
+	END IF;
+	SELECT ch.chain_id INTO v_other FROM almanac.chains ch WHERE ch.evm_chain_id = register_chain.evm_chain_id;
+	IF FOUND THEN
+		RAISE EXCEPTION 'EVM chain id % belongs to chain "%"', register_chain.evm_chain_id, v_other
+			USING ERRCODE = 'unique_violation';
+	END IF;
+	INSERT INTO almanac.placed_chains (chain_id) VALUES (register_chain.chain_id) ON CONFLICT DO NOTHING;
+	INSERT INTO almanac.chains (chain_id, evm_chain_id, name)
+	VALUES (register_chain.chain_id, register_chain.evm_chain_id, register_chain.name)
+	RETURNING * INTO c;
+	RETURN c;
+END;
+$$;
+COMMENT ON FUNCTION almanac.register_chain(text, bigint, text) IS 'register a chain (with its EVM chain id) before its first ingest; a no-op for a chain registered alike';
+
+-- On a joined node, a chain comes only from register_chain: the implicit
+-- registration of a first ingest, or a plain INSERT, is refused.
+CREATE FUNCTION almanac._chain_placed_check() RETURNS trigger
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	v_node integer;
+BEGIN
+	SELECT n.node_id INTO v_node FROM almanac.node n;
+	IF v_node IS NOT NULL
+		AND NOT EXISTS (SELECT FROM almanac.placed_chains p WHERE p.chain_id = NEW.chain_id) THEN
+		RAISE EXCEPTION 'chain "%" is not placed on this node (node %)', NEW.chain_id, v_node
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Chains of a coordinated node are placed by almanac_coordinator.register_chain on the coordinator.';
+	END IF;
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER chains_placed_check
+	BEFORE INSERT OR UPDATE OF chain_id ON almanac.chains
+	FOR EACH ROW EXECUTE FUNCTION almanac._chain_placed_check();

@@ -1,0 +1,230 @@
+# Issue 17: a coordinator (extension almanac_coordinator) in front of two
+# almanac nodes, all three on 127.0.0.1.  Placement of chains on nodes,
+# ingest and a reorg dispatched through PL/Proxy with the answers and
+# SQLSTATEs of a direct call, reads across both nodes through postgres_fdw
+# with no duplicate rows and ids unique across nodes, an aggregate pushed
+# down to both nodes, a point lookup answered by the node's router, and no
+# write path around almanac's functions.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+
+# TCP on 127.0.0.1 for every instance: the coordinator reaches the nodes the
+# way it would on other machines
+BEGIN { $PostgreSQL::Test::Utils::use_unix_sockets = 0; }
+use PostgreSQL::Test::Cluster;
+use Test::More;
+use AlmanacTest qw(almanac_node);
+use IPC::Run;
+
+my $root = $ENV{ALMANAC_ROOT} or die "ALMANAC_ROOT is not set";
+
+my $n1 = almanac_node('node1');
+my $n2 = almanac_node('node2');
+my $co = PostgreSQL::Test::Cluster->new('coordinator');
+$co->init;
+$co->start;
+
+# a statement's first row, or "ERROR sqlstate" (psql's verbose error line)
+sub attempt
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	$node->psql('postgres', "\\set VERBOSITY verbose\n$sql", stdout => \$out, stderr => \$err);
+	return "ERROR $1" if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+	die "no result and no error for: $sql\n$err" if $err ne '' && $out eq '';
+	return $out;
+}
+
+sub fixture
+{
+	my ($name) = @_;
+	open my $fh, '<', "$root/test/fixtures/anvil/$name.json" or die "$name: $!";
+	local $/;
+	return <$fh>;
+}
+
+# the anvil fixtures as chain "anvil" (EVM chain id 31337, on node1), and with
+# their transactions' chainId changed for chain "base" (8453, on node2)
+sub json
+{
+	my ($evm, @names) = @_;
+	my @docs = map { my $d = fixture($_); $d =~ s/"chainId": "0x7a69"/sprintf('"chainId": "0x%x"', $evm)/ge; $d } @names;
+	my $j = @docs == 1 ? $docs[0] : '[' . join(',', @docs) . ']';
+	return "\$json\$$j\$json\$";
+}
+
+$co->safe_psql('postgres', 'CREATE EXTENSION almanac_coordinator CASCADE');
+is( $co->safe_psql('postgres',
+		"SELECT almanac_coordinator.add_node('n1', '127.0.0.1', ${\$n1->port}, 'postgres'), "
+		  . "almanac_coordinator.add_node('n2', '127.0.0.1', ${\$n2->port}, 'postgres')"),
+	'1|2', 'two nodes added');
+is($n2->safe_psql('postgres', 'SELECT node_id FROM almanac.node'), '2', 'node2 knows its node id');
+like(attempt($co, "SELECT almanac_coordinator.add_node('n3', '127.0.0.1', ${\$n1->port}, 'postgres')"),
+	qr/ERROR 42710/, 'a database is added once');
+like(attempt($n1, 'CREATE EXTENSION almanac_coordinator CASCADE'),
+	qr/ERROR 55000/, 'the coordinator is never installed into a node\'s database');
+
+# placement
+$co->safe_psql('postgres', q{
+	SELECT almanac_coordinator.register_chain('anvil', 31337, 'n1', 'Anvil');
+	SELECT almanac_coordinator.register_chain('base', 8453, 'n2', 'Base');
+});
+is($n1->safe_psql('postgres', 'SELECT chain_id, evm_chain_id, name FROM almanac.chains'),
+	'anvil|31337|Anvil', 'register_chain registers the chain on its node');
+is(attempt($co, "SELECT almanac_coordinator.register_chain('anvil', 1, 'n2')"), 'ERROR 23505',
+	'a chain is placed once');
+is(attempt($co, "SELECT almanac_coordinator.register_chain('base2', 8453, 'n1')"), 'ERROR 23505',
+	'an EVM chain id is unique across the nodes');
+is(attempt($co, "SELECT almanac_coordinator.register_chain('x', 99, 'n9')"), 'ERROR 42704',
+	'an unknown node is named');
+is($n1->safe_psql('postgres', q{SELECT count(*) FROM almanac.chains WHERE chain_id IN ('base', 'base2', 'x')}),
+	'0', 'refused registrations leave nothing on the nodes');
+is(attempt($co, 'SELECT almanac_coordinator.ingest_block(\'nowhere\', ' . json(1, 'b1') . ', ' . json(1, 'r1') . ')'),
+	'ERROR 42704', 'no implicit registration on first ingest through the coordinator');
+is(attempt($n2, 'SELECT almanac.ingest_block(\'anvil\', ' . json(31337, 'b1') . ', ' . json(31337, 'r1') . ')'),
+	'ERROR 42704', 'a node refuses a chain not placed on it');
+is($co->safe_psql('postgres', 'SELECT count(*) FROM almanac_coordinator.check_placement()'), '0',
+	'placement and nodes agree');
+
+# The same ingest and reorg sequence for "anvil" through the coordinator and
+# for "base" directly on its node: same answers, same SQLSTATEs.  Block ids
+# are compared as offsets in the node's id range.
+my @steps = (
+	[ 'ingest_blocks', 'C, B(b0 b1 b2 b3 b4 b5), R(r0 r1 r2 r3 r4 r5)' ],
+	[ 'ingest_block', 'C, B(b6-old), R(r6-old)', 'id' ],
+	[ 'ingest_blocks', 'C, B(b7-old b8-old), R(r7-old r8-old)' ],
+	[ 'set_safe', 'C, 7' ],
+	[ 'set_finalized', 'C, 5' ],
+	[ 'set_safe', 'C, 99' ],
+	[ 'ingest_block', 'C, B(b6), R(r6)', 'id' ],
+	[ 'ingest_block', 'C, B(b6), R(r6), \'revert\'', 'id' ],
+	[ 'ingest_blocks', 'C, B(b7 b8 b9), R(r7 r8 r9)' ],
+	[ 'revert_to', 'C, 4' ],
+	[ 'revert_to', 'C, 8' ],
+	[ 'ingest_block', 'C, B(b9), R(r9), \'sideways\'', 'id' ],
+	[ 'ingest_block', 'C, B(b9), R(r9)', 'id' ],
+	[ 'revert_to', 'nowhere, 1' ]);
+my (@via, @direct);
+foreach my $s (@steps)
+{
+	my ($fn, $args, $id) = @$s;
+	foreach my $side ([ $co, 'almanac_coordinator', 'anvil', 31337, 1, \@via ],
+		[ $n2, 'almanac', 'base', 8453, 2, \@direct ])
+	{
+		my ($node, $schema, $chain, $evm, $node_id, $out) = @$side;
+		my $a = $args;
+		$a =~ s/\bC\b/'$chain'/;
+		$a =~ s/\bnowhere\b/'nowhere'/;
+		$a =~ s/\b([BR])\(([^)]*)\)/json($evm, split(' ', $2))/ge;
+		my $sql = "SELECT $schema.$fn($a)";
+		$sql = "SELECT $schema.$fn($a) - (${node_id}::bigint << 48)" if $id;
+		push @$out, "$fn: " . attempt($node, $sql);
+	}
+}
+is_deeply(\@via, \@direct, 'dispatched ingest and reorg answer as a direct call, SQLSTATEs included')
+  or diag explain [ \@via, \@direct ];
+note join("\n", @via);
+like(join(' ', @via), qr/ERROR 22023.*ERROR 55000.*ERROR 42704/, 'the sequence met its errors');
+is( $co->safe_psql('postgres', q{SELECT (almanac_coordinator.chain_head('anvil')).*}),
+	'anvil|31337|Anvil|9|5|5', 'chain_head through the coordinator (the reorg brought the safe head down to 5)');
+is( $co->safe_psql('postgres',
+		q{SELECT chain_id, count(*), count(DISTINCT block_hash) FROM almanac_coordinator.orphaned_blocks GROUP BY 1 ORDER BY 1}),
+	"anvil|4|4\nbase|4|4", 'reverts leave their audit rows on each node');
+
+# cross-node reads: every row once, ids unique across the nodes
+my $per_node = $n1->safe_psql('postgres', 'SELECT count(*) FROM almanac.transactions') . '+'
+  . $n2->safe_psql('postgres', 'SELECT count(*) FROM almanac.transactions');
+my ($c1, $c2) = split /\+/, $per_node;
+is( $co->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id) FROM almanac_coordinator.transactions'),
+	($c1 + $c2) . '|' . ($c1 + $c2), 'an unfiltered scan returns each node\'s rows once, ids unique');
+ok($c1 > 0 && $c2 > 0, 'both nodes hold transactions');
+is( $co->safe_psql('postgres', q{
+		SELECT (SELECT count(*) FROM almanac_coordinator.events e JOIN almanac_coordinator.transactions t
+				  ON e.transaction_id = t.id)
+			 = (SELECT count(*) FROM almanac_coordinator.events e JOIN almanac_coordinator.transactions t
+				  ON e.transaction_id = t.id AND e.chain_id = t.chain_id)}),
+	't', 'a join on ids alone meets no row of the other node');
+is( $co->safe_psql('postgres',
+		q{SELECT min(id) >> 48, max(id) >> 48 FROM almanac_coordinator.blocks WHERE chain_id = 'base'}),
+	'2|2', 'ids carry their node id in the high bits');
+
+# an aggregate across chains runs on both nodes at once, whole
+my $plan = $co->safe_psql('postgres', q{
+	EXPLAIN (VERBOSE, COSTS OFF)
+	SELECT chain_id, count(*), sum(gas_used) FROM almanac_coordinator.transactions GROUP BY chain_id});
+like($plan, qr/Async Foreign Scan.*Relations: Aggregate on \(almanac_coordinator\.transactions_n1/s,
+	'aggregate pushed down to node1, asynchronously');
+like($plan, qr/Relations: Aggregate on \(almanac_coordinator\.transactions_n2/s, 'and to node2');
+is( $co->safe_psql('postgres',
+		'SELECT chain_id, count(*) FROM almanac_coordinator.transactions GROUP BY chain_id ORDER BY 1'),
+	"anvil|$c1\nbase|$c2", 'the pushed-down aggregate counts each node\'s rows');
+$plan = $co->safe_psql('postgres', q{
+	EXPLAIN (COSTS OFF) SELECT * FROM almanac_coordinator.blocks WHERE chain_id = 'anvil'});
+like($plan, qr/blocks_n1/, 'a condition on chain_id scans the chain\'s node');
+unlike($plan, qr/blocks_n2/, 'and prunes the other');
+
+# a point lookup through the dispatch function: one call, the node's router
+my $row = $n1->safe_psql('postgres',
+	q{SELECT b.* FROM almanac.blocks b WHERE chain_id = 'anvil' AND block_number = 3});
+$n1->safe_psql('postgres', 'SELECT almanac.router_stats_reset()');
+is($co->safe_psql('postgres', q{SELECT * FROM almanac_coordinator.block_at('anvil', 3)}),
+	$row, 'block_at returns the node\'s row');
+is( $n1->safe_psql('postgres', q{SELECT routed FROM almanac.router_stats WHERE table_name = 'almanac.blocks'::regclass}),
+	'1', 'the node\'s router answered it from the mirror');
+is($co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.block_at('anvil', 1000)}),
+	'0', 'no block is no row');
+is( $co->safe_psql('postgres', q{SELECT (almanac_coordinator.latest_block('base')).block_number}),
+	'9', 'latest_block through the coordinator');
+
+# Concurrent ingest of one chain through the coordinator queues on the
+# node's chain lock (PL/Proxy's calls run in READ COMMITTED there) and both
+# succeed: the first stores block 9 again, the second finds it stored.
+# Through postgres_fdw's remote REPEATABLE READ the second failed with 40001.
+is($co->safe_psql('postgres', q{SELECT almanac_coordinator.revert_to('anvil', 8)}), '1', 'block 9 reverted');
+my $holder = $n1->background_psql('postgres');
+$holder->query_safe(q{BEGIN; SELECT FROM almanac.chains WHERE chain_id = 'anvil' FOR UPDATE});
+my @ingests;
+my $ingest_sql = 'SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b9') . ', '
+  . json(31337, 'r9') . ') - (1::bigint << 48)';
+foreach my $i (1 .. 2)
+{
+	my %h = (out => '', err => '');
+	$h{run} = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $co->connstr('postgres'), '-c', $ingest_sql ],
+		'>', \$h{out}, '2>', \$h{err});
+	push @ingests, \%h;
+}
+ok( $n1->poll_query_until('postgres',
+		q{SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ingest_block%'}),
+	'both ingests wait for the chain lock on the node');
+$holder->query_safe('COMMIT');
+$holder->quit;
+my @answers;
+foreach my $h (@ingests)
+{
+	$h->{run}->finish;
+	push @answers, ($? >> 8) . ':' . $h->{out} . $h->{err};
+}
+my $id9 = $n1->safe_psql('postgres',
+	q{SELECT id - (1::bigint << 48) FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 9});
+is_deeply(\@answers, [ "0:$id9\n", "0:$id9\n" ],
+	'both succeed with block 9\'s id, one storing the block, the other finding it stored');
+
+# no write path around almanac's functions
+like(attempt($co, q{INSERT INTO almanac_coordinator.chains (chain_id) VALUES ('anvil')}),
+	qr/ERROR 55000/, 'the core tables are not writable through the coordinator');
+like(attempt($co, q{INSERT INTO almanac_coordinator.chains (chain_id) VALUES ('anvil2')}),
+	qr/ERROR 23514/, 'nor for a chain placed nowhere');
+like(attempt($co, q{DELETE FROM almanac_coordinator.blocks WHERE chain_id = 'anvil'}),
+	qr/ERROR 55000/, 'nor deletable');
+like(attempt($co, q{TRUNCATE almanac_coordinator.blocks}), qr/ERROR/, 'nor truncatable');
+like(attempt($co, q{UPDATE almanac_coordinator.placement SET node_id = 2}), qr/ERROR 42501/,
+	'the placement is written by register_chain only');
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM almanac.blocks'), '10', 'node1 kept its blocks');
+
+$co->stop;
+$n1->stop;
+$n2->stop;
+done_testing();
