@@ -23,7 +23,7 @@ REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw
 # issue 13, isolation: privileges over key spaces
 REGRESS     += privileges statements
 # issue 14, router: mirrors and routed lookups
-REGRESS     += router mirror
+REGRESS     += router mirror mirror_triggers
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
 ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 

@@ -20,6 +20,8 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "foreign/foreign.h"
@@ -624,6 +626,38 @@ almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature)
 }
 
 /*
+ * Refuse to call a mirror complete (enable_mirror, a whole-table resync)
+ * while the table's three mirror triggers are not all there and enabled
+ * ALWAYS: rows written meanwhile would miss the mirror and the router would
+ * answer them wrongly (src/sql/51_mirror_triggers.sql marks such a mirror
+ * out of sync as the triggers change).
+ */
+void
+almanac_mirror_require_triggers(Relation rel)
+{
+	static const char *const funcs[] = {"_mirror_row", "_mirror_statement", "_mirror_truncate"};
+	TriggerDesc *td = rel->trigdesc;
+
+	for (int i = 0; i < lengthof(funcs); i++)
+	{
+		Oid			fn = LookupFuncName(list_make2(makeString("almanac"), makeString(unconstify(char *, funcs[i]))),
+										0, NULL, false);
+		bool		found = false;
+
+		for (int j = 0; td != NULL && j < td->numtriggers && !found; j++)
+			found = td->triggers[j].tgfoid == fn &&
+				td->triggers[j].tgenabled == TRIGGER_FIRES_ALWAYS;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the mirror of table \"%s\" cannot be brought in sync while its triggers do not fire on every write",
+							RelationGetRelationName(rel)),
+					 errdetail("No trigger calling almanac.%s() is enabled ALWAYS on the table.", funcs[i]),
+					 errhint("Enable the table's mirror triggers with ALTER TABLE ... ENABLE ALWAYS TRIGGER, then retry.")));
+	}
+}
+
+/*
  * almanac.enable_mirror(regclass): writers wait (ShareLock) while every row
  * is compared with the mirror and written where they differ (a resync of
  * the whole table): simplest correct, and no write made meanwhile is lost.
@@ -639,6 +673,7 @@ almanac_enable_mirror_sql(PG_FUNCTION_ARGS)
 	Snapshot	snap;
 
 	(void) m;
+	almanac_mirror_require_triggers(rel);
 	almanac_mirror_catalog_update(relid, "enabled = true, in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
 				   almanac_mirror_signature(rel));
 	m = almanac_mirror_get(rel);

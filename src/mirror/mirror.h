@@ -141,6 +141,9 @@ extern Relation almanac_mirror_open_owned(Oid relid, LOCKMODE lockmode);
 /* UPDATE almanac.mirrors SET <set> WHERE relid = $1 ($2: signature, may be NULL) */
 extern void almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature);
 
+/* ERROR unless the table's mirror triggers are all there, enabled ALWAYS */
+extern void almanac_mirror_require_triggers(Relation rel);
+
 /* trigger.c: forget the latest mirrors' locks at (sub)transaction abort or end */
 extern void almanac_mirror_locks_forget(bool subxact);
 

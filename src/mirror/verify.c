@@ -359,6 +359,8 @@ almanac_resync_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" was altered since its mirror was written", RelationGetRelationName(rel)),
 				 errhint("Resync the whole table: almanac.resync('%s').", RelationGetRelationName(rel))));
+	if (whole)
+		almanac_mirror_require_triggers(rel);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	n = almanac_mirror_sync(rel, m, &range, snap, true, NULL);
 	UnregisterSnapshot(snap);
