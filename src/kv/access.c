@@ -11,6 +11,7 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -464,6 +465,8 @@ almanac_access_iter_next(AlmanacAccess *a, Snapshot snapshot, AlmanacKvEntry *e)
 			continue;
 		e->key = key;
 		e->klen = klen;
+		e->value = val;
+		e->vlen = vlen;
 		e->visible = almanac_value_row(val, vlen, snapshot, &e->tuple, &e->tuple_len, &e->xid);
 		return true;
 	}
@@ -493,6 +496,195 @@ almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot, TupleTableSlot
 		if (e.visible)
 			return true;
 	}
+}
+
+/* ---- the last row of a range, cached ---- */
+
+/*
+ * The cache of almanac_access_last_row: per range, the stored values its
+ * last iteration judged, newest first, with the reader instance and epoch
+ * they were read at.  Ranges whose bounds are longer than the key allows,
+ * or whose iteration judged more than LAST_MAX_VALUES values or bytes
+ * before its answer, are not kept; past LAST_MAX_RANGES ranges the cache
+ * starts again empty.
+ */
+#define LAST_MAX_BOUNDS 128		/* bytes of lower and upper together */
+#define LAST_MAX_VALUES 8
+#define LAST_MAX_BYTES (64 * 1024)
+#define LAST_MAX_RANGES 1024
+
+typedef struct LastKey
+{
+	AlmanacReader *reader;
+	uint32		cf_id;
+	uint16		lower_len;
+	uint16		upper_len;
+	char		bounds[LAST_MAX_BOUNDS];	/* lower, then upper; zeros after */
+} LastKey;
+
+typedef struct LastEntry
+{
+	LastKey		key;			/* hash key: first */
+	rocksdb_t  *db;				/* the instance the values were read from */
+	uint64		epoch;			/* and its epoch then */
+	bool		complete;		/* the values reach the range's start */
+	int			nvalues;
+	char	   *values;			/* nvalues times: uint32 length, value */
+} LastEntry;
+
+static HTAB *last_cache = NULL;
+static MemoryContext last_cxt = NULL;
+
+static LastEntry *
+last_cache_entry(const LastKey *key, bool create)
+{
+	bool		found;
+	LastEntry  *e;
+
+	if (last_cache == NULL || (create && hash_get_num_entries(last_cache) >= LAST_MAX_RANGES))
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		if (last_cxt == NULL)
+			last_cxt = AllocSetContextCreate(TopMemoryContext, "almanac last-row cache",
+											 ALLOCSET_DEFAULT_SIZES);
+		else
+			MemoryContextReset(last_cxt);
+		ctl.keysize = sizeof(LastKey);
+		ctl.entrysize = sizeof(LastEntry);
+		ctl.hcxt = last_cxt;
+		last_cache = hash_create("almanac last-row cache", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(last_cache, key, create ? HASH_ENTER : HASH_FIND, &found);
+	if (create && found && e->values)
+		pfree(e->values);
+	if (create)
+	{
+		/* matches no instance until the caller fills it in */
+		e->db = NULL;
+		e->values = NULL;
+		e->nvalues = 0;
+	}
+	return e;
+}
+
+/* the image of a visible row, copied into CurrentMemoryContext */
+static bool
+last_judge(const char *val, size_t vlen, Snapshot snapshot, const char **tuple, uint32 *tuple_len)
+{
+	const char *t;
+	uint32		tlen;
+	FullTransactionId xid;
+	char	   *copy;
+
+	if (!almanac_value_row(val, vlen, snapshot, &t, &tlen, &xid))
+		return false;
+	copy = palloc(tlen);
+	memcpy(copy, t, tlen);
+	*tuple = copy;
+	*tuple_len = tlen;
+	return true;
+}
+
+bool
+almanac_access_last_row(AlmanacAccess *a, const char *lower, size_t lower_len,
+						const char *upper, size_t upper_len, Snapshot snapshot,
+						const char **tuple, uint32 *tuple_len)
+{
+	LastKey		key;
+	LastEntry  *entry;
+	bool		cacheable;
+	bool		found = false;
+	bool		complete = true;
+	uint64		epoch;
+	StringInfoData kept;
+	int			nkept = 0;
+	AlmanacKvEntry e;
+
+	almanac_access_iter_end(a);
+	if (a->cf == NULL)
+		return false;			/* the column family was never created: empty */
+
+	/* a scan that began before a reopen reads a retired instance: uncached */
+	cacheable = lower_len + upper_len <= LAST_MAX_BOUNDS &&
+		a->db == almanac_reader_db(a->reader);
+	epoch = almanac_reader_epoch(a->reader);
+	if (cacheable)
+	{
+		memset(&key, 0, sizeof(key));
+		key.reader = a->reader;
+		key.cf_id = a->cf_id;
+		key.lower_len = lower_len;
+		key.upper_len = upper_len;
+		memcpy(key.bounds, lower, lower_len);
+		memcpy(key.bounds + lower_len, upper, upper_len);
+		entry = last_cache_entry(&key, false);
+		if (entry != NULL && entry->db == a->db && entry->epoch == epoch)
+		{
+			const char *p = entry->values;
+
+			for (int i = 0; i < entry->nvalues; i++)
+			{
+				uint32		vlen;
+
+				memcpy(&vlen, p, sizeof(vlen));
+				if (last_judge(p + sizeof(vlen), vlen, snapshot, tuple, tuple_len))
+					return true;
+				p += sizeof(vlen) + vlen;
+			}
+			if (entry->complete)
+				return false;
+			/* none of them visible now: iterate further back */
+		}
+	}
+
+	initStringInfo(&kept);
+	almanac_access_iter_begin(a, lower, lower_len, upper, upper_len,
+							  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
+	for (;;)
+	{
+		if (!almanac_access_iter_next(a, snapshot, &e))
+			break;
+		if (cacheable && nkept < LAST_MAX_VALUES &&
+			kept.len + sizeof(uint32) + e.vlen <= LAST_MAX_BYTES)
+		{
+			uint32		vlen = (uint32) e.vlen;
+
+			appendBinaryStringInfo(&kept, (const char *) &vlen, sizeof(vlen));
+			appendBinaryStringInfo(&kept, e.value, e.vlen);
+			nkept++;
+		}
+		else
+			cacheable = false;
+		if (e.visible)
+		{
+			char	   *copy = palloc(e.tuple_len);
+
+			memcpy(copy, e.tuple, e.tuple_len);
+			*tuple = copy;
+			*tuple_len = e.tuple_len;
+			found = true;
+			complete = false;
+			break;
+		}
+	}
+	almanac_access_iter_end(a);
+
+	if (cacheable)
+	{
+		entry = last_cache_entry(&key, true);
+		entry->db = a->db;
+		entry->epoch = epoch;
+		entry->complete = complete;
+		entry->values = MemoryContextAlloc(last_cxt, Max(kept.len, 1));
+		memcpy(entry->values, kept.data, kept.len);
+		entry->nvalues = nkept;
+	}
+	pfree(kept.data);
+	return found;
 }
 
 /* ---- key locks ---- */

@@ -259,6 +259,8 @@ typedef struct AlmanacKvEntry
 	const char *tuple;			/* if visible: the row's image, for */
 	uint32		tuple_len;		/* almanac_row_to_slot */
 	FullTransactionId xid;		/* its writer, as almanac_value_row */
+	const char *value;			/* the stored value (version list or */
+	size_t		vlen;			/* intent) the above were judged from */
 } AlmanacKvEntry;
 
 /*
@@ -278,6 +280,27 @@ extern bool almanac_access_iter_next_row(AlmanacAccess *a, Snapshot snapshot,
 
 /* end the iteration (idempotent) */
 extern void almanac_access_iter_end(AlmanacAccess *a);
+
+/*
+ * The image of the last row in [lower, upper) that snapshot sees, from the
+ * store only (none of the transaction's writes), copied into
+ * CurrentMemoryContext; false if it sees none.  The same answer as a
+ * backward ALMANAC_ITER_STORE_ONLY iteration stopping at its first visible
+ * entry, which it is the first time: the stored values that iteration
+ * judged (up to the first visible one, a few at most) are kept per range
+ * in backend memory, and while the reader's instance holds the same data
+ * (almanac_reader_epoch unchanged: nothing was committed to the store
+ * since), a later call judges those values again with its own snapshot
+ * instead of iterating.  Judging again is what makes it right for any
+ * snapshot: a version invisible to the first caller (committed after its
+ * snapshot) can be visible to the next, and the other way round.  Only
+ * when none of the kept values is visible and the iteration had not
+ * reached the range's start does it iterate again.  Ends an iteration a
+ * had open.
+ */
+extern bool almanac_access_last_row(AlmanacAccess *a, const char *lower, size_t lower_len,
+									const char *upper, size_t upper_len, Snapshot snapshot,
+									const char **tuple, uint32 *tuple_len);
 
 /* ---- key locks (kv/keylock.h) ---- */
 

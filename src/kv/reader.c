@@ -44,6 +44,7 @@ struct AlmanacReader
 	uint64		caught_up_seq;
 	uint64		cf_version;		/* the store's, when this instance opened */
 	AlmanacRowCache *rows;		/* what Gets of this instance found */
+	uint64		epoch;			/* counts opens and catch-ups: see reader.h */
 };
 
 /* almanac.reader_block_cache_size, in kB */
@@ -232,6 +233,7 @@ retry:
 	}
 	r->ncfs = nnames;
 	r->cf_version = cf_version;
+	r->epoch++;
 	for (int i = 0; i < nnames; i++)
 	{
 		r->cfs[i].handle = handles[i];
@@ -402,6 +404,12 @@ almanac_reader_rows(AlmanacReader *reader, rocksdb_t *db)
 	return db == reader->db ? reader->rows : NULL;
 }
 
+uint64
+almanac_reader_epoch(AlmanacReader *reader)
+{
+	return reader->epoch;
+}
+
 const char *
 almanac_reader_dir(AlmanacReader *reader)
 {
@@ -518,6 +526,8 @@ almanac_reader_catch_up(AlmanacReader *r)
 	 */
 	for (int i = 0; i < 2 && err == NULL; i++)
 		rocksdb_try_catch_up_with_primary(r->db, &err);
+	/* what the instance holds may have changed, even if the catch-up failed */
+	r->epoch++;
 	/* what the instance holds changed: drop the cached keys written since */
 	almanac_row_cache_caught_up(r->rows, &almanac_shared->stores[r->store].writelog,
 								err == NULL);

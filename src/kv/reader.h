@@ -55,6 +55,16 @@ extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
 
 /*
+ * A number that changes whenever what the reader's current instance holds
+ * may change: at each open (a new instance) and each catch-up, the only
+ * times a secondary instance takes in the owner's writes.  While it stays
+ * the same, the current instance reads the same keys and values, so a
+ * result computed from them earlier still holds (access.c's last-row
+ * cache).  Instances are told apart by almanac_reader_db, not by it.
+ */
+extern uint64 almanac_reader_epoch(AlmanacReader *reader);
+
+/*
  * The row cache (rowcache.h) of the reader's current instance, emptied when
  * it catches up or reopens; NULL if db is not that instance (a scan that
  * began before a reopen goes on with the retired one, uncached).

@@ -355,43 +355,32 @@ mirror_get(LookupState *ls, TupleTableSlot *slot)
 	return true;
 }
 
-/* LAST: the mirror's last visible row of the key prefix, by a reverse iterator */
+/*
+ * LAST: the mirror's last visible row of the key prefix: a reverse iterator,
+ * or what the last one read while nothing was committed since (the
+ * access's last-row cache, kv/access.h)
+ */
 static bool
 mirror_last(LookupState *ls, TupleTableSlot *slot)
 {
-	AlmanacAccess *a = ls->a;
 	AlmanacMirror *m = ls->m;
 	int			neq = list_length(ls->keystates);
 	StringInfoData upper;
-	AlmanacKvEntry e;
-	bool		found = false;
+	const char *image;
+	uint32		len;
 
-	if (a->cf == NULL)
-		return false;
 	resetStringInfo(&ls->key);
 	almanac_key_encode(&ls->key, &m->table.layout, neq, ls->keyvalues, true);
 	initStringInfo(&upper);
 	almanac_prefix_end(&ls->key, &upper);
 	/* the store only, as every read of the router (router.h) */
-	almanac_access_iter_begin(a, ls->key.data, ls->key.len, upper.data, upper.len,
-							  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
-	while (almanac_access_iter_next(a, ls->css.ss.ps.state->es_snapshot, &e))
-	{
-		if (e.visible)
-		{
-			/* the image lives in the iterator: decode a copy */
-			char	   *copy = palloc(e.tuple_len);
-
-			memcpy(copy, e.tuple, e.tuple_len);
-			almanac_value_decode(copy, e.tuple_len, slot->tts_tupleDescriptor, m->table.values,
-								 slot->tts_values, slot->tts_isnull, NULL);
-			ExecStoreVirtualTuple(slot);
-			found = true;
-			break;
-		}
-	}
-	almanac_access_iter_end(a);
-	return found;
+	if (!almanac_access_last_row(ls->a, ls->key.data, ls->key.len, upper.data, upper.len,
+								 ls->css.ss.ps.state->es_snapshot, &image, &len))
+		return false;
+	almanac_value_decode(image, len, slot->tts_tupleDescriptor, m->table.values,
+						 slot->tts_values, slot->tts_isnull, NULL);
+	ExecStoreVirtualTuple(slot);
+	return true;
 }
 
 /* the heap's row of the key, by its unique index, with the same snapshot */
