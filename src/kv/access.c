@@ -71,8 +71,8 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 							  (flags & ALMANAC_ACCESS_CREATE) != 0, &a->cf_id);
 	a->db = almanac_reader_db(a->reader);
 	a->keyvalues = palloc(sizeof(Datum) * Max(t->layout.nkeys, 1));
-	initStringInfo(&a->lower);
-	initStringInfo(&a->upper);
+	/* lower and upper: by the first iteration (a point lookup makes none) */
+	a->cxt = CurrentMemoryContext;
 }
 
 /*
@@ -393,6 +393,14 @@ almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
 	if (a->ropts != NULL)
 		rocksdb_readoptions_destroy(a->ropts);
 	a->ropts = NULL;
+	if (a->lower.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(a->cxt);
+
+		initStringInfo(&a->lower);
+		initStringInfo(&a->upper);
+		MemoryContextSwitchTo(old);
+	}
 	resetStringInfo(&a->lower);
 	appendBinaryStringInfo(&a->lower, lower, lower_len);
 	resetStringInfo(&a->upper);

@@ -104,7 +104,8 @@ typedef struct AlmanacAccess
 	rocksdb_iterator_t *iter;	/* the open iteration, if any */
 	rocksdb_writebatch_wi_t *batch_copy;	/* its copy of the transaction's
 											 * writes */
-	/* the open iteration's range [lower, upper) and direction */
+	MemoryContext cxt;			/* where the access lives */
+	/* the open iteration's range [lower, upper) (made by the first) and direction */
 	StringInfoData lower;
 	StringInfoData upper;
 	int			direction;

@@ -70,7 +70,6 @@ typedef struct LookupState
 	bool		started;
 	bool		empty;			/* a key value no row can have (NULL, negative) */
 	TupleTableSlot *heapslot;	/* the fallback's */
-	MemoryContext rowcxt;		/* what one row's read allocates */
 	StringInfoData key;
 } LookupState;
 
@@ -198,8 +197,6 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 
 	foreach(lc, cs->custom_exprs)
 		ls->keystates = lappend(ls->keystates, ExecInitExpr(lfirst(lc), &node->ss.ps));
-	ls->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac lookup row",
-									   ALLOCSET_SMALL_SIZES);
 	initStringInfo(&ls->key);
 	if (ls->fallback < 0)
 	{
@@ -421,10 +418,14 @@ lookup_next(ScanState *node)
 	ExecClearTuple(slot);
 	if (!ls->started)
 		lookup_start(ls);
-	MemoryContextReset(ls->rowcxt);
 	if (ls->empty)
 		return slot;
-	old = MemoryContextSwitchTo(ls->rowcxt);
+
+	/*
+	 * What one row's read allocates, its datums included: ExecScan resets
+	 * the context before it asks for the next row, when the slot is cleared.
+	 */
+	old = MemoryContextSwitchTo(node->ps.ps_ExprContext->ecxt_per_tuple_memory);
 	if (ls->kind == ALMANAC_LOOKUP_MULTIGET)
 	{
 		int			last = ls->m->nkeys - 1;
