@@ -4,6 +4,9 @@
 #               inside the checkout with almanac preloaded, load a sample, query it
 #   make test   install missing Debian packages, build, run pg_regress,
 #               isolation and TAP suites against temporary instances
+#   make bench  install missing Debian packages (gnuplot too), build, run the
+#               design's six operations on both routes (bench/ops/run.sh;
+#               BENCH_SCALE=small|default|large) and write bench/results/
 #
 # Plain `make` / `make install` are the usual PGXS targets (PG_CONFIG=... works).
 
@@ -58,7 +61,7 @@ $(DATA_built): $(SQL_PARTS) sql-parts.list
 
 .PHONY: FORCE
 
-.PHONY: deps demo demo-stop test
+.PHONY: deps deps-bench demo demo-stop test bench
 
 # Install whatever Debian packages are missing (root: apt-get; otherwise say what to run).
 deps:
@@ -72,3 +75,11 @@ demo-stop:
 
 test: deps
 	@REGRESS="$(REGRESS)" ISOLATION_SPECS="$(ISOLATION_SPECS)" bash test/scripts/run-tests.sh
+
+deps-bench:
+	@bash test/scripts/deps.sh bench
+
+# `make bench BENCH_SCALE=small` as well as `BENCH_SCALE=small make bench`
+BENCH_SCALE ?= default
+bench: deps-bench
+	@BENCH_SCALE="$(BENCH_SCALE)" bash bench/ops/run.sh

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages that almanac builds, runs and tests with.
 #
+#   deps.sh          what `make demo` and `make test` need
+#   deps.sh bench    that and what `make bench` needs besides (gnuplot)
+#
 # As root: apt-get update once, then apt-get install whatever is missing.  The
 # PostgreSQL server and its headers are always installed together, so that a
 # machine whose server is at another minor release than the archive's headers
@@ -24,6 +27,18 @@ PACKAGES=(
 	libipc-run-perl
 	postgresql-15-plproxy
 )
+# bench/ops/run.sh draws its chart with gnuplot (without X: gnuplot-nox);
+# db_bench, its engine ceiling, is in rocksdb-tools above
+BENCH_PACKAGES=(gnuplot-nox)
+case "${1:-}" in
+	'') ;;
+	bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+	*)
+		echo "deps: unknown argument '$1'" >&2
+		echo "deps: usage: deps.sh [bench]" >&2
+		exit 2
+		;;
+esac
 SERVER=postgresql-15
 HEADERS=postgresql-server-dev-15
 # postgresql-common reads this directory when a server package is installed

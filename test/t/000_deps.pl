@@ -14,7 +14,7 @@ my $stubs = "$root/test/deps-stubs";
 my @all = qw(make gcc postgresql-15 postgresql-client-15
   postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl
   postgresql-15-plproxy);
-my %archive = map { $_ => '1.0' } @all;
+my %archive = map { $_ => '1.0' } @all, 'gnuplot-nox';
 $archive{$_} = '15.20-0+deb12u1'
   for qw(postgresql-15 postgresql-client-15 postgresql-server-dev-15);
 
@@ -52,7 +52,8 @@ sub run_deps
 	local $ENV{STUB_UID} = $o{uid} // 0;
 	local $ENV{TMPDIR} = $dir;
 	local $ENV{ALMANAC_CREATECLUSTER_DIR} = "$dir/createcluster.d";
-	my $rc = system("bash '$deps' >'$dir/out' 2>'$dir/err'") >> 8;
+	my $args = join ' ', @{ $o{args} // [] };
+	my $rc = system("bash '$deps' $args >'$dir/out' 2>'$dir/err'") >> 8;
 	my %state = map { split / / } split /\n/, read_file("$dir/state");
 	return {
 		rc    => $rc,
@@ -121,6 +122,20 @@ $r = run_deps(installed => \%full);
 is($r->{rc}, 0, 'everything installed: succeeds');
 is_deeply($r->{apt}, [], 'everything installed: apt-get not called');
 is($r->{out} . $r->{err}, '', 'everything installed: prints nothing');
+
+# make bench: gnuplot besides, and only there
+$r = run_deps(installed => \%full, args => ['bench']);
+is($r->{rc}, 0, 'bench, everything else installed: succeeds');
+is(installs($r), 'gnuplot-nox', 'bench, everything else installed: installs gnuplot-nox alone');
+$r = run_deps(installed => {}, args => ['bench']);
+is(installs($r), join(' ', @all, 'gnuplot-nox'), 'bench, nothing installed: installs every package and gnuplot-nox');
+$r = run_deps(installed => { %full, 'gnuplot-nox' => '1.0' }, args => ['bench']);
+is_deeply($r->{apt}, [], 'bench, everything installed: apt-get not called');
+$r = run_deps(installed => {}, args => ['bnech']);
+is($r->{rc}, 2, 'unknown argument: fails');
+is_deeply($r->{apt}, [], 'unknown argument: apt-get not called');
+like($r->{err}, qr/deps: unknown argument 'bnech'\ndeps: usage: deps.sh \[bench\]/,
+	'unknown argument: names it and gives the usage');
 
 # not root, something missing
 $r = run_deps(installed => { %full, 'librocksdb-dev' => undef }, uid => 1000);
