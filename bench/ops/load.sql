@@ -3,22 +3,25 @@
 -- first) and time the ingest.
 \set ON_ERROR_STOP 1
 
--- the blocks of one chain in batches of :batch, one ingest_blocks call and
--- one transaction per batch, as a follower commits
+-- the blocks of one chain in batches of p_batch, one ingest_blocks call and
+-- one transaction per batch, as a follower commits; timed around the call
+-- and its commit only (a follower has its JSON in hand: the batch is built
+-- from the staging table before)
 CREATE PROCEDURE ops_ingest(p_chain text, p_batch int, INOUT secs float8, INOUT blocks bigint, INOUT events bigint)
 	LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; r record; e0 bigint;
+DECLARE t0 timestamptz; lo bigint; b jsonb; rc jsonb; e0 bigint;
 BEGIN
 	SELECT count(*) INTO e0 FROM almanac.events WHERE chain_id = p_chain;
+	secs := 0;
 	blocks := 0;
-	t0 := clock_timestamp();
-	FOR r IN SELECT jsonb_agg(j->'block' ORDER BY n) AS b, jsonb_agg(j->'receipts' ORDER BY n) AS rc
-			   FROM ops_blocks WHERE chain_id = p_chain
-			  GROUP BY n / p_batch ORDER BY n / p_batch LOOP
-		blocks := blocks + almanac.ingest_blocks(p_chain, r.b, r.rc);
+	FOR lo IN SELECT generate_series(min(n), max(n), p_batch) FROM ops_blocks WHERE chain_id = p_chain LOOP
+		SELECT jsonb_agg(j->'block' ORDER BY n), jsonb_agg(j->'receipts' ORDER BY n) INTO b, rc
+		  FROM ops_blocks WHERE chain_id = p_chain AND n >= lo AND n < lo + p_batch;
+		t0 := clock_timestamp();
+		blocks := blocks + almanac.ingest_blocks(p_chain, b, rc);
 		COMMIT;
+		secs := secs + extract(epoch FROM clock_timestamp() - t0);
 	END LOOP;
-	secs := extract(epoch FROM clock_timestamp() - t0);
 	SELECT count(*) - e0 INTO events FROM almanac.events WHERE chain_id = p_chain;
 END $$;
 
