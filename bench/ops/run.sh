@@ -13,7 +13,7 @@
 #                or a number of blocks per chain; gen.py derives the rest
 #   RUNS         paired rounds (small 2, else 3)
 #   T            seconds of each fresh-connection run (small 1, else 2)
-#   TW           seconds of each warm-connection run (small 3, else 5); its
+#   TW           seconds of each warm-connection run (small 2, else 5); its
 #                tps is the median of its last T per-second rates
 #   PROTOCOL     pgbench -M: prepared (default) or simple
 #   SEED         gen.py's seed (1)
@@ -35,7 +35,7 @@ source "$HERE/../lib.sh"
 
 BENCH_SCALE=${BENCH_SCALE:-default}
 case "$BENCH_SCALE" in
-	small) d_runs=2 d_t=1 d_tw=3 ;;
+	small) d_runs=2 d_t=1 d_tw=2 ;;
 	default | large) d_runs=3 d_t=2 d_tw=5 ;;
 	*[!0-9]* | '')
 		echo "BENCH_SCALE must be small, default, large or a number of blocks per chain, not '$BENCH_SCALE'" >&2
