@@ -30,6 +30,8 @@ CREATE TABLE almanac_coordinator.nodes (
 	host			text NOT NULL,
 	port			integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
 	dbname			text NOT NULL,
+	-- the role every call and scan uses on the node
+	user_name		text NOT NULL,
 	-- PL/Proxy's connect string (no password: use ~/.pgpass of the server's account)
 	conninfo		text NOT NULL,
 	fdw_server		name NOT NULL UNIQUE,
@@ -72,8 +74,6 @@ CREATE TRIGGER placement_guard BEFORE INSERT OR UPDATE OR DELETE ON almanac_coor
 	FOR EACH ROW EXECUTE FUNCTION almanac_coordinator._registry_guard();
 CREATE TRIGGER placement_guard_truncate BEFORE TRUNCATE ON almanac_coordinator.placement
 	FOR EACH STATEMENT EXECUTE FUNCTION almanac_coordinator._registry_guard();
-GRANT USAGE ON SCHEMA almanac_coordinator TO PUBLIC;
-GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBLIC;
 
 -- The core tables of the nodes (src/sql/10_schema.sql, 20_ingest.sql), same
 -- columns, partitioned by chain: each node's foreign partition lists the
@@ -123,10 +123,6 @@ $$
 		   ('events', 'chain_id'), ('account_states', 'chain_id'),
 		   ('cross_chain_messages', 'source_chain_id'), ('orphaned_blocks', 'chain_id')
 $$;
-GRANT SELECT ON almanac_coordinator.chains, almanac_coordinator.blocks, almanac_coordinator.transactions,
-	almanac_coordinator.events, almanac_coordinator.account_states,
-	almanac_coordinator.cross_chain_messages, almanac_coordinator.orphaned_blocks,
-	almanac_coordinator.chain_heads TO PUBLIC;
 
 -- Calls on one node by its connect string, for add_node and register_chain.
 -- PL/Proxy runs each in its own transaction on the node (autocommit).
@@ -150,9 +146,6 @@ $$
 	CONNECT conninfo;
 	SELECT c.chain_id FROM almanac.chains c;
 $$;
-REVOKE EXECUTE ON FUNCTION almanac_coordinator._node_join(text, integer),
-	almanac_coordinator._node_register(text, text, bigint, text),
-	almanac_coordinator._node_chains(text) FROM PUBLIC;
 
 -- Make the database the coordinator lives in plan for its partitions:
 -- aggregates and joins per node (pushed down whole by postgres_fdw), for the
@@ -191,13 +184,15 @@ BEGIN
 	END LOOP;
 END;
 $$;
-REVOKE EXECUTE ON FUNCTION almanac_coordinator._bind_partitions(integer) FROM PUBLIC;
 
 -- Add an empty almanac database as a node: its foreign server (asynchronous
 -- scans; not updatable, not truncatable: writes go through almanac's
 -- functions only), a user mapping for PUBLIC, one foreign partition per core
 -- table, and the node told its id (almanac.join_coordinator: ids in the
--- node's range, chains only by registration).  Returns the node id.
+-- node's range, chains only by registration).  Scans and calls reach the node
+-- as user_name, by default the role that runs add_node (neither PL/Proxy's
+-- CONNECT nor postgres_fdw would otherwise name one, and libpq would take the
+-- server's operating-system account).  Returns the node id.
 CREATE FUNCTION almanac_coordinator.add_node(node_name text, host text, port integer, dbname text,
 											  user_name text DEFAULT NULL)
 	RETURNS integer
@@ -231,17 +226,14 @@ BEGIN
 	END IF;
 	SELECT coalesce(max(n.node_id), 0) + 1 INTO v_id FROM almanac_coordinator.nodes n;
 	v_server := 'almanac_node_' || node_name;
-	v_conninfo := format('host=%s port=%s dbname=%s', quote_literal(host), port, quote_literal(dbname))
-				  || coalesce(format(' user=%s', quote_literal(user_name)), '');
+	user_name := coalesce(user_name, current_user);
+	v_conninfo := format('host=%s port=%s dbname=%s user=%s', quote_literal(host), port,
+						 quote_literal(dbname), quote_literal(user_name));
 
 	EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %L, port %L, dbname %L, '
 				   'async_capable ''true'', updatable ''false'', truncatable ''false'', fetch_size ''10000'')',
 				   v_server, host, port::text, dbname);
-	IF user_name IS NULL THEN
-		EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I', v_server);
-	ELSE
-		EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I OPTIONS (user %L)', v_server, user_name);
-	END IF;
+	EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I OPTIONS (user %L)', v_server, user_name);
 	FOR t IN SELECT * FROM almanac_coordinator._core_tables() LOOP
 		EXECUTE format('CREATE FOREIGN TABLE almanac_coordinator.%I PARTITION OF almanac_coordinator.%I '
 					   'FOR VALUES IN (%L) SERVER %I OPTIONS (schema_name ''almanac'', table_name %L)',
@@ -250,8 +242,8 @@ BEGIN
 	END LOOP;
 
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
-	INSERT INTO almanac_coordinator.nodes (node_id, node_name, host, port, dbname, conninfo, fdw_server)
-	VALUES (v_id, node_name, host, port, dbname, v_conninfo, v_server);
+	INSERT INTO almanac_coordinator.nodes (node_id, node_name, host, port, dbname, user_name, conninfo, fdw_server)
+	VALUES (v_id, node_name, host, port, dbname, user_name, v_conninfo, v_server);
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 
 	-- last: a node that refuses (not almanac, holds chains) undoes the above
@@ -260,7 +252,6 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.add_node(text, text, integer, text, text) IS 'add an empty almanac database as a node; returns its node id';
-REVOKE EXECUTE ON FUNCTION almanac_coordinator.add_node(text, text, integer, text, text) FROM PUBLIC;
 
 -- Place a chain on a node and register it there.  The EVM chain id is
 -- required: it is unique across the nodes only if the coordinator knows it.
@@ -315,7 +306,6 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) IS 'place a chain on a node and register it there';
-REVOKE EXECUTE ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) FROM PUBLIC;
 
 -- Chains whose placement and nodes disagree: placed but missing on its node,
 -- or present on a node it is not placed on (rows an unfiltered scan would
@@ -344,7 +334,10 @@ $$;
 COMMENT ON FUNCTION almanac_coordinator.check_placement() IS 'chains on which the placement and the nodes disagree; empty when all is well';
 
 -- The connect string of a chain's node: how every dispatched function finds
--- its node (a local lookup, then one round trip to the node).
+-- its node, a local lookup before the one round trip to the node.  Neither
+-- SECURITY DEFINER (its GUC save and restore showed in perf) nor SQL (not
+-- inlined, for its sub-select, so planned on every call: 1.6k lookups/s
+-- against 4k); callers read the registry, which holds no password.
 CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
 	LANGUAGE plpgsql STABLE AS
 $$
@@ -430,3 +423,11 @@ $$
 	CONNECT almanac_coordinator._chain_conninfo(chain_id);
 	SELECT t.* FROM almanac.transactions t WHERE t.chain_id = $1 AND t.tx_hash = lower($2);
 $$;
+
+-- Nothing is open to PUBLIC but the registry (read) and the lookup of a
+-- chain's node: the coordinator reaches every node as one role, so who may
+-- read and write is decided here, by GRANTs (docs/scale-out.md, "Access").
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA almanac_coordinator FROM PUBLIC;
+GRANT USAGE ON SCHEMA almanac_coordinator TO PUBLIC;
+GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBLIC;
+GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text) TO PUBLIC;

@@ -165,6 +165,25 @@ $plan = $co->safe_psql('postgres', q{
 like($plan, qr/blocks_n1/, 'a condition on chain_id scans the chain\'s node');
 unlike($plan, qr/blocks_n2/, 'and prunes the other');
 
+# ORDER BY ... LIMIT (docs/scale-out.md): through the partitioned table the
+# nodes sort but the limit stays on the coordinator; on the node's partition
+# (or a dispatched function) it runs on the node
+$plan = $co->safe_psql('postgres', q{EXPLAIN (VERBOSE, COSTS OFF)
+	SELECT block_number FROM almanac_coordinator.blocks WHERE chain_id = 'anvil' ORDER BY block_number DESC LIMIT 2});
+unlike($plan, qr/Remote SQL:.*LIMIT/, 'through the partitioned table the limit is not pushed down');
+$plan = $co->safe_psql('postgres', q{EXPLAIN (VERBOSE, COSTS OFF)
+	SELECT block_number FROM almanac_coordinator.blocks_n1 WHERE chain_id = 'anvil' ORDER BY block_number DESC LIMIT 2});
+like($plan, qr/Remote SQL:.*ORDER BY block_number DESC.*LIMIT 2/, 'on the node\'s partition it is');
+
+# check_placement finds a chain a node holds behind the coordinator's back
+$n2->safe_psql('postgres', q{
+	ALTER TABLE almanac.chains DISABLE TRIGGER chains_placed_check;
+	INSERT INTO almanac.chains (chain_id) VALUES ('rogue');
+	ALTER TABLE almanac.chains ENABLE TRIGGER chains_placed_check;});
+is($co->safe_psql('postgres', 'SELECT * FROM almanac_coordinator.check_placement()'),
+	'rogue|n2|present on this node, placed nowhere', 'check_placement names a stray chain');
+$n2->safe_psql('postgres', q{DELETE FROM almanac.chains WHERE chain_id = 'rogue'});
+
 # a point lookup through the dispatch function: one call, the node's router
 my $row = $n1->safe_psql('postgres',
 	q{SELECT b.* FROM almanac.blocks b WHERE chain_id = 'anvil' AND block_number = 3});
@@ -211,6 +230,17 @@ my $id9 = $n1->safe_psql('postgres',
 	q{SELECT id - (1::bigint << 48) FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 9});
 is_deeply(\@answers, [ "0:$id9\n", "0:$id9\n" ],
 	'both succeed with block 9\'s id, one storing the block, the other finding it stored');
+
+# access is granted on the coordinator: nothing but the registry is open to
+# PUBLIC, and a granted function reaches the node as the node's role
+$co->safe_psql('postgres', 'CREATE ROLE reader');
+is(attempt($co, q{SET ROLE reader; SELECT almanac_coordinator.revert_to('anvil', 0)}), 'ERROR 42501',
+	'a role without a grant cannot call a dispatched function');
+is(attempt($co, q{SET ROLE reader; SELECT count(*) FROM almanac_coordinator.blocks}), 'ERROR 42501',
+	'nor read the core tables');
+$co->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION almanac_coordinator.chain_head(text) TO reader');
+is( $co->safe_psql('postgres', q{SET ROLE reader; SELECT latest_block FROM almanac_coordinator.chain_head('base')}),
+	'9', 'a granted function answers');
 
 # no write path around almanac's functions
 like(attempt($co, q{INSERT INTO almanac_coordinator.chains (chain_id) VALUES ('anvil')}),
