@@ -48,6 +48,14 @@ SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND 
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number < -5$$);
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number BETWEEN 20 AND 10$$);
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'base' AND block_number > NULL::bigint$$);
+-- the conditions behind the bounds are not checked again on each row; of two
+-- lower bounds on the column, the one not used for the bound stays a Filter
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 5 AND block_number > 297$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 297 AND block_number > 5$$);
+EXPLAIN (COSTS OFF)
+SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 5 AND block_number > 297;
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 9223372036854775807$$);
+SELECT pd_same($$SELECT count(*) FROM pd_blocks WHERE chain_id = 'a:b' AND block_number <= 9223372036854775807$$);
 -- other conditions still apply inside the range
 SELECT pd_same($$SELECT block_number, gas_used FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 40 AND gas_used > 50$$);
 -- a range on the first key column of a text type is not pushed (no byte order)

@@ -22,13 +22,21 @@
  * operator family of the key column's type, with the value converted to the
  * column's type by an implicit cast (int4 into int8, never the other way).
  *
- * The conditions behind a Get or a MultiGet are not checked again on the
- * row: the key is the encoding of the values, and the codec is injective and
- * agrees with the types' equality (bytes for integers, uuid, bytea and text
- * under a deterministic collation; char(n) without its trailing blanks), so
- * a row found under it has exactly those key values.  Every other condition,
- * pushed down into an iterator's bounds or not, is checked on each row: the
- * bounds only make the scan visit fewer keys.
+ * The conditions pushed into the key are not checked again on the row.
+ * Behind a Get or a MultiGet: the key is the encoding of the values, and the
+ * codec is injective and agrees with the types' equality (bytes for
+ * integers, uuid, bytea and text under a deterministic collation; char(n)
+ * without its trailing blanks), so a row found under it has exactly those
+ * key values.  Behind an iterator: the equality columns' encoding is also
+ * prefix-free (integers and uuids are fixed-width, text escapes the
+ * separator), so a key in [prefix, its successor) has exactly those leading
+ * values; and the bounded column is an integer or uuid, fixed-width and in
+ * SQL's order bytewise, so a key between almanac_key_encode_bound's bounds
+ * has a value within the conditions' (a value no key can hold, negative,
+ * leaves the lower bound at the prefix or the range empty, as the condition
+ * would).  Only the clauses behind the bounds are dropped: of two lower
+ * bounds on a column, the one not used stays a filter.  Every other
+ * condition is checked on each row (sql/fdw_pushdown.sql shows the plans).
  *
  * Ordering: keys sort bytewise, which is SQL's order for integer and uuid
  * columns (codec/keycodec.h) and not for text.  An iterator returns rows ordered
@@ -487,9 +495,9 @@ scan_lock(PlannerInfo *root, RelOptInfo *baserel, int *mode, int *wait)
  * GetForeignPlan: the key values go into fdw_exprs (so that the executor
  * computes Params and stable expressions), the access kind, bounds and
  * direction into fdw_private (fdw.h names the positions).  The quals stay in
- * the plan's qual, checked on each row, but for the key conditions of a Get
- * or a MultiGet, which every row they find meets (see the top of the file):
- * a point lookup initializes and runs no Filter.
+ * the plan's qual, checked on each row, but for the key conditions, which
+ * every row the scan reads meets (see the top of the file): a point lookup
+ * or a key range initializes and runs no Filter.
  */
 ForeignScan *
 almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
@@ -518,7 +526,7 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	priv = lappend(priv, makeInteger(lock_wait));
 	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 
-	if (info->kind == ALMANAC_ACCESS_GET || info->kind == ALMANAC_ACCESS_MULTIGET)
+	/* the key's conditions hold on every row the scan reads (top of file) */
 	{
 		List	   *kept = NIL;
 		ListCell   *lc;
