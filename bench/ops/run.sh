@@ -17,6 +17,7 @@
 #                tps is the median of its last T per-second rates
 #   PROTOCOL     pgbench -M: prepared (default) or simple
 #   SEED         gen.py's seed (1)
+#   INGEST_PAIRS pairs of chain1 ingests with the mirrors off and on (2)
 #   RESULTS      where the table and chart go (bench/results)
 #
 # After a warm-up run of each operation on both routes (not counted), each
@@ -49,10 +50,11 @@ TW=${TW:-$d_tw}
 PROTOCOL=${PROTOCOL:-prepared}
 SEED=${SEED:-1}
 RESULTS=${RESULTS:-$ALMANAC_ROOT/bench/results}
+INGEST_PAIRS=${INGEST_PAIRS:-2}
 BATCH=100           # blocks per ingest_blocks call
 CMDLINE="BENCH_SCALE=$BENCH_SCALE make bench"
-[ "$RUNS/$T/$TW/$PROTOCOL/$SEED" = "$d_runs/$d_t/$d_tw/prepared/1" ] ||
-	CMDLINE="BENCH_SCALE=$BENCH_SCALE RUNS=$RUNS T=$T TW=$TW PROTOCOL=$PROTOCOL SEED=$SEED make bench"
+[ "$RUNS/$T/$TW/$PROTOCOL/$SEED/$INGEST_PAIRS" = "$d_runs/$d_t/$d_tw/prepared/1/2" ] ||
+	CMDLINE="BENCH_SCALE=$BENCH_SCALE RUNS=$RUNS T=$T TW=$TW PROTOCOL=$PROTOCOL SEED=$SEED INGEST_PAIRS=$INGEST_PAIRS make bench"
 case "$PROTOCOL" in prepared | simple) ;; *) echo "PROTOCOL must be prepared or simple" >&2; exit 1 ;; esac
 [ "$TW" -gt "$T" ] || { echo "TW must be longer than T (the warm rate is taken from the last T seconds of TW)" >&2; exit 1; }
 for tool in gnuplot db_bench sst_dump; do
@@ -111,21 +113,37 @@ ingest() { # chain: prints "secs blocks events"
 	"${PSQL[@]}" -Atc "CALL ops_ingest('$1', $BATCH, NULL, NULL, NULL)" | awk -F'|' '{ printf "%.2f %d %d\n", $1, $2, $3 }'
 }
 
-# ingest with the mirrors off: the first chain, into empty tables; then the
-# same blocks and the others with them on, into empty tables again
-set_mirrors off
-"${PSQL[@]}" -c CHECKPOINT
-read -r off_secs off_blocks off_events < <(ingest chain1)
-echo "ingest chain1, mirrors off: $off_blocks blocks, $off_events events in $off_secs s"
-"${PSQL[@]}" -c "TRUNCATE almanac.chains, almanac.blocks, almanac.transactions, almanac.events,
-	almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks"
-set_mirrors on
+# ingest with the mirrors off and on: chain1 into empty tables, INGEST_PAIRS
+# pairs, off first in odd pairs and on first in even ones; then every chain
+# with them on (the load the operations read)
+MIRRORS_NOW=on
+mirrors_to() { [ "$1" = "$MIRRORS_NOW" ] || { set_mirrors "$1"; MIRRORS_NOW=$1; }; }
+reset_tables() { # with the mirrors as they are: TRUNCATE empties an enabled mirror
+	"${PSQL[@]}" -c "TRUNCATE almanac.chains, almanac.blocks, almanac.transactions, almanac.events,
+		almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks"
+}
+declare -A ING
+for pr in $(seq "$INGEST_PAIRS"); do
+	if [ $((pr % 2)) = 1 ]; then order="off on"; else order="on off"; fi
+	for m in $order; do
+		reset_tables
+		mirrors_to "$m"
+		"${PSQL[@]}" -c CHECKPOINT
+		read -r s b e < <(ingest chain1)
+		echo "ingest chain1, mirrors $m (pair $pr): $b blocks, $e events in $s s"
+		ING[$m.secs]="${ING[$m.secs]:-} $s"
+		ING[$pr.$m]=$s
+		ING[blocks]=$b ING[events]=$e
+	done
+	ING[ratio]="${ING[ratio]:-} $(ratio "${ING[$pr.off]}" "${ING[$pr.on]}" 3)"
+done
+reset_tables
+mirrors_to on
 "${PSQL[@]}" -c CHECKPOINT
 on_secs=0 on_blocks=0 on_events=0
 for c in $(seq "${P[chains]}"); do
 	read -r s b e < <(ingest "chain$c")
 	echo "ingest chain$c, mirrors on: $b blocks, $e events in $s s"
-	[ "$c" = 1 ] && { on1_secs=$s; on1_blocks=$b; on1_events=$e; }
 	on_secs=$(awk -v a="$on_secs" -v b="$s" 'BEGIN { printf "%.2f", a + b }')
 	on_blocks=$((on_blocks + b)) on_events=$((on_events + e))
 done
@@ -298,7 +316,7 @@ CHART=$OUT/chart.dat
 	echo
 	echo "| Operation Type | RocksDB (ms) | PostgreSQL (ms) | Used Backend | RocksDB p95 / p99 (us) | PostgreSQL p95 / p99 (us) | RocksDB tps, fresh / warm | PostgreSQL tps, fresh / warm | engine (db_bench, us/op) | RocksDB route / engine | faster? |"
 	echo "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
-	notes=""
+	notes="" counted=""
 	for op in $OPS; do
 		read -r k50 k95 k99 <<<"${LAT[$op.rocksdb]}"
 		read -r h50 h95 h99 <<<"${LAT[$op.postgresql]}"
@@ -328,10 +346,11 @@ CHART=$OUT/chart.dat
 		mark=""
 		[ "$used" = RocksDB ] || mark=" *"
 		printf '"%s%s" %s %s %s %s\n' "${NAME[$op]}" "$mark" "$k50" "$k99" "$h50" "$h99" >>"$CHART"
-		echo "$op: plan ${PLAN[$op]}, routed lookups per transaction $per, fallbacks ${FALLBACK[$op.rocksdb]}" >>"$OUT/backends.txt"
+		counted+="${NAME[$op]} $per routed and $(awk -v f="${FALLBACK[$op.rocksdb]}" -v n="${TXS[$op.rocksdb]}" 'BEGIN { if (n > 0) printf "%.2f", f / n; else print 0 }') heap fallbacks; "
 	done
 	echo
 	echo "RocksDB: \`almanac.router = on\` (the default: the router answers the shapes it takes from the mirrors, Almanac Lookup); PostgreSQL: \`PGOPTIONS='$PGOFF'\`. Both routes in the same instance on the same data; after a warm-up run of each operation on both routes (not counted), in each of $RUNS rounds every operation ran on both back to back (PostgreSQL first in odd rounds), with fresh connections (a $T s run) and warm ones (a $TW s run; tps = median of its last $T per-second rates), 2 clients, \`pgbench -M $PROTOCOL\`. Latencies: median (the ms columns), p95 and p99 of every transaction of the operation and route (pgbench -l), fresh and warm runs of all rounds pooled; tps: medians of the rounds. Used Backend: RocksDB when the router-on plan of a sample has an Almanac Lookup and almanac.router_stats counted routed lookups during the router-on runs. faster?: whether the used backend's median is the lower one; for an operation the router does not take, yes when the design gives it to PostgreSQL, no when it gives it to RocksDB."
+	echo "almanac.router_stats during the router-on runs, lookups per query: ${counted%; }."
 	echo "Engine: db_bench with the mirror's key and value sizes (measured from its SST files), uncompressed, bloom 10, mmap reads, 2 threads, the mirror's number of keys (10,000 at least); us per operation and thread, against the route's median latency per query at 2 clients (which includes the client, the protocol and the executor)."
 	echo
 	if [ -n "$notes" ]; then echo "Notes:"; echo; printf '%b' "$notes"; echo; fi
@@ -348,11 +367,15 @@ CHART=$OUT/chart.dat
 	echo
 	echo "| ingest (ingest_blocks, $BATCH blocks per call, one transaction each) | blocks | events | seconds | blocks/s | events/s |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	echo "| chain1, mirrors off (almanac.disable_mirror on $(echo "$MIRRORED" | tr ' ' ',')) | $off_blocks | $off_events | $off_secs | $(ratio "$off_blocks" "$off_secs" 0) | $(ratio "$off_events" "$off_secs" 0) |"
-	echo "| chain1, mirrors on | $on1_blocks | $on1_events | $on1_secs | $(ratio "$on1_blocks" "$on1_secs" 0) | $(ratio "$on1_events" "$on1_secs" 0) |"
-	echo "| all ${P[chains]} chains, mirrors on | $on_blocks | $on_events | $on_secs | $(ratio "$on_blocks" "$on_secs" 0) | $(ratio "$on_events" "$on_secs" 0) |"
+	for m in off on; do
+		secs=$(echo "${ING[$m.secs]}" | median2)
+		what="chain1, mirrors $m"
+		[ "$m" = off ] && what+=" (almanac.disable_mirror on $(echo "$MIRRORED" | sed 's/ /, /g'))"
+		echo "| $what, median of $INGEST_PAIRS | ${ING[blocks]} | ${ING[events]} | $secs | $(ratio "${ING[blocks]}" "$secs" 0) | $(ratio "${ING[events]}" "$secs" 0) |"
+	done
+	echo "| all ${P[chains]} chains, mirrors on (the load measured below) | $on_blocks | $on_events | $on_secs | $(ratio "$on_blocks" "$on_secs" 0) | $(ratio "$on_events" "$on_secs" 0) |"
 	echo
-	echo "Mirrors on / off for chain1 (wall time): $(ratio "$off_secs" "$on1_secs" 2) (one pair, off first, each into empty tables after a checkpoint)."
+	echo "Mirrors on against off (chain1's ingest rate, on / off): $(echo "${ING[ratio]}" | median2) ($(echo "${ING[ratio]}" | spread)), the median of $INGEST_PAIRS pairs' own ratios; each ingest into emptied tables after a checkpoint, off first in odd pairs and on first in even ones. Seconds count the ingest_blocks calls and their commits, not the building of each batch's JSON from the staging table."
 	echo
 	echo "- Scale: BENCH_SCALE=$BENCH_SCALE, seed $SEED: ${P[chains]} chains x ${P[blocks]} blocks (12 s apart), ${P[transactions]} transactions (${P[tpb]} a block), ${P[logs]} events over ${P[contracts]} contracts (Zipf 1.1), ${P[states]} account states of ${P[accounts]} accounts, ${P[messages]} cross-chain messages (${P[delivered]} delivered, ${P[pending]} pending, ${P[failed]} failed). Generated in $gen_secs s; states and messages loaded by INSERT in $rest_secs s; tables $heap_size, store $store_size."
 	echo "- PostgreSQL $("$PGBIN/postgres" -V | awk '{ print $3 }'): $settings; almanac: $almanac_defaults."

@@ -2,7 +2,7 @@
 # Install the Debian packages that almanac builds, runs and tests with.
 #
 #   deps.sh          what `make demo` and `make test` need
-#   deps.sh bench    that and what `make bench` needs besides (gnuplot)
+#   deps.sh bench    that and what `make bench` needs besides (gnuplot, python3)
 #
 # As root: apt-get update once, then apt-get install whatever is missing.  The
 # PostgreSQL server and its headers are always installed together, so that a
@@ -27,9 +27,10 @@ PACKAGES=(
 	libipc-run-perl
 	postgresql-15-plproxy
 )
-# bench/ops/run.sh draws its chart with gnuplot (without X: gnuplot-nox);
-# db_bench, its engine ceiling, is in rocksdb-tools above
-BENCH_PACKAGES=(gnuplot-nox)
+# bench/ops/run.sh generates its data with python3 (not in a minimal Debian)
+# and draws its chart with gnuplot (without X: gnuplot-nox); db_bench and
+# sst_dump, its engine ceiling, are in rocksdb-tools above
+BENCH_PACKAGES=(gnuplot-nox python3)
 case "${1:-}" in
 	'') ;;
 	bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;

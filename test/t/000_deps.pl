@@ -14,7 +14,8 @@ my $stubs = "$root/test/deps-stubs";
 my @all = qw(make gcc postgresql-15 postgresql-client-15
   postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl
   postgresql-15-plproxy);
-my %archive = map { $_ => '1.0' } @all, 'gnuplot-nox';
+my @bench = qw(gnuplot-nox python3);
+my %archive = map { $_ => '1.0' } @all, @bench;
 $archive{$_} = '15.20-0+deb12u1'
   for qw(postgresql-15 postgresql-client-15 postgresql-server-dev-15);
 
@@ -123,13 +124,15 @@ is($r->{rc}, 0, 'everything installed: succeeds');
 is_deeply($r->{apt}, [], 'everything installed: apt-get not called');
 is($r->{out} . $r->{err}, '', 'everything installed: prints nothing');
 
-# make bench: gnuplot besides, and only there
+# make bench: gnuplot and python3 besides, and only there
 $r = run_deps(installed => \%full, args => ['bench']);
 is($r->{rc}, 0, 'bench, everything else installed: succeeds');
-is(installs($r), 'gnuplot-nox', 'bench, everything else installed: installs gnuplot-nox alone');
+is(installs($r), 'gnuplot-nox python3', 'bench, everything else installed: installs gnuplot-nox and python3 alone');
+$r = run_deps(installed => { %full, python3 => '1.0' }, args => ['bench']);
+is(installs($r), 'gnuplot-nox', 'bench, python3 there: installs gnuplot-nox alone');
 $r = run_deps(installed => {}, args => ['bench']);
-is(installs($r), join(' ', @all, 'gnuplot-nox'), 'bench, nothing installed: installs every package and gnuplot-nox');
-$r = run_deps(installed => { %full, 'gnuplot-nox' => '1.0' }, args => ['bench']);
+is(installs($r), join(' ', @all, @bench), 'bench, nothing installed: installs every package, gnuplot-nox and python3');
+$r = run_deps(installed => { %full, map { $_ => '1.0' } @bench }, args => ['bench']);
 is_deeply($r->{apt}, [], 'bench, everything installed: apt-get not called');
 $r = run_deps(installed => {}, args => ['bnech']);
 is($r->{rc}, 2, 'unknown argument: fails');
