@@ -36,12 +36,20 @@ CREATE FOREIGN TABLE mirror_transactions (key bytea, value bytea)
 	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.transactions');
 CREATE FOREIGN TABLE mirror_states (key bytea, value bytea)
 	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.account_states');
+CREATE FOREIGN TABLE mirror_events (key bytea, value bytea)
+	SERVER almanac_store OPTIONS (raw 'true', column_family 'mirror.events');
 SELECT (SELECT count(*) FROM almanac.blocks) AS blocks, (SELECT count(*) FROM mirror_blocks) AS mirrored,
 	   (SELECT count(*) FROM almanac.blocks b JOIN mirror_blocks m ON m.key = almanac.block_key(b.chain_id, b.block_number)) AS same_keys;
 SELECT (SELECT count(*) FROM almanac.transactions) AS transactions, (SELECT count(*) FROM mirror_transactions) AS mirrored,
 	   (SELECT count(*) FROM almanac.transactions t JOIN mirror_transactions m
 		   ON m.key = almanac.make_key('tx', row(t.chain_id, t.tx_hash))) AS same_keys;
 SELECT key = almanac.account_state_key('anvil', '0x70997970c51812dc3a010c7d01b50e0d17dc79c8') AS state_key FROM mirror_states;
+-- event:{chain}:{contract}:{event_type}:{block_number}:{log_index}
+SELECT (SELECT count(*) FROM almanac.events) AS events, (SELECT count(*) FROM mirror_events) AS mirrored,
+	   (SELECT count(*) FROM almanac.events e JOIN mirror_events m
+		   ON m.key = almanac.make_key('event', row(e.chain_id, e.contract_address, e.event_type,
+												   e.block_number, e.log_index))) AS same_keys;
+SELECT almanac.decode_key(key, '{text,text,text,bigint,integer}') AS key FROM mirror_events ORDER BY key LIMIT 2;
 -- the value is the whole row
 SELECT (almanac._decode_value(m.value, NULL::almanac.blocks)).block_hash = b.block_hash AS same_row
   FROM almanac.blocks b JOIN mirror_blocks m ON m.key = almanac.block_key(b.chain_id, b.block_number)
@@ -54,7 +62,14 @@ SELECT name, almanac.ingest_block('anvil', block, receipts) > 0 AS stored
 -- table and mirror agree, and so do routed and heap lookups
 SELECT 'blocks' AS t, * FROM almanac.verify('almanac.blocks')
 UNION ALL SELECT 'transactions', * FROM almanac.verify('almanac.transactions')
-UNION ALL SELECT 'account_states', * FROM almanac.verify('almanac.account_states');
+UNION ALL SELECT 'account_states', * FROM almanac.verify('almanac.account_states')
+UNION ALL SELECT 'events', * FROM almanac.verify('almanac.events');
+-- the old branch's events are gone from the mirror too
+SELECT count(*) AS old_branch_events FROM mirror_events m
+ WHERE NOT EXISTS (SELECT FROM almanac.events e WHERE m.key = almanac.make_key('event',
+				   row(e.chain_id, e.contract_address, e.event_type, e.block_number, e.log_index)));
+SELECT contract_address AS ev_contract, event_type AS ev_type FROM almanac.events
+ WHERE chain_id = 'anvil' GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 1 \gset
 SELECT almanac.router_stats_reset();
 \i :corpus
 SELECT table_name, routed > 0 AS routed, fallback_router_off FROM almanac.router_stats ORDER BY 1;
@@ -104,6 +119,25 @@ DELETE FROM almanac.account_states WHERE chain_id = 'anvil' AND block_number = 9
 ROLLBACK;
 EXECUTE latest_state;
 SELECT table_name, routed, fallback_own_writes FROM almanac.router_stats WHERE table_name = 'almanac.account_states'::regclass;
+-- the same for events: a range and the latest of a contract, with a deleted event
+PREPARE ev_range AS SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' AND event_type = :'ev_type'
+   AND block_number BETWEEN 0 AND 9 ORDER BY block_number DESC, log_index DESC LIMIT 3;
+PREPARE ev_recent AS SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' ORDER BY block_number DESC, log_index DESC LIMIT 3;
+EXECUTE ev_range;
+BEGIN;
+DELETE FROM almanac.events e WHERE chain_id = 'anvil' AND contract_address = :'ev_contract'
+   AND event_type = :'ev_type' AND (block_number, log_index) =
+	   (SELECT block_number, log_index FROM almanac.events WHERE chain_id = 'anvil' AND contract_address = :'ev_contract'
+		 ORDER BY block_number DESC, log_index DESC LIMIT 1);
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE ev_range;
+EXECUTE ev_range;
+EXECUTE ev_recent;
+ROLLBACK;
+EXECUTE ev_range;
+EXECUTE ev_recent;
+SELECT table_name, routed > 0 AS routed, fallback_own_writes FROM almanac.router_stats WHERE table_name = 'almanac.events'::regclass;
 -- a statement that writes the table: a query it runs sees rows whose row
 -- triggers have not fired yet, so it reads the heap too (block 11 is seen by
 -- the lookup made while inserting block 12)
@@ -162,6 +196,35 @@ DELETE FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_c';
 SELECT almanac.enable_mirror('almanac.transactions') AS rewritten;
 SELECT count(*) AS differences FROM almanac.verify('almanac.transactions');
 SELECT block_number FROM almanac.transactions WHERE chain_id = 'anvil' AND tx_hash = :'tx_c';
+-- and the events mirror: differences planted by enabling it by hand (an
+-- extra key, then a missing one, which the sample finds), then a backfill
+SELECT almanac.disable_mirror('almanac.events');
+CREATE TABLE deleted_event AS SELECT * FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' AND event_type = :'ev_type'
+ ORDER BY block_number DESC, log_index DESC LIMIT 1;
+DELETE FROM almanac.events WHERE id = (SELECT id FROM deleted_event);
+UPDATE almanac.mirrors SET enabled = true WHERE relid = 'almanac.events'::regclass;
+SELECT almanac.decode_key(key, '{text,text,text,bigint,integer}') AS key, kind FROM almanac.verify('almanac.events');
+SELECT almanac.resync('almanac.events') AS rewritten;
+EXECUTE ev_range;
+SELECT almanac.disable_mirror('almanac.events');
+INSERT INTO almanac.events OVERRIDING SYSTEM VALUE SELECT * FROM deleted_event;
+UPDATE almanac.mirrors SET enabled = true WHERE relid = 'almanac.events'::regclass;
+SELECT almanac.decode_key(key, '{text,text,text,bigint,integer}') AS key, kind FROM almanac.verify('almanac.events');
+SELECT almanac.verify_sample('almanac.events', 1000) AS sampled_differences;
+SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.events'::regclass;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE ev_range;
+EXECUTE ev_range;
+SELECT almanac.resync('almanac.events') AS rewritten;
+SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.events'::regclass;
+SELECT almanac.disable_mirror('almanac.events');
+DELETE FROM almanac.events WHERE id = (SELECT id FROM deleted_event);
+SELECT almanac.enable_mirror('almanac.events') AS rewritten;
+EXECUTE ev_range;
+INSERT INTO almanac.events OVERRIDING SYSTEM VALUE SELECT * FROM deleted_event;
+SELECT count(*) AS differences FROM almanac.verify('almanac.events');
+EXECUTE ev_range;
+DROP TABLE deleted_event;
 
 -- an altered table: lookups read the heap until resync rewrites every row
 ALTER TABLE almanac.transactions ADD COLUMN note text DEFAULT 'added';
@@ -178,7 +241,7 @@ SELECT table_name, routed > 0 AS routed, fallback_disabled, fallback_out_of_sync
   FROM almanac.router_stats ORDER BY 1;
 
 -- bad input
-SELECT sqlstate_of($$SELECT almanac.enable_mirror('almanac.events')$$);
+SELECT sqlstate_of($$SELECT almanac.enable_mirror('almanac.cross_chain_messages')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.chains')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.no_such_table')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify(NULL)$$);
@@ -201,8 +264,14 @@ TRUNCATE almanac.account_states;
 SELECT count(*) FROM mirror_states WHERE value IS NOT NULL;
 EXECUTE latest_state;
 SELECT count(*) AS differences FROM almanac.verify('almanac.account_states');
+TRUNCATE almanac.events;
+SELECT count(*) FROM mirror_events WHERE value IS NOT NULL;
+EXECUTE ev_recent;
+SELECT count(*) AS differences FROM almanac.verify('almanac.events');
 DEALLOCATE latest_state;
+DEALLOCATE ev_range;
+DEALLOCATE ev_recent;
 DEALLOCATE blk;
 DROP FUNCTION block_seen(bigint);
-DROP FOREIGN TABLE mirror_blocks, mirror_transactions, mirror_states;
+DROP FOREIGN TABLE mirror_blocks, mirror_transactions, mirror_states, mirror_events;
 DROP TABLE fx, notes;

@@ -20,6 +20,15 @@ INSERT INTO almanac.account_states (chain_id, account, block_number, state) VALU
 	('c1', '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 3, '{"balance": 3}'),
 	('c1', '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 2, '{"balance": 2}'),
 	('c1', '0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 4, '{"balance": 4}');
+-- events: per block, logs 0-5 of two contracts and two topic0s (and one
+-- anonymous log), inserted out of order
+INSERT INTO almanac.events (chain_id, block_id, block_number, log_index, contract_address, event_type,
+							topics, data, timestamp)
+SELECT b.chain_id, b.id, b.block_number, l, '0x' || repeat(CASE WHEN l % 3 = 2 THEN 'c2' ELSE 'c1' END, 20),
+	   CASE WHEN l = 5 THEN 'anonymous' WHEN l % 2 = 0 THEN '0x' || repeat('dd', 32) ELSE '0x' || repeat('8c', 32) END,
+	   CASE WHEN l = 5 THEN '{}'::text[] ELSE ARRAY['0x' || repeat(CASE WHEN l % 2 = 0 THEN 'dd' ELSE '8c' END, 32)] END,
+	   int4send(b.block_number::int * 100 + l), b.timestamp
+  FROM almanac.blocks b, generate_series(0, 5) l ORDER BY l % 2, b.block_number % 3, l DESC;
 
 -- the recognised shapes
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2;
@@ -29,6 +38,16 @@ EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' ORDER BY 
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.transactions WHERE chain_id = 'c1' AND tx_hash = $$0x11$$;
 EXPLAIN (COSTS OFF) SELECT state FROM almanac.account_states
  WHERE chain_id = 'c1' AND account = '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' ORDER BY block_number DESC LIMIT 1;
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 2 AND 4 ORDER BY block_number DESC, log_index DESC LIMIT 10;
+EXPLAIN (COSTS OFF) SELECT log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1' AND event_type = 'anonymous'
+   AND 2 < block_number;
+EXPLAIN (COSTS OFF) SELECT block_number, log_index, event_type FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+ ORDER BY block_number DESC, log_index DESC LIMIT 5;
 PREPARE p(text, bigint) AS SELECT * FROM almanac.blocks WHERE chain_id = $1 AND block_number = $2;
 EXPLAIN (COSTS OFF) EXECUTE p('c1', 1);
 SET plan_cache_mode = force_generic_plan;
@@ -46,6 +65,24 @@ EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' ORDER BY 
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND is_safe ORDER BY block_number DESC LIMIT 1;
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.account_states WHERE chain_id = 'c1' AND account = '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = (SELECT 2);
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'anonymous' AND block_number > 2 ORDER BY block_number, log_index LIMIT 1;
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'anonymous' AND block_number > 2 AND block_number > 3;
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'anonymous' AND block_number > 2 AND topics = '{}';
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'anonymous' ORDER BY block_number DESC, log_index DESC OFFSET 1;
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+ ORDER BY block_number DESC, log_index DESC;
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+ ORDER BY block_number DESC LIMIT 3;
 SET almanac.router = off;
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2;
 RESET almanac.router;

@@ -390,6 +390,8 @@ almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
 	rocksdb_iterator_t *base;
 
 	almanac_access_iter_end(a);
+	/* a new iteration starts on its first entry, not past it */
+	a->pending_step = false;
 	if (a->ropts != NULL)
 		rocksdb_readoptions_destroy(a->ropts);
 	a->ropts = NULL;

@@ -457,7 +457,7 @@ almanac_mirror_get(Relation rel)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("table \"%s\" has no almanac mirror", RelationGetRelationName(rel)),
-				 errhint("Mirrors exist for almanac.blocks, almanac.transactions and almanac.account_states (see almanac.mirrors).")));
+				 errhint("Mirrors exist for almanac.blocks, almanac.transactions, almanac.account_states and almanac.events (see almanac.mirrors).")));
 	return m;
 }
 

@@ -46,11 +46,19 @@
 #include "router/router.h"
 #include "store/store.h"
 
-/* CustomScan.custom_private: kind, then the key conditions (for EXPLAIN) */
+/*
+ * CustomScan.custom_private: kind, the key conditions (for EXPLAIN), the
+ * number of equality key expressions, the strategies of the bounds (RANGE)
+ * and whether a LIMIT expression follows them.  custom_exprs: the equality
+ * values, the bounds' values, the limit.
+ */
 enum
 {
 	LOOKUP_PRIV_KIND,
-	LOOKUP_PRIV_KEYQUALS
+	LOOKUP_PRIV_KEYQUALS,
+	LOOKUP_PRIV_NEQ,
+	LOOKUP_PRIV_STRATEGIES,
+	LOOKUP_PRIV_HAS_LIMIT
 };
 
 typedef struct LookupState
@@ -71,6 +79,11 @@ typedef struct LookupState
 	bool		empty;			/* a key value no row can have (NULL, negative) */
 	TupleTableSlot *heapslot;	/* the fallback's */
 	StringInfoData key;
+	/* RANGE, RECENT (range.c) */
+	List	   *strategies;		/* of the bounds */
+	List	   *boundstates;	/* ExprState per bound */
+	ExprState  *limitstate;		/* or NULL */
+	AlmanacRange range;
 } LookupState;
 
 static Node *lookup_create_state(CustomScan *cscan);
@@ -79,6 +92,7 @@ static TupleTableSlot *lookup_exec(CustomScanState *node);
 static void lookup_end(CustomScanState *node);
 static void lookup_rescan(CustomScanState *node);
 static void lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es);
+static void range_start(LookupState *ls);
 
 static CustomScanMethods lookup_scan_methods = {
 	.CustomName = "Almanac Lookup",
@@ -102,8 +116,11 @@ almanac_lookup_register(void)
 
 CustomScan *
 almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
-					List *keyexprs, List *keyquals)
+					List *keyexprs, List *keyquals, List *bounds, List *strategies,
+					Node *limit)
 {
+	int			neq = list_length(keyexprs);
+
 	CustomScan *cs = makeNode(CustomScan);
 	Plan	   *plan = &cs->scan.plan;
 
@@ -111,12 +128,14 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 	fix_opfuncids((Node *) tlist);
 	fix_opfuncids((Node *) quals);
 	fix_opfuncids((Node *) keyexprs);
+	fix_opfuncids((Node *) bounds);
+	fix_opfuncids(limit);
 	plan->targetlist = tlist;
 	plan->qual = quals;
 	/* a point lookup: cheaper than any index scan */
 	plan->startup_cost = 0;
-	plan->total_cost = kind == ALMANAC_LOOKUP_LAST ? 1.0 : 0.5;
-	plan->plan_rows = 1;
+	plan->total_cost = kind == ALMANAC_LOOKUP_LAST ? 1.0 : kind >= ALMANAC_LOOKUP_RANGE ? 10.0 : 0.5;
+	plan->plan_rows = kind >= ALMANAC_LOOKUP_RANGE ? 100 : 1;
 	plan->plan_width = 0;
 	plan->parallel_aware = false;
 	plan->parallel_safe = false;
@@ -124,8 +143,11 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 	cs->scan.scanrelid = 1;
 	cs->flags = 0;
 	cs->custom_plans = NIL;
-	cs->custom_exprs = keyexprs;
-	cs->custom_private = list_make2(makeInteger(kind), keyquals);
+	cs->custom_exprs = list_concat(keyexprs, bounds);
+	if (limit)
+		cs->custom_exprs = lappend(cs->custom_exprs, limit);
+	cs->custom_private = list_make5(makeInteger(kind), keyquals, makeInteger(neq), strategies,
+									makeBoolean(limit != NULL));
 	cs->custom_scan_tlist = NIL;
 	cs->custom_relids = NULL;
 	cs->methods = &lookup_scan_methods;
@@ -141,6 +163,7 @@ lookup_create_state(CustomScan *cscan)
 	ls->css.methods = &lookup_exec_methods;
 	ls->kind = intVal(list_nth(cscan->custom_private, LOOKUP_PRIV_KIND));
 	ls->keyquals = list_nth(cscan->custom_private, LOOKUP_PRIV_KEYQUALS);
+	ls->strategies = list_nth(cscan->custom_private, LOOKUP_PRIV_STRATEGIES);
 	ls->fallback = -1;
 	return (Node *) ls;
 }
@@ -196,7 +219,18 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 				 errhint("Run the statement again: it is planned anew.")));
 
 	foreach(lc, cs->custom_exprs)
-		ls->keystates = lappend(ls->keystates, ExecInitExpr(lfirst(lc), &node->ss.ps));
+	{
+		ExprState  *es = ExecInitExpr(lfirst(lc), &node->ss.ps);
+		int			i = foreach_current_index(lc);
+		int			neq = intVal(list_nth(cs->custom_private, LOOKUP_PRIV_NEQ));
+
+		if (i < neq)
+			ls->keystates = lappend(ls->keystates, es);
+		else if (i < neq + list_length(ls->strategies))
+			ls->boundstates = lappend(ls->boundstates, es);
+		else
+			ls->limitstate = es;
+	}
 	initStringInfo(&ls->key);
 	if (ls->fallback < 0)
 	{
@@ -205,6 +239,18 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 	}
 	else
 		ls->heapslot = table_slot_create(rel, &estate->es_tupleTable);
+	if (ls->kind >= ALMANAC_LOOKUP_RANGE)
+	{
+		ls->range.m = ls->m;
+		ls->range.rel = rel;
+		ls->range.snapshot = estate->es_snapshot;
+		ls->range.heap = ls->fallback >= 0;
+		ls->range.a = ls->a;
+		ls->range.recent = ls->kind == ALMANAC_LOOKUP_RECENT;
+		ls->range.neq = list_length(ls->keystates);
+		ls->range.cxt = AllocSetContextCreate(estate->es_query_cxt, "almanac lookup range",
+											  ALLOCSET_DEFAULT_SIZES);
+	}
 }
 
 /*
@@ -264,6 +310,82 @@ multi_cmp(const void *a, const void *b, void *arg)
 
 	return DatumGetInt32(FunctionCall2Coll(&s->cmp, s->collation,
 										   *(const Datum *) a, *(const Datum *) b));
+}
+
+/*
+ * RANGE, RECENT: the equality values, the bounds normalised to one closed
+ * interval [lo, hi] of the column's type (no row has a negative key), and
+ * the limit (NULL: none; negative: the executor's error).
+ */
+static void
+range_start(LookupState *ls)
+{
+	ExprContext *econtext = ls->css.ss.ps.ps_ExprContext;
+	AlmanacRange *r = &ls->range;
+	Oid			bt;
+	ListCell   *lc;
+	ListCell   *sc;
+
+	almanac_range_end(r);
+	r->empty = ls->empty;
+	r->limit = -1;
+	memcpy(r->eq, ls->keyvalues, sizeof(Datum) * r->neq);
+	if (ls->limitstate)
+	{
+		bool		isnull;
+		Datum		v = ExecEvalExpr(ls->limitstate, econtext, &isnull);
+
+		if (!isnull)
+		{
+			r->limit = DatumGetInt64(v);
+			if (r->limit < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
+						 errmsg("LIMIT must not be negative")));
+		}
+	}
+	if (r->recent)
+		return;
+	bt = ls->m->table.layout.typids[r->neq];
+	r->lo = 0;
+	r->hi = almanac_range_type_max(bt);
+	forboth(lc, ls->boundstates, sc, ls->strategies)
+	{
+		ExprState  *es = lfirst(lc);
+		bool		isnull;
+		Datum		v = ExecEvalExpr(es, econtext, &isnull);
+		int64		i;
+
+		if (isnull)
+		{
+			r->empty = true;
+			continue;
+		}
+		i = almanac_range_int(exprType((Node *) es->expr), v);
+		switch (lfirst_int(sc))
+		{
+			case BTGreaterStrategyNumber:
+				if (i == PG_INT64_MAX)
+					r->empty = true;
+				else
+					r->lo = Max(r->lo, i + 1);
+				break;
+			case BTGreaterEqualStrategyNumber:
+				r->lo = Max(r->lo, i);
+				break;
+			case BTLessStrategyNumber:
+				if (i == PG_INT64_MIN)
+					r->empty = true;
+				else
+					r->hi = Min(r->hi, i - 1);
+				break;
+			default:
+				r->hi = Min(r->hi, i);
+				break;
+		}
+	}
+	if (r->lo > r->hi)
+		r->empty = true;
 }
 
 /*
@@ -331,6 +453,8 @@ lookup_start(LookupState *ls)
 		}
 	}
 	MemoryContextSwitchTo(old);
+	if (ls->kind >= ALMANAC_LOOKUP_RANGE)
+		range_start(ls);
 }
 
 /* the mirror's row of the key in ls->keyvalues into the scan slot */
@@ -420,6 +544,12 @@ lookup_next(ScanState *node)
 		lookup_start(ls);
 	if (ls->empty)
 		return slot;
+	if (ls->kind >= ALMANAC_LOOKUP_RANGE)
+	{
+		if (!almanac_range_next(&ls->range, slot, node->ps.ps_ExprContext->ecxt_per_tuple_memory))
+			ExecClearTuple(slot);
+		return slot;
+	}
 
 	/*
 	 * What one row's read allocates, its datums included: ExecScan resets
@@ -464,6 +594,8 @@ lookup_end(CustomScanState *node)
 {
 	LookupState *ls = (LookupState *) node;
 
+	if (ls->kind >= ALMANAC_LOOKUP_RANGE && ls->range.m)
+		almanac_range_close(&ls->range);
 	if (ls->a)
 		almanac_access_release(ls->a);
 }
@@ -475,6 +607,8 @@ lookup_rescan(CustomScanState *node)
 
 	ls->started = false;
 	ls->next = 0;
+	if (ls->kind >= ALMANAC_LOOKUP_RANGE && ls->range.m)
+		almanac_range_end(&ls->range);
 }
 
 static void
@@ -493,7 +627,13 @@ lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 						ls->kind == ALMANAC_LOOKUP_GET ?
 						(ls->m && ls->m->latest_attno ? "latest row of the key" : "one key") :
 						ls->kind == ALMANAC_LOOKUP_MULTIGET ? "keys of an array" :
+						ls->kind == ALMANAC_LOOKUP_RANGE ? "range of the prefix, newest first" :
+						ls->kind == ALMANAC_LOOKUP_RECENT ? "newest of the prefix, every value of the next column" :
 						"last key of the prefix", es);
+	if (ls->limitstate)
+		ExplainPropertyText("Limit",
+							deparse_expression((Node *) ls->limitstate->expr, context, false, false),
+							es);
 	if (es->analyze && ls->fallback >= 0)
 		ExplainPropertyText("Heap Fallback", almanac_fallback_names[ls->fallback], es);
 }

@@ -22,7 +22,16 @@
  *				DESC LIMIT 1 (the latest block of a chain), no other condition;
  *	latest		on a latest mirror (account_states): every key column
  *				"= value", ORDER BY the latest column DESC LIMIT 1, no other
- *				condition: a GET of the mirror's key.
+ *				condition: a GET of the mirror's key;
+ *	RANGE		all key columns but the last two "= value", the next to last
+ *				(an integer) compared with values (<, <=, >, >=, BETWEEN; at
+ *				most one lower and one upper bound, maybe none), no other
+ *				condition, no ORDER BY or ORDER BY the last two DESC, and
+ *				any LIMIT count without OFFSET: events of a contract and
+ *				topic0 over a block range, newest first;
+ *	RECENT		all key columns but the last three "= value", no other
+ *				condition, ORDER BY the last two DESC, LIMIT a count: the
+ *				latest events of a contract, whatever their topic0.
  *
  * The target list may be any expression over the row's columns.  The plan
  * does not depend on parameter values (they are key expressions evaluated
@@ -188,6 +197,79 @@ is_last_by(Query *q, AttrNumber attno, Oid family)
 }
 
 /*
+ * ORDER BY the key columns from 'from' to the last, each DESC (newest first):
+ * block_number DESC, log_index DESC on events.
+ */
+static bool
+is_newest_first(Query *q, AlmanacMirror *m, int from)
+{
+	ListCell   *lc;
+
+	if (list_length(q->sortClause) != m->nkeys - from)
+		return false;
+	foreach(lc, q->sortClause)
+	{
+		SortGroupClause *sc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sc, q->targetList);
+		int			k = from + foreach_current_index(lc);
+		Oid			typid = m->table.layout.typids[k];
+
+		if (!almanac_key_type_orders(typid) ||
+			column_of((Node *) tle->expr) != m->table.keyattrs[k] ||
+			get_op_opfamily_strategy(sc->sortop, key_family(typid)) != BTGreaterStrategyNumber)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A comparison of key column k with a value (either side): its strategy,
+ * commuted so that it reads "column op value", and the value; 0 if not one.
+ */
+static int
+key_bound(Node *c, AlmanacMirror *m, int k, Node **value)
+{
+	OpExpr	   *op = (OpExpr *) c;
+	Oid			family = key_family(m->table.layout.typids[k]);
+	int			strategy;
+	bool		commuted = false;
+
+	if (!IsA(c, OpExpr) || list_length(op->args) != 2 || family != INTEGER_BTREE_FAM_OID ||
+		!op_in_opfamily(op->opno, family))
+		return 0;
+	if (column_of(linitial(op->args)) == m->table.keyattrs[k] && is_value(lsecond(op->args)))
+		*value = lsecond(op->args);
+	else if (column_of(lsecond(op->args)) == m->table.keyattrs[k] && is_value(linitial(op->args)))
+	{
+		*value = linitial(op->args);
+		commuted = true;
+	}
+	else
+		return 0;
+	strategy = get_op_opfamily_strategy(op->opno, family);
+	if (strategy == BTEqualStrategyNumber || strategy == 0)
+		return 0;
+	if (commuted)				/* value < column: column > value */
+		strategy = BTMaxStrategyNumber + 1 - strategy;
+	return strategy;
+}
+
+/*
+ * The query's LIMIT, if it is a plain count of rows computable before
+ * reading one (a constant or parameter; NULL: none), and no OFFSET.
+ */
+static bool
+plain_limit(Query *q, Node **limit)
+{
+	*limit = q->limitCount;
+	if (q->limitOffset != NULL)
+		return false;
+	if (q->limitCount == NULL)
+		return true;
+	return q->limitOption == LIMIT_OPTION_COUNT && is_value(q->limitCount);
+}
+
+/*
  * The routed plan of the query, or NULL.  Cheap checks first: most queries
  * leave at the first lines, without a catalog or cache lookup.
  */
@@ -206,6 +288,9 @@ route(Query *q, int cursorOptions)
 	int			neq;
 	List	   *keyexprs = NIL;
 	List	   *keyquals = NIL;
+	List	   *bounds = NIL;
+	List	   *strategies = NIL;
+	Node	   *limit = NULL;
 	ListCell   *lc;
 	PlannedStmt *stmt;
 	CustomScan *scan;
@@ -296,7 +381,49 @@ route(Query *q, int cursorOptions)
 		if (eq[i] != NULL)
 			return NULL;		/* a gap: not a key prefix */
 
-	if (m->latest_attno)
+	if (!m->latest_attno && !is_array && neq >= 1 && neq == m->nkeys - 2 &&
+		almanac_key_type_orders(m->table.layout.typids[neq]) &&
+		almanac_key_type_orders(m->table.layout.typids[neq + 1]) &&
+		(q->sortClause == NIL || is_newest_first(q, m, neq)) && plain_limit(q, &limit))
+	{
+		/* events of a contract and topic0, block_number in a range */
+		bool		lower = false;
+		bool		upper = false;
+
+		foreach(lc, residual)
+		{
+			Node	   *value = NULL;
+			int			strategy = key_bound(lfirst(lc), m, neq, &value);
+
+			if (strategy == BTGreaterStrategyNumber || strategy == BTGreaterEqualStrategyNumber)
+			{
+				if (lower)
+					return NULL;
+				lower = true;
+			}
+			else if (strategy == BTLessStrategyNumber || strategy == BTLessEqualStrategyNumber)
+			{
+				if (upper)
+					return NULL;
+				upper = true;
+			}
+			else
+				return NULL;
+			bounds = lappend(bounds, copyObject(value));
+			strategies = lappend_int(strategies, strategy);
+			keyquals = lappend(keyquals, copyObject(lfirst(lc)));
+		}
+		residual = NIL;
+		kind = ALMANAC_LOOKUP_RANGE;
+	}
+	else if (!m->latest_attno && !is_array && neq >= 1 && neq == m->nkeys - 3 &&
+			 residual == NIL && is_newest_first(q, m, neq + 1) && plain_limit(q, &limit) &&
+			 limit != NULL)
+	{
+		/* the latest events of a contract, whatever their topic0 */
+		kind = ALMANAC_LOOKUP_RECENT;
+	}
+	else if (m->latest_attno)
 	{
 		/* the latest row of a key: the mirror's GET */
 		if (neq != m->nkeys || is_array || residual != NIL ||
@@ -316,14 +443,15 @@ route(Query *q, int cursorOptions)
 	if (contain_volatile_functions((Node *) residual))
 		return NULL;
 
-	for (int i = 0; i < neq; i++)
+	for (int i = neq - 1; i >= 0; i--)
 	{
-		keyexprs = lappend(keyexprs, copyObject(eq[i]));
-		keyquals = lappend(keyquals, copyObject(eqqual[i]));
+		keyexprs = lcons(copyObject(eq[i]), keyexprs);
+		keyquals = lcons(copyObject(eqqual[i]), keyquals);
 	}
 
 	scan = almanac_lookup_plan(rte->relid, kind, copyObject(q->targetList),
-							   copyObject(residual), keyexprs, keyquals);
+							   copyObject(residual), keyexprs, keyquals, bounds, strategies,
+							   copyObject(limit));
 
 	stmt = makeNode(PlannedStmt);
 	stmt->commandType = CMD_SELECT;

@@ -112,8 +112,11 @@ CREATE TABLE almanac.events (
 		REFERENCES almanac.blocks (id, chain_id, block_number) ON DELETE CASCADE
 );
 COMMENT ON TABLE almanac.events IS 'logs emitted by transactions; event_type is topic0';
--- "events of a contract and type over a block range"
-CREATE INDEX events_contract_type_idx ON almanac.events (chain_id, contract_address, event_type, block_number);
+-- "events of a contract and type over a block range", newest first; unique
+-- (chain_id, block_number, log_index already are, through blocks) as the key
+-- of the events mirror (50_router.sql), whose heap lookups and fallback read it
+CREATE UNIQUE INDEX events_contract_type_idx
+	ON almanac.events (chain_id, contract_address, event_type, block_number, log_index);
 -- "events with topic X in any position" (topics @> ARRAY[...])
 CREATE INDEX events_topics_idx ON almanac.events USING gin (topics);
 -- a transaction's logs, and the cascade from transactions

@@ -53,7 +53,9 @@ CREATE TRIGGER mirrors_changed AFTER INSERT OR UPDATE OR DELETE ON almanac.mirro
 
 -- keys: block:{chain_id}:{block_number} (= almanac.block_key),
 -- tx:{chain_id}:{tx_hash as text}, account:{chain_id}:{account}:state
--- (= almanac.account_state_key).  One column family per mirror, in the
+-- (= almanac.account_state_key),
+-- event:{chain_id}:{contract_address}:{event_type}:{block_number}:{log_index}
+-- (integers big-endian: a contract's events of one type in block order).  One column family per mirror, in the
 -- database's own store (almanac_store maps almanac/base/<database oid>).
 INSERT INTO almanac.mirrors (relid, key_prefix, key_columns, key_attribute, latest_column,
 							 column_family, signature, timeline)
@@ -62,7 +64,10 @@ SELECT t.relid::regclass, t.prefix, t.cols, t.attr, t.latest,
 FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL),
 			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL),
 			 ('almanac.account_states', 'account_states', 'account', '{chain_id,account}', 'state',
-			  'block_number')) AS t(relid, name, prefix, cols, attr, latest);
+			  'block_number'),
+			 ('almanac.events', 'events', 'event',
+			  '{chain_id,contract_address,event_type,block_number,log_index}', NULL, NULL))
+	 AS t(relid, name, prefix, cols, attr, latest);
 
 -- Maintenance: every row change writes the mirror (blind puts, same
 -- transaction); a statement writing the table marks it written by this
@@ -82,7 +87,7 @@ DO $$
 DECLARE
 	t text;
 BEGIN
-	FOREACH t IN ARRAY ARRAY['blocks', 'transactions', 'account_states'] LOOP
+	FOREACH t IN ARRAY ARRAY['blocks', 'transactions', 'account_states', 'events'] LOOP
 		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON almanac.%I
 							FOR EACH ROW EXECUTE FUNCTION almanac._mirror_row()', t || '_mirror', t);
 		EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON almanac.%I

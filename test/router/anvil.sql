@@ -12,3 +12,13 @@ SELECT block_number, state FROM almanac.account_states
  WHERE chain_id = 'anvil' AND account = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8' ORDER BY block_number DESC LIMIT 1;
 SELECT almanac.account_state('anvil', '0x70997970C51812dc3A010C7d01b50e0d17dc79C8') AS via_function;
 SELECT (almanac.latest_block('anvil')).block_number AS via_latest_block;
+-- events of the busiest contract and topic0 (sql/mirror.sql sets them), a
+-- range across the reorg, and the contract's latest whatever the topic
+SELECT block_number, log_index, transaction_id IS NOT NULL AS has_tx, topics[2] AS topic1 FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' AND event_type = :'ev_type'
+   AND block_number BETWEEN 5 AND 9 ORDER BY block_number DESC, log_index DESC LIMIT 6;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' AND event_type = :'ev_type'
+   AND block_number <= 4 ORDER BY block_number DESC, log_index DESC LIMIT 4;
+SELECT block_number, log_index, left(event_type, 10) AS topic0 FROM almanac.events
+ WHERE chain_id = 'anvil' AND contract_address = :'ev_contract' ORDER BY block_number DESC, log_index DESC LIMIT 6;

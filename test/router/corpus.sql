@@ -46,3 +46,99 @@ PREPARE txs(text, text[]) AS SELECT block_number FROM almanac.transactions WHERE
 EXECUTE txs('c1', ARRAY['0x1111111111111111111111111111111111111111111111111111111111111103',
 						'0x1111111111111111111111111111111111111111111111111111111111111102']);
 DEALLOCATE blk; DEALLOCATE latest; DEALLOCATE txs;
+-- events of a contract and topic0 over a block range, newest first
+SELECT block_number, log_index, topics, data FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 2 AND 4 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 2 AND 4 ORDER BY block_number DESC, log_index DESC LIMIT 3;
+SELECT block_number, log_index, length(event_type) FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0x8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c'
+   AND block_number >= 4 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0x8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c'
+   AND block_number > 4::smallint ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number < 3 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND 2 >= block_number ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c2' AND contract_address = '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+ ORDER BY block_number DESC, log_index DESC;
+-- without ORDER BY: one row
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2'
+   AND event_type = 'anonymous' AND block_number >= 5;
+-- empty ranges, odd bounds and limits
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 4 AND 2 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN -5 AND 1 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number < 0 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number > 9223372036854775807 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number <= 9223372036854775807 ORDER BY block_number DESC, log_index DESC LIMIT 2;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number >= 1 ORDER BY block_number DESC, log_index DESC LIMIT 0;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number >= 4 ORDER BY block_number DESC, log_index DESC LIMIT ALL;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'nope' AND block_number >= 1 ORDER BY block_number DESC, log_index DESC;
+-- the latest events of a contract, whatever their topic0
+SELECT block_number, log_index, event_type, data FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+ ORDER BY block_number DESC, log_index DESC LIMIT 5;
+SELECT block_number, log_index, left(event_type, 6) FROM almanac.events
+ WHERE chain_id = 'c2' AND contract_address = '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2'
+ ORDER BY block_number DESC, log_index DESC LIMIT 100;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+ ORDER BY block_number DESC, log_index DESC LIMIT 0;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0x0000000000000000000000000000000000000000'
+ ORDER BY block_number DESC, log_index DESC LIMIT 5;
+-- prepared, past the custom plans, NULL and negative parameters
+PREPARE evr(text, text, text, bigint, bigint) AS SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = $1 AND contract_address = $2 AND event_type = $3 AND block_number BETWEEN $4 AND $5
+ ORDER BY block_number DESC, log_index DESC LIMIT 4;
+EXECUTE evr('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', 1, 5);
+EXECUTE evr('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', 2, 3);
+EXECUTE evr('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0x8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c8c', 1, 5);
+EXECUTE evr('c1', '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2', 'anonymous', 0, 9);
+EXECUTE evr('c2', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', 0, 9);
+EXECUTE evr('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', NULL, 5);
+EXECUTE evr('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', -3, 2);
+PREPARE evc(text, text, bigint) AS SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = $1 AND contract_address = $2 ORDER BY block_number DESC, log_index DESC LIMIT $3;
+EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 3); EXECUTE evc('c1', '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2', 3);
+EXECUTE evc('c2', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 2); EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 1);
+EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', NULL); EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 2);
+EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', -1);
+DEALLOCATE evr; DEALLOCATE evc;
