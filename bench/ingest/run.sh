@@ -52,9 +52,8 @@ set_mirrors() { # on|off, after bench_reset: enabling backfills empty tables
 	local f t
 	[ "$MIRRORS" = t ] || return 0
 	if [ "$1" = on ]; then f=enable_mirror; else f=disable_mirror; fi
-	for t in almanac.blocks almanac.transactions almanac.account_states; do
-		"${PSQL[@]}" -Atc "SELECT almanac.$f('$t')" >/dev/null
-	done
+	# every mirror (almanac.mirrors: blocks, transactions, account_states, events)
+	"${PSQL[@]}" -Atc "SELECT almanac.$f(relid) FROM almanac.mirrors" >/dev/null
 }
 
 for run in $(seq "$RUNS"); do

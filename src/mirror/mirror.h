@@ -11,6 +11,8 @@
  *	transactions	tx:{chain_id}:{tx_hash as its text}
  *	account_states	account:{chain_id}:{account}:state
  *												 = almanac.account_state_key()
+ *	events			event:{chain_id}:{contract_address}:{event_type}:
+ *					{block_number}:{log_index}	(router.h: RANGE, RECENT)
  *
  * and its value is the whole heap row, every column, in the value codec's
  * format (valuecodec.h), as a version list (visibility.h) stamped with the

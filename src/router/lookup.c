@@ -147,7 +147,7 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 	if (limit)
 		cs->custom_exprs = lappend(cs->custom_exprs, limit);
 	cs->custom_private = list_make5(makeInteger(kind), keyquals, makeInteger(neq), strategies,
-									makeBoolean(limit != NULL));
+									makeInteger(limit != NULL));
 	cs->custom_scan_tlist = NIL;
 	cs->custom_relids = NULL;
 	cs->methods = &lookup_scan_methods;
@@ -615,6 +615,7 @@ static void
 lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 {
 	LookupState *ls = (LookupState *) node;
+	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
 	List	   *context;
 	Node	   *keys;
 	char	   *s;
@@ -630,9 +631,9 @@ lookup_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 						ls->kind == ALMANAC_LOOKUP_RANGE ? "range of the prefix, newest first" :
 						ls->kind == ALMANAC_LOOKUP_RECENT ? "newest of the prefix, every value of the next column" :
 						"last key of the prefix", es);
-	if (ls->limitstate)
+	if (intVal(list_nth(cs->custom_private, LOOKUP_PRIV_HAS_LIMIT)))
 		ExplainPropertyText("Limit",
-							deparse_expression((Node *) ls->limitstate->expr, context, false, false),
+							deparse_expression(llast(cs->custom_exprs), context, false, false),
 							es);
 	if (es->analyze && ls->fallback >= 0)
 		ExplainPropertyText("Heap Fallback", almanac_fallback_names[ls->fallback], es);
