@@ -430,4 +430,12 @@ $$;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA almanac_coordinator FROM PUBLIC;
 GRANT USAGE ON SCHEMA almanac_coordinator TO PUBLIC;
 GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBLIC;
+
+-- pg_dump keeps the registry (the servers, user mappings and foreign
+-- partitions add_node created are not members of the extension, so they are
+-- dumped as they are).  The restore loads it with
+-- session_replication_role = replica, under which the guard does not fire
+-- (docs/scale-out.md, "Backups").
+SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.placement', '');
 GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text) TO PUBLIC;

@@ -133,3 +133,13 @@ $$;
 CREATE TRIGGER chains_placed_check
 	BEFORE INSERT OR UPDATE OF chain_id ON almanac.chains
 	FOR EACH ROW EXECUTE FUNCTION almanac._chain_placed_check();
+
+-- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):
+-- its id and its placed chains are restored with the rows.  pg_restore
+-- loads marked tables in name order where no foreign key orders them, so
+-- almanac.chains comes before almanac.node, while the restored database is
+-- still standalone and the trigger above lets its chains in.  The identity
+-- sequences' values are restored (60_dump.sql), so new ids stay in the
+-- node's range; their MINVALUE and MAXVALUE are not.
+SELECT pg_catalog.pg_extension_config_dump('almanac.node', '');
+SELECT pg_catalog.pg_extension_config_dump('almanac.placed_chains', '');

@@ -29,9 +29,9 @@ $co->start;
 # a statement's first row, or "ERROR sqlstate" (psql's verbose error line)
 sub attempt
 {
-	my ($node, $sql) = @_;
+	my ($node, $sql, $db) = @_;
 	my ($out, $err) = ('', '');
-	$node->psql('postgres', "\\set VERBOSITY verbose\n$sql", stdout => \$out, stderr => \$err);
+	$node->psql($db // 'postgres', "\\set VERBOSITY verbose\n$sql", stdout => \$out, stderr => \$err);
 	return "ERROR $1" if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
 	die "no result and no error for: $sql\n$err" if $err ne '' && $out eq '';
 	return $out;
@@ -253,6 +253,42 @@ like(attempt($co, q{TRUNCATE almanac_coordinator.blocks}), qr/ERROR/, 'nor trunc
 like(attempt($co, q{UPDATE almanac_coordinator.placement SET node_id = 2}), qr/ERROR 42501/,
 	'the placement is written by register_chain only');
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM almanac.blocks'), '10', 'node1 kept its blocks');
+
+# a node's dump restores a node: its id, its placement, ids in its range
+my $dump = $n1->basedir . '/node1.sql';
+$n1->command_ok([ 'pg_dump', '-d', $n1->connstr('postgres'), '-f', $dump ], 'node1 dumped');
+$n1->safe_psql('postgres', 'CREATE DATABASE restored');
+$n1->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $n1->connstr('restored'), '-f', $dump ],
+	'and restored into a new database');
+is( $n1->safe_psql('restored',
+		q{SELECT (SELECT node_id FROM almanac.node), (SELECT string_agg(chain_id, ',') FROM almanac.placed_chains),
+				 (SELECT count(*) FROM almanac.blocks)}),
+	'1|anvil|10', 'the restored node keeps its id, its placed chain and its rows');
+is(attempt($n1, 'SELECT almanac.ingest_block(\'base\', ' . json(8453, 'b1') . ', ' . json(8453, 'r1') . ')', 'restored'),
+	'ERROR 42704', 'and refuses a chain not placed on it');
+is( $n1->safe_psql('restored',
+		q{SELECT almanac.revert_to('anvil', 8); SELECT almanac.ingest_block('anvil', }
+		  . json(31337, 'b9') . ', ' . json(31337, 'r9') . ') >> 48'),
+	"1
+1", 'its new ids stay in its range');
+
+# the coordinator's dump, restored with session_replication_role = replica
+# (the registry's guard stays quiet), is a working coordinator
+$dump = $co->basedir . '/coordinator.sql';
+$co->command_ok([ 'pg_dump', '-d', $co->connstr('postgres'), '-f', $dump ], 'coordinator dumped');
+$co->safe_psql('postgres', 'CREATE DATABASE coordinator2');
+{
+	local $ENV{PGOPTIONS} = '-c session_replication_role=replica';
+	$co->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $co->connstr('coordinator2'), '-f', $dump ],
+		'and restored');
+}
+is( $co->safe_psql('coordinator2',
+		q{SELECT (almanac_coordinator.chain_head('base')).latest_block,
+				 (SELECT count(*) FROM almanac_coordinator.placement),
+				 (SELECT count(*) FROM almanac_coordinator.blocks)}),
+	'9|2|20', 'the restored coordinator dispatches and reads both nodes');
+is(attempt($co, q{DELETE FROM almanac_coordinator.placement}, 'coordinator2'), 'ERROR 42501',
+	'and its registry is guarded again');
 
 $co->stop;
 $n1->stop;
