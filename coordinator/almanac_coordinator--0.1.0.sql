@@ -400,6 +400,26 @@ $$
 	  FROM almanac.chain_heads h WHERE h.chain_id = $1;
 $$;
 
+-- The JSON as text: a follower's JSON-RPC answer goes to the node as it
+-- came and is parsed once, there, instead of into jsonb here and back out to
+-- text for the wire.  An untyped literal or a text parameter chooses these
+-- (PostgreSQL prefers text for an argument of unknown type); jsonb arguments
+-- choose almanac's signatures above.
+CREATE FUNCTION almanac_coordinator.ingest_block(chain_id text, block text, receipts text,
+												  on_reorg text DEFAULT 'error')
+	RETURNS bigint
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT almanac.ingest_block($1, $2::jsonb, $3::jsonb, $4);
+$$;
+CREATE FUNCTION almanac_coordinator.ingest_blocks(chain_id text, blocks text, receipts text) RETURNS bigint
+	LANGUAGE plproxy AS
+$$
+	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	SELECT almanac.ingest_blocks($1, $2::jsonb, $3::jsonb);
+$$;
+
 -- Point lookups, answered on the node by its router from the RocksDB
 -- mirrors (docs/router.md): no row is no row, not an error.
 CREATE FUNCTION almanac_coordinator.block_at(chain_id text, block_number bigint)

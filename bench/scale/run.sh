@@ -89,20 +89,25 @@ load_src() {
 	local name=$1 evm=$2
 	sed "s/\"chainId\":\"0x1\"/\"chainId\":\"0x$evm\"/g" "$OUT/blocks.jsonl" >"$OUT/blocks-$evm.jsonl"
 	chmod o+r "$OUT/blocks-$evm.jsonl"
-	sql "$name" -c "DROP TABLE IF EXISTS src_$evm" \
-		-c "CREATE TABLE src_$evm (j jsonb)" \
-		-c "COPY src_$evm FROM '$OUT/blocks-$evm.jsonl'" \
+	sql "$name" -c "DROP TABLE IF EXISTS src_$evm, raw_$evm" \
+		-c "CREATE TABLE raw_$evm (j jsonb)" \
+		-c "COPY raw_$evm FROM '$OUT/blocks-$evm.jsonl'" \
+		-c "CREATE TABLE src_$evm AS SELECT (j #>> '{block,number}') AS n, (j->'block')::text AS block,
+				(j->'receipts')::text AS receipts FROM raw_$evm" \
 		-c "VACUUM ANALYZE src_$evm"
 }
-# ingest NAME SCHEMA CHAIN EVM: seconds to ingest the blocks one per transaction
+# ingest NAME SCHEMA CHAIN EVM: seconds to ingest the blocks one per
+# transaction, from JSON text as a follower has it: almanac parses it (::jsonb
+# where it runs), the coordinator passes it on as text
 ingest() {
-	local name=$1 schema=$2 chain=$3 evm=$4
+	local name=$1 schema=$2 chain=$3 evm=$4 cast=
+	[ "$schema" = almanac_coordinator ] || cast=::jsonb
 	load_src "$name" "$evm"
 	sql "$name" -c "CREATE OR REPLACE PROCEDURE pg_temp.run(INOUT secs float8) LANGUAGE plpgsql AS \$\$
 		DECLARE t0 timestamptz := clock_timestamp(); r record;
 		BEGIN
-			FOR r IN SELECT j FROM src_$evm ORDER BY (j #>> '{block,number}') LOOP
-				PERFORM $schema.ingest_block('$chain', r.j->'block', r.j->'receipts');
+			FOR r IN SELECT block, receipts FROM src_$evm ORDER BY n LOOP
+				PERFORM $schema.ingest_block('$chain', r.block$cast, r.receipts$cast);
 				COMMIT;
 			END LOOP;
 			secs := extract(epoch FROM clock_timestamp() - t0);

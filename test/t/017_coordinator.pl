@@ -133,6 +133,18 @@ is( $co->safe_psql('postgres',
 		q{SELECT chain_id, count(*), count(DISTINCT block_hash) FROM almanac_coordinator.orphaned_blocks GROUP BY 1 ORDER BY 1}),
 	"anvil|4|4\nbase|4|4", 'reverts leave their audit rows on each node');
 
+# JSON as text: an untyped literal goes to the node unparsed, so the node
+# rejects bad JSON (a jsonb argument would be parsed here first)
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres', q[SELECT almanac_coordinator.ingest_block('anvil', '{"number": ', '[]')],
+		stdout => \$out, stderr => \$err);
+	like($err, qr/REMOTE ERROR: invalid input syntax for type json/, 'JSON text is parsed on the node');
+	$co->psql('postgres', q[SELECT almanac_coordinator.ingest_block('anvil', '{"number": '::jsonb, '[]')],
+		stdout => \$out, stderr => \$err);
+	unlike($err, qr/REMOTE ERROR/, 'jsonb is parsed on the coordinator');
+}
+
 # cross-node reads: every row once, ids unique across the nodes
 my $per_node = $n1->safe_psql('postgres', 'SELECT count(*) FROM almanac.transactions') . '+'
   . $n2->safe_psql('postgres', 'SELECT count(*) FROM almanac.transactions');
