@@ -208,6 +208,14 @@ is($co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.block_a
 	'0', 'no block is no row');
 is( $co->safe_psql('postgres', q{SELECT (almanac_coordinator.latest_block('base')).block_number}),
 	'9', 'latest_block through the coordinator');
+my $tx = $n2->safe_psql('postgres', q{SELECT tx_hash FROM almanac.transactions WHERE chain_id = 'base' ORDER BY id LIMIT 1});
+$n2->safe_psql('postgres', 'SELECT almanac.router_stats_reset()');
+is( $co->safe_psql('postgres', qq{SELECT block_number FROM almanac_coordinator.transaction_by_hash('base', upper('$tx'))}),
+	'1', 'transaction_by_hash through the coordinator');
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.latest_block('base')});
+is( $n2->safe_psql('postgres', q{SELECT string_agg(table_name || '=' || routed, ' ' ORDER BY table_name::text)
+		FROM almanac.router_stats WHERE table_name IN ('almanac.blocks'::regclass, 'almanac.transactions'::regclass)}),
+	'blocks=1 transactions=1', 'the latest block and the transaction were answered by node2\'s router');
 
 # Concurrent ingest of one chain through the coordinator queues on the
 # node's chain lock (PL/Proxy's calls run in READ COMMITTED there) and both
