@@ -242,6 +242,10 @@ SELECT table_name, routed > 0 AS routed, fallback_disabled, fallback_out_of_sync
 
 -- bad input
 SELECT sqlstate_of($$SELECT almanac.enable_mirror('almanac.cross_chain_messages')$$);
+-- an event_type too long for the events mirror's key is refused while it is on
+SELECT sqlstate_of($$INSERT INTO almanac.events (chain_id, block_id, block_number, log_index, contract_address,
+	event_type, timestamp) SELECT chain_id, id, block_number, 99, '0x' || repeat('ab', 20), repeat('x', 2000),
+	timestamp FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 1$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.chains')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.no_such_table')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify(NULL)$$);
