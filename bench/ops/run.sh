@@ -314,7 +314,7 @@ CHART=$OUT/chart.dat
 	echo
 	echo "\`$CMDLINE\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $elapsed s in all; bench/ops/run.sh, described in docs/benchmarks.md)."
 	echo
-	echo "| Operation Type | RocksDB (ms) | PostgreSQL (ms) | Used Backend | RocksDB p95 / p99 (us) | PostgreSQL p95 / p99 (us) | RocksDB tps, fresh / warm | PostgreSQL tps, fresh / warm | engine (db_bench, us/op) | RocksDB route / engine | faster? |"
+	echo "| Operation Type | RocksDB (ms) | PostgreSQL (ms) | Used Backend | RocksDB p50 / p95 / p99 (us) | PostgreSQL p50 / p95 / p99 (us) | RocksDB tps, fresh / warm | PostgreSQL tps, fresh / warm | engine (db_bench, us/op) | RocksDB route / engine | faster? |"
 	echo "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"
 	notes="" counted=""
 	for op in $OPS; do
@@ -342,7 +342,7 @@ CHART=$OUT/chart.dat
 			eng=${ENGINE[$op]}
 			[ "$used" = RocksDB ] && eratio=$(awk -v a="$k50" -v b="$eng" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')
 		fi
-		echo "| ${NAME[$op]} | $rcol | $(ms "$h50") | $used | $k95 / $k99 | $h95 / $h99 | $(echo "${V[$op.rocksdb.fresh]}" | median) / $(echo "${V[$op.rocksdb.warm]}" | median) | $(echo "${V[$op.postgresql.fresh]}" | median) / $(echo "${V[$op.postgresql.warm]}" | median) | $eng | $eratio | $faster |"
+		echo "| ${NAME[$op]} | $rcol | $(ms "$h50") | $used | $k50 / $k95 / $k99 | $h50 / $h95 / $h99 | $(echo "${V[$op.rocksdb.fresh]}" | median) / $(echo "${V[$op.rocksdb.warm]}" | median) | $(echo "${V[$op.postgresql.fresh]}" | median) / $(echo "${V[$op.postgresql.warm]}" | median) | $eng | $eratio | $faster |"
 		mark=""
 		[ "$used" = RocksDB ] || mark=" *"
 		printf '"%s%s" %s %s %s %s\n' "${NAME[$op]}" "$mark" "$k50" "$k99" "$h50" "$h99" >>"$CHART"
@@ -388,7 +388,8 @@ CHART=$OUT/chart.dat
 gnuplot <<GP || fail "gnuplot"
 set terminal svg size 1000,520 dynamic font 'sans,12'
 set output '$RESULTS/operations.svg'
-set title "almanac: the six operations, BENCH_SCALE=$BENCH_SCALE, 2 clients, -M $PROTOCOL ($(date -u +%Y-%m-%d))"
+set title "almanac: the six operations, BENCH_SCALE=$BENCH_SCALE, 2 clients, -M $PROTOCOL ($(date -u +%Y-%m-%d))" noenhanced
+set format y "%.0f"
 set style data histogram
 set style histogram errorbars gap 2 lw 1
 set style fill solid 0.8 border -1
