@@ -43,6 +43,17 @@ almanac_fault_reached(const char *name)
 	}
 }
 
+/*
+ * Whether name is the armed point, for a point that changes what a process
+ * does instead of stopping it (owner_skip_wal).  Callers test
+ * almanac_fault_armed first, so that it costs nothing unarmed.
+ */
+bool
+almanac_fault_is(const char *name)
+{
+	return fault_point != NULL && strcmp(fault_point, name) == 0;
+}
+
 void
 almanac_fault_init(void)
 {

@@ -15,16 +15,25 @@
  * Unarmed, a fault point costs a test of a static variable.
  *
  * The points:
- *	 owner_after_sync		the owner synced a group's batches and answered
- *							none of them: their transactions have no commit
- *							record and never will
- *	 before_commit_record	a backend's batch is durable in the store
- *							(XACT_EVENT_PRE_COMMIT) and its commit record
- *							not written
+ *	 owner_after_sync		the owner wrote a group's batches (synced them,
+ *							in synced mode) and answered none of them: their
+ *							transactions have no commit record and never
+ *							will
+ *	 before_commit_record	a backend's batch is in the store and its
+ *							message in the WAL (XACT_EVENT_PRE_COMMIT), its
+ *							commit record not written
  *	 after_commit_record	a backend's commit record is written
  *							(XACT_EVENT_COMMIT), and COMMIT has not returned
  *	 owner_start			the owner opened the store (RocksDB recovered
- *							its log) and serves nothing yet
+ *							its log), has not replayed PostgreSQL's WAL,
+ *							and serves nothing yet
+ *	 owner_skip_wal			not a stop: while armed, the store owner writes
+ *							everything without RocksDB's write-ahead log
+ *							(disableWAL) and does not advance its durable
+ *							point, so that a SIGKILL of the owner loses
+ *							those writes as an operating-system crash loses
+ *							unsynced ones; the restarted owner must replay
+ *							them from PostgreSQL's WAL
  *	 owner_before_markers	the owner asked for a flush of every column
  *							family (max_total_wal_size reached) and wrote
  *							nothing into the new write-ahead log yet, as
@@ -41,6 +50,11 @@ extern bool almanac_fault_armed;
 
 extern void almanac_fault_init(void);
 extern void almanac_fault_reached(const char *name);
+extern bool almanac_fault_is(const char *name);
+
+/* true if name is the armed point; costs a test of a variable unarmed */
+#define ALMANAC_FAULT_ARMED(name) \
+	(unlikely(almanac_fault_armed) && almanac_fault_is(name))
 
 #define ALMANAC_FAULT_POINT(name) \
 	do { \

@@ -14,7 +14,11 @@ use Test::More;
 our @EXPORT_OK = qw(almanac_node backend_memory run_pgbench pgbench_stat start_after_crash);
 
 # A started cluster with almanac preloaded and created in database postgres.
-# Extra postgresql.conf lines may be passed.
+# Extra postgresql.conf lines may be passed (later lines win).  The test
+# framework's clusters have wal_level = minimal; these get PostgreSQL's
+# default, replica, with room for the store owner's replication slot, so
+# that commits go the usual way (docs/write-path.md: PostgreSQL's WAL as the
+# one log).
 sub almanac_node
 {
 	my ($name, $conf) = @_;
@@ -22,7 +26,8 @@ sub almanac_node
 
 	$node->init;
 	$node->append_conf('postgresql.conf',
-		"shared_preload_libraries = 'almanac'\n" . ($conf // ''));
+		"shared_preload_libraries = 'almanac'\nwal_level = replica\nmax_replication_slots = 4\n"
+		  . ($conf // ''));
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION almanac');
 	return $node;

@@ -163,25 +163,58 @@ append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	almanac_apply_append((StringInfo) arg, k, klen, v, vlen);
 }
 
+/* the length of a batch message's header for the store */
+static int
+header_len(int store)
+{
+	return ALMANAC_BATCH_HEADER_LEN + (int) strlen(almanac_shared->stores[store].path);
+}
+
 /*
- * Send the transaction's batch to the owner, which applies it in one durable
- * write, and start an empty one.
+ * Send the transaction's batch to the owner, which applies it, and start an
+ * empty one.
+ *
+ * The owner first makes this backend's WAL records so far durable (they
+ * carry the xids of the batch's versions: see note_xid), then writes the
+ * batch.  If it did not sync that write (its usual mode: see
+ * docs/write-path.md, "PostgreSQL's WAL as the one log"), the batch goes
+ * into PostgreSQL's WAL here, as a transactional logical message, after the
+ * write and before the commit (or PREPARE) record: the commit record's own
+ * flush makes it durable, and the owner replays it at its start if RocksDB
+ * lost the write.  Logged after the write, never before: the owner's
+ * durable point (an LSN it reads, then syncs RocksDB) must not pass a
+ * message whose batch it has not written yet.
  */
 static void
 ship(void)
 {
 	AlmanacReader *reader;
 	StringInfoData buf;
+	uint64		seq;
+	uint64		incarnation;
 
 	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
 		return;
 	reader = almanac_reader(xact_store);
 	initStringInfo(&buf);
+	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
 	for (int i = 0; i < xact_ncfs; i++)
 		batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
-	/* the xids of these versions are in durable WAL before the versions exist */
-	XLogFlush(XactLastRecEnd);
-	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data, buf.len, NULL, NULL, NULL);
+	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data + header_len(xact_store),
+						  buf.len - header_len(xact_store), NULL, &seq, NULL);
+	if (almanac_store_batch_to_log(&incarnation))
+	{
+		/* the header again, now that the owner told where it wrote */
+		StringInfoData head;
+
+		initStringInfo(&head);
+		almanac_batch_message_header(&head, incarnation, seq,
+									 almanac_shared->stores[xact_store].path);
+		Assert(head.len == header_len(xact_store));
+		memcpy(buf.data, head.data, head.len);
+		pfree(head.data);
+		(void) LogLogicalMessage(ALMANAC_WAL_PREFIX, buf.data, buf.len, true);
+	}
 	pfree(buf.data);
 	xact_shipped = true;
 	rocksdb_writebatch_wi_clear(xact_batch);
@@ -475,14 +508,15 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
  * transaction could get the same id and, by committing, make the orphaned
  * versions visible.  A small transactional WAL message per writing
  * (sub)transaction carries its id (recovery advances past every record's
- * xid), and ship() flushes the WAL before sending the batch.
+ * xid), and the owner flushes the WAL up to the request's wal_lsn
+ * (XactLastRecEnd when the batch is sent) before it writes the batch.
  */
 static void
 note_xid(FullTransactionId xid)
 {
 	if (FullTransactionIdEquals(xid, xact_logged_xid))
 		return;
-	(void) LogLogicalMessage("almanac", "", 0, true);
+	(void) LogLogicalMessage(ALMANAC_WAL_PREFIX, "", 0, true);
 	xact_logged_xid = xid;
 }
 

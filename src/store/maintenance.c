@@ -317,9 +317,12 @@ remove_dropped_database_stores(void)
 				continue;		/* its own owner removes it */
 			almanac_store_release_entry(path);
 			if (rmtree(path, true))
+			{
 				ereport(LOG,
 						(errmsg("almanac: removed the store \"%s\" of database %u, which was dropped",
 								path, oid)));
+				almanac_owner_drop_slot_of(path);
+			}
 		}
 	}
 	PG_FINALLY();
@@ -629,9 +632,9 @@ sweep_step(void)
 				const char *val;
 
 				pass->key = rocksdb_iter_key(it, &pass->klen);
-				/* the store's own bookkeeping */
-				if ((cf_id == DEFAULT_CF_ID && pass->klen == FREEZE_HORIZON_KEY_LEN &&
-					 memcmp(pass->key, freeze_horizon_key, FREEZE_HORIZON_KEY_LEN) == 0) ||
+				/* the store's own bookkeeping: the freeze horizon and owner.c's WAL state */
+				if ((cf_id == DEFAULT_CF_ID && pass->klen >= 9 &&
+					 memcmp(pass->key, "\0almanac:", 9) == 0) ||
 					almanac_is_catch_up_marker(pass->key, pass->klen))
 					continue;
 				val = rocksdb_iter_value(it, &vlen);

@@ -16,13 +16,20 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "access/rmgr.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
 #include "common/file_perm.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/message.h"
+#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -60,10 +67,14 @@ static rocksdb_t *owner_db = NULL;
 static rocksdb_options_t *owner_options = NULL;
 static rocksdb_writeoptions_t *owner_wopts = NULL;	/* sync */
 static rocksdb_writeoptions_t *owner_group_wopts = NULL;	/* no sync */
+static rocksdb_writeoptions_t *owner_nowal_wopts = NULL;	/* owner_skip_wal */
 static rocksdb_readoptions_t *owner_ropts = NULL;
 static OwnerCf *owner_cfs = NULL;
 static int	owner_ncfs = 0;
 static MemoryContext owner_cxt = NULL;
+
+/* the physical replication slot holding the WAL to replay (log mode) */
+static char owner_slot_name[NAMEDATALEN];
 
 /* the store was a dropped database's, removed: its entry may be reused */
 static bool owner_database_dropped = false;
@@ -108,10 +119,14 @@ close_store(void)
 	}
 }
 
+static void wal_shutdown(void);
+static void release_request(void);
+
 /* at exit: close the store, and let the next backend start a new owner */
 static void
 owner_shutdown(int code, Datum arg)
 {
+	wal_shutdown();
 	close_store();
 	if (owner_store >= 0 &&
 		almanac_shared->stores[owner_store].state != ALMANAC_STORE_FAILED)
@@ -156,6 +171,12 @@ almanac_owner_drop_if_database_gone(void)
 	ereport(LOG,
 			(errmsg("almanac: database %u was dropped: removing its store \"%s\"", dbid, path)));
 	close_store();
+	/* the slot held the WAL for this store only */
+	if (MyReplicationSlot != NULL)
+	{
+		ReplicationSlotRelease();
+		ReplicationSlotDrop(owner_slot_name, true);
+	}
 	owner_database_dropped = true;
 	if (!rmtree(path, true))
 		ereport(LOG,
@@ -282,6 +303,8 @@ open_store(void)
 	rocksdb_writeoptions_set_sync(owner_wopts, 1);
 	/* an applied batch: made durable by its round's sync (serve_pending) */
 	owner_group_wopts = rocksdb_writeoptions_create();
+	owner_nowal_wopts = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(owner_nowal_wopts, 1);
 	owner_ropts = rocksdb_readoptions_create();
 
 	pg_atomic_write_u64(&e->published_seq, rocksdb_get_latest_sequence_number(owner_db));
@@ -399,6 +422,21 @@ put_markers(rocksdb_writebatch_t *batch)
 								  ALMANAC_CATCH_UP_MARKER_LEN, "", 0);
 }
 
+/*
+ * The options a write goes with: 'wopts', or none of RocksDB's write-ahead
+ * log while the fault point owner_skip_wal is armed (fault.h).  Every write
+ * then skips it, not only applied batches: a later write in the log would
+ * survive a SIGKILL that loses earlier ones, which no crash does, and the
+ * replay's test of what the store holds (wal_replay) relies on that.
+ */
+static rocksdb_writeoptions_t *
+write_options(rocksdb_writeoptions_t *wopts)
+{
+	if (ALMANAC_FAULT_ARMED("owner_skip_wal"))
+		return owner_nowal_wopts;
+	return wopts;
+}
+
 /* after a flush: a batch of markers into the new WAL; NULL or RocksDB's error */
 static char *
 write_markers(void)
@@ -407,7 +445,7 @@ write_markers(void)
 	char	   *err = NULL;
 
 	put_markers(batch);
-	rocksdb_write(owner_db, owner_wopts, batch, &err);
+	rocksdb_write(owner_db, write_options(owner_wopts), batch, &err);
 	rocksdb_writebatch_destroy(batch);
 	return err;
 }
@@ -504,7 +542,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
-	rocksdb_write(owner_db, wopts, batch, &err);
+	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	almanac_rocks_check(err, "write");
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
@@ -522,15 +560,201 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 }
 
 /*
- * Group commit.  An applied batch is written without sync, and each round of
- * serve_pending makes every batch it applied durable with one sync of the
- * write-ahead log before it answers any of them.  A backend writes its
- * commit record only after its answer, so nothing it commits can be lost;
- * and the requests that queue while one round's sync runs share the next
- * round's (MyRocks syncs its WAL once per binlog group the same way).  A
- * batch is visible to readers before it is durable, which is safe: its
- * versions carry a transaction id that has no commit record yet, and one
- * whose sync fails is answered with an error, so it never gets one.
+ * PostgreSQL's WAL as the one log (docs/write-path.md has the whole
+ * argument).  In its usual mode ("log mode") the owner writes applied
+ * batches without syncing RocksDB; the backend logs its batch into
+ * PostgreSQL's WAL as a transactional message right after the owner's
+ * answer and before its commit record, whose flush makes it durable.  Every
+ * DURABLE_INTERVAL_MS the owner reads the WAL insert position P, syncs
+ * RocksDB's write-ahead log, records "durable up to P" (the WAL state key)
+ * and moves its physical replication slot to P; at start, before serving,
+ * it replays the messages from P that the store lost.
+ *
+ * (a) P is safe: a message below P was inserted before the owner read P,
+ * and its backend inserted it after the owner answered, so after the owner
+ * wrote the batch; the sync that follows the read makes that write
+ * durable.  A message at or after P is replayed if the store does not hold
+ * its batch.
+ *
+ * Whether the store holds a message's batch: the message names the owner's
+ * incarnation (counted up at every start, with the state) and the RocksDB
+ * sequence number of the write.  RocksDB recovers a prefix of its writes
+ * (point-in-time recovery; memtable flushes sync the log first, and the
+ * owner syncs before every request that is not a batch), so a batch of the
+ * last incarnation is held iff its number is at most the recovered latest
+ * one.  A message of an older incarnation at or after P was logged after
+ * the last start's replay ended (a backend answered by the previous owner,
+ * which exited cleanly while the server ran on): that owner's writes were
+ * in the operating system's cache when the last one opened the store,
+ * and RocksDB's recovery at open put them into synced files.
+ *
+ * (b) The xids of a batch are in durable WAL before the owner writes it:
+ * serve_pending flushes the WAL up to each request's wal_lsn first (the
+ * backend's records so far, note_xid's among them).  So after any crash,
+ * recovery's next xid is past every xid in the store, and a version whose
+ * transaction has no commit record stays invisible for good.
+ *
+ * Without replication slots (max_replication_slots = 0, wal_level =
+ * minimal, or none free) the owner stays in "synced mode": every round of
+ * batches is synced before its answers, and backends log nothing.
+ */
+#define DURABLE_INTERVAL_MS		1000
+
+static bool wal_log_mode = false;
+static uint64 owner_incarnation = 0;
+static XLogRecPtr owner_durable_lsn = InvalidXLogRecPtr;
+static TimestampTz owner_durable_at = 0;
+
+/*
+ * The WAL state: u8 format (1), u64 P (0: nothing to replay), u64 the
+ * incarnation of the owner that wrote it.  In the default column family,
+ * under a key that starts with a NUL byte as the freeze horizon's: no row
+ * can have it, and the freeze sweep skips it (maintenance.c).
+ */
+static const char wal_state_key[] = "\0almanac:wal_state";
+#define WAL_STATE_KEY_LEN (sizeof(wal_state_key) - 1)
+#define WAL_STATE_LEN	(1 + 8 + 8)
+#define DEFAULT_CF_ID	0
+
+static void
+read_wal_state(XLogRecPtr *p, uint64 *incarnation)
+{
+	char	   *err = NULL;
+	size_t		len = 0;
+	char	   *v;
+
+	v = rocksdb_get_cf(owner_db, owner_ropts, find_cf_by_id(DEFAULT_CF_ID)->handle,
+					   wal_state_key, WAL_STATE_KEY_LEN, &len, &err);
+	almanac_rocks_check(err, "read");
+	*p = InvalidXLogRecPtr;
+	*incarnation = 0;
+	if (v == NULL)
+		return;					/* a new store, or one from before */
+	if (len != WAL_STATE_LEN || v[0] != 1)
+	{
+		rocksdb_free(v);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the WAL state of almanac store \"%s\" is unreadable",
+						almanac_shared->stores[owner_store].path)));
+	}
+	*p = almanac_get_be64(v + 1);
+	*incarnation = almanac_get_be64(v + 9);
+	rocksdb_free(v);
+}
+
+static void
+put_wal_state(rocksdb_writebatch_t *batch, XLogRecPtr p, uint64 incarnation)
+{
+	char		v[WAL_STATE_LEN];
+
+	v[0] = 1;
+	almanac_put_be64(v + 1, p);
+	almanac_put_be64(v + 9, incarnation);
+	rocksdb_writebatch_put_cf(batch, find_cf_by_id(DEFAULT_CF_ID)->handle,
+							  wal_state_key, WAL_STATE_KEY_LEN, v, sizeof(v));
+}
+
+/* move the slot's restart_lsn up to p: WAL before it may go */
+static void
+advance_slot(XLogRecPtr p)
+{
+	if (MyReplicationSlot == NULL)
+		return;
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	if (p <= MyReplicationSlot->data.restart_lsn)
+	{
+		SpinLockRelease(&MyReplicationSlot->mutex);
+		return;
+	}
+	MyReplicationSlot->data.restart_lsn = p;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	/* saved by the next checkpoint, before it removes WAL */
+	ReplicationSlotMarkDirty();
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+/*
+ * Record "durable up to P": read P, then write the state and sync RocksDB's
+ * write-ahead log, which makes every batch written before P was read
+ * durable (RocksDB's log is sequential); then the slot may let WAL before P
+ * go.  'p' Invalid: read the insert position now.
+ */
+static void
+record_durable_point(XLogRecPtr p)
+{
+	char	   *err = NULL;
+
+	if (XLogRecPtrIsInvalid(p))
+		p = GetXLogInsertRecPtr();
+	req_out = rocksdb_writebatch_create();
+	put_wal_state(req_out, p, owner_incarnation);
+	/* with the catch-up markers, as every write of the owner */
+	owner_write(req_out, WAL_STATE_LEN, owner_group_wopts);
+	release_request();
+	rocksdb_flush_wal(owner_db, 1, &err);
+	almanac_rocks_check(err, "sync");
+	owner_durable_lsn = p;
+	owner_durable_at = GetCurrentTimestamp();
+	advance_slot(p);
+}
+
+/*
+ * Called between rounds: record a new durable point once DURABLE_INTERVAL_MS
+ * has passed and the WAL has moved.  Returns the timeout of the owner's next
+ * wait, shortened to when the next one is due.  Not while owner_skip_wal is
+ * armed: its writes are in no log that a sync would make durable.
+ */
+static long
+durable_point_step(long timeout)
+{
+	TimestampTz now;
+	TimestampTz due;
+
+	if (!wal_log_mode || ALMANAC_FAULT_ARMED("owner_skip_wal"))
+		return timeout;
+	now = GetCurrentTimestamp();
+	due = TimestampTzPlusMilliseconds(owner_durable_at, DURABLE_INTERVAL_MS);
+	if (now < due)
+		return timeout < 0 ? TimestampDifferenceMilliseconds(now, due) + 1 :
+			Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
+	if (GetXLogInsertRecPtr() != owner_durable_lsn)
+	{
+		PG_TRY();
+		{
+			record_durable_point(InvalidXLogRecPtr);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			/* the state says where to replay from: try again next time */
+			MemoryContextSwitchTo(owner_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			release_request();
+			ereport(LOG,
+					(errmsg("almanac: could not record a durable point of store \"%s\": %s",
+							almanac_shared->stores[owner_store].path, edata->message)));
+			owner_durable_at = now;
+		}
+		PG_END_TRY();
+	}
+	else
+		owner_durable_at = now;
+	return timeout < 0 ? DURABLE_INTERVAL_MS : Min(timeout, DURABLE_INTERVAL_MS);
+}
+
+/*
+ * Group commit.  An applied batch is written without sync.  In synced mode
+ * each round of serve_pending makes every batch it applied durable with one
+ * sync of the write-ahead log before it answers any of them (MyRocks syncs
+ * its WAL once per binlog group the same way); in log mode the backends'
+ * messages make them durable, and the round only answers.  A backend writes
+ * its commit record only after its answer, so nothing it commits can be
+ * lost.  A batch is visible to readers before it is durable, which is safe:
+ * its versions carry a transaction id that has no commit record yet, and
+ * one whose sync fails is answered with an error, so it never gets one.
  */
 static bool owner_group_dirty = false;	/* applied since the last sync */
 static int *owner_group = NULL;	/* slots applied, not yet answered */
@@ -544,19 +768,26 @@ answer_request(AlmanacRequestSlot *slot)
 	ConditionVariableBroadcast(&slot->cv);
 }
 
-/* make the round's applied batches durable, then answer their requests */
+/*
+ * Make the round's applied batches durable if needed, then answer their
+ * requests.  'sync': in log mode too (before a request that is not a batch:
+ * it may reopen the store, or ingest files that RocksDB's recovery keeps
+ * whatever happens to the log before them, and wal_replay relies on the
+ * store holding a prefix of the writes).
+ */
 static void
-finish_group(void)
+finish_group(bool sync)
 {
 	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
 	char	   *err = NULL;
 
-	if (owner_group_dirty)
+	if (owner_group_dirty && (sync || !wal_log_mode))
 	{
 		rocksdb_flush_wal(owner_db, 1, &err);
 		pg_atomic_fetch_add_u64(&e->commit_syncs, 1);
-		ALMANAC_FAULT_POINT("owner_after_sync");
 	}
+	if (owner_group_dirty)
+		ALMANAC_FAULT_POINT("owner_after_sync");
 	owner_group_dirty = false;
 	pg_atomic_fetch_add_u64(&e->commit_batches, owner_ngroup);
 	for (int i = 0; i < owner_ngroup; i++)
@@ -569,6 +800,11 @@ finish_group(void)
 			snprintf(slot->message, ALMANAC_ERROR_LEN,
 					 "could not sync the almanac store's write-ahead log: %s", err);
 			slot->detail[0] = '\0';
+		}
+		else
+		{
+			slot->log_batch = wal_log_mode;
+			slot->incarnation = owner_incarnation;
 		}
 		answer_request(slot);
 	}
@@ -590,27 +826,20 @@ request_payload(AlmanacRequestSlot *slot)
 }
 
 /*
- * Apply a batch of intents: check each against the store, merge it into the
- * key's version list, and write all of them durably in one RocksDB write.
- * Nothing is written if any intent conflicts.
+ * Check each intent of an APPLY payload against the store and merge it into
+ * the key's version list, into 'into' (a batch, read over the store) or, for
+ * the replay, 'into_wi' (read over itself and the store: one replay batch
+ * may write a key twice).  ERROR if an intent conflicts; a replay skips the
+ * intents of column families dropped since.
  */
-static uint64
-owner_apply(AlmanacRequestSlot *slot)
+static void
+apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
+			  rocksdb_writebatch_wi_t *into_wi, TransactionId horizon)
 {
-	TransactionId horizon;
 	char	   *err = NULL;
 	StringInfoData out;
-	const char *p;
-	const char *end;
 
-	p = request_payload(slot);
-	end = p + slot->payload_len;
-
-	horizon = GetOldestNonRemovableTransactionId(NULL);
-	req_out = rocksdb_writebatch_create();
-	almanac_write_log_forget();	/* keys noted by a batch that failed */
 	initStringInfo(&out);
-
 	while (p < end)
 	{
 		AlmanacIntent intent;
@@ -631,8 +860,9 @@ owner_apply(AlmanacRequestSlot *slot)
 		 * A deletion in a column family dropped meanwhile has nothing left
 		 * to delete: DROP FOREIGN TABLE deletes its rows (src/fdw/ddl.c),
 		 * and almanac.drop_column_family may follow it in one transaction.
+		 * A replayed write into one has no table left to be read from.
 		 */
-		if (cf == NULL && intent.kind == ALMANAC_INTENT_DELETE)
+		if (cf == NULL && (intent.kind == ALMANAC_INTENT_DELETE || into_wi != NULL))
 			continue;
 		if (cf == NULL)
 			ereport(ERROR,
@@ -640,8 +870,13 @@ owner_apply(AlmanacRequestSlot *slot)
 					 errmsg("almanac column family with id %u does not exist", intent.cf_id),
 					 errhint("It was dropped while the transaction wrote to it.")));
 
-		stored = rocksdb_get_cf(owner_db, owner_ropts, cf->handle,
-								key, klen, &stored_len, &err);
+		if (into_wi)
+			stored = rocksdb_writebatch_wi_get_from_batch_and_db_cf(into_wi, owner_db, owner_ropts,
+																	cf->handle, key, klen,
+																	&stored_len, &err);
+		else
+			stored = rocksdb_get_cf(owner_db, owner_ropts, cf->handle,
+									key, klen, &stored_len, &err);
 		almanac_rocks_check(err, "read");
 
 		resetStringInfo(&out);
@@ -668,10 +903,33 @@ owner_apply(AlmanacRequestSlot *slot)
 					 errdetail("Key %s was written by another transaction after this transaction read it.",
 							   almanac_key_for_message(key, klen))));
 
-		rocksdb_writebatch_put_cf(req_out, cf->handle, key, klen, out.data, out.len);
+		if (into_wi)
+			rocksdb_writebatch_wi_put_cf(into_wi, cf->handle, key, klen, out.data, out.len);
+		else
+			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
 		almanac_write_log_note(key, klen);
 	}
+	pfree(out.data);
+}
 
+/*
+ * Apply a batch of intents: check each against the store, merge it into the
+ * key's version list, and write all of them in one RocksDB write, unsynced
+ * (finish_group).  Nothing is written if any intent conflicts.  The
+ * requester's WAL is flushed first (see (b) above): serve_pending flushed
+ * it for the round already, so this is a check.
+ */
+static uint64
+owner_apply(AlmanacRequestSlot *slot)
+{
+	const char *p;
+
+	p = request_payload(slot);
+	XLogFlush(slot->wal_lsn);
+	req_out = rocksdb_writebatch_create();
+	almanac_write_log_forget();	/* keys noted by a batch that failed */
+	apply_intents(p, p + slot->payload_len, req_out, NULL,
+				  GetOldestNonRemovableTransactionId(NULL));
 	owner_write(req_out, slot->payload_len, owner_group_wopts);
 	owner_group_dirty = true;
 	return rocksdb_get_latest_sequence_number(owner_db);
@@ -749,10 +1007,12 @@ owner_reopen(void)
 	rocksdb_options_destroy(owner_options);
 	rocksdb_writeoptions_destroy(owner_wopts);
 	rocksdb_writeoptions_destroy(owner_group_wopts);
+	rocksdb_writeoptions_destroy(owner_nowal_wopts);
 	rocksdb_readoptions_destroy(owner_ropts);
 	owner_options = NULL;
 	owner_wopts = NULL;
 	owner_group_wopts = NULL;
+	owner_nowal_wopts = NULL;
 	owner_ropts = NULL;
 
 	open_store_or_exit();
@@ -902,13 +1162,17 @@ release_request(void)
 
 /*
  * One round: serve every pending request, in slot order.  Applied batches
- * are answered together after one sync (finish_group); any other request
- * first closes the group so far, since it may reopen the store or depends
- * on what came before being durable.
+ * are answered together (finish_group); any other request first closes the
+ * group so far, synced, since it may reopen the store or depends on what
+ * came before being durable.  First, one flush of PostgreSQL's WAL covers
+ * the xids of every batch pending now (see (b) above); a batch that arrives
+ * during the round has owner_apply flush for it.
  */
 static void
 serve_pending(void)
 {
+	XLogRecPtr	wal_lsn = InvalidXLogRecPtr;
+
 	if (owner_group == NULL)
 		owner_group = MemoryContextAlloc(TopMemoryContext,
 										 sizeof(int) * almanac_shared->nslots);
@@ -920,8 +1184,21 @@ serve_pending(void)
 		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
 			continue;
 		pg_read_barrier();
+		if (slot->type == ALMANAC_REQ_APPLY)
+			wal_lsn = Max(wal_lsn, slot->wal_lsn);
+	}
+	if (!XLogRecPtrIsInvalid(wal_lsn))
+		XLogFlush(wal_lsn);
+
+	for (int i = 0; i < almanac_shared->nslots; i++)
+	{
+		AlmanacRequestSlot *slot = &almanac_shared->slots[i];
+
+		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
+			continue;
+		pg_read_barrier();
 		if (slot->type != ALMANAC_REQ_APPLY)
-			finish_group();
+			finish_group(true);
 
 		PG_TRY();
 		{
@@ -950,7 +1227,307 @@ serve_pending(void)
 		else
 			answer_request(slot);
 	}
-	finish_group();
+	finish_group(false);
+}
+
+/*
+ * Replay the batch messages of this store from 'from' to the end of the
+ * WAL into 'wb', those whose batch the store does not hold (see the top of
+ * the WAL section): a message of incarnation 'incarnation' (the last
+ * owner's) with a sequence number above 'recovered_seq' (the latest one
+ * RocksDB recovered).  In WAL order, which is the order the batches were
+ * written in for any one key: a writer of a key holds its key lock (or the
+ * heap row's lock, for mirror writes) from before its batch is written until
+ * after its commit record, and logs its message in between.  A message whose
+ * transaction never committed leaves versions nobody sees, as it did the
+ * first time.  ERROR if the WAL from 'from' is gone, or a batch conflicts
+ * (which the order above rules out).
+ */
+static void
+wal_replay(XLogRecPtr from, uint64 incarnation, uint64 recovered_seq,
+		   rocksdb_writebatch_wi_t *wb)
+{
+	const char *path = almanac_shared->stores[owner_store].path;
+	Size		path_len = strlen(path);
+	ReadLocalXLogPageNoWaitPrivate priv = {0};
+	XLogReaderState *reader;
+	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
+	uint64		replayed = 0;
+	uint64		held = 0;
+
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
+										   .segment_open = &wal_segment_open,
+										   .segment_close = &wal_segment_close),
+								&priv);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	PG_TRY();
+	{
+		XLogRecPtr	first = XLogFindNextRecord(reader, from);
+		char	   *errormsg = NULL;
+
+		if (XLogRecPtrIsInvalid(first) && !priv.end_of_wal)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("could not find a WAL record at or after %X/%X to replay into almanac store \"%s\"",
+							LSN_FORMAT_ARGS(from), path),
+					 errdetail("The store owner's replication slot \"%s\" holds the WAL from there.",
+							   owner_slot_name)));
+		if (!XLogRecPtrIsInvalid(first))
+		{
+			XLogBeginRead(reader, first);
+			while (XLogReadRecord(reader, &errormsg) != NULL)
+			{
+				xl_logical_message *m;
+				uint64		inc;
+				uint64		seq;
+				const char *mpath;
+				Size		mpath_len;
+				const char *payload;
+				Size		payload_len;
+
+				CHECK_FOR_INTERRUPTS();
+				if (XLogRecGetRmid(reader) != RM_LOGICALMSG_ID ||
+					(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+					continue;
+				m = (xl_logical_message *) XLogRecGetData(reader);
+				if (!m->transactional || m->prefix_size != sizeof(ALMANAC_WAL_PREFIX) ||
+					memcmp(m->message, ALMANAC_WAL_PREFIX, sizeof(ALMANAC_WAL_PREFIX)) != 0)
+					continue;
+				if (!almanac_batch_message_parse(m->message + m->prefix_size, m->message_size,
+												 &inc, &seq, &mpath, &mpath_len,
+												 &payload, &payload_len))
+					continue;	/* an xid's message (note_xid) */
+				if (mpath_len != path_len || memcmp(mpath, path, path_len) != 0)
+					continue;	/* another store's */
+				if (inc > incarnation)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("a batch message at %X/%X names owner incarnation " UINT64_FORMAT " of almanac store \"%s\", which is at " UINT64_FORMAT,
+									LSN_FORMAT_ARGS(reader->ReadRecPtr), inc, path, incarnation)));
+				if (inc < incarnation || seq <= recovered_seq)
+				{
+					held++;
+					continue;
+				}
+				apply_intents(payload, payload + payload_len, NULL, wb, horizon);
+				replayed++;
+			}
+			if (errormsg && !priv.end_of_wal)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("could not read the WAL at %X/%X to replay into almanac store \"%s\": %s",
+								LSN_FORMAT_ARGS(reader->EndRecPtr), path, errormsg)));
+		}
+	}
+	PG_FINALLY();
+	{
+		XLogReaderFree(reader);
+	}
+	PG_END_TRY();
+	ereport(LOG,
+			(errmsg("almanac: store \"%s\": replayed " UINT64_FORMAT " batches from the WAL at %X/%X (" UINT64_FORMAT " were held)",
+					path, replayed, LSN_FORMAT_ARGS(from), held)));
+}
+
+/* the name of the replication slot of the store at path */
+static void
+slot_name(const char *path, char *name)
+{
+	snprintf(name, NAMEDATALEN, "almanac_%016" INT64_MODIFIER "x",
+			 (uint64) hash_bytes_extended((const unsigned char *) path, strlen(path), 0));
+}
+
+/*
+ * Drop the replication slot of a store that is gone (its database was
+ * dropped and its directory removed), if there is one and nobody uses it.
+ * A process holds one slot at a time: the owner lets go of its own for the
+ * while.  Failures are logged: the slot then holds WAL until dropped by
+ * hand (pg_drop_replication_slot).
+ */
+void
+almanac_owner_drop_slot_of(const char *path)
+{
+	char		name[NAMEDATALEN];
+	MemoryContext old = CurrentMemoryContext;
+
+	slot_name(path, name);
+	if (max_replication_slots <= 0 || strcmp(name, owner_slot_name) == 0 ||
+		SearchNamedReplicationSlot(name, true) == NULL)
+		return;
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+	PG_TRY();
+	{
+		ReplicationSlotDrop(name, true);
+		ereport(LOG,
+				(errmsg("almanac: dropped replication slot \"%s\" of the removed store \"%s\"", name, path)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("almanac: could not drop replication slot \"%s\" of the removed store \"%s\": %s",
+						name, path, edata->message)));
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+	}
+	PG_END_TRY();
+	if (wal_log_mode)
+		ReplicationSlotAcquire(owner_slot_name, true);
+}
+
+/*
+ * Take the store's replication slot, creating it if missing; false if none
+ * can be had.  *existed: it was there (it survives crashes and restarts;
+ * base backups and standbys do not copy it).
+ */
+static bool
+acquire_slot(bool *existed)
+{
+	const char *path = almanac_shared->stores[owner_store].path;
+	bool		ok = true;
+
+	slot_name(path, owner_slot_name);
+	*existed = false;
+	if (max_replication_slots <= 0 || wal_level < WAL_LEVEL_REPLICA)
+		return false;
+	if (SearchNamedReplicationSlot(owner_slot_name, true) != NULL)
+	{
+		*existed = true;
+		/* waits while the previous owner's exit still holds it */
+		ReplicationSlotAcquire(owner_slot_name, false);
+		return true;
+	}
+	PG_TRY();
+	{
+		ReplicationSlotCreate(owner_slot_name, false, RS_PERSISTENT, false);
+		ReplicationSlotReserveWal();
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* no free slot: synced mode (the slot, if half made, goes at exit) */
+		MemoryContextSwitchTo(owner_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("almanac: could not create replication slot \"%s\" for store \"%s\": %s",
+						owner_slot_name, path, edata->message)));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * Before the owner serves anything: replay what the store lost from the
+ * WAL, then record the new state (the next incarnation, durable up to the
+ * end of the WAL) in the same synced write, so that a crash meanwhile
+ * replays all of it again, or none.
+ *
+ * Only with the slot that held the WAL: a store with a durable point but no
+ * slot is a copy (a base backup's, a promoted standby's: they do not copy
+ * pg_replslot), whose files were copied one by one while the owner wrote,
+ * so no prefix of its writes that the replay's test could rely on; it is
+ * used as it is, as before (docs/operations.md, backups and standbys).
+ */
+static void
+wal_start(void)
+{
+	XLogRecPtr	from;
+	uint64		incarnation;
+	uint64		recovered_seq = rocksdb_get_latest_sequence_number(owner_db);
+	XLogRecPtr	end;
+	rocksdb_writebatch_wi_t *wb;
+	rocksdb_writebatch_t *batch = NULL;
+	bool		slot_existed;
+
+	read_wal_state(&from, &incarnation);
+	wal_log_mode = acquire_slot(&slot_existed);
+	if (!XLogRecPtrIsInvalid(from) && !slot_existed)
+	{
+		ereport(WARNING,
+				(errmsg("almanac: store \"%s\" has no replication slot \"%s\" to replay the WAL from %X/%X",
+						almanac_shared->stores[owner_store].path, owner_slot_name,
+						LSN_FORMAT_ARGS(from)),
+				 errdetail("A copy of the data directory (a base backup, a promoted standby) holds the store as it was copied; its writes committed later are not replayed.")));
+		from = InvalidXLogRecPtr;
+	}
+	if (!wal_log_mode)
+		ereport(LOG,
+				(errmsg("almanac: store \"%s\" syncs every commit: its owner has no replication slot",
+						almanac_shared->stores[owner_store].path),
+				 errhint("Commits skip that sync with wal_level = replica or logical and a free replication slot (max_replication_slots).")));
+
+	/* every message logged so far is in durable WAL: read it all */
+	end = GetXLogInsertRecPtr();
+	XLogFlush(end);
+
+	wb = rocksdb_writebatch_wi_create(0, 1);
+	PG_TRY();
+	{
+		size_t		size;
+		const char *rep;
+
+		almanac_write_log_forget();
+		if (!XLogRecPtrIsInvalid(from))
+			wal_replay(from, incarnation, recovered_seq, wb);
+		rep = rocksdb_writebatch_wi_data(wb, &size);
+		batch = rocksdb_writebatch_create_from(rep, size);
+		put_wal_state(batch, wal_log_mode ? end : InvalidXLogRecPtr, incarnation + 1);
+		owner_write(batch, size, owner_wopts);
+		/* only now: wal_shutdown would record "nothing to replay" */
+		owner_incarnation = incarnation + 1;
+	}
+	PG_FINALLY();
+	{
+		rocksdb_writebatch_wi_destroy(wb);
+		if (batch)
+			rocksdb_writebatch_destroy(batch);
+	}
+	PG_END_TRY();
+	owner_durable_lsn = end;
+	owner_durable_at = GetCurrentTimestamp();
+	advance_slot(end);
+}
+
+/*
+ * At a clean exit: make every applied batch durable and record that there
+ * is nothing to replay, and let the slot hold no WAL (the next owner
+ * starts from its own end of the WAL).  Best effort: if it fails, the
+ * state left says where to replay from.
+ */
+static void
+wal_shutdown(void)
+{
+	rocksdb_writebatch_t *batch;
+	char	   *err = NULL;
+
+	if (owner_db == NULL || owner_incarnation == 0 || ALMANAC_FAULT_ARMED("owner_skip_wal"))
+		return;
+	batch = rocksdb_writebatch_create();
+	put_wal_state(batch, InvalidXLogRecPtr, owner_incarnation);
+	put_markers(batch);
+	rocksdb_write(owner_db, owner_wopts, batch, &err);
+	rocksdb_writebatch_destroy(batch);
+	if (err)
+	{
+		rocksdb_free(err);
+		return;
+	}
+	advance_slot(GetXLogInsertRecPtr());
 }
 
 void
@@ -974,6 +1551,24 @@ almanac_owner_main(Datum arg)
 
 	open_store_or_exit();
 	ALMANAC_FAULT_POINT("owner_start");
+	PG_TRY();
+	{
+		wal_start();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		set_store_state(ALMANAC_STORE_FAILED, edata->message);
+		ereport(LOG,
+				(errmsg("almanac: could not replay the WAL into store \"%s\": %s",
+						almanac_shared->stores[owner_store].path, edata->message)));
+		proc_exit(0);
+	}
+	PG_END_TRY();
 	almanac_maintenance_start(owner_store);
 
 	set_store_state(ALMANAC_STORE_READY, NULL);
@@ -997,5 +1592,6 @@ almanac_owner_main(Datum arg)
 		/* requests first; then a bounded step of whatever maintenance is due */
 		timeout = almanac_maintenance_step();
 		timeout = flush_when_idle(timeout);
+		timeout = durable_point_step(timeout);
 	}
 }

@@ -38,6 +38,13 @@ extern uint32 *almanac_owner_cf_ids(int *n);
 extern void almanac_owner_drop_if_database_gone(void);
 
 /*
+ * The replication slot that held the WAL for the store at path, which is
+ * gone: drop it if nobody uses it (owner.c, "PostgreSQL's WAL as the one
+ * log").  Between requests.
+ */
+extern void almanac_owner_drop_slot_of(const char *path);
+
+/*
  * Write a batch durably, with the keys noted for the write log
  * (almanac_write_log_note, kv/rowcache.h) logged before it and marked
  * written after it; 'bytes' (about what it adds to the write-ahead log)

@@ -24,6 +24,18 @@
  * where the value is a stored value of one version
  * (almanac_versions_new).
  *
+ * The batch message (kv/xact.c logs it, store/owner.c replays it; see
+ * docs/write-path.md, "PostgreSQL's WAL as the one log"): the payload of a
+ * transactional logical message with prefix "almanac" that a backend logs
+ * right after the owner applied its batch,
+ *
+ *		u8 format (1), u64 owner incarnation, u64 RocksDB sequence number of
+ *		the applied write, u16 store path length, store path, then the
+ *		ALMANAC_REQ_APPLY payload
+ *
+ * An empty message with the same prefix only carries a transaction id into
+ * the WAL (note_xid in kv/xact.c).
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_PAYLOAD_H
@@ -67,6 +79,55 @@ almanac_apply_next(const char **p, const char *end,
 	if ((Size) (end - *value) < (Size) *vlen)
 		elog(ERROR, "almanac: truncated write batch");
 	*p = *value + *vlen;
+}
+
+/* ---- the batch message ---- */
+
+#define ALMANAC_WAL_PREFIX			"almanac"
+#define ALMANAC_BATCH_MESSAGE_FORMAT	1
+#define ALMANAC_BATCH_HEADER_LEN	(1 + 8 + 8 + 2)
+
+/* the header of a batch message; the APPLY payload follows it */
+static inline void
+almanac_batch_message_header(StringInfo buf, uint64 incarnation, uint64 seq,
+							 const char *path)
+{
+	size_t		len = strlen(path);
+	char		h[ALMANAC_BATCH_HEADER_LEN];
+
+	h[0] = ALMANAC_BATCH_MESSAGE_FORMAT;
+	almanac_put_be64(h + 1, incarnation);
+	almanac_put_be64(h + 9, seq);
+	h[17] = (char) ((len >> 8) & 0xff);
+	h[18] = (char) (len & 0xff);
+	appendBinaryStringInfo(buf, h, sizeof(h));
+	appendBinaryStringInfo(buf, path, len);
+}
+
+/*
+ * Parse a batch message of len bytes at p: false if it is no batch message
+ * of this format (an empty xid message); ERROR if it is truncated.  *path
+ * points into the message and is not NUL-terminated; *payload is the
+ * APPLY payload.
+ */
+static inline bool
+almanac_batch_message_parse(const char *p, Size len, uint64 *incarnation, uint64 *seq,
+							const char **path, Size *path_len,
+							const char **payload, Size *payload_len)
+{
+	if (len == 0)
+		return false;
+	if (len < ALMANAC_BATCH_HEADER_LEN || p[0] != ALMANAC_BATCH_MESSAGE_FORMAT)
+		elog(ERROR, "almanac: a batch message in the WAL has an unknown format");
+	*incarnation = almanac_get_be64(p + 1);
+	*seq = almanac_get_be64(p + 9);
+	*path_len = ((Size) (unsigned char) p[17] << 8) | (unsigned char) p[18];
+	if (len < ALMANAC_BATCH_HEADER_LEN + *path_len)
+		elog(ERROR, "almanac: truncated batch message in the WAL");
+	*path = p + ALMANAC_BATCH_HEADER_LEN;
+	*payload = *path + *path_len;
+	*payload_len = len - ALMANAC_BATCH_HEADER_LEN - *path_len;
+	return true;
 }
 
 /* ---- ALMANAC_REQ_INGEST ---- */

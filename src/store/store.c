@@ -398,6 +398,8 @@ post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 	slot->type = type;
 	slot->payload = seg ? dsm_segment_handle(seg) : DSM_HANDLE_INVALID;
 	slot->payload_len = payload_len;
+	slot->wal_lsn = XactLastRecEnd;
+	slot->log_batch = false;
 	strlcpy(slot->name, name ? name : "", NAMEDATALEN);
 	slot->sqlerrcode = 0;
 	slot->message[0] = '\0';
@@ -530,6 +532,21 @@ almanac_store_request(int store, AlmanacRequestType type,
 		*seq = slot->seq;
 	if (cf_id)
 		*cf_id = slot->cf_id;
+}
+
+/*
+ * After an ALMANAC_REQ_APPLY: whether the owner applied the batch without
+ * syncing it, so that the caller must log it in PostgreSQL's WAL before its
+ * commit record (kv/xact.c), and the owner's incarnation for that message.
+ */
+bool
+almanac_store_batch_to_log(uint64 *incarnation)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+
+	/* the slot is this backend's own: nobody else posts in it */
+	*incarnation = slot->incarnation;
+	return slot->log_batch;
 }
 
 /*

@@ -26,6 +26,7 @@
 
 #include <rocksdb/c.h>
 
+#include "access/xlogdefs.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
@@ -144,12 +145,18 @@ typedef struct AlmanacRequestSlot
 	AlmanacRequestType type;
 	dsm_handle	payload;		/* APPLY: the serialized write batch */
 	Size		payload_len;
+	XLogRecPtr	wal_lsn;		/* the end of the requester's WAL records:
+								 * APPLY makes them durable before it writes
+								 * (their xids with them) */
 	char		name[NAMEDATALEN];	/* column family */
 	/* answer */
 	int			sqlerrcode;		/* 0: success */
 	char		message[ALMANAC_ERROR_LEN];
 	char		detail[ALMANAC_ERROR_LEN];
 	uint64		seq;			/* sequence number after the request */
+	bool		log_batch;		/* APPLY: the requester logs the batch in
+								 * PostgreSQL's WAL (the owner did not sync) */
+	uint64		incarnation;	/* APPLY: the owner's, for that message */
 	uint32		cf_id;
 	uint64		props[ALMANAC_NPROPS];	/* PROPERTIES: see AlmanacProperty */
 	bool		ingested;		/* INGEST: false if refused, see bulk.h */
@@ -180,6 +187,7 @@ extern void almanac_store_release_entry(const char *path);
 extern uint64 almanac_store_cf_version(int store);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);
+extern bool almanac_store_batch_to_log(uint64 *incarnation);
 extern void almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len);
 extern bool almanac_store_ingest_wait(void);
 extern void almanac_store_file_format(rocksdb_options_t *opts, const AlmanacStoreEntry *e);
