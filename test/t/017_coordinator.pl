@@ -127,6 +127,14 @@ is_deeply(\@via, \@direct, 'dispatched ingest and reorg answer as a direct call,
   or diag explain [ \@via, \@direct ];
 note join("\n", @via);
 like(join(' ', @via), qr/ERROR 22023.*ERROR 55000.*ERROR 42704/, 'the sequence met its errors');
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres',
+		'SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b6-old') . ', ' . json(31337, 'r6-old') . ')',
+		stdout => \$out, stderr => \$err);
+	like($err, qr/REMOTE ERROR: block 6: conflicts with the stored chain "anvil".*DETAIL:  Remote detail: Block 6 is stored with hash .*HINT:  Remote hint: The chain reorganised/s,
+		'a dispatched error keeps its message, detail and hint');
+}
 is( $co->safe_psql('postgres', q{SELECT (almanac_coordinator.chain_head('anvil')).*}),
 	'anvil|31337|Anvil|9|5|5', 'chain_head through the coordinator (the reorg brought the safe head down to 5)');
 is( $co->safe_psql('postgres',
