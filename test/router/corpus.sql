@@ -140,5 +140,6 @@ PREPARE evc(text, text, bigint) AS SELECT block_number, log_index FROM almanac.e
 EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 3); EXECUTE evc('c1', '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2', 3);
 EXECUTE evc('c2', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 2); EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 1);
 EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', NULL); EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', 2);
-EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', -1);
+-- (through sqlstate_of: a psql error line would name this file's path)
+SELECT sqlstate_of($$EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', -1)$$);
 DEALLOCATE evr; DEALLOCATE evc;
