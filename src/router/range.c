@@ -12,11 +12,13 @@
  * (integers big-endian, so a contract's events of one type are in block
  * order, docs/router.md).  RANGE is one reverse iterator bounded by
  * [prefix:lo, prefix:hi] (a contract and topic0 over a block range);
- * RECENT (the latest N events of a contract, whatever their topic0) finds
- * the contract's event types one Seek each, takes the newest N of each with
- * a reverse iterator and merges them: one Seek per event type of the
- * contract plus at most N rows per type, instead of a second key space
- * that every ingested event would pay a put for (docs/router.md: measured).
+ * RECENT (the latest N events of a contract, whatever their topic0) walks
+ * the contract's keys backward, one iterator per event type: the first key
+ * names the type, its newest N rows follow, and the next iterator ends where
+ * the type's keys begin; the rows are merged by (block_number, log_index).
+ * One Seek per event type of the contract plus at most N rows per type,
+ * instead of a second key space that every ingested event would pay a put
+ * for (docs/router.md: measured).
  *
  * The heap reads walk the same index (chain_id, contract_address,
  * event_type, block_number, log_index) the same way, so a fallback costs
@@ -141,92 +143,38 @@ heap_scan(AlmanacRange *r, int n, const Datum *eq, bool bounded, const Datum *af
 
 /* ---- the mirror ---- */
 
-/* start a reverse iteration of the keys starting with prefix, in [lo, hi] if bounded */
+/* RANGE: a reverse iteration of the keys of the prefix whose next column is in [lo, hi] */
 static void
-mirror_iter(AlmanacRange *r, int n, const Datum *values, bool bounded, int flags)
+mirror_range_iter(AlmanacRange *r)
 {
 	StringInfoData lower;
 	StringInfoData upper;
 	Datum		v[INDEX_MAX_KEYS];
 	const AlmanacKeyLayout *layout = &r->m->table.layout;
+	int			n = r->neq;
+	Oid			bt = layout->typids[n];
 
 	initStringInfo(&lower);
 	initStringInfo(&upper);
-	memcpy(v, values, sizeof(Datum) * n);
-	if (bounded)
+	memcpy(v, r->eq, sizeof(Datum) * n);
+	v[n] = int_datum(bt, r->lo);
+	(void) almanac_key_encode_bound(&lower, layout, n + 1, v, ALMANAC_KEY_GE);
+	if (r->hi == almanac_range_type_max(bt))
 	{
-		Oid			bt = layout->typids[n];
+		StringInfoData prefix;
 
-		v[n] = int_datum(bt, r->lo);
-		(void) almanac_key_encode_bound(&lower, layout, n + 1, v, ALMANAC_KEY_GE);
-		if (r->hi == almanac_range_type_max(bt))
-		{
-			StringInfoData prefix;
-
-			initStringInfo(&prefix);
-			almanac_key_encode(&prefix, layout, n, v, true);
-			almanac_prefix_end(&prefix, &upper);
-		}
-		else
-		{
-			v[n] = int_datum(bt, r->hi);
-			(void) almanac_key_encode_bound(&upper, layout, n + 1, v, ALMANAC_KEY_LE);
-		}
+		initStringInfo(&prefix);
+		almanac_key_encode(&prefix, layout, n, v, true);
+		almanac_prefix_end(&prefix, &upper);
 	}
 	else
 	{
-		almanac_key_encode(&lower, layout, n, v, true);
-		almanac_prefix_end(&lower, &upper);
+		v[n] = int_datum(bt, r->hi);
+		(void) almanac_key_encode_bound(&upper, layout, n + 1, v, ALMANAC_KEY_LE);
 	}
 	/* the store only, as every read of the router (router.h) */
 	almanac_access_iter_begin(r->a, lower.data, lower.len, upper.data, upper.len,
-							  flags | ALMANAC_ITER_STORE_ONLY);
-}
-
-/*
- * The next value of key column n (0-based) after *after (or the first when
- * after is NULL) among the keys with the equalities eq[0 .. n-1]; false when
- * none.  Invisible rows count: a value without a visible row yields no row.
- */
-static bool
-mirror_next_value(AlmanacRange *r, int n, const Datum *eq, const Datum *after, Datum *out)
-{
-	const AlmanacKeyLayout *layout = &r->m->table.layout;
-	StringInfoData lower;
-	StringInfoData upper;
-	StringInfoData prefix;
-	AlmanacKvEntry e;
-	Datum		v[INDEX_MAX_KEYS];
-	bool		found = false;
-
-	initStringInfo(&prefix);
-	almanac_key_encode(&prefix, layout, n, eq, true);
-	initStringInfo(&upper);
-	almanac_prefix_end(&prefix, &upper);
-	initStringInfo(&lower);
-	if (after)
-	{
-		/* past every key of the value */
-		StringInfoData vp;
-
-		memcpy(v, eq, sizeof(Datum) * n);
-		v[n] = *after;
-		initStringInfo(&vp);
-		almanac_key_encode(&vp, layout, n + 1, v, true);
-		almanac_prefix_end(&vp, &lower);
-	}
-	else
-		appendBinaryStringInfo(&lower, prefix.data, prefix.len);
-	almanac_access_iter_begin(r->a, lower.data, lower.len, upper.data, upper.len,
-							  ALMANAC_ITER_STORE_ONLY);
-	if (almanac_access_iter_next(r->a, r->snapshot, &e) &&
-		almanac_key_decode(e.key, e.klen, layout, v))
-	{
-		*out = v[n];
-		found = true;
-	}
-	almanac_access_iter_end(r->a);
-	return found;
+							  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
 }
 
 /* ---- RECENT: the newest rows of each value of the middle column, merged ---- */
@@ -256,6 +204,73 @@ add_row(AlmanacRange *r, RangeRow *row)
 	r->rows[r->nrows++] = *row;
 }
 
+/*
+ * RECENT from the mirror: one reverse iterator per value of the middle
+ * column.  Walking back from the end of the prefix, the first key names the
+ * byte-wise last value; its keys are contiguous and newest first, so its
+ * newest 'limit' rows follow at once, and the next iterator ends where that
+ * value's keys begin.
+ */
+static void
+recent_collect_mirror(AlmanacRange *r)
+{
+	AlmanacMirror *m = r->m;
+	const AlmanacKeyLayout *layout = &m->table.layout;
+	int			n = r->neq;
+	Oid			t1 = layout->typids[m->nkeys - 2];
+	Oid			t2 = layout->typids[m->nkeys - 1];
+	StringInfoData prefix;
+	StringInfoData upper;
+	StringInfoData value_prefix;
+	Datum		kv[INDEX_MAX_KEYS];
+
+	initStringInfo(&prefix);
+	almanac_key_encode(&prefix, layout, n, r->eq, true);
+	initStringInfo(&upper);
+	almanac_prefix_end(&prefix, &upper);
+	initStringInfo(&value_prefix);
+	for (;;)
+	{
+		AlmanacKvEntry e;
+		int64		taken = 0;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		almanac_access_iter_begin(r->a, prefix.data, prefix.len, upper.data, upper.len,
+								  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
+		more = almanac_access_iter_next(r->a, r->snapshot, &e);
+		if (!more || !almanac_key_decode(e.key, e.klen, layout, kv))
+		{
+			almanac_access_iter_end(r->a);
+			break;
+		}
+		resetStringInfo(&value_prefix);
+		almanac_key_encode(&value_prefix, layout, n + 1, kv, true);
+		while (more && (r->limit < 0 || taken < r->limit) &&
+			   e.klen >= (size_t) value_prefix.len &&
+			   memcmp(e.key, value_prefix.data, value_prefix.len) == 0)
+		{
+			if (e.visible && almanac_key_decode(e.key, e.klen, layout, kv))
+			{
+				RangeRow	row = {0};
+
+				row.order1 = almanac_range_int(t1, kv[m->nkeys - 2]);
+				row.order2 = almanac_range_int(t2, kv[m->nkeys - 1]);
+				row.image = palloc(e.tuple_len);
+				memcpy(row.image, e.tuple, e.tuple_len);
+				row.len = e.tuple_len;
+				add_row(r, &row);
+				taken++;
+			}
+			more = almanac_access_iter_next(r->a, r->snapshot, &e);
+		}
+		almanac_access_iter_end(r->a);
+		/* the values before this one: the keys below its prefix */
+		resetStringInfo(&upper);
+		appendBinaryStringInfo(&upper, value_prefix.data, value_prefix.len);
+	}
+}
+
 /* collect the newest 'limit' rows of every value, then sort them, in r->cxt */
 static void
 recent_collect(AlmanacRange *r)
@@ -267,38 +282,38 @@ recent_collect(AlmanacRange *r)
 	Oid			t1 = m->table.layout.typids[o1];
 	Oid			t2 = m->table.layout.typids[o2];
 	Datum		eq[INDEX_MAX_KEYS];
-	Datum		value;
+	Datum		value = (Datum) 0;
 	bool		have = false;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-	memcpy(eq, r->eq, sizeof(Datum) * n);
-	for (;;)
-	{
-		int64		taken = 0;
+	int16		typlen;
+	bool		typbyval;
 
-		CHECK_FOR_INTERRUPTS();
-		if (r->heap)
+	get_typlenbyval(m->table.layout.typids[n], &typlen, &typbyval);
+	memcpy(eq, r->eq, sizeof(Datum) * n);
+	if (!r->heap)
+		recent_collect_mirror(r);
+	else
+		for (;;)
 		{
+			int64		taken = 0;
+			bool		isnull;
+
+			CHECK_FOR_INTERRUPTS();
 			/* the next value: the first index entry past the previous one */
 			heap_scan(r, n, eq, false, have ? &value : NULL);
 			if (!index_getnext_slot(r->scan, ForwardScanDirection, r->heapslot))
 				break;
-			{
-				bool		isnull;
-				int16		typlen;
-				bool		typbyval;
-
-				get_typlenbyval(m->table.layout.typids[n], &typlen, &typbyval);
-				value = datumCopy(slot_getattr(r->heapslot, m->table.keyattrs[n], &isnull),
-								  typbyval, typlen);
-			}
+			value = datumCopy(slot_getattr(r->heapslot, m->table.keyattrs[n], &isnull),
+							  typbyval, typlen);
+			have = true;
+			/* its newest rows */
 			eq[n] = value;
 			heap_scan(r, n + 1, eq, false, NULL);
 			while ((r->limit < 0 || taken < r->limit) &&
 				   index_getnext_slot(r->scan, BackwardScanDirection, r->heapslot))
 			{
 				RangeRow	row = {0};
-				bool		isnull;
 
 				row.order1 = almanac_range_int(t1, slot_getattr(r->heapslot, m->table.keyattrs[o1], &isnull));
 				row.order2 = almanac_range_int(t2, slot_getattr(r->heapslot, m->table.keyattrs[o2], &isnull));
@@ -307,34 +322,6 @@ recent_collect(AlmanacRange *r)
 				taken++;
 			}
 		}
-		else
-		{
-			AlmanacKvEntry e;
-			Datum		kv[INDEX_MAX_KEYS];
-
-			if (!mirror_next_value(r, n, eq, have ? &value : NULL, &value))
-				break;
-			eq[n] = value;
-			mirror_iter(r, n + 1, eq, false, ALMANAC_ITER_BACKWARD);
-			while ((r->limit < 0 || taken < r->limit) &&
-				   almanac_access_iter_next(r->a, r->snapshot, &e))
-			{
-				RangeRow	row = {0};
-
-				if (!e.visible || !almanac_key_decode(e.key, e.klen, &m->table.layout, kv))
-					continue;
-				row.order1 = almanac_range_int(t1, kv[o1]);
-				row.order2 = almanac_range_int(t2, kv[o2]);
-				row.image = palloc(e.tuple_len);
-				memcpy(row.image, e.tuple, e.tuple_len);
-				row.len = e.tuple_len;
-				add_row(r, &row);
-				taken++;
-			}
-			almanac_access_iter_end(r->a);
-		}
-		have = true;
-	}
 	if (r->nrows > 1)
 		qsort(r->rows, r->nrows, sizeof(RangeRow), row_cmp_desc);
 	MemoryContextSwitchTo(old);
@@ -367,7 +354,7 @@ almanac_range_begin(AlmanacRange *r)
 			r->empty = true;	/* never written */
 			return;
 		}
-		mirror_iter(r, r->neq, r->eq, true, ALMANAC_ITER_BACKWARD);
+		mirror_range_iter(r);
 	}
 }
 
