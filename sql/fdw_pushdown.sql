@@ -56,6 +56,16 @@ EXPLAIN (COSTS OFF)
 SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 5 AND block_number > 297;
 SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number > 9223372036854775807$$);
 SELECT pd_same($$SELECT count(*) FROM pd_blocks WHERE chain_id = 'a:b' AND block_number <= 9223372036854775807$$);
+-- a scan of many rows decodes only the columns the query uses: used in
+-- the target list, only in a condition, only in the order, only in a
+-- subquery, in an aggregate, or as the whole row
+SELECT pd_same($$SELECT block_hash FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 14$$);
+SELECT pd_same($$SELECT block_number FROM pd_blocks WHERE chain_id = 'eth' AND block_number < 50 AND block_hash LIKE '%4'$$);
+SELECT pd_same($$SELECT block_hash FROM pd_blocks WHERE chain_id = 'base' AND block_number < 20 ORDER BY gas_used, block_number$$);
+SELECT pd_same($$SELECT (SELECT count(*) FROM generate_series(1, 3) g WHERE g <= b.gas_used) FROM pd_blocks b WHERE chain_id = 'eth' AND block_number < 9$$);
+SELECT pd_same($$SELECT count(block_hash), sum(gas_used) FROM pd_blocks WHERE chain_id = 'eth!' AND block_number BETWEEN 100 AND 199$$);
+SELECT pd_same($$SELECT b FROM pd_blocks b WHERE chain_id = 'a:b' AND block_number > 295$$);
+SELECT pd_same($$SELECT chain_id, gas_used FROM pd_blocks WHERE block_number = 7 AND gas_used > 10$$);
 -- other conditions still apply inside the range
 SELECT pd_same($$SELECT block_number, gas_used FROM pd_blocks WHERE chain_id = 'eth' AND block_number BETWEEN 10 AND 40 AND gas_used > 50$$);
 -- a range on the first key column of a text type is not pushed (no byte order)

@@ -388,6 +388,21 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 		(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID))
 		((HeapTupleHeader) img)->t_infomask &= ~HEAP_XMAX_COMMITTED;
 
+	/*
+	 * Deform only as far as the last column the caller wants (the whole
+	 * image was checked above): the tuple's column count, in our copy, says
+	 * where heap_deform_tuple stops, and it makes the columns after NULL.
+	 */
+	if (skip != NULL)
+	{
+		int			last = natts;
+
+		while (last > 0 && skip[last - 1])
+			last--;
+		if (last < img_natts)
+			HeapTupleHeaderSetNatts((HeapTupleHeader) img, last);
+	}
+
 	tuple.t_len = tlen;
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;

@@ -92,7 +92,8 @@ extern void almanac_value_encode(StringInfo buf, TupleDesc desc,
 
 /*
  * Decode a value into values/isnull (desc->natts entries); columns with
- * skip[i] true are left untouched (skip may be NULL).  A column the image
+ * skip[i] true are left untouched (skip may be NULL), and the image is
+ * deformed only up to the last column not skipped.  A column the image
  * does not have (added after it was written) is NULL.  ERROR XX001
  * (data_corrupted) on an unknown format byte, a checksum that does not match
  * or an image whose structure does not fit in len bytes; ERROR 42804

@@ -53,6 +53,9 @@ enum
 	ALMANAC_PRIV_LOCK_MODE,		/* Integer: the key lock each row takes (NoLock,
 								 * ShareLock, ExclusiveLock; kv/keylock.h) */
 	ALMANAC_PRIV_LOCK_WAIT,		/* Integer: LockWaitPolicy of that lock */
+	ALMANAC_PRIV_NEEDED,		/* List of Integer: the attnos the query uses
+								 * (0: the whole row), pull_varattnos of the
+								 * rel's target and remaining conditions */
 	ALMANAC_PRIV_COUNT
 };
 

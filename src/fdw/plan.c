@@ -56,6 +56,7 @@
 #include <math.h>
 
 #include "access/stratnum.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
@@ -524,7 +525,6 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	scan_lock(root, baserel, &lock_mode, &lock_wait);
 	priv = lappend(priv, makeInteger(lock_mode));
 	priv = lappend(priv, makeInteger(lock_wait));
-	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 
 	/* the key's conditions hold on every row the scan reads (top of file) */
 	{
@@ -541,6 +541,24 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		scan_clauses = kept;
 	}
 	scan_clauses = extract_actual_clauses(scan_clauses, false);
+
+	/*
+	 * The columns the query uses, as postgres_fdw finds them: the scan's
+	 * target list may be the whole row (a "physical" one, which saves a
+	 * projection), but above the scan only these are read (scan.c).
+	 */
+	{
+		Bitmapset  *needed = NULL;
+		List	   *attnos = NIL;
+		int			k = -1;
+
+		pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &needed);
+		pull_varattnos((Node *) scan_clauses, baserel->relid, &needed);
+		while ((k = bms_next_member(needed, k)) >= 0)
+			attnos = lappend(attnos, makeInteger(k + FirstLowInvalidHeapAttributeNumber));
+		priv = lappend(priv, attnos);
+	}
+	Assert(list_length(priv) == ALMANAC_PRIV_COUNT);
 	return make_foreignscan(tlist, scan_clauses, baserel->relid, exprs, priv,
 							NIL, NIL, outer_plan);
 }

@@ -18,8 +18,9 @@
  */
 #include "postgres.h"
 
-#include "commands/explain.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
+#include "commands/explain.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -105,6 +106,24 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 									   rte->requiredPerms ? rte->requiredPerms : ACL_SELECT);
 	}
 	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation), 0);
+
+	/*
+	 * A plain read of many rows decodes only the columns the query uses
+	 * (plan.c): the others stay NULL, and when no key column is used the key
+	 * is not decoded.  Not a locking scan nor one feeding an
+	 * UPDATE or DELETE (modify.c reads their rows), and not a Get, whose one
+	 * row is not worth the setup.
+	 */
+	if (s->kind != ALMANAC_ACCESS_GET && s->lock_mode == NoLock &&
+		estate->es_plannedstmt->commandType == CMD_SELECT)
+	{
+		Bitmapset  *needed = NULL;
+		ListCell   *lc2;
+
+		foreach(lc2, (List *) list_nth(fs->fdw_private, ALMANAC_PRIV_NEEDED))
+			needed = bms_add_member(needed, intVal(lfirst(lc2)) - FirstLowInvalidHeapAttributeNumber);
+		almanac_access_need(&s->a, needed);
+	}
 	/*
 	 * fdw_exprs: the equality values, then lower, upper, array as present.
 	 * An equality value that is a Const (the usual case) is used as it is,

@@ -8,8 +8,10 @@
  */
 #include "postgres.h"
 
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -237,8 +239,24 @@ almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot, const char *key, siz
 		ExecStoreVirtualTuple(slot);
 		return;
 	}
-	almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor, t->values,
-						 slot->tts_values, slot->tts_isnull, t->is_key);
+	if (a->skip != NULL)
+	{
+		TupleDesc	desc = slot->tts_tupleDescriptor;
+
+		for (int i = 0; i < desc->natts; i++)
+			if (a->unneeded[i])
+				slot->tts_isnull[i] = true;
+		almanac_value_decode(tuple, tuple_len, desc, t->values,
+							 slot->tts_values, slot->tts_isnull, a->skip);
+		if (!a->need_key)
+		{
+			ExecStoreVirtualTuple(slot);
+			return;
+		}
+	}
+	else
+		almanac_value_decode(tuple, tuple_len, slot->tts_tupleDescriptor, t->values,
+							 slot->tts_values, slot->tts_isnull, t->is_key);
 	if (!almanac_key_decode(key, klen, &t->layout, a->keyvalues))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -253,12 +271,40 @@ almanac_row_to_slot(AlmanacAccess *a, TupleTableSlot *slot, const char *key, siz
 		 * A char(n) key is stored without its padding (char(n) equality
 		 * ignores it); the column's value has it, as in a heap table.
 		 */
+		if (a->unneeded != NULL && a->unneeded[attno - 1])
+			continue;
 		if (t->key_pad[i] > VARHDRSZ)
 			v = DirectFunctionCall3(bpchar, v, Int32GetDatum(t->key_pad[i]), BoolGetDatum(false));
 		slot->tts_values[attno - 1] = v;
 		slot->tts_isnull[attno - 1] = false;
 	}
 	ExecStoreVirtualTuple(slot);
+}
+
+void
+almanac_access_need(AlmanacAccess *a, Bitmapset *needed)
+{
+	AlmanacKvTable *t = a->t;
+	int			natts = RelationGetDescr(t->rel)->natts;
+	MemoryContext old;
+
+	/* a raw table's two columns are cheap; a whole-row reference wants all */
+	if (t->opts->raw ||
+		bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, needed))
+		return;
+	old = MemoryContextSwitchTo(a->cxt);
+	a->unneeded = palloc(sizeof(bool) * Max(natts, 1));
+	a->skip = palloc(sizeof(bool) * Max(natts, 1));
+	MemoryContextSwitchTo(old);
+	for (int i = 0; i < natts; i++)
+	{
+		a->unneeded[i] = !bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, needed);
+		a->skip[i] = a->unneeded[i] || t->is_key[i];
+	}
+	a->need_key = false;
+	for (int i = 0; i < t->layout.nkeys; i++)
+		if (!a->unneeded[t->keyattrs[i] - 1])
+			a->need_key = true;
 }
 
 bool

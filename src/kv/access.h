@@ -111,8 +111,24 @@ typedef struct AlmanacAccess
 	int			direction;
 	bool		pending_step;	/* the iterator is on the entry returned last */
 	Datum	   *keyvalues;		/* scratch: a decoded key */
+	/*
+	 * Set by a caller that reads only some columns (almanac_access_need),
+	 * else NULL: per attribute, whether almanac_row_to_slot leaves it NULL
+	 * (unneeded), and whether it does not decode it from the value (skip:
+	 * unneeded or a key column, which comes from the key).
+	 */
+	bool	   *unneeded;
+	bool	   *skip;
+	bool		need_key;		/* with them: some key column is needed */
 	MemoryContextCallback release;	/* frees ropts, iter and batch_copy */
 } AlmanacAccess;
+
+/*
+ * Only the attributes in needed (a pull_varattnos set: attno -
+ * FirstLowInvalidHeapAttributeNumber; a whole-row reference means every
+ * one) are to be read into slots from now on; the others are NULL.
+ */
+extern void almanac_access_need(AlmanacAccess *a, Bitmapset *needed);
 
 /* flags of almanac_access_begin */
 #define ALMANAC_ACCESS_CREATE		0x01	/* a writer: create the column
