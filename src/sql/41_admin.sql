@@ -48,7 +48,7 @@ CREATE FUNCTION almanac.commit_stats(server name DEFAULT 'almanac_store',
 	LANGUAGE c STRICT VOLATILE
 	AS 'MODULE_PATHNAME', 'almanac_commit_stats_sql';
 COMMENT ON FUNCTION almanac.commit_stats(name) IS
-	'batches the store owner applied for committing transactions since the server started, and the write-ahead log syncs that made them durable (group commit: one sync serves every batch that queued meanwhile)';
+	'batches the store owner applied for committing transactions since the server started, and the syncs of RocksDB''s write-ahead log that made them durable (one per durable point, about once a second, while PostgreSQL''s WAL carries the batches; without a replication slot one per round of commits)';
 
 CREATE FUNCTION almanac.flush(column_family text, server name DEFAULT 'almanac_store')
 	RETURNS void

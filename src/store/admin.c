@@ -498,8 +498,8 @@ almanac_drop_column_family_sql(PG_FUNCTION_ARGS)
 /*
  * almanac.commit_stats(server name): the batches the store's owner applied
  * for committing transactions since the server started, and the syncs of
- * its write-ahead log that made them durable (fewer when commits share one:
- * group commit, owner.c)
+ * its write-ahead log that made them durable (one per durable point, or per
+ * round of commits without a replication slot: owner.c)
  */
 PG_FUNCTION_INFO_V1(almanac_commit_stats_sql);
 Datum

@@ -694,6 +694,7 @@ record_durable_point(XLogRecPtr p)
 	release_request();
 	rocksdb_flush_wal(owner_db, 1, &err);
 	almanac_rocks_check(err, "sync");
+	pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].commit_syncs, 1);
 	owner_durable_lsn = p;
 	owner_durable_at = GetCurrentTimestamp();
 	advance_slot(p);

@@ -1,6 +1,8 @@
 # Group commit in the store owner (src/store/owner.c): applied batches are
-# written without sync and each round of requests is made durable by one
-# sync of RocksDB's write-ahead log before any of them is answered.
+# written without sync; RocksDB's write-ahead log is synced once per durable
+# point (about once a second: PostgreSQL's WAL carries the batches
+# meanwhile, docs/write-path.md), or, without a replication slot, once per
+# round of requests before any of them is answered.
 #
 # 1. Eight clients increment random foreign rows, each in its own
 #    transaction (conflicts are 40001, retried by pgbench): every committed
