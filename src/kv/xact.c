@@ -201,8 +201,8 @@ ship(void)
 	for (int i = 0; i < xact_ncfs; i++)
 		batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
 	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data + header_len(xact_store),
-						  buf.len - header_len(xact_store), NULL, &seq, NULL);
-	if (almanac_store_batch_to_log(&incarnation))
+						  buf.len - header_len(xact_store), NULL, NULL, NULL);
+	if (almanac_store_batch_to_log(&incarnation, &seq))
 	{
 		/* the header again, now that the owner told where it wrote */
 		StringInfoData head;

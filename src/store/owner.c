@@ -531,32 +531,37 @@ flush_when_idle(long timeout)
 /*
  * Write a batch with 'wopts', count it towards the next flush, and publish
  * the new sequence number so that readers catch up.  'bytes' approximates
- * what it adds to the WAL.
+ * what it adds to the WAL.  Returns the sequence number of the batch's last
+ * entry (the owner is the store's only writer), before any write of the
+ * flush it may start.
  */
-static void
+static uint64
 owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wopts)
 {
 	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
 	char	   *err = NULL;
+	uint64		seq;
 
 	put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
 	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	almanac_rocks_check(err, "write");
+	seq = rocksdb_get_latest_sequence_number(owner_db);
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	owner_last_write = GetCurrentTimestamp();
 	bound_unflushed();
 	pg_atomic_write_u64(&almanac_shared->stores[owner_store].published_seq,
 						rocksdb_get_latest_sequence_number(owner_db));
+	return seq;
 }
 
 /* write a batch durably (maintenance, bulk loads: everything but apply) */
 void
 almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
-	owner_write(batch, bytes, owner_wopts);
+	(void) owner_write(batch, bytes, owner_wopts);
 }
 
 /*
@@ -690,7 +695,7 @@ record_durable_point(XLogRecPtr p)
 	req_out = rocksdb_writebatch_create();
 	put_wal_state(req_out, p, owner_incarnation);
 	/* with the catch-up markers, as every write of the owner */
-	owner_write(req_out, WAL_STATE_LEN, owner_group_wopts);
+	(void) owner_write(req_out, WAL_STATE_LEN, owner_group_wopts);
 	release_request();
 	rocksdb_flush_wal(owner_db, 1, &err);
 	almanac_rocks_check(err, "sync");
@@ -931,7 +936,8 @@ owner_apply(AlmanacRequestSlot *slot)
 	almanac_write_log_forget();	/* keys noted by a batch that failed */
 	apply_intents(p, p + slot->payload_len, req_out, NULL,
 				  GetOldestNonRemovableTransactionId(NULL));
-	owner_write(req_out, slot->payload_len, owner_group_wopts);
+	/* the batch message names this write (wal_replay: is it held?) */
+	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts);
 	owner_group_dirty = true;
 	return rocksdb_get_latest_sequence_number(owner_db);
 }
@@ -1488,7 +1494,7 @@ wal_start(void)
 		rep = rocksdb_writebatch_wi_data(wb, &size);
 		batch = rocksdb_writebatch_create_from(rep, size);
 		put_wal_state(batch, wal_log_mode ? end : InvalidXLogRecPtr, incarnation + 1);
-		owner_write(batch, size, owner_wopts);
+		(void) owner_write(batch, size, owner_wopts);
 		/* only now: wal_shutdown would record "nothing to replay" */
 		owner_incarnation = incarnation + 1;
 	}

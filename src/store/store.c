@@ -537,15 +537,17 @@ almanac_store_request(int store, AlmanacRequestType type,
 /*
  * After an ALMANAC_REQ_APPLY: whether the owner applied the batch without
  * syncing it, so that the caller must log it in PostgreSQL's WAL before its
- * commit record (kv/xact.c), and the owner's incarnation for that message.
+ * commit record (kv/xact.c), and the owner's incarnation and the sequence
+ * number of its write, for that message.
  */
 bool
-almanac_store_batch_to_log(uint64 *incarnation)
+almanac_store_batch_to_log(uint64 *incarnation, uint64 *batch_seq)
 {
 	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
 
 	/* the slot is this backend's own: nobody else posts in it */
 	*incarnation = slot->incarnation;
+	*batch_seq = slot->batch_seq;
 	return slot->log_batch;
 }
 

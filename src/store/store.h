@@ -157,6 +157,8 @@ typedef struct AlmanacRequestSlot
 	bool		log_batch;		/* APPLY: the requester logs the batch in
 								 * PostgreSQL's WAL (the owner did not sync) */
 	uint64		incarnation;	/* APPLY: the owner's, for that message */
+	uint64		batch_seq;		/* APPLY: RocksDB's sequence number of the
+								 * write that applied the batch, for it too */
 	uint32		cf_id;
 	uint64		props[ALMANAC_NPROPS];	/* PROPERTIES: see AlmanacProperty */
 	bool		ingested;		/* INGEST: false if refused, see bulk.h */
@@ -187,7 +189,7 @@ extern void almanac_store_release_entry(const char *path);
 extern uint64 almanac_store_cf_version(int store);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);
-extern bool almanac_store_batch_to_log(uint64 *incarnation);
+extern bool almanac_store_batch_to_log(uint64 *incarnation, uint64 *batch_seq);
 extern void almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len);
 extern bool almanac_store_ingest_wait(void);
 extern void almanac_store_file_format(rocksdb_options_t *opts, const AlmanacStoreEntry *e);
