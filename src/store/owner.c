@@ -20,6 +20,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
 #include "common/file_perm.h"
@@ -1439,6 +1440,28 @@ acquire_slot(bool *existed)
 }
 
 /*
+ * The end of the WAL inserted so far, as XLogFlush accepts it.
+ * GetXLogInsertRecPtr() says where the next record will start: when the
+ * last record ended at a page boundary, that is just past the next page's
+ * header, which no record has reached, and XLogFlush of it fails ("xlog
+ * flush request ... is not satisfied"; after pg_switch_wal() it is always
+ * so).  No record ends just past a page header, so backing up over it
+ * gives the end of the last record (xlog.c's XLogBytePosToEndRecPtr, which
+ * is static there).
+ */
+static XLogRecPtr
+inserted_wal_end(void)
+{
+	XLogRecPtr	p = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(p, wal_segment_size) == SizeOfXLogLongPHD)
+		return p - SizeOfXLogLongPHD;
+	if (p % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return p - SizeOfXLogShortPHD;
+	return p;
+}
+
+/*
  * Before the owner serves anything: replay what the store lost from the
  * WAL, then record the new state (the next incarnation, durable up to the
  * end of the WAL) in the same synced write, so that a crash meanwhile
@@ -1479,7 +1502,7 @@ wal_start(void)
 				 errhint("Commits skip that sync with wal_level = replica or logical and a free replication slot (max_replication_slots).")));
 
 	/* every message logged so far is in durable WAL: read it all */
-	end = GetXLogInsertRecPtr();
+	end = inserted_wal_end();
 	XLogFlush(end);
 
 	wb = rocksdb_writebatch_wi_create(0, 1);
