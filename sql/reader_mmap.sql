@@ -51,6 +51,16 @@ SELECT mm_lookups() = :'lookups_mapped' AS same_lookups;
 SELECT count(*), sum(length(v)) FROM mm WHERE k BETWEEN 100 AND 3999;
 
 \c
+-- the store owner writes flushed and compacted files through the page cache
+-- (use_direct_io 'auto' while the readers map the files): a file written
+-- with direct I/O is not in it, and every page a reader maps would first be
+-- read from disk.  RocksDB records the options it runs with.
+SELECT DISTINCT substring(pg_read_file('almanac/base/' || db.oid || '/' || f)
+                          FROM 'use_direct_io_for_flush_and_compaction=(\w+)') AS direct_io_writes,
+       substring(pg_read_file('almanac/base/' || db.oid || '/' || f)
+                 FROM 'use_direct_reads=(\w+)') AS direct_reads
+  FROM pg_database db, pg_ls_dir('almanac/base/' || db.oid) AS f
+ WHERE db.datname = current_database() AND f LIKE 'OPTIONS-%';
 DROP FOREIGN TABLE mm;
 DROP FUNCTION mm_mapped(), mm_lookups();
 SELECT almanac.drop_column_family('mm');

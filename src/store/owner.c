@@ -48,6 +48,7 @@
 #include "fault.h"
 #include "codec/keycodec.h"
 #include "codec/visibility.h"
+#include "kv/reader.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
 #include "store/maintenance.h"
@@ -221,7 +222,17 @@ build_options(AlmanacStoreEntry *e)
 	rocksdb_options_set_max_total_wal_size(opts, t->max_total_wal_size);
 	almanac_store_file_format(opts, e);
 
-	if (t->use_direct_io != ALMANAC_DIRECT_IO_OFF)
+	/*
+	 * 'auto': direct I/O only when the readers do not map the files.  A file
+	 * that a flush or compaction writes with direct I/O is not in the page
+	 * cache, and each page of it a backend's mapped reader (reader.h) then
+	 * touches first is a disk read (seen: a new
+	 * connection's Gets of a just-flushed mirror spent most of their time
+	 * in page faults waiting for I/O, where the heap read shared_buffers).
+	 * Buffered writes leave the new files where every reader finds them.
+	 */
+	if (t->use_direct_io == ALMANAC_DIRECT_IO_ON ||
+		(t->use_direct_io == ALMANAC_DIRECT_IO_AUTO && !almanac_reader_mmap))
 	{
 		if (direct_io_works(e->path))
 		{
