@@ -1391,6 +1391,8 @@ almanac_owner_drop_slot_of(const char *path)
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(old);
+		/* the slot code errors holding its LWLocks: every CHECKPOINT would wait */
+		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
 		ereport(LOG,
@@ -1402,6 +1404,54 @@ almanac_owner_drop_slot_of(const char *path)
 	PG_END_TRY();
 	if (wal_log_mode)
 		ReplicationSlotAcquire(owner_slot_name, true);
+}
+
+#define SLOT_ACQUIRE_WAIT_MS	10000
+
+/*
+ * Acquire the existing replication slot 'name' of the store at 'path'.  A
+ * previous owner's exit may hold it for a moment: wait up to
+ * SLOT_ACQUIRE_WAIT_MS for it to let go, never forever (another process,
+ * e.g. pg_receivewal, may hold it for good); then ERROR, which fails the
+ * store's start with a message naming the slot and the holder.
+ */
+static void
+acquire_existing_slot(const char *name, const char *path)
+{
+	TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  SLOT_ACQUIRE_WAIT_MS);
+
+	for (;;)
+	{
+		ReplicationSlot *s = SearchNamedReplicationSlot(name, true);
+		int			holder;
+
+		if (s == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("replication slot \"%s\" of almanac store \"%s\" was dropped while its owner started",
+							name, path),
+					 errhint("Start the store again: its owner creates a new slot.")));
+		SpinLockAcquire(&s->mutex);
+		holder = s->active_pid;
+		SpinLockRelease(&s->mutex);
+		if (holder == 0)
+		{
+			/* nowait: taken meanwhile by another process is an ERROR */
+			ReplicationSlotAcquire(name, true);
+			return;
+		}
+		if (GetCurrentTimestamp() >= give_up)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("replication slot \"%s\" of almanac store \"%s\" is held by process %d",
+							name, path, holder),
+					 errhint("The store owner holds its slot alone: stop the process using it (pg_replication_slots.active_pid).")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -1422,8 +1472,7 @@ acquire_slot(bool *existed)
 	if (SearchNamedReplicationSlot(owner_slot_name, true) != NULL)
 	{
 		*existed = true;
-		/* waits while the previous owner's exit still holds it */
-		ReplicationSlotAcquire(owner_slot_name, false);
+		acquire_existing_slot(owner_slot_name, path);
 		return true;
 	}
 	PG_TRY();
@@ -1437,10 +1486,35 @@ acquire_slot(bool *existed)
 	{
 		ErrorData  *edata;
 
-		/* no free slot: synced mode (the slot, if half made, goes at exit) */
+		/*
+		 * No free slot, or no room for its file: synced mode.  The slot code
+		 * errors holding ReplicationSlotAllocationLock (or ControlLock):
+		 * left held, every CHECKPOINT and slot command of the cluster would
+		 * wait forever.  A slot made but not saved is dropped here.
+		 */
 		MemoryContextSwitchTo(owner_cxt);
+		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
+		if (MyReplicationSlot != NULL)
+		{
+			ReplicationSlotRelease();
+			PG_TRY();
+			{
+				ReplicationSlotDrop(owner_slot_name, true);
+			}
+			PG_CATCH();
+			{
+				LWLockReleaseAll();
+				FlushErrorState();
+				if (MyReplicationSlot != NULL)
+					ReplicationSlotRelease();
+				ereport(LOG,
+						(errmsg("almanac: could not drop the half-made replication slot \"%s\"; drop it with pg_drop_replication_slot",
+								owner_slot_name)));
+			}
+			PG_END_TRY();
+		}
 		ereport(LOG,
 				(errmsg("almanac: could not create replication slot \"%s\" for store \"%s\": %s",
 						owner_slot_name, path, edata->message)));
