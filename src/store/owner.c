@@ -124,6 +124,57 @@ close_store(void)
 static void wal_shutdown(void);
 static void release_request(void);
 
+/*
+ * Drop replication slot 'name' (letting go of the one this process holds
+ * first: a process holds one slot at a time).  Failures are logged, with
+ * the LWLocks the slot code errors holding released: the slot then stays,
+ * holding WAL, until dropped by hand.  True if dropped.
+ */
+static bool
+drop_slot(const char *name)
+{
+	MemoryContext old = CurrentMemoryContext;
+	bool		dropped = true;
+
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+	PG_TRY();
+	{
+		ReplicationSlotDrop(name, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		LWLockReleaseAll();
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		ereport(LOG,
+				(errmsg("almanac: could not drop replication slot \"%s\": %s",
+						name, edata->message),
+				 errhint("Drop it with pg_drop_replication_slot once no store owner uses it.")));
+		dropped = false;
+	}
+	PG_END_TRY();
+	return dropped;
+}
+
+/*
+ * Drop the owner's replication slot, if it holds one: when the store needs
+ * no WAL (its state says nothing to replay, or it is gone), so that no slot
+ * holds WAL while no owner runs (a clean stop, DROP EXTENSION, a store left
+ * behind).  The next owner's start makes a new one before it serves.
+ */
+static void
+drop_own_slot(void)
+{
+	if (MyReplicationSlot != NULL)
+		(void) drop_slot(owner_slot_name);
+}
+
 /* at exit: close the store, and let the next backend start a new owner */
 static void
 owner_shutdown(int code, Datum arg)
@@ -174,11 +225,7 @@ almanac_owner_drop_if_database_gone(void)
 			(errmsg("almanac: database %u was dropped: removing its store \"%s\"", dbid, path)));
 	close_store();
 	/* the slot held the WAL for this store only */
-	if (MyReplicationSlot != NULL)
-	{
-		ReplicationSlotRelease();
-		ReplicationSlotDrop(owner_slot_name, true);
-	}
+	drop_own_slot();
 	owner_database_dropped = true;
 	if (!rmtree(path, true))
 		ereport(LOG,
@@ -1372,36 +1419,14 @@ void
 almanac_owner_drop_slot_of(const char *path)
 {
 	char		name[NAMEDATALEN];
-	MemoryContext old = CurrentMemoryContext;
 
 	slot_name(path, name);
 	if (max_replication_slots <= 0 || strcmp(name, owner_slot_name) == 0 ||
 		SearchNamedReplicationSlot(name, true) == NULL)
 		return;
-	if (MyReplicationSlot != NULL)
-		ReplicationSlotRelease();
-	PG_TRY();
-	{
-		ReplicationSlotDrop(name, true);
+	if (drop_slot(name))
 		ereport(LOG,
 				(errmsg("almanac: dropped replication slot \"%s\" of the removed store \"%s\"", name, path)));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(old);
-		/* the slot code errors holding its LWLocks: every CHECKPOINT would wait */
-		LWLockReleaseAll();
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(LOG,
-				(errmsg("almanac: could not drop replication slot \"%s\" of the removed store \"%s\": %s",
-						name, path, edata->message)));
-		if (MyReplicationSlot != NULL)
-			ReplicationSlotRelease();
-	}
-	PG_END_TRY();
 	if (wal_log_mode)
 		ReplicationSlotAcquire(owner_slot_name, true);
 }
@@ -1496,25 +1521,7 @@ acquire_slot(bool *existed)
 		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
-		if (MyReplicationSlot != NULL)
-		{
-			ReplicationSlotRelease();
-			PG_TRY();
-			{
-				ReplicationSlotDrop(owner_slot_name, true);
-			}
-			PG_CATCH();
-			{
-				LWLockReleaseAll();
-				FlushErrorState();
-				if (MyReplicationSlot != NULL)
-					ReplicationSlotRelease();
-				ereport(LOG,
-						(errmsg("almanac: could not drop the half-made replication slot \"%s\"; drop it with pg_drop_replication_slot",
-								owner_slot_name)));
-			}
-			PG_END_TRY();
-		}
+		drop_own_slot();
 		ereport(LOG,
 				(errmsg("almanac: could not create replication slot \"%s\" for store \"%s\": %s",
 						owner_slot_name, path, edata->message)));
@@ -1580,6 +1587,16 @@ wal_start(void)
 				 errdetail("A copy of the data directory (a base backup, a promoted standby) holds the store as it was copied; its writes committed later are not replayed.")));
 		from = InvalidXLogRecPtr;
 	}
+	if (!XLogRecPtrIsInvalid(from) && slot_existed &&
+		XLogRecPtrIsInvalid(MyReplicationSlot->data.restart_lsn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("almanac store \"%s\" cannot replay the WAL from %X/%X: its replication slot \"%s\" was invalidated",
+						almanac_shared->stores[owner_store].path, LSN_FORMAT_ARGS(from),
+						owner_slot_name),
+				 errdetail("The WAL the store needs was removed (max_slot_wal_keep_size)."),
+				 errhint("Restore the store from a backup, or drop the slot with pg_drop_replication_slot('%s') to open the store as it is, without its commits after %X/%X.",
+						 owner_slot_name, LSN_FORMAT_ARGS(from))));
 	if (!wal_log_mode)
 		ereport(LOG,
 				(errmsg("almanac: store \"%s\" syncs every commit: its owner has no replication slot",
@@ -1620,8 +1637,9 @@ wal_start(void)
 
 /*
  * At a clean exit: make every applied batch durable and record that there
- * is nothing to replay, and let the slot hold no WAL (the next owner
- * starts from its own end of the WAL).  Best effort: if it fails, the
+ * is nothing to replay, and drop the slot: no WAL is held while no owner
+ * runs (the next owner makes a new slot at its start, from its own end of
+ * the WAL).  Best effort: if it fails, the
  * state left says where to replay from.
  */
 static void
@@ -1642,7 +1660,8 @@ wal_shutdown(void)
 		rocksdb_free(err);
 		return;
 	}
-	advance_slot(GetXLogInsertRecPtr());
+	/* nothing to replay: the slot would hold WAL until the next start */
+	drop_own_slot();
 }
 
 void
@@ -1680,7 +1699,8 @@ almanac_owner_main(Datum arg)
 		set_store_state(ALMANAC_STORE_FAILED, edata->message);
 		ereport(LOG,
 				(errmsg("almanac: could not replay the WAL into store \"%s\": %s",
-						almanac_shared->stores[owner_store].path, edata->message)));
+						almanac_shared->stores[owner_store].path, edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0));
 		proc_exit(0);
 	}
 	PG_END_TRY();

@@ -39,8 +39,10 @@ $timed_out = 0;
 ($ret) = $node->psql('postgres', 'CHECKPOINT', timeout => 10, timed_out => \$timed_out);
 ok(!$timed_out && $ret == 0, 'CHECKPOINT returns');
 
-# another process holds the store's slot while its owner starts
-$node->restart;
+# another process holds the store's slot while its owner starts (after a
+# crash: a clean stop drops the slot, below)
+$node->stop('immediate');
+$node->start;
 my $waldir = PostgreSQL::Test::Utils::tempdir;
 my ($rout, $rerr) = ('', '');
 my $receiver = IPC::Run::start(
@@ -63,5 +65,31 @@ cmp_ok(time - $t0, '<', 30, 'and does not wait for it without end');
 $receiver->kill_kill;
 is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE id = 1'), 'one',
 	'the store starts once the slot is free');
+# a clean stop leaves nothing to replay: no slot holds WAL while no owner runs
+$node->restart;
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	'0', 'a clean stop drops the store\'s slot');
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE id = 1'), 'one', 'the store opens again');
+is($node->safe_psql('postgres', "SELECT restart_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	't', 'and its owner makes the slot anew');
+
+# a crashed store whose slot lost its WAL (max_slot_wal_keep_size): a clear error, a way out
+$node->safe_psql('postgres', "INSERT INTO kv VALUES (2, 'two')");
+$node->stop('immediate');
+$node->append_conf('postgresql.conf', "max_slot_wal_keep_size = 1MB\nmin_wal_size = 32MB\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE TABLE h (id int, pad text)');
+for (1 .. 3)
+{
+	$node->safe_psql('postgres', "INSERT INTO h SELECT g, repeat('x', 200) FROM generate_series(1, 10000) g; SELECT pg_switch_wal(); CHECKPOINT;");
+}
+is($node->safe_psql('postgres', "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '$slot'"),
+	'lost', 'the slot lost its WAL');
+($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM kv');
+like($err, qr/replication slot "\Q$slot\E" was invalidated/, 'the store refuses to open, naming the slot');
+ok($node->log_contains(qr/HINT:  Restore the store from a backup, or drop the slot/), 'with a hint');
+$node->safe_psql('postgres', "SELECT pg_drop_replication_slot('$slot')");
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE id = 1'), 'one',
+	'without the slot the store opens as it is');
 $node->stop;
 done_testing();
