@@ -667,7 +667,18 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 static bool wal_log_mode = false;
 static uint64 owner_incarnation = 0;
 static XLogRecPtr owner_durable_lsn = InvalidXLogRecPtr;
-static TimestampTz owner_durable_at = 0;
+static TimestampTz owner_durable_at = 0;	/* last checked */
+
+/* RocksDB's latest sequence number when the last durable point was recorded */
+static uint64 owner_durable_seq = 0;
+static TimestampTz owner_durable_recorded_at = 0;
+
+/*
+ * With no store write since the last durable point, a new one would make
+ * nothing durable: it only lets the slot free the WAL written since (by
+ * others: heap work, other stores).  That is done this seldom.
+ */
+#define IDLE_DURABLE_INTERVAL_MS	60000
 
 /*
  * The WAL state: u8 format (1), u64 P (0: nothing to replay), u64 the
@@ -753,20 +764,31 @@ record_durable_point(XLogRecPtr p)
 		p = GetXLogInsertRecPtr();
 	req_out = rocksdb_writebatch_create();
 	put_wal_state(req_out, p, owner_incarnation);
-	/* with the catch-up markers, as every write of the owner */
-	(void) owner_write(req_out, WAL_STATE_LEN, owner_group_wopts);
+
+	/*
+	 * Not a user write (owner_write): no catch-up markers into every column
+	 * family, no count towards the idle flush, nothing for readers to catch
+	 * up with.  Written through owner_write, each durable point made every
+	 * column family flush after almanac.idle_flush_delay and every reader
+	 * catch up, once a second on a store nobody wrote.
+	 */
+	rocksdb_write(owner_db, write_options(owner_group_wopts), req_out, &err);
 	release_request();
+	almanac_rocks_check(err, "write");
 	rocksdb_flush_wal(owner_db, 1, &err);
 	almanac_rocks_check(err, "sync");
 	pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].commit_syncs, 1);
 	owner_durable_lsn = p;
-	owner_durable_at = GetCurrentTimestamp();
+	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
+	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
 	advance_slot(p);
 }
 
 /*
  * Called between rounds: record a new durable point once DURABLE_INTERVAL_MS
- * has passed and the WAL has moved.  Returns the timeout of the owner's next
+ * has passed, the WAL has moved and the store was written since the last
+ * one (or IDLE_DURABLE_INTERVAL_MS has passed: the slot then frees the WAL
+ * others wrote).  Returns the timeout of the owner's next
  * wait, shortened to when the next one is due.  Not while owner_skip_wal is
  * armed: its writes are in no log that a sync would make durable.
  */
@@ -783,7 +805,10 @@ durable_point_step(long timeout)
 	if (now < due)
 		return timeout < 0 ? TimestampDifferenceMilliseconds(now, due) + 1 :
 			Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
-	if (GetXLogInsertRecPtr() != owner_durable_lsn)
+	if (GetXLogInsertRecPtr() != owner_durable_lsn &&
+		(rocksdb_get_latest_sequence_number(owner_db) != owner_durable_seq ||
+		 now >= TimestampTzPlusMilliseconds(owner_durable_recorded_at,
+											IDLE_DURABLE_INTERVAL_MS)))
 	{
 		PG_TRY();
 		{
@@ -1631,7 +1656,8 @@ wal_start(void)
 	}
 	PG_END_TRY();
 	owner_durable_lsn = end;
-	owner_durable_at = GetCurrentTimestamp();
+	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
+	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
 	advance_slot(end);
 }
 
