@@ -629,7 +629,7 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
  * batches without syncing RocksDB; the backend logs its batch into
  * PostgreSQL's WAL as a transactional message right after the owner's
  * answer and before its commit record, whose flush makes it durable.  Every
- * DURABLE_INTERVAL_MS the owner reads the WAL insert position P, syncs
+ * DURABLE_INTERVAL_MS the owner reads the flushed end of the WAL P, syncs
  * RocksDB's write-ahead log, records "durable up to P" (the WAL state key)
  * and moves its physical replication slot to P; at start, before serving,
  * it replays the messages from P that the store lost.
@@ -730,14 +730,19 @@ put_wal_state(rocksdb_writebatch_t *batch, XLogRecPtr p, uint64 incarnation)
 							  wal_state_key, WAL_STATE_KEY_LEN, v, sizeof(v));
 }
 
-/* move the slot's restart_lsn up to p: WAL before it may go */
+/*
+ * Move the slot's restart_lsn to p: WAL before it may go.  Up only, but for
+ * the start ('exact'), which sets it to the store's new durable point
+ * wherever the slot stood (a new slot reserves from the last checkpoint's
+ * redo pointer; one that was left further on would keep nothing from p).
+ */
 static void
-advance_slot(XLogRecPtr p)
+advance_slot(XLogRecPtr p, bool exact)
 {
 	if (MyReplicationSlot == NULL)
 		return;
 	SpinLockAcquire(&MyReplicationSlot->mutex);
-	if (p <= MyReplicationSlot->data.restart_lsn)
+	if (!exact && p <= MyReplicationSlot->data.restart_lsn)
 	{
 		SpinLockRelease(&MyReplicationSlot->mutex);
 		return;
@@ -753,7 +758,10 @@ advance_slot(XLogRecPtr p)
  * Record "durable up to P": read P, then write the state and sync RocksDB's
  * write-ahead log, which makes every batch written before P was read
  * durable (RocksDB's log is sequential); then the slot may let WAL before P
- * go.  'p' Invalid: read the insert position now.
+ * go.  'p' Invalid: read the flushed end of the WAL now.  Not the insert
+ * position: below the flushed end every record is complete and on disk, and
+ * a smaller P is as safe (every message below it was inserted before it was
+ * read; docs/write-path.md), it only replays a little more.
  */
 static void
 record_durable_point(XLogRecPtr p)
@@ -761,7 +769,7 @@ record_durable_point(XLogRecPtr p)
 	char	   *err = NULL;
 
 	if (XLogRecPtrIsInvalid(p))
-		p = GetXLogInsertRecPtr();
+		p = GetFlushRecPtr(NULL);
 	req_out = rocksdb_writebatch_create();
 	put_wal_state(req_out, p, owner_incarnation);
 
@@ -781,7 +789,7 @@ record_durable_point(XLogRecPtr p)
 	owner_durable_lsn = p;
 	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
 	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
-	advance_slot(p);
+	advance_slot(p, false);
 }
 
 /*
@@ -805,7 +813,7 @@ durable_point_step(long timeout)
 	if (now < due)
 		return timeout < 0 ? TimestampDifferenceMilliseconds(now, due) + 1 :
 			Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
-	if (GetXLogInsertRecPtr() != owner_durable_lsn &&
+	if (GetFlushRecPtr(NULL) != owner_durable_lsn &&
 		(rocksdb_get_latest_sequence_number(owner_db) != owner_durable_seq ||
 		 now >= TimestampTzPlusMilliseconds(owner_durable_recorded_at,
 											IDLE_DURABLE_INTERVAL_MS)))
@@ -1658,7 +1666,7 @@ wal_start(void)
 	owner_durable_lsn = end;
 	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
 	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
-	advance_slot(end);
+	advance_slot(end, true);
 }
 
 /*
@@ -1724,9 +1732,13 @@ almanac_owner_main(Datum arg)
 		FlushErrorState();
 		set_store_state(ALMANAC_STORE_FAILED, edata->message);
 		ereport(LOG,
-				(errmsg("almanac: could not replay the WAL into store \"%s\": %s",
+				(errcode(edata->sqlerrcode),
+				 errmsg("almanac: could not replay the WAL into store \"%s\": %s",
 						almanac_shared->stores[owner_store].path, edata->message),
-				 edata->hint ? errhint("%s", edata->hint) : 0));
+				 edata->detail ? errdetail("%s", edata->detail) : 0,
+				 edata->hint ? errhint("%s", edata->hint) :
+				 errhint("The store does not open until this is fixed: restore it from a backup, or drop its replication slot with pg_drop_replication_slot('%s') to open it as it is, without its foreign writes committed after its last durable point.",
+						 owner_slot_name)));
 		proc_exit(0);
 	}
 	PG_END_TRY();

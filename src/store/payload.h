@@ -118,12 +118,19 @@ almanac_batch_message_parse(const char *p, Size len, uint64 *incarnation, uint64
 	if (len == 0)
 		return false;
 	if (len < ALMANAC_BATCH_HEADER_LEN || p[0] != ALMANAC_BATCH_MESSAGE_FORMAT)
-		elog(ERROR, "almanac: a batch message in the WAL has an unknown format");
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a batch message of almanac in the WAL has an unknown format (%u)",
+						(unsigned int) (unsigned char) p[0]),
+				 errdetail("It was written by another version of almanac, or the WAL is damaged.")));
 	*incarnation = almanac_get_be64(p + 1);
 	*seq = almanac_get_be64(p + 9);
 	*path_len = ((Size) (unsigned char) p[17] << 8) | (unsigned char) p[18];
 	if (len < ALMANAC_BATCH_HEADER_LEN + *path_len)
-		elog(ERROR, "almanac: truncated batch message in the WAL");
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a batch message of almanac in the WAL is truncated: %zu bytes, the header names %zu",
+						(size_t) len, (size_t) (ALMANAC_BATCH_HEADER_LEN + *path_len))));
 	*path = p + ALMANAC_BATCH_HEADER_LEN;
 	*payload = *path + *path_len;
 	*payload_len = len - ALMANAC_BATCH_HEADER_LEN - *path_len;

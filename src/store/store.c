@@ -272,7 +272,7 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("could not open almanac store \"%s\": %s", opts->path,
 							error[0] ? error : "its owner exited"),
-					 errhint("Check that the directory can be created and written by the server, and that no other process holds the store open.")));
+					 errhint("The server log gives the store owner's reason. Check that the directory can be created and written by the server, and that no other process holds the store open.")));
 		}
 		ConditionVariableTimedSleep(&almanac_shared->store_cv, 1000,
 									PG_WAIT_EXTENSION);
