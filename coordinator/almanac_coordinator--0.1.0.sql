@@ -253,6 +253,23 @@ END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.add_node(text, text, integer, text, text) IS 'add an empty almanac database as a node; returns its node id';
 
+-- The node of that name; 42704 naming it when there is none.
+CREATE FUNCTION almanac_coordinator._node_named(node text) RETURNS almanac_coordinator.nodes
+	LANGUAGE plpgsql STABLE AS
+$$
+DECLARE
+	n	almanac_coordinator.nodes;
+BEGIN
+	SELECT * INTO n FROM almanac_coordinator.nodes x WHERE x.node_name = _node_named.node;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown node "%"', node
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Nodes are added with almanac_coordinator.add_node.';
+	END IF;
+	RETURN n;
+END;
+$$;
+
 -- Place a chain on a node and register it there.  The EVM chain id is
 -- required: it is unique across the nodes only if the coordinator knows it.
 CREATE FUNCTION almanac_coordinator.register_chain(chain_id text, evm_chain_id bigint, node text,
@@ -268,12 +285,7 @@ BEGIN
 		RAISE EXCEPTION 'chain_id, evm_chain_id and node must not be NULL'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO n FROM almanac_coordinator.nodes x WHERE x.node_name = register_chain.node;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'unknown node "%"', node
-			USING ERRCODE = 'undefined_object',
-				  HINT = 'Nodes are added with almanac_coordinator.add_node.';
-	END IF;
+	n := almanac_coordinator._node_named(node);
 	LOCK TABLE almanac_coordinator.placement IN EXCLUSIVE MODE;
 	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = register_chain.chain_id;
 	IF FOUND THEN
@@ -306,6 +318,57 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) IS 'place a chain on a node and register it there';
+
+-- The placement flip of a chain moved to another node (docs/scale-out.md,
+-- "Moving a chain"): the chain's rows must already be on the target node
+-- (copied there by logical replication) and its writers stopped.  Takes the
+-- placement in ACCESS EXCLUSIVE mode, so it waits for the dispatched calls in
+-- flight (each holds its lookup of the placement until its transaction ends)
+-- and makes new ones wait until it commits; then points the chain at the
+-- target and rebinds both nodes' partitions.  Changes no node: the procedure
+-- removes the chain from the source node afterwards.
+CREATE FUNCTION almanac_coordinator.move_chain_finish(chain_id text, target_node text)
+	RETURNS almanac_coordinator.placement
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n	almanac_coordinator.nodes;
+	p	almanac_coordinator.placement;
+BEGIN
+	IF chain_id IS NULL OR target_node IS NULL THEN
+		RAISE EXCEPTION 'chain_id and target_node must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	n := almanac_coordinator._node_named(target_node);
+	LOCK TABLE almanac_coordinator.placement IN ACCESS EXCLUSIVE MODE;
+	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown chain "%"', chain_id
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF p.node_id = n.node_id THEN
+		RETURN p;	-- repeated after success: nothing to do
+	END IF;
+	-- the target must hold the chain already: a flip to an empty node would
+	-- lose the chain's history for every reader
+	IF NOT EXISTS (SELECT FROM almanac_coordinator._node_chains(n.conninfo) c
+					WHERE c = move_chain_finish.chain_id) THEN
+		RAISE EXCEPTION 'node "%" does not hold chain "%"', target_node, chain_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Copy the chain there first with a publication and a subscription (docs/scale-out.md, "Moving a chain").';
+	END IF;
+
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	UPDATE almanac_coordinator.placement x SET node_id = n.node_id
+	 WHERE x.chain_id = move_chain_finish.chain_id;
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+	PERFORM almanac_coordinator._bind_partitions(p.node_id);
+	PERFORM almanac_coordinator._bind_partitions(n.node_id);
+	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
+	RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.move_chain_finish(text, text) IS 'point a chain copied to another node at that node (the placement flip of a move)';
 
 -- Chains whose placement and nodes disagree: placed but missing on its node,
 -- or present on a node it is not placed on (rows an unfiltered scan would
