@@ -319,6 +319,26 @@ END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.register_chain(text, bigint, text, text) IS 'place a chain on a node and register it there';
 
+-- A chain as a node holds it, for move_chain_finish to compare source and
+-- target: its head and the number of its rows in each core table.  NULL when
+-- the node does not hold the chain (one row always: PL/Proxy raises P0002
+-- for none).  Counts scan the chain's rows: a move
+-- copies them all anyway.
+CREATE FUNCTION almanac_coordinator._node_chain_digest(conninfo text, chain_id text) RETURNS text
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT (SELECT format('head %s/%s/%s, blocks %s, transactions %s, events %s, account_states %s, orphaned_blocks %s, cross_chain_messages %s',
+				  c.latest_block, c.safe_block, c.finalized_block,
+				  (SELECT count(*) FROM almanac.blocks x WHERE x.chain_id = $2),
+				  (SELECT count(*) FROM almanac.transactions x WHERE x.chain_id = $2),
+				  (SELECT count(*) FROM almanac.events x WHERE x.chain_id = $2),
+				  (SELECT count(*) FROM almanac.account_states x WHERE x.chain_id = $2),
+				  (SELECT count(*) FROM almanac.orphaned_blocks x WHERE x.chain_id = $2),
+				  (SELECT count(*) FROM almanac.cross_chain_messages x WHERE x.source_chain_id = $2))
+	  FROM almanac.chains c WHERE c.chain_id = $2);
+$$;
+
 -- The placement flip of a chain moved to another node (docs/scale-out.md,
 -- "Moving a chain"): the chain's rows must already be on the target node
 -- (copied there by logical replication) and its writers stopped.  Takes the
@@ -332,8 +352,11 @@ CREATE FUNCTION almanac_coordinator.move_chain_finish(chain_id text, target_node
 	LANGUAGE plpgsql AS
 $$
 DECLARE
-	n	almanac_coordinator.nodes;
-	p	almanac_coordinator.placement;
+	n			almanac_coordinator.nodes;
+	src			almanac_coordinator.nodes;
+	p			almanac_coordinator.placement;
+	v_source	text;
+	v_target	text;
 BEGIN
 	IF chain_id IS NULL OR target_node IS NULL THEN
 		RAISE EXCEPTION 'chain_id and target_node must not be NULL'
@@ -349,13 +372,22 @@ BEGIN
 	IF p.node_id = n.node_id THEN
 		RETURN p;	-- repeated after success: nothing to do
 	END IF;
-	-- the target must hold the chain already: a flip to an empty node would
-	-- lose the chain's history for every reader
-	IF NOT EXISTS (SELECT FROM almanac_coordinator._node_chains(n.conninfo) c
-					WHERE c = move_chain_finish.chain_id) THEN
+	-- the target must hold the chain as the source does: a flip to a node
+	-- still copying would hide the rows it lacks from every reader
+	v_target := almanac_coordinator._node_chain_digest(n.conninfo, chain_id);
+	IF v_target IS NULL THEN
 		RAISE EXCEPTION 'node "%" does not hold chain "%"', target_node, chain_id
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Copy the chain there first with a publication and a subscription (docs/scale-out.md, "Moving a chain").';
+	END IF;
+	SELECT * INTO src FROM almanac_coordinator.nodes x WHERE x.node_id = p.node_id;
+	v_source := almanac_coordinator._node_chain_digest(src.conninfo, chain_id);
+	IF v_source IS DISTINCT FROM v_target THEN
+		RAISE EXCEPTION 'node "%" does not hold chain "%" as node "%" does', target_node, chain_id, src.node_name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('Node "%s": %s; node "%s": %s.', src.node_name, coalesce(v_source, 'no such chain'),
+								  target_node, v_target),
+				  HINT = 'Stop the chain''s writers and wait until the subscription has caught up.';
 	END IF;
 
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);

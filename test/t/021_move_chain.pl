@@ -131,6 +131,15 @@ $n1->safe_psql('postgres', q{
 	UPDATE almanac.account_states SET state = '{"balance": 5}'
 	 WHERE account = '0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb' AND block_number = 4});
 
+# the flip refuses a target that is behind: changes held back on node2
+$n2->safe_psql('postgres', 'ALTER SUBSCRIPTION move_anvil DISABLE');
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.set_safe('anvil', 8)});
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n2')}), 'ERROR 55000',
+	'move_chain_finish refuses a target that has not caught up');
+is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}),
+	'1', 'and the chain stays on node1');
+$n2->safe_psql('postgres', 'ALTER SUBSCRIPTION move_anvil ENABLE');
+
 # 3. writers stopped: wait until the target has everything
 $n1->wait_for_catchup('move_anvil');
 my $before = contents($co, 'almanac_coordinator');
