@@ -370,27 +370,35 @@ open_store(void)
 }
 
 /*
- * Open the store; if it cannot be, record why (a backend attaching to the
- * store reports it, and starts a new owner that tries again) and exit.
+ * Run one step of the owner's start (opening the store, the WAL replay); if
+ * it fails, record why (a backend attaching to the store reports it, and
+ * starts a new owner that tries again), log the error with its SQLSTATE,
+ * detail and hint (default_hint when it has none), and exit.  "what" reads
+ * as "could not <what> store ...".
  */
 static void
-open_store_or_exit(void)
+start_step_or_exit(void (*step) (void), const char *what, const char *default_hint)
 {
 	PG_TRY();
 	{
-		open_store();
+		step();
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		const char *hint;
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
 		FlushErrorState();
 		set_store_state(ALMANAC_STORE_FAILED, edata->message);
+		hint = edata->hint ? edata->hint : default_hint;
 		ereport(LOG,
-				(errmsg("almanac: could not open store \"%s\": %s",
-						almanac_shared->stores[owner_store].path, edata->message)));
+				(errcode(edata->sqlerrcode),
+				 errmsg("almanac: could not %s store \"%s\": %s",
+						what, almanac_shared->stores[owner_store].path, edata->message),
+				 edata->detail ? errdetail("%s", edata->detail) : 0,
+				 hint ? errhint("%s", hint) : 0));
 		proc_exit(0);
 	}
 	PG_END_TRY();
@@ -1114,7 +1122,7 @@ owner_reopen(void)
 	owner_nowal_wopts = NULL;
 	owner_ropts = NULL;
 
-	open_store_or_exit();
+	start_step_or_exit(open_store, "open", NULL);
 	/* recovery flushed what the write-ahead log held */
 	owner_unflushed = 0;
 }
@@ -1702,6 +1710,7 @@ void
 almanac_owner_main(Datum arg)
 {
 	long		timeout = 0;	/* the first round's maintenance runs at once */
+	char		replay_slot[NAMEDATALEN];
 
 	owner_store = DatumGetInt32(arg);
 
@@ -1717,31 +1726,13 @@ almanac_owner_main(Datum arg)
 	owner_cxt = AllocSetContextCreate(TopMemoryContext, "almanac owner",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	open_store_or_exit();
+	start_step_or_exit(open_store, "open", NULL);
 	ALMANAC_FAULT_POINT("owner_start");
-	PG_TRY();
-	{
-		wal_start();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(TopMemoryContext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		set_store_state(ALMANAC_STORE_FAILED, edata->message);
-		ereport(LOG,
-				(errcode(edata->sqlerrcode),
-				 errmsg("almanac: could not replay the WAL into store \"%s\": %s",
-						almanac_shared->stores[owner_store].path, edata->message),
-				 edata->detail ? errdetail("%s", edata->detail) : 0,
-				 edata->hint ? errhint("%s", edata->hint) :
-				 errhint("The store does not open until this is fixed: restore it from a backup, or drop its replication slot with pg_drop_replication_slot('%s') to open it as it is, without its foreign writes committed after its last durable point.",
-						 owner_slot_name)));
-		proc_exit(0);
-	}
-	PG_END_TRY();
+	/* the slot's name for the hint: acquire_slot, inside wal_start, sets owner_slot_name */
+	slot_name(almanac_shared->stores[owner_store].path, replay_slot);
+	start_step_or_exit(wal_start, "replay the WAL into",
+					   psprintf("The store does not open until this is fixed: restore it from a backup, or drop its replication slot with pg_drop_replication_slot('%s') to open it as it is, without its foreign writes committed after its last durable point.",
+								replay_slot));
 	almanac_maintenance_start(owner_store);
 
 	set_store_state(ALMANAC_STORE_READY, NULL);
