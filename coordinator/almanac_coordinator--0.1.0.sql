@@ -103,7 +103,7 @@ CREATE TABLE almanac_coordinator.account_states (
 -- on the node of its source chain
 CREATE TABLE almanac_coordinator.cross_chain_messages (
 	id bigint, protocol text, message_key text, source_chain_id text, source_transaction_id bigint,
-	destination_chain_id text, destination_transaction_id bigint, status text, sent_at timestamptz,
+	destination_chain_id text, destination_tx_hash text, destination_transaction_id bigint, status text, sent_at timestamptz,
 	delivered_at timestamptz, payload jsonb
 ) PARTITION BY LIST (source_chain_id);
 CREATE TABLE almanac_coordinator.orphaned_blocks (
@@ -428,30 +428,37 @@ $$
 $$;
 COMMENT ON FUNCTION almanac_coordinator.check_placement() IS 'chains on which the placement and the nodes disagree; empty when all is well';
 
--- The connect string of a chain's node: how every dispatched function finds
--- its node, a local lookup before the one round trip to the node.  Neither
--- SECURITY DEFINER (its GUC save and restore showed in perf) nor SQL (not
--- inlined, for its sub-select, so planned on every call: 1.6k lookups/s
--- against 4k); callers read the registry, which holds no password.
-CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
+-- The node of a chain; 42704 when the chain is placed nowhere.
+CREATE FUNCTION almanac_coordinator._chain_node(chain_id text) RETURNS almanac_coordinator.nodes
 	LANGUAGE plpgsql STABLE AS
 $$
 DECLARE
-	v text;
+	n almanac_coordinator.nodes;
 BEGIN
 	IF chain_id IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT n.conninfo INTO v
-	  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes n USING (node_id)
-	 WHERE p.chain_id = _chain_conninfo.chain_id;
-	IF v IS NULL THEN
+	SELECT x.* INTO n
+	  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes x USING (node_id)
+	 WHERE p.chain_id = _chain_node.chain_id;
+	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown chain "%"', chain_id
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Chains are placed on a node with almanac_coordinator.register_chain before their first ingest.';
 	END IF;
-	RETURN v;
+	RETURN n;
 END;
+$$;
+
+-- The connect string of a chain's node: how every dispatched function finds
+-- its node, a local lookup before the one round trip to the node.  Neither
+-- SECURITY DEFINER (its GUC save and restore showed in perf) nor a SQL
+-- lookup (not inlined, for its sub-select, so planned on every call: 1.6k
+-- lookups/s against 4k); callers read the registry, which holds no password.
+CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
+	LANGUAGE sql STABLE AS
+$$
+	SELECT (almanac_coordinator._chain_node(chain_id)).conninfo
 $$;
 
 -- Dispatched functions: almanac's signatures, run by almanac on the chain's
@@ -465,9 +472,7 @@ DECLARE
 	f record;
 BEGIN
 	FOR f IN
-		VALUES ('ingest_block', 'chain_id text, block jsonb, receipts jsonb, on_reorg text DEFAULT ''error''', 'bigint'),
-			   ('ingest_blocks', 'chain_id text, blocks jsonb, receipts jsonb', 'bigint'),
-			   ('revert_to', 'chain_id text, block_number bigint', 'bigint'),
+		VALUES ('ingest_blocks', 'chain_id text, blocks jsonb, receipts jsonb', 'bigint'),
 			   ('set_safe', 'chain_id text, block_number bigint', 'bigint'),
 			   ('set_finalized', 'chain_id text, block_number bigint', 'bigint'),
 			   ('latest_block', 'chain_id text', 'almanac_coordinator.blocks'),
@@ -495,19 +500,219 @@ $$
 	  FROM almanac.chain_heads h WHERE h.chain_id = $1;
 $$;
 
+-- Cross-chain messages (docs/scale-out.md, "Cross-chain messages").  A
+-- message lives on the node of its source chain and names its destination by
+-- (chain, transaction hash).  A revert on the destination's node undelivers
+-- the messages there; the coordinator's revert_to and ingest_block get the
+-- reverted transactions' hashes back from the node and undeliver the
+-- messages towards them on every other node, each node in its own
+-- transaction: not atomic across nodes.  A node that cannot be reached is
+-- named in a WARNING, and reconcile_messages repairs what it missed.
+
+
+CREATE FUNCTION almanac_coordinator._node_revert_to(conninfo text, chain_id text, block_number bigint,
+													 OUT reverted bigint, OUT tx_hashes text[])
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT r.reverted, r.tx_hashes FROM almanac._coordinator_revert_to($2, $3) r;
+$$;
+CREATE FUNCTION almanac_coordinator._node_ingest_block(conninfo text, chain_id text, block text, receipts text,
+														on_reorg text, OUT block_id bigint, OUT tx_hashes text[])
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT r.block_id, r.tx_hashes FROM almanac._coordinator_ingest_block($2, $3::jsonb, $4::jsonb, $5) r;
+$$;
+CREATE FUNCTION almanac_coordinator._node_undeliver(conninfo text, chain_id text, tx_hashes text[]) RETURNS bigint
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac.undeliver_messages($2, $3);
+$$;
+
+-- Undeliver the messages towards these reverted transactions of a chain on
+-- every node but the chain's own (whose revert did it).  A node that fails
+-- is named in a WARNING: the revert has committed on the chain's node, and
+-- failing the call would tell its caller otherwise.  Returns how many
+-- messages were made pending.
+CREATE FUNCTION almanac_coordinator._undeliver_elsewhere(chain_id text, chain_node integer, tx_hashes text[])
+	RETURNS bigint
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n		almanac_coordinator.nodes;
+	total	bigint := 0;
+BEGIN
+	IF cardinality(tx_hashes) = 0 THEN
+		RETURN 0;
+	END IF;
+	FOR n IN SELECT * FROM almanac_coordinator.nodes x WHERE x.node_id <> chain_node ORDER BY x.node_id LOOP
+		BEGIN
+			total := total + almanac_coordinator._node_undeliver(n.conninfo, chain_id, tx_hashes);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'the messages on node "%" towards the % reverted transaction(s) of chain "%" were not undelivered: %',
+				n.node_name, cardinality(tx_hashes), chain_id, SQLERRM
+				USING HINT = 'Run almanac_coordinator.reconcile_messages() once the node answers.';
+		END;
+	END LOOP;
+	RETURN total;
+END;
+$$;
+
+CREATE FUNCTION almanac_coordinator.revert_to(chain_id text, block_number bigint) RETURNS bigint
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n almanac_coordinator.nodes;
+	r record;
+BEGIN
+	n := almanac_coordinator._chain_node(chain_id);
+	r := almanac_coordinator._node_revert_to(n.conninfo, chain_id, block_number);
+	PERFORM almanac_coordinator._undeliver_elsewhere(chain_id, n.node_id, r.tx_hashes);
+	RETURN r.reverted;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.revert_to(text, bigint) IS 'almanac.revert_to, run on the chain''s node; then the messages towards the reverted transactions are undelivered on the other nodes';
+
 -- The JSON as text: a follower's JSON-RPC answer goes to the node as it
 -- came and is parsed once, there, instead of into jsonb here and back out to
--- text for the wire.  An untyped literal or a text parameter chooses these
--- (PostgreSQL prefers text for an argument of unknown type); jsonb arguments
--- choose almanac's signatures above.
+-- text for the wire.  An untyped literal or a text parameter chooses this
+-- (PostgreSQL prefers text for an argument of unknown type); jsonb
+-- arguments choose almanac's signature, below.  A reorg (on_reorg =>
+-- 'revert') undelivers messages like revert_to.
 CREATE FUNCTION almanac_coordinator.ingest_block(chain_id text, block text, receipts text,
 												  on_reorg text DEFAULT 'error')
 	RETURNS bigint
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n almanac_coordinator.nodes;
+	r record;
+BEGIN
+	n := almanac_coordinator._chain_node(chain_id);
+	r := almanac_coordinator._node_ingest_block(n.conninfo, chain_id, block, receipts, on_reorg);
+	PERFORM almanac_coordinator._undeliver_elsewhere(chain_id, n.node_id, r.tx_hashes);
+	RETURN r.block_id;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.ingest_block(text, text, text, text) IS 'almanac.ingest_block with the JSON as text, run on the chain''s node';
+CREATE FUNCTION almanac_coordinator.ingest_block(chain_id text, block jsonb, receipts jsonb,
+												  on_reorg text DEFAULT 'error')
+	RETURNS bigint
+	LANGUAGE sql AS
+$$
+	SELECT almanac_coordinator.ingest_block(chain_id, block::text, receipts::text, on_reorg)
+$$;
+COMMENT ON FUNCTION almanac_coordinator.ingest_block(text, jsonb, jsonb, text) IS 'almanac.ingest_block, run on the chain''s node';
+
+-- Reconciliation: the messages of a node that name a destination
+-- transaction, which of a chain's transactions its node holds, and the
+-- repairs (src/sql/60_node.sql).
+CREATE FUNCTION almanac_coordinator._node_messages(conninfo text, OUT id bigint, OUT destination_chain_id text,
+												   OUT destination_tx_hash text, OUT status text)
+	RETURNS SETOF record
 	LANGUAGE plproxy AS
 $$
-	CONNECT almanac_coordinator._chain_conninfo(chain_id);
-	SELECT almanac.ingest_block($1, $2::jsonb, $3::jsonb, $4);
+	CONNECT conninfo;
+	SELECT m.id, m.destination_chain_id, m.destination_tx_hash, m.status FROM almanac._messages_with_destination() m;
 $$;
+CREATE FUNCTION almanac_coordinator._node_present_transactions(conninfo text, chain_id text, tx_hashes text[],
+															   OUT tx_hash text, OUT "timestamp" timestamptz)
+	RETURNS SETOF record
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT t.tx_hash, t.timestamp FROM almanac._present_transactions($2, $3) t;
+$$;
+CREATE FUNCTION almanac_coordinator._node_set_delivered(conninfo text, ids bigint[], delivered_at timestamptz[])
+	RETURNS bigint
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac._set_messages_delivered($2, $3);
+$$;
+
+-- Find (and with repair, the default, repair) the messages whose status and
+-- destination disagree: delivered while their destination transaction does
+-- not exist on its chain's node (a revert whose undelivery did not reach
+-- the message's node), or pending while it does (the transaction came back
+-- in the new branch of a reorg).  Messages without a destination
+-- transaction and failed ones are not checked; a destination chain placed
+-- nowhere is reported, not repaired.  Reads every node's messages that name
+-- a destination, and asks each destination chain's node for those
+-- transactions.  Not atomic: a message that changes between the check and
+-- the repair is left alone by the repair (it checks the status again), a
+-- revert in between is found by the next run.
+CREATE FUNCTION almanac_coordinator.reconcile_messages(repair boolean DEFAULT true)
+	RETURNS TABLE (node text, message_id bigint, destination_chain_id text, destination_tx_hash text,
+				   problem text, repaired boolean)
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	s		almanac_coordinator.nodes;
+	d		record;
+	dest	almanac_coordinator.nodes;
+	f_ids		bigint[];
+	f_hashes	text[];
+	f_statuses	text[];
+	f_at		timestamptz[];
+	v_missing	text[];
+	v_deliver	bigint[];
+	v_at		timestamptz[];
+BEGIN
+	FOR s IN SELECT * FROM almanac_coordinator.nodes ORDER BY node_id LOOP
+		FOR d IN
+			SELECT m.destination_chain_id AS chain, array_agg(m.id ORDER BY m.id) AS ids,
+				   array_agg(m.destination_tx_hash ORDER BY m.id) AS hashes,
+				   array_agg(m.status ORDER BY m.id) AS statuses
+			  FROM almanac_coordinator._node_messages(s.conninfo) m
+			 GROUP BY m.destination_chain_id
+			 ORDER BY 1
+		LOOP
+			SELECT x.* INTO dest
+			  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes x USING (node_id)
+			 WHERE p.chain_id = d.chain;
+			IF NOT FOUND THEN
+				RETURN QUERY
+					SELECT s.node_name, m.id, d.chain, m.hash, 'destination chain placed nowhere', false
+					  FROM unnest(d.ids, d.hashes) AS m(id, hash) ORDER BY m.id;
+				CONTINUE;
+			END IF;
+			-- the disagreements of this node's messages towards this chain
+			SELECT array_agg(m.id ORDER BY m.id), array_agg(m.hash ORDER BY m.id),
+				   array_agg(m.status ORDER BY m.id), array_agg(t.timestamp ORDER BY m.id)
+			  INTO f_ids, f_hashes, f_statuses, f_at
+			  FROM unnest(d.ids, d.hashes, d.statuses) AS m(id, hash, status)
+			  LEFT JOIN almanac_coordinator._node_present_transactions(dest.conninfo, d.chain, d.hashes) t
+				ON t.tx_hash = m.hash
+			 WHERE (m.status = 'delivered') <> (t.tx_hash IS NOT NULL);
+			CONTINUE WHEN f_ids IS NULL;
+			IF repair THEN
+				SELECT array_agg(f.hash) FILTER (WHERE f.status = 'delivered'),
+					   array_agg(f.id) FILTER (WHERE f.status = 'pending'),
+					   array_agg(f.at) FILTER (WHERE f.status = 'pending')
+				  INTO v_missing, v_deliver, v_at
+				  FROM unnest(f_ids, f_hashes, f_statuses, f_at) AS f(id, hash, status, at);
+				-- every delivered message towards a missing transaction disagrees
+				IF v_missing IS NOT NULL THEN
+					PERFORM almanac_coordinator._node_undeliver(s.conninfo, d.chain, v_missing);
+				END IF;
+				IF v_deliver IS NOT NULL THEN
+					PERFORM almanac_coordinator._node_set_delivered(s.conninfo, v_deliver, v_at);
+				END IF;
+			END IF;
+			RETURN QUERY
+				SELECT s.node_name, f.id, d.chain, f.hash,
+					   CASE f.status WHEN 'delivered' THEN 'delivered, destination transaction missing'
+									 ELSE 'pending, destination transaction present' END,
+					   repair
+				  FROM unnest(f_ids, f_hashes, f_statuses) AS f(id, hash, status) ORDER BY f.id;
+		END LOOP;
+	END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.reconcile_messages(boolean) IS 'cross-chain messages whose status disagrees with their destination transaction''s existence, repaired unless repair => false';
 CREATE FUNCTION almanac_coordinator.ingest_blocks(chain_id text, blocks text, receipts text) RETURNS bigint
 	LANGUAGE plproxy AS
 $$
@@ -553,4 +758,4 @@ GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBL
 -- (docs/scale-out.md, "Backups").
 SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.placement', '');
-GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text), almanac_coordinator._chain_node(text) TO PUBLIC;

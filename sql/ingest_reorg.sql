@@ -84,6 +84,32 @@ SELECT CASE t.tx_hash WHEN n->>'tx_a' THEN 'A' WHEN n->>'tx_b' THEN 'B' WHEN n->
  WHERE t.tx_hash IN (n->>'tx_a', n->>'tx_b', n->>'tx_c') ORDER BY 1;
 SELECT count(*) AS events_above_5 FROM almanac.events WHERE block_number > 5;
 
+-- cross-chain messages towards this chain's transactions, by hash only
+-- (tx C), by id (tx A: the hash is filled in), and one towards a chain that
+-- is not on this database (a coordinator's other node): no foreign key
+INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+	destination_chain_id, destination_tx_hash, destination_transaction_id, status, sent_at, delivered_at)
+SELECT 'test-bridge', k, 'anvil', (SELECT min(id) FROM almanac.transactions WHERE block_number <= 5), dc, dh, di,
+	   'delivered', now(), now()
+  FROM notes, LATERAL (VALUES ('by-hash', 'anvil', n->>'tx_c', NULL::bigint),
+		('by-id', 'anvil', NULL, (SELECT id FROM almanac.transactions WHERE tx_hash = n->>'tx_a')),
+		('elsewhere', 'remote', '0x' || repeat('ab', 32), NULL)) AS v(k, dc, dh, di);
+SELECT message_key, destination_chain_id,
+	   CASE destination_tx_hash WHEN n->>'tx_a' THEN 'A' WHEN n->>'tx_c' THEN 'C' ELSE left(destination_tx_hash, 6) END AS dest,
+	   destination_transaction_id IS NOT NULL AS has_id, status
+  FROM almanac.cross_chain_messages, notes WHERE message_key IS NOT NULL ORDER BY 1;
+-- the id and the hash must name the same transaction, of the destination
+-- chain (ids depend on the tests before: shown as N)
+SELECT regexp_replace(sqlstate_of($$INSERT INTO almanac.cross_chain_messages (protocol, message_key,
+	source_chain_id, source_transaction_id, destination_chain_id, destination_tx_hash, destination_transaction_id,
+	status, sent_at)
+	SELECT 'test-bridge', 'bad-hash', 'anvil', t.id, 'anvil', '0x' || repeat('ab', 32), t.id, 'delivered', now()
+	  FROM almanac.transactions t, notes WHERE t.tx_hash = n->>'tx_a'$$), 'transaction \d+', 'transaction N');
+SELECT regexp_replace(sqlstate_of($$INSERT INTO almanac.cross_chain_messages (protocol, message_key,
+	source_chain_id, source_transaction_id, destination_chain_id, destination_transaction_id, status, sent_at)
+	SELECT 'test-bridge', 'bad-chain', 'anvil', t.id, 'remote', t.id, 'delivered', now()
+	  FROM almanac.transactions t, notes WHERE t.tx_hash = n->>'tx_a'$$), 'transaction \d+', 'transaction N');
+
 -- back to the old branch with on_reorg => 'revert': old block 6 replaces the
 -- new block 6 (the chain is first reverted to block 5), then 7 and 8 follow
 SELECT name, almanac.ingest_block('anvil', block, receipts, on_reorg => 'revert') > 0 AS stored
@@ -94,6 +120,13 @@ SELECT CASE t.tx_hash WHEN n->>'tx_a' THEN 'A' WHEN n->>'tx_b' THEN 'B' WHEN n->
   FROM almanac.transactions t, notes
  WHERE t.tx_hash IN (n->>'tx_a', n->>'tx_b', n->>'tx_c') ORDER BY 1;
 SELECT latest_block FROM almanac.chain_heads WHERE chain_id = 'anvil';
+-- the messages delivered in the reverted blocks are pending again, their
+-- hash kept (tx C is back, in old block 7: almanac_coordinator's
+-- reconcile_messages would deliver it again); the other chain's is not
+SELECT message_key,
+	   CASE destination_tx_hash WHEN n->>'tx_a' THEN 'A' WHEN n->>'tx_c' THEN 'C' ELSE left(destination_tx_hash, 6) END AS dest,
+	   destination_transaction_id IS NOT NULL AS has_id, status, delivered_at IS NOT NULL AS has_delivered_at
+  FROM almanac.cross_chain_messages, notes WHERE message_key IS NOT NULL ORDER BY 1;
 -- and forward again: new block 7 names new block 6 as parent, which is not
 -- stored: the reorg is deeper than one block, so it is refused
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', block, receipts, on_reorg => 'revert') FROM fx WHERE name = '7'$$);

@@ -139,6 +139,12 @@ COMMENT ON TABLE almanac.account_states IS 'account state history: the state of 
 -- the cascade from blocks
 CREATE INDEX account_states_block_idx ON almanac.account_states (chain_id, block_number);
 
+-- A message is stored with its source transaction (on the node of its
+-- source chain, behind a coordinator) and names its destination by chain and
+-- transaction hash, which need not be here: behind a coordinator
+-- (docs/scale-out.md) the destination chain may live on another node.
+-- destination_transaction_id is the same transaction by id when it is here
+-- (either may be given; a trigger fills and checks the other).
 CREATE TABLE almanac.cross_chain_messages (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	-- the bridge or messaging protocol, and its own id for the message
@@ -146,8 +152,16 @@ CREATE TABLE almanac.cross_chain_messages (
 	message_key		text,
 	source_chain_id text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
 	source_transaction_id bigint NOT NULL REFERENCES almanac.transactions ON DELETE CASCADE,
-	destination_chain_id text NOT NULL REFERENCES almanac.chains ON DELETE CASCADE,
-	-- NULL until delivered; a revert of the destination block makes it pending again
+	-- not a foreign key: the destination chain may live on another node
+	destination_chain_id text NOT NULL
+		CONSTRAINT cross_chain_messages_destination_chain_id_check
+		CHECK (length(destination_chain_id) BETWEEN 1 AND 64 AND destination_chain_id !~ '[[:space:][:cntrl:]]'),
+	-- the transaction that delivered it; NULL until delivered.  Kept when a
+	-- revert of the destination makes the message pending again, so that
+	-- reconciliation can tell whether that transaction came back.
+	destination_tx_hash text CHECK (almanac._is_hex_id(destination_tx_hash, 32)),
+	-- that transaction's id when it is on this node; a revert of the
+	-- destination block sets it NULL and makes the message pending again
 	destination_transaction_id bigint REFERENCES almanac.transactions ON DELETE SET NULL,
 	status			text NOT NULL DEFAULT 'pending'
 		CHECK (status IN ('pending', 'delivered', 'failed')),
@@ -156,32 +170,82 @@ CREATE TABLE almanac.cross_chain_messages (
 	payload			jsonb,
 	UNIQUE (protocol, message_key),
 	CONSTRAINT cross_chain_messages_delivered_check
-		CHECK (status <> 'delivered' OR destination_transaction_id IS NOT NULL)
+		CHECK (status <> 'delivered' OR destination_tx_hash IS NOT NULL)
 );
 COMMENT ON TABLE almanac.cross_chain_messages IS 'messages from a transaction on one chain to a transaction on another';
 -- the cascade from the source transaction
 CREATE INDEX cross_chain_messages_source_idx ON almanac.cross_chain_messages (source_transaction_id);
 -- the SET NULL from the destination transaction
 CREATE INDEX cross_chain_messages_destination_idx ON almanac.cross_chain_messages (destination_transaction_id);
+-- undelivery by the destination's reverted transactions (almanac.undeliver_messages)
+CREATE INDEX cross_chain_messages_destination_tx_idx
+	ON almanac.cross_chain_messages (destination_chain_id, destination_tx_hash);
 -- "messages still pending towards chain X"
 CREATE INDEX cross_chain_messages_pending_idx ON almanac.cross_chain_messages (destination_chain_id, sent_at)
 	WHERE status = 'pending';
 
--- When the destination transaction of a delivered message is removed (its
--- block was reverted), the message is in flight again.  The foreign key's
--- SET NULL fires this trigger.
-CREATE FUNCTION almanac._cross_chain_message_undeliver() RETURNS trigger
+-- The destination by id and by hash agree: a destination_transaction_id
+-- names a transaction of this node on the destination chain, and fills in
+-- (or must equal) destination_tx_hash.  When the foreign key's SET NULL
+-- removes the id (the destination block was reverted or deleted), a
+-- delivered message is in flight again.
+CREATE FUNCTION almanac._cross_chain_message_destination() RETURNS trigger
 	LANGUAGE plpgsql AS
 $$
+DECLARE
+	v_chain text;
+	v_hash	text;
 BEGIN
-	IF NEW.destination_transaction_id IS NULL AND OLD.destination_transaction_id IS NOT NULL
-		AND NEW.status = 'delivered' THEN
+	IF NEW.destination_transaction_id IS NOT NULL
+		AND (TG_OP = 'INSERT' OR NEW.destination_transaction_id IS DISTINCT FROM OLD.destination_transaction_id
+			 OR NEW.destination_tx_hash IS DISTINCT FROM OLD.destination_tx_hash
+			 OR NEW.destination_chain_id IS DISTINCT FROM OLD.destination_chain_id) THEN
+		SELECT t.chain_id, t.tx_hash INTO v_chain, v_hash
+		  FROM almanac.transactions t WHERE t.id = NEW.destination_transaction_id;
+		-- no such transaction: the foreign key says so
+		IF FOUND AND v_chain <> NEW.destination_chain_id THEN
+			RAISE EXCEPTION 'destination transaction % of message % is on chain "%", not on its destination chain "%"',
+				NEW.destination_transaction_id, coalesce(NEW.message_key, NEW.id::text), v_chain, NEW.destination_chain_id
+				USING ERRCODE = 'foreign_key_violation';
+		END IF;
+		IF FOUND AND NEW.destination_tx_hash IS NOT NULL AND NEW.destination_tx_hash <> v_hash THEN
+			RAISE EXCEPTION 'destination transaction % of message % has hash %, not %',
+				NEW.destination_transaction_id, coalesce(NEW.message_key, NEW.id::text), v_hash, NEW.destination_tx_hash
+				USING ERRCODE = 'foreign_key_violation',
+					  HINT = 'Give the destination by hash or by id, or both alike.';
+		END IF;
+		NEW.destination_tx_hash := coalesce(v_hash, NEW.destination_tx_hash);
+	ELSIF TG_OP = 'UPDATE' AND NEW.destination_transaction_id IS NULL
+		AND OLD.destination_transaction_id IS NOT NULL AND NEW.status = 'delivered' THEN
 		NEW.status := 'pending';
 		NEW.delivered_at := NULL;
 	END IF;
 	RETURN NEW;
 END;
 $$;
-CREATE TRIGGER cross_chain_messages_undeliver
-	BEFORE UPDATE OF destination_transaction_id ON almanac.cross_chain_messages
-	FOR EACH ROW EXECUTE FUNCTION almanac._cross_chain_message_undeliver();
+CREATE TRIGGER cross_chain_messages_destination
+	BEFORE INSERT OR UPDATE OF destination_transaction_id, destination_tx_hash, destination_chain_id
+	ON almanac.cross_chain_messages
+	FOR EACH ROW EXECUTE FUNCTION almanac._cross_chain_message_destination();
+
+-- Make the delivered messages towards these transactions of a chain pending
+-- again (their destination was reverted).  Called by a revert for the
+-- messages on this node, and by a coordinator on the other nodes
+-- (docs/scale-out.md, "Cross-chain messages").  The hash is kept.  Returns
+-- the number of messages made pending.
+CREATE FUNCTION almanac.undeliver_messages(destination_chain_id text, tx_hashes text[]) RETURNS bigint
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n bigint;
+BEGIN
+	UPDATE almanac.cross_chain_messages m
+	   SET status = 'pending', delivered_at = NULL, destination_transaction_id = NULL
+	 WHERE m.destination_chain_id = undeliver_messages.destination_chain_id
+	   AND m.destination_tx_hash = ANY (undeliver_messages.tx_hashes)
+	   AND m.status = 'delivered';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION almanac.undeliver_messages(text, text[]) IS 'make the delivered messages towards these transactions of a chain pending again; returns how many';

@@ -53,6 +53,8 @@ CREATE TABLE almanac.orphaned_blocks (
 -- "what did this chain orphan around block N"; not unique: a block can be
 -- orphaned, ingested again and orphaned again
 CREATE INDEX orphaned_blocks_chain_number_idx ON almanac.orphaned_blocks (chain_id, block_number);
+-- what a call orphaned (almanac._orphaned_tx_hashes, for a coordinator)
+CREATE INDEX orphaned_blocks_chain_time_idx ON almanac.orphaned_blocks (chain_id, orphaned_at);
 COMMENT ON TABLE almanac.orphaned_blocks IS 'audit history: blocks removed by revert_to or a reorg';
 
 -- The chains with their heads.
@@ -98,6 +100,7 @@ $$
 DECLARE
 	c almanac.chains;
 	n bigint;
+	v_hashes text[];
 BEGIN
 	c := almanac._require_chain(p_chain);
 	IF c.finalized_block IS NOT NULL AND p_number < c.finalized_block THEN
@@ -114,13 +117,24 @@ BEGIN
 		DELETE FROM almanac.blocks
 		 WHERE chain_id = p_chain AND block_number > p_number
 		RETURNING id, block_number, block_hash, parent_hash, timestamp
+	), orphaned AS (
+		INSERT INTO almanac.orphaned_blocks (chain_id, block_number, block_hash, parent_hash, timestamp, tx_hashes)
+		SELECT p_chain, g.block_number, g.block_hash, g.parent_hash, g.timestamp,
+			   coalesce((SELECT array_agg(t.tx_hash ORDER BY t.tx_index)
+						   FROM almanac.transactions t WHERE t.block_id = g.id), '{}')
+		  FROM gone g
+		RETURNING tx_hashes
 	)
-	INSERT INTO almanac.orphaned_blocks (chain_id, block_number, block_hash, parent_hash, timestamp, tx_hashes)
-	SELECT p_chain, g.block_number, g.block_hash, g.parent_hash, g.timestamp,
-		   coalesce((SELECT array_agg(t.tx_hash ORDER BY t.tx_index)
-					   FROM almanac.transactions t WHERE t.block_id = g.id), '{}')
-	  FROM gone g;
-	GET DIAGNOSTICS n = ROW_COUNT;
+	SELECT (SELECT count(*) FROM orphaned), (SELECT array_agg(h) FROM orphaned o, unnest(o.tx_hashes) h)
+	  INTO n, v_hashes;
+
+	-- the messages delivered by the reverted transactions are in flight
+	-- again: those whose destination was given by id already are (the
+	-- foreign key's SET NULL), those given by hash only here; a coordinator
+	-- does the same on its other nodes (docs/scale-out.md)
+	IF v_hashes IS NOT NULL THEN
+		PERFORM almanac.undeliver_messages(p_chain, v_hashes);
+	END IF;
 
 	-- the safe head may have to come down with the blocks (a safe block can
 	-- still be reorganised; only finalized ones cannot)

@@ -134,6 +134,102 @@ CREATE TRIGGER chains_placed_check
 	BEFORE INSERT OR UPDATE OF chain_id ON almanac.chains
 	FOR EACH ROW EXECUTE FUNCTION almanac._chain_placed_check();
 
+-- Calls of a coordinator that may revert blocks (docs/scale-out.md,
+-- "Cross-chain messages"): almanac.revert_to and almanac.ingest_block, which
+-- also return the hashes of the transactions they reverted, so that the
+-- coordinator can undeliver the messages towards them stored on other nodes
+-- (this node's are undelivered by the revert itself).  The chain's lock is
+-- taken first: every revert of the chain holds it, so the orphaned rows
+-- written since are this call's.
+CREATE FUNCTION almanac._orphaned_tx_hashes(p_chain text, p_since timestamptz) RETURNS text[]
+	LANGUAGE sql STABLE AS
+$$
+	SELECT coalesce(array_agg(h), '{}')
+	  FROM almanac.orphaned_blocks o, unnest(o.tx_hashes) h
+	 WHERE o.chain_id = p_chain AND o.orphaned_at >= p_since
+$$;
+
+CREATE FUNCTION almanac._coordinator_revert_to(chain_id text, block_number bigint,
+											   OUT reverted bigint, OUT tx_hashes text[])
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	t0 timestamptz;
+BEGIN
+	PERFORM almanac._lock_chain(_coordinator_revert_to.chain_id);
+	t0 := clock_timestamp();
+	reverted := almanac.revert_to(_coordinator_revert_to.chain_id, _coordinator_revert_to.block_number);
+	tx_hashes := almanac._orphaned_tx_hashes(_coordinator_revert_to.chain_id, t0);
+END;
+$$;
+
+CREATE FUNCTION almanac._coordinator_ingest_block(chain_id text, block jsonb, receipts jsonb, on_reorg text,
+												  OUT block_id bigint, OUT tx_hashes text[])
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	t0 timestamptz;
+BEGIN
+	IF on_reorg IS DISTINCT FROM 'revert' THEN
+		-- nothing is reverted
+		block_id := almanac.ingest_block(_coordinator_ingest_block.chain_id, block, receipts, on_reorg);
+		tx_hashes := '{}';
+		RETURN;
+	END IF;
+	PERFORM almanac._lock_chain(_coordinator_ingest_block.chain_id);
+	t0 := clock_timestamp();
+	block_id := almanac.ingest_block(_coordinator_ingest_block.chain_id, block, receipts, on_reorg);
+	tx_hashes := almanac._orphaned_tx_hashes(_coordinator_ingest_block.chain_id, t0);
+END;
+$$;
+
+-- Reconciliation (almanac_coordinator.reconcile_messages): the messages of
+-- this node that name a destination transaction, and which of a chain's
+-- transaction hashes this node holds.
+CREATE FUNCTION almanac._messages_with_destination(
+		OUT id bigint, OUT destination_chain_id text, OUT destination_tx_hash text, OUT status text)
+	RETURNS SETOF record
+	LANGUAGE sql STABLE AS
+$$
+	SELECT m.id, m.destination_chain_id, m.destination_tx_hash, m.status
+	  FROM almanac.cross_chain_messages m
+	 WHERE m.destination_tx_hash IS NOT NULL AND m.status IN ('pending', 'delivered')
+$$;
+
+-- which of these transactions of a chain this node holds, with their times
+CREATE FUNCTION almanac._present_transactions(chain_id text, tx_hashes text[],
+		OUT tx_hash text, OUT "timestamp" timestamptz)
+	RETURNS SETOF record
+	LANGUAGE sql STABLE AS
+$$
+	SELECT t.tx_hash, t.timestamp FROM almanac.transactions t
+	 WHERE t.chain_id = _present_transactions.chain_id AND t.tx_hash = ANY (_present_transactions.tx_hashes)
+$$;
+
+-- A repair of reconciliation: these pending messages delivered, their
+-- destination transaction exists (delivered_at becomes that transaction's
+-- time, and its id is filled in when it is on this node).  Failed messages
+-- and those that changed meanwhile are left alone.  Returns how many
+-- changed.  (The other repair is almanac.undeliver_messages.)
+CREATE FUNCTION almanac._set_messages_delivered(ids bigint[], delivered_at timestamptz[]) RETURNS bigint
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n bigint;
+BEGIN
+	UPDATE almanac.cross_chain_messages m
+	   SET status = 'delivered', delivered_at = x.at,
+		   destination_transaction_id = (SELECT t.id FROM almanac.transactions t
+										  WHERE t.chain_id = m.destination_chain_id
+											AND t.tx_hash = m.destination_tx_hash)
+	  FROM unnest(ids, _set_messages_delivered.delivered_at) AS x(id, at)
+	 WHERE m.id = x.id AND m.status = 'pending' AND m.destination_tx_hash IS NOT NULL;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+
+
 -- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):
 -- its id and its placed chains are restored with the rows.  pg_restore
 -- loads marked tables in name order where no foreign key orders them, so

@@ -259,6 +259,59 @@ my $id9 = $n1->safe_psql('postgres',
 is_deeply(\@answers, [ "0:$id9\n", "0:$id9\n" ],
 	'both succeed with block 9\'s id, one storing the block, the other finding it stored');
 
+# Cross-chain messages between nodes (docs/scale-out.md): stored on the
+# source chain's node (base, node2) towards transactions of anvil (node1),
+# named by hash.  A revert on node1 through the coordinator undelivers them
+# on node2; reconcile_messages finds and repairs what disagrees.
+my %tx = (a => '0x52596ba8d88b9c7bbaeb265e63257a3396dc591934eddb813af21ef98c0a7822',    # block 8
+	c => '0x2b9fd07048b3946fce34faf8ed9ff5ddab52f4b94652f7c45a871892d5d370ec',        # block 7
+	bogus => '0x' . 'cd' x 32);
+$n2->safe_psql('postgres', qq{
+	INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+		destination_chain_id, destination_tx_hash, status, sent_at, delivered_at)
+	SELECT 'bridge', k, 'base', (SELECT min(id) FROM almanac.transactions WHERE chain_id = 'base'), 'anvil', h,
+		   'delivered', now(), now()
+	  FROM (VALUES ('m1', '$tx{a}'), ('m2', '$tx{c}'), ('m3', '$tx{bogus}')) v(k, h)});
+my $messages = q{SELECT string_agg(message_key || '=' || status, ' ' ORDER BY message_key) FROM almanac.cross_chain_messages};
+is($n2->safe_psql('postgres', $messages), 'm1=delivered m2=delivered m3=delivered',
+	'node2 stores messages towards transactions of a chain on node1');
+is($co->safe_psql('postgres', q{SELECT almanac_coordinator.revert_to('anvil', 7)}), '2', 'anvil reverted to 7 on node1');
+is($n2->safe_psql('postgres', $messages), 'm1=pending m2=delivered m3=delivered',
+	'the message towards the reverted transaction is undelivered on node2');
+is( $co->safe_psql('postgres',
+		'SELECT almanac_coordinator.ingest_blocks(\'anvil\', ' . json(31337, 'b8', 'b9') . ', ' . json(31337, 'r8', 'r9') . ')'),
+	'2', 'blocks 8 and 9 ingested again: tx A is back');
+is( $co->safe_psql('postgres', q{SELECT node, message_id >> 48, destination_tx_hash, problem, repaired
+		FROM almanac_coordinator.reconcile_messages(repair => false)}),
+	"n2|2|$tx{a}|pending, destination transaction present|f\n"
+	  . "n2|2|$tx{bogus}|delivered, destination transaction missing|f",
+	'reconciliation finds a pending message whose transaction exists and a delivered one whose does not');
+is($n2->safe_psql('postgres', $messages), 'm1=pending m2=delivered m3=delivered', 'repair => false repairs nothing');
+is($co->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE repaired) FROM almanac_coordinator.reconcile_messages()}),
+	'2', 'reconciliation repairs both');
+is($n2->safe_psql('postgres', $messages), 'm1=delivered m2=delivered m3=pending', 'node2\'s messages repaired');
+is( $n2->safe_psql('postgres', q{SELECT delivered_at FROM almanac.cross_chain_messages WHERE message_key = 'm1'}),
+	$n1->safe_psql('postgres', qq{SELECT timestamp FROM almanac.transactions WHERE tx_hash = '$tx{a}'}),
+	'a message delivered again takes its destination transaction\'s time');
+is($co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.reconcile_messages()}), '0',
+	'then nothing disagrees');
+# a reorg through ingest_block(..., 'revert') undelivers too
+is( $co->safe_psql('postgres',
+		'SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b6-old') . ', ' . json(31337, 'r6-old')
+		  . ', \'revert\') > 0'),
+	't', 'a reorg to the old block 6 through the coordinator');
+is($n2->safe_psql('postgres', $messages), 'm1=pending m2=pending m3=pending',
+	'the messages towards the reorganised blocks\' transactions are undelivered');
+$co->safe_psql('postgres',
+	'SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b6') . ', ' . json(31337, 'r6') . ', \'revert\'); '
+	  . 'SELECT almanac_coordinator.ingest_blocks(\'anvil\', ' . json(31337, 'b7', 'b8', 'b9') . ', '
+	  . json(31337, 'r7', 'r8', 'r9') . ')');
+is($co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.reconcile_messages()}), '2',
+	'back on the new branch, reconciliation delivers both again');
+is($n2->safe_psql('postgres', $messages), 'm1=delivered m2=delivered m3=pending', 'as the nodes now say');
+is( $co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.cross_chain_messages WHERE destination_chain_id = 'anvil'}),
+	'3', 'the coordinator reads them, by their source chain');
+
 # access is granted on the coordinator: nothing but the registry is open to
 # PUBLIC, and a granted function reaches the node as the node's role
 $co->safe_psql('postgres', 'CREATE ROLE reader');
