@@ -428,9 +428,13 @@ $$
 $$;
 COMMENT ON FUNCTION almanac_coordinator.check_placement() IS 'chains on which the placement and the nodes disagree; empty when all is well';
 
--- The node of a chain; 42704 when the chain is placed nowhere.
+-- The node of a chain; 42704 when the chain is placed nowhere.  VOLATILE,
+-- so that its lookup takes its snapshot after its lock on the placement: a
+-- call that waited for a placement flip (move_chain_finish) reads the new
+-- placement, where a STABLE function would read the caller's snapshot,
+-- taken before the wait, and go to the old node.
 CREATE FUNCTION almanac_coordinator._chain_node(chain_id text) RETURNS almanac_coordinator.nodes
-	LANGUAGE plpgsql STABLE AS
+	LANGUAGE plpgsql VOLATILE AS
 $$
 DECLARE
 	n almanac_coordinator.nodes;
@@ -455,8 +459,10 @@ $$;
 -- SECURITY DEFINER (its GUC save and restore showed in perf) nor a SQL
 -- lookup (not inlined, for its sub-select, so planned on every call: 1.6k
 -- lookups/s against 4k); callers read the registry, which holds no password.
+-- Inlined into PL/Proxy's CONNECT query (VOLATILE like _chain_node: a
+-- STABLE wrapper of a VOLATILE call is not inlined).
 CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
-	LANGUAGE sql STABLE AS
+	LANGUAGE sql VOLATILE AS
 $$
 	SELECT (almanac_coordinator._chain_node(chain_id)).conninfo
 $$;

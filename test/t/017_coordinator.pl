@@ -312,6 +312,32 @@ is($n2->safe_psql('postgres', $messages), 'm1=delivered m2=delivered m3=pending'
 is( $co->safe_psql('postgres', q{SELECT count(*) FROM almanac_coordinator.cross_chain_messages WHERE destination_chain_id = 'anvil'}),
 	'3', 'the coordinator reads them, by their source chain');
 
+# A placement flip (move_chain_finish) fences dispatched calls: a call that
+# waits for the flip's lock on the placement goes, once the flip commits, to
+# the chain's new node.  Here the flip points anvil at node2, which does not
+# hold it, so the waiting call finds no chain there (PL/Proxy: P0002); with
+# the snapshot taken before the wait it went to node1 and answered 9.
+my $flip = $co->background_psql('postgres');
+$flip->query_safe(q{BEGIN; LOCK almanac_coordinator.placement IN ACCESS EXCLUSIVE MODE;
+	SELECT set_config('almanac_coordinator.registry_write', 'on', true);
+	UPDATE almanac_coordinator.placement SET node_id = 2 WHERE chain_id = 'anvil'});
+my %waiting = (out => '', err => '');
+$waiting{run} = IPC::Run::start(
+	[ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $co->connstr('postgres'), '-c',
+		q{SELECT latest_block FROM almanac_coordinator.chain_head('anvil')} ],
+	'>', \$waiting{out}, '2>', \$waiting{err});
+ok( $co->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%chain_head%'}),
+	'a dispatched call waits for the flip');
+$flip->query_safe('COMMIT');
+$flip->quit;
+$waiting{run}->finish;
+like($waiting{out} . $waiting{err}, qr/^ERROR:  P0002/m, 'and then goes to the chain\'s new node');
+$co->safe_psql('postgres', q{SELECT set_config('almanac_coordinator.registry_write', 'on', false);
+	UPDATE almanac_coordinator.placement SET node_id = 1 WHERE chain_id = 'anvil'});
+is($co->safe_psql('postgres', q{SELECT latest_block FROM almanac_coordinator.chain_head('anvil')}), '9',
+	'flipped back');
+
 # access is granted on the coordinator: nothing but the registry is open to
 # PUBLIC, and a granted function reaches the node as the node's role
 $co->safe_psql('postgres', 'CREATE ROLE reader');
