@@ -401,3 +401,45 @@ almanac_versions_freeze(StringInfo out, const char *stored, size_t stored_len,
 	pfree(versions);
 	return changed;
 }
+
+/*
+ * Owner side, an orphan's removal (owner.c, the apply journal): drop the
+ * versions written by 'xid' (a transaction that never committed, whose xid
+ * PostgreSQL may hand out again).  Returns false when the value has none;
+ * otherwise 'out' (empty on entry) receives the new value, or stays empty
+ * when no version is left and the key can go.  Frozen versions are kept:
+ * a frozen version committed, so it is never the orphan's.  Nothing else is
+ * judged: the commit log may know nothing of 'xid' yet.
+ */
+bool
+almanac_versions_remove_xid(StringInfo out, const char *stored, size_t stored_len,
+							FullTransactionId xid)
+{
+	AlmanacVersion *versions;
+	int			n = almanac_versions_parse(stored, stored_len, &versions);
+	int			count_pos;
+	int			kept = 0;
+
+	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
+	count_pos = out->len;
+	almanac_append_be16(out, 0);			/* patched below */
+	for (int i = 0; i < n; i++)
+	{
+		const AlmanacVersion *v = &versions[i];
+
+		if (!almanac_version_frozen(v) && FullTransactionIdEquals(v->xid, xid))
+			continue;
+		append_version(out, v->xid, v->top, v->flags, v->tuple, v->tuple_len);
+		kept++;
+	}
+	set_version_count(out, count_pos, kept);
+	pfree(versions);
+	if (kept == n)
+	{
+		resetStringInfo(out);
+		return false;
+	}
+	if (kept == 0)
+		resetStringInfo(out);
+	return true;
+}

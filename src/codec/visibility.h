@@ -127,4 +127,14 @@ extern bool almanac_versions_freeze(StringInfo out,
 									const char *stored, size_t stored_len,
 									TransactionId horizon);
 
+/*
+ * Owner side, the removal of an orphan's versions at the owner's start
+ * (store/owner.c, the apply journal): drop the versions written by xid.
+ * Returns false when there are none; otherwise 'out' receives the new
+ * value, or stays empty when the key can go altogether.
+ */
+extern bool almanac_versions_remove_xid(StringInfo out,
+										const char *stored, size_t stored_len,
+										FullTransactionId xid);
+
 #endif							/* ALMANAC_VISIBILITY_H */

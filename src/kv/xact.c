@@ -174,9 +174,10 @@ header_len(int store)
  * Send the transaction's batch to the owner, which applies it, and start an
  * empty one.
  *
- * The owner first makes this backend's WAL records so far durable (they
- * carry the xids of the batch's versions: see note_xid), then writes the
- * batch.  If it did not sync that write (its usual mode: see
+ * The owner writes the batch with an apply journal entry that it keeps
+ * until this backend's WAL records so far (they carry the xids of the
+ * batch's versions: see note_xid) are durable; in synced mode it flushes
+ * them first instead.  If it did not sync that write (its usual mode: see
  * docs/write-path.md, "PostgreSQL's WAL as the one log"), the batch goes
  * into PostgreSQL's WAL here, as a transactional logical message, after the
  * write and before the commit (or PREPARE) record: the commit record's own
@@ -499,8 +500,8 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
  * Make the writing (sub)transaction's id known to the WAL, once per id.
  *
  * Versions carry the xid of their writer, and PostgreSQL judges them by it.
- * Two things go wrong if that xid never reaches durable WAL before the owner
- * writes the versions.  A transaction that wrote nothing but foreign tables
+ * Two things go wrong if the versions may outlive every durable WAL record
+ * of that xid.  A transaction that wrote nothing but foreign tables
  * would commit asynchronously (PostgreSQL flushes a commit record only for a
  * transaction that wrote WAL), so a crash could lose a commit whose RocksDB
  * writes are durable.  And after a crash between the RocksDB write and the
@@ -508,8 +509,11 @@ almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
  * transaction could get the same id and, by committing, make the orphaned
  * versions visible.  A small transactional WAL message per writing
  * (sub)transaction carries its id (recovery advances past every record's
- * xid), and the owner flushes the WAL up to the request's wal_lsn
- * (XactLastRecEnd when the batch is sent) before it writes the batch.
+ * xid); the request's wal_lsn (XactLastRecEnd when the batch is sent) is
+ * past it.  The owner keeps the batch's apply journal entry until the WAL
+ * is flushed to wal_lsn, and at its start removes the versions of an entry
+ * left whose batch message never reached durable WAL (store/owner.c; in
+ * synced mode it flushes the WAL to wal_lsn before it writes instead).
  */
 static void
 note_xid(FullTransactionId xid)

@@ -34,6 +34,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
@@ -595,26 +596,38 @@ flush_when_idle(long timeout)
 	return timeout;
 }
 
+static uint64 put_journal_entry(rocksdb_writebatch_t *batch, StringInfo journal);
+
 /*
  * Write a batch with 'wopts', count it towards the next flush, and publish
  * the new sequence number so that readers catch up.  'bytes' approximates
- * what it adds to the WAL.  Returns the sequence number of the batch's last
- * entry (the owner is the store's only writer), before any write of the
- * flush it may start.
+ * what it adds to the WAL.  'journal', if not NULL, is the batch's apply
+ * journal entry (see the WAL section), written with it.  Returns the
+ * sequence number of the batch's last entry (the owner is the store's only
+ * writer), before any write of the flush it may start.
  */
 static uint64
-owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wopts)
+owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wopts,
+			StringInfo journal)
 {
 	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
 	char	   *err = NULL;
 	uint64		seq;
+	uint64		journal_seq = 0;
 
 	put_markers(batch);
+	if (journal)
+		journal_seq = put_journal_entry(batch, journal);
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
 	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	almanac_rocks_check(err, "write");
 	seq = rocksdb_get_latest_sequence_number(owner_db);
+	if (journal && seq != journal_seq)
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("almanac: the write of a batch ended at sequence number " UINT64_FORMAT ", its journal entry names " UINT64_FORMAT,
+						seq, journal_seq)));
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	owner_last_write = GetCurrentTimestamp();
@@ -628,7 +641,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 void
 almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
-	(void) owner_write(batch, bytes, owner_wopts);
+	(void) owner_write(batch, bytes, owner_wopts, NULL);
 }
 
 /*
@@ -660,11 +673,26 @@ almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
  * in the operating system's cache when the last one opened the store,
  * and RocksDB's recovery at open put them into synced files.
  *
- * (b) The xids of a batch are in durable WAL before the owner writes it:
- * serve_pending flushes the WAL up to each request's wal_lsn first (the
- * backend's records so far, note_xid's among them).  So after any crash,
- * recovery's next xid is past every xid in the store, and a version whose
- * transaction has no commit record stays invisible for good.
+ * (b) The xid-reuse hazard: a batch's versions may survive a crash that
+ * loses the WAL records carrying their xids, and recovery would then hand
+ * those xids out again.  The apply journal closes it without a flush of
+ * PostgreSQL's WAL before each write: the write of every batch also puts an
+ * entry (put_journal_entry: the keys, the xids, the owner's incarnation, the
+ * write's sequence number), and the entry is kept until the requester's WAL
+ * up to its wal_lsn (note_xid's records, so every xid of the batch) is
+ * flushed: a durable point deletes the entries its P covers.  At the
+ * owner's start, a kept entry of an earlier lifetime of shared memory (the
+ * server restarted since, so every transaction of then has ended) whose
+ * batch message is not in the WAL from P is an orphan: its transaction has
+ * no commit record (a message precedes its commit record), and its xid may
+ * have been handed out again, so its versions are removed before anything
+ * is served (journal_resolve).  An entry whose message is there has its
+ * xids durable with it; an entry of this lifetime (the owner exited, the
+ * server ran on) has no reused xid, and the start's flush makes its xids
+ * durable.  A kept entry's message is at or after P: it follows wal_lsn,
+ * which P did not reach, or it was logged after the owner wrote the batch,
+ * after the last durable point read P.  In synced mode the owner flushes
+ * the WAL up to each request's wal_lsn before it writes the batch instead.
  *
  * Without replication slots (max_replication_slots = 0, wal_level =
  * minimal, or none free) the owner stays in "synced mode": every round of
@@ -739,6 +767,139 @@ put_wal_state(rocksdb_writebatch_t *batch, XLogRecPtr p, uint64 incarnation)
 }
 
 /*
+ * The apply journal (see (b) above).  An entry, in the default column
+ * family under "\0almanac:journal:" and the big-endian sequence number of
+ * the write that applied its batch, holds
+ *
+ *		u8 format (1), u64 shared memory's lifetime, u64 owner incarnation,
+ *		u64 that sequence number, then per key written:
+ *		u32 column family id, u64 full xid, u32 key length, key
+ *
+ * Entries written by this owner and not yet deleted are listed in
+ * journal_pending with the wal_lsn of their request.
+ */
+static const char journal_prefix[] = "\0almanac:journal:";
+#define JOURNAL_PREFIX_LEN (sizeof(journal_prefix) - 1)
+#define JOURNAL_KEY_LEN (JOURNAL_PREFIX_LEN + 8)
+#define JOURNAL_FORMAT	1
+#define JOURNAL_HEADER_LEN (1 + 8 + 8 + 8)
+#define JOURNAL_SEQ_POS (1 + 8 + 8)
+
+typedef struct JournalPending
+{
+	uint64		seq;			/* the entry's key */
+	XLogRecPtr	wal_lsn;		/* the request's: durable once flushed past */
+} JournalPending;
+
+static JournalPending *journal_pending = NULL;
+static int	journal_npending = 0;
+static int	journal_maxpending = 0;
+
+static void
+journal_key(char *key, uint64 seq)
+{
+	memcpy(key, journal_prefix, JOURNAL_PREFIX_LEN);
+	almanac_put_be64(key + JOURNAL_PREFIX_LEN, seq);
+}
+
+/* start an entry in 'buf': its header, the sequence number left to fill */
+static void
+journal_begin(StringInfo buf)
+{
+	char		h[JOURNAL_HEADER_LEN] = {0};
+
+	h[0] = JOURNAL_FORMAT;
+	almanac_put_be64(h + 1, almanac_shared->lifetime);
+	almanac_put_be64(h + 9, owner_incarnation);
+	appendBinaryStringInfo(buf, h, sizeof(h));
+}
+
+/* a key the entry's batch writes, with the xid of its new version */
+static void
+journal_add(StringInfo buf, uint32 cf_id, FullTransactionId xid, const char *key, uint32 klen)
+{
+	almanac_append_be32(buf, cf_id);
+	almanac_append_be64(buf, U64FromFullTransactionId(xid));
+	almanac_append_be32(buf, klen);
+	appendBinaryStringInfo(buf, key, klen);
+}
+
+/*
+ * Put the entry into the batch, as its last entry, keyed by the sequence
+ * number the write will end at (the owner is the only writer, and each
+ * entry of a batch takes one number); owner_write checks it.
+ */
+static uint64
+put_journal_entry(rocksdb_writebatch_t *batch, StringInfo journal)
+{
+	char		key[JOURNAL_KEY_LEN];
+	uint64		seq = rocksdb_get_latest_sequence_number(owner_db) +
+		(uint64) rocksdb_writebatch_count(batch) + 1;
+
+	almanac_put_be64(journal->data + JOURNAL_SEQ_POS, seq);
+	journal_key(key, seq);
+	rocksdb_writebatch_put_cf(batch, find_cf_by_id(DEFAULT_CF_ID)->handle,
+							  key, sizeof(key), journal->data, journal->len);
+	return seq;
+}
+
+/* after the write: the entry waits for its request's WAL to be flushed */
+static void
+journal_note_pending(uint64 seq, XLogRecPtr wal_lsn)
+{
+	if (journal_npending == journal_maxpending)
+	{
+		journal_maxpending = Max(64, journal_maxpending * 2);
+		journal_pending = journal_pending
+			? repalloc(journal_pending, sizeof(JournalPending) * journal_maxpending)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(JournalPending) * journal_maxpending);
+	}
+	journal_pending[journal_npending].seq = seq;
+	journal_pending[journal_npending].wal_lsn = wal_lsn;
+	journal_npending++;
+}
+
+/*
+ * Delete from the store, in 'batch', the pending entries whose WAL is
+ * flushed up to p (all of them: p Invalid); returns how many, which
+ * journal_forget_deleted drops from the list once the batch is durable.
+ * The others stay first in the list.
+ */
+static int
+journal_delete_durable(rocksdb_writebatch_t *batch, XLogRecPtr p)
+{
+	int			ndeleted = 0;
+
+	for (int i = 0; i < journal_npending; i++)
+	{
+		JournalPending e = journal_pending[i];
+
+		if (!XLogRecPtrIsInvalid(p) && e.wal_lsn > p)
+		{
+			/* kept: move it before the deleted ones */
+			journal_pending[i] = journal_pending[i - ndeleted];
+			journal_pending[i - ndeleted] = e;
+			continue;
+		}
+		{
+			char		key[JOURNAL_KEY_LEN];
+
+			journal_key(key, e.seq);
+			rocksdb_writebatch_delete_cf(batch, find_cf_by_id(DEFAULT_CF_ID)->handle,
+										 key, sizeof(key));
+		}
+		ndeleted++;
+	}
+	return ndeleted;
+}
+
+static void
+journal_forget_deleted(int ndeleted)
+{
+	journal_npending -= ndeleted;
+}
+
+/*
  * Move the slot's restart_lsn to p: WAL before it may go.  Up only, but for
  * the start ('exact'), which sets it to the store's new durable point
  * wherever the slot stood (a new slot reserves from the last checkpoint's
@@ -775,11 +936,14 @@ static void
 record_durable_point(XLogRecPtr p)
 {
 	char	   *err = NULL;
+	int			ndeleted;
 
 	if (XLogRecPtrIsInvalid(p))
 		p = GetFlushRecPtr(NULL);
 	req_out = rocksdb_writebatch_create();
 	put_wal_state(req_out, p, owner_incarnation);
+	/* the xids of these entries' batches are in durable WAL now */
+	ndeleted = journal_delete_durable(req_out, p);
 
 	/*
 	 * Not a user write (owner_write): no catch-up markers into every column
@@ -793,6 +957,7 @@ record_durable_point(XLogRecPtr p)
 	almanac_rocks_check(err, "write");
 	rocksdb_flush_wal(owner_db, 1, &err);
 	almanac_rocks_check(err, "sync");
+	journal_forget_deleted(ndeleted);
 	pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].commit_syncs, 1);
 	owner_durable_lsn = p;
 	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
@@ -823,6 +988,7 @@ durable_point_step(long timeout)
 			Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
 	if (GetFlushRecPtr(NULL) != owner_durable_lsn &&
 		(rocksdb_get_latest_sequence_number(owner_db) != owner_durable_seq ||
+		 journal_npending > 0 ||
 		 now >= TimestampTzPlusMilliseconds(owner_durable_recorded_at,
 											IDLE_DURABLE_INTERVAL_MS)))
 	{
@@ -936,11 +1102,13 @@ request_payload(AlmanacRequestSlot *slot)
  * the key's version list, into 'into' (a batch, read over the store) or, for
  * the replay, 'into_wi' (read over itself and the store: one replay batch
  * may write a key twice).  ERROR if an intent conflicts; a replay skips the
- * intents of column families dropped since.
+ * intents of column families dropped since.  'journal', if not NULL, gets
+ * the key and xid of each version written (journal_add).
  */
 static void
 apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
-			  rocksdb_writebatch_wi_t *into_wi, TransactionId horizon)
+			  rocksdb_writebatch_wi_t *into_wi, TransactionId horizon,
+			  StringInfo journal)
 {
 	char	   *err = NULL;
 	StringInfoData out;
@@ -1013,6 +1181,8 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 			rocksdb_writebatch_wi_put_cf(into_wi, cf->handle, key, klen, out.data, out.len);
 		else
 			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
+		if (journal)
+			journal_add(journal, cf->id, intent.xid, key, klen);
 		almanac_write_log_note(key, klen);
 	}
 	pfree(out.data);
@@ -1021,23 +1191,33 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 /*
  * Apply a batch of intents: check each against the store, merge it into the
  * key's version list, and write all of them in one RocksDB write, unsynced
- * (finish_group).  Nothing is written if any intent conflicts.  The
- * requester's WAL is flushed first (see (b) above): serve_pending flushed
- * it for the round already, so this is a check.
+ * (finish_group).  Nothing is written if any intent conflicts.  The xids of
+ * the versions (see (b) above): in log mode the write carries the batch's
+ * journal entry, kept until the requester's WAL is flushed past wal_lsn; in
+ * synced mode the requester's WAL is flushed first (serve_pending flushed it
+ * for the round already, so this is a check).
  */
 static uint64
 owner_apply(AlmanacRequestSlot *slot)
 {
 	const char *p;
+	StringInfoData journal;
 
 	p = request_payload(slot);
-	XLogFlush(slot->wal_lsn);
+	if (!wal_log_mode)
+		XLogFlush(slot->wal_lsn);
 	req_out = rocksdb_writebatch_create();
 	almanac_write_log_forget();	/* keys noted by a batch that failed */
+	initStringInfo(&journal);
+	journal_begin(&journal);
 	apply_intents(p, p + slot->payload_len, req_out, NULL,
-				  GetOldestNonRemovableTransactionId(NULL));
+				  GetOldestNonRemovableTransactionId(NULL),
+				  wal_log_mode ? &journal : NULL);
 	/* the batch message names this write (wal_replay: is it held?) */
-	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts);
+	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts,
+								  wal_log_mode ? &journal : NULL);
+	if (wal_log_mode)
+		journal_note_pending(slot->batch_seq, slot->wal_lsn);
 	owner_group_dirty = true;
 	return rocksdb_get_latest_sequence_number(owner_db);
 }
@@ -1271,9 +1451,10 @@ release_request(void)
  * One round: serve every pending request, in slot order.  Applied batches
  * are answered together (finish_group); any other request first closes the
  * group so far, synced, since it may reopen the store or depends on what
- * came before being durable.  First, one flush of PostgreSQL's WAL covers
- * the xids of every batch pending now (see (b) above); a batch that arrives
- * during the round has owner_apply flush for it.
+ * came before being durable.  In synced mode, first one flush of
+ * PostgreSQL's WAL covers the xids of every batch pending now (see (b)
+ * above); a batch that arrives during the round has owner_apply flush for
+ * it.  In log mode the apply journal covers them, with no flush.
  */
 static void
 serve_pending(void)
@@ -1294,7 +1475,7 @@ serve_pending(void)
 		if (slot->type == ALMANAC_REQ_APPLY)
 			wal_lsn = Max(wal_lsn, slot->wal_lsn);
 	}
-	if (!XLogRecPtrIsInvalid(wal_lsn))
+	if (!wal_log_mode && !XLogRecPtrIsInvalid(wal_lsn))
 		XLogFlush(wal_lsn);
 
 	for (int i = 0; i < almanac_shared->nslots; i++)
@@ -1337,30 +1518,22 @@ serve_pending(void)
 	finish_group(false);
 }
 
+/* a batch message of the store, as wal_walk hands it to its visitor */
+typedef void (*wal_message_fn) (void *arg, XLogRecPtr lsn, uint64 incarnation, uint64 seq,
+								const char *payload, Size payload_len);
+
 /*
- * Replay the batch messages of this store from 'from' to the end of the
- * WAL into 'wb', those whose batch the store does not hold (see the top of
- * the WAL section): a message of incarnation 'incarnation' (the last
- * owner's) with a sequence number above 'recovered_seq' (the latest one
- * RocksDB recovered).  In WAL order, which is the order the batches were
- * written in for any one key: a writer of a key holds its key lock (or the
- * heap row's lock, for mirror writes) from before its batch is written until
- * after its commit record, and logs its message in between.  A message whose
- * transaction never committed leaves versions nobody sees, as it did the
- * first time.  ERROR if the WAL from 'from' is gone, or a batch conflicts
- * (which the order above rules out).
+ * Read the WAL from 'from' to its end and hand every batch message of this
+ * store to 'fn', in WAL order.  ERROR if the WAL from 'from' is gone or
+ * unreadable.
  */
 static void
-wal_replay(XLogRecPtr from, uint64 incarnation, uint64 recovered_seq,
-		   rocksdb_writebatch_wi_t *wb)
+wal_walk(XLogRecPtr from, wal_message_fn fn, void *arg)
 {
 	const char *path = almanac_shared->stores[owner_store].path;
 	Size		path_len = strlen(path);
 	ReadLocalXLogPageNoWaitPrivate priv = {0};
 	XLogReaderState *reader;
-	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
-	uint64		replayed = 0;
-	uint64		held = 0;
 
 	reader = XLogReaderAllocate(wal_segment_size, NULL,
 								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
@@ -1411,18 +1584,7 @@ wal_replay(XLogRecPtr from, uint64 incarnation, uint64 recovered_seq,
 					continue;	/* an xid's message (note_xid) */
 				if (mpath_len != path_len || memcmp(mpath, path, path_len) != 0)
 					continue;	/* another store's */
-				if (inc > incarnation)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("a batch message at %X/%X names owner incarnation " UINT64_FORMAT " of almanac store \"%s\", which is at " UINT64_FORMAT,
-									LSN_FORMAT_ARGS(reader->ReadRecPtr), inc, path, incarnation)));
-				if (inc < incarnation || seq <= recovered_seq)
-				{
-					held++;
-					continue;
-				}
-				apply_intents(payload, payload + payload_len, NULL, wb, horizon);
-				replayed++;
+				fn(arg, reader->ReadRecPtr, inc, seq, payload, payload_len);
 			}
 			if (errormsg && !priv.end_of_wal)
 				ereport(ERROR,
@@ -1436,9 +1598,237 @@ wal_replay(XLogRecPtr from, uint64 incarnation, uint64 recovered_seq,
 		XLogReaderFree(reader);
 	}
 	PG_END_TRY();
+}
+
+typedef struct ReplayState
+{
+	uint64		incarnation;	/* the last owner's */
+	uint64		recovered_seq;	/* the latest sequence number RocksDB recovered */
+	rocksdb_writebatch_wi_t *wb;
+	TransactionId horizon;
+	uint64		replayed;
+	uint64		held;
+} ReplayState;
+
+static void
+replay_message(void *arg, XLogRecPtr lsn, uint64 inc, uint64 seq,
+			   const char *payload, Size payload_len)
+{
+	ReplayState *st = (ReplayState *) arg;
+
+	if (inc > st->incarnation)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a batch message at %X/%X names owner incarnation " UINT64_FORMAT " of almanac store \"%s\", which is at " UINT64_FORMAT,
+						LSN_FORMAT_ARGS(lsn), inc, almanac_shared->stores[owner_store].path,
+						st->incarnation)));
+	if (inc < st->incarnation || seq <= st->recovered_seq)
+	{
+		st->held++;
+		return;
+	}
+	apply_intents(payload, payload + payload_len, NULL, st->wb, st->horizon, NULL);
+	st->replayed++;
+}
+
+/*
+ * Replay the batch messages of this store from 'from' to the end of the
+ * WAL into 'wb', those whose batch the store does not hold (see the top of
+ * the WAL section): a message of incarnation 'incarnation' (the last
+ * owner's) with a sequence number above 'recovered_seq' (the latest one
+ * RocksDB recovered).  In WAL order, which is the order the batches were
+ * written in for any one key: a writer of a key holds its key lock (or the
+ * heap row's lock, for mirror writes) from before its batch is written until
+ * after its commit record, and logs its message in between.  A message whose
+ * transaction never committed leaves versions nobody sees, as it did the
+ * first time.  ERROR if the WAL from 'from' is gone, or a batch conflicts
+ * (which the order above rules out).
+ */
+static void
+wal_replay(XLogRecPtr from, uint64 incarnation, uint64 recovered_seq,
+		   rocksdb_writebatch_wi_t *wb)
+{
+	ReplayState st = {0};
+
+	st.incarnation = incarnation;
+	st.recovered_seq = recovered_seq;
+	st.wb = wb;
+	st.horizon = GetOldestNonRemovableTransactionId(NULL);
+	wal_walk(from, replay_message, &st);
 	ereport(LOG,
 			(errmsg("almanac: store \"%s\": replayed " UINT64_FORMAT " batches from the WAL at %X/%X (" UINT64_FORMAT " were held)",
-					path, replayed, LSN_FORMAT_ARGS(from), held)));
+					almanac_shared->stores[owner_store].path, st.replayed,
+					LSN_FORMAT_ARGS(from), st.held)));
+}
+
+/* a batch message's identity: the write it names */
+typedef struct MessageId
+{
+	uint64		incarnation;
+	uint64		seq;
+} MessageId;
+
+static void
+collect_message(void *arg, XLogRecPtr lsn, uint64 inc, uint64 seq,
+				const char *payload, Size payload_len)
+{
+	MessageId	id = {inc, seq};
+
+	(void) hash_search((HTAB *) arg, &id, HASH_ENTER, NULL);
+}
+
+/*
+ * Remove an orphan's versions (the entry's records at p, up to end) into
+ * 'wb', over the store.  Keys of column families dropped since are gone.
+ */
+static void
+journal_remove_orphan(const char *p, const char *end, rocksdb_writebatch_wi_t *wb)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	while (p < end)
+	{
+		uint32		cf_id;
+		FullTransactionId xid;
+		uint32		klen;
+		const char *key;
+		OwnerCf    *cf;
+		char	   *stored;
+		size_t		stored_len = 0;
+		char	   *err = NULL;
+		bool		changed = false;
+
+		if (end - p < 16 || (Size) (end - p - 16) < almanac_get_be32(p + 12))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("an apply journal entry of almanac store \"%s\" is truncated",
+							almanac_shared->stores[owner_store].path)));
+		cf_id = almanac_get_be32(p);
+		xid = FullTransactionIdFromU64(almanac_get_be64(p + 4));
+		klen = almanac_get_be32(p + 12);
+		key = p + 16;
+		p = key + klen;
+		cf = find_cf_by_id(cf_id);
+		if (cf == NULL)
+			continue;
+		stored = rocksdb_writebatch_wi_get_from_batch_and_db_cf(wb, owner_db, owner_ropts,
+																cf->handle, key, klen,
+																&stored_len, &err);
+		almanac_rocks_check(err, "read");
+		if (stored == NULL)
+			continue;
+		resetStringInfo(&out);
+		PG_TRY();
+		{
+			changed = almanac_versions_remove_xid(&out, stored, stored_len, xid);
+		}
+		PG_FINALLY();
+		{
+			rocksdb_free(stored);
+		}
+		PG_END_TRY();
+		if (!changed)
+			continue;
+		if (out.len == 0)
+			rocksdb_writebatch_wi_delete_cf(wb, cf->handle, key, klen);
+		else
+			rocksdb_writebatch_wi_put_cf(wb, cf->handle, key, klen, out.data, out.len);
+		almanac_write_log_note(key, klen);
+	}
+	pfree(out.data);
+}
+
+/*
+ * At the start, before the replay: settle every apply journal entry the
+ * store holds (see (b) above), into 'wb', and delete it there.  An entry of
+ * an earlier lifetime of shared memory whose batch message is not in the
+ * WAL from 'from' is an orphan: its versions are removed.  'from' Invalid:
+ * no WAL to look in (a copy of the store, docs/operations.md): the entries
+ * are deleted, their versions kept, as the store is used as it is.  The
+ * WAL has been flushed to its end: an entry of this lifetime has its xids
+ * durable now.
+ */
+static void
+journal_resolve(XLogRecPtr from, rocksdb_writebatch_wi_t *wb)
+{
+	const char *path = almanac_shared->stores[owner_store].path;
+	rocksdb_column_family_handle_t *dcf = find_cf_by_id(DEFAULT_CF_ID)->handle;
+	char		upper[JOURNAL_PREFIX_LEN];
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_iterator_t *it = NULL;
+	HTAB	   *messages = NULL;
+	uint64		entries = 0;
+	uint64		orphans = 0;
+
+	/* past every key under the prefix: its last byte, ':', plus one */
+	memcpy(upper, journal_prefix, JOURNAL_PREFIX_LEN);
+	upper[JOURNAL_PREFIX_LEN - 1]++;
+	rocksdb_readoptions_set_iterate_upper_bound(ro, upper, sizeof(upper));
+	PG_TRY();
+	{
+		it = rocksdb_create_iterator_cf(owner_db, ro, dcf);
+		for (rocksdb_iter_seek(it, journal_prefix, JOURNAL_PREFIX_LEN);
+			 rocksdb_iter_valid(it); rocksdb_iter_next(it))
+		{
+			size_t		klen;
+			size_t		vlen;
+			const char *k = rocksdb_iter_key(it, &klen);
+			const char *v = rocksdb_iter_value(it, &vlen);
+			MessageId	id;
+			bool		found;
+
+			if (vlen < JOURNAL_HEADER_LEN || v[0] != JOURNAL_FORMAT)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("an apply journal entry of almanac store \"%s\" has an unknown format",
+								path)));
+			entries++;
+			rocksdb_writebatch_wi_delete_cf(wb, dcf, k, klen);
+			if (almanac_get_be64(v + 1) == almanac_shared->lifetime ||
+				XLogRecPtrIsInvalid(from))
+				continue;
+			if (messages == NULL)
+			{
+				HASHCTL		ctl;
+
+				ctl.keysize = sizeof(MessageId);
+				ctl.entrysize = sizeof(MessageId);
+				ctl.hcxt = CurrentMemoryContext;
+				messages = hash_create("almanac batch messages", 1024, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				wal_walk(from, collect_message, messages);
+			}
+			id.incarnation = almanac_get_be64(v + 9);
+			id.seq = almanac_get_be64(v + JOURNAL_SEQ_POS);
+			(void) hash_search(messages, &id, HASH_FIND, &found);
+			if (found)
+				continue;
+			journal_remove_orphan(v + JOURNAL_HEADER_LEN, v + vlen, wb);
+			orphans++;
+		}
+		{
+			char	   *err = NULL;
+
+			rocksdb_iter_get_error(it, &err);
+			almanac_rocks_check(err, "read");
+		}
+	}
+	PG_FINALLY();
+	{
+		if (it)
+			rocksdb_iter_destroy(it);
+		rocksdb_readoptions_destroy(ro);
+		if (messages)
+			hash_destroy(messages);
+	}
+	PG_END_TRY();
+	if (entries > 0)
+		ereport(LOG,
+				(errmsg("almanac: store \"%s\": " UINT64_FORMAT " apply journal entries, " UINT64_FORMAT " of them orphans whose versions were removed",
+						path, entries, orphans),
+				 XLogRecPtrIsInvalid(from) && entries > orphans ?
+				 errdetail("With no WAL to look in, the entries were dropped and their versions kept.") : 0));
 }
 
 /* the name of the replication slot of the store at path */
@@ -1655,12 +2045,14 @@ wal_start(void)
 		const char *rep;
 
 		almanac_write_log_forget();
+		/* first: the replay must not judge an orphan's xid (see (b)) */
+		journal_resolve(from, wb);
 		if (!XLogRecPtrIsInvalid(from))
 			wal_replay(from, incarnation, recovered_seq, wb);
 		rep = rocksdb_writebatch_wi_data(wb, &size);
 		batch = rocksdb_writebatch_create_from(rep, size);
 		put_wal_state(batch, wal_log_mode ? end : InvalidXLogRecPtr, incarnation + 1);
-		(void) owner_write(batch, size, owner_wopts);
+		(void) owner_write(batch, size, owner_wopts, NULL);
 		/* only now: wal_shutdown would record "nothing to replay" */
 		owner_incarnation = incarnation + 1;
 	}
@@ -1692,8 +2084,22 @@ wal_shutdown(void)
 
 	if (owner_db == NULL || owner_incarnation == 0 || ALMANAC_FAULT_ARMED("owner_skip_wal"))
 		return;
+	if (journal_npending > 0)
+	{
+		/*
+		 * The postmaster is gone: a crash, whose WAL tail may be lost with
+		 * the xids of journaled batches.  Leave the state and the journal
+		 * as they are, for the next start to settle (a flush here would
+		 * hide the crash from the journal rather than survive it).
+		 */
+		if (!PostmasterIsAlive())
+			return;
+		/* every xid of a batch applied becomes durable: the journal can go */
+		XLogFlush(inserted_wal_end());
+	}
 	batch = rocksdb_writebatch_create();
 	put_wal_state(batch, InvalidXLogRecPtr, owner_incarnation);
+	(void) journal_delete_durable(batch, InvalidXLogRecPtr);
 	put_markers(batch);
 	rocksdb_write(owner_db, owner_wopts, batch, &err);
 	rocksdb_writebatch_destroy(batch);

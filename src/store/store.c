@@ -19,6 +19,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include <rocksdb/c.h>
 
@@ -69,6 +70,8 @@ almanac_shmem_startup(void)
 		almanac_shared->lock = &(GetNamedLWLockTranche("almanac"))->lock;
 		ConditionVariableInit(&almanac_shared->store_cv);
 		pg_atomic_init_flag(&almanac_shared->reader_cleanup);
+		if (!pg_strong_random(&almanac_shared->lifetime, sizeof(almanac_shared->lifetime)))
+			almanac_shared->lifetime = (uint64) GetCurrentTimestamp() ^ ((uint64) MyProcPid << 32);
 		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 		{
 			pg_atomic_init_u64(&almanac_shared->stores[i].published_seq, 0);

@@ -145,9 +145,10 @@ typedef struct AlmanacRequestSlot
 	AlmanacRequestType type;
 	dsm_handle	payload;		/* APPLY: the serialized write batch */
 	Size		payload_len;
-	XLogRecPtr	wal_lsn;		/* the end of the requester's WAL records:
-								 * APPLY makes them durable before it writes
-								 * (their xids with them) */
+	XLogRecPtr	wal_lsn;		/* the end of the requester's WAL records
+								 * (their xids among them): APPLY journals
+								 * the batch until they are durable, or, in
+								 * synced mode, flushes them first */
 	char		name[NAMEDATALEN];	/* column family */
 	/* answer */
 	int			sqlerrcode;		/* 0: success */
@@ -171,6 +172,9 @@ typedef struct AlmanacShared
 	ConditionVariable store_cv; /* broadcast on every store state change */
 	pg_atomic_flag reader_cleanup;	/* set while an owner removes stale
 									 * reader directories */
+	uint64		lifetime;		/* random, drawn anew each time shared memory
+								 * is made (server start, crash restart): the
+								 * apply journal's entries name it (owner.c) */
 	AlmanacStoreEntry stores[ALMANAC_MAX_STORES];
 	int			nslots;
 	AlmanacRequestSlot slots[FLEXIBLE_ARRAY_MEMBER];

@@ -19,9 +19,12 @@
 #    with the WAL writer asleep, so nothing but the owner flushed the
 #    transaction's WAL.  After the restart new transactions commit past the
 #    killed transaction's xid; its rows (surviving in RocksDB: the owner's
-#    write reached the operating system) never become visible.  Without the
-#    owner's WAL flush before its write, recovery hands the xid out again
-#    and the orphaned row appears once that transaction commits.
+#    write reached the operating system) never become visible.  The owner
+#    does not flush the WAL before its write: the batch's apply journal
+#    entry survives with it, and the owner's start finds no batch message
+#    of it in the WAL and removes its versions (an orphan).  Without that,
+#    recovery hands the xid out again and the orphaned row appears once
+#    that transaction commits.
 # 4. A dropped database's store takes its replication slot with it.
 # 5. wal_level = minimal: no slot, the owner syncs every commit, as before.
 use strict;
@@ -111,6 +114,8 @@ for (my $i = 0; $i < 100 && $next <= $xid + 2; $i++)
 cmp_ok($next, '>', $xid + 2, 'xid reuse: new transactions committed past the old xid');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kv WHERE id = 500'), '0',
 	'xid reuse: the killed transaction\'s foreign row never appears');
+ok($node->log_contains(qr/apply journal entries, 1 of them orphans whose versions were removed/, $offset),
+	'xid reuse: the owner\'s start removed the orphan\'s versions');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM heap WHERE id = 500'), '0',
 	'xid reuse: nor its heap row');
 
