@@ -392,7 +392,6 @@ start_step_or_exit(void (*step) (void), const char *what, const char *default_hi
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
 		FlushErrorState();
-		set_store_state(ALMANAC_STORE_FAILED, edata->message);
 		hint = edata->hint ? edata->hint : default_hint;
 		ereport(LOG,
 				(errcode(edata->sqlerrcode),
@@ -400,6 +399,16 @@ start_step_or_exit(void (*step) (void), const char *what, const char *default_hi
 						what, almanac_shared->stores[owner_store].path, edata->message),
 				 edata->detail ? errdetail("%s", edata->detail) : 0,
 				 hint ? errhint("%s", hint) : 0));
+
+		/*
+		 * Only then the failure, which a waiting backend reports at once:
+		 * by then the log has the reason, and the slot is free to drop (as
+		 * the hint may say).
+		 */
+		LWLockReleaseAll();
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		set_store_state(ALMANAC_STORE_FAILED, edata->message);
 		proc_exit(0);
 	}
 	PG_END_TRY();
