@@ -4,7 +4,7 @@
 # docs/scale-out.md).  On one machine the figures are ratios, nothing more.
 #
 #   bench/scale/run.sh                           # BLOCKS=100 T=5, about 3 minutes
-#   BLOCKS=20 T=2 bench/scale/run.sh             # a check
+#   BLOCKS=20 T=3 ROUNDS=1 bench/scale/run.sh    # a check
 #   KEEP=1 ...                                   # leave the instances running
 #
 # Instances in .build/bench-scale/{node1,node2,single,coord} (recreated).
@@ -18,7 +18,15 @@
 #               coordinator (c1) against almanac.ingest_block on node1 (c3);
 #               blocks/s, and coordinator / direct
 #   lookup      a block by (chain, number), 2 clients, prepared, T seconds:
-#               almanac_coordinator.block_at against the SELECT on node1
+#               almanac_coordinator.block_at against the SELECT on node1;
+#               ROUNDS (default 3) pairs, direct then coordinator, the ratio
+#               of each pair and their median; and the CPU time per lookup of
+#               each process (the backends of node1 and of the coordinator,
+#               and pgbench), from /proc between the first and the last
+#               second of each run: on a shared machine these move less
+#               than tps does, and they bound the ratio (docs/scale-out.md)
+#   floor       a PL/Proxy call with a constant connect string that runs
+#               SELECT 1 on node1: what any dispatch costs, the same way
 #   latest      the latest block of a chain, same: latest_block
 #   aggregate   SELECT chain_id, count(*), sum(gas_used) FROM transactions
 #               GROUP BY chain_id: on the coordinator (two nodes, pushed
@@ -28,8 +36,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../../test/scripts/common.sh"
 BLOCKS=${BLOCKS:-100}
 T=${T:-5}
+ROUNDS=${ROUNDS:-3}
 OUT=$ALMANAC_ROOT/.build/bench-scale
-CMDLINE="BLOCKS=$BLOCKS T=$T bench/scale/run.sh"
+CMDLINE="BLOCKS=$BLOCKS T=$T ROUNDS=$ROUNDS bench/scale/run.sh"
 
 setup_run_user
 build_private_tree
@@ -133,6 +142,38 @@ tps() {
 		-D lo=19000000 -D hi=$((19000000 + BLOCKS - 1)) "$@" -f "$OUT/script.sql" postgres 2>"$OUT/pgbench.err" |
 		awk '/^tps = / { printf "%.0f\n", $3 }'
 }
+# cpu NAME SCRIPT INSTANCE...: like tps, and the CPU time per transaction
+# (microseconds, user + system, from /proc/PID/stat) of the client backends
+# of each INSTANCE and of pgbench, from second 1 to second T-1 (transactions
+# counted by pgbench's progress reports over the same seconds): prints
+# "tps us_instance... us_pgbench"
+cpu() {
+	local name=$1 script=$2 inst pm pid bp t0 t1 n hz line
+	shift 2
+	printf '%s\n' "$script" >"$OUT/script.sql"
+	chmod o+r "$OUT/script.sql"
+	"$PGBIN/pgbench" -n -h 127.0.0.1 -p "${PORTS[$name]}" -U postgres -M prepared -c 2 -j 2 -T "$T" -P 1 \
+		-D lo=19000000 -D hi=$((19000000 + BLOCKS - 1)) -f "$OUT/script.sql" postgres >"$OUT/cpu.out" 2>&1 &
+	bp=$!
+	sleep 1
+	# the backends serving a client over TCP (PL/Proxy's included)
+	backends() { ps --ppid "$(head -1 "$OUT/$1/postmaster.pid")" -o pid=,args= | awk '/postgres: postgres postgres 127\.0\.0\.1/ { print $1 }'; }
+	ticks() { local p s=0; for p in "$@"; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $s; }
+	declare -A pids before
+	for inst in "$@"; do pids[$inst]=$(backends "$inst"); before[$inst]=$(ticks ${pids[$inst]}); done
+	t0=$(ticks $bp)
+	sleep $((T > 2 ? T - 2 : 1))
+	line=
+	hz=$(getconf CLK_TCK)
+	for inst in "$@"; do line="$line $(($(ticks ${pids[$inst]}) - ${before[$inst]}))"; done
+	t1=$(($(ticks $bp) - t0))
+	wait $bp
+	n=$(awk -v a=1 -v b=$((T > 2 ? T - 1 : 2)) '/^progress: / { s = $2 + 0; if (s > a && s <= b) n += $4 } END { printf "%.0f", n }' "$OUT/cpu.out")
+	awk -v n="$n" -v hz="$hz" -v t="$(awk '/^tps = / { printf "%.0f", $3 }' "$OUT/cpu.out")" -v l="$line $t1" \
+		'BEGIN { printf "%s", t; k = split(l, a, " "); for (i = 1; i <= k; i++) printf " %.0f", (n > 0 ? a[i] / hz * 1e6 / n : 0); print "" }'
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
 # mean latency in ms of 10 runs, one client
 latency() {
 	local name=$1 script=$2
@@ -143,8 +184,26 @@ latency() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-l_direct=$(tps node1 $'\\set n random(:lo, :hi)\nSELECT * FROM almanac.blocks WHERE chain_id = \'c1\' AND block_number = :n;')
-l_coord=$(tps coord $'\\set n random(:lo, :hi)\nSELECT * FROM almanac_coordinator.block_at(\'c1\', :n);')
+# lookups in pairs of rounds; CPU per lookup (us): direct = node1's backend,
+# coordinator = its backend + node1's backend (PL/Proxy's connection)
+sql coord -c "CREATE FUNCTION bench_dispatch_floor() RETURNS integer LANGUAGE plproxy AS
+	\$\$ CONNECT 'host=127.0.0.1 port=${PORTS[node1]} dbname=postgres user=postgres'; SELECT 1; \$\$" >/dev/null
+ratios=
+cpu_lines=
+for r in $(seq "$ROUNDS"); do
+	d=$(cpu node1 $'\\set n random(:lo, :hi)\nSELECT * FROM almanac.blocks WHERE chain_id = \'c1\' AND block_number = :n;' node1)
+	c=$(cpu coord $'\\set n random(:lo, :hi)\nSELECT * FROM almanac_coordinator.block_at(\'c1\', :n);' coord node1)
+	f=$(cpu coord 'SELECT bench_dispatch_floor();' coord node1)
+	set -- $d $c $f
+	# $1 tps, $2 node1, $3 pgbench | $4 tps, $5 coordinator, $6 node1, $7 pgbench | floor $8..$11
+	ratios="$ratios $(ratio "$4" "$1")"
+	cpu_lines="$cpu_lines
+round $r: direct $1 tps (node1 $2 us, pgbench $3 us per lookup); coordinator $4 tps (coordinator $5 us, node1 $6 us, pgbench $7 us); ratio $(ratio "$4" "$1"); CPU bound $(ratio $(($2 + $3)) $(($5 + $6 + $7))); PL/Proxy SELECT 1: coordinator $9 us, node1 ${10} us"
+	l_direct=$1 l_coord=$4
+done
+sql coord -c "DROP FUNCTION bench_dispatch_floor()" >/dev/null
+l_ratio=$(echo "$ratios" | median)
+echo "lookups, paired rounds (CPU bound: direct CPU per lookup / coordinator's, the ratio two saturated cores would allow):$cpu_lines"
 h_direct=$(tps node1 "SELECT * FROM almanac.latest_block('c1');")
 h_coord=$(tps coord "SELECT * FROM almanac_coordinator.latest_block('c1');")
 agg='SELECT chain_id, count(*), sum(gas_used) FROM %s.transactions GROUP BY chain_id;'
@@ -166,6 +225,6 @@ echo
 echo "| measure | through the coordinator | directly | coordinator / direct | goal |"
 echo "|---|---:|---:|---:|---|"
 echo "| ingest, blocks/s (one per call) | $(awk -v b="$BLOCKS" -v t="$t_coord" 'BEGIN { printf "%.1f", b / t }') | $(awk -v b="$BLOCKS" -v t="$t_direct" 'BEGIN { printf "%.1f", b / t }') | $(ratio "$t_direct" "$t_coord") | >= 0.8 |"
-echo "| block by number, tps (2 clients) | $l_coord | $l_direct | $(ratio "$l_coord" "$l_direct") | >= 0.5 |"
+echo "| block by number, tps (2 clients; last round, median ratio of $ROUNDS) | $l_coord | $l_direct | $l_ratio | >= 0.5 |"
 echo "| latest block, tps (2 clients) | $h_coord | $h_direct | $(ratio "$h_coord" "$h_direct") | >= 0.5 |"
 echo "| aggregate by chain, ms (two nodes / one) | $a_coord | $a_single | $(ratio "$a_coord" "$a_single") (time) | <= 1.2 |"
