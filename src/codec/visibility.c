@@ -40,36 +40,49 @@ corrupted(const char *what)
 }
 
 /*
+ * Read the version at *p (before end) into v and move *p past it; v->tuple
+ * points into the value.
+ */
+static void
+read_version(const char **p, const char *end, AlmanacVersion *v)
+{
+	if (end - *p < VERSION_HEADER_LEN)
+		corrupted("truncated version header");
+	v->xid = FullTransactionIdFromU64(almanac_get_be64(*p));
+	v->top = almanac_get_be32(*p + 8);
+	v->flags = (uint8) (*p)[VERSION_FLAGS_POS];
+	v->tuple_len = almanac_get_be32(*p + 13);
+	*p += VERSION_HEADER_LEN;
+	if ((size_t) (end - *p) < v->tuple_len)
+		corrupted("truncated row image");
+	v->tuple = *p;
+	*p += v->tuple_len;
+}
+
+/* the number of versions of a stored list, after checking its header */
+static int
+versions_count(const char *data, size_t len)
+{
+	if (len < STORED_HEADER_LEN || (uint8) data[0] != ALMANAC_STORED_FORMAT)
+		corrupted(len < 1 ? "empty value" : "unknown format byte");
+	return almanac_get_be16(data + 1);
+}
+
+/*
  * Parse a stored version list.  The versions point into 'data', which must
  * outlive them.  Returns the number of versions.
  */
 int
 almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions)
 {
-	const char *p = data;
+	const char *p = data + STORED_HEADER_LEN;
 	const char *end = data + len;
-	int			n;
+	int			n = versions_count(data, len);
 	AlmanacVersion *v;
 
-	if (len < STORED_HEADER_LEN || (uint8) data[0] != ALMANAC_STORED_FORMAT)
-		corrupted(len < 1 ? "empty value" : "unknown format byte");
-	n = almanac_get_be16(p + 1);
-	p += STORED_HEADER_LEN;
 	v = palloc(sizeof(AlmanacVersion) * Max(n, 1));
 	for (int i = 0; i < n; i++)
-	{
-		if (end - p < VERSION_HEADER_LEN)
-			corrupted("truncated version header");
-		v[i].xid = FullTransactionIdFromU64(almanac_get_be64(p));
-		v[i].top = almanac_get_be32(p + 8);
-		v[i].flags = (uint8) p[VERSION_FLAGS_POS];
-		v[i].tuple_len = almanac_get_be32(p + 13);
-		p += VERSION_HEADER_LEN;
-		if ((size_t) (end - p) < v[i].tuple_len)
-			corrupted("truncated row image");
-		v[i].tuple = p;
-		p += v[i].tuple_len;
-	}
+		read_version(&p, end, &v[i]);
 	if (p != end)
 		corrupted("trailing bytes");
 	*versions = v;
@@ -104,16 +117,35 @@ version_visible(const AlmanacVersion *v, Snapshot snapshot)
 }
 
 /*
- * Index of the version the snapshot sees, or -1 when it sees none.  The
- * caller treats a visible tombstone as "no row".
+ * The version of a stored list that the snapshot sees, newest first, judged
+ * in place: the same structure checks as almanac_versions_parse over the
+ * whole value, but nothing is allocated (a scan judges one value per key it
+ * passes).  False when it sees none; the caller treats a visible tombstone
+ * as "no row".  *version points into data.
  */
-int
-almanac_versions_visible(const AlmanacVersion *versions, int n, Snapshot snapshot)
+bool
+almanac_versions_find_visible(const char *data, size_t len, Snapshot snapshot,
+							  AlmanacVersion *version)
 {
+	const char *p = data + STORED_HEADER_LEN;
+	const char *end = data + len;
+	int			n = versions_count(data, len);
+	bool		found = false;
+
 	for (int i = 0; i < n; i++)
-		if (version_visible(&versions[i], snapshot))
-			return i;
-	return -1;
+	{
+		AlmanacVersion v;
+
+		read_version(&p, end, &v);
+		if (!found && version_visible(&v, snapshot))
+		{
+			*version = v;
+			found = true;
+		}
+	}
+	if (p != end)
+		corrupted("trailing bytes");
+	return found;
 }
 
 bool

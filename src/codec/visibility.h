@@ -93,7 +93,14 @@ typedef enum AlmanacApplyResult
 /* stored values */
 extern int	almanac_versions_parse(const char *data, size_t len, AlmanacVersion **versions);
 extern bool almanac_version_frozen(const AlmanacVersion *v);
-extern int	almanac_versions_visible(const AlmanacVersion *versions, int n, Snapshot snapshot);
+
+/*
+ * The version of a stored list that snapshot sees (*version points into
+ * data), judged in place without allocating, the whole list's structure
+ * checked; false when it sees none.  A visible tombstone means no row.
+ */
+extern bool almanac_versions_find_visible(const char *data, size_t len, Snapshot snapshot,
+										  AlmanacVersion *version);
 
 /* intents */
 extern void almanac_intent_encode(StringInfo buf, const AlmanacIntent *intent);

@@ -186,9 +186,9 @@ extern bool almanac_kv_owns_key(AlmanacKvTable *t, const char *key, size_t klen)
 /*
  * The row a stored value (a version list) or a buffered intent holds for
  * snapshot: false when the snapshot sees none (no version it sees, or a
- * deletion).  *tuple points into val (or into versions parsed in
- * CurrentMemoryContext); *xid receives the version's writer (invalid for a
- * buffered intent): what an update or delete of the row is based on.
+ * deletion).  *tuple points into val, and nothing is allocated; *xid
+ * receives the version's writer (invalid for a buffered intent): what an
+ * update or delete of the row is based on.
  */
 extern bool almanac_value_row(const char *val, size_t vlen, Snapshot snapshot,
 							  const char **tuple, uint32 *tuple_len,

@@ -404,11 +404,8 @@ almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 
 		if (more && e.visible)
 		{
-			/* the image lives in the iterator: decode a copy */
-			char	   *copy = palloc(e.tuple_len);
-
-			memcpy(copy, e.tuple, e.tuple_len);
-			almanac_value_decode(copy, e.tuple_len, slot->tts_tupleDescriptor, m->table.values,
+			/* the decoded datums point into the decoder's own copy of the image */
+			almanac_value_decode(e.tuple, e.tuple_len, slot->tts_tupleDescriptor, m->table.values,
 								 slot->tts_values, slot->tts_isnull, NULL);
 			ExecStoreVirtualTuple(slot);
 			r->emitted++;
