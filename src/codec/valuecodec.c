@@ -408,12 +408,18 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = (HeapTupleHeader) img;
 
+	/* every column wanted (a point lookup's SELECT *): straight into the caller's arrays */
+	if (skip == NULL)
+	{
+		heap_deform_tuple(&tuple, desc, values, isnull);
+		return;
+	}
 	vals = palloc(sizeof(Datum) * Max(natts, 1));
 	nulls = palloc(sizeof(bool) * Max(natts, 1));
 	heap_deform_tuple(&tuple, desc, vals, nulls);
 	for (int i = 0; i < natts; i++)
 	{
-		if (skip && skip[i])
+		if (skip[i])
 			continue;
 		values[i] = vals[i];
 		isnull[i] = nulls[i];

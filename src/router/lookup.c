@@ -68,8 +68,9 @@ typedef struct LookupState
 	List	   *keyquals;
 	AlmanacMirror *m;
 	int			fallback;		/* an AlmanacFallback, or -1: the mirror */
-	AlmanacAccess *a;
-	List	   *keystates;		/* ExprState per key expression */
+	AlmanacAccess *a;			/* &access when reading the mirror */
+	AlmanacAccess access;
+	List	   *keystates;		/* per key expression, a value_state() */
 	Datum		keyvalues[INDEX_MAX_KEYS];
 	/* MULTIGET: the last key column's values, sorted, each once */
 	Datum	   *multi;
@@ -79,10 +80,11 @@ typedef struct LookupState
 	bool		empty;			/* a key value no row can have (NULL, negative) */
 	TupleTableSlot *heapslot;	/* the fallback's */
 	StringInfoData key;
+	StringInfoData upper;		/* LAST: the end of the key prefix */
 	/* RANGE, RECENT (range.c) */
 	List	   *strategies;		/* of the bounds */
-	List	   *boundstates;	/* ExprState per bound */
-	ExprState  *limitstate;		/* or NULL */
+	List	   *boundstates;	/* per bound, a value_state() */
+	Node	   *limitstate;		/* a value_state(), or NULL */
 	AlmanacRange range;
 } LookupState;
 
@@ -187,6 +189,37 @@ fallback_reason(AlmanacMirror *m)
 	return -1;
 }
 
+/*
+ * The state of a value expression of the plan (a key value, a bound, the
+ * limit): a Const is its own state, with nothing to evaluate; anything else
+ * gets an ExprState.  Most keys hold a constant (chain_id = 'eth'), and
+ * ExecInitExpr per execution was a tenth of the scan's start-up.
+ */
+static Node *
+value_state(Expr *e, PlanState *ps)
+{
+	if (IsA(e, Const))
+		return (Node *) e;
+	return (Node *) ExecInitExpr(e, ps);
+}
+
+static Datum
+value_eval(Node *vs, ExprContext *econtext, bool *isnull)
+{
+	if (IsA(vs, Const))
+	{
+		*isnull = ((Const *) vs)->constisnull;
+		return ((Const *) vs)->constvalue;
+	}
+	return ExecEvalExpr((ExprState *) vs, econtext, isnull);
+}
+
+static Oid
+value_type(Node *vs)
+{
+	return IsA(vs, Const) ? ((Const *) vs)->consttype : exprType((Node *) ((ExprState *) vs)->expr);
+}
+
 static void
 lookup_begin(CustomScanState *node, EState *estate, int eflags)
 {
@@ -194,6 +227,7 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
 	Relation	rel = node->ss.ss_currentRelation;
 	ListCell   *lc;
+	int			neq;
 
 	ls->m = almanac_mirror_lookup(RelationGetRelid(rel));
 	if (ls->m == NULL)
@@ -218,11 +252,11 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 				 errmsg("table \"%s\" has no unique index on its mirror's key", RelationGetRelationName(rel)),
 				 errhint("Run the statement again: it is planned anew.")));
 
+	neq = intVal(list_nth(cs->custom_private, LOOKUP_PRIV_NEQ));
 	foreach(lc, cs->custom_exprs)
 	{
-		ExprState  *es = ExecInitExpr(lfirst(lc), &node->ss.ps);
+		Node	   *es = value_state(lfirst(lc), &node->ss.ps);
 		int			i = foreach_current_index(lc);
-		int			neq = intVal(list_nth(cs->custom_private, LOOKUP_PRIV_NEQ));
 
 		if (i < neq)
 			ls->keystates = lappend(ls->keystates, es);
@@ -232,9 +266,11 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 			ls->limitstate = es;
 	}
 	initStringInfo(&ls->key);
+	if (ls->kind == ALMANAC_LOOKUP_LAST)
+		initStringInfo(&ls->upper);
 	if (ls->fallback < 0)
 	{
-		ls->a = palloc(sizeof(AlmanacAccess));
+		ls->a = &ls->access;
 		almanac_mirror_access(ls->m, ls->a, false);
 	}
 	else
@@ -333,7 +369,7 @@ range_start(LookupState *ls)
 	if (ls->limitstate)
 	{
 		bool		isnull;
-		Datum		v = ExecEvalExpr(ls->limitstate, econtext, &isnull);
+		Datum		v = value_eval(ls->limitstate, econtext, &isnull);
 
 		if (!isnull)
 		{
@@ -351,9 +387,9 @@ range_start(LookupState *ls)
 	r->hi = almanac_range_type_max(bt);
 	forboth(lc, ls->boundstates, sc, ls->strategies)
 	{
-		ExprState  *es = lfirst(lc);
+		Node	   *es = lfirst(lc);
 		bool		isnull;
-		Datum		v = ExecEvalExpr(es, econtext, &isnull);
+		Datum		v = value_eval(es, econtext, &isnull);
 		int64		i;
 
 		if (isnull)
@@ -361,7 +397,7 @@ range_start(LookupState *ls)
 			r->empty = true;
 			continue;
 		}
-		i = almanac_range_int(exprType((Node *) es->expr), v);
+		i = almanac_range_int(value_type(es), v);
 		switch (lfirst_int(sc))
 		{
 			case BTGreaterStrategyNumber:
@@ -408,9 +444,9 @@ lookup_start(LookupState *ls)
 	foreach(lc, ls->keystates)
 	{
 		int			i = foreach_current_index(lc);
-		ExprState  *es = lfirst(lc);
+		Node	   *es = lfirst(lc);
 		bool		isnull;
-		Datum		v = ExecEvalExpr(es, econtext, &isnull);
+		Datum		v = value_eval(es, econtext, &isnull);
 		Oid			coltype = m->table.layout.typids[i];
 
 		if (isnull)
@@ -446,7 +482,7 @@ lookup_start(LookupState *ls)
 					ls->multi[ls->nmulti++] = ls->multi[j];
 			continue;
 		}
-		if (!key_value(coltype, exprType((Node *) es->expr), v, &ls->keyvalues[i]))
+		if (!key_value(coltype, value_type(es), v, &ls->keyvalues[i]))
 		{
 			ls->empty = true;
 			break;
@@ -486,16 +522,14 @@ mirror_last(LookupState *ls, TupleTableSlot *slot)
 {
 	AlmanacMirror *m = ls->m;
 	int			neq = list_length(ls->keystates);
-	StringInfoData upper;
 	const char *image;
 	uint32		len;
 
 	resetStringInfo(&ls->key);
 	almanac_key_encode(&ls->key, &m->table.layout, neq, ls->keyvalues, true);
-	initStringInfo(&upper);
-	almanac_prefix_end(&ls->key, &upper);
+	almanac_prefix_end(&ls->key, &ls->upper);
 	/* the store only, as every read of the router (router.h) */
-	if (!almanac_access_last_row(ls->a, ls->key.data, ls->key.len, upper.data, upper.len,
+	if (!almanac_access_last_row(ls->a, ls->key.data, ls->key.len, ls->upper.data, ls->upper.len,
 								 ls->css.ss.ps.state->es_snapshot, &image, &len))
 		return false;
 	almanac_value_decode(image, len, slot->tts_tupleDescriptor, m->table.values,
