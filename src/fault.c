@@ -44,6 +44,24 @@ almanac_fault_reached(const char *name)
 }
 
 /*
+ * If name is the armed point, wait ms milliseconds and go on.  As at a stop,
+ * interrupts are not served meanwhile.
+ */
+void
+almanac_fault_pause(const char *name, int ms)
+{
+	if (fault_point == NULL || strcmp(fault_point, name) != 0)
+		return;
+	ereport(LOG, (errmsg("almanac: fault point \"%s\" reached", name)));
+	for (int waited = 0; waited < ms; waited += 10)
+	{
+		if (!PostmasterIsAlive())
+			_exit(2);
+		pg_usleep(10000L);
+	}
+}
+
+/*
  * Whether name is the armed point, for a point that changes what a process
  * does instead of stopping it (owner_skip_wal).  Callers test
  * almanac_fault_armed first, so that it costs nothing unarmed.

@@ -41,6 +41,13 @@
  *							memtable switch (kv/reader.c); the batch that
  *							asked is not answered
  *
+ * Two more pause instead of stopping: the process logs the same line, waits
+ * the given time, and goes on (races made to last, test/t/016):
+ *	 owner_pause_before_markers	as owner_before_markers, for 3 seconds
+ *	 reader_after_catch_up	a backend caught its reader up and has not
+ *							judged its memtables yet (kv/reader.c), for 6
+ *							seconds
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_FAULT_H
@@ -55,6 +62,15 @@ extern bool almanac_fault_is(const char *name);
 /* true if name is the armed point; costs a test of a variable unarmed */
 #define ALMANAC_FAULT_ARMED(name) \
 	(unlikely(almanac_fault_armed) && almanac_fault_is(name))
+
+/* if name is the armed point, wait ms milliseconds, then go on */
+extern void almanac_fault_pause(const char *name, int ms);
+
+#define ALMANAC_FAULT_PAUSE(name, ms) \
+	do { \
+		if (unlikely(almanac_fault_armed)) \
+			almanac_fault_pause(name, ms); \
+	} while (0)
 
 #define ALMANAC_FAULT_POINT(name) \
 	do { \

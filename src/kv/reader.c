@@ -19,6 +19,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "fault.h"
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
@@ -130,6 +131,17 @@ readers_at_exit(int code, Datum arg)
 /* open a new instance of the store in place of the current one */
 static void reader_open(AlmanacReader *r);
 
+/* the newest write-ahead log file of a store (see memtable_may_be_stale) */
+typedef struct NewestWal
+{
+	uint64		number;
+	bool		empty;
+} NewestWal;
+
+static NewestWal newest_wal(const char *path);
+static bool memtables_hold_entries(AlmanacReader *r);
+static bool memtable_may_be_stale(AlmanacReader *r, NewestWal before);
+
 static void
 reader_reopen(AlmanacReader *r)
 {
@@ -191,6 +203,8 @@ reader_open(AlmanacReader *r)
 	rocksdb_column_family_handle_t **handles;
 	uint64		cf_version;
 	int			attempts = 0;
+	int			stale_attempts = 0;
+	NewestWal	before;
 
 retry:
 	err = NULL;
@@ -244,13 +258,21 @@ retry:
 	 * Catch up once, for the reason almanac_reader_catch_up does so twice:
 	 * the open reads the MANIFEST, then lists the write-ahead log, and a
 	 * flush completing in between hides its writes from both.  On failure
-	 * the next use catches up again.
+	 * the next use catches up again.  A memtable left stale by it (see
+	 * memtable_may_be_stale) is not kept: the instance, unused yet, is opened
+	 * anew, a few times at most (a later catch-up judges again).
 	 */
+	before = memtables_hold_entries(r) ? newest_wal(path) : (NewestWal) {0, false};
 	rocksdb_try_catch_up_with_primary(r->db, &err);
 	if (err)
 		r->caught_up_seq = PG_UINT64_MAX;
 	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
 						"could not catch up with almanac store \"%s\"", path);
+	if (++stale_attempts < 3 && memtable_may_be_stale(r, before))
+	{
+		reader_close(r);
+		goto retry;
+	}
 }
 
 /*
@@ -433,15 +455,16 @@ reopen_if_cfs_changed(AlmanacReader *r)
 }
 
 /*
- * Is the newest write-ahead log file of the store empty?  The owner writes
- * into the WAL RocksDB switched to at once, unless that write stalls.
+ * The newest write-ahead log file of the store: its number (0 if there is
+ * none) and whether it is empty.  The owner writes into the WAL RocksDB
+ * switched to at once, unless that write stalls.
  */
-static bool
-newest_wal_empty(const char *path)
+static NewestWal
+newest_wal(const char *path)
 {
 	DIR		   *dir = AllocateDir(path);
 	struct dirent *de;
-	uint64		newest = 0;
+	NewestWal	newest = {0, false};
 	char		file[MAXPGPATH] = "";
 	struct stat st;
 
@@ -450,52 +473,79 @@ newest_wal_empty(const char *path)
 		char	   *end;
 		uint64		n = strtou64(de->d_name, &end, 10);
 
-		if (end != de->d_name && strcmp(end, ".log") == 0 && n > newest)
+		if (end != de->d_name && strcmp(end, ".log") == 0 && n > newest.number)
 		{
-			newest = n;
+			newest.number = n;
 			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		}
 	}
 	FreeDir(dir);
-	if (newest == 0)
-		return false;
 	/* gone meanwhile: a newer one holds something */
-	return stat(file, &st) == 0 && st.st_size == 0;
+	newest.empty = newest.number != 0 && stat(file, &st) == 0 && st.st_size == 0;
+	return newest;
+}
+
+/* Does any memtable of the instance, active or sealed, hold entries? */
+static bool
+memtables_hold_entries(AlmanacReader *r)
+{
+	for (int i = 0; i < r->ncfs; i++)
+	{
+		uint64_t	active = 0;
+		uint64_t	sealed = 0;
+
+		if (rocksdb_property_int_cf(r->db, r->cfs[i].handle,
+									"rocksdb.num-entries-active-mem-table", &active) != 0 ||
+			rocksdb_property_int_cf(r->db, r->cfs[i].handle,
+									"rocksdb.num-entries-imm-mem-tables", &sealed) != 0 ||
+			active > 0 || sealed > 0)
+			return true;
+	}
+	return false;
 }
 
 /*
- * May the instance answer a Get from a stale active memtable?  A secondary
- * replays the WAL into its active memtable and drops that memtable only when
- * it replays a batch from a later WAL (the reason for the owner's catch-up
- * markers, see store/owner.c); a catch-up installs the files a flush wrote
- * from an earlier WAL, but leaves the memtable with what it had replayed of
- * that WAL, and a Get looks in the memtable first.  The owner puts markers
- * into a new WAL with its first write after the switch, but when RocksDB
- * switches memtables inside a write that then stalls (too many memtables or
- * level-0 files), the new WAL stays empty until the stall ends, and the flush
- * of the old one completes and deletes it meanwhile.  A catch-up in that
- * window keeps the old memtable, whose values of keys written since it last
- * read the old WAL are older than the flushed file's (seen: the point
- * lookups of one snapshot in test/t/005_compaction_reads.pl saw a transfer
- * half applied; test/t/016_reader_stale_memtable.pl makes the window last).
- * So: some active memtable holds entries while the newest WAL is empty.
- * Scans are safe (an iterator merges by sequence number), Gets are not.
+ * May the instance answer a Get from a stale memtable?  A secondary replays
+ * the WAL into its active memtable and seals that memtable only when it
+ * replays a batch from a later WAL (the reason for the owner's catch-up
+ * markers, see store/owner.c); it drops a sealed one once the MANIFEST says
+ * its WAL is flushed.  A catch-up installs the files a flush wrote from an
+ * earlier WAL, but a memtable that was not sealed keeps what it had replayed
+ * of that WAL, and a Get looks in the memtables first.  The owner puts
+ * markers into a new WAL with its first write after the switch, but when
+ * RocksDB switches memtables inside a write that then stalls (too many
+ * memtables or level-0 files), the new WAL stays empty until the stall ends,
+ * and the flush of the old one completes and deletes it meanwhile.  A
+ * catch-up that reads the new WAL while it is empty keeps the old memtable,
+ * whose values of keys written since it last read the old WAL are older than
+ * the flushed file's (seen: the point lookups of one snapshot in
+ * test/t/005_compaction_reads.pl saw a transfer half applied, and, compared
+ * key by key with a scan of the same snapshot, a whole transaction's older
+ * values; test/t/016_reader_stale_memtable.pl makes both windows last).
+ *
+ * The catch-up reads the newest WAL at some moment we do not see, so the
+ * newest WAL is looked at before it ('before') and after it: if it was not
+ * empty before and is still the newest after, the catch-up read a batch from
+ * it, which sealed every column family's memtable (each batch of the owner
+ * carries a marker for each).  Otherwise (it was empty, or RocksDB switched
+ * to a newer one meanwhile, which may have been empty when read) the
+ * instance may hold a stale memtable.  Looking only after the catch-up is
+ * not enough: the stalled write can land in between (seen in 005).  Scans
+ * are safe either way (an iterator merges by sequence number), Gets are not.
+ *
+ * An instance whose memtables held nothing before the catch-up cannot hold
+ * a stale one after: what it replays it reads after the MANIFEST, so every
+ * flushed file it installed holds only data older than what it replays
+ * ('before' is then not looked at: number 0).
  */
 static bool
-memtable_may_be_stale(AlmanacReader *r)
+memtable_may_be_stale(AlmanacReader *r, NewestWal before)
 {
-	bool		entries = false;
-
-	for (int i = 0; i < r->ncfs && !entries; i++)
-	{
-		uint64_t	n = 0;
-
-		if (rocksdb_property_int_cf(r->db, r->cfs[i].handle,
-									"rocksdb.num-entries-active-mem-table", &n) != 0 ||
-			n > 0)
-			entries = true;
-	}
-	return entries && newest_wal_empty(almanac_shared->stores[r->store].path);
+	if (before.number == 0 || !memtables_hold_entries(r))
+		return false;
+	if (before.empty)
+		return true;
+	return newest_wal(almanac_shared->stores[r->store].path).number != before.number;
 }
 
 void
@@ -503,12 +553,16 @@ almanac_reader_catch_up(AlmanacReader *r)
 {
 	uint64		published = almanac_store_published_seq(r->store);
 	char	   *err = NULL;
+	NewestWal	before = {0, false};
 
 	if (reopen_if_cfs_changed(r))
 		return;
 	if (published == r->caught_up_seq)
 		return;
 	almanac_row_cache_catching_up(r->rows, &almanac_shared->stores[r->store].writelog);
+	/* see memtable_may_be_stale */
+	if (memtables_hold_entries(r))
+		before = newest_wal(almanac_shared->stores[r->store].path);
 
 	/*
 	 * Twice.  A catch-up reads the MANIFEST, then lists the WAL files and
@@ -539,7 +593,8 @@ almanac_reader_catch_up(AlmanacReader *r)
 	 * A new instance starts with empty memtables and replays only the WAL
 	 * files that exist (the row cache is emptied with it).
 	 */
-	if (memtable_may_be_stale(r))
+	ALMANAC_FAULT_PAUSE("reader_after_catch_up", 6000);
+	if (memtable_may_be_stale(r, before))
 		reader_reopen(r);
 }
 

@@ -553,6 +553,7 @@ flush_all(void)
 	owner_unflushed = 0;
 	/* as if the write after the switch stalled: the new WAL holds nothing */
 	ALMANAC_FAULT_POINT("owner_before_markers");
+	ALMANAC_FAULT_PAUSE("owner_pause_before_markers", 3000);
 
 	/* what was written before is durable already: only log a failure */
 	err = write_markers();

@@ -1,4 +1,5 @@
-# A point lookup after a flush whose new write-ahead log is still empty.
+# A point lookup after a flush whose new write-ahead log is still empty, or
+# was empty while the reader caught up.
 #
 # A reader's secondary instance replays the owner's WAL into its active
 # memtable, and drops that memtable only when it replays a batch from a later
@@ -22,6 +23,54 @@ use Time::HiRes qw(usleep);
 use AlmanacTest qw(almanac_node);
 
 my $node = almanac_node('stale_memtable');
+
+# --- the stall ends between the catch-up and the reader's check -------------
+# The reader used to look at the newest WAL only after its catch-up: if the
+# stalled write landed in between, it saw a WAL with markers and kept the
+# memtable the catch-up had not sealed.  owner_pause_before_markers holds the
+# owner for 3 s after the switch, reader_after_catch_up holds the reader for
+# 6 s after its catch-up: the catch-up reads the empty WAL, the check comes
+# after the markers.
+my $paused = $node->data_dir . '/almanac/paused';
+$node->safe_psql('postgres', q{
+	CREATE SERVER paused FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (
+		path 'almanac/paused', max_total_wal_size '16kB');
+	CREATE FOREIGN TABLE p (k bigint, v bigint, pad text)
+		SERVER paused OPTIONS (key_prefix 'p', key_columns 'k');
+	SELECT almanac.flush('default', 'paused');
+	INSERT INTO p VALUES (0, 0, NULL), (1, 0, NULL);
+});
+my $preader = $node->background_psql('postgres');
+is($preader->query_safe('SELECT v FROM p WHERE k = 0'), '0', 'a reader replays the WAL holding the first value');
+$preader->query_safe(q{SET almanac.fault_point = 'reader_after_catch_up'});
+$node->safe_psql('postgres', 'UPDATE p SET v = 1 WHERE k = 0');
+my @pwal = glob("$paused/*.log");
+$node->safe_psql('postgres', q{ALTER SYSTEM SET almanac.fault_point = 'owner_pause_before_markers'});
+$node->reload;
+my $plog = -s $node->logfile;
+my $pwriter = $node->background_psql('postgres');
+$pwriter->query_until(qr/started/, q{
+\echo started
+UPDATE p SET pad = repeat('y', 20000) WHERE k = 1;
+});
+ok($node->wait_for_log(qr/fault point "owner_pause_before_markers" reached/, $plog),
+	'the owner switched to a new WAL and pauses before writing into it');
+my $pwaited = 0;
+usleep(10_000), $pwaited++ while (grep { -e } @pwal) && $pwaited < 100 * $PostgreSQL::Test::Utils::timeout_default;
+my @pnow = glob("$paused/*.log");
+ok(!(grep { -e } @pwal) && @pnow == 1 && -s $pnow[0] == 0,
+	'the flushed WAL is gone and the new one is still empty when the reader catches up');
+is($preader->query_safe('SELECT v FROM p WHERE k = 0'), '1',
+	'a point lookup after the pause sees the committed value');
+ok($node->log_contains(qr/fault point "reader_after_catch_up" reached/, $plog),
+	'the reader paused between its catch-up and its check');
+$pwriter->quit;
+$preader->quit;
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET almanac.fault_point');
+$node->reload;
+is($node->safe_psql('postgres', 'SELECT sum(v) FROM p'), '1', 'a new session agrees');
+
+# --- the WAL stays empty --------------------------------------------------------
 my $store = $node->data_dir . '/almanac/stall';
 $node->safe_psql('postgres', q{
 	CREATE SERVER stall FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (
