@@ -1095,10 +1095,21 @@ finish_group(bool sync)
 						"almanac: could not sync the write-ahead log of \"%s\"", e->path);
 }
 
-/* the request's payload, mapped until release_request */
+/*
+ * The request's payload: in the slot (ALMANAC_INLINE_PAYLOAD), or in a DSM
+ * segment mapped until release_request.
+ */
 static const char *
 request_payload(AlmanacRequestSlot *slot)
 {
+	if (slot->payload == DSM_HANDLE_INVALID)
+	{
+		if (slot->payload_len > ALMANAC_INLINE_PAYLOAD)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("a request's payload of %zu bytes has no segment", slot->payload_len)));
+		return slot->inline_payload;
+	}
 	req_seg = dsm_attach(slot->payload);
 	if (req_seg == NULL)
 		ereport(ERROR,

@@ -521,11 +521,13 @@ almanac_store_request(int store, AlmanacRequestType type,
 	bool		answered;
 
 	drain_outstanding();
-	if (payload_len > 0)
+	if (payload_len > ALMANAC_INLINE_PAYLOAD)
 	{
 		seg = dsm_create(payload_len, 0);
 		memcpy(dsm_segment_address(seg), payload, payload_len);
 	}
+	else if (payload_len > 0)
+		memcpy(slot->inline_payload, payload, payload_len);	/* post publishes it */
 	post(slot, store, type, seg, payload_len, name);
 	answered = wait_answer(slot, store);
 	if (seg)

@@ -138,12 +138,21 @@ typedef enum AlmanacSlotState
 	ALMANAC_SLOT_DONE
 } AlmanacSlotState;
 
+/*
+ * A payload up to this size travels in the request slot itself: a DSM
+ * segment per commit cost both processes several system calls and a turn
+ * of DynamicSharedMemoryControlLock (the owner serves commits one after
+ * another, so its share of that was every commit's).
+ */
+#define ALMANAC_INLINE_PAYLOAD	4096
+
 typedef struct AlmanacRequestSlot
 {
 	volatile AlmanacSlotState state;
 	int			store;
 	AlmanacRequestType type;
-	dsm_handle	payload;		/* APPLY: the serialized write batch */
+	dsm_handle	payload;		/* APPLY: the serialized write batch;
+								 * DSM_HANDLE_INVALID: in inline_payload */
 	Size		payload_len;
 	XLogRecPtr	wal_lsn;		/* the end of the requester's WAL records
 								 * (their xids among them): APPLY journals
@@ -164,6 +173,8 @@ typedef struct AlmanacRequestSlot
 	uint64		props[ALMANAC_NPROPS];	/* PROPERTIES: see AlmanacProperty */
 	bool		ingested;		/* INGEST: false if refused, see bulk.h */
 	ConditionVariable cv;
+	/* a payload of at most ALMANAC_INLINE_PAYLOAD bytes (a small commit's) */
+	char		inline_payload[ALMANAC_INLINE_PAYLOAD];
 } AlmanacRequestSlot;
 
 typedef struct AlmanacShared
