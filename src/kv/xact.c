@@ -625,7 +625,11 @@ almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Siz
 		almanac_reader_catch_up(almanac_reader(store));
 	}
 	note_xid(xid);
-	/* as in ship(): the xid is in durable WAL before its versions exist */
+	/*
+	 * The xid is in durable WAL before its versions exist: an ingested file
+	 * carries no apply journal entry that would let the owner's next start
+	 * remove its versions if a crash lost the xid (store/owner.c, (b)).
+	 */
 	XLogFlush(XactLastRecEnd);
 	xact_shipped = true;
 	almanac_store_post_ingest(store, seg, payload_len);

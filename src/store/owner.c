@@ -1765,10 +1765,14 @@ journal_remove_orphan(const char *p, const char *end, rocksdb_writebatch_wi_t *w
  * store holds (see (b) above), into 'wb', and delete it there.  An entry of
  * an earlier lifetime of shared memory whose batch message is not in the
  * WAL from 'from' is an orphan: its versions are removed.  'from' Invalid:
- * no WAL to look in (a copy of the store, docs/operations.md): the entries
- * are deleted, their versions kept, as the store is used as it is.  The
- * WAL has been flushed to its end: an entry of this lifetime has its xids
- * durable now.
+ * no WAL to look in (a copy of the store, or its slot dropped by hand):
+ * every entry of an earlier lifetime counts as an orphan, since nothing
+ * tells whether its xids reached durable WAL, and a kept version whose xid
+ * is handed out again would appear with whatever commits under it.  That
+ * gives up the journaled batches' writes, which are all after the last
+ * durable point, as the store used as it is gives up its other writes
+ * after it.  The WAL has been flushed to its end: an entry of this lifetime
+ * has its xids durable now.
  */
 static void
 journal_resolve(XLogRecPtr from, rocksdb_writebatch_wi_t *wb)
@@ -1777,8 +1781,9 @@ journal_resolve(XLogRecPtr from, rocksdb_writebatch_wi_t *wb)
 	rocksdb_column_family_handle_t *dcf = find_cf_by_id(DEFAULT_CF_ID)->handle;
 	char		upper[JOURNAL_PREFIX_LEN];
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-	rocksdb_iterator_t *it = NULL;
-	HTAB	   *messages = NULL;
+	/* volatile: assigned in PG_TRY, released in PG_FINALLY */
+	rocksdb_iterator_t *volatile it = NULL;
+	HTAB	   *volatile messages = NULL;
 	uint64		entries = 0;
 	uint64		orphans = 0;
 
@@ -1806,9 +1811,14 @@ journal_resolve(XLogRecPtr from, rocksdb_writebatch_wi_t *wb)
 								path)));
 			entries++;
 			rocksdb_writebatch_wi_delete_cf(wb, dcf, k, klen);
-			if (almanac_get_be64(v + 1) == almanac_shared->lifetime ||
-				XLogRecPtrIsInvalid(from))
+			if (almanac_get_be64(v + 1) == almanac_shared->lifetime)
 				continue;
+			if (XLogRecPtrIsInvalid(from))
+			{
+				journal_remove_orphan(v + JOURNAL_HEADER_LEN, v + vlen, wb);
+				orphans++;
+				continue;
+			}
 			if (messages == NULL)
 			{
 				HASHCTL		ctl;
@@ -1848,8 +1858,8 @@ journal_resolve(XLogRecPtr from, rocksdb_writebatch_wi_t *wb)
 		ereport(LOG,
 				(errmsg("almanac: store \"%s\": " UINT64_FORMAT " apply journal entries, " UINT64_FORMAT " of them orphans whose versions were removed",
 						path, entries, orphans),
-				 XLogRecPtrIsInvalid(from) && entries > orphans ?
-				 errdetail("With no WAL to look in, the entries were dropped and their versions kept.") : 0));
+				 XLogRecPtrIsInvalid(from) && orphans > 0 ?
+				 errdetail("With no WAL to look in, every entry of an earlier server lifetime counts as an orphan.") : 0));
 }
 
 /* the name of the replication slot of the store at path */
@@ -2025,7 +2035,8 @@ wal_start(void)
 	uint64		recovered_seq = rocksdb_get_latest_sequence_number(owner_db);
 	XLogRecPtr	end;
 	rocksdb_writebatch_wi_t *wb;
-	rocksdb_writebatch_t *batch = NULL;
+	/* volatile: assigned in PG_TRY, released in PG_FINALLY */
+	rocksdb_writebatch_t *volatile batch = NULL;
 	bool		slot_existed;
 
 	read_wal_state(&from, &incarnation);
@@ -2105,19 +2116,18 @@ wal_shutdown(void)
 
 	if (owner_db == NULL || owner_incarnation == 0 || ALMANAC_FAULT_ARMED("owner_skip_wal"))
 		return;
-	if (journal_npending > 0)
-	{
-		/*
-		 * The postmaster is gone: a crash, whose WAL tail may be lost with
-		 * the xids of journaled batches.  Leave the state and the journal
-		 * as they are, for the next start to settle (a flush here would
-		 * hide the crash from the journal rather than survive it).
-		 */
-		if (!PostmasterIsAlive())
-			return;
-		/* every xid of a batch applied becomes durable: the journal can go */
-		XLogFlush(inserted_wal_end());
-	}
+	/*
+	 * The postmaster is gone: a crash, whose WAL tail may be lost with the
+	 * xids of journaled batches.  Leave the state and the journal as they
+	 * are, for the next start to settle (a flush here would hide the crash
+	 * from the journal rather than survive it).  Whether or not batches are
+	 * counted pending: an error between a batch's write and its count leaves
+	 * an entry uncounted.
+	 */
+	if (!PostmasterIsAlive())
+		return;
+	/* every xid of a batch applied becomes durable: the journal can go */
+	XLogFlush(inserted_wal_end());
 	batch = rocksdb_writebatch_create();
 	put_wal_state(batch, InvalidXLogRecPtr, owner_incarnation);
 	(void) journal_delete_durable(batch, InvalidXLogRecPtr);
