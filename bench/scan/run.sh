@@ -108,6 +108,7 @@ declare -A SCRIPT=([ev_heap]="$OUT/events.sql off" [ev_routed]="$OUT/events.sql 
 	[range_heap]="$HERE/../store/range_heap.sql off" [range_kv]="$HERE/../store/range_kv.sql on")
 for q in $QUERIES; do cpu_per_query ${SCRIPT[$q]} >/dev/null; done # warm-up, not counted
 declare -A V
+R_EV="" R_BOUND="" R_RANGE=""
 for r in $(seq "$RUNS"); do
 	order=$QUERIES
 	[ $((r % 2)) = 0 ] && order=$(echo "$QUERIES" | tr ' ' '\n' | tac | tr '\n' ' ')
@@ -118,6 +119,10 @@ for r in $(seq "$RUNS"); do
 		line+=" $q $v"
 	done
 	echo "$line us"
+	# the round's own ratios (both sides of a ratio ran in the same round)
+	R_EV+=" $(ratio "$(echo "${V[ev_heap]}" | awk '{ print $NF }')" "$(echo "${V[ev_routed]}" | awk '{ print $NF }')")"
+	R_BOUND+=" $(ratio "$(echo "${V[ev_heap]}" | awk '{ print $NF }')" "$(echo "${V[ev_floor]}" | awk '{ print $NF }')")"
+	R_RANGE+=" $(ratio "$(echo "${V[range_heap]}" | awk '{ print $NF }')" "$(echo "${V[range_kv]}" | awk '{ print $NF }')")"
 done
 declare -A M
 for q in $QUERIES; do M[$q]=$(echo "${V[$q]}" | median); done
@@ -152,7 +157,6 @@ E_FWD7=$(engine $((en / 7)) "$ek" $((ev * 7)) 15)
 S_1=$(engine "$sn" "$sk" "$sv" 10000)
 S_64=$(engine $((sn / 64)) "$sk" $((sv * 64)) 157)
 
-ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 {
 	echo "# bench/scan: $CMDLINE ($(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 	echo
@@ -160,9 +164,12 @@ ratio2() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; els
 	echo "|---|---:|---|"
 	for q in $QUERIES; do echo "| $q | ${M[$q]} | ${V[$q]# } |"; done
 	echo
-	echo "- events: routed / heap time ${M[ev_routed]} / ${M[ev_heap]} = $(ratio2 "${M[ev_routed]}" "${M[ev_heap]}") (the tps ratio is its inverse); above the floor: routed $(awk -v a="${M[ev_routed]}" -v b="${M[ev_floor]}" 'BEGIN { print a - b }') us, heap $(awk -v a="${M[ev_heap]}" -v b="${M[ev_floor]}" 'BEGIN { print a - b }') us"
-	echo "- the most any route can gain on the heap for these 100 rows: heap / floor = $(ratio2 "${M[ev_heap]}" "${M[ev_floor]}")x tps (goal 1.5x)"
-	echo "- 10,000-row range: heap / foreign = $(ratio2 "${M[range_heap]}" "${M[range_kv]}")x the heap's tps (goal 1.0x)"
+	echo "Ratios: medians of the rounds' own ratios (lowest to highest), in tps terms (heap CPU / other CPU):"
+	echo
+	echo "- events, routed against the heap: $(echo "$R_EV" | median2)x ($(echo "$R_EV" | spread)); goals: above 1.0x, and 1.5x"
+	echo "- events, the most any route can reach (heap / floor: finding the rows at no cost): $(echo "$R_BOUND" | median2)x ($(echo "$R_BOUND" | spread))"
+	echo "- events above the floor, us: routed $(awk -v a="${M[ev_routed]}" -v b="${M[ev_floor]}" 'BEGIN { print a - b }'), heap $(awk -v a="${M[ev_heap]}" -v b="${M[ev_floor]}" 'BEGIN { print a - b }') (medians)"
+	echo "- 10,000-row range, foreign against the heap: $(echo "$R_RANGE" | median2)x ($(echo "$R_RANGE" | spread)); goal 1.0x"
 	echo
 	echo "| engine alone (db_bench, 1 thread, uncompressed, mmap reads) | us per operation |"
 	echo "|---|---:|"
