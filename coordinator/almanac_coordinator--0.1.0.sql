@@ -46,7 +46,9 @@ CREATE TABLE almanac_coordinator.placement (
 	-- against the chains of the other nodes
 	evm_chain_id	bigint NOT NULL UNIQUE CHECK (evm_chain_id > 0),
 	node_id			integer NOT NULL REFERENCES almanac_coordinator.nodes,
-	registered_at	timestamptz NOT NULL DEFAULT now()
+	registered_at	timestamptz NOT NULL DEFAULT now(),
+	-- dispatched writes refused while the chain is moved (move_chain_fence)
+	writes_fenced	boolean NOT NULL DEFAULT false
 );
 CREATE INDEX placement_node_idx ON almanac_coordinator.placement (node_id);
 COMMENT ON TABLE almanac_coordinator.placement IS 'the node of each chain; written only by almanac_coordinator.register_chain';
@@ -339,6 +341,97 @@ $$
 	  FROM almanac.chains c WHERE c.chain_id = $2);
 $$;
 
+-- The node-side steps of move_chain_begin (src/sql/60_node.sql), each a
+-- call on one node by its connect string: (name, arguments after conninfo,
+-- the node's function).
+DO $$
+DECLARE
+	f record;
+BEGIN
+	FOR f IN
+		VALUES ('_node_move_publish', 'chain_id text, publication name', 'almanac._move_publish($2, $3)'),
+			   ('_node_move_create_slot', 'slot name', 'almanac._move_create_slot($2)'),
+			   ('_node_move_subscribe', 'chain_id text, subscription name, source_conninfo text',
+				'almanac._move_subscribe($2, $3, $4)')
+	LOOP
+		EXECUTE format('CREATE FUNCTION almanac_coordinator.%I(conninfo text, %s) RETURNS name LANGUAGE plproxy AS %L',
+					   f.column1, f.column2, format('CONNECT conninfo; SELECT %s;', f.column3));
+	END LOOP;
+END;
+$$;
+
+-- The target node of a move (move_chain_begin, move_chain_finish): 22004
+-- for a NULL argument, 42704 for an unknown node.
+CREATE FUNCTION almanac_coordinator._move_target(chain_id text, target_node text) RETURNS almanac_coordinator.nodes
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF chain_id IS NULL OR target_node IS NULL THEN
+		RAISE EXCEPTION 'chain_id and target_node must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RETURN almanac_coordinator._node_named(target_node);
+END;
+$$;
+
+-- Start moving a chain to another node (docs/scale-out.md, "Moving a
+-- chain", steps 1 and 2): on the chain's node, replica identities covering
+-- chain_id, a publication of the chain's rows and a logical replication
+-- slot; on the target, the chain placed there and a subscription that
+-- copies the rows and then follows the source's changes.  The
+-- publication, slot and subscription are all named almanac_move_ and 16
+-- hex digits of the chain id's md5, returned.  The target connects to the
+-- source with the source's connect string from the registry.  Each node
+-- step commits on its node (each is a no-op when repeated, so a failed call
+-- is completed by calling again); the placement does not change: reads and
+-- writes stay on the source until move_chain_finish.
+CREATE FUNCTION almanac_coordinator.move_chain_begin(chain_id text, target_node text) RETURNS name
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	n		almanac_coordinator.nodes;
+	src		almanac_coordinator.nodes;
+	v_name	name;
+BEGIN
+	n := almanac_coordinator._move_target(chain_id, target_node);
+	src := almanac_coordinator._chain_node(chain_id);
+	IF src.node_id = n.node_id THEN
+		RAISE EXCEPTION 'chain "%" is on node "%" already', chain_id, target_node
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	v_name := 'almanac_move_' || left(md5(chain_id), 16);
+	PERFORM almanac_coordinator._node_move_publish(src.conninfo, chain_id, v_name);
+	PERFORM almanac_coordinator._node_move_create_slot(src.conninfo, v_name);
+	PERFORM almanac_coordinator._node_move_subscribe(n.conninfo, chain_id, v_name, src.conninfo);
+	RETURN v_name;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.move_chain_begin(text, text) IS 'start copying a chain to another node: publication and slot on its node, subscription on the target';
+
+-- Fence (or, with false, open again) the dispatched writes of a chain being
+-- moved, so that the target can catch up before move_chain_finish, which
+-- lifts it.  Takes the placement in ACCESS EXCLUSIVE mode: the dispatched
+-- calls in flight finish first, and every later write of the chain is
+-- refused with 55000 (reads go on).  Writers connected to the node directly
+-- are not fenced.
+CREATE FUNCTION almanac_coordinator.move_chain_fence(chain_id text, fenced boolean DEFAULT true) RETURNS void
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF chain_id IS NULL OR fenced IS NULL THEN
+		RAISE EXCEPTION 'chain_id and fenced must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOCK TABLE almanac_coordinator.placement IN ACCESS EXCLUSIVE MODE;
+	PERFORM almanac_coordinator._chain_node(chain_id);
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	UPDATE almanac_coordinator.placement x SET writes_fenced = move_chain_fence.fenced
+	 WHERE x.chain_id = move_chain_fence.chain_id;
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.move_chain_fence(text, boolean) IS 'refuse (or, with false, allow again) the dispatched writes of a chain being moved';
+
 -- The placement flip of a chain moved to another node (docs/scale-out.md,
 -- "Moving a chain"): the chain's rows must already be on the target node
 -- (copied there by logical replication) and its writers stopped.  Takes the
@@ -358,11 +451,7 @@ DECLARE
 	v_source	text;
 	v_target	text;
 BEGIN
-	IF chain_id IS NULL OR target_node IS NULL THEN
-		RAISE EXCEPTION 'chain_id and target_node must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	n := almanac_coordinator._node_named(target_node);
+	n := almanac_coordinator._move_target(chain_id, target_node);
 	LOCK TABLE almanac_coordinator.placement IN ACCESS EXCLUSIVE MODE;
 	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
 	IF NOT FOUND THEN
@@ -391,7 +480,7 @@ BEGIN
 	END IF;
 
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
-	UPDATE almanac_coordinator.placement x SET node_id = n.node_id
+	UPDATE almanac_coordinator.placement x SET node_id = n.node_id, writes_fenced = false
 	 WHERE x.chain_id = move_chain_finish.chain_id;
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 	PERFORM almanac_coordinator._bind_partitions(p.node_id);
@@ -433,16 +522,19 @@ COMMENT ON FUNCTION almanac_coordinator.check_placement() IS 'chains on which th
 -- call that waited for a placement flip (move_chain_finish) reads the new
 -- placement, where a STABLE function would read the caller's snapshot,
 -- taken before the wait, and go to the old node.
-CREATE FUNCTION almanac_coordinator._chain_node(chain_id text) RETURNS almanac_coordinator.nodes
+-- With for_write, 55000 when the chain's writes are fenced for a move
+-- (move_chain_fence).
+CREATE FUNCTION almanac_coordinator._chain_node(chain_id text, for_write boolean DEFAULT false)
+	RETURNS almanac_coordinator.nodes
 	LANGUAGE plpgsql VOLATILE AS
 $$
 DECLARE
-	n almanac_coordinator.nodes;
+	r record;
 BEGIN
 	IF chain_id IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT x.* INTO n
+	SELECT x AS node, p.writes_fenced AS fenced INTO r
 	  FROM almanac_coordinator.placement p JOIN almanac_coordinator.nodes x USING (node_id)
 	 WHERE p.chain_id = _chain_node.chain_id;
 	IF NOT FOUND THEN
@@ -450,7 +542,12 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Chains are placed on a node with almanac_coordinator.register_chain before their first ingest.';
 	END IF;
-	RETURN n;
+	IF for_write AND r.fenced THEN
+		RAISE EXCEPTION 'chain "%" is being moved from node "%": its writes are fenced', chain_id, (r.node).node_name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Retry after almanac_coordinator.move_chain_finish, or lift the fence with almanac_coordinator.move_chain_fence(chain_id, false).';
+	END IF;
+	RETURN r.node;
 END;
 $$;
 
@@ -466,6 +563,12 @@ CREATE FUNCTION almanac_coordinator._chain_conninfo(chain_id text) RETURNS text
 $$
 	SELECT (almanac_coordinator._chain_node(chain_id)).conninfo
 $$;
+-- the same for the dispatched writes: refused while fenced
+CREATE FUNCTION almanac_coordinator._chain_writer_conninfo(chain_id text) RETURNS text
+	LANGUAGE sql VOLATILE AS
+$$
+	SELECT (almanac_coordinator._chain_node(chain_id, true)).conninfo
+$$;
 
 -- Dispatched functions: almanac's signatures, run by almanac on the chain's
 -- node, its answer and its errors (SQLSTATE, message, detail, hint) passed
@@ -478,21 +581,22 @@ DECLARE
 	f record;
 BEGIN
 	FOR f IN
-		VALUES ('ingest_blocks', 'chain_id text, blocks jsonb, receipts jsonb', 'bigint'),
-			   ('set_safe', 'chain_id text, block_number bigint', 'bigint'),
-			   ('set_finalized', 'chain_id text, block_number bigint', 'bigint'),
-			   ('latest_block', 'chain_id text', 'almanac_coordinator.blocks'),
+		VALUES ('ingest_blocks', 'chain_id text, blocks jsonb, receipts jsonb', 'bigint', true),
+			   ('set_safe', 'chain_id text, block_number bigint', 'bigint', true),
+			   ('set_finalized', 'chain_id text, block_number bigint', 'bigint', true),
+			   ('latest_block', 'chain_id text', 'almanac_coordinator.blocks', false),
 			   ('contract_events', 'chain_id text, contract_address text, topic0 text DEFAULT NULL, '
 				'from_block bigint DEFAULT 0, to_block bigint DEFAULT NULL, topic1 text DEFAULT NULL, '
-				'topic2 text DEFAULT NULL, topic3 text DEFAULT NULL', 'SETOF almanac_coordinator.events'),
+				'topic2 text DEFAULT NULL, topic3 text DEFAULT NULL', 'SETOF almanac_coordinator.events', false),
 			   ('address_transactions', 'chain_id text, address text, from_block bigint DEFAULT 0, '
-				'to_block bigint DEFAULT NULL', 'SETOF almanac_coordinator.transactions'),
-			   ('account_state_at', 'chain_id text, account text, block_number bigint', 'jsonb'),
-			   ('account_state', 'chain_id text, account text', 'jsonb')
+				'to_block bigint DEFAULT NULL', 'SETOF almanac_coordinator.transactions', false),
+			   ('account_state_at', 'chain_id text, account text, block_number bigint', 'jsonb', false),
+			   ('account_state', 'chain_id text, account text', 'jsonb', false)
 	LOOP
 		EXECUTE format('CREATE FUNCTION almanac_coordinator.%I(%s) RETURNS %s LANGUAGE plproxy AS %L',
 					   f.column1, f.column2, f.column3,
-					   format('CONNECT almanac_coordinator._chain_conninfo(chain_id); TARGET almanac.%I;', f.column1));
+					   format('CONNECT almanac_coordinator.%I(chain_id); TARGET almanac.%I;',
+							  CASE WHEN f.column4 THEN '_chain_writer_conninfo' ELSE '_chain_conninfo' END, f.column1));
 		EXECUTE format('COMMENT ON FUNCTION almanac_coordinator.%I IS %L', f.column1,
 					   format('almanac.%s, run on the chain''s node', f.column1));
 	END LOOP;
@@ -573,7 +677,7 @@ DECLARE
 	n almanac_coordinator.nodes;
 	r record;
 BEGIN
-	n := almanac_coordinator._chain_node(chain_id);
+	n := almanac_coordinator._chain_node(chain_id, true);
 	r := almanac_coordinator._node_revert_to(n.conninfo, chain_id, block_number);
 	PERFORM almanac_coordinator._undeliver_elsewhere(chain_id, n.node_id, r.tx_hashes);
 	RETURN r.reverted;
@@ -596,7 +700,7 @@ DECLARE
 	n almanac_coordinator.nodes;
 	r record;
 BEGIN
-	n := almanac_coordinator._chain_node(chain_id);
+	n := almanac_coordinator._chain_node(chain_id, true);
 	r := almanac_coordinator._node_ingest_block(n.conninfo, chain_id, block, receipts, on_reorg);
 	PERFORM almanac_coordinator._undeliver_elsewhere(chain_id, n.node_id, r.tx_hashes);
 	RETURN r.block_id;
@@ -722,7 +826,7 @@ COMMENT ON FUNCTION almanac_coordinator.reconcile_messages(boolean) IS 'cross-ch
 CREATE FUNCTION almanac_coordinator.ingest_blocks(chain_id text, blocks text, receipts text) RETURNS bigint
 	LANGUAGE plproxy AS
 $$
-	CONNECT almanac_coordinator._chain_conninfo(chain_id);
+	CONNECT almanac_coordinator._chain_writer_conninfo(chain_id);
 	SELECT almanac.ingest_blocks($1, $2::jsonb, $3::jsonb);
 $$;
 
@@ -764,4 +868,5 @@ GRANT SELECT ON almanac_coordinator.nodes, almanac_coordinator.placement TO PUBL
 -- (docs/scale-out.md, "Backups").
 SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('almanac_coordinator.placement', '');
-GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text), almanac_coordinator._chain_node(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION almanac_coordinator._chain_conninfo(text), almanac_coordinator._chain_writer_conninfo(text),
+	almanac_coordinator._chain_node(text, boolean) TO PUBLIC;

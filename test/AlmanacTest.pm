@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(almanac_node backend_memory run_pgbench pgbench_stat start_after_crash);
+our @EXPORT_OK = qw(almanac_node attempt backend_memory run_pgbench pgbench_stat start_after_crash);
 
 # A started cluster with almanac preloaded and created in database postgres.
 # Extra postgresql.conf lines may be passed (later lines win).  The test
@@ -31,6 +31,18 @@ sub almanac_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION almanac');
 	return $node;
+}
+
+# A statement's output, or "ERROR sqlstate" when it fails (psql's verbose
+# error line), in database $db (default postgres) of $node.
+sub attempt
+{
+	my ($node, $sql, $db) = @_;
+	my ($out, $err) = ('', '');
+	$node->psql($db // 'postgres', "\\set VERBOSITY verbose\n$sql", stdout => \$out, stderr => \$err);
+	return "ERROR $1" if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+	die "no result and no error for: $sql\n$err" if $err ne '' && $out eq '';
+	return $out;
 }
 
 # Memory of a process, in kB, from /proc/<pid>/smaps_rollup (falling back to

@@ -230,6 +230,75 @@ END;
 $$;
 
 
+-- Moving a chain away (docs/scale-out.md, "Moving a chain"): the steps that
+-- almanac_coordinator.move_chain_begin runs on the source node and on the
+-- target node, each its own transaction there; each a no-op when repeated.
+
+-- On the source: a replica identity covering chain_id on the tables whose
+-- key is not chain_id (a publication with a row filter refuses an UPDATE or
+-- DELETE otherwise), and a publication of the chain's rows.
+CREATE FUNCTION almanac._move_publish(chain_id text, publication name) RETURNS name
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	t text;
+BEGIN
+	IF EXISTS (SELECT FROM pg_publication p WHERE p.pubname = _move_publish.publication) THEN
+		RETURN publication;
+	END IF;
+	IF NOT EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = _move_publish.chain_id) THEN
+		RAISE EXCEPTION 'this node does not hold chain "%"', chain_id USING ERRCODE = 'undefined_object';
+	END IF;
+	FOREACH t IN ARRAY ARRAY['blocks', 'transactions', 'events', 'account_states', 'orphaned_blocks',
+							 'cross_chain_messages'] LOOP
+		EXECUTE format('ALTER TABLE almanac.%I REPLICA IDENTITY FULL', t);
+	END LOOP;
+	EXECUTE format('CREATE PUBLICATION %I FOR TABLE almanac.chains WHERE (chain_id = %2$L), '
+				   'almanac.blocks WHERE (chain_id = %2$L), almanac.transactions WHERE (chain_id = %2$L), '
+				   'almanac.events WHERE (chain_id = %2$L), almanac.account_states WHERE (chain_id = %2$L), '
+				   'almanac.orphaned_blocks WHERE (chain_id = %2$L), '
+				   'almanac.cross_chain_messages WHERE (source_chain_id = %2$L)',
+				   publication, chain_id);
+	RETURN publication;
+END;
+$$;
+
+-- On the source, in a transaction of its own (a logical slot cannot be
+-- made after a write): the subscription's slot.
+CREATE FUNCTION almanac._move_create_slot(slot name) RETURNS name
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_replication_slots s WHERE s.slot_name = _move_create_slot.slot) THEN
+		PERFORM pg_create_logical_replication_slot(slot, 'pgoutput');
+	END IF;
+	RETURN slot;
+END;
+$$;
+
+-- On the target: the chain placed here, and a subscription to the source's
+-- publication on that slot (made beforehand: a subscription that makes its
+-- slot cannot be created inside a function).  The target must not hold the
+-- chain yet.
+CREATE FUNCTION almanac._move_subscribe(chain_id text, subscription name, source_conninfo text) RETURNS name
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF EXISTS (SELECT FROM pg_subscription s WHERE s.subname = _move_subscribe.subscription) THEN
+		RETURN subscription;
+	END IF;
+	IF EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = _move_subscribe.chain_id) THEN
+		RAISE EXCEPTION 'this node holds chain "%" already', chain_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'A chain is copied to a node that does not hold it.';
+	END IF;
+	INSERT INTO almanac.placed_chains (chain_id) VALUES (_move_subscribe.chain_id) ON CONFLICT DO NOTHING;
+	EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false, slot_name = %L)',
+				   subscription, source_conninfo, subscription, subscription);
+	RETURN subscription;
+END;
+$$;
+
 -- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):
 -- its id and its placed chains are restored with the rows.  pg_restore
 -- loads marked tables in name order where no foreign key orders them, so

@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 BEGIN { $PostgreSQL::Test::Utils::use_unix_sockets = 0; }
 use PostgreSQL::Test::Cluster;
 use Test::More;
-use AlmanacTest qw(almanac_node);
+use AlmanacTest qw(almanac_node attempt);
 use IPC::Run;
 
 my $root = $ENV{ALMANAC_ROOT} or die "ALMANAC_ROOT is not set";
@@ -25,17 +25,6 @@ my $n2 = almanac_node('node2');
 my $co = PostgreSQL::Test::Cluster->new('coordinator');
 $co->init;
 $co->start;
-
-# a statement's first row, or "ERROR sqlstate" (psql's verbose error line)
-sub attempt
-{
-	my ($node, $sql, $db) = @_;
-	my ($out, $err) = ('', '');
-	$node->psql($db // 'postgres', "\\set VERBOSITY verbose\n$sql", stdout => \$out, stderr => \$err);
-	return "ERROR $1" if $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
-	die "no result and no error for: $sql\n$err" if $err ne '' && $out eq '';
-	return $out;
-}
 
 sub fixture
 {

@@ -1,0 +1,122 @@
+# Issue 17: moving a chain with the coordinator's functions (docs/scale-out.md,
+# "Moving a chain"): move_chain_begin sets up the publication, the slot and
+# the subscription, the chain keeps being ingested through the coordinator
+# during the copy, move_chain_fence refuses its dispatched writes while the
+# target catches up, and move_chain_finish flips the placement and lifts the
+# fence.  (test/t/021_move_chain.pl runs the same procedure by hand, with
+# the checks of the rows, the mirrors and the clean-up.)
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+
+BEGIN { $PostgreSQL::Test::Utils::use_unix_sockets = 0; }
+use PostgreSQL::Test::Cluster;
+use Test::More;
+use AlmanacTest qw(almanac_node attempt);
+
+my $root = $ENV{ALMANAC_ROOT} or die "ALMANAC_ROOT is not set";
+
+my $n1 = almanac_node('node1', "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 8\n");
+my $n2 = almanac_node('node2');
+my $co = PostgreSQL::Test::Cluster->new('coordinator');
+$co->init;
+$co->start;
+
+# fixtures as one JSON document, or with array => 1 as an array of them
+sub json
+{
+	my @docs = map {
+		open my $fh, '<', "$root/test/fixtures/anvil/$_.json" or die "$_: $!";
+		local $/;
+		scalar <$fh>;
+	} grep { $_ ne 'array' } @_;
+	my $j = (@docs == 1 && $_[0] ne 'array') ? $docs[0] : '[' . join(',', @docs) . ']';
+	return "\$json\$$j\$json\$";
+}
+
+sub ingest_sql
+{
+	my (@n) = @_;
+	return 'SELECT almanac_coordinator.ingest_blocks(\'anvil\', ' . json('array', map { "b$_" } @n) . ', '
+	  . json('array', map { "r$_" } @n) . ')';
+}
+
+$co->safe_psql('postgres', q{
+	CREATE EXTENSION almanac_coordinator CASCADE;
+	SELECT almanac_coordinator.add_node('n1', '127.0.0.1', } . $n1->port . q{, 'postgres');
+	SELECT almanac_coordinator.add_node('n2', '127.0.0.1', } . $n2->port . q{, 'postgres');
+	SELECT almanac_coordinator.register_chain('anvil', 31337, 'n1', 'Anvil');
+});
+$co->safe_psql('postgres', ingest_sql(0 .. 5));
+
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n1')}), 'ERROR 55000',
+	'move_chain_begin refuses the chain\'s own node');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n9')}), 'ERROR 42704', 'and an unknown node');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('nowhere', 'n2')}), 'ERROR 42704', 'and an unknown chain');
+
+my $name = $co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n2')});
+like($name, qr/^almanac_move_[0-9a-f]{16}$/, 'move_chain_begin names its publication, slot and subscription');
+is($co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n2')}), $name,
+	'calling it again is a no-op');
+is( $n1->safe_psql('postgres',
+		qq{SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$name'),
+				  (SELECT count(*) FROM pg_publication_tables WHERE pubname = '$name'),
+				  (SELECT string_agg(DISTINCT relreplident::text, '') FROM pg_class
+					WHERE relnamespace = 'almanac'::regnamespace
+					  AND relname IN ('blocks', 'transactions', 'events', 'account_states', 'orphaned_blocks',
+									  'cross_chain_messages'))}),
+	'1|7|f', 'node1 publishes the chain\'s seven tables, with replica identity full');
+ok($n2->poll_query_until('postgres',
+		qq{SELECT count(*) = 0 FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
+			WHERE s.subname = '$name' AND r.srsubstate NOT IN ('r', 's')}),
+	'node2 copied the chain');
+is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}), '1',
+	'the chain is still placed on node1');
+
+# writes go on during the copy, through the coordinator to node1
+is($co->safe_psql('postgres', ingest_sql(6 .. 8)), '3', 'ingest goes on during the copy');
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.set_safe('anvil', 7)});
+
+# the fence: dispatched writes refused, reads answered
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_fence('anvil')});
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres', ingest_sql(9), stdout => \$out, stderr => \$err);
+	like($err, qr/ERROR:  chain "anvil" is being moved from node "n1": its writes are fenced/,
+		'a fenced chain refuses ingest_blocks');
+}
+is(attempt($co, q{SELECT almanac_coordinator.ingest_block('anvil', } . json('b9') . ', ' . json('r9') . ')'),
+	'ERROR 55000', 'ingest_block');
+is(attempt($co, q{SELECT almanac_coordinator.set_finalized('anvil', 6)}), 'ERROR 55000', 'set_finalized');
+is(attempt($co, q{SELECT almanac_coordinator.revert_to('anvil', 7)}), 'ERROR 55000', 'and revert_to');
+is($co->safe_psql('postgres', q{SELECT latest_block, safe_block FROM almanac_coordinator.chain_head('anvil')}),
+	'8|7', 'and answers reads');
+
+# the target catches up, the flip lifts the fence
+$n1->wait_for_catchup($name);
+is( $co->safe_psql('postgres',
+		q{SELECT p.node_id, p.writes_fenced FROM almanac_coordinator.move_chain_finish('anvil', 'n2') p}),
+	'2|f', 'move_chain_finish flips the placement and lifts the fence');
+is($co->safe_psql('postgres', ingest_sql(9)), '1', 'ingest goes on');
+is( $n2->safe_psql('postgres', q{SELECT count(*), max(block_number), max(id) >> 48 FROM almanac.blocks WHERE chain_id = 'anvil'}),
+	'10|9|2', 'on node2, with node2\'s ids for the new block');
+is($n1->safe_psql('postgres', q{SELECT max(block_number) FROM almanac.blocks WHERE chain_id = 'anvil'}), '8',
+	'and not on node1');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n2')}), 'ERROR 55000',
+	'the chain is on node2 now');
+
+# move_chain_fence(chain, false) opens a fence again
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_fence('anvil')});
+is(attempt($co, q{SELECT almanac_coordinator.set_safe('anvil', 8)}), 'ERROR 55000', 'fenced again');
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_fence('anvil', false)});
+is($co->safe_psql('postgres', q{SELECT almanac_coordinator.set_safe('anvil', 8)}), '8', 'and open');
+
+$n2->safe_psql('postgres', qq{DROP SUBSCRIPTION $name});
+is($n1->safe_psql('postgres', qq{SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$name'}), '0',
+	'dropping the subscription dropped the slot on node1');
+
+$co->stop;
+$n1->stop;
+$n2->stop;
+done_testing();
