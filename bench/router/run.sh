@@ -12,6 +12,7 @@
 #   TW     seconds of each warm-connection run (5); its rate is the median of
 #          its last T per-second rates (-P 1)
 #   RUNS   rounds (3): the table shows medians and the rounds' spread
+#   PROBE_N  lookups per loop of the backend-CPU probe (20000; 0: no probe)
 #
 # Queries (pgbench scripts in this directory), -M prepared and -M simple, 2
 # clients: a block by (chain_id, block_number), a transaction by hash, the
@@ -31,6 +32,16 @@
 # the floor as a share of the heap's, (1/routed - 1/floor) / (1/heap - 1/floor),
 # each the median of the rounds' values, with their spread.
 #
+# The probe (after the pgbench rounds, PROBE_N > 0): each query as a
+# PL/pgSQL loop of PROBE_N lookups in one connection (the plan cached as
+# under -M prepared), timed by the backend's own CPU time
+# (/proc/self/schedstat), which a shared machine disturbs far less than
+# pgbench's tps, and without the protocol; its floor is the same loop around
+# SELECT 1 INTO.  One more query, "block, 1,000 hot keys": block lookups of
+# keys below 1000 only, which the routed side answers from its row cache
+# after the first pass, i.e. what a routed lookup costs when its read is a
+# hash probe in backend memory.  RUNS rounds, heap and routed alternating.
+#
 # Before the router exists (no almanac.router setting), both routes read the
 # heap: the script says so and runs anyway.  The instance's data directory is
 # .build/bench-router/data (recreated each run); logs, pgbench output, plans
@@ -48,7 +59,8 @@ TW=${TW:-5}
 RUNS=${RUNS:-3}
 BATCH=${BATCH:-100000}
 BATCH_STATES=${BATCH_STATES:-5000}
-CMDLINE="NB=$NB TPB=$TPB NA=$NA NS=$NS T=$T TW=$TW RUNS=$RUNS bench/router/run.sh"
+PROBE_N=${PROBE_N:-20000}
+CMDLINE="NB=$NB TPB=$TPB NA=$NA NS=$NS T=$T TW=$TW RUNS=$RUNS PROBE_N=$PROBE_N bench/router/run.sh"
 
 if [ $((NS % NA)) != 0 ] || [ $((NB % (NS / NA))) != 0 ]; then
 	echo "NS must be a multiple of NA, and NB a multiple of NS / NA (the state rows' rounds)" >&2
@@ -197,6 +209,64 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+# --- the probe: backend CPU per lookup in a PL/pgSQL loop
+probe_one() { # route mod prep lookup: ns of backend CPU per lookup
+	local opts=""
+	[ "$1" = heap ] && opts=$HEAP_OPTS
+	PGOPTIONS="$opts" "${PSQL[@]}" -At <<-SQL
+		DO \$\$ DECLARE r record; k bigint := 0; h text; BEGIN $3 $4 END \$\$;
+		SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0 \gset
+		DO \$\$ DECLARE r record; k bigint; h text; BEGIN FOR i IN 1..$PROBE_N LOOP k := (i::bigint * 7919 + $RANDOM) % $2; $3 $4 END LOOP; END \$\$;
+		SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c1 \gset
+		SELECT (:c1 - :c0) / $PROBE_N;
+	SQL
+}
+PROBES="block block_hot tx latest_block account"
+probe_mod() {
+	case "$1" in
+		block | latest_block) echo "$NB" ;;
+		block_hot) echo 1000 ;;
+		tx) echo $((NB * TPB)) ;;
+		account) echo "$NA" ;;
+	esac
+}
+probe_prep() {
+	case "$1" in
+		tx) echo "h := '0x0000' || repeat((1000000000 + k)::text, 6);" ;;
+		account) echo "h := '0x' || repeat((1000000000 + k)::text, 4);" ;;
+	esac
+}
+probe_sql() {
+	case "$1" in
+		block | block_hot) echo "SELECT * INTO r FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = k;" ;;
+		tx) echo "SELECT * INTO r FROM almanac.transactions WHERE chain_id = 'eth' AND tx_hash = h;" ;;
+		latest_block) echo "SELECT * INTO r FROM almanac.blocks WHERE chain_id = 'eth' ORDER BY block_number DESC LIMIT 1;" ;;
+		account) echo "SELECT * INTO r FROM almanac.account_states WHERE chain_id = 'eth' AND account = h ORDER BY block_number DESC LIMIT 1;" ;;
+	esac
+}
+declare -A P # P[query.kind] = the rounds' values
+if [ "$PROBE_N" -gt 0 ]; then
+	for r in $(seq "$RUNS"); do
+		for q in $PROBES; do
+			mod=$(probe_mod "$q") prep=$(probe_prep "$q") sql=$(probe_sql "$q")
+			f=$(probe_one routed "$mod" "$prep" "SELECT 1 INTO r;") || fail "probe floor $q"
+			if [ $((r % 2)) = 1 ]; then order="heap routed"; else order="routed heap"; fi
+			for route in $order; do
+				v=$(probe_one "$route" "$mod" "$prep" "$sql") || fail "probe $q $route"
+				if [ "$route" = heap ]; then h=$v; else k=$v; fi
+			done
+			# ns per lookup: the excess is computed on costs, as (k - f) / (h - f)
+			P[$q.floor]="${P[$q.floor]:-} $f"
+			P[$q.heap]="${P[$q.heap]:-} $h"
+			P[$q.routed]="${P[$q.routed]:-} $k"
+			P[$q.ratio]="${P[$q.ratio]:-} $(ratio "$h" "$k" 3)"
+			P[$q.excess]="${P[$q.excess]:-} $(awk -v k="$k" -v h="$h" -v f="$f" 'BEGIN { if (h > f) printf "%.3f", (k - f) / (h - f); else print "-" }')"
+			echo "$r probe $q floor $f heap $h routed $k ns" >>"$RUNLOG"
+			echo "probe round $r $q: floor $f, heap $h, routed $k ns per lookup"
+		done
+	done
+fi
+
 # --- what the router says it did
 if [ "$ROUTER" = 1 ]; then
 	"${PSQL[@]}" -c "SELECT * FROM almanac.router_stats" >"$OUT/router_stats.txt" 2>&1 ||
@@ -232,6 +302,19 @@ label() {
 	echo "excess = (1/routed - 1/floor) / (1/heap - 1/floor); goals at 2 clients: <= 0.5 prepared and <= 0.4 simple for point lookups, <= 0.33 for the latest block and the latest account state."
 	echo "Fresh: pgbench's default (connections opened at the start of a ${T} s run); warm: median per-second rate of the last ${T} s of a ${TW} s run."
 	echo "Every run in .build/bench-router/runs.txt, plans in .build/bench-router/explain.txt."
+	if [ "$PROBE_N" -gt 0 ]; then
+		echo
+		echo "Backend CPU per lookup, ns: a PL/pgSQL loop of $PROBE_N lookups in one connection (the plan cached, as under -M prepared), the backend's own CPU time (/proc/self/schedstat); floor: the same loop around SELECT 1 INTO."
+		echo
+		echo "| query | floor ns | heap ns | routed ns | heap/routed | excess |"
+		echo "|---|---:|---:|---:|---:|---:|"
+		for q in $PROBES; do
+			if [ "$q" = block_hot ]; then l="block by (chain_id, block_number), 1,000 hot keys"; else l=$(label "$q"); fi
+			echo "| $l | $(echo "${P[$q.floor]:-}" | median) | $(echo "${P[$q.heap]:-}" | median) | $(echo "${P[$q.routed]:-}" | median) | $(echo "${P[$q.ratio]:-}" | median2) ($(echo "${P[$q.ratio]:-}" | spread)) | $(echo "${P[$q.excess]:-}" | median2) ($(echo "${P[$q.excess]:-}" | spread)) |"
+		done
+		echo
+		echo "Medians of $RUNS rounds (spread of the rounds' own ratio and excess); heap/routed is a speed ratio like routed/heap tps above; excess = (routed - floor) / (heap - floor) on these costs."
+	fi
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"
