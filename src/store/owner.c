@@ -57,6 +57,9 @@
 #include "store/payload.h"
 #include "store/store.h"
 
+/* RocksDB's "default" column family, which every store has */
+#define DEFAULT_CF_ID	0
+
 typedef struct OwnerCf
 {
 	char	   *name;
@@ -490,13 +493,25 @@ almanac_owner_cf_ids(int *n)
  * bytes per write, and each flush of an otherwise idle column family now
  * writes a one-key file.  test/t/005_compaction_reads.pl shows the stale
  * lookup without it.
+ *
+ * Any key of a column family in the batch does the marker's job for it: a
+ * batch carrying an apply journal entry (in the default column family)
+ * skips the default's marker (put_markers_except), since every reader
+ * replays every entry of every batch.
  */
+static void
+put_markers_except(rocksdb_writebatch_t *batch, uint32 skip_cf_id)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		if (owner_cfs[i].id != skip_cf_id)
+			rocksdb_writebatch_put_cf(batch, owner_cfs[i].handle, ALMANAC_CATCH_UP_MARKER,
+									  ALMANAC_CATCH_UP_MARKER_LEN, "", 0);
+}
+
 static void
 put_markers(rocksdb_writebatch_t *batch)
 {
-	for (int i = 0; i < owner_ncfs; i++)
-		rocksdb_writebatch_put_cf(batch, owner_cfs[i].handle, ALMANAC_CATCH_UP_MARKER,
-								  ALMANAC_CATCH_UP_MARKER_LEN, "", 0);
+	put_markers_except(batch, PG_UINT32_MAX);
 }
 
 /*
@@ -625,9 +640,14 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	uint64		seq;
 	uint64		journal_seq = 0;
 
-	put_markers(batch);
 	if (journal)
+	{
+		/* the entry goes into the default column family: its marker */
+		put_markers_except(batch, DEFAULT_CF_ID);
 		journal_seq = put_journal_entry(batch, journal);
+	}
+	else
+		put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
 	almanac_write_log_append(log);
 	rocksdb_write(owner_db, write_options(wopts), batch, &err);
@@ -735,7 +755,6 @@ static TimestampTz owner_durable_recorded_at = 0;
 static const char wal_state_key[] = "\0almanac:wal_state";
 #define WAL_STATE_KEY_LEN (sizeof(wal_state_key) - 1)
 #define WAL_STATE_LEN	(1 + 8 + 8)
-#define DEFAULT_CF_ID	0
 
 static void
 read_wal_state(XLogRecPtr *p, uint64 *incarnation)
