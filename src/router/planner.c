@@ -273,6 +273,21 @@ plain_limit(Query *q, Node **limit)
  * The routed plan of the query, or NULL.  Cheap checks first: most queries
  * leave at the first lines, without a catalog or cache lookup.
  */
+/*
+ * A cursor declared without SCROLL or NO SCROLL (DECLARE, PL/pgSQL's
+ * cursors: CURSOR_OPT_FAST_PLAN) is made scrollable by PostgreSQL when its
+ * plan can run backward, as an index scan can, and FETCH BACKWARD then works
+ * on the heap.  A routed plan runs forward only, so such a cursor would fail
+ * where the heap's works: it is left to PostgreSQL.  NO SCROLL cursors are
+ * routed.
+ */
+static bool
+may_scroll(int cursorOptions)
+{
+	return (cursorOptions & CURSOR_OPT_FAST_PLAN) != 0 &&
+		(cursorOptions & CURSOR_OPT_NO_SCROLL) == 0;
+}
+
 static PlannedStmt *
 route(Query *q, int cursorOptions)
 {
@@ -302,7 +317,8 @@ route(Query *q, int cursorOptions)
 		q->cteList != NIL || q->rowMarks != NIL || q->groupClause != NIL ||
 		q->groupingSets != NIL || q->havingQual != NULL || q->windowClause != NIL ||
 		q->distinctClause != NIL || q->setOperations != NULL ||
-		(cursorOptions & CURSOR_OPT_SCROLL) || IsolationIsSerializable() ||
+		(cursorOptions & CURSOR_OPT_SCROLL) || may_scroll(cursorOptions) ||
+		IsolationIsSerializable() ||
 		RecoveryInProgress())
 		return NULL;
 	rte = linitial(q->rtable);

@@ -143,3 +143,15 @@ EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', NULL); EXECUTE e
 -- (through sqlstate_of: a psql error line would name this file's path)
 SELECT sqlstate_of($$EXECUTE evc('c1', '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1', -1)$$);
 DEALLOCATE evr; DEALLOCATE evc;
+-- cursors: PostgreSQL makes a cursor declared without SCROLL or NO SCROLL
+-- scrollable when its plan can run backward (an index scan can), so such
+-- cursors are left to it; NO SCROLL cursors are routed
+BEGIN;
+DECLARE cur CURSOR FOR SELECT block_number, block_hash FROM almanac.blocks
+ WHERE chain_id = 'c1' AND block_number = 2;
+FETCH 2 FROM cur;
+FETCH BACKWARD 1 FROM cur;
+DECLARE cur_ns NO SCROLL CURSOR FOR SELECT block_number FROM almanac.blocks
+ WHERE chain_id = 'c1' ORDER BY block_number DESC LIMIT 1;
+FETCH 1 FROM cur_ns;
+COMMIT;
