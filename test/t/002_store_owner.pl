@@ -30,8 +30,11 @@ my $owner = $node->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'almanac store owner'");
 like($owner, qr/^\d+$/, 'the store owner runs as a background worker');
 
+my $crash_offset = -s $node->logfile;
 kill 'KILL', $owner;
-# the postmaster treats it as a crash and reinitializes; wait until it is back
+# the postmaster treats it as a crash and reinitializes; wait until it has
+# begun (a query before that is answered by the old server) and is back
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $crash_offset);
 $node->poll_query_until('postgres', 'SELECT true') or die "server did not come back";
 
 is($node->safe_psql('postgres', 'SELECT count(*), count(*) FILTER (WHERE v = \'updated\') FROM kv'),

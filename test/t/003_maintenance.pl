@@ -55,8 +55,12 @@ is($victim->query_safe('SELECT v FROM kv WHERE k = 1'), 'one', 'the victim reads
 my @victim_dirs = glob("$secondary/*.$victim_pid");
 is(scalar @victim_dirs, 1, 'a backend that read the store has a reader directory');
 
+my $crash_offset = -s $node->logfile;
 kill 'KILL', $victim_pid;
 eval { $victim->quit };
+# the crash restart must have begun: a query before it is answered by the
+# old server, and the next connection then meets recovery (seen in CI)
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $crash_offset);
 $node->poll_query_until('postgres', 'SELECT true') or die "server did not come back";
 ok(-d $victim_dirs[0],
 	'SIGKILL left the directory behind (no owner has run since the crash restart)');
