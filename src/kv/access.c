@@ -510,10 +510,16 @@ almanac_access_iter_next(AlmanacAccess *a, Snapshot snapshot, AlmanacKvEntry *e)
 
 		/*
 		 * The batch's entries are not bounded by RocksDB; the store's are
-		 * (iterate_lower_bound and iterate_upper_bound), so without a batch
-		 * only the entry a seek landed on is checked (a key comparison per
-		 * row was a few percent of a long range's time).
+		 * (iterate_lower_bound and iterate_upper_bound, which clamp Seek and
+		 * SeekForPrev too), so without a batch only the entry a seek landed
+		 * on is checked, a cheap guard should the read options ever change
+		 * (a key comparison per row was a few percent of a long range's
+		 * time); assertion-enabled builds check every entry.
 		 */
+		Assert(a->batch_copy != NULL ||
+			   (almanac_key_cmp(key, klen, a->lower.data, a->lower.len) >= 0 &&
+				(a->upper.len == 0 ||
+				 almanac_key_cmp(key, klen, a->upper.data, a->upper.len) < 0)));
 		if (a->batch_copy != NULL || first)
 		{
 			below = almanac_key_cmp(key, klen, a->lower.data, a->lower.len) < 0;
