@@ -670,8 +670,13 @@ BEGIN
 END;
 $$;
 
+-- revert_to, both ingest_block and reconcile_messages are SECURITY DEFINER:
+-- they call the internal _node_* functions, which take a connect string
+-- and are not granted to anyone (a grantee could connect anywhere with the
+-- server's ~/.pgpass), so a role granted these entry points needs no more.
+-- Hence search_path pg_catalog, pg_temp and every name qualified.
 CREATE FUNCTION almanac_coordinator.revert_to(chain_id text, block_number bigint) RETURNS bigint
-	LANGUAGE plpgsql AS
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
 	n almanac_coordinator.nodes;
@@ -694,7 +699,7 @@ COMMENT ON FUNCTION almanac_coordinator.revert_to(text, bigint) IS 'almanac.reve
 CREATE FUNCTION almanac_coordinator.ingest_block(chain_id text, block text, receipts text,
 												  on_reorg text DEFAULT 'error')
 	RETURNS bigint
-	LANGUAGE plpgsql AS
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
 	n almanac_coordinator.nodes;
@@ -707,10 +712,12 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.ingest_block(text, text, text, text) IS 'almanac.ingest_block with the JSON as text, run on the chain''s node';
+-- SECURITY DEFINER too: a role granted only this version (docs/scale-out.md,
+-- "Access") calls the text version as the owner
 CREATE FUNCTION almanac_coordinator.ingest_block(chain_id text, block jsonb, receipts jsonb,
 												  on_reorg text DEFAULT 'error')
 	RETURNS bigint
-	LANGUAGE sql AS
+	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 	SELECT almanac_coordinator.ingest_block(chain_id, block::text, receipts::text, on_reorg)
 $$;
@@ -757,7 +764,7 @@ $$;
 CREATE FUNCTION almanac_coordinator.reconcile_messages(repair boolean DEFAULT true)
 	RETURNS TABLE (node text, message_id bigint, destination_chain_id text, destination_tx_hash text,
 				   problem text, repaired boolean)
-	LANGUAGE plpgsql AS
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS
 $$
 DECLARE
 	s		almanac_coordinator.nodes;

@@ -337,6 +337,28 @@ is(attempt($co, q{SET ROLE reader; SELECT count(*) FROM almanac_coordinator.bloc
 $co->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION almanac_coordinator.chain_head(text) TO reader');
 is( $co->safe_psql('postgres', q{SET ROLE reader; SELECT latest_block FROM almanac_coordinator.chain_head('base')}),
 	'9', 'a granted function answers');
+# a follower granted as docs/scale-out.md says ingests and reverts: the
+# entry points that call the internal _node_* functions run as their owner,
+# and those (they take a connect string) stay closed
+$co->safe_psql('postgres', q{CREATE ROLE follower;
+	GRANT EXECUTE ON FUNCTION almanac_coordinator.ingest_block(text, jsonb, jsonb, text),
+		almanac_coordinator.ingest_block(text, text, text, text),
+		almanac_coordinator.revert_to(text, bigint) TO follower});
+is($co->safe_psql('postgres', q{SET ROLE follower; SELECT almanac_coordinator.revert_to('anvil', 8)}), '1',
+	'a granted role reverts');
+is( $co->safe_psql('postgres',
+		'SET ROLE follower; SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b9') . '::jsonb, '
+		  . json(31337, 'r9') . '::jsonb) >> 48'),
+	'1', 'and ingests with jsonb');
+is( $co->safe_psql('postgres',
+		'SET ROLE follower; SELECT almanac_coordinator.revert_to(\'anvil\', 8); '
+		  . 'SELECT almanac_coordinator.ingest_block(\'anvil\', ' . json(31337, 'b9') . ', ' . json(31337, 'r9') . ') >> 48'),
+	"1\n1", 'and with JSON as text');
+is( attempt($co, q{SET ROLE follower;
+		SELECT almanac_coordinator._node_revert_to((SELECT conninfo FROM almanac_coordinator.nodes WHERE node_id = 1), 'anvil', 8)}),
+	'ERROR 42501', 'but cannot call the internal functions that take a connect string');
+is(attempt($co, q{SET ROLE follower; SELECT almanac_coordinator.reconcile_messages()}), 'ERROR 42501',
+	'nor an entry point it was not granted');
 
 # no write path around almanac's functions
 like(attempt($co, q{INSERT INTO almanac_coordinator.chains (chain_id) VALUES ('anvil')}),
