@@ -187,8 +187,11 @@ CREATE INDEX cross_chain_messages_pending_idx ON almanac.cross_chain_messages (d
 -- The destination by id and by hash agree: a destination_transaction_id
 -- names a transaction of this node on the destination chain, and fills in
 -- (or must equal) destination_tx_hash.  When the foreign key's SET NULL
--- removes the id (the destination block was reverted or deleted), a
--- delivered message is in flight again.
+-- removes the id while the destination chain stays on this node (its block
+-- was reverted), a delivered message is in flight again.  When the chain
+-- itself is gone (moved to another node and forgotten here, docs/scale-out.md
+-- "Moving a chain"), its transactions were not reverted: the message stays
+-- delivered, by hash.
 CREATE FUNCTION almanac._cross_chain_message_destination() RETURNS trigger
 	LANGUAGE plpgsql AS
 $$
@@ -216,7 +219,8 @@ BEGIN
 		END IF;
 		NEW.destination_tx_hash := coalesce(v_hash, NEW.destination_tx_hash);
 	ELSIF TG_OP = 'UPDATE' AND NEW.destination_transaction_id IS NULL
-		AND OLD.destination_transaction_id IS NOT NULL AND NEW.status = 'delivered' THEN
+		AND OLD.destination_transaction_id IS NOT NULL AND NEW.status = 'delivered'
+		AND EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = NEW.destination_chain_id) THEN
 		NEW.status := 'pending';
 		NEW.delivered_at := NULL;
 	END IF;

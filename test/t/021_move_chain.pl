@@ -24,12 +24,17 @@ my $co = PostgreSQL::Test::Cluster->new('coordinator');
 $co->init;
 $co->start;
 
+# fixtures; with a leading evm => N, their transactions' chainId made N
 sub json
 {
+	my $evm;
+	(undef, $evm) = splice(@_, 0, 2) if $_[0] eq 'evm';
 	my @docs = map {
 		open my $fh, '<', "$root/test/fixtures/anvil/$_.json" or die "$_: $!";
 		local $/;
-		scalar <$fh>;
+		my $d = <$fh>;
+		$d =~ s/"chainId": "0x7a69"/sprintf('"chainId": "0x%x"', $evm)/ge if $evm;
+		$d;
 	} @_;
 	my $j = @docs == 1 ? $docs[0] : '[' . join(',', @docs) . ']';
 	return "\$json\$$j\$json\$";
@@ -156,6 +161,20 @@ foreach my $t (qw(blocks transactions events account_states))
 		'0', "node2's mirror of $t agrees with its table");
 }
 
+# A message of another chain on node1 ("other"), delivered by a transaction
+# of anvil while both were on node1: its destination by id and by hash.
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.register_chain('other', 8453, 'n1')});
+$co->safe_psql('postgres',
+	'SELECT almanac_coordinator.ingest_blocks(\'other\', ' . json(evm => 8453, 'b0', 'b1') . ', '
+	  . json(evm => 8453, 'r0', 'r1') . ')');
+$n1->safe_psql('postgres', q{
+	INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+		destination_chain_id, destination_transaction_id, status, sent_at, delivered_at)
+	SELECT 'bridge', 'm1', 'other', (SELECT min(id) FROM almanac.transactions WHERE chain_id = 'other'), 'anvil',
+		   (SELECT min(id) FROM almanac.transactions WHERE chain_id = 'anvil'), 'delivered',
+		   '2026-01-01 00:00:00+00', '2026-01-01 00:01:00+00'});
+my $m1_hash = $n1->safe_psql('postgres', q{SELECT tx_hash FROM almanac.transactions WHERE chain_id = 'anvil' ORDER BY id LIMIT 1});
+
 # 6. on the source: the chain forgotten, the publication dropped
 $n1->safe_psql('postgres', q{
 	DROP PUBLICATION move_anvil;
@@ -164,6 +183,13 @@ $n1->safe_psql('postgres', q{
 } . replica_identity('DEFAULT'));
 is($co->safe_psql('postgres', 'SELECT count(*) FROM almanac_coordinator.check_placement()'), '0',
 	'placement and nodes agree after the move');
+# forgetting the moved chain reverted none of its transactions
+is( $n1->safe_psql('postgres', q{SELECT status, delivered_at = '2026-01-01 00:01:00+00', destination_tx_hash, destination_transaction_id IS NULL
+		FROM almanac.cross_chain_messages WHERE message_key = 'm1'}),
+	"delivered|t|$m1_hash|t",
+	'a message towards the moved chain stays delivered, by hash, when node1 forgets the chain');
+is($co->safe_psql('postgres', 'SELECT count(*) FROM almanac_coordinator.reconcile_messages(repair => false)'), '0',
+	'and reconciliation finds its destination transaction on node2');
 
 # the same answers after the move
 is_deeply(contents($co, 'almanac_coordinator'), $before, 'the coordinator reads the same chain after the move');
