@@ -360,6 +360,13 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION almanac_coordinator._node_move_unplace(conninfo text, chain_id text) RETURNS text
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac._move_unplace($2);
+$$;
+
 -- The target node of a move (move_chain_begin, move_chain_finish): 22004
 -- for a NULL argument, 42704 for an unknown node.
 CREATE FUNCTION almanac_coordinator._move_target(chain_id text, target_node text) RETURNS almanac_coordinator.nodes
@@ -485,6 +492,12 @@ BEGIN
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 	PERFORM almanac_coordinator._bind_partitions(p.node_id);
 	PERFORM almanac_coordinator._bind_partitions(n.node_id);
+	-- last, committed on the source before the flip commits here: the
+	-- source refuses the chain's writes (40001), also those of a REPEATABLE
+	-- READ transaction whose snapshot still shows the old placement.  Should
+	-- the flip fail after this, the chain's writes are refused until
+	-- move_chain_finish is run again.
+	PERFORM almanac_coordinator._node_move_unplace(src.conninfo, chain_id);
 	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
 	RETURN p;
 END;

@@ -66,10 +66,26 @@ COMMENT ON VIEW almanac.chain_heads IS 'every chain with its latest, safe and fi
 -- Lock a chain's row for the rest of the transaction, so that concurrent
 -- ingests, reverts and head moves of one chain queue up instead of racing on
 -- the parent-hash checks.  Returns the row, or NULL when the chain is unknown.
+-- On a node behind a coordinator (src/sql/60_node.sql), a chain held here but
+-- no longer placed here was moved to another node (move_chain_finish takes
+-- it off almanac.placed_chains): every write of it is refused, 40001, so that
+-- a coordinator's call that read the placement before the flip (a REPEATABLE
+-- READ transaction) fails instead of writing to the old node.
 CREATE FUNCTION almanac._lock_chain(p_chain text) RETURNS almanac.chains
-	LANGUAGE sql AS
+	LANGUAGE plpgsql AS
 $$
-	SELECT * FROM almanac.chains WHERE chain_id = p_chain FOR UPDATE
+DECLARE
+	c almanac.chains;
+BEGIN
+	SELECT * INTO c FROM almanac.chains WHERE chain_id = p_chain FOR UPDATE;
+	IF FOUND AND EXISTS (SELECT FROM almanac.node)
+		AND NOT EXISTS (SELECT FROM almanac.placed_chains p WHERE p.chain_id = p_chain) THEN
+		RAISE EXCEPTION 'chain "%" was moved away from this node (node %)', p_chain, (SELECT n.node_id FROM almanac.node n)
+			USING ERRCODE = 'serialization_failure',
+				  HINT = 'Its writes go to its new node: retry the transaction through the coordinator.';
+	END IF;
+	RETURN c;
+END;
 $$;
 
 CREATE FUNCTION almanac._require_chain(p_chain text) RETURNS almanac.chains

@@ -88,7 +88,9 @@ BEGIN
 	IF register_chain.chain_id IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	c := almanac._lock_chain(register_chain.chain_id);
+	-- not almanac._lock_chain, which refuses a chain held but not placed
+	-- here: registering it places it again
+	SELECT * INTO c FROM almanac.chains ch WHERE ch.chain_id = register_chain.chain_id FOR UPDATE;
 	IF c.chain_id IS NOT NULL THEN
 		IF register_chain.evm_chain_id IS NOT NULL AND c.evm_chain_id IS DISTINCT FROM register_chain.evm_chain_id THEN
 			RAISE EXCEPTION 'chain "%" is registered with EVM chain id %, not %', c.chain_id,
@@ -297,6 +299,17 @@ BEGIN
 				   subscription, source_conninfo, subscription, subscription);
 	RETURN subscription;
 END;
+$$;
+
+-- On the source, at the flip (move_chain_finish): the chain no longer placed
+-- here, so almanac._lock_chain refuses its writes (40001) from now on, also
+-- those of a coordinator transaction that read the placement before the
+-- flip.  The rows stay until the operator removes them (step 6).
+CREATE FUNCTION almanac._move_unplace(chain_id text) RETURNS text
+	LANGUAGE sql AS
+$$
+	DELETE FROM almanac.placed_chains p WHERE p.chain_id = _move_unplace.chain_id;
+	SELECT chain_id;
 $$;
 
 -- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):

@@ -78,6 +78,11 @@ is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.placemen
 is($co->safe_psql('postgres', ingest_sql(6 .. 8)), '3', 'ingest goes on during the copy');
 $co->safe_psql('postgres', q{SELECT almanac_coordinator.set_safe('anvil', 7)});
 
+# a REPEATABLE READ transaction that takes its snapshot before the fence
+my $rr = $co->background_psql('postgres', on_error_stop => 0);
+$rr->query_safe('\set VERBOSITY verbose');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+
 # the fence: dispatched writes refused, reads answered
 $co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_fence('anvil')});
 {
@@ -93,11 +98,21 @@ is(attempt($co, q{SELECT almanac_coordinator.revert_to('anvil', 7)}), 'ERROR 550
 is($co->safe_psql('postgres', q{SELECT latest_block, safe_block FROM almanac_coordinator.chain_head('anvil')}),
 	'8|7', 'and answers reads');
 
-# the target catches up, the flip lifts the fence
+# the target catches up, the flip lifts the fence.  The REPEATABLE READ
+# transaction's snapshot predates the fence and the flip, so it still reads
+# the old placement, unfenced: its write reaches node1, which refuses the
+# moved chain.
 $n1->wait_for_catchup($name);
 is( $co->safe_psql('postgres',
 		q{SELECT p.node_id, p.writes_fenced FROM almanac_coordinator.move_chain_finish('anvil', 'n2') p}),
 	'2|f', 'move_chain_finish flips the placement and lifts the fence');
+$rr->query(q{SELECT almanac_coordinator.set_safe('anvil', 8)});
+like($rr->{stderr}, qr/ERROR:  40001: .*REMOTE ERROR: chain "anvil" was moved away from this node/,
+	'a REPEATABLE READ transaction older than the flip cannot write to the old node');
+$rr->query('ROLLBACK');
+$rr->quit;
+is($n1->safe_psql('postgres', q{SELECT safe_block FROM almanac.chains WHERE chain_id = 'anvil'}), '7',
+	'node1 kept the chain as it was');
 is($co->safe_psql('postgres', ingest_sql(9)), '1', 'ingest goes on');
 is( $n2->safe_psql('postgres', q{SELECT count(*), max(block_number), max(id) >> 48 FROM almanac.blocks WHERE chain_id = 'anvil'}),
 	'10|9|2', 'on node2, with node2\'s ids for the new block');
