@@ -48,7 +48,10 @@ CREATE TABLE almanac_coordinator.placement (
 	node_id			integer NOT NULL REFERENCES almanac_coordinator.nodes,
 	registered_at	timestamptz NOT NULL DEFAULT now(),
 	-- dispatched writes refused while the chain is moved (move_chain_fence)
-	writes_fenced	boolean NOT NULL DEFAULT false
+	writes_fenced	boolean NOT NULL DEFAULT false,
+	-- the target of the move in progress: set by move_chain_begin, cleared
+	-- by move_chain_finish or move_chain_abandon
+	moving_to		integer REFERENCES almanac_coordinator.nodes
 );
 CREATE INDEX placement_node_idx ON almanac_coordinator.placement (node_id);
 COMMENT ON TABLE almanac_coordinator.placement IS 'the node of each chain; written only by almanac_coordinator.register_chain';
@@ -398,6 +401,7 @@ $$
 DECLARE
 	n		almanac_coordinator.nodes;
 	src		almanac_coordinator.nodes;
+	p		almanac_coordinator.placement;
 	v_name	name;
 BEGIN
 	n := almanac_coordinator._move_target(chain_id, target_node);
@@ -406,6 +410,18 @@ BEGIN
 		RAISE EXCEPTION 'chain "%" is on node "%" already', chain_id, target_node
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	-- one move of a chain at a time: a second target would take a second
+	-- subscription on the same slot.  The row lock orders concurrent calls.
+	SELECT * INTO STRICT p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_begin.chain_id FOR UPDATE;
+	IF p.moving_to IS DISTINCT FROM n.node_id AND p.moving_to IS NOT NULL THEN
+		RAISE EXCEPTION 'chain "%" is being moved to node "%" already', chain_id,
+			(SELECT x.node_name FROM almanac_coordinator.nodes x WHERE x.node_id = p.moving_to)
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Finish that move with almanac_coordinator.move_chain_finish, or undo it (docs/scale-out.md, "If it stops halfway") and call almanac_coordinator.move_chain_abandon.';
+	END IF;
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	UPDATE almanac_coordinator.placement x SET moving_to = n.node_id WHERE x.chain_id = move_chain_begin.chain_id;
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 	v_name := 'almanac_move_' || left(md5(chain_id), 16);
 	PERFORM almanac_coordinator._node_move_publish(src.conninfo, chain_id, v_name);
 	PERFORM almanac_coordinator._node_move_create_slot(src.conninfo, v_name);
@@ -468,6 +484,11 @@ BEGIN
 	IF p.node_id = n.node_id THEN
 		RETURN p;	-- repeated after success: nothing to do
 	END IF;
+	IF p.moving_to <> n.node_id THEN
+		RAISE EXCEPTION 'chain "%" is being moved to node "%", not to node "%"', chain_id,
+			(SELECT x.node_name FROM almanac_coordinator.nodes x WHERE x.node_id = p.moving_to), target_node
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
 	-- the target must hold the chain as the source does: a flip to a node
 	-- still copying would hide the rows it lacks from every reader
 	v_target := almanac_coordinator._node_chain_digest(n.conninfo, chain_id);
@@ -487,7 +508,7 @@ BEGIN
 	END IF;
 
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
-	UPDATE almanac_coordinator.placement x SET node_id = n.node_id, writes_fenced = false
+	UPDATE almanac_coordinator.placement x SET node_id = n.node_id, writes_fenced = false, moving_to = NULL
 	 WHERE x.chain_id = move_chain_finish.chain_id;
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 	PERFORM almanac_coordinator._bind_partitions(p.node_id);
@@ -503,6 +524,41 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.move_chain_finish(text, text) IS 'point a chain copied to another node at that node (the placement flip of a move)';
+
+-- Give up a move that move_chain_begin started, once it is undone on the
+-- nodes (docs/scale-out.md, "If it stops halfway"): the chain is no longer
+-- being moved, and its writes are no longer fenced.  Refused (55000) while
+-- the target still holds the chain.  A no-op for a chain not being moved.
+CREATE FUNCTION almanac_coordinator.move_chain_abandon(chain_id text) RETURNS almanac_coordinator.placement
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	p	almanac_coordinator.placement;
+	n	almanac_coordinator.nodes;
+BEGIN
+	IF chain_id IS NULL THEN
+		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM almanac_coordinator._chain_node(chain_id);
+	SELECT * INTO STRICT p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_abandon.chain_id FOR UPDATE;
+	IF p.moving_to IS NULL THEN
+		RETURN p;
+	END IF;
+	SELECT * INTO STRICT n FROM almanac_coordinator.nodes x WHERE x.node_id = p.moving_to;
+	IF almanac_coordinator._node_chain_digest(n.conninfo, chain_id) IS NOT NULL THEN
+		RAISE EXCEPTION 'node "%" still holds chain "%"', n.node_name, chain_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Drop the subscription there and delete the chain there first (docs/scale-out.md, "If it stops halfway").';
+	END IF;
+	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+	UPDATE almanac_coordinator.placement x SET moving_to = NULL, writes_fenced = false
+	 WHERE x.chain_id = move_chain_abandon.chain_id
+	RETURNING * INTO p;
+	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+	RETURN p;
+END;
+$$;
+COMMENT ON FUNCTION almanac_coordinator.move_chain_abandon(text) IS 'give up a move undone on the nodes: the chain no longer being moved, its writes no longer fenced';
 
 -- Chains whose placement and nodes disagree: placed but missing on its node,
 -- or present on a node it is not placed on (rows an unfiltered scan would

@@ -19,6 +19,7 @@ my $root = $ENV{ALMANAC_ROOT} or die "ALMANAC_ROOT is not set";
 
 my $n1 = almanac_node('node1', "wal_level = logical\nmax_wal_senders = 4\nmax_replication_slots = 8\n");
 my $n2 = almanac_node('node2');
+my $n3 = almanac_node('node3');
 my $co = PostgreSQL::Test::Cluster->new('coordinator');
 $co->init;
 $co->start;
@@ -46,6 +47,7 @@ $co->safe_psql('postgres', q{
 	CREATE EXTENSION almanac_coordinator CASCADE;
 	SELECT almanac_coordinator.add_node('n1', '127.0.0.1', } . $n1->port . q{, 'postgres');
 	SELECT almanac_coordinator.add_node('n2', '127.0.0.1', } . $n2->port . q{, 'postgres');
+	SELECT almanac_coordinator.add_node('n3', '127.0.0.1', } . $n3->port . q{, 'postgres');
 	SELECT almanac_coordinator.register_chain('anvil', 31337, 'n1', 'Anvil');
 });
 $co->safe_psql('postgres', ingest_sql(0 .. 5));
@@ -59,6 +61,21 @@ my $name = $co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_be
 like($name, qr/^almanac_move_[0-9a-f]{16}$/, 'move_chain_begin names its publication, slot and subscription');
 is($co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n2')}), $name,
 	'calling it again is a no-op');
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres', q{\set VERBOSITY verbose
+		SELECT almanac_coordinator.move_chain_begin('anvil', 'n3')}, stdout => \$out, stderr => \$err);
+	like($err, qr/ERROR:  55000: chain "anvil" is being moved to node "n2" already.*HINT:  Finish that move/s,
+		'a second move of the chain to another node is refused');
+}
+is($n3->safe_psql('postgres', q{SELECT (SELECT count(*) FROM pg_subscription), (SELECT count(*) FROM almanac.chains)}),
+	'0|0', 'and leaves nothing on that node');
+is($co->safe_psql('postgres', q{SELECT moving_to FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}), '2',
+	'the placement records the move in progress');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n3')}), 'ERROR 55000',
+	'the flip refuses another target than the move\'s');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_abandon('anvil')}), 'ERROR 55000',
+	'the move is not abandoned while the target holds the chain');
 is( $n1->safe_psql('postgres',
 		qq{SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$name'),
 				  (SELECT count(*) FROM pg_publication_tables WHERE pubname = '$name'),
@@ -106,6 +123,8 @@ $n1->wait_for_catchup($name);
 is( $co->safe_psql('postgres',
 		q{SELECT p.node_id, p.writes_fenced FROM almanac_coordinator.move_chain_finish('anvil', 'n2') p}),
 	'2|f', 'move_chain_finish flips the placement and lifts the fence');
+is($co->safe_psql('postgres', q{SELECT moving_to IS NULL FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}), 't',
+	'and ends the move');
 $rr->query(q{SELECT almanac_coordinator.set_safe('anvil', 8)});
 like($rr->{stderr}, qr/ERROR:  40001: .*REMOTE ERROR: chain "anvil" was moved away from this node/,
 	'a REPEATABLE READ transaction older than the flip cannot write to the old node');
@@ -134,4 +153,5 @@ is($n1->safe_psql('postgres', qq{SELECT count(*) FROM pg_replication_slots WHERE
 $co->stop;
 $n1->stop;
 $n2->stop;
+$n3->stop;
 done_testing();
