@@ -354,6 +354,7 @@ BEGIN
 	FOR f IN
 		VALUES ('_node_move_publish', 'chain_id text, publication name', 'almanac._move_publish($2, $3)'),
 			   ('_node_move_create_slot', 'slot name', 'almanac._move_create_slot($2)'),
+			   ('_node_move_unpublish', 'publication name', 'almanac._move_unpublish($2)'),
 			   ('_node_move_subscribe', 'chain_id text, subscription name, source_conninfo text',
 				'almanac._move_subscribe($2, $3, $4)')
 	LOOP
@@ -363,6 +364,13 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION almanac_coordinator._node_move_check_target(conninfo text, chain_id text, subscription name)
+	RETURNS boolean
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac._move_check_target($2, $3);
+$$;
 CREATE FUNCTION almanac_coordinator._node_move_unplace(conninfo text, chain_id text) RETURNS text
 	LANGUAGE plproxy AS
 $$
@@ -403,6 +411,7 @@ DECLARE
 	src		almanac_coordinator.nodes;
 	p		almanac_coordinator.placement;
 	v_name	name;
+	v_subscribed boolean;
 BEGIN
 	n := almanac_coordinator._move_target(chain_id, target_node);
 	src := almanac_coordinator._chain_node(chain_id);
@@ -423,9 +432,28 @@ BEGIN
 	UPDATE almanac_coordinator.placement x SET moving_to = n.node_id WHERE x.chain_id = move_chain_begin.chain_id;
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
 	v_name := 'almanac_move_' || left(md5(chain_id), 16);
+	-- the target first: a target that cannot take the chain leaves nothing
+	-- behind on the source
+	v_subscribed := almanac_coordinator._node_move_check_target(n.conninfo, chain_id, v_name);
 	PERFORM almanac_coordinator._node_move_publish(src.conninfo, chain_id, v_name);
 	PERFORM almanac_coordinator._node_move_create_slot(src.conninfo, v_name);
-	PERFORM almanac_coordinator._node_move_subscribe(n.conninfo, chain_id, v_name, src.conninfo);
+	BEGIN
+		PERFORM almanac_coordinator._node_move_subscribe(n.conninfo, chain_id, v_name, src.conninfo);
+	EXCEPTION WHEN OTHERS THEN
+		-- no subscription uses the slot and the publication (none existed
+		-- at the check, and no other move of the chain may start): drop
+		-- them, as they pin the source's WAL
+		IF NOT v_subscribed THEN
+			BEGIN
+				PERFORM almanac_coordinator._node_move_unpublish(src.conninfo, v_name);
+			EXCEPTION WHEN OTHERS THEN
+				RAISE WARNING 'the publication and slot % were left on node "%": %', v_name, src.node_name, SQLERRM
+					USING HINT = format('Drop them there: SELECT pg_drop_replication_slot(%L); DROP PUBLICATION %I;',
+										v_name, v_name);
+			END;
+		END IF;
+		RAISE;
+	END;
 	RETURN v_name;
 END;
 $$;

@@ -278,6 +278,48 @@ BEGIN
 END;
 $$;
 
+-- On the target, before anything is made on the source: true when the
+-- subscription exists already (a repeated call), else 55000 when this node
+-- holds the chain, else false.
+CREATE FUNCTION almanac._move_check_target(chain_id text, subscription name) RETURNS boolean
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF EXISTS (SELECT FROM pg_subscription s WHERE s.subname = _move_check_target.subscription) THEN
+		RETURN true;
+	END IF;
+	IF EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = _move_check_target.chain_id) THEN
+		RAISE EXCEPTION 'this node holds chain "%" already', chain_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'A chain is copied to a node that does not hold it.';
+	END IF;
+	RETURN false;
+END;
+$$;
+
+-- On the source, when the subscription could not be made: the slot and the
+-- publication dropped, and the replica identities back to DEFAULT unless
+-- another publication of almanac's tables remains.
+CREATE FUNCTION almanac._move_unpublish(publication name) RETURNS name
+	LANGUAGE plpgsql AS
+$$
+DECLARE
+	t text;
+BEGIN
+	IF EXISTS (SELECT FROM pg_replication_slots s WHERE s.slot_name = _move_unpublish.publication) THEN
+		PERFORM pg_drop_replication_slot(publication);
+	END IF;
+	EXECUTE format('DROP PUBLICATION IF EXISTS %I', publication);
+	IF NOT EXISTS (SELECT FROM pg_publication_tables p WHERE p.schemaname = 'almanac') THEN
+		FOREACH t IN ARRAY ARRAY['blocks', 'transactions', 'events', 'account_states', 'orphaned_blocks',
+								 'cross_chain_messages'] LOOP
+			EXECUTE format('ALTER TABLE almanac.%I REPLICA IDENTITY DEFAULT', t);
+		END LOOP;
+	END IF;
+	RETURN publication;
+END;
+$$;
+
 -- On the target: the chain placed here, and a subscription to the source's
 -- publication on that slot (made beforehand: a subscription that makes its
 -- slot cannot be created inside a function).  The target must not hold the
@@ -286,13 +328,8 @@ CREATE FUNCTION almanac._move_subscribe(chain_id text, subscription name, source
 	LANGUAGE plpgsql AS
 $$
 BEGIN
-	IF EXISTS (SELECT FROM pg_subscription s WHERE s.subname = _move_subscribe.subscription) THEN
+	IF almanac._move_check_target(chain_id, subscription) THEN
 		RETURN subscription;
-	END IF;
-	IF EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = _move_subscribe.chain_id) THEN
-		RAISE EXCEPTION 'this node holds chain "%" already', chain_id
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'A chain is copied to a node that does not hold it.';
 	END IF;
 	INSERT INTO almanac.placed_chains (chain_id) VALUES (_move_subscribe.chain_id) ON CONFLICT DO NOTHING;
 	EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false, slot_name = %L)',

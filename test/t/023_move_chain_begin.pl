@@ -150,6 +150,27 @@ $n2->safe_psql('postgres', qq{DROP SUBSCRIPTION $name});
 is($n1->safe_psql('postgres', qq{SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$name'}), '0',
 	'dropping the subscription dropped the slot on node1');
 
+# A failed move_chain_begin leaves nothing on the source: a target that
+# holds the chain is refused before anything is made there, and when the
+# subscription fails (here a trigger on node3 refuses the placement) the
+# slot and the publication are dropped again.
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.register_chain('other', 8453, 'n1')});
+my $other = 'almanac_move_' . substr($co->safe_psql('postgres', q{SELECT md5('other')}), 0, 16);
+my $on_source = qq{SELECT (SELECT count(*) FROM pg_publication WHERE pubname = '$other'),
+	(SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$other')};
+$n3->safe_psql('postgres', q{INSERT INTO almanac.placed_chains VALUES ('other'); INSERT INTO almanac.chains (chain_id) VALUES ('other')});
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('other', 'n3')}), 'ERROR 55000',
+	'move_chain_begin refuses a target that holds the chain');
+is($n1->safe_psql('postgres', $on_source), '0|0', 'before making anything on the source');
+$n3->safe_psql('postgres', q{DELETE FROM almanac.chains WHERE chain_id = 'other'; DELETE FROM almanac.placed_chains;
+	CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$;
+	CREATE TRIGGER refuse BEFORE INSERT ON almanac.placed_chains FOR EACH ROW EXECUTE FUNCTION refuse()});
+like(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('other', 'n3')}), qr/ERROR P0001/,
+	'when the subscription fails, move_chain_begin fails');
+is($n1->safe_psql('postgres', $on_source), '0|0', 'and drops the publication and the slot it made on the source');
+is($co->safe_psql('postgres', q{SELECT moving_to IS NULL FROM almanac_coordinator.placement WHERE chain_id = 'other'}), 't',
+	'and the chain is not being moved');
+
 $co->stop;
 $n1->stop;
 $n2->stop;
