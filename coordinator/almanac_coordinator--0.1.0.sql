@@ -839,6 +839,13 @@ $$
 	CONNECT conninfo;
 	SELECT t.tx_hash, t.timestamp FROM almanac._present_transactions($2, $3) t;
 $$;
+CREATE FUNCTION almanac_coordinator._node_reverted_transactions(conninfo text, chain_id text, tx_hashes text[])
+	RETURNS SETOF text
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac._reverted_transactions($2, $3);
+$$;
 CREATE FUNCTION almanac_coordinator._node_set_delivered(conninfo text, ids bigint[], delivered_at timestamptz[])
 	RETURNS bigint
 	LANGUAGE plproxy AS
@@ -848,10 +855,13 @@ $$
 $$;
 
 -- Find (and with repair, the default, repair) the messages whose status and
--- destination disagree: delivered while their destination transaction does
--- not exist on its chain's node (a revert whose undelivery did not reach
--- the message's node), or pending while it does (the transaction came back
--- in the new branch of a reorg).  Messages without a destination
+-- destination disagree: delivered while their destination transaction was
+-- reverted on its chain's node, in its orphaned blocks and not stored
+-- again (a revert whose undelivery did not reach the message's node), or
+-- pending while it is stored (the transaction came back in the new branch
+-- of a reorg).  A delivered message whose destination is neither stored
+-- nor reverted is left alone: its destination chain may not have been
+-- ingested that far yet.  Messages without a destination
 -- transaction and failed ones are not checked; a destination chain placed
 -- nowhere is reported, not repaired.  Reads every node's messages that name
 -- a destination, and asks each destination chain's node for those
@@ -874,6 +884,7 @@ DECLARE
 	v_missing	text[];
 	v_deliver	bigint[];
 	v_at		timestamptz[];
+	v_reverted	text[];
 BEGIN
 	FOR s IN SELECT * FROM almanac_coordinator.nodes ORDER BY node_id LOOP
 		FOR d IN
@@ -893,6 +904,10 @@ BEGIN
 					  FROM unnest(d.ids, d.hashes) AS m(id, hash) ORDER BY m.id;
 				CONTINUE;
 			END IF;
+			-- the delivered messages' hashes that were reverted there
+			v_reverted := ARRAY(SELECT almanac_coordinator._node_reverted_transactions(dest.conninfo, d.chain,
+								  ARRAY(SELECT m.hash FROM unnest(d.hashes, d.statuses) AS m(hash, status)
+										 WHERE m.status = 'delivered')));
 			-- the disagreements of this node's messages towards this chain
 			SELECT array_agg(m.id ORDER BY m.id), array_agg(m.hash ORDER BY m.id),
 				   array_agg(m.status ORDER BY m.id), array_agg(t.timestamp ORDER BY m.id)
@@ -900,7 +915,8 @@ BEGIN
 			  FROM unnest(d.ids, d.hashes, d.statuses) AS m(id, hash, status)
 			  LEFT JOIN almanac_coordinator._node_present_transactions(dest.conninfo, d.chain, d.hashes) t
 				ON t.tx_hash = m.hash
-			 WHERE (m.status = 'delivered') <> (t.tx_hash IS NOT NULL);
+			 WHERE CASE m.status WHEN 'delivered' THEN m.hash = ANY (v_reverted)
+								 ELSE t.tx_hash IS NOT NULL END;
 			CONTINUE WHEN f_ids IS NULL;
 			IF repair THEN
 				SELECT array_agg(f.hash) FILTER (WHERE f.status = 'delivered'),
@@ -908,7 +924,7 @@ BEGIN
 					   array_agg(f.at) FILTER (WHERE f.status = 'pending')
 				  INTO v_missing, v_deliver, v_at
 				  FROM unnest(f_ids, f_hashes, f_statuses, f_at) AS f(id, hash, status, at);
-				-- every delivered message towards a missing transaction disagrees
+				-- every delivered message towards a reverted transaction disagrees
 				IF v_missing IS NOT NULL THEN
 					PERFORM almanac_coordinator._node_undeliver(s.conninfo, d.chain, v_missing);
 				END IF;
@@ -918,7 +934,7 @@ BEGIN
 			END IF;
 			RETURN QUERY
 				SELECT s.node_name, f.id, d.chain, f.hash,
-					   CASE f.status WHEN 'delivered' THEN 'delivered, destination transaction missing'
+					   CASE f.status WHEN 'delivered' THEN 'delivered, destination transaction reverted'
 									 ELSE 'pending, destination transaction present' END,
 					   repair
 				  FROM unnest(f_ids, f_hashes, f_statuses) AS f(id, hash, status) ORDER BY f.id;

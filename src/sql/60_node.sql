@@ -208,6 +208,19 @@ $$
 	 WHERE t.chain_id = _present_transactions.chain_id AND t.tx_hash = ANY (_present_transactions.tx_hashes)
 $$;
 
+-- which of these transaction hashes of a chain this node has reverted: in
+-- its orphaned blocks and not stored (again) since.  A hash neither stored
+-- nor orphaned may simply not be ingested yet.
+CREATE FUNCTION almanac._reverted_transactions(chain_id text, tx_hashes text[]) RETURNS SETOF text
+	LANGUAGE sql STABLE AS
+$$
+	SELECT DISTINCT h
+	  FROM almanac.orphaned_blocks o, unnest(o.tx_hashes) h
+	 WHERE o.chain_id = _reverted_transactions.chain_id AND h = ANY (_reverted_transactions.tx_hashes)
+	   AND NOT EXISTS (SELECT FROM almanac.transactions t
+					    WHERE t.chain_id = _reverted_transactions.chain_id AND t.tx_hash = h)
+$$;
+
 -- A repair of reconciliation: these pending messages delivered, their
 -- destination transaction exists (delivered_at becomes that transaction's
 -- time, and its id is filled in when it is on this node).  Failed messages
