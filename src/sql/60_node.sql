@@ -362,6 +362,27 @@ $$
 	SELECT chain_id;
 $$;
 
+-- On the target, at the flip (move_chain_finish): the chain's messages were
+-- copied with the source's destination_transaction_id, which names a
+-- transaction of the source node when the destination chain stayed there
+-- (the apply worker skips foreign keys): such ids are cleared, the hash and
+-- the status kept (the trigger is bypassed: the transaction was not
+-- reverted).  A dangling id would fail the node's dump on restore.  Returns
+-- how many were cleared.
+CREATE FUNCTION almanac._move_settle_messages(chain_id text) RETURNS bigint
+	LANGUAGE plpgsql SET session_replication_role = replica AS
+$$
+DECLARE
+	n bigint;
+BEGIN
+	UPDATE almanac.cross_chain_messages m SET destination_transaction_id = NULL
+	 WHERE m.source_chain_id = _move_settle_messages.chain_id AND m.destination_transaction_id IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM almanac.transactions t WHERE t.id = m.destination_transaction_id);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+
 -- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):
 -- its id and its placed chains are restored with the rows.  pg_restore
 -- loads marked tables in name order where no foreign key orders them, so

@@ -84,6 +84,28 @@ $n1->safe_psql('postgres', q{
 	  FROM unnest(ARRAY['0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb']) a,
 		   unnest(ARRAY[2, 4]) n});
 
+# on node1, a message from the first transaction of one chain delivered by
+# the first transaction of another, given by id, sent at 00:00 and
+# delivered at 00:01 on 2026-01-01; returns the destination's hash
+sub deliver_message
+{
+	my ($key, $source, $destination) = @_;
+	$n1->safe_psql('postgres', qq{
+		INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
+			destination_chain_id, destination_transaction_id, status, sent_at, delivered_at)
+		SELECT 'bridge', '$key', '$source', (SELECT min(id) FROM almanac.transactions WHERE chain_id = '$source'),
+			   '$destination', (SELECT min(id) FROM almanac.transactions WHERE chain_id = '$destination'),
+			   'delivered', '2026-01-01 00:00:00+00', '2026-01-01 00:01:00+00'});
+	return $n1->safe_psql('postgres',
+		qq{SELECT tx_hash FROM almanac.transactions WHERE chain_id = '$destination' ORDER BY id LIMIT 1});
+}
+
+# another chain on node1, not moved
+$co->safe_psql('postgres', q{SELECT almanac_coordinator.register_chain('other', 8453, 'n1')});
+$co->safe_psql('postgres',
+	'SELECT almanac_coordinator.ingest_blocks(\'other\', ' . json(evm => 8453, 'b0', 'b1') . ', '
+	  . json(evm => 8453, 'r0', 'r1') . ')');
+
 # the flip refuses a target that does not hold the chain
 is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n2')}), 'ERROR 55000',
 	'move_chain_finish refuses a target without the chain');
@@ -126,6 +148,10 @@ $n1->safe_psql('postgres', q{
 	UPDATE almanac.account_states SET state = '{"balance": 5}'
 	 WHERE account = '0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb' AND block_number = 4});
 
+# a message of anvil delivered by a transaction of "other", which stays on
+# node1: its destination id is node1's, and is copied to node2 as it is
+my $m2_hash = deliver_message('m2', 'anvil', 'other');
+
 # the flip refuses a target that is behind: changes held back on node2
 $n2->safe_psql('postgres', 'ALTER SUBSCRIPTION move_anvil DISABLE');
 $co->safe_psql('postgres', q{SELECT almanac_coordinator.set_safe('anvil', 8)});
@@ -147,6 +173,14 @@ is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.move_cha
 	'2', 'the placement flips to node2');
 is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.move_chain_finish('anvil', 'n2')}),
 	'2', 'a repeated flip is a no-op');
+is( $n2->safe_psql('postgres', q{SELECT status, delivered_at = '2026-01-01 00:01:00+00', destination_tx_hash,
+		destination_transaction_id IS NULL FROM almanac.cross_chain_messages WHERE message_key = 'm2'}),
+	"delivered|t|$m2_hash|t",
+	'the flip clears on node2 a destination id naming a transaction of node1, the message kept delivered by hash');
+is( $n2->safe_psql('postgres', q{SELECT count(*) FROM almanac.cross_chain_messages m
+		WHERE destination_transaction_id IS NOT NULL
+		  AND NOT EXISTS (SELECT FROM almanac.transactions t WHERE t.id = m.destination_transaction_id)}),
+	'0', 'no destination id dangles on node2');
 
 # 5. on the target: subscription gone, mirrors checked and resynced
 $n2->safe_psql('postgres', 'DROP SUBSCRIPTION move_anvil');
@@ -163,17 +197,7 @@ foreach my $t (qw(blocks transactions events account_states))
 
 # A message of another chain on node1 ("other"), delivered by a transaction
 # of anvil while both were on node1: its destination by id and by hash.
-$co->safe_psql('postgres', q{SELECT almanac_coordinator.register_chain('other', 8453, 'n1')});
-$co->safe_psql('postgres',
-	'SELECT almanac_coordinator.ingest_blocks(\'other\', ' . json(evm => 8453, 'b0', 'b1') . ', '
-	  . json(evm => 8453, 'r0', 'r1') . ')');
-$n1->safe_psql('postgres', q{
-	INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id, source_transaction_id,
-		destination_chain_id, destination_transaction_id, status, sent_at, delivered_at)
-	SELECT 'bridge', 'm1', 'other', (SELECT min(id) FROM almanac.transactions WHERE chain_id = 'other'), 'anvil',
-		   (SELECT min(id) FROM almanac.transactions WHERE chain_id = 'anvil'), 'delivered',
-		   '2026-01-01 00:00:00+00', '2026-01-01 00:01:00+00'});
-my $m1_hash = $n1->safe_psql('postgres', q{SELECT tx_hash FROM almanac.transactions WHERE chain_id = 'anvil' ORDER BY id LIMIT 1});
+my $m1_hash = deliver_message('m1', 'other', 'anvil');
 
 # 6. on the source: the chain forgotten, the publication dropped
 $n1->safe_psql('postgres', q{
