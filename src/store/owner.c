@@ -975,12 +975,20 @@ record_durable_point(XLogRecPtr p)
 	ndeleted = journal_delete_durable(req_out, p);
 
 	/*
-	 * Not a user write (owner_write): no catch-up markers into every column
-	 * family, no count towards the idle flush, nothing for readers to catch
-	 * up with.  Written through owner_write, each durable point made every
-	 * column family flush after almanac.idle_flush_delay and every reader
-	 * catch up, once a second on a store nobody wrote.
+	 * The catch-up markers, as in every write of the owner: RocksDB switches
+	 * memtables at the start of the write after the one that filled them,
+	 * and when writes pause that write is this one; without a marker for
+	 * every column family first in the new WAL, a reader keeps the memtable
+	 * of a family the switch then flushes, and its Gets find older values
+	 * (test/t/024_durable_point_markers.pl).
+	 *
+	 * Otherwise not a user write (owner_write): no count towards the idle
+	 * flush, nothing for readers to catch up with.  Written through
+	 * owner_write, each durable point made every column family flush after
+	 * almanac.idle_flush_delay and every reader catch up, once a second on a
+	 * store nobody wrote.
 	 */
+	put_markers(req_out);
 	rocksdb_write(owner_db, write_options(owner_group_wopts), req_out, &err);
 	release_request();
 	almanac_rocks_check(err, "write");
