@@ -147,6 +147,9 @@ SELECT almanac.ingest_blocks('anvil', jsonb_agg(block ORDER BY name), jsonb_agg(
   FROM fx WHERE name IN ('2', '3');
 SELECT * FROM counts;
 
+-- an unknown chain locks nothing and gives NULL, not a row of nulls
+SELECT almanac._lock_chain('no such chain') IS DISTINCT FROM NULL AS a_row;
+
 DELETE FROM almanac.chains;
 DROP VIEW counts;
 DROP FUNCTION try_block;

@@ -268,10 +268,15 @@ retry:
 		r->caught_up_seq = PG_UINT64_MAX;
 	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
 						"could not catch up with almanac store \"%s\"", path);
-	if (++stale_attempts < 3 && memtable_may_be_stale(r, before))
+	if (memtable_may_be_stale(r, before))
 	{
-		reader_close(r);
-		goto retry;
+		if (++stale_attempts < 3)
+		{
+			reader_close(r);
+			goto retry;
+		}
+		/* kept: the next use catches up, and judges it, again */
+		r->caught_up_seq = PG_UINT64_MAX;
 	}
 }
 

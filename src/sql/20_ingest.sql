@@ -78,7 +78,10 @@ DECLARE
 	c almanac.chains;
 BEGIN
 	SELECT * INTO c FROM almanac.chains WHERE chain_id = p_chain FOR UPDATE;
-	IF FOUND AND EXISTS (SELECT FROM almanac.node)
+	IF NOT FOUND THEN
+		RETURN NULL;			/* not a row of nulls: as the SQL function was */
+	END IF;
+	IF EXISTS (SELECT FROM almanac.node)
 		AND NOT EXISTS (SELECT FROM almanac.placed_chains p WHERE p.chain_id = p_chain) THEN
 		RAISE EXCEPTION 'chain "%" was moved away from this node (node %)', p_chain, (SELECT n.node_id FROM almanac.node n)
 			USING ERRCODE = 'serialization_failure',
