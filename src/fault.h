@@ -40,6 +40,10 @@
  *							while RocksDB stalls the write that follows a
  *							memtable switch (kv/reader.c); the batch that
  *							asked is not answered
+ *	 reader_wal_dir_unreadable	not a stop: while armed, a backend's reader
+ *							finds the store's directory unreadable (EACCES)
+ *							when it lists the write-ahead log files to judge
+ *							its memtables (kv/reader.c, newest_wal)
  *
  * Two more pause instead of stopping: the process logs the same line, waits
  * the given time, and goes on (races made to last, test/t/016):

@@ -131,16 +131,25 @@ readers_at_exit(int code, Datum arg)
 /* open a new instance of the store in place of the current one */
 static void reader_open(AlmanacReader *r);
 
-/* the newest write-ahead log file of a store (see memtable_may_be_stale) */
+/*
+ * The newest write-ahead log file of a store (see memtable_may_be_stale).
+ * error: 0, or the errno with which listing the store's directory failed;
+ * number and empty then say nothing, and the memtables cannot be judged.
+ */
 typedef struct NewestWal
 {
 	uint64		number;
 	bool		empty;
+	int			error;
 } NewestWal;
+
+/* 'before' when the memtables held nothing: not looked at, nothing to judge */
+#define NEWEST_WAL_NOT_LOOKED ((NewestWal) {0, false, 0})
 
 static NewestWal newest_wal(const char *path);
 static bool memtables_hold_entries(AlmanacReader *r);
-static bool memtable_may_be_stale(AlmanacReader *r, NewestWal before);
+static bool memtable_may_be_stale(AlmanacReader *r, NewestWal before,
+								  int *error);
 
 static void
 reader_reopen(AlmanacReader *r)
@@ -205,6 +214,7 @@ reader_open(AlmanacReader *r)
 	int			attempts = 0;
 	int			stale_attempts = 0;
 	NewestWal	before;
+	int			list_error;
 
 retry:
 	err = NULL;
@@ -260,20 +270,33 @@ retry:
 	 * flush completing in between hides its writes from both.  On failure
 	 * the next use catches up again.  A memtable left stale by it (see
 	 * memtable_may_be_stale) is not kept: the instance, unused yet, is opened
-	 * anew, a few times at most (a later catch-up judges again).
+	 * anew, a few times at most (a later catch-up judges again).  Nor is one
+	 * that cannot be judged because the store's directory could not be
+	 * listed: after as many attempts, that is an error, not an instance that
+	 * may answer from a stale memtable.
 	 */
-	before = memtables_hold_entries(r) ? newest_wal(path) : (NewestWal) {0, false};
+	before = memtables_hold_entries(r) ? newest_wal(path) : NEWEST_WAL_NOT_LOOKED;
 	rocksdb_try_catch_up_with_primary(r->db, &err);
 	if (err)
 		r->caught_up_seq = PG_UINT64_MAX;
 	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, err,
 						"could not catch up with almanac store \"%s\"", path);
-	if (memtable_may_be_stale(r, before))
+	if (memtable_may_be_stale(r, before, &list_error))
 	{
 		if (++stale_attempts < 3)
 		{
 			reader_close(r);
 			goto retry;
+		}
+		if (list_error != 0)
+		{
+			/* closed: the next use opens an instance anew */
+			reader_close(r);
+			errno = list_error;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read directory \"%s\": %m", path),
+					 errdetail("The reader of the almanac store cannot tell whether its memtables are stale without listing the store's write-ahead log files.")));
 		}
 		/* kept: the next use catches up, and judges it, again */
 		r->caught_up_seq = PG_UINT64_MAX;
@@ -463,20 +486,55 @@ reopen_if_cfs_changed(AlmanacReader *r)
  * The newest write-ahead log file of the store: its number (0 if there is
  * none) and whether it is empty.  The owner writes into the WAL RocksDB
  * switched to at once, unless that write stalls.
+ *
+ * If the directory cannot be opened or read to the end, the result carries
+ * the errno (and the reason is logged): a partial listing can miss the
+ * newest file, and "none found" would judge a stale memtable fresh.  The
+ * fault point reader_wal_dir_unreadable makes the opening fail (EACCES).
  */
 static NewestWal
 newest_wal(const char *path)
 {
-	DIR		   *dir = AllocateDir(path);
+	DIR		   *dir;
 	struct dirent *de;
-	NewestWal	newest = {0, false};
+	char	   *end;
+	uint64		n;
+	NewestWal	newest = {0, false, 0};
 	char		file[MAXPGPATH] = "";
 	struct stat st;
 
-	while ((de = ReadDirExtended(dir, path, LOG)) != NULL)
+	if (ALMANAC_FAULT_ARMED("reader_wal_dir_unreadable"))
 	{
-		char	   *end;
-		uint64		n = strtou64(de->d_name, &end, 10);
+		dir = NULL;
+		errno = EACCES;
+	}
+	else
+		dir = AllocateDir(path);
+	if (dir == NULL)
+	{
+		newest.error = errno;
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not open directory \"%s\": %m", path),
+				 errdetail("The reader of the almanac store treats its memtables as possibly stale.")));
+		return newest;
+	}
+	for (;;)
+	{
+		errno = 0;
+		if ((de = readdir(dir)) == NULL)
+		{
+			if (errno != 0)
+			{
+				newest.error = errno;
+				ereport(LOG,
+						(errcode_for_file_access(),
+						 errmsg("could not read directory \"%s\": %m", path),
+						 errdetail("The reader of the almanac store treats its memtables as possibly stale.")));
+			}
+			break;
+		}
+		n = strtou64(de->d_name, &end, 10);
 
 		if (end != de->d_name && strcmp(end, ".log") == 0 && n > newest.number)
 		{
@@ -485,6 +543,8 @@ newest_wal(const char *path)
 		}
 	}
 	FreeDir(dir);
+	if (newest.error != 0)
+		return newest;
 	/* gone meanwhile: a newer one holds something */
 	newest.empty = newest.number != 0 && stat(file, &st) == 0 && st.st_size == 0;
 	return newest;
@@ -541,16 +601,30 @@ memtables_hold_entries(AlmanacReader *r)
  * An instance whose memtables held nothing before the catch-up cannot hold
  * a stale one after: what it replays it reads after the MANIFEST, so every
  * flushed file it installed holds only data older than what it replays
- * ('before' is then not looked at: number 0).
+ * ('before' is then not looked at: NEWEST_WAL_NOT_LOOKED).
+ *
+ * Fails closed: if the store's directory could not be listed, before or
+ * after, the instance may be stale (*error gives the errno, for a caller
+ * that must not keep such an instance; 0 otherwise).
  */
 static bool
-memtable_may_be_stale(AlmanacReader *r, NewestWal before)
+memtable_may_be_stale(AlmanacReader *r, NewestWal before, int *error)
 {
-	if (before.number == 0 || !memtables_hold_entries(r))
+	NewestWal	after;
+
+	*error = 0;
+	if ((before.number == 0 && before.error == 0) || !memtables_hold_entries(r))
 		return false;
+	if (before.error != 0)
+	{
+		*error = before.error;
+		return true;
+	}
 	if (before.empty)
 		return true;
-	return newest_wal(almanac_shared->stores[r->store].path).number != before.number;
+	after = newest_wal(almanac_shared->stores[r->store].path);
+	*error = after.error;
+	return after.error != 0 || after.number != before.number;
 }
 
 void
@@ -558,7 +632,8 @@ almanac_reader_catch_up(AlmanacReader *r)
 {
 	uint64		published = almanac_store_published_seq(r->store);
 	char	   *err = NULL;
-	NewestWal	before = {0, false};
+	NewestWal	before = NEWEST_WAL_NOT_LOOKED;
+	int			list_error;
 
 	if (reopen_if_cfs_changed(r))
 		return;
@@ -596,10 +671,12 @@ almanac_reader_catch_up(AlmanacReader *r)
 
 	/*
 	 * A new instance starts with empty memtables and replays only the WAL
-	 * files that exist (the row cache is emptied with it).
+	 * files that exist (the row cache is emptied with it).  So does one in
+	 * place of an instance that could not be judged (unreadable directory):
+	 * if the directory stays unreadable, opening it raises the error.
 	 */
 	ALMANAC_FAULT_PAUSE("reader_after_catch_up", 6000);
-	if (memtable_may_be_stale(r, before))
+	if (memtable_may_be_stale(r, before, &list_error))
 		reader_reopen(r);
 }
 

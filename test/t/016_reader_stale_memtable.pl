@@ -73,6 +73,28 @@ $node->safe_psql('postgres', 'ALTER SYSTEM RESET almanac.fault_point');
 $node->reload;
 is($node->safe_psql('postgres', 'SELECT sum(v) FROM p'), '1', 'a new session agrees');
 
+# --- the store's directory cannot be listed -----------------------------------
+# The reader judges its memtables by the newest WAL file it lists.  If the
+# listing fails it cannot judge them, and must not take "nothing found" for
+# "not stale" (it used to).  reader_wal_dir_unreadable makes the listing fail
+# (EACCES) in this session: while the memtables hold entries, every instance
+# is opened anew a few times, and then the statement fails naming the
+# directory rather than answering from an instance it could not judge.
+my $unreadable = $node->background_psql('postgres', on_error_stop => 0);
+is($unreadable->query_safe('SELECT v FROM p WHERE k = 0'), '1', 'a reader sees the value');
+$node->safe_psql('postgres', 'UPDATE p SET v = 2 WHERE k = 0');
+$unreadable->query_safe(q{SET almanac.fault_point = 'reader_wal_dir_unreadable'});
+my $uout = $unreadable->query('SELECT v FROM p WHERE k = 0');
+my $uerr = $unreadable->{stderr};
+$unreadable->{stderr} = '';
+like($uerr, qr/could not read directory ".*almanac\/paused": Permission denied/,
+	'with its memtables not empty and the directory unreadable, a lookup fails and names the directory');
+isnt($uout, '1', 'and does not answer from the memtable it could not judge');
+$unreadable->query_safe('RESET almanac.fault_point');
+is($unreadable->query_safe('SELECT v FROM p WHERE k = 0'), '2', 'once it can be listed, the lookup sees the committed value');
+$unreadable->quit;
+$node->safe_psql('postgres', 'UPDATE p SET v = 1 WHERE k = 0');
+
 # --- the WAL stays empty --------------------------------------------------------
 my $store = $node->data_dir . '/almanac/stall';
 $node->safe_psql('postgres', q{
@@ -90,9 +112,14 @@ $node->reload;
 $node->safe_psql('postgres', q{SELECT almanac.flush('default', 'stall')});
 $node->safe_psql('postgres', 'INSERT INTO t VALUES (0, 0, NULL), (1, 0, NULL)');
 
-# the reader's secondary replays the WAL that holds v = 0
+# the reader's secondary replays the WAL that holds v = 0; so does a second
+# reader's, which then finds the store's directory unreadable (it must take
+# its memtables for stale when it cannot list the WAL files)
 my $reader = $node->background_psql('postgres');
 is($reader->query_safe('SELECT v FROM t WHERE k = 0'), '0', 'the reader sees the first value');
+my $blind = $node->background_psql('postgres');
+is($blind->query_safe('SELECT v FROM t WHERE k = 0'), '0', 'so does a second reader');
+$blind->query_safe(q{SET almanac.fault_point = 'reader_wal_dir_unreadable'});
 
 # committed into the same WAL; the reader does not catch up yet
 $node->safe_psql('postgres', 'UPDATE t SET v = 1 WHERE k = 0');
@@ -119,6 +146,11 @@ is($reader->query_safe('SELECT v FROM t WHERE k = 0'), '1',
 	'a point lookup in the reader sees the committed value');
 is($reader->query_safe('SELECT v FROM t WHERE k = 1'), '0', 'and the older value of a key whose write is not committed');
 is($reader->query_safe('SELECT sum(v) FROM t'), '1', 'so does a scan');
+my $blog = -s $node->logfile;
+is($blind->query_safe('SELECT v FROM t WHERE k = 0'), '1',
+	'a reader that cannot list the WAL files takes its memtable for stale: its lookup sees the committed value');
+ok($node->log_contains(qr/could not open directory ".*almanac\/stall": Permission denied/, $blog),
+	'and the listing failed');
 
 # the owner stays stopped until killed
 $node->stop('immediate');
