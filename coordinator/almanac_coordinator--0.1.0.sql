@@ -408,8 +408,11 @@ $$;
 -- source with the source's connect string from the registry.  Each node
 -- step commits on its node (each is a no-op when repeated, so a failed call
 -- is completed by calling again); the placement does not change: reads and
--- writes stay on the source until move_chain_finish.
-CREATE FUNCTION almanac_coordinator.move_chain_begin(chain_id text, target_node text) RETURNS name
+-- writes stay on the source until move_chain_finish.  With copy => false,
+-- only the move is recorded (the operator copies the chain by hand: the
+-- target must not hold it yet) and NULL is returned.
+CREATE FUNCTION almanac_coordinator.move_chain_begin(chain_id text, target_node text, copy boolean DEFAULT true)
+	RETURNS name
 	LANGUAGE plpgsql AS
 $$
 DECLARE
@@ -434,10 +437,23 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Finish that move with almanac_coordinator.move_chain_finish, or undo it (docs/scale-out.md, "If it stops halfway") and call almanac_coordinator.move_chain_abandon.';
 	END IF;
+	IF copy IS NULL THEN
+		RAISE EXCEPTION 'copy must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	v_name := 'almanac_move_' || left(md5(chain_id), 16);
+	IF NOT copy THEN
+		IF p.moving_to IS NULL THEN
+			-- 55000 when the target holds the chain already
+			PERFORM almanac_coordinator._node_move_check_target(n.conninfo, chain_id, v_name);
+		END IF;
+		PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
+		UPDATE almanac_coordinator.placement x SET moving_to = n.node_id WHERE x.chain_id = move_chain_begin.chain_id;
+		PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
+		RETURN NULL;
+	END IF;
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
 	UPDATE almanac_coordinator.placement x SET moving_to = n.node_id WHERE x.chain_id = move_chain_begin.chain_id;
 	PERFORM set_config('almanac_coordinator.registry_write', 'off', true);
-	v_name := 'almanac_move_' || left(md5(chain_id), 16);
 	-- the target first: a target that cannot take the chain leaves nothing
 	-- behind on the source
 	v_subscribed := almanac_coordinator._node_move_check_target(n.conninfo, chain_id, v_name);
@@ -463,7 +479,7 @@ BEGIN
 	RETURN v_name;
 END;
 $$;
-COMMENT ON FUNCTION almanac_coordinator.move_chain_begin(text, text) IS 'start copying a chain to another node: publication and slot on its node, subscription on the target';
+COMMENT ON FUNCTION almanac_coordinator.move_chain_begin(text, text, boolean) IS 'start copying a chain to another node: publication and slot on its node, subscription on the target (with copy => false, only record the move)';
 
 -- Fence (or, with false, open again) the dispatched writes of a chain being
 -- moved, so that the target can catch up before move_chain_finish, which
@@ -518,10 +534,18 @@ BEGIN
 	IF p.node_id = n.node_id THEN
 		RETURN p;	-- repeated after success: nothing to do
 	END IF;
-	IF p.moving_to <> n.node_id THEN
+	-- only a move that was begun: a flip nobody prepared (a mistyped chain
+	-- or node) would point readers at a node that was never meant to serve it
+	IF p.moving_to IS NULL THEN
+		RAISE EXCEPTION 'chain "%" has no move recorded: it is not being moved to node "%"', chain_id, target_node
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = format('Begin the move with almanac_coordinator.move_chain_begin(%L, %L) (for a copy made by hand, with copy => false) before the flip.',
+								chain_id, target_node);
+	ELSIF p.moving_to <> n.node_id THEN
 		RAISE EXCEPTION 'chain "%" is being moved to node "%", not to node "%"', chain_id,
 			(SELECT x.node_name FROM almanac_coordinator.nodes x WHERE x.node_id = p.moving_to), target_node
-			USING ERRCODE = 'object_not_in_prerequisite_state';
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Finish that move with almanac_coordinator.move_chain_finish naming its target, or give it up with almanac_coordinator.move_chain_abandon.';
 	END IF;
 	-- the target must hold the chain as the source does: a flip to a node
 	-- still copying would hide the rows it lacks from every reader

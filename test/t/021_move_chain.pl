@@ -106,11 +106,29 @@ $co->safe_psql('postgres',
 	'SELECT almanac_coordinator.ingest_blocks(\'other\', ' . json(evm => 8453, 'b0', 'b1') . ', '
 	  . json(evm => 8453, 'r0', 'r1') . ')');
 
-# the flip refuses a target that does not hold the chain
-is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n2')}), 'ERROR 55000',
-	'move_chain_finish refuses a target without the chain');
+# the flip refuses a chain whose move was never begun
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres', q{\set VERBOSITY verbose
+		SELECT almanac_coordinator.move_chain_finish('anvil', 'n2')}, stdout => \$out, stderr => \$err);
+	like($err,
+		qr/ERROR:  55000: chain "anvil" has no move recorded: it is not being moved to node "n2".*HINT:  Begin the move with almanac_coordinator.move_chain_begin\('anvil', 'n2'\)/s,
+		'move_chain_finish refuses a chain with no move recorded, naming it');
+}
+is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}),
+	'1', 'and the chain stays on node1');
 is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n9')}), 'ERROR 42704',
 	'and an unknown node');
+
+# 0. on the coordinator: the move recorded, the copy made by hand
+is($co->safe_psql('postgres', q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n2', copy => false) IS NULL}),
+	't', 'move_chain_begin with copy => false records the move only');
+is($co->safe_psql('postgres', q{SELECT moving_to FROM almanac_coordinator.placement WHERE chain_id = 'anvil'}), '2',
+	'the placement records the move');
+is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.move_chain_finish('anvil', 'n1')}), '1',
+	'a flip to the chain\'s own node is a no-op');
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('anvil', 'n2')}), 'ERROR 55000',
+	'move_chain_finish refuses a target without the chain');
 
 # the tables whose key is not chain_id: an UPDATE or DELETE published with a
 # row filter needs the filter column in the replica identity

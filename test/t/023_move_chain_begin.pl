@@ -162,6 +162,12 @@ $n3->safe_psql('postgres', q{INSERT INTO almanac.placed_chains VALUES ('other');
 is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('other', 'n3')}), 'ERROR 55000',
 	'move_chain_begin refuses a target that holds the chain');
 is($n1->safe_psql('postgres', $on_source), '0|0', 'before making anything on the source');
+# node3 holds "other" as node1 does (no rows on either), but no move of it
+# was begun: no flip
+is(attempt($co, q{SELECT almanac_coordinator.move_chain_finish('other', 'n3')}), 'ERROR 55000',
+	'move_chain_finish refuses a chain with no move recorded, even to a node that holds it alike');
+is($co->safe_psql('postgres', q{SELECT node_id, moving_to IS NULL FROM almanac_coordinator.placement WHERE chain_id = 'other'}),
+	'1|t', 'and leaves it on node1');
 $n3->safe_psql('postgres', q{DELETE FROM almanac.chains WHERE chain_id = 'other'; DELETE FROM almanac.placed_chains;
 	CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$;
 	CREATE TRIGGER refuse BEFORE INSERT ON almanac.placed_chains FOR EACH ROW EXECUTE FUNCTION refuse()});
