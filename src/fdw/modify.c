@@ -92,8 +92,9 @@ modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 	}
 	almanac_check_key_space_access(rinfo->ri_RelationDesc, userid, perms);
 
+	/* it reads keys one by one (duplicates, key locks): lazily */
 	almanac_access_begin(&m->a, almanac_table_open(rinfo->ri_RelationDesc),
-						 ALMANAC_ACCESS_CREATE);
+						 ALMANAC_ACCESS_CREATE | ALMANAC_ACCESS_POINT);
 	almanac_writer_begin(&m->w, &m->a);
 	m->desc = RelationGetDescr(rinfo->ri_RelationDesc);
 	m->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac modify row",

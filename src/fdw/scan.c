@@ -105,7 +105,10 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 									   OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId(),
 									   rte->requiredPerms ? rte->requiredPerms : ACL_SELECT);
 	}
-	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation), 0);
+	/* a lookup by key catches the reader up only for keys written since */
+	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation),
+						 s->kind == ALMANAC_ACCESS_GET || s->kind == ALMANAC_ACCESS_MULTIGET ?
+						 ALMANAC_ACCESS_POINT : 0);
 
 	/*
 	 * A plain read of many rows decodes only the columns the query uses

@@ -66,8 +66,17 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 	a->t = t;
 	a->store = almanac_store_attach(t->server);
 	a->reader = almanac_reader(a->store);
-	/* after the statement's snapshot: see almanac_reader_catch_up */
-	if (!(flags & ALMANAC_ACCESS_NO_CATCH_UP))
+	/*
+	 * After the statement's snapshot: see almanac_reader_catch_up.  A lazy
+	 * access catches up later, before its reads, if they need it
+	 * (access_catch_up_for_key).
+	 */
+	if (flags & ALMANAC_ACCESS_POINT)
+	{
+		a->lazy = true;
+		almanac_xact_lazy_reader(&a->sends);
+	}
+	else if (!(flags & ALMANAC_ACCESS_NO_CATCH_UP))
 		almanac_reader_catch_up(a->reader);
 	a->cf = almanac_reader_cf(a->reader, t->opts->column_family,
 							  (flags & ALMANAC_ACCESS_CREATE) != 0, &a->cf_id);
@@ -75,6 +84,52 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 	a->keyvalues = palloc(sizeof(Datum) * Max(t->layout.nkeys, 1));
 	/* lower and upper: by the first iteration (a point lookup makes none) */
 	a->cxt = CurrentMemoryContext;
+}
+
+/*
+ * A lazy access reads the reader's current instance: a catch-up, its own or
+ * another access's, may have opened a new one (the old one no longer
+ * catches up, so the write log no longer speaks for it).
+ */
+static void
+access_follow_reader(AlmanacAccess *a)
+{
+	rocksdb_t  *db = almanac_reader_db(a->reader);
+
+	if (db == a->db || a->cf == NULL)
+	{
+		a->db = db;
+		return;
+	}
+	Assert(a->iter == NULL);
+	a->cf = almanac_reader_cf_by_id(a->reader, a->cf_id);
+	a->db = db;
+	if (a->cf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the column family of table \"%s\" was dropped",
+						RelationGetRelationName(a->t->rel))));
+}
+
+/*
+ * Before a lazy access reads key (NULL: before it iterates, whatever the
+ * keys): catch the reader up if that read needs it (see access.h).
+ */
+static void
+access_catch_up_for_key(AlmanacAccess *a, const char *key, size_t klen)
+{
+	if (!a->lazy)
+		return;
+	if (almanac_xact_sent_since(a->sends, a->store))
+		a->lazy = false;		/* caught up before the send: stay there */
+	else if (key == NULL)
+	{
+		almanac_reader_catch_up(a->reader);
+		a->lazy = false;
+	}
+	else
+		almanac_reader_catch_up_for_key(a->reader, key, klen);
+	access_follow_reader(a);
 }
 
 /*
@@ -331,9 +386,11 @@ char *
 almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
 						  bool keep)
 {
-	AlmanacRowCache *rows = almanac_reader_rows(a->reader, a->db);
+	AlmanacRowCache *rows;
 	char	   *val;
 
+	access_catch_up_for_key(a, key, klen);
+	rows = almanac_reader_rows(a->reader, a->db);
 	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
 		return val;
 	val = almanac_rocks_get(a->db, lookup_options(), a->cf, key, klen, vlen);
@@ -386,6 +443,9 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 		return;
 	}
 
+	for (int i = 0; i < n && a->lazy; i++)
+		access_catch_up_for_key(a, keys[i], klens[i]);
+
 	/*
 	 * The reader's cache only now: computing the keys may have run SQL that
 	 * reopened the reader, and this access goes on with its own instance.
@@ -434,6 +494,7 @@ almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
 	rocksdb_iterator_t *base;
 
 	almanac_access_iter_end(a);
+	access_catch_up_for_key(a, NULL, 0);
 	/* a new iteration starts on its first entry, not past it */
 	a->pending_step = false;
 	if (a->ropts != NULL)
@@ -676,6 +737,8 @@ almanac_access_last_row(AlmanacAccess *a, const char *lower, size_t lower_len,
 	AlmanacKvEntry e;
 
 	almanac_access_iter_end(a);
+	/* before the cache below, which is valid for the epoch of a caught-up reader */
+	access_catch_up_for_key(a, NULL, 0);
 	if (a->cf == NULL)
 		return false;			/* the column family was never created: empty */
 
@@ -761,9 +824,10 @@ almanac_access_last_row(AlmanacAccess *a, const char *lower, size_t lower_len,
 /* ---- key locks ---- */
 
 /*
- * The stored value of key as it is now: the reader caught up first, so that
- * it holds every write the owner applied (a writer's batch is applied before
- * its commit record, so before its locks go).  Read from the reader's
+ * The stored value of key as it is now: the reader caught up first if it may
+ * lack a write of key, so that it holds every write of key the owner applied
+ * (a writer's batch is applied, and its keys logged, before its commit
+ * record, so before its locks go).  Read from the reader's
  * current instance, which is the access's unless a catch-up reopened it.
  */
 static char *
@@ -772,7 +836,7 @@ latest_stored_value(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen
 	rocksdb_t  *db;
 	rocksdb_column_family_handle_t *cf;
 
-	almanac_reader_catch_up(a->reader);
+	almanac_reader_catch_up_for_key(a->reader, key, klen);
 	db = almanac_reader_db(a->reader);
 	if (db == a->db)
 		return almanac_access_get_stored(a, key, klen, vlen, false);

@@ -14,7 +14,16 @@
  * What a caller sees, for every function below:
  *   - Reads run on the backend's secondary instance of the store
  *     (kv/reader.h), caught up once when the access begins, which must come
- *     after the statement's snapshot was taken.  The transaction's buffered
+ *     after the statement's snapshot was taken.  An access begun with
+ *     ALMANAC_ACCESS_POINT reads as if it had been, but catches up lazily:
+ *     a point read (Get, MultiGet, a key lock's latest value) catches up
+ *     first only if the owner's write log names its key since the reader's
+ *     last catch-up (almanac_reader_catch_up_for_key), and the first
+ *     iteration catches up whatever the keys.  Its reads always use the
+ *     reader's current instance.  Neither catches up once the transaction
+ *     sent writes to the owner after the access began (kv/xact.h): the
+ *     reader caught up just before, and the access must not see what its
+ *     own statement sent.  The transaction's buffered
  *     writes come first, then the backend's row cache (kv/rowcache.h), then
  *     RocksDB.  The snapshot the caller passes judges which version is the
  *     row; a buffered intent is the transaction's own row.
@@ -120,6 +129,13 @@ typedef struct AlmanacAccess
 	bool	   *unneeded;
 	bool	   *skip;
 	bool		need_key;		/* with them: some key column is needed */
+	/*
+	 * Begun with ALMANAC_ACCESS_POINT and not caught up yet: each read
+	 * catches the reader up only if its key may have been written since the
+	 * last catch-up; sends is almanac_xact_lazy_reader's mark.
+	 */
+	bool		lazy;
+	uint64		sends;
 	MemoryContextCallback release;	/* frees ropts, iter and batch_copy */
 } AlmanacAccess;
 
@@ -135,6 +151,8 @@ extern void almanac_access_need(AlmanacAccess *a, Bitmapset *needed);
 											 * family if missing */
 #define ALMANAC_ACCESS_NO_CATCH_UP	0x02	/* blind writes only: the reader
 											 * is not caught up */
+#define ALMANAC_ACCESS_POINT		0x04	/* mostly point reads: catch up
+											 * per key, when needed */
 
 /*
  * Begin an access to t's table: attach the store (starting its owner if

@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/htup_details.h"
 #include "common/file_perm.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -151,6 +153,14 @@ static bool memtables_hold_entries(AlmanacReader *r);
 static bool memtable_may_be_stale(AlmanacReader *r, NewestWal before,
 								  int *error);
 
+/* this backend's counters, for almanac.reader_stats() */
+static struct
+{
+	uint64		opens;			/* instances opened */
+	uint64		catch_ups;		/* catch-ups that read the owner's writes */
+	uint64		skipped;		/* point reads that needed none (lazy) */
+}			reader_stats;
+
 static void
 reader_reopen(AlmanacReader *r)
 {
@@ -216,6 +226,7 @@ reader_open(AlmanacReader *r)
 	NewestWal	before;
 	int			list_error;
 
+	reader_stats.opens++;
 retry:
 	err = NULL;
 	/* empty, and reading the write log from what the instance will hold */
@@ -658,6 +669,7 @@ almanac_reader_catch_up(AlmanacReader *r)
 	 * test/t/005_compaction_reads.pl: a backend that had just committed
 	 * read its key's previous value.
 	 */
+	reader_stats.catch_ups++;
 	for (int i = 0; i < 2 && err == NULL; i++)
 		rocksdb_try_catch_up_with_primary(r->db, &err);
 	/* what the instance holds may have changed, even if the catch-up failed */
@@ -678,6 +690,42 @@ almanac_reader_catch_up(AlmanacReader *r)
 	ALMANAC_FAULT_PAUSE("reader_after_catch_up", 6000);
 	if (memtable_may_be_stale(r, before, &list_error))
 		reader_reopen(r);
+}
+
+void
+almanac_reader_catch_up_for_key(AlmanacReader *r, const char *key, size_t klen)
+{
+	if (reopen_if_cfs_changed(r))
+		return;
+	if (almanac_store_published_seq(r->store) == r->caught_up_seq)
+		return;
+	if (!almanac_row_cache_key_written(r->rows, &almanac_shared->stores[r->store].writelog,
+									   key, klen))
+	{
+		reader_stats.skipped++;
+		return;
+	}
+	almanac_reader_catch_up(r);
+}
+
+/*
+ * almanac.reader_stats(): this backend's instances opened, catch-ups that
+ * read the owner's writes, and point reads that the write log let skip one.
+ */
+PG_FUNCTION_INFO_V1(almanac_reader_stats_sql);
+Datum
+almanac_reader_stats_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum((int64) reader_stats.opens);
+	values[1] = Int64GetDatum((int64) reader_stats.catch_ups);
+	values[2] = Int64GetDatum((int64) reader_stats.skipped);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 static ReaderCf *

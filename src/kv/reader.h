@@ -55,6 +55,17 @@ extern const char *almanac_reader_dir(AlmanacReader *reader);
 extern void almanac_reader_catch_up(AlmanacReader *reader);
 
 /*
+ * Catch up only if the instance may lack a write of key (any column family)
+ * that the owner logged before the call (almanac_row_cache_key_written):
+ * afterwards a Get of key returns what it would after
+ * almanac_reader_catch_up, usually without the catch-up's cost (reading the
+ * MANIFEST, listing and replaying the write-ahead log).  It may reopen the
+ * instance, as a catch-up may.
+ */
+extern void almanac_reader_catch_up_for_key(AlmanacReader *reader, const char *key,
+											size_t klen);
+
+/*
  * A number that changes whenever what the reader's current instance holds
  * may change: at each open (a new instance) and each catch-up, the only
  * times a secondary instance takes in the owner's writes.  While it stays

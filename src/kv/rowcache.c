@@ -60,6 +60,32 @@ typedef struct RowCacheEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/* the set of hashes the log names since the instance's window began */
+typedef struct WrittenEntry
+{
+	uint64		hash;
+	char		status;			/* simplehash's */
+} WrittenEntry;
+
+#define SH_PREFIX writtenset
+#define SH_ELEMENT_TYPE WrittenEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY hash
+#define SH_HASH_KEY(tb, key) ((uint32) ((key) ^ ((key) >> 32)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/*
+ * A lazy check lets the instance fall this far behind the log before it
+ * asks for a catch-up whatever the key: half the log, so that the window
+ * is always read before the owner can overwrite it, and a catch-up never
+ * replays more than that many writes' worth of keys at once.
+ */
+#define WRITTEN_MAX (ALMANAC_WRITE_LOG_SIZE / 2)
+
 /* the blocks of the generation contexts */
 #define ROW_BLOCK_SIZE (8 * 1024)
 
@@ -82,6 +108,11 @@ struct AlmanacRowCache
 	uint64		prev_written;	/* 'written' before the last catch-up */
 	uint64		catching_up_from;	/* 'written' before this one */
 	bool		reset_next;		/* empty at the next catch-up */
+	/* lazy catch-up: see almanac_row_cache_key_written */
+	MemoryContext written_cxt;
+	writtenset_hash *written;	/* the hashes of entries [log_pos, written_to) */
+	uint64		written_to;
+	bool		written_all;	/* a reset entry among them, or overwritten */
 };
 
 /* this backend's counters, for almanac.reader_row_cache_stats() */
@@ -138,6 +169,8 @@ almanac_row_cache_create(void)
 	for (int i = 0; i < 2; i++)
 		cache->data_cxt[i] = GenerationContextCreate(cache->cxt, "almanac row cache rows",
 													 0, ROW_BLOCK_SIZE, ROW_BLOCK_SIZE);
+	cache->written_cxt = AllocSetContextCreate(cache->cxt, "almanac written keys",
+											   ALLOCSET_SMALL_SIZES);
 	return cache;
 }
 
@@ -198,6 +231,16 @@ next_generation(AlmanacRowCache *cache)
 	cache->gen++;
 }
 
+/* the window of the written set starts again at log_pos, empty */
+static void
+written_restart(AlmanacRowCache *cache)
+{
+	cache->written = NULL;
+	MemoryContextReset(cache->written_cxt);
+	cache->written_to = cache->log_pos;
+	cache->written_all = false;
+}
+
 /* is the cache on?  Turned off, it gives back its memory */
 static bool
 cache_enabled(AlmanacRowCache *cache)
@@ -226,6 +269,7 @@ almanac_row_cache_opening(AlmanacRowCache *cache, AlmanacWriteLog *log)
 	cache->reset_next = true;
 	cache->prev_written = cache->log_pos = pg_atomic_read_u64(&log->written);
 	pg_read_barrier();
+	written_restart(cache);
 }
 
 void
@@ -284,6 +328,57 @@ almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog *log, bool s
 	cache->reset_next = !succeeded;
 	cache->log_pos = cache->prev_written;
 	cache->prev_written = cache->catching_up_from;
+	written_restart(cache);
+}
+
+/*
+ * Does the log name key (or a change of every key) from log_pos to its
+ * end?  If not, the instance holds every write of key that the owner logged
+ * before this call, for the reason the cache may keep a value whose key the
+ * log does not name (almanac_row_cache_caught_up): a write the instance
+ * lacks was not done before the catch-up before last began, and is logged
+ * before it is done.  So the instance answers for key as a catch-up now
+ * would.  The log is read incrementally into a set of hashes; what was read
+ * before the last catch-up is read again from the new log_pos.
+ *
+ * True also when the check cannot tell: the instance was just opened (see
+ * almanac_row_cache_opening), the window holds more than WRITTEN_MAX
+ * entries, or the owner may have overwritten an entry while it was read.
+ * A caller then catches up, which restarts the window.
+ */
+bool
+almanac_row_cache_key_written(AlmanacRowCache *cache, AlmanacWriteLog *log,
+							  const char *key, size_t klen)
+{
+	uint64		end;
+
+	if (cache == NULL || cache->reset_next || cache->written_all)
+		return true;
+	pg_read_barrier();
+	end = pg_atomic_read_u64(&log->next);
+	pg_read_barrier();
+	if (end - cache->log_pos > WRITTEN_MAX)
+		return true;
+	if (cache->written == NULL)
+		cache->written = writtenset_create(cache->written_cxt, 64, NULL);
+	for (uint64 n = cache->written_to; n < end; n++)
+	{
+		uint64		hash = log->hashes[n % ALMANAC_WRITE_LOG_SIZE];
+		bool		found;
+
+		if (hash == ALMANAC_WRITE_LOG_RESET)
+			cache->written_all = true;
+		else
+			(void) writtenset_insert(cache->written, hash, &found);
+	}
+	/* the entries read were not overwritten meanwhile by an append */
+	pg_read_barrier();
+	if (pg_atomic_read_u64(&log->next) - cache->log_pos >= ALMANAC_WRITE_LOG_SIZE)
+		cache->written_all = true;
+	cache->written_to = end;
+	if (cache->written_all)
+		return true;
+	return writtenset_lookup(cache->written, key_hash(key, klen)) != NULL;
 }
 
 bool

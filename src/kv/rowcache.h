@@ -79,6 +79,17 @@ extern void almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog 
 										bool succeeded);
 
 /*
+ * Lazy catch-up: may the instance lack a write of key that the owner logged
+ * before this call?  False only when the log names no write of key since
+ * the window the cache keeps valid began: the instance then answers for
+ * key exactly as it would after a catch-up now, and so does the cache.
+ * Never false right after an open, nor when the instance fell more than
+ * half the log behind.
+ */
+extern bool almanac_row_cache_key_written(AlmanacRowCache *cache, AlmanacWriteLog *log,
+										  const char *key, size_t klen);
+
+/*
  * Look a key of column family cf_id up.  Returns false when it is not kept.
  * Otherwise *value is a palloc'd copy of the stored value, or NULL when the
  * key was found missing, and *vlen its length.

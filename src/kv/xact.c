@@ -29,6 +29,14 @@ static int	xact_store = -1;
 static rocksdb_writebatch_wi_t *xact_batch = NULL;
 static bool xact_shipped = false;
 
+/*
+ * Lazy readers (almanac_xact_lazy_reader): an access that began without
+ * catching the reader up, since the last time a write was sent mid-transaction;
+ * and the number of such sends by this backend.
+ */
+static bool lazy_readers = false;
+static uint64 mid_xact_sends = 0;
+
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
 
@@ -186,8 +194,38 @@ header_len(int store)
  * durable point (an LSN it reads, then syncs RocksDB) must not pass a
  * message whose batch it has not written yet.
  */
+/*
+ * Before writes are sent to the owner while the transaction goes on: a
+ * statement that began an access without catching up must not catch up with
+ * them later (the versions carry its own xid, so it would see them, as a
+ * heap scan never sees the rows of its own command).  So the reader
+ * catches up now, which is what those accesses would have done when they
+ * began, and they catch up no more (almanac_xact_sent_since).
+ */
 static void
-ship(void)
+before_mid_xact_send(int store)
+{
+	if (lazy_readers)
+		almanac_reader_catch_up(almanac_reader(store));
+	lazy_readers = false;
+	mid_xact_sends++;
+}
+
+void
+almanac_xact_lazy_reader(uint64 *sends)
+{
+	lazy_readers = true;
+	*sends = mid_xact_sends;
+}
+
+bool
+almanac_xact_sent_since(uint64 sends, int store)
+{
+	return sends != mid_xact_sends && store == xact_store;
+}
+
+static void
+ship_batch(bool final)
 {
 	AlmanacReader *reader;
 	StringInfoData buf;
@@ -196,6 +234,8 @@ ship(void)
 
 	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
 		return;
+	if (!final)
+		before_mid_xact_send(xact_store);
 	reader = almanac_reader(xact_store);
 	initStringInfo(&buf);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
@@ -222,6 +262,13 @@ ship(void)
 	set_all_save_points();
 }
 
+/* the batch goes to the owner while the transaction goes on */
+static void
+ship(void)
+{
+	ship_batch(false);
+}
+
 static size_t
 batch_bytes(rocksdb_writebatch_wi_t *batch)
 {
@@ -240,6 +287,7 @@ reset_state(void)
 	xact_batch = NULL;
 	xact_store = -1;
 	xact_shipped = false;
+	lazy_readers = false;
 	xact_ncfs = 0;
 	xact_logged_xid = InvalidFullTransactionId;
 	nsavepoints = 0;
@@ -252,7 +300,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			/* durable in RocksDB before PostgreSQL's commit record */
-			ship();
+			ship_batch(true);
 			if (xact_shipped)
 				ALMANAC_FAULT_POINT("before_commit_record");
 			break;
@@ -267,7 +315,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 			 * (keylock.h) move to the prepared transaction with its other
 			 * locks.
 			 */
-			ship();
+			ship_batch(true);
 			break;
 		case XACT_EVENT_COMMIT:
 			if (xact_shipped)
@@ -625,6 +673,7 @@ almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Siz
 		almanac_reader_catch_up(almanac_reader(store));
 	}
 	note_xid(xid);
+	before_mid_xact_send(store);
 	/*
 	 * The xid is in durable WAL before its versions exist: an ingested file
 	 * carries no apply journal entry that would let the owner's next start

@@ -71,6 +71,15 @@ CREATE FUNCTION almanac.drop_column_family(column_family text, server name DEFAU
 COMMENT ON FUNCTION almanac.drop_column_family(text, name) IS
 	'drops a column family and all its data, unless a foreign table of this database uses it';
 
+CREATE FUNCTION almanac.reader_stats(
+	OUT opens bigint, OUT catch_ups bigint, OUT catch_ups_skipped bigint)
+	RETURNS record
+	LANGUAGE c VOLATILE STRICT
+	AS 'MODULE_PATHNAME', 'almanac_reader_stats_sql';
+COMMENT ON FUNCTION almanac.reader_stats() IS
+	'This session''s reads of the store: instances opened, catch-ups that read the store owner''s '
+	'writes, and point lookups that needed no catch-up because nobody wrote their key since the last one';
+
 CREATE FUNCTION almanac.reader_row_cache_stats(
 	OUT hits bigint, OUT misses bigint, OUT dropped bigint, OUT evicted bigint,
 	OUT emptied bigint)
