@@ -364,6 +364,23 @@ BEGIN
 END;
 $$;
 
+-- On the target, giving a move up: the subscription stopped and dropped
+-- without its slot, and the chain's copied rows deleted; false (nothing
+-- done) when there is no such subscription.
+CREATE FUNCTION almanac_coordinator._node_move_unsubscribe(conninfo text, chain_id text, subscription name)
+	RETURNS boolean
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT almanac._move_unsubscribe($2, $3);
+$$;
+-- whether a node has a replication slot of that name
+CREATE FUNCTION almanac_coordinator._node_has_slot(conninfo text, slot name) RETURNS boolean
+	LANGUAGE plproxy AS
+$$
+	CONNECT conninfo;
+	SELECT EXISTS (SELECT FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $2);
+$$;
 CREATE FUNCTION almanac_coordinator._node_move_check_target(conninfo text, chain_id text, subscription name)
 	RETURNS boolean
 	LANGUAGE plproxy AS
@@ -457,15 +474,38 @@ BEGIN
 	-- the target first: a target that cannot take the chain leaves nothing
 	-- behind on the source
 	v_subscribed := almanac_coordinator._node_move_check_target(n.conninfo, chain_id, v_name);
+	-- a subscription whose slot is gone (dropped by hand) would stream from
+	-- a new slot made now, missing every change in between
+	IF v_subscribed AND NOT almanac_coordinator._node_has_slot(src.conninfo, v_name) THEN
+		RAISE EXCEPTION 'the subscription % of the move of chain "%" exists on node "%", but its slot is gone from node "%"',
+			v_name, chain_id, n.node_name, src.node_name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Its copy misses the changes since the slot was dropped: give the move up with almanac_coordinator.move_chain_abandon and begin it again.';
+	END IF;
 	PERFORM almanac_coordinator._node_move_publish(src.conninfo, chain_id, v_name);
 	PERFORM almanac_coordinator._node_move_create_slot(src.conninfo, v_name);
 	BEGIN
 		PERFORM almanac_coordinator._node_move_subscribe(n.conninfo, chain_id, v_name, src.conninfo);
 	EXCEPTION WHEN OTHERS THEN
-		-- no subscription uses the slot and the publication (none existed
-		-- at the check, and no other move of the chain may start): drop
-		-- them, as they pin the source's WAL
-		IF NOT v_subscribed THEN
+		-- The call may have failed after the target committed the
+		-- subscription (its reply lost): ask the target again before
+		-- dropping anything that subscription streams from.  A target that
+		-- cannot be asked keeps them: a slot dropped under a live
+		-- subscription loses changes.
+		BEGIN
+			v_subscribed := almanac_coordinator._node_move_check_target(n.conninfo, chain_id, v_name);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'node "%" could not be asked whether it has the subscription %: its publication and slot are kept on node "%": %',
+				n.node_name, v_name, src.node_name, SQLERRM
+				USING HINT = 'Call almanac_coordinator.move_chain_begin again once the node answers, or give the move up with almanac_coordinator.move_chain_abandon.';
+			v_subscribed := NULL;
+		END;
+		IF v_subscribed THEN
+			RETURN v_name;	-- made there: only the reply was lost
+		END IF;
+		-- no subscription uses the slot and the publication (no other move
+		-- of the chain may start): drop them, as they pin the source's WAL
+		IF v_subscribed IS NOT NULL THEN
 			BEGIN
 				PERFORM almanac_coordinator._node_move_unpublish(src.conninfo, v_name);
 			EXCEPTION WHEN OTHERS THEN
@@ -584,31 +624,41 @@ END;
 $$;
 COMMENT ON FUNCTION almanac_coordinator.move_chain_finish(text, text) IS 'point a chain copied to another node at that node (the placement flip of a move)';
 
--- Give up a move that move_chain_begin started, once it is undone on the
--- nodes (docs/scale-out.md, "If it stops halfway"): the chain is no longer
--- being moved, and its writes are no longer fenced.  Refused (55000) while
--- the target still holds the chain.  A no-op for a chain not being moved.
+-- Give up a move that move_chain_begin started (docs/scale-out.md, "If it
+-- stops halfway"): the subscription it made on the target is stopped and
+-- dropped and the chain's copied rows deleted there, then its slot and
+-- publication are dropped on the source (in that order: a slot dropped
+-- under a live subscription would lose changes), and the chain is no
+-- longer being moved nor its writes fenced.  A move copied by hand (no
+-- such subscription) is undone by hand first: refused (55000) while the
+-- target still holds the chain.  Each node step commits there and is a
+-- no-op when repeated.  A no-op for a chain not being moved.
 CREATE FUNCTION almanac_coordinator.move_chain_abandon(chain_id text) RETURNS almanac_coordinator.placement
 	LANGUAGE plpgsql AS
 $$
 DECLARE
-	p	almanac_coordinator.placement;
-	n	almanac_coordinator.nodes;
+	p		almanac_coordinator.placement;
+	n		almanac_coordinator.nodes;
+	src		almanac_coordinator.nodes;
+	v_name	name;
 BEGIN
 	IF chain_id IS NULL THEN
 		RAISE EXCEPTION 'chain_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	PERFORM almanac_coordinator._chain_node(chain_id);
+	src := almanac_coordinator._chain_node(chain_id);
 	SELECT * INTO STRICT p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_abandon.chain_id FOR UPDATE;
 	IF p.moving_to IS NULL THEN
 		RETURN p;
 	END IF;
 	SELECT * INTO STRICT n FROM almanac_coordinator.nodes x WHERE x.node_id = p.moving_to;
+	v_name := 'almanac_move_' || left(md5(chain_id), 16);
+	PERFORM almanac_coordinator._node_move_unsubscribe(n.conninfo, chain_id, v_name);
 	IF almanac_coordinator._node_chain_digest(n.conninfo, chain_id) IS NOT NULL THEN
 		RAISE EXCEPTION 'node "%" still holds chain "%"', n.node_name, chain_id
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Drop the subscription there and delete the chain there first (docs/scale-out.md, "If it stops halfway").';
 	END IF;
+	PERFORM almanac_coordinator._node_move_unpublish(src.conninfo, v_name);
 	PERFORM set_config('almanac_coordinator.registry_write', 'on', true);
 	UPDATE almanac_coordinator.placement x SET moving_to = NULL, writes_fenced = false
 	 WHERE x.chain_id = move_chain_abandon.chain_id
@@ -617,7 +667,7 @@ BEGIN
 	RETURN p;
 END;
 $$;
-COMMENT ON FUNCTION almanac_coordinator.move_chain_abandon(text) IS 'give up a move undone on the nodes: the chain no longer being moved, its writes no longer fenced';
+COMMENT ON FUNCTION almanac_coordinator.move_chain_abandon(text) IS 'give up a move: its subscription, copied rows, slot and publication dropped, the chain no longer being moved, its writes no longer fenced';
 
 -- Chains whose placement and nodes disagree: placed but missing on its node,
 -- or present on a node it is not placed on (rows an unfiltered scan would

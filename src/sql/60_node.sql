@@ -294,11 +294,18 @@ $$;
 -- On the target, before anything is made on the source: true when the
 -- subscription exists already (a repeated call), else 55000 when this node
 -- holds the chain, else false.
+-- The lock waits for a _move_subscribe in flight (its reply lost, the
+-- coordinator asks again), so that the answer includes it; SHARE ROW
+-- EXCLUSIVE conflicts with itself, so two calls of _move_subscribe do not
+-- deadlock on their insert.
 CREATE FUNCTION almanac._move_check_target(chain_id text, subscription name) RETURNS boolean
 	LANGUAGE plpgsql AS
 $$
 BEGIN
-	IF EXISTS (SELECT FROM pg_subscription s WHERE s.subname = _move_check_target.subscription) THEN
+	LOCK TABLE almanac.placed_chains IN SHARE ROW EXCLUSIVE MODE;
+	IF EXISTS (SELECT FROM pg_subscription s
+				WHERE s.subname = _move_check_target.subscription
+				  AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())) THEN
 		RETURN true;
 	END IF;
 	IF EXISTS (SELECT FROM almanac.chains c WHERE c.chain_id = _move_check_target.chain_id) THEN
@@ -313,12 +320,26 @@ $$;
 -- On the source, when the subscription could not be made: the slot and the
 -- publication dropped, and the replica identities back to DEFAULT unless
 -- another publication of almanac's tables remains.
+-- The caller makes sure no subscription uses the slot any more; its
+-- walsender may still be exiting, so an active slot is waited for (up to
+-- 10 s), never taken from a live one.
 CREATE FUNCTION almanac._move_unpublish(publication name) RETURNS name
 	LANGUAGE plpgsql AS
 $$
 DECLARE
-	t text;
+	t		text;
+	v_pid	integer;
 BEGIN
+	FOR i IN 1 .. 200 LOOP
+		SELECT s.active_pid INTO v_pid FROM pg_replication_slots s WHERE s.slot_name = _move_unpublish.publication;
+		EXIT WHEN v_pid IS NULL;
+		PERFORM pg_sleep(0.05);
+	END LOOP;
+	IF v_pid IS NOT NULL THEN
+		RAISE EXCEPTION 'replication slot "%" is in use by process %', publication, v_pid
+			USING ERRCODE = 'object_in_use',
+				  HINT = 'A subscription still streams from it: drop that subscription first.';
+	END IF;
 	IF EXISTS (SELECT FROM pg_replication_slots s WHERE s.slot_name = _move_unpublish.publication) THEN
 		PERFORM pg_drop_replication_slot(publication);
 	END IF;
@@ -348,6 +369,31 @@ BEGIN
 	EXECUTE format('CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION %I WITH (create_slot = false, slot_name = %L)',
 				   subscription, source_conninfo, subscription, subscription);
 	RETURN subscription;
+END;
+$$;
+
+-- On the target, when a move is given up (move_chain_abandon): the
+-- subscription disabled (its workers stop), detached from its slot and
+-- dropped, without dropping the slot on the source (the coordinator does,
+-- next, once no subscription uses it); then the chain's copied rows
+-- deleted (the mirror triggers remove their keys) and the chain no longer
+-- placed here.  Returns false, changing nothing, when there is no such
+-- subscription (a move copied by hand is undone by hand).
+CREATE FUNCTION almanac._move_unsubscribe(chain_id text, subscription name) RETURNS boolean
+	LANGUAGE plpgsql AS
+$$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_subscription s
+					WHERE s.subname = _move_unsubscribe.subscription
+					  AND s.subdbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())) THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('ALTER SUBSCRIPTION %I DISABLE', subscription);
+	EXECUTE format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', subscription);
+	EXECUTE format('DROP SUBSCRIPTION %I', subscription);
+	DELETE FROM almanac.chains c WHERE c.chain_id = _move_unsubscribe.chain_id;
+	DELETE FROM almanac.placed_chains p WHERE p.chain_id = _move_unsubscribe.chain_id;
+	RETURN true;
 END;
 $$;
 
