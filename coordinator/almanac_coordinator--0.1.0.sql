@@ -388,12 +388,6 @@ $$
 	CONNECT conninfo;
 	SELECT almanac._move_check_target($2, $3);
 $$;
-CREATE FUNCTION almanac_coordinator._node_move_settle_messages(conninfo text, chain_id text) RETURNS bigint
-	LANGUAGE plproxy AS
-$$
-	CONNECT conninfo;
-	SELECT almanac._move_settle_messages($2);
-$$;
 CREATE FUNCTION almanac_coordinator._node_move_unplace(conninfo text, chain_id text) RETURNS text
 	LANGUAGE plproxy AS
 $$
@@ -616,7 +610,6 @@ BEGIN
 	-- READ transaction whose snapshot still shows the old placement.  Should
 	-- the flip fail after this, the chain's writes are refused until
 	-- move_chain_finish is run again.
-	PERFORM almanac_coordinator._node_move_settle_messages(n.conninfo, chain_id);
 	PERFORM almanac_coordinator._node_move_unplace(src.conninfo, chain_id);
 	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
 	RETURN p;

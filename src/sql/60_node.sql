@@ -408,26 +408,34 @@ $$
 	SELECT chain_id;
 $$;
 
--- On the target, at the flip (move_chain_finish): the chain's messages were
--- copied with the source's destination_transaction_id, which names a
--- transaction of the source node when the destination chain stayed there
--- (the apply worker skips foreign keys): such ids are cleared, the hash and
--- the status kept (the trigger is bypassed: the transaction was not
--- reverted).  A dangling id would fail the node's dump on restore.  Returns
--- how many were cleared.
-CREATE FUNCTION almanac._move_settle_messages(chain_id text) RETURNS bigint
-	LANGUAGE plpgsql SET session_replication_role = replica AS
+-- On the target of a move, every message row the subscription copies or
+-- applies (logical replication's workers run with session_replication_role
+-- = replica: this trigger is ENABLE REPLICA, almanac's origin triggers and
+-- foreign keys do not fire there): a destination_transaction_id names a
+-- transaction of the source node, which the target holds only when the
+-- destination chain is placed here (the moved chain itself, or a chain
+-- moved here before, ids kept).  Otherwise (the destination chain stays on
+-- the source) the id is cleared, the hash and the status kept: a dangling
+-- id would fail the node's dump on restore.  Settling each row as it
+-- arrives, rather than once at the flip, means no later change of the
+-- message on the source (the subscription runs until it is dropped, after
+-- the flip) can bring the id back.  A standalone database is left alone.
+CREATE FUNCTION almanac._move_settle_message() RETURNS trigger
+	LANGUAGE plpgsql AS
 $$
-DECLARE
-	n bigint;
 BEGIN
-	UPDATE almanac.cross_chain_messages m SET destination_transaction_id = NULL
-	 WHERE m.source_chain_id = _move_settle_messages.chain_id AND m.destination_transaction_id IS NOT NULL
-	   AND NOT EXISTS (SELECT FROM almanac.transactions t WHERE t.id = m.destination_transaction_id);
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	IF NEW.destination_transaction_id IS NOT NULL
+		AND EXISTS (SELECT FROM almanac.node)
+		AND NOT EXISTS (SELECT FROM almanac.placed_chains p WHERE p.chain_id = NEW.destination_chain_id) THEN
+		NEW.destination_transaction_id := NULL;
+	END IF;
+	RETURN NEW;
 END;
 $$;
+CREATE TRIGGER cross_chain_messages_move_settle
+	BEFORE INSERT OR UPDATE ON almanac.cross_chain_messages
+	FOR EACH ROW EXECUTE FUNCTION almanac._move_settle_message();
+ALTER TABLE almanac.cross_chain_messages ENABLE REPLICA TRIGGER cross_chain_messages_move_settle;
 
 -- A node's dump keeps it a node (src/sql/60_dump.sql marks the core tables):
 -- its id and its placed chains are restored with the rows.  pg_restore

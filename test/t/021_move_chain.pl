@@ -194,11 +194,21 @@ is($co->safe_psql('postgres', q{SELECT node_id FROM almanac_coordinator.move_cha
 is( $n2->safe_psql('postgres', q{SELECT status, delivered_at = '2026-01-01 00:01:00+00', destination_tx_hash,
 		destination_transaction_id IS NULL FROM almanac.cross_chain_messages WHERE message_key = 'm2'}),
 	"delivered|t|$m2_hash|t",
-	'the flip clears on node2 a destination id naming a transaction of node1, the message kept delivered by hash');
-is( $n2->safe_psql('postgres', q{SELECT count(*) FROM almanac.cross_chain_messages m
-		WHERE destination_transaction_id IS NOT NULL
-		  AND NOT EXISTS (SELECT FROM almanac.transactions t WHERE t.id = m.destination_transaction_id)}),
-	'0', 'no destination id dangles on node2');
+	'node2 holds no destination id naming a transaction of node1, the message kept delivered by hash');
+my $dangling = q{SELECT count(*) FROM almanac.cross_chain_messages m
+	WHERE destination_transaction_id IS NOT NULL
+	  AND NOT EXISTS (SELECT FROM almanac.transactions t WHERE t.id = m.destination_transaction_id)};
+is($n2->safe_psql('postgres', $dangling), '0', 'no destination id dangles on node2');
+
+# The subscription lives until step 5: a change of the message on node1
+# after the flip (a straggling writer) still reaches node2, and the id it
+# carries, naming node1's transaction, is cleared again as it arrives.
+$n1->safe_psql('postgres', q{UPDATE almanac.cross_chain_messages SET payload = '{"late": true}' WHERE message_key = 'm2'});
+$n1->wait_for_catchup('move_anvil');
+is( $n2->safe_psql('postgres', q{SELECT payload ->> 'late', status, destination_transaction_id IS NULL
+		FROM almanac.cross_chain_messages WHERE message_key = 'm2'}),
+	'true|delivered|t', 'a change replicated after the flip does not bring the dangling id back');
+is($n2->safe_psql('postgres', $dangling), '0', 'no destination id dangles on node2 after it');
 
 # 5. on the target: subscription gone, mirrors checked and resynced
 $n2->safe_psql('postgres', 'DROP SUBSCRIPTION move_anvil');
