@@ -46,6 +46,30 @@ PREPARE txs(text, text[]) AS SELECT block_number FROM almanac.transactions WHERE
 EXECUTE txs('c1', ARRAY['0x1111111111111111111111111111111111111111111111111111111111111103',
 						'0x1111111111111111111111111111111111111111111111111111111111111102']);
 DEALLOCATE blk; DEALLOCATE latest; DEALLOCATE txs;
+-- PL/pgSQL variables as keys (its parameters come through its fetch hook),
+-- past the plan cache's custom plans: int4 against the bigint column, NULL,
+-- and a text array
+CREATE OR REPLACE FUNCTION pg_temp.corpus_vars(c text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE
+	h text;
+	t text;
+	n bigint;
+	k int;
+	s text := '';
+	hs text[];
+BEGIN
+	FOR i IN 0 .. 7 LOOP
+		k := CASE WHEN i = 6 THEN NULL ELSE i % 6 END;
+		SELECT block_hash INTO h FROM almanac.blocks WHERE chain_id = c AND block_number = k;
+		SELECT block_number INTO n FROM almanac.blocks WHERE chain_id = c ORDER BY block_number DESC LIMIT 1;
+		hs := ARRAY['0x' || lpad('11' || lpad(k::text, 2, '0'), 64, '1')];
+		SELECT tx_hash INTO t FROM almanac.transactions WHERE chain_id = c AND tx_hash = ANY (hs);
+		s := s || coalesce(substr(h, 63, 4), '-') || '/' || coalesce(n::text, '-') || '/' || coalesce(right(t, 2), '-') || ' ';
+	END LOOP;
+	RETURN s;
+END
+$f$;
+SELECT pg_temp.corpus_vars('c1') AS c1, pg_temp.corpus_vars('c2') AS c2, pg_temp.corpus_vars(NULL) AS nul;
 -- events of a contract and topic0 over a block range, newest first
 SELECT block_number, log_index, topics, data FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
