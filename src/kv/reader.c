@@ -68,6 +68,9 @@ bool		almanac_reader_mmap = true;
 
 static AlmanacReader *readers[ALMANAC_MAX_STORES];
 
+/* the readers of key locks' latest values: see almanac_lock_reader */
+static AlmanacReader *lock_readers[ALMANAC_MAX_STORES];
+
 /*
  * Instances replaced by a reopen (a column family was created or dropped).
  * A scan of this transaction may still hold an iterator or a handle of
@@ -121,6 +124,14 @@ readers_at_exit(int code, Datum arg)
 
 	foreach(lc, retired)
 		reader_close((AlmanacReader *) lfirst(lc));
+	/* before the readers, whose directories hold theirs */
+	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+	{
+		if (lock_readers[i] == NULL)
+			continue;
+		reader_close(lock_readers[i]);
+		rmtree(lock_readers[i]->base_path, true);
+	}
 	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 	{
 		if (readers[i] == NULL)
@@ -403,10 +414,14 @@ almanac_reader_init(void)
 							 NULL, NULL, NULL);
 }
 
-AlmanacReader *
-almanac_reader(int store)
+/*
+ * The reader in *slot, opened if it has no instance; a reader of key locks
+ * has its directory inside the backend's reader's (removed with it).
+ */
+static AlmanacReader *
+reader_get(AlmanacReader **slot, int store, bool for_locks)
 {
-	AlmanacReader *r = readers[store];
+	AlmanacReader *r = *slot;
 	static bool exit_registered = false;
 
 	if (retired != NIL && MyProc->lxid != retired_lxid)
@@ -418,8 +433,8 @@ almanac_reader(int store)
 	{
 		r = MemoryContextAllocZero(TopMemoryContext, sizeof(AlmanacReader));
 		r->store = store;
-		snprintf(r->base_path, MAXPGPATH, "%s/" ALMANAC_READER_DIR "/%d.%d",
-				 DataDir, store, MyProcPid);
+		snprintf(r->base_path, MAXPGPATH, "%s/" ALMANAC_READER_DIR "/%d.%d%s",
+				 DataDir, store, MyProcPid, for_locks ? "/lock" : "");
 		snprintf(r->secondary_path, MAXPGPATH, "%s/0", r->base_path);
 		r->options = rocksdb_options_create();
 		reader_table_options(r->options, &almanac_shared->stores[store].tuning);
@@ -438,7 +453,7 @@ almanac_reader(int store)
 		 */
 		rocksdb_options_set_info_log_level(r->options, 2);
 		r->rows = almanac_row_cache_create();
-		readers[store] = r;
+		*slot = r;
 		if (!exit_registered)
 		{
 			on_proc_exit(readers_at_exit, 0);
@@ -451,6 +466,18 @@ almanac_reader(int store)
 				 errmsg("could not create directory \"%s\": %m", r->secondary_path)));
 	reader_open(r);
 	return r;
+}
+
+AlmanacReader *
+almanac_reader(int store)
+{
+	return reader_get(&readers[store], store, false);
+}
+
+AlmanacReader *
+almanac_lock_reader(int store)
+{
+	return reader_get(&lock_readers[store], store, true);
 }
 
 rocksdb_t *

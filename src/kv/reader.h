@@ -49,6 +49,15 @@ extern bool almanac_reader_mmap;
 
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
+
+/*
+ * A second reader of the store, read only for the newest value of a key a
+ * key lock was granted on, once the transaction has sent writes to the
+ * owner mid-transaction (kv/xact.h): the backend's reader must then not
+ * catch up in place, since accesses of the statement that sent them still
+ * read it and would see them.  Opened on first use, kept like the reader.
+ */
+extern AlmanacReader *almanac_lock_reader(int store);
 extern rocksdb_t *almanac_reader_db(AlmanacReader *reader);
 /* the backend's directory for this store, removed with the reader (kv/bulk.h files) */
 extern const char *almanac_reader_dir(AlmanacReader *reader);

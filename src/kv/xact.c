@@ -37,6 +37,9 @@ static bool xact_shipped = false;
 static bool lazy_readers = false;
 static uint64 mid_xact_sends = 0;
 
+/* the transaction sent writes mid-transaction (almanac_xact_sent_mid_xact) */
+static bool sent_mid_xact = false;
+
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
 
@@ -209,6 +212,7 @@ before_mid_xact_send(int store)
 		almanac_reader_catch_up(almanac_reader(store));
 	lazy_readers = false;
 	mid_xact_sends++;
+	sent_mid_xact = true;
 }
 
 void
@@ -222,6 +226,12 @@ bool
 almanac_xact_sent_since(uint64 sends, int store)
 {
 	return sends != mid_xact_sends && store == xact_store;
+}
+
+bool
+almanac_xact_sent_mid_xact(int store)
+{
+	return sent_mid_xact && store == xact_store;
 }
 
 static void
@@ -288,6 +298,7 @@ reset_state(void)
 	xact_store = -1;
 	xact_shipped = false;
 	lazy_readers = false;
+	sent_mid_xact = false;
 	xact_ncfs = 0;
 	xact_logged_xid = InvalidFullTransactionId;
 	nsavepoints = 0;

@@ -116,6 +116,15 @@ extern void almanac_xact_ingest_post(int store, FullTransactionId xid,
 extern void almanac_xact_lazy_reader(uint64 *sends);
 extern bool almanac_xact_sent_since(uint64 sends, int store);
 
+/*
+ * Has the transaction sent writes to store's owner while it went on?  From
+ * then on, until it ends, the backend's reader of the store is caught up
+ * only as an access begins (the rows a statement sent must stay out of the
+ * accesses it began before): a key lock reads the newest value from
+ * almanac_lock_reader instead.
+ */
+extern bool almanac_xact_sent_mid_xact(int store);
+
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 								   rocksdb_column_family_handle_t *cf,
 								   const char *key, size_t klen, size_t *vlen);
