@@ -50,6 +50,16 @@ SELECT sst_files_per_level[0] AS l0_files, (SELECT sum(n) FROM unnest(sst_files_
   FROM almanac.store_properties() WHERE column_family = 'admin_cf';
 SELECT count(*), sum(v) FROM admin_kv;
 
+-- each write puts one entry into the memtable of each column family it
+-- writes, the owner's catch-up marker (src/store/owner.c) only into those it
+-- does not: 20 one-row transactions after a flush (whose markers are one
+-- entry) add 20 entries, not 40; the owner's durable point, once a second,
+-- adds one marker
+SELECT almanac.flush('admin_cf');
+DO $$ BEGIN FOR i IN 1..20 LOOP INSERT INTO admin_kv VALUES ('m' || i, i); COMMIT; END LOOP; END $$;
+SELECT memtable_entries BETWEEN 21 AND 30 AS one_entry_per_write
+  FROM almanac.store_properties() WHERE column_family = 'admin_cf';
+
 -- the view: one row per server the user may use and column family
 SELECT server, column_family, id = (SELECT id FROM almanac.column_families() WHERE column_family = 'admin_cf') AS same_id,
        live_sst_bytes > 0 AS in_sst

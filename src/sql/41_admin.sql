@@ -20,7 +20,7 @@ CREATE FUNCTION almanac.store_properties(
 	OUT estimated_keys bigint, OUT live_sst_bytes bigint, OUT memtable_bytes bigint,
 	OUT pending_compaction_bytes bigint, OUT block_cache_bytes bigint,
 	OUT running_compactions bigint, OUT running_flushes bigint,
-	OUT sst_files_per_level bigint[])
+	OUT sst_files_per_level bigint[], OUT memtable_entries bigint)
 	RETURNS SETOF record
 	LANGUAGE c STRICT VOLATILE
 	AS 'MODULE_PATHNAME', 'almanac_store_properties_sql';

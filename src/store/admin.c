@@ -343,7 +343,7 @@ almanac_column_families_sql(PG_FUNCTION_ARGS)
  * id integer, estimated_keys bigint, live_sst_bytes bigint, memtable_bytes
  * bigint, pending_compaction_bytes bigint, block_cache_bytes bigint,
  * running_compactions bigint, running_flushes bigint, sst_files_per_level
- * bigint[])
+ * bigint[], memtable_entries bigint)
  */
 PG_FUNCTION_INFO_V1(almanac_store_properties_sql);
 Datum
@@ -369,8 +369,8 @@ almanac_store_properties_sql(PG_FUNCTION_ARGS)
 	foreach(lc, cfs)
 	{
 		AdminCf    *cf = lfirst(lc);
-		Datum		values[3 + lengthof(columns)];
-		bool		nulls[3 + lengthof(columns)] = {0};
+		Datum		values[4 + lengthof(columns)];
+		bool		nulls[4 + lengthof(columns)] = {0};
 		Datum		levels[ALMANAC_PROP_LEVELS];
 		bool		level_nulls[ALMANAC_PROP_LEVELS];
 		int			dims[1] = {ALMANAC_PROP_LEVELS};
@@ -387,6 +387,8 @@ almanac_store_properties_sql(PG_FUNCTION_ARGS)
 		values[i++] = PointerGetDatum(construct_md_array(levels, level_nulls, 1, dims, lbs,
 														 INT8OID, sizeof(int64),
 														 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		put_property(&values[i], &nulls[i], cf->props[ALMANAC_PROP_MEMTABLE_ENTRIES]);
+		i++;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

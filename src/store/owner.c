@@ -65,6 +65,7 @@ typedef struct OwnerCf
 	char	   *name;
 	uint32		id;
 	rocksdb_column_family_handle_t *handle;
+	bool		in_batch;		/* the batch being built writes a key of it */
 } OwnerCf;
 
 /* the owner's state: one store per owner process */
@@ -494,18 +495,38 @@ almanac_owner_cf_ids(int *n)
  * writes a one-key file.  test/t/005_compaction_reads.pl shows the stale
  * lookup without it.
  *
- * Any key of a column family in the batch does the marker's job for it: a
+ * Any key of a column family in the batch does the marker's job for it, since
+ * every reader replays every entry of every batch: a batch of intents skips
+ * the marker of each column family it writes a key of (in_batch), and a
  * batch carrying an apply journal entry (in the default column family)
- * skips the default's marker (put_markers_except), since every reader
- * replays every entry of every batch.
+ * skips the default's (put_markers_except).  Every reader replays every
+ * marker into a memtable of its own: in a store of one table, the marker
+ * was a third of what a small transaction made every reader replay.
  */
+static bool in_batch_valid = false;	/* set by owner_apply for its write */
+
 static void
 put_markers_except(rocksdb_writebatch_t *batch, uint32 skip_cf_id)
 {
+	/* a batch that failed before its write may have left in_batch set */
+	bool		use_in_batch = in_batch_valid;
+
+	in_batch_valid = false;
 	for (int i = 0; i < owner_ncfs; i++)
-		if (owner_cfs[i].id != skip_cf_id)
+	{
+		if (owner_cfs[i].id != skip_cf_id && !(use_in_batch && owner_cfs[i].in_batch))
 			rocksdb_writebatch_put_cf(batch, owner_cfs[i].handle, ALMANAC_CATCH_UP_MARKER,
 									  ALMANAC_CATCH_UP_MARKER_LEN, "", 0);
+		owner_cfs[i].in_batch = false;
+	}
+}
+
+/* no column family is written by the batch being built (yet) */
+static void
+clear_in_batch(void)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		owner_cfs[i].in_batch = false;
 }
 
 static void
@@ -1228,7 +1249,10 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		if (into_wi)
 			rocksdb_writebatch_wi_put_cf(into_wi, cf->handle, key, klen, out.data, out.len);
 		else
+		{
 			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
+			cf->in_batch = true;	/* its marker: see put_markers_except */
+		}
 		if (journal)
 			journal_add(journal, cf->id, intent.xid, key, klen);
 		almanac_write_log_note(key, klen);
@@ -1256,12 +1280,14 @@ owner_apply(AlmanacRequestSlot *slot)
 		XLogFlush(slot->wal_lsn);
 	req_out = rocksdb_writebatch_create();
 	almanac_write_log_forget();	/* keys noted by a batch that failed */
+	clear_in_batch();			/* and its column families */
 	initStringInfo(&journal);
 	journal_begin(&journal);
 	apply_intents(p, p + slot->payload_len, req_out, NULL,
 				  GetOldestNonRemovableTransactionId(NULL),
 				  wal_log_mode ? &journal : NULL);
 	/* the batch message names this write (wal_replay: is it held?) */
+	in_batch_valid = true;
 	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts,
 								  wal_log_mode ? &journal : NULL);
 	if (wal_log_mode)
@@ -1387,6 +1413,8 @@ owner_properties(AlmanacRequestSlot *slot)
 	p[ALMANAC_PROP_BLOCK_CACHE_BYTES] = property_int(cf->handle, "rocksdb.block-cache-usage");
 	p[ALMANAC_PROP_RUNNING_COMPACTIONS] = property_int(cf->handle, "rocksdb.num-running-compactions");
 	p[ALMANAC_PROP_RUNNING_FLUSHES] = property_int(cf->handle, "rocksdb.num-running-flushes");
+	p[ALMANAC_PROP_MEMTABLE_ENTRIES] =
+		property_int(cf->handle, "rocksdb.num-entries-active-mem-table");
 	for (int level = 0; level < ALMANAC_PROP_LEVELS; level++)
 	{
 		char		name[64];

@@ -124,6 +124,7 @@ typedef enum AlmanacProperty
 	ALMANAC_PROP_BLOCK_CACHE_BYTES, /* DB: block-cache-usage (one cache) */
 	ALMANAC_PROP_RUNNING_COMPACTIONS,	/* DB: num-running-compactions */
 	ALMANAC_PROP_RUNNING_FLUSHES,	/* DB: num-running-flushes */
+	ALMANAC_PROP_MEMTABLE_ENTRIES,	/* CF: num-entries-active-mem-table */
 	ALMANAC_PROP_FILES_AT_LEVEL,	/* CF: num-files-at-level<N>, N = 0.. */
 	ALMANAC_NPROPS = ALMANAC_PROP_FILES_AT_LEVEL + ALMANAC_PROP_LEVELS
 } AlmanacProperty;
