@@ -464,14 +464,18 @@ almanac_mirror_get(Relation rel)
 void
 almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create)
 {
+	almanac_mirror_access_flags(m, a, create ? ALMANAC_ACCESS_CREATE | ALMANAC_ACCESS_NO_CATCH_UP : 0);
+}
+
+void
+almanac_mirror_access_flags(AlmanacMirror *m, AlmanacAccess *a, int flags)
+{
 	if (m->server == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("server \"almanac_store\" does not exist"),
 				 errhint("Mirrors live in the store of the almanac_store server, which CREATE EXTENSION almanac creates.")));
-	/* a writer (a row trigger) only puts blind intents: no catch-up */
-	almanac_access_begin(a, &m->table,
-						 create ? ALMANAC_ACCESS_CREATE | ALMANAC_ACCESS_NO_CATCH_UP : 0);
+	almanac_access_begin(a, &m->table, flags);
 }
 
 void

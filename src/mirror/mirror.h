@@ -87,6 +87,8 @@ extern char *almanac_mirror_signature(Relation rel);
 
 /* access to the mirror's column family; create: create it if missing */
 extern void almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create);
+/* the same with almanac_access_begin's flags */
+extern void almanac_mirror_access_flags(AlmanacMirror *m, AlmanacAccess *a, int flags);
 
 /* key of a heap row's key columns (values/isnull: the whole row) */
 extern void almanac_mirror_row_key(AlmanacMirror *m, StringInfo buf,

@@ -314,7 +314,9 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 	if (ls->fallback < 0)
 	{
 		ls->a = &ls->access;
-		almanac_mirror_access(ls->m, ls->a, false);
+		/* lookups by key catch the reader up only for keys written since */
+		almanac_mirror_access_flags(ls->m, ls->a,
+									ls->kind <= ALMANAC_LOOKUP_MULTIGET ? ALMANAC_ACCESS_POINT : 0);
 	}
 	else
 		ls->heapslot = table_slot_create(rel, &estate->es_tupleTable);
