@@ -51,6 +51,13 @@
  *	 reader_after_catch_up	a backend caught its reader up and has not
  *							judged its memtables yet (kv/reader.c), for 6
  *							seconds
+ *	 request_pause_before_give_up	a backend waiting for the owner's answer
+ *							saw the store's owner gone and has not given its
+ *							request up yet (store/store.c, wait_answer), for
+ *							8 seconds (test/t/025)
+ *	 owner_pause_before_answer	the owner served a request and has not
+ *							answered it yet, for 15 seconds, at every
+ *							answer (test/t/025)
  *
  *-------------------------------------------------------------------------
  */

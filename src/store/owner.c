@@ -1087,14 +1087,42 @@ durable_point_step(long timeout)
  * one whose sync fails is answered with an error, so it never gets one.
  */
 static bool owner_group_dirty = false;	/* applied since the last sync */
-static int *owner_group = NULL;	/* slots applied, not yet answered */
+
+/* a request applied, not yet answered: its slot and generation */
+typedef struct OwnerGroupEntry
+{
+	int			slot;
+	uint64		gen;
+} OwnerGroupEntry;
+
+static OwnerGroupEntry *owner_group = NULL;
 static int	owner_ngroup = 0;
 
-static void
-answer_request(AlmanacRequestSlot *slot)
+/*
+ * Whether the slot holds a request for this store not answered yet (see
+ * store.h); *gen receives its generation, which the answer names.
+ */
+static bool
+request_pending(AlmanacRequestSlot *slot, uint64 *gen)
 {
+	if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
+		return false;
+	pg_read_barrier();
+	*gen = pg_atomic_read_u64(&slot->request_gen);
+	return *gen != pg_atomic_read_u64(&slot->answer_gen);
+}
+
+/*
+ * Publish the answer written in the slot's fields, as the answer to request
+ * gen: the waiter takes it only if that is the request it waits for.
+ */
+static void
+answer_request(AlmanacRequestSlot *slot, uint64 gen)
+{
+	/* a race made to last (test/t/025): the waiter may give up meanwhile */
+	ALMANAC_FAULT_PAUSE("owner_pause_before_answer", 15000);
 	pg_write_barrier();
-	slot->state = ALMANAC_SLOT_DONE;
+	pg_atomic_write_u64(&slot->answer_gen, gen);
 	ConditionVariableBroadcast(&slot->cv);
 }
 
@@ -1122,7 +1150,7 @@ finish_group(bool sync)
 	pg_atomic_fetch_add_u64(&e->commit_batches, owner_ngroup);
 	for (int i = 0; i < owner_ngroup; i++)
 	{
-		AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i]];
+		AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i].slot];
 
 		if (err != NULL)
 		{
@@ -1136,7 +1164,7 @@ finish_group(bool sync)
 			slot->log_batch = wal_log_mode;
 			slot->incarnation = owner_incarnation;
 		}
-		answer_request(slot);
+		answer_request(slot, owner_group[i].gen);
 	}
 	owner_ngroup = 0;
 	almanac_rocks_error(WARNING, ERRCODE_IO_ERROR, err,
@@ -1539,15 +1567,15 @@ serve_pending(void)
 
 	if (owner_group == NULL)
 		owner_group = MemoryContextAlloc(TopMemoryContext,
-										 sizeof(int) * almanac_shared->nslots);
+										 sizeof(OwnerGroupEntry) * almanac_shared->nslots);
 
 	for (int i = 0; i < almanac_shared->nslots; i++)
 	{
 		AlmanacRequestSlot *slot = &almanac_shared->slots[i];
+		uint64		gen;
 
-		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
+		if (!request_pending(slot, &gen))
 			continue;
-		pg_read_barrier();
 		if (slot->type == ALMANAC_REQ_APPLY)
 			wal_lsn = Max(wal_lsn, slot->wal_lsn);
 	}
@@ -1557,10 +1585,10 @@ serve_pending(void)
 	for (int i = 0; i < almanac_shared->nslots; i++)
 	{
 		AlmanacRequestSlot *slot = &almanac_shared->slots[i];
+		uint64		gen;
 
-		if (slot->state != ALMANAC_SLOT_PENDING || slot->store != owner_store)
+		if (!request_pending(slot, &gen))
 			continue;
-		pg_read_barrier();
 		if (slot->type != ALMANAC_REQ_APPLY)
 			finish_group(true);
 
@@ -1587,9 +1615,12 @@ serve_pending(void)
 		MemoryContextSwitchTo(owner_cxt);
 		MemoryContextReset(owner_cxt);
 		if (slot->type == ALMANAC_REQ_APPLY && slot->sqlerrcode == 0)
-			owner_group[owner_ngroup++] = i;
+		{
+			owner_group[owner_ngroup].slot = i;
+			owner_group[owner_ngroup++].gen = gen;
+		}
 		else
-			answer_request(slot);
+			answer_request(slot, gen);
 	}
 	finish_group(false);
 }

@@ -24,6 +24,7 @@
 #include <rocksdb/c.h>
 
 #include "almanac.h"
+#include "fault.h"
 #include "store/store.h"
 
 AlmanacShared *almanac_shared = NULL;
@@ -82,7 +83,11 @@ almanac_shmem_startup(void)
 		}
 		almanac_shared->nslots = almanac_nslots();
 		for (int i = 0; i < almanac_shared->nslots; i++)
+		{
+			pg_atomic_init_u64(&almanac_shared->slots[i].request_gen, 0);
+			pg_atomic_init_u64(&almanac_shared->slots[i].answer_gen, 0);
 			ConditionVariableInit(&almanac_shared->slots[i].cv);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -408,6 +413,7 @@ post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 	slot->message[0] = '\0';
 	slot->detail[0] = '\0';
 	slot->ingested = false;
+	pg_atomic_write_u64(&slot->request_gen, pg_atomic_read_u64(&slot->request_gen) + 1);
 	pg_write_barrier();
 	slot->state = ALMANAC_SLOT_PENDING;
 	LWLockAcquire(almanac_shared->lock, LW_SHARED);
@@ -420,14 +426,17 @@ post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 }
 
 /*
- * Wait until the owner has answered the request in our slot; false if the
- * owner went away first (what it did not answer did not happen).
+ * Wait until the owner has answered the request posted last in our slot (its
+ * generation: answers to other requests are not taken, see store.h); false
+ * if the owner went away first (what it did not answer did not happen).
+ * Frees the slot either way.
  */
 static bool
 wait_answer(AlmanacRequestSlot *slot, int store)
 {
 	AlmanacStoreEntry *e = &almanac_shared->stores[store];
-	bool		answered = true;
+	uint64		gen = pg_atomic_read_u64(&slot->request_gen);	/* we wrote it */
+	bool		answered;
 
 	/*
 	 * No cancel while the owner works on our request: the slot must not be
@@ -438,27 +447,41 @@ wait_answer(AlmanacRequestSlot *slot, int store)
 	for (;;)
 	{
 		int			procno;
-		AlmanacStoreState state;
+		bool		gone;
 
+		/*
+		 * The owner seen gone and no answer yet: stay a while before making
+		 * sure under the lock (test/t/025: a new owner takes the request up
+		 * meanwhile).
+		 */
+		if (unlikely(almanac_fault_armed) &&
+			pg_atomic_read_u64(&slot->answer_gen) != gen &&
+			e->state != ALMANAC_STORE_READY)
+			almanac_fault_pause("request_pause_before_give_up", 8000);
+
+		/*
+		 * Give the request up only under the lock, freeing the slot there:
+		 * an owner becomes READY under it before it takes any request up, so
+		 * none can be working on this one, nor read our next request's
+		 * fields as this one's.  Checked outside it, a new owner could take
+		 * the request up between the two reads.
+		 */
 		LWLockAcquire(almanac_shared->lock, LW_SHARED);
 		procno = e->owner_procno;
-		state = e->state;
+		answered = pg_atomic_read_u64(&slot->answer_gen) == gen;
+		gone = !answered && e->state != ALMANAC_STORE_READY;
+		if (answered || gone)
+			slot->state = ALMANAC_SLOT_FREE;
 		LWLockRelease(almanac_shared->lock);
-
-		if (slot->state == ALMANAC_SLOT_DONE)
+		if (answered || gone)
 			break;
-		if (state != ALMANAC_STORE_READY)
-		{
-			answered = false;
-			break;
-		}
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 		ConditionVariableTimedSleep(&slot->cv, 1000, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 	RESUME_INTERRUPTS();
+	/* the answer's fields were written before answer_gen */
 	pg_read_barrier();
-	slot->state = ALMANAC_SLOT_FREE;
 	return answered;
 }
 

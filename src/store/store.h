@@ -19,6 +19,26 @@
  * posted in the caller's slot, the owner's latch is set, and the caller
  * sleeps on the slot's condition variable until the owner answers.
  *
+ * A slot's requests are numbered (AlmanacRequestSlot.request_gen), and an
+ * answer names the request it answers (answer_gen).  The contract:
+ *	 - Only the backend that owns the slot (its PGPROC's) writes the request
+ *	   fields, request_gen and state, and only while state is FREE, or, for
+ *	   state, to set it FREE once it stops waiting.  A post fills the request,
+ *	   increments request_gen, then (write barrier) sets state PENDING.
+ *	 - The owner takes up a slot that is PENDING for its store and whose
+ *	   request_gen it has not answered (answer_gen != request_gen), reading
+ *	   request_gen once, after state (read barrier).  It writes the answer
+ *	   fields, then (write barrier) answer_gen = the request_gen it read, and
+ *	   wakes the slot's condition variable.  It never writes state.
+ *	 - The waiter takes an answer only when answer_gen equals the request_gen
+ *	   it posted (then, read barrier, the answer fields): an answer of another
+ *	   request of the slot, however late, is never taken for its own.
+ *	 - The waiter gives a request up (the owner exited first) only while it
+ *	   holds AlmanacShared.lock and sees the store not READY, and frees the
+ *	   slot under it: an owner becomes READY under that lock, exclusively,
+ *	   and only then takes requests up, so no owner works on a request given
+ *	   up, and the slot's next request cannot overwrite one being read.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_STORE_H
@@ -132,11 +152,11 @@ typedef enum AlmanacProperty
 #define ALMANAC_PROP_UNKNOWN	PG_UINT64_MAX	/* RocksDB could not tell */
 #define ALMANAC_CF_MISSING		PG_UINT32_MAX
 
+/* written by the slot's backend only: answers are told by answer_gen */
 typedef enum AlmanacSlotState
 {
 	ALMANAC_SLOT_FREE = 0,
-	ALMANAC_SLOT_PENDING,
-	ALMANAC_SLOT_DONE
+	ALMANAC_SLOT_PENDING
 } AlmanacSlotState;
 
 /*
@@ -150,6 +170,8 @@ typedef enum AlmanacSlotState
 typedef struct AlmanacRequestSlot
 {
 	volatile AlmanacSlotState state;
+	pg_atomic_uint64 request_gen;	/* the request posted last (see above) */
+	pg_atomic_uint64 answer_gen;	/* the request answered last */
 	int			store;
 	AlmanacRequestType type;
 	dsm_handle	payload;		/* APPLY: the serialized write batch;
