@@ -10,9 +10,34 @@
 --
 -- On restore the rows go through the tables' triggers, so the mirrors of the
 -- restored database (its own store) are filled by the same COPY.
--- almanac.mirrors is not marked: CREATE EXTENSION writes its rows, and a
--- restored database starts with every mirror enabled and in sync, which the
--- COPY just made true.
+--
+-- almanac.mirrors: CREATE EXTENSION writes its rows, every mirror enabled
+-- and in sync, which the COPY makes true.  What a dump must carry is which
+-- mirrors were disabled (almanac.disable_mirror): only those rows are
+-- dumped, and their restore, which would collide with the rows CREATE
+-- EXTENSION wrote, disables the mirror instead (_mirrors_restore).  The
+-- rest of such a row (key layout, column family, sync state, timeline)
+-- describes the source's store, not the restored database's.
+CREATE FUNCTION almanac._mirrors_restore() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF EXISTS (SELECT FROM almanac.mirrors WHERE relid = NEW.relid) THEN
+		-- only ever off: enabling takes almanac.enable_mirror, which brings
+		-- the mirror in sync first
+		IF NOT NEW.enabled THEN
+			UPDATE almanac.mirrors SET enabled = false WHERE relid = NEW.relid AND enabled;
+		END IF;
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION almanac._mirrors_restore() IS
+	'internal: a row of almanac.mirrors inserted for a table that has one (pg_restore) disables its mirror or does nothing';
+CREATE TRIGGER mirrors_restore BEFORE INSERT ON almanac.mirrors
+	FOR EACH ROW EXECUTE FUNCTION almanac._mirrors_restore();
+SELECT pg_catalog.pg_extension_config_dump('almanac.mirrors', 'WHERE NOT enabled');
 --
 -- One call per statement: each call rewrites the extension's catalog row,
 -- which a second call in the same statement could not see.
