@@ -1,7 +1,7 @@
 -- DDL on almanac foreign tables that hold rows (src/fdw/ddl.c), and stored
 -- values read under another row layout (src/codec/valuecodec.h).  Before
 -- the layout checks, the ALTER COLUMN TYPE and the second table below
--- crashed the backend (test/t/015_values.pl checks that the server stays up).
+-- crashed the backend (test/t/028_values.pl checks that the server stays up).
 
 CREATE SCHEMA ddl_test;
 SET search_path = ddl_test, public;
