@@ -96,3 +96,40 @@ SELECT almanac.router_stats_reset();
 \i :corpus
 SELECT table_name, routed, fallback_router_off FROM almanac.router_stats ORDER BY 1;
 RESET almanac.router;
+
+-- a small row cache whose generations turn over: every routed lookup,
+-- answered by a Get, by an entry of the current generation or by one moved
+-- from the previous one, gives the heap's row
+INSERT INTO almanac.chains (chain_id) VALUES ('rc');
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp, metadata)
+SELECT 'rc', n, '0x' || lpad(to_hex(n), 64, 'e'), '0x' || lpad(to_hex(n - 1), 64, 'e'),
+	   '2024-01-01 00:00:00+00'::timestamptz + n * interval '12 seconds', jsonb_build_object('pad', repeat('x', 300))
+  FROM generate_series(1, 120) n;
+CREATE TEMP TABLE rc_heap AS SELECT * FROM almanac.blocks WHERE chain_id = 'rc';
+SET almanac.reader_row_cache_size = '64kB';
+CREATE FUNCTION pg_temp.rc_differences() RETURNS bigint LANGUAGE plpgsql AS $f$
+DECLARE
+	r almanac.blocks;
+	h almanac.blocks;
+	k bigint;
+	bad bigint := 0;
+BEGIN
+	FOR pass IN 0 .. 3 LOOP
+		FOR i IN 0 .. 129 LOOP
+			-- in order, backward, and hopping (also past the last block)
+			k := CASE pass WHEN 1 THEN 130 - i WHEN 2 THEN (i * 7) % 130 ELSE i % 40 + 1 END;
+			SELECT * INTO r FROM almanac.blocks WHERE chain_id = 'rc' AND block_number = k;
+			SELECT * INTO h FROM rc_heap WHERE block_number = k;
+			IF r IS DISTINCT FROM h THEN
+				bad := bad + 1;
+			END IF;
+		END LOOP;
+	END LOOP;
+	RETURN bad;
+END
+$f$;
+SELECT hits AS hits0, evicted AS evicted0 FROM almanac.reader_row_cache_stats() \gset
+SELECT pg_temp.rc_differences() AS differences;
+SELECT hits > :hits0 AS hit, evicted > :evicted0 AS evicted FROM almanac.reader_row_cache_stats();
+SELECT routed > 0 AS routed FROM almanac.router_stats WHERE table_name = 'almanac.blocks'::regclass;
+RESET almanac.reader_row_cache_size;
