@@ -135,6 +135,14 @@ access_catch_up_for_key(AlmanacAccess *a, const char *key, size_t klen)
 /*
  * Read options of point lookups (Get, MultiGet): the defaults, made once per
  * backend and never changed, so that a lookup creates none.
+ *
+ * With them, RocksDB's per-thread perf context is turned off for the
+ * backend: by default it counts (kEnableCount) every key comparison, block
+ * read and memtable probe into thread-local counters that almanac never
+ * reads, and in a library loaded with dlopen each count reaches its
+ * thread-local through __tls_get_addr.  The setting is the backend thread's
+ * own: iterations made before its first point lookup count as before, and
+ * the owner is not affected.
  */
 static const rocksdb_readoptions_t *
 lookup_options(void)
@@ -142,7 +150,11 @@ lookup_options(void)
 	static rocksdb_readoptions_t *ropts = NULL;
 
 	if (ropts == NULL)
+	{
 		ropts = rocksdb_readoptions_create();
+		/* kDisable in RocksDB's PerfLevel */
+		rocksdb_set_perf_level(1);
+	}
 	return ropts;
 }
 
