@@ -166,9 +166,22 @@ my $plan = $co->safe_psql('postgres', q{
 like($plan, qr/Async Foreign Scan.*Relations: Aggregate on \(almanac_coordinator\.transactions_n1/s,
 	'aggregate pushed down to node1, asynchronously');
 like($plan, qr/Relations: Aggregate on \(almanac_coordinator\.transactions_n2/s, 'and to node2');
+# the node plans postgres_fdw's cursor for all its rows (postgres_fdw
+# fetches them all), not for the first tenth: no GroupAggregate over an
+# index scan for a whole table (auto_explain logs the cursor's plan)
+$n1->append_conf('postgresql.conf',
+	"session_preload_libraries = 'auto_explain'\nauto_explain.log_min_duration = 0\n");
+$n1->reload;
+my $log_at = -s $n1->logfile;
 is( $co->safe_psql('postgres',
 		'SELECT chain_id, count(*) FROM almanac_coordinator.transactions GROUP BY chain_id ORDER BY 1'),
 	"anvil|$c1\nbase|$c2", 'the pushed-down aggregate counts each node\'s rows');
+my $cursor_plan = slurp_file($n1->logfile, $log_at);
+like($cursor_plan, qr/DECLARE c\d+ CURSOR FOR\s+SELECT chain_id, count\(\*\).*HashAggregate.*Seq Scan on transactions/s,
+	'node1 plans the cursor of the pushed-down aggregate for all its rows');
+unlike($cursor_plan, qr/Index Scan|Index Only Scan/, 'not for a fast start');
+$n1->append_conf('postgresql.conf', "session_preload_libraries = ''\n");
+$n1->reload;
 $plan = $co->safe_psql('postgres', q{
 	EXPLAIN (COSTS OFF) SELECT * FROM almanac_coordinator.blocks WHERE chain_id = 'anvil'});
 like($plan, qr/blocks_n1/, 'a condition on chain_id scans the chain\'s node');
