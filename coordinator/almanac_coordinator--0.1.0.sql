@@ -443,7 +443,8 @@ BEGIN
 	src := almanac_coordinator._chain_node(chain_id);
 	IF src.node_id = n.node_id THEN
 		RAISE EXCEPTION 'chain "%" is on node "%" already', chain_id, target_node
-			USING ERRCODE = 'object_not_in_prerequisite_state';
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Name another node as the target: almanac_coordinator.placement shows where each chain is.';
 	END IF;
 	-- one move of a chain at a time: a second target would take a second
 	-- subscription on the same slot.  The row lock orders concurrent calls.
@@ -569,7 +570,8 @@ BEGIN
 	SELECT * INTO p FROM almanac_coordinator.placement x WHERE x.chain_id = move_chain_finish.chain_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown chain "%"', chain_id
-			USING ERRCODE = 'undefined_object';
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Chains are placed on a node with almanac_coordinator.register_chain; almanac_coordinator.placement lists them.';
 	END IF;
 	IF p.node_id = n.node_id THEN
 		RETURN p;	-- repeated after success: nothing to do

@@ -52,8 +52,17 @@ $co->safe_psql('postgres', q{
 });
 $co->safe_psql('postgres', ingest_sql(0 .. 5));
 
-is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n1')}), 'ERROR 55000',
-	'move_chain_begin refuses the chain\'s own node');
+{
+	my ($out, $err) = ('', '');
+	$co->psql('postgres', q{\set VERBOSITY verbose
+		SELECT almanac_coordinator.move_chain_begin('anvil', 'n1')}, stdout => \$out, stderr => \$err);
+	like($err, qr/ERROR:  55000: chain "anvil" is on node "n1" already.*HINT:  Name another node as the target/s,
+		'move_chain_begin refuses the chain\'s own node');
+	$co->psql('postgres', q{\set VERBOSITY verbose
+		SELECT almanac_coordinator.move_chain_finish('nowhere', 'n2')}, stdout => \$out, stderr => \$err);
+	like($err, qr/ERROR:  42704: unknown chain "nowhere".*HINT:  Chains are placed on a node with almanac_coordinator.register_chain/s,
+		'move_chain_finish refuses an unknown chain, naming it');
+}
 is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('anvil', 'n9')}), 'ERROR 42704', 'and an unknown node');
 is(attempt($co, q{SELECT almanac_coordinator.move_chain_begin('nowhere', 'n2')}), 'ERROR 42704', 'and an unknown chain');
 
