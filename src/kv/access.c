@@ -12,9 +12,11 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "tcop/pquery.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/snapmgr.h"
 
 #include "codec/valuecodec.h"
@@ -26,6 +28,9 @@
 #include "store/store.h"
 
 /* ---- the access ---- */
+
+/* the accesses begun and not released, of every store (almanac_access_before_send) */
+static dlist_head live_accesses = DLIST_STATIC_INIT(live_accesses);
 
 void
 almanac_access_iter_end(AlmanacAccess *a)
@@ -46,6 +51,24 @@ almanac_access_release(AlmanacAccess *a)
 	if (a->ropts)
 		rocksdb_readoptions_destroy(a->ropts);
 	a->ropts = NULL;
+	if (a->live)
+	{
+		dlist_iter	it;
+		bool		others = false;
+
+		dlist_delete(&a->live_node);
+		a->live = false;
+		dlist_foreach(it, &live_accesses)
+		{
+			AlmanacAccess *other = dlist_container(AlmanacAccess, live_node, it.cur);
+
+			if (other->store == a->store && other->pins)
+				others = true;
+		}
+		/* nothing reads the instance any more that must not see a send */
+		if (a->pins && !others)
+			almanac_reader_pin(a->reader, false);
+	}
 }
 
 static void
@@ -66,16 +89,17 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 	a->t = t;
 	a->store = almanac_store_attach(t->server);
 	a->reader = almanac_reader(a->store);
+	dlist_push_tail(&live_accesses, &a->live_node);
+	a->live = true;
+	/* outlives a: a's memory is the portal's (almanac_access_before_send) */
+	a->portal = ActivePortal;
 	/*
 	 * After the statement's snapshot: see almanac_reader_catch_up.  A lazy
 	 * access catches up later, before its reads, if they need it
 	 * (access_catch_up_for_key).
 	 */
 	if (flags & ALMANAC_ACCESS_POINT)
-	{
 		a->lazy = true;
-		almanac_xact_lazy_reader(&a->sends);
-	}
 	else if (!(flags & ALMANAC_ACCESS_NO_CATCH_UP))
 		almanac_reader_catch_up(a->reader);
 	a->cf = almanac_reader_cf(a->reader, t->opts->column_family,
@@ -120,9 +144,7 @@ access_catch_up_for_key(AlmanacAccess *a, const char *key, size_t klen)
 {
 	if (!a->lazy)
 		return;
-	if (almanac_xact_sent_since(a->sends, a->store))
-		a->lazy = false;		/* caught up before the send: stay there */
-	else if (key == NULL)
+	if (key == NULL)
 	{
 		almanac_reader_catch_up(a->reader);
 		a->lazy = false;
@@ -130,6 +152,55 @@ access_catch_up_for_key(AlmanacAccess *a, const char *key, size_t klen)
 	else
 		almanac_reader_catch_up_for_key(a->reader, key, klen);
 	access_follow_reader(a);
+}
+
+/* is a an access of the running statement (see almanac_access_before_send)? */
+static bool
+access_running(AlmanacAccess *a, int store)
+{
+	return a->store == store &&
+		(a->portal == NULL || a->portal->status == PORTAL_ACTIVE);
+}
+
+void
+almanac_access_before_send(int store, bool own)
+{
+	AlmanacReader *reader = almanac_reader(store);
+	dlist_iter	it;
+	bool		running = false;
+	bool		lazy = false;
+
+	/* the caller catches up in place after the send: see access.h */
+	if (!own)
+		almanac_reader_pin(reader, false);
+	dlist_foreach(it, &live_accesses)
+	{
+		AlmanacAccess *a = dlist_container(AlmanacAccess, live_node, it.cur);
+
+		if (!access_running(a, store))
+			continue;
+		running = true;
+		lazy |= a->lazy;
+	}
+	/* what the lazy ones would have done as they began */
+	if (lazy)
+		almanac_reader_catch_up(reader);
+	dlist_foreach(it, &live_accesses)
+	{
+		AlmanacAccess *a = dlist_container(AlmanacAccess, live_node, it.cur);
+
+		if (!access_running(a, store))
+			continue;
+		if (a->lazy)
+		{
+			a->lazy = false;
+			access_follow_reader(a);
+		}
+		if (own)
+			a->pins = true;
+	}
+	if (own && running)
+		almanac_reader_pin(reader, true);
 }
 
 /*

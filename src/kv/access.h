@@ -19,11 +19,12 @@
  *     a point read (Get, MultiGet, a key lock's latest value) catches up
  *     first only if the owner's write log names its key since the reader's
  *     last catch-up (almanac_reader_catch_up_for_key), and the first
- *     iteration catches up whatever the keys.  Its reads always use the
- *     reader's current instance.  Neither catches up once the transaction
- *     sent writes to the owner after the access began (kv/xact.h): the
- *     reader caught up just before, and the access must not see what its
- *     own statement sent.  The transaction's buffered
+ *     iteration catches up whatever the keys.  Its reads use the reader's
+ *     current instance, until the transaction sends writes to the owner
+ *     while the access is open (almanac_access_before_send): the reader
+ *     catches up just before, and the access reads that instance from then
+ *     on, without catching up, since it must not see what its own statement
+ *     sent.  The transaction's buffered
  *     writes come first, then the backend's row cache (kv/rowcache.h), then
  *     RocksDB.  The snapshot the caller passes judges which version is the
  *     row; a buffered intent is the transaction's own row.
@@ -52,6 +53,7 @@
 
 #include "access/transam.h"
 #include "executor/tuptable.h"
+#include "lib/ilist.h"
 #include "lib/stringinfo.h"
 #include "nodes/lockoptions.h"
 #include "storage/lockdefs.h"
@@ -132,10 +134,15 @@ typedef struct AlmanacAccess
 	/*
 	 * Begun with ALMANAC_ACCESS_POINT and not caught up yet: each read
 	 * catches the reader up only if its key may have been written since the
-	 * last catch-up; sends is almanac_xact_lazy_reader's mark.
+	 * last catch-up (stopped by almanac_access_before_send).
 	 */
 	bool		lazy;
-	uint64		sends;
+	/* begun and not released: in the list almanac_access_before_send reads */
+	bool		live;
+	dlist_node	live_node;
+	struct PortalData *portal;	/* the portal running when it began, or NULL */
+	bool		pins;			/* its statement sent writes: keeps the reader
+								 * pinned until released */
 	MemoryContextCallback release;	/* frees ropts, iter and batch_copy */
 } AlmanacAccess;
 
@@ -166,6 +173,21 @@ extern void almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 
 /* release a's RocksDB objects now (idempotent; the access may not be used again) */
 extern void almanac_access_release(AlmanacAccess *a);
+
+/*
+ * Before the transaction sends writes to store's owner while it goes on
+ * (kv/xact.c).  The store's accesses of the running statement (begun while
+ * a portal that is running now ran, or outside any portal) must not see
+ * them if they are the statement's own (own): its lazy ones catch up, the
+ * reader once, and read that instance from then on without catching up,
+ * and until they are all released the reader is not caught up in place
+ * (almanac_reader_pin).  Accesses of a cursor that is not running are left
+ * alone: a scan reads the transaction's writes as of its first FETCH,
+ * shipped or not (sql/fdw_pushdown.sql).  Not own (the transaction's
+ * earlier statements' writes, which the caller catches the reader up with
+ * after the send): the reader is unpinned.
+ */
+extern void almanac_access_before_send(int store, bool own);
 
 /* ---- keys ---- */
 

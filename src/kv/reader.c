@@ -48,6 +48,7 @@ struct AlmanacReader
 	uint64		cf_version;		/* the store's, when this instance opened */
 	AlmanacRowCache *rows;		/* what Gets of this instance found */
 	uint64		epoch;			/* counts opens and catch-ups: see reader.h */
+	bool		pinned;			/* see almanac_reader_pin */
 };
 
 /* almanac.reader_block_cache_size, in kB */
@@ -180,6 +181,7 @@ reader_reopen(AlmanacReader *r)
 
 	*old = *r;
 	old->rows = NULL;			/* the cache stays with r, for the new instance */
+	r->pinned = false;			/* the accesses it was pinned for go on with old */
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 	retired = lappend(retired, old);
 	MemoryContextSwitchTo(oldcxt);
@@ -677,6 +679,12 @@ almanac_reader_catch_up(AlmanacReader *r)
 		return;
 	if (published == r->caught_up_seq)
 		return;
+	/* open accesses read the instance, which must not take in what was sent */
+	if (r->pinned)
+	{
+		reader_reopen(r);
+		return;
+	}
 	almanac_row_cache_catching_up(r->rows, &almanac_shared->stores[r->store].writelog);
 	/* see memtable_may_be_stale */
 	if (memtables_hold_entries(r))
@@ -717,6 +725,12 @@ almanac_reader_catch_up(AlmanacReader *r)
 	ALMANAC_FAULT_PAUSE("reader_after_catch_up", 6000);
 	if (memtable_may_be_stale(r, before, &list_error))
 		reader_reopen(r);
+}
+
+void
+almanac_reader_pin(AlmanacReader *r, bool pinned)
+{
+	r->pinned = pinned;
 }
 
 void

@@ -75,6 +75,14 @@ extern void almanac_reader_catch_up_for_key(AlmanacReader *reader, const char *k
 											size_t klen);
 
 /*
+ * Pinned, the current instance never changes in place: accesses still read
+ * it that must not see writes the transaction sent since (kv/access.h,
+ * almanac_access_before_send).  A catch-up then opens a new instance
+ * instead (they go on reading the old one, retired), which is not pinned.
+ */
+extern void almanac_reader_pin(AlmanacReader *reader, bool pinned);
+
+/*
  * A number that changes whenever what the reader's current instance holds
  * may change: at each open (a new instance) and each catch-up, the only
  * times a secondary instance takes in the owner's writes.  While it stays

@@ -15,6 +15,7 @@
 #include "utils/memutils.h"
 
 #include "fault.h"
+#include "kv/access.h"
 #include "kv/keylock.h"
 #include "kv/reader.h"
 #include "kv/rocks.h"
@@ -28,14 +29,6 @@ int			almanac_write_batch_size = 16 * 1024;	/* kB */
 static int	xact_store = -1;
 static rocksdb_writebatch_wi_t *xact_batch = NULL;
 static bool xact_shipped = false;
-
-/*
- * Lazy readers (almanac_xact_lazy_reader): an access that began without
- * catching the reader up, since the last time a write was sent mid-transaction;
- * and the number of such sends by this backend.
- */
-static bool lazy_readers = false;
-static uint64 mid_xact_sends = 0;
 
 /* the transaction sent writes mid-transaction (almanac_xact_sent_mid_xact) */
 static bool sent_mid_xact = false;
@@ -182,6 +175,25 @@ header_len(int store)
 }
 
 /*
+ * Before writes are sent to the owner while the transaction goes on: the
+ * accesses open now, a statement's, must not see them if they are its own
+ * (the versions carry its xid, so it would see them, as a heap scan never
+ * sees the rows of its own command): see almanac_access_before_send.
+ */
+static void
+before_mid_xact_send(int store, bool own)
+{
+	almanac_access_before_send(store, own);
+	sent_mid_xact = true;
+}
+
+bool
+almanac_xact_sent_mid_xact(int store)
+{
+	return sent_mid_xact && store == xact_store;
+}
+
+/*
  * Send the transaction's batch to the owner, which applies it, and start an
  * empty one.
  *
@@ -196,46 +208,12 @@ header_len(int store)
  * lost the write.  Logged after the write, never before: the owner's
  * durable point (an LSN it reads, then syncs RocksDB) must not pass a
  * message whose batch it has not written yet.
- */
-/*
- * Before writes are sent to the owner while the transaction goes on: a
- * statement that began an access without catching up must not catch up with
- * them later (the versions carry its own xid, so it would see them, as a
- * heap scan never sees the rows of its own command).  So the reader
- * catches up now, which is what those accesses would have done when they
- * began, and they catch up no more (almanac_xact_sent_since).
+ *
+ * final: at commit or PREPARE (nothing runs after it); own: see
+ * almanac_access_before_send.
  */
 static void
-before_mid_xact_send(int store)
-{
-	if (lazy_readers)
-		almanac_reader_catch_up(almanac_reader(store));
-	lazy_readers = false;
-	mid_xact_sends++;
-	sent_mid_xact = true;
-}
-
-void
-almanac_xact_lazy_reader(uint64 *sends)
-{
-	lazy_readers = true;
-	*sends = mid_xact_sends;
-}
-
-bool
-almanac_xact_sent_since(uint64 sends, int store)
-{
-	return sends != mid_xact_sends && store == xact_store;
-}
-
-bool
-almanac_xact_sent_mid_xact(int store)
-{
-	return sent_mid_xact && store == xact_store;
-}
-
-static void
-ship_batch(bool final)
+ship_batch(bool final, bool own)
 {
 	AlmanacReader *reader;
 	StringInfoData buf;
@@ -245,7 +223,7 @@ ship_batch(bool final)
 	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
 		return;
 	if (!final)
-		before_mid_xact_send(xact_store);
+		before_mid_xact_send(xact_store, own);
 	reader = almanac_reader(xact_store);
 	initStringInfo(&buf);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
@@ -276,7 +254,18 @@ ship_batch(bool final)
 static void
 ship(void)
 {
-	ship_batch(false);
+	ship_batch(false, true);
+}
+
+/*
+ * The earlier statements' writes go to the owner, and the reader catches up
+ * with them, in place: the running statement must see them.
+ */
+static void
+ship_earlier(int store)
+{
+	ship_batch(false, false);
+	almanac_reader_catch_up(almanac_reader(store));
 }
 
 static size_t
@@ -297,7 +286,6 @@ reset_state(void)
 	xact_batch = NULL;
 	xact_store = -1;
 	xact_shipped = false;
-	lazy_readers = false;
 	sent_mid_xact = false;
 	xact_ncfs = 0;
 	xact_logged_xid = InvalidFullTransactionId;
@@ -311,7 +299,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			/* durable in RocksDB before PostgreSQL's commit record */
-			ship_batch(true);
+			ship_batch(true, false);
 			if (xact_shipped)
 				ALMANAC_FAULT_POINT("before_commit_record");
 			break;
@@ -326,7 +314,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 			 * (keylock.h) move to the prepared transaction with its other
 			 * locks.
 			 */
-			ship_batch(true);
+			ship_batch(true, false);
 			break;
 		case XACT_EVENT_COMMIT:
 			if (xact_shipped)
@@ -510,10 +498,7 @@ almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
 	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
-	{
-		ship();
-		almanac_reader_catch_up(almanac_reader(store));
-	}
+		ship_earlier(store);
 	almanac_stmt_batch_merge(store, stmt, cf, cf_id, true);
 	if (*stmt == NULL)
 		*stmt = almanac_stmt_batch_create();
@@ -679,12 +664,9 @@ almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Siz
 	 * with them, for the rows of a refused chunk to be checked against.
 	 */
 	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
-	{
-		ship();
-		almanac_reader_catch_up(almanac_reader(store));
-	}
+		ship_earlier(store);
 	note_xid(xid);
-	before_mid_xact_send(store);
+	before_mid_xact_send(store, true);
 	/*
 	 * The xid is in durable WAL before its versions exist: an ingested file
 	 * carries no apply journal entry that would let the owner's next start

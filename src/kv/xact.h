@@ -104,27 +104,17 @@ extern void almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf
 extern void almanac_xact_ingest_post(int store, FullTransactionId xid,
 									 dsm_segment *seg, Size payload_len);
 
-/* the write this transaction has buffered for key, if any (palloc'd) */
 /*
- * An access that reads the store without catching its reader up first
- * (kv/access.h, ALMANAC_ACCESS_POINT) says so here; *sends receives a mark
- * for almanac_xact_sent_since.  Before the transaction next sends writes to
- * the owner while it goes on (a large batch, a bulk-load chunk), the reader
- * is caught up, and from then on such an access must not catch up again:
- * it would see rows its own statement sent.
- */
-extern void almanac_xact_lazy_reader(uint64 *sends);
-extern bool almanac_xact_sent_since(uint64 sends, int store);
-
-/*
- * Has the transaction sent writes to store's owner while it went on?  From
- * then on, until it ends, the backend's reader of the store is caught up
- * only as an access begins (the rows a statement sent must stay out of the
- * accesses it began before): a key lock reads the newest value from
- * almanac_lock_reader instead.
+ * Has the transaction sent writes to store's owner while it went on (a
+ * large batch, a bulk-load chunk)?  Before each such send the accesses open
+ * then stop catching up (kv/access.h, almanac_access_before_send), and the
+ * rows a statement sent must stay out of the instance they read: from then
+ * on, until the transaction ends, a key lock reads the newest value from
+ * almanac_lock_reader instead of catching the backend's reader up.
  */
 extern bool almanac_xact_sent_mid_xact(int store);
 
+/* the write this transaction has buffered for key, if any (palloc'd) */
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 								   rocksdb_column_family_handle_t *cf,
 								   const char *key, size_t klen, size_t *vlen);
