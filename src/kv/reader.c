@@ -516,6 +516,17 @@ almanac_reader_dir(AlmanacReader *reader)
 static bool
 reopen_if_cfs_changed(AlmanacReader *r)
 {
+	/*
+	 * No instance: an open failed and its error was caught (a PL/pgSQL
+	 * handler) while an access of the statement goes on reading through r,
+	 * as a lookup by key does without almanac_reader().  Open one, as
+	 * almanac_reader() would, rather than use none.
+	 */
+	if (r->db == NULL)
+	{
+		reader_reopen(r);
+		return true;
+	}
 	if (almanac_store_cf_version(r->store) == r->cf_version)
 		return false;
 	reader_reopen(r);

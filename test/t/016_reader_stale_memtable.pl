@@ -92,6 +92,40 @@ like($uerr, qr/could not read directory ".*almanac\/paused": Permission denied/,
 isnt($uout, '1', 'and does not answer from the memtable it could not judge');
 $unreadable->query_safe('RESET almanac.fault_point');
 is($unreadable->query_safe('SELECT v FROM p WHERE k = 0'), '2', 'once it can be listed, the lookup sees the committed value');
+
+# A statement's lookup by key goes on after a function it calls failed to open
+# the reader's instance and caught the error: the lookup must open a new one,
+# not use the closed instance (a crash, once lookups stopped catching up as
+# they begin).  Per row: the lookup of key 1, then try_scan, whose scan's
+# catch-up fails while the fault is armed (another session's write is
+# pending) and which disarms it in its handler.
+$unreadable->query_safe(q{
+	CREATE FUNCTION try_scan() RETURNS int LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM sum(v) FROM p;
+		RETURN 0;
+	EXCEPTION WHEN others THEN
+		PERFORM set_config('almanac.fault_point', '', false);
+		RETURN -1;
+	END $$});
+# key 7 written, then two catch-ups: its write is out of the window the log
+# is read from, so its lookup needs no catch-up
+$node->safe_psql('postgres', 'INSERT INTO p VALUES (7, 7, NULL)');
+for my $v (4, 5)
+{
+	$node->safe_psql('postgres', "UPDATE p SET v = $v WHERE k = 0");
+	is($unreadable->query_safe('SELECT sum(v) FROM p'), $v + 7, 'the reader caught up');
+}
+$node->safe_psql('postgres', 'UPDATE p SET v = 3 WHERE k = 0');
+$unreadable->query_safe(q{SET almanac.fault_point = 'reader_wal_dir_unreadable'});
+# no row cache: the second lookup reads the instance
+$unreadable->query_safe(q{SET almanac.reader_row_cache_size = 0});
+is($unreadable->query_safe(q{
+	SELECT string_agg((SELECT v FROM p WHERE k = 7) || '/' || try_scan(), ',' ORDER BY g)
+	  FROM generate_series(1, 2) g}), '7/-1,7/0',
+	'a lookup after a failed open caught by a handler opens a new instance and answers');
+is($unreadable->query_safe('SELECT v FROM p WHERE k = 0'), '3', 'and the session reads on');
+$unreadable->query_safe('RESET almanac.fault_point');
 $unreadable->quit;
 $node->safe_psql('postgres', 'UPDATE p SET v = 1 WHERE k = 0');
 
