@@ -39,6 +39,13 @@ INSERT INTO intruder_s.mine VALUES (1, 'mine');
 IMPORT FOREIGN SCHEMA rocksdb LIMIT TO (priv) FROM SERVER almanac_store INTO intruder_s;
 CREATE FOREIGN TABLE intruder_s.raw (key bytea, value bytea) SERVER almanac_store
 	OPTIONS (raw 'true', column_family 'priv');
+-- nor a table over a reserved column family: the store owner's own, or a
+-- core table's mirror (which would read and write almanac.blocks' rows in
+-- RocksDB without its privileges)
+CREATE FOREIGN TABLE intruder_s.owners (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'default', key_prefix 'x', key_columns 'k');
+CREATE FOREIGN TABLE intruder_s.blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
 SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'intruder_s'::regnamespace ORDER BY 1;
 -- its own keys are its own
 SELECT * FROM intruder_s.mine;
@@ -95,6 +102,16 @@ ALTER FOREIGN TABLE priv_raw.priv OWNER TO regress_intruder;
 GRANT USAGE ON SCHEMA priv_raw TO regress_intruder;
 SET ROLE regress_intruder;
 SELECT count(*) FROM priv_raw.priv;
+RESET ROLE;
+
+-- a table over a mirror's column family that a superuser made and handed
+-- to a role without the server owner's privileges reads nothing either
+CREATE FOREIGN TABLE priv_raw.blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+SELECT count(*) FROM priv_raw.blocks WHERE chain_id = 'none' AND block_number = 1;
+ALTER FOREIGN TABLE priv_raw.blocks OWNER TO regress_intruder;
+SET ROLE regress_intruder;
+SELECT count(*) FROM priv_raw.blocks WHERE chain_id = 'none' AND block_number = 1;
 RESET ROLE;
 
 -- a dropped table leaves its key space to others

@@ -18,8 +18,11 @@
  *   overlapping key space only by a role that has the privileges of the
  *   owners of the tables already there (or a superuser), as for a view the
  *   first table's owner chooses who sees its rows.  Raw tables, which show
- *   every key of a column family, only by a role with the privileges of the
- *   server's owner.  Checked by the event trigger almanac_key_spaces at the
+ *   every key of a column family, and tables over a reserved column family
+ *   ("default", where the store owner keeps its own state, and the names
+ *   starting with "mirror.", the core tables' mirrors, which no foreign
+ *   table claims), only by a role with the privileges of the server's
+ *   owner.  Checked by the event trigger almanac_key_spaces at the
  *   end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE and IMPORT FOREIGN
  *   SCHEMA; the raw rule again at access, against the raw table's owner.
  *
@@ -57,7 +60,20 @@ typedef struct KeySpace
 	char	   *path;
 	char	   *column_family;
 	char	   *key_prefix;		/* NULL for a raw table */
+	bool		owner_only;		/* raw, or over a reserved column family */
 } KeySpace;
+
+/*
+ * Column families no foreign table claims: the store owner's own and the
+ * mirrors' (src/sql/50_router.sql names them "mirror.<table>").  A table
+ * over one could read or write what the owner or a core table's privileges
+ * guard.
+ */
+static bool
+reserved_column_family(const char *name)
+{
+	return strcmp(name, "default") == 0 || strncmp(name, "mirror.", 7) == 0;
+}
 
 static List *key_spaces = NIL;	/* of KeySpace, in key_space_cxt */
 static bool key_spaces_valid = false;
@@ -122,6 +138,7 @@ get_key_spaces(void)
 		ks->path = almanac_server_options(ft->ftserver)->path;
 		ks->column_family = opts->column_family;
 		ks->key_prefix = opts->raw ? NULL : opts->key_prefix;
+		ks->owner_only = opts->raw || reserved_column_family(opts->column_family);
 		result = lappend(result, ks);
 		MemoryContextSwitchTo(old);
 	}
@@ -170,24 +187,34 @@ rel_owner(Oid relid)
 	return owner;
 }
 
-/* raw tables: for roles with the privileges of the server's owner */
+/*
+ * Raw tables and tables over a reserved column family: for roles with the
+ * privileges of the server's owner.
+ */
 static void
-check_raw_definer(Oid relid, Oid serverid, Oid roleid, bool at_access)
+check_owner_only(const KeySpace *ks, Oid roleid, bool at_access)
 {
-	ForeignServer *server = GetForeignServer(serverid);
+	ForeignServer *server = GetForeignServer(ks->serverid);
+	bool		raw = ks->key_prefix == NULL;
 
 	if (has_privs_of_role(roleid, server->owner))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 at_access
-			 ? errmsg("raw foreign table \"%s\" is not owned by a role with the privileges of the owner of server \"%s\"",
-					  get_rel_name(relid), server->servername)
-			 : errmsg("permission denied to define raw foreign table \"%s\" of server \"%s\"",
-					  get_rel_name(relid), server->servername),
-			 errdetail("A raw table shows every key of its column family, whatever table wrote it."),
-			 errhint("Only the owner of the server (%s) or a superuser may create raw tables, with IMPORT FOREIGN SCHEMA or option \"raw\".",
-					 GetUserNameFromId(server->owner, false))));
+			 ? errmsg("%s foreign table \"%s\" is not owned by a role with the privileges of the owner of server \"%s\"",
+					  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername)
+			 : errmsg("permission denied to define %s foreign table \"%s\" of server \"%s\"",
+					  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername),
+			 raw
+			 ? errdetail("A raw table shows every key of its column family, whatever table wrote it.")
+			 : errdetail("Column family \"%s\" is reserved: \"default\" holds the store owner's own state, and the names starting with \"mirror.\" the mirrors of almanac's core tables.",
+						 ks->column_family),
+			 raw
+			 ? errhint("Only the owner of the server (%s) or a superuser may create raw tables, with IMPORT FOREIGN SCHEMA or option \"raw\".",
+					   GetUserNameFromId(server->owner, false))
+			 : errhint("Only the owner of the server (%s) or a superuser may map a reserved column family; name another with option \"column_family\".",
+					   GetUserNameFromId(server->owner, false))));
 }
 
 static const char *
@@ -217,8 +244,8 @@ almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
 
 	if (self == NULL)
 		return;					/* its options fail, as the caller will say */
-	if (self->key_prefix == NULL)
-		check_raw_definer(relid, self->serverid, rel->rd_rel->relowner, true);
+	if (self->owner_only)
+		check_owner_only(self, rel->rd_rel->relowner, true);
 
 	perms &= ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE;
 	if (perms == 0)
@@ -270,8 +297,8 @@ check_key_space_definition(Oid relid)
 	self = find_key_space(spaces, relid);
 	if (self == NULL)
 		return;
-	if (self->key_prefix == NULL)
-		check_raw_definer(relid, self->serverid, userid, false);
+	if (self->owner_only)
+		check_owner_only(self, userid, false);
 	foreach(lc, spaces)
 	{
 		KeySpace   *other = lfirst(lc);
