@@ -46,6 +46,20 @@ CREATE FOREIGN TABLE intruder_s.owners (k int, v text) SERVER almanac_store
 	OPTIONS (column_family 'default', key_prefix 'x', key_columns 'k');
 CREATE FOREIGN TABLE intruder_s.blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
 	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+-- nor through a server of its own: one without option path uses the
+-- default store too
+RESET ROLE;
+GRANT USAGE ON FOREIGN DATA WRAPPER almanac_rocksdb TO regress_intruder;
+SET ROLE regress_intruder;
+CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb;
+CREATE FOREIGN TABLE intruder_s.raw2 (key bytea, value bytea) SERVER intruder_srv
+	OPTIONS (raw 'true', column_family 'priv');
+CREATE FOREIGN TABLE intruder_s.blocks2 (chain_id text, block_number bigint, v text) SERVER intruder_srv
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+DROP SERVER intruder_srv;
+RESET ROLE;
+REVOKE USAGE ON FOREIGN DATA WRAPPER almanac_rocksdb FROM regress_intruder;
+SET ROLE regress_intruder;
 SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'intruder_s'::regnamespace ORDER BY 1;
 -- its own keys are its own
 SELECT * FROM intruder_s.mine;

@@ -189,32 +189,40 @@ rel_owner(Oid relid)
 
 /*
  * Raw tables and tables over a reserved column family: for roles with the
- * privileges of the server's owner.
+ * privileges of the owner of every server of the database that uses the
+ * table's store.  Not the table's server's alone: any role with USAGE on the
+ * wrapper may create a server of its own, and one without option path uses
+ * the default store, mirrors and all.
  */
 static void
 check_owner_only(const KeySpace *ks, Oid roleid, bool at_access)
 {
-	ForeignServer *server = GetForeignServer(ks->serverid);
 	bool		raw = ks->key_prefix == NULL;
+	ListCell   *lc;
 
-	if (has_privs_of_role(roleid, server->owner))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 at_access
-			 ? errmsg("%s foreign table \"%s\" is not owned by a role with the privileges of the owner of server \"%s\"",
-					  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername)
-			 : errmsg("permission denied to define %s foreign table \"%s\" of server \"%s\"",
-					  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername),
-			 raw
-			 ? errdetail("A raw table shows every key of its column family, whatever table wrote it.")
-			 : errdetail("Column family \"%s\" is reserved: \"default\" holds the store owner's own state, and the names starting with \"mirror.\" the mirrors of almanac's core tables.",
-						 ks->column_family),
-			 raw
-			 ? errhint("Only the owner of the server (%s) or a superuser may create raw tables, with IMPORT FOREIGN SCHEMA or option \"raw\".",
-					   GetUserNameFromId(server->owner, false))
-			 : errhint("Only the owner of the server (%s) or a superuser may map a reserved column family; name another with option \"column_family\".",
-					   GetUserNameFromId(server->owner, false))));
+	foreach(lc, almanac_store_servers(ks->path))
+	{
+		ForeignServer *server = GetForeignServer(lfirst_oid(lc));
+
+		if (has_privs_of_role(roleid, server->owner))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 at_access
+				 ? errmsg("%s foreign table \"%s\" is not owned by a role with the privileges of the owner of server \"%s\"",
+						  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername)
+				 : errmsg("permission denied to define %s foreign table \"%s\" over the store of server \"%s\"",
+						  raw ? "raw" : "reserved", get_rel_name(ks->relid), server->servername),
+				 raw
+				 ? errdetail("A raw table shows every key of its column family, whatever table wrote it.")
+				 : errdetail("Column family \"%s\" is reserved: \"default\" holds the store owner's own state, and the names starting with \"mirror.\" the mirrors of almanac's core tables.",
+							 ks->column_family),
+				 raw
+				 ? errhint("Only a role with the privileges of the owner of every server that uses the store (%s owns \"%s\") or a superuser may create raw tables, with IMPORT FOREIGN SCHEMA or option \"raw\".",
+						   GetUserNameFromId(server->owner, false), server->servername)
+				 : errhint("Only a role with the privileges of the owner of every server that uses the store (%s owns \"%s\") or a superuser may map a reserved column family; name another with option \"column_family\".",
+						   GetUserNameFromId(server->owner, false), server->servername)));
+	}
 }
 
 static const char *

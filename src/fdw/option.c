@@ -17,7 +17,9 @@
 
 #include <limits.h>
 
+#include "access/genam.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/reloptions.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_foreign_data_wrapper.h"
@@ -831,4 +833,33 @@ almanac_wrapper_is_ours(Oid fdwid)
 		return false;
 	fmgr_info(fdw->fdwhandler, &finfo);
 	return finfo.fn_addr == almanac_rocksdb_fdw_handler_sql;
+}
+
+bool
+almanac_server_uses_store(Oid serverid, const char *path)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+
+	return almanac_wrapper_is_ours(server->fdwid) &&
+		strcmp(almanac_server_options(serverid)->path, path) == 0;
+}
+
+List *
+almanac_store_servers(const char *path)
+{
+	Relation	rel = table_open(ForeignServerRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	List	   *servers = NIL;
+	HeapTuple	tup;
+
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		Oid			serverid = ((Form_pg_foreign_server) GETSTRUCT(tup))->oid;
+
+		if (almanac_server_uses_store(serverid, path))
+			servers = lappend_oid(servers, serverid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return servers;
 }

@@ -65,6 +65,15 @@ typedef struct AlmanacTableOptions
  */
 extern bool almanac_wrapper_is_ours(Oid fdwid);
 
+/*
+ * The servers of the current database that use the store at 'path' (a
+ * server without option path uses the default store, and any role with
+ * USAGE on the wrapper may create one): OIDs, palloc'd.
+ */
+extern List *almanac_store_servers(const char *path);
+/* does server 'serverid' belong to the wrapper and use the store at 'path'? */
+extern bool almanac_server_uses_store(Oid serverid, const char *path);
+
 /* options of a server, defaults filled in */
 extern AlmanacServerOptions *almanac_server_options(Oid serverid);
 

@@ -167,37 +167,6 @@ store_column_families(AdminStore *s)
 	return cfs;
 }
 
-/* does server 'serverid' belong to the wrapper and use the store at 'path'? */
-static bool
-server_uses_store(Oid serverid, const char *path)
-{
-	ForeignServer *server = GetForeignServer(serverid);
-
-	return almanac_wrapper_is_ours(server->fdwid) &&
-		strcmp(almanac_server_options(serverid)->path, path) == 0;
-}
-
-/* the servers of the current database that use the store at 'path' */
-static List *
-store_servers(const char *path)
-{
-	Relation	rel = table_open(ForeignServerRelationId, AccessShareLock);
-	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	List	   *servers = NIL;
-	HeapTuple	tup;
-
-	while ((tup = systable_getnext(scan)) != NULL)
-	{
-		Oid			serverid = ((Form_pg_foreign_server) GETSTRUCT(tup))->oid;
-
-		if (server_uses_store(serverid, path))
-			servers = lappend_oid(servers, serverid);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return servers;
-}
-
 static int
 table_oid_cmp(const ListCell *a, const ListCell *b)
 {
@@ -233,7 +202,7 @@ store_tables(const char *path)
 			continue;
 		if (!list_member_oid(same_store, ft->ftserver))
 		{
-			if (server_uses_store(ft->ftserver, path))
+			if (almanac_server_uses_store(ft->ftserver, path))
 				same_store = lappend_oid(same_store, ft->ftserver);
 			else
 			{
@@ -420,7 +389,7 @@ require_privilege(AdminStore *s, const char *cf, AlmanacRequestType type)
 						   s->server->servername)));
 	}
 
-	foreach(lc, store_servers(s->opts->path))
+	foreach(lc, almanac_store_servers(s->opts->path))
 	{
 		Oid			server = lfirst_oid(lc);
 
