@@ -50,14 +50,45 @@ CREATE FOREIGN TABLE intruder_s.blocks (chain_id text, block_number bigint, v te
 -- default store too
 RESET ROLE;
 GRANT USAGE ON FOREIGN DATA WRAPPER almanac_rocksdb TO regress_intruder;
+GRANT USAGE ON SCHEMA almanac TO regress_intruder;
 SET ROLE regress_intruder;
 CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb;
 CREATE FOREIGN TABLE intruder_s.raw2 (key bytea, value bytea) SERVER intruder_srv
 	OPTIONS (raw 'true', column_family 'priv');
 CREATE FOREIGN TABLE intruder_s.blocks2 (chain_id text, block_number bigint, v text) SERVER intruder_srv
 	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+-- nor read the store's keys through maintenance functions on it
+SELECT count(*) FROM almanac.value_versions('intruder_srv', 'priv', 'secret:1'::bytea);
+SELECT almanac.flush('priv', 'intruder_srv');
 DROP SERVER intruder_srv;
+-- ALTER TABLE on a foreign table is held to the rule as ALTER FOREIGN TABLE
+CREATE FOREIGN TABLE intruder_s.b (chain_id text, block_number bigint, v text) SERVER almanac_store
+	OPTIONS (column_family 'innocent', key_prefix 'block', key_columns 'chain_id, block_number');
+ALTER TABLE intruder_s.b OPTIONS (SET column_family 'mirror.blocks');
+ALTER TABLE intruder_s.b OPTIONS (SET key_prefix 'secret', SET column_family 'priv');
+DROP FOREIGN TABLE intruder_s.b;
 RESET ROLE;
+REVOKE USAGE ON SCHEMA almanac FROM regress_intruder;
+-- a server owned by the intruder over a store of its own cannot be moved
+-- onto the default store under its tables
+CREATE SERVER tenant FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/tenant');
+ALTER SERVER tenant OWNER TO regress_intruder;
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.t (chain_id text, block_number bigint, v text) SERVER tenant
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+ALTER SERVER tenant OPTIONS (DROP path);
+DROP FOREIGN TABLE intruder_s.t;
+RESET ROLE;
+DROP SERVER tenant;
+-- nor does session_replication_role = replica switch the rule off
+GRANT SET ON PARAMETER session_replication_role TO regress_intruder;
+SET ROLE regress_intruder;
+SET session_replication_role = replica;
+CREATE FOREIGN TABLE intruder_s.raw3 (key bytea, value bytea) SERVER almanac_store
+	OPTIONS (raw 'true', column_family 'priv');
+RESET session_replication_role;
+RESET ROLE;
+REVOKE SET ON PARAMETER session_replication_role FROM regress_intruder;
 REVOKE USAGE ON FOREIGN DATA WRAPPER almanac_rocksdb FROM regress_intruder;
 SET ROLE regress_intruder;
 SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'intruder_s'::regnamespace ORDER BY 1;
@@ -127,6 +158,18 @@ ALTER FOREIGN TABLE priv_raw.blocks OWNER TO regress_intruder;
 SET ROLE regress_intruder;
 SELECT count(*) FROM priv_raw.blocks WHERE chain_id = 'none' AND block_number = 1;
 RESET ROLE;
+
+-- dropping a table over a mirror's column family leaves the mirror's keys:
+-- they are the core table's, whoever mapped them
+INSERT INTO almanac.chains (chain_id) VALUES ('priv_chain');
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+VALUES ('priv_chain', 1, '0x' || repeat('1', 64), '0x' || repeat('0', 64), '2024-01-01');
+CREATE FOREIGN TABLE public.su_blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+DROP FOREIGN TABLE public.su_blocks;
+SELECT count(*) AS mirror_differences FROM almanac.verify('almanac.blocks', 'priv_chain');
+SELECT block_number FROM almanac.blocks WHERE chain_id = 'priv_chain' AND block_number = 1;
+DELETE FROM almanac.chains WHERE chain_id = 'priv_chain';
 
 -- a dropped table leaves its key space to others
 DROP SCHEMA priv_raw CASCADE;

@@ -612,7 +612,9 @@ drop_table_rows(Oid relid)
 		return;
 	}
 	t = almanac_table_open(rel);
-	if (!key_space_mapped_elsewhere(rel, t))
+	/* a mirror's or the store owner's keys are theirs, whatever table mapped them */
+	if (!almanac_reserved_column_family(t->opts->column_family) &&
+		!key_space_mapped_elsewhere(rel, t))
 	{
 		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 

@@ -22,9 +22,12 @@
  *   ("default", where the store owner keeps its own state, and the names
  *   starting with "mirror.", the core tables' mirrors, which no foreign
  *   table claims), only by a role with the privileges of the server's
- *   owner.  Checked by the event trigger almanac_key_spaces at the
- *   end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE and IMPORT FOREIGN
- *   SCHEMA; the raw rule again at access, against the raw table's owner.
+ *   owner.  Checked by the event trigger almanac_key_spaces (enabled
+ *   ALWAYS: session_replication_role does not switch it off) at the end of
+ *   CREATE FOREIGN TABLE, ALTER FOREIGN TABLE, ALTER TABLE, ALTER SERVER
+ *   (each table of the server) and IMPORT FOREIGN SCHEMA; the raw rule
+ *   again at access, against the raw table's owner.  Dropping a table over
+ *   a reserved column family never deletes its keys (fdw/ddl.c).
  *
  * The key spaces of the database's tables are cached per backend and
  * rebuilt after any change to a foreign table or server; privileges and
@@ -63,17 +66,7 @@ typedef struct KeySpace
 	bool		owner_only;		/* raw, or over a reserved column family */
 } KeySpace;
 
-/*
- * Column families no foreign table claims: the store owner's own and the
- * mirrors' (src/sql/50_router.sql names them "mirror.<table>").  A table
- * over one could read or write what the owner or a core table's privileges
- * guard.
- */
-static bool
-reserved_column_family(const char *name)
-{
-	return strcmp(name, "default") == 0 || strncmp(name, "mirror.", 7) == 0;
-}
+
 
 static List *key_spaces = NIL;	/* of KeySpace, in key_space_cxt */
 static bool key_spaces_valid = false;
@@ -138,7 +131,7 @@ get_key_spaces(void)
 		ks->path = almanac_server_options(ft->ftserver)->path;
 		ks->column_family = opts->column_family;
 		ks->key_prefix = opts->raw ? NULL : opts->key_prefix;
-		ks->owner_only = opts->raw || reserved_column_family(opts->column_family);
+		ks->owner_only = opts->raw || almanac_reserved_column_family(opts->column_family);
 		result = lappend(result, ks);
 		MemoryContextSwitchTo(old);
 	}
@@ -332,9 +325,9 @@ check_key_space_definition(Oid relid)
 
 /*
  * almanac._key_spaces_ddl(): the event trigger almanac_key_spaces, at the
- * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE and IMPORT FOREIGN
- * SCHEMA: the definition rule for every foreign table the command created
- * or altered.
+ * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE, ALTER TABLE, ALTER
+ * SERVER and IMPORT FOREIGN SCHEMA: the definition rule for every foreign
+ * table the command created or altered, or whose server it altered.
  */
 PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl_sql);
 Datum
@@ -349,9 +342,19 @@ almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 				 errmsg("almanac._key_spaces_ddl() must be called as an event trigger")));
 
 	SPI_connect();
-	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+	/*
+	 * The foreign tables the command created or altered (ALTER TABLE can
+	 * alter a foreign table's options too), and every foreign table of a
+	 * server it altered (ALTER SERVER ... OPTIONS (DROP path) moves them
+	 * onto another store).
+	 */
+	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
 					"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"AND object_type = 'foreign table'", true, 0) != SPI_OK_SELECT)
+					"AND object_type = 'foreign table' "
+					"UNION SELECT ft.ftrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					"JOIN pg_catalog.pg_foreign_table ft ON ft.ftserver = c.objid "
+					"WHERE c.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "almanac: could not list the commands of the event");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -863,3 +863,9 @@ almanac_store_servers(const char *path)
 	table_close(rel, AccessShareLock);
 	return servers;
 }
+
+bool
+almanac_reserved_column_family(const char *name)
+{
+	return strcmp(name, "default") == 0 || strncmp(name, "mirror.", 7) == 0;
+}

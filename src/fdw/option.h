@@ -71,6 +71,15 @@ extern bool almanac_wrapper_is_ours(Oid fdwid);
  * USAGE on the wrapper may create one): OIDs, palloc'd.
  */
 extern List *almanac_store_servers(const char *path);
+
+/*
+ * Column families no foreign table claims: the store owner's own
+ * ("default") and the mirrors' (src/sql/50_router.sql names them
+ * "mirror.<table>").  A table over one could read or write what the owner
+ * or a core table's privileges guard (fdw/keyspace.c), and dropping it must
+ * not delete their keys (fdw/ddl.c).
+ */
+extern bool almanac_reserved_column_family(const char *name);
 /* does server 'serverid' belong to the wrapper and use the store at 'path'? */
 extern bool almanac_server_uses_store(Oid serverid, const char *path);
 

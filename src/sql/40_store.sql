@@ -22,5 +22,9 @@ CREATE FUNCTION almanac._key_spaces_ddl() RETURNS event_trigger
 	LANGUAGE c
 	AS 'MODULE_PATHNAME', 'almanac_key_spaces_ddl_sql';
 CREATE EVENT TRIGGER almanac_key_spaces ON ddl_command_end
-	WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA')
+	WHEN TAG IN ('CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'ALTER TABLE',
+				 'ALTER SERVER', 'IMPORT FOREIGN SCHEMA')
 	EXECUTE FUNCTION almanac._key_spaces_ddl();
+-- fires under session_replication_role = replica too: a role allowed to set
+-- it (PostgreSQL 15's GRANT SET ON PARAMETER) must not escape the rule
+ALTER EVENT TRIGGER almanac_key_spaces ENABLE ALWAYS;

@@ -12,6 +12,7 @@ COMMENT ON FUNCTION almanac._ddl_guard() IS
 CREATE EVENT TRIGGER almanac_ddl_guard ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE', 'ALTER FOREIGN TABLE', 'ALTER TYPE', 'ALTER SERVER')
 	EXECUTE FUNCTION almanac._ddl_guard();
+ALTER EVENT TRIGGER almanac_ddl_guard ENABLE ALWAYS;
 
 -- Deletes every key of the table's key space that the statement's snapshot
 -- sees as a row, whatever layout its value was written with (a DELETE would

@@ -378,14 +378,18 @@ require_privilege(AdminStore *s, const char *cf, AlmanacRequestType type)
 
 	if (type != ALMANAC_REQ_DROP_CF)
 	{
-		if (pg_foreign_server_ownercheck(s->server->serverid, GetUserId()) ||
-			has_privs_of_role(GetUserId(), ROLE_PG_CHECKPOINT))
+		bool		owns_all = true;
+
+		/* every server of the store: see maintained_store (maintenance.c) */
+		foreach(lc, almanac_store_servers(s->opts->path))
+			owns_all = owns_all && pg_foreign_server_ownercheck(lfirst_oid(lc), GetUserId());
+		if (owns_all || has_privs_of_role(GetUserId(), ROLE_PG_CHECKPOINT))
 			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s almanac column family \"%s\"",
 						type == ALMANAC_REQ_FLUSH ? "flush" : "compact", cf),
-				 errdetail("Only the owner of foreign server \"%s\", superusers and members of pg_checkpoint may flush or compact its column families.",
+				 errdetail("Only the owner of every foreign server that uses the store of \"%s\", superusers and members of pg_checkpoint may flush or compact its column families.",
 						   s->server->servername)));
 	}
 

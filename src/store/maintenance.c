@@ -763,8 +763,18 @@ maintained_store(Name servername)
 				 errmsg("foreign server \"%s\" is not an almanac store", server->servername),
 				 errdetail("It belongs to the foreign-data wrapper \"%s\", not to almanac_rocksdb.",
 						   GetForeignDataWrapper(server->fdwid)->fdwname)));
-	if (!pg_foreign_server_ownercheck(server->serverid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, server->servername);
+	/*
+	 * The owner of every server of the store: a role with USAGE on the
+	 * wrapper may create a server of its own over the default store.
+	 */
+	{
+		ListCell   *lc;
+
+		foreach(lc, almanac_store_servers(almanac_server_options(server->serverid)->path))
+			if (!pg_foreign_server_ownercheck(lfirst_oid(lc), GetUserId()))
+				aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER,
+							   GetForeignServer(lfirst_oid(lc))->servername);
+	}
 	return almanac_store_attach(almanac_server_options(server->serverid));
 }
 
