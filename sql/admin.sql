@@ -142,7 +142,7 @@ RESET ROLE;
 SELECT count(*) AS other_rows FROM admin_other;
 
 -- owning a server that uses the default store (no path) is not enough to
--- drop from it: almanac_store uses it too
+-- flush, compact or drop there: almanac_store uses it too
 CREATE ROLE regress_admin_owner;
 GRANT USAGE ON SCHEMA almanac TO regress_admin_owner;
 GRANT CREATE ON SCHEMA public TO regress_admin_owner;
