@@ -115,6 +115,20 @@ ANALYZE intruder_s.shadow;
 CREATE VIEW intruder_s.v AS SELECT * FROM intruder_s.shadow;
 SELECT * FROM intruder_s.v;
 RESET ROLE;
+-- nor after reading the key spaces failed: an error there (a statement_timeout
+-- or a cancel while the catalog is read, here a table whose options were
+-- edited by hand) must not leave behind an empty list that passes every check
+CREATE FOREIGN TABLE public.priv_broken (k int) SERVER almanac_store
+	OPTIONS (key_prefix 'broken', key_columns 'k');
+UPDATE pg_foreign_table SET ftoptions = '{key_prefix=broken,key_columns=k,bogus=1}'
+ WHERE ftrelid = 'public.priv_broken'::regclass;
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.shadow;
+SELECT * FROM intruder_s.shadow;
+RESET ROLE;
+UPDATE pg_foreign_table SET ftoptions = '{key_prefix=broken,key_columns=k}'
+ WHERE ftrelid = 'public.priv_broken'::regclass;
+DROP FOREIGN TABLE public.priv_broken;
 
 -- what the owner grants, the other table allows, and no more
 SET ROLE regress_owner;
@@ -167,6 +181,11 @@ VALUES ('priv_chain', 1, '0x' || repeat('1', 64), '0x' || repeat('0', 64), '2024
 CREATE FOREIGN TABLE public.su_blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
 	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
 DROP FOREIGN TABLE public.su_blocks;
+-- nor does almanac.drop_column_family drop a mirror's column family once no
+-- foreign table maps it, or the store owner's: they are in use all the same
+DROP FOREIGN TABLE priv_raw.blocks;
+SELECT almanac.drop_column_family('mirror.blocks');
+SELECT almanac.drop_column_family('default');
 SELECT count(*) AS mirror_differences FROM almanac.verify('almanac.blocks', 'priv_chain');
 SELECT block_number FROM almanac.blocks WHERE chain_id = 'priv_chain' AND block_number = 1;
 DELETE FROM almanac.chains WHERE chain_id = 'priv_chain';

@@ -113,30 +113,44 @@ get_key_spaces(void)
 	/* set first: an invalidation while reading clears it again */
 	key_spaces_valid = true;
 
-	ftrel = table_open(ForeignTableRelationId, AccessShareLock);
-	scan = systable_beginscan(ftrel, InvalidOid, false, NULL, 0, NULL);
-	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	/*
+	 * An error while reading (a statement_timeout or cancel at a page of
+	 * the catalog, a table whose options fail) must not leave the empty list
+	 * marked valid: every check would then find no table and pass.
+	 */
+	PG_TRY();
 	{
-		Form_pg_foreign_table ft = (Form_pg_foreign_table) GETSTRUCT(tuple);
-		AlmanacTableOptions *opts;
-		KeySpace   *ks;
+		ftrel = table_open(ForeignTableRelationId, AccessShareLock);
+		scan = systable_beginscan(ftrel, InvalidOid, false, NULL, 0, NULL);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Form_pg_foreign_table ft = (Form_pg_foreign_table) GETSTRUCT(tuple);
+			AlmanacTableOptions *opts;
+			KeySpace   *ks;
 
-		if (!server_is_ours(ft->ftserver))
-			continue;
-		old = MemoryContextSwitchTo(key_space_cxt);
-		opts = almanac_table_options(ft->ftrelid);
-		ks = palloc(sizeof(KeySpace));
-		ks->relid = ft->ftrelid;
-		ks->serverid = ft->ftserver;
-		ks->path = almanac_server_options(ft->ftserver)->path;
-		ks->column_family = opts->column_family;
-		ks->key_prefix = opts->raw ? NULL : opts->key_prefix;
-		ks->owner_only = opts->raw || almanac_reserved_column_family(opts->column_family);
-		result = lappend(result, ks);
-		MemoryContextSwitchTo(old);
+			if (!server_is_ours(ft->ftserver))
+				continue;
+			old = MemoryContextSwitchTo(key_space_cxt);
+			opts = almanac_table_options(ft->ftrelid);
+			ks = palloc(sizeof(KeySpace));
+			ks->relid = ft->ftrelid;
+			ks->serverid = ft->ftserver;
+			ks->path = almanac_server_options(ft->ftserver)->path;
+			ks->column_family = opts->column_family;
+			ks->key_prefix = opts->raw ? NULL : opts->key_prefix;
+			ks->owner_only = opts->raw || almanac_reserved_column_family(opts->column_family);
+			result = lappend(result, ks);
+			MemoryContextSwitchTo(old);
+		}
+		systable_endscan(scan);
+		table_close(ftrel, AccessShareLock);
 	}
-	systable_endscan(scan);
-	table_close(ftrel, AccessShareLock);
+	PG_CATCH();
+	{
+		key_spaces_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	key_spaces = result;
 	return result;
@@ -155,6 +169,18 @@ find_key_space(List *spaces, Oid relid)
 			return ks;
 	}
 	return NULL;
+}
+
+/*
+ * A table of the wrapper that the list lacks: the checks fail closed rather
+ * than find no other table and pass.  (The caller holds a lock on it, which
+ * processed the invalidations of its creation.)
+ */
+static void pg_attribute_noreturn()
+missing_key_space(Oid relid)
+{
+	elog(ERROR, "almanac: foreign table \"%s\" is missing from the key spaces",
+		 get_rel_name(relid));
 }
 
 static bool
@@ -244,7 +270,7 @@ almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms)
 	ListCell   *lc;
 
 	if (self == NULL)
-		return;					/* its options fail, as the caller will say */
+		missing_key_space(relid);
 	if (self->owner_only)
 		check_owner_only(self, rel->rd_rel->relowner, true);
 
@@ -297,7 +323,7 @@ check_key_space_definition(Oid relid)
 	spaces = get_key_spaces();
 	self = find_key_space(spaces, relid);
 	if (self == NULL)
-		return;
+		missing_key_space(relid);
 	if (self->owner_only)
 		check_owner_only(self, userid, false);
 	foreach(lc, spaces)

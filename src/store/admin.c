@@ -18,7 +18,9 @@
  * checkpoint-like I/O, and lose nothing); drop needs ownership of every
  * server of the current database that uses the same store, and is refused
  * while a foreign table of the current database uses the column family
- * (other databases' catalogs cannot be read).  Superusers pass every check.
+ * (other databases' catalogs cannot be read); a reserved column family
+ * ("default", "mirror.*": fdw/option.h) is never dropped, by anyone.
+ * Superusers pass every privilege check.
  *
  *-------------------------------------------------------------------------
  */
@@ -406,6 +408,26 @@ require_privilege(AdminStore *s, const char *cf, AlmanacRequestType type)
 	}
 }
 
+/*
+ * drop: never a reserved column family.  The store owner's own state and the
+ * core tables' mirrors are in use whether or not a foreign table maps them:
+ * without its mirror's keys, the router would answer lookups on almanac.blocks
+ * with no rows.
+ */
+static void
+check_not_reserved(const char *name)
+{
+	if (almanac_reserved_column_family(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("cannot drop almanac column family \"%s\" because it is reserved", name),
+				 errdetail("Column family \"%s\" is reserved: \"default\" holds the store owner's own state, and the names starting with \"mirror.\" the mirrors of almanac's core tables.",
+						   name),
+				 strncmp(name, "mirror.", 7) == 0
+				 ? errhint("A mirror that differs from its table is rewritten with almanac.resync().")
+				 : 0));
+}
+
 /* drop: refuse while a foreign table of this database uses the column family */
 static void
 check_not_used(AdminStore *s, const char *name)
@@ -438,7 +460,10 @@ admin_request(FunctionCallInfo fcinfo, AlmanacRequestType type)
 
 	require_privilege(s, cf, type);
 	if (type == ALMANAC_REQ_DROP_CF)
+	{
+		check_not_reserved(cf);
 		check_not_used(s, cf);
+	}
 	admin_attach(s);
 	almanac_store_request(s->store, type, NULL, 0, cf, NULL, NULL);
 }
