@@ -21,6 +21,7 @@
 #include "kv/keylock.h"
 #include "kv/reader.h"
 #include "kv/rowcache.h"
+#include "kv/sharedcache.h"
 #include "store/maintenance.h"
 #include "store/store.h"
 #include "kv/xact.h"
@@ -51,6 +52,7 @@ _PG_init(void)
 	almanac_fault_init();
 	almanac_reader_init();
 	almanac_row_cache_init();
+	almanac_shared_cache_init();
 	almanac_bulk_init();
 	almanac_maintenance_init();
 	almanac_router_init();

@@ -58,6 +58,12 @@
  *	 owner_pause_before_answer	the owner served a request and has not
  *							answered it yet, for 15 seconds, at every
  *							answer (test/t/025)
+ *	 shared_cache_before_ticket	a backend read a key's value from its
+ *							instance to put it into the shared row cache
+ *							and has not taken its ticket yet
+ *							(kv/sharedcache.h), for 3 seconds (test/t/031)
+ *	 shared_cache_before_put	the same backend found the value the newest
+ *							and has not put it yet, for 3 seconds
  *
  *-------------------------------------------------------------------------
  */

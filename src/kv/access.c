@@ -20,10 +20,12 @@
 #include "utils/snapmgr.h"
 
 #include "codec/valuecodec.h"
+#include "fault.h"
 #include "kv/access.h"
 #include "kv/keylock.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
+#include "kv/sharedcache.h"
 #include "kv/xact.h"
 #include "store/store.h"
 
@@ -461,9 +463,50 @@ almanac_access_value_to_slot(AlmanacAccess *a, Snapshot snapshot,
 }
 
 /*
+ * May a's lookups use the shared row cache (kv/sharedcache.h)?  Not once the
+ * transaction sent writes to the owner mid-transaction: the newest value of
+ * a key may then hold versions of its own that a running statement must not
+ * see (its accesses stay on an instance without them).
+ */
+static bool
+access_shares(AlmanacAccess *a)
+{
+	return almanac_shared_cache_enabled() && !almanac_xact_sent_mid_xact(a->store);
+}
+
+/*
+ * A value found in the shared row cache goes into the reader's row cache
+ * too, though it may be newer than what the instance holds: the row cache
+ * lets a key go at the first catch-up after a write of it is logged, and
+ * every read that could need that write catches up first (a lazy one when
+ * the log names its key), so the value is never kept past a write, and a
+ * newer value is judged by the reader's snapshot as the instance's would be.
+ */
+
+/*
+ * Keep in the shared row cache what a Get of a's instance returned for key,
+ * if that is the newest value: the instance is the reader's current one and
+ * the owner's write log names no write of key since it caught up.  The
+ * ticket comes first (sharedcache.h says why).
+ */
+static void
+access_share(AlmanacAccess *a, const char *key, size_t klen, const char *val, size_t vlen)
+{
+	AlmanacSharedCacheTicket ticket;
+
+	/* races made to last (test/t/031_shared_row_cache.pl) */
+	ALMANAC_FAULT_PAUSE("shared_cache_before_ticket", 3000);
+	almanac_shared_cache_prepare(&ticket, a->store, key, klen);
+	if (!almanac_reader_holds_newest(a->reader, a->db, key, klen))
+		return;
+	ALMANAC_FAULT_PAUSE("shared_cache_before_put", 3000);
+	almanac_shared_cache_put(&ticket, a->cf_id, key, klen, val, vlen);
+}
+
+/*
  * The stored value of key, ignoring buffered writes: from the reader's row
- * cache if a Get of this instance found it before, else a Get ('keep': kept
- * in the cache).
+ * cache if a Get of this instance found it before, else (with 'keep') from
+ * the shared row cache, else a Get ('keep': kept in both caches).
  */
 char *
 almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,
@@ -471,14 +514,24 @@ almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t
 {
 	AlmanacRowCache *rows;
 	char	   *val;
+	bool		shared;
 
 	access_catch_up_for_key(a, key, klen);
 	rows = almanac_reader_rows(a->reader, a->db);
 	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
 		return val;
+	shared = keep && access_shares(a);
+	if (shared && almanac_shared_cache_lookup(a->store, a->cf_id, key, klen, &val, vlen))
+	{
+		/* newer than the instance, if anything: see above access_share */
+		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
+		return val;
+	}
 	val = almanac_rocks_get(a->db, lookup_options(), a->cf, key, klen, vlen);
 	if (keep)
 		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
+	if (shared)
+		access_share(a, key, klen, val, *vlen);
 	return val;
 }
 
@@ -510,6 +563,7 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 						   char **values, size_t *vlens)
 {
 	AlmanacRowCache *rows;
+	bool		shared;
 	const char **missing_keys;
 	size_t	   *missing_lens;
 	int		   *missing_at;
@@ -535,15 +589,21 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	 */
 	rows = almanac_reader_rows(a->reader, a->db);
 
-	/* the transaction's own writes come first, then the row cache */
+	/* the transaction's own writes come first, then the row caches */
+	shared = access_shares(a);
 	missing_keys = palloc(sizeof(char *) * n);
 	missing_lens = palloc(sizeof(size_t) * n);
 	missing_at = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
 		values[i] = almanac_xact_buffered(a->store, NULL, a->cf, keys[i], klens[i], &vlens[i]);
-		if (values[i] == NULL &&
-			!almanac_row_cache_lookup(rows, a->cf_id, keys[i], klens[i], &values[i], &vlens[i]))
+		if (values[i] != NULL ||
+			almanac_row_cache_lookup(rows, a->cf_id, keys[i], klens[i], &values[i], &vlens[i]))
+			continue;
+		if (shared && almanac_shared_cache_lookup(a->store, a->cf_id, keys[i], klens[i],
+												  &values[i], &vlens[i]))
+			almanac_row_cache_put(rows, a->cf_id, keys[i], klens[i], values[i], vlens[i]);
+		else
 		{
 			missing_keys[nmissing] = keys[i];
 			missing_lens[nmissing] = klens[i];
@@ -565,6 +625,8 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 		vlens[missing_at[i]] = found_lens[i];
 		almanac_row_cache_put(rows, a->cf_id, missing_keys[i], missing_lens[i],
 							  found[i], found_lens[i]);
+		if (shared)
+			access_share(a, missing_keys[i], missing_lens[i], found[i], found_lens[i]);
 	}
 }
 

@@ -494,6 +494,17 @@ almanac_reader_rows(AlmanacReader *reader, rocksdb_t *db)
 	return db == reader->db ? reader->rows : NULL;
 }
 
+bool
+almanac_reader_holds_newest(AlmanacReader *reader, rocksdb_t *db, const char *key, size_t klen)
+{
+	/* caught_up_seq is PG_UINT64_MAX when the open's catch-up failed or left it stale */
+	if (db != reader->db || reader->rows == NULL || reader->caught_up_seq == PG_UINT64_MAX)
+		return false;
+	return !almanac_row_cache_key_written_since_open(reader->rows,
+													 &almanac_shared->stores[reader->store].writelog,
+													 key, klen);
+}
+
 uint64
 almanac_reader_epoch(AlmanacReader *reader)
 {

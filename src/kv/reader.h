@@ -100,6 +100,16 @@ extern uint64 almanac_reader_epoch(AlmanacReader *reader);
 extern AlmanacRowCache *almanac_reader_rows(AlmanacReader *reader, rocksdb_t *db);
 
 /*
+ * Does db, read for key now, give the newest value the owner wrote?  True
+ * when db is the reader's current instance and the owner's write log names
+ * no write of key since it caught up (almanac_row_cache_key_written; the log
+ * is read at the call, so a write logged after it is not counted: the shared
+ * row cache's protocol, kv/sharedcache.h, settles that race).
+ */
+extern bool almanac_reader_holds_newest(AlmanacReader *reader, rocksdb_t *db,
+										const char *key, size_t klen);
+
+/*
  * The column family's handle; NULL if it does not exist and !create.  With
  * create, asks the owner to create it.  *cf_id receives its id.
  */

@@ -34,6 +34,7 @@
 #include "utils/memutils.h"
 
 #include "kv/rowcache.h"
+#include "kv/sharedcache.h"
 
 /* almanac.reader_row_cache_size, in kB */
 int			almanac_reader_row_cache_size = 16 * 1024;
@@ -108,6 +109,7 @@ struct AlmanacRowCache
 	uint64		prev_written;	/* 'written' before the last catch-up */
 	uint64		catching_up_from;	/* 'written' before this one */
 	bool		reset_next;		/* empty at the next catch-up */
+	bool		just_opened;	/* no catch-up since the open */
 	/* lazy catch-up: see almanac_row_cache_key_written */
 	MemoryContext written_cxt;
 	writtenset_hash *written;	/* the hashes of entries [log_pos, written_to) */
@@ -148,11 +150,16 @@ almanac_write_log_init(AlmanacWriteLog *log)
 }
 
 /* a key that hashes to ALMANAC_WRITE_LOG_RESET empties caches when written */
-static uint64
-key_hash(const char *key, size_t klen)
+uint64
+almanac_key_hash(const char *key, size_t klen)
 {
 	return hash_bytes_extended((const unsigned char *) key, (int) klen, 0);
 }
+
+#define key_hash(key, klen) almanac_key_hash(key, klen)
+
+static bool key_written_since(AlmanacRowCache *cache, AlmanacWriteLog *log,
+							  const char *key, size_t klen);
 
 /* ---- backend side ---- */
 
@@ -267,6 +274,7 @@ almanac_row_cache_opening(AlmanacRowCache *cache, AlmanacWriteLog *log)
 	 * name it to the next catch-up: that one empties the cache instead.
 	 */
 	cache->reset_next = true;
+	cache->just_opened = true;
 	cache->prev_written = cache->log_pos = pg_atomic_read_u64(&log->written);
 	pg_read_barrier();
 	written_restart(cache);
@@ -326,6 +334,7 @@ almanac_row_cache_caught_up(AlmanacRowCache *cache, AlmanacWriteLog *log, bool s
 		almanac_row_cache_reset(cache);
 	/* a failed catch-up may have seen part of a flush's effect: as an open */
 	cache->reset_next = !succeeded;
+	cache->just_opened = false;
 	cache->log_pos = cache->prev_written;
 	cache->prev_written = cache->catching_up_from;
 	written_restart(cache);
@@ -350,9 +359,35 @@ bool
 almanac_row_cache_key_written(AlmanacRowCache *cache, AlmanacWriteLog *log,
 							  const char *key, size_t klen)
 {
+	if (cache == NULL || cache->reset_next)
+		return true;
+	return key_written_since(cache, log, key, klen);
+}
+
+/*
+ * As almanac_row_cache_key_written, but an instance just opened (which its
+ * reader caught up once, successfully, after the open: the caller checks
+ * that) counts as one caught up twice: the open read what every write done
+ * before log_pos left, and the catch-up after it what a flush hid from the
+ * open (almanac_reader_catch_up's reason for catching up twice).  Not after
+ * a failed catch-up, which may have taken in part of a flush.
+ */
+bool
+almanac_row_cache_key_written_since_open(AlmanacRowCache *cache, AlmanacWriteLog *log,
+										 const char *key, size_t klen)
+{
+	if (cache == NULL || (cache->reset_next && !cache->just_opened))
+		return true;
+	return key_written_since(cache, log, key, klen);
+}
+
+static bool
+key_written_since(AlmanacRowCache *cache, AlmanacWriteLog *log,
+				  const char *key, size_t klen)
+{
 	uint64		end;
 
-	if (cache == NULL || cache->reset_next || cache->written_all)
+	if (cache->written_all)
 		return true;
 	pg_read_barrier();
 	end = pg_atomic_read_u64(&log->next);
@@ -563,7 +598,7 @@ almanac_write_log_forget(void)
 }
 
 void
-almanac_write_log_append(AlmanacWriteLog *log)
+almanac_write_log_append(AlmanacWriteLog *log, int store)
 {
 	uint64		next = pg_atomic_read_u64(&log->next);
 	const uint64 reset = ALMANAC_WRITE_LOG_RESET;
@@ -583,9 +618,20 @@ almanac_write_log_append(AlmanacWriteLog *log)
 		pg_write_barrier();
 		pg_atomic_write_u64(&log->next, next + i + 1);
 	}
-	almanac_write_log_forget();
 	/* the entries are visible before the write they announce */
 	pg_memory_barrier();
+
+	/*
+	 * Then the shared row cache lets the keys go, still before the write:
+	 * after the log names them, so that a backend whose check of the log
+	 * missed them finds the invalidation when it puts (sharedcache.h).
+	 */
+	if (noted_all)
+		almanac_shared_cache_reset_store(store);
+	else
+		for (int i = 0; i < n; i++)
+			almanac_shared_cache_invalidate(store, hashes[i]);
+	almanac_write_log_forget();
 }
 
 void

@@ -90,6 +90,17 @@ extern bool almanac_row_cache_key_written(AlmanacRowCache *cache, AlmanacWriteLo
 										  const char *key, size_t klen);
 
 /*
+ * The same check for the shared row cache (sharedcache.h), which may keep
+ * only the newest value of a key: false also right after an open, when
+ * the caller knows the reader's catch-up after the open succeeded (no
+ * catch-up since), as the open and that catch-up read what every write
+ * logged before the open left.
+ */
+extern bool almanac_row_cache_key_written_since_open(AlmanacRowCache *cache,
+													 AlmanacWriteLog *log,
+													 const char *key, size_t klen);
+
+/*
  * Look a key of column family cf_id up.  Returns false when it is not kept.
  * Otherwise *value is a palloc'd copy of the stored value, or NULL when the
  * key was found missing, and *vlen its length.
@@ -112,7 +123,10 @@ extern void almanac_row_cache_put(AlmanacRowCache *cache, uint32 cf_id,
 extern void almanac_write_log_forget(void);
 extern void almanac_write_log_note(const char *key, size_t klen);
 extern void almanac_write_log_note_all(void);
-extern void almanac_write_log_append(AlmanacWriteLog *log);
+extern void almanac_write_log_append(AlmanacWriteLog *log, int store);
+
+/* the 64-bit hash of a key that the log carries (and the shared row cache's) */
+extern uint64 almanac_key_hash(const char *key, size_t klen);
 extern void almanac_write_log_mark_written(AlmanacWriteLog *log);
 
 #endif							/* ALMANAC_ROWCACHE_H */

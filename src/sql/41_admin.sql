@@ -80,6 +80,17 @@ COMMENT ON FUNCTION almanac.reader_stats() IS
 	'This session''s reads of the store: instances opened, catch-ups that read the store owner''s '
 	'writes, and point lookups that needed no catch-up because nobody wrote their key since the last one';
 
+CREATE FUNCTION almanac.shared_row_cache_stats(
+	OUT slots bigint, OUT used bigint, OUT hits bigint, OUT misses bigint,
+	OUT puts bigint, OUT evicted bigint, OUT invalidated bigint)
+	RETURNS record
+	LANGUAGE c VOLATILE STRICT
+	AS 'MODULE_PATHNAME', 'almanac_shared_row_cache_stats_sql';
+COMMENT ON FUNCTION almanac.shared_row_cache_stats() IS
+	'The row cache in shared memory (almanac.shared_row_cache_size), all stores and backends since the '
+	'server started: slots and slots in use, point lookups answered from it (hits) or not (misses), '
+	'values put, entries evicted to make room, and entries removed because the store owner wrote their key';
+
 CREATE FUNCTION almanac.reader_row_cache_stats(
 	OUT hits bigint, OUT misses bigint, OUT dropped bigint, OUT evicted bigint,
 	OUT emptied bigint)

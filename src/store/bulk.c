@@ -271,7 +271,7 @@ almanac_owner_ingest(AlmanacRequestSlot *slot, int store, const char *payload, S
 	 */
 	almanac_write_log_forget();
 	almanac_write_log_note_all();
-	almanac_write_log_append(&almanac_shared->stores[store].writelog);
+	almanac_write_log_append(&almanac_shared->stores[store].writelog, store);
 	rocksdb_ingest_external_file_cf(almanac_owner_db(), cf, paths, 1, io, &err);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	/* moved into the store, or failed: not needed any more */

@@ -701,7 +701,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	else
 		put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
-	almanac_write_log_append(log);
+	almanac_write_log_append(log, owner_store);
 	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	almanac_rocks_check(err, "write");
 	seq = rocksdb_get_latest_sequence_number(owner_db);

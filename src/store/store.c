@@ -25,6 +25,7 @@
 
 #include "almanac.h"
 #include "fault.h"
+#include "kv/sharedcache.h"
 #include "store/store.h"
 
 AlmanacShared *almanac_shared = NULL;
@@ -231,6 +232,8 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 			e->owner_pid = 0;
 			e->state = ALMANAC_STORE_STARTING;
 			must_start = true;
+			/* another path, or files an owner may have changed meanwhile */
+			almanac_shared_cache_reset_store(store);
 		}
 	}
 	LWLockRelease(almanac_shared->lock);
@@ -313,6 +316,7 @@ almanac_store_release_entry(const char *path)
 		{
 			e->path[0] = '\0';
 			e->state = ALMANAC_STORE_UNUSED;
+			almanac_shared_cache_reset_store(i);
 		}
 	}
 	LWLockRelease(almanac_shared->lock);

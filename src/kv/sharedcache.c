@@ -1,0 +1,462 @@
+/*-------------------------------------------------------------------------
+ *
+ * sharedcache.c
+ *	  The shared row cache: see sharedcache.h for what it keeps and why the
+ *	  owner's invalidations keep it valid.
+ *
+ * The layout is the buffer manager's, small: an array of fixed-size slots,
+ * a shared dynahash table from a key's tag (store and the 64-bit hash the
+ * write log carries) to its slot, partitioned, each partition under an
+ * LWLock of its own.  A slot is FREE, BUSY (taken by one backend, which fills
+ * it outside any lock) or USED (mapped by the table).  Only a holder of the
+ * mapping partition's lock in exclusive mode maps or unmaps a slot, so a
+ * lookup holding it shared reads a slot that cannot change.  The slot also
+ * holds the whole key and its column family, which a lookup compares: two
+ * keys with one hash never answer for each other (the later one replaces
+ * the earlier).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/htup_details.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+
+#include "kv/rowcache.h"
+#include "kv/sharedcache.h"
+#include "store/store.h"
+
+/* almanac.shared_row_cache_size, in kB */
+int			almanac_shared_row_cache_size = 64 * 1024;
+
+#define NPARTITIONS 128
+
+/* how far a sweep goes looking for a slot before it gives up the put */
+#define SWEEP_MAX 512
+
+typedef struct CacheTag
+{
+	uint64		hash;			/* of the key (rowcache.h) */
+	int32		store;
+	int32		pad;			/* zero: the tag is hashed as bytes */
+} CacheTag;
+
+typedef struct CacheMapEntry
+{
+	CacheTag	tag;
+	int32		slot;
+} CacheMapEntry;
+
+enum
+{
+	SLOT_FREE = 0,
+	SLOT_BUSY,
+	SLOT_USED
+};
+
+typedef struct CacheSlot
+{
+	pg_atomic_uint32 state;
+	pg_atomic_uint32 usage;		/* read since the clock hand last passed */
+	CacheTag	tag;
+	uint64		generation;		/* the store's when it was put */
+	uint32		cf_id;
+	uint32		klen;
+	int64		vlen;			/* -1: the key was found missing */
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* the key, then the value */
+} CacheSlot;
+
+#define SLOT_DATA (ALMANAC_SHARED_CACHE_SLOT - offsetof(CacheSlot, data))
+
+typedef union CachePartition
+{
+	struct
+	{
+		pg_atomic_uint32 invalidations;
+		pg_atomic_uint64 hits;
+		pg_atomic_uint64 misses;
+	}			c;
+	char		pad[PG_CACHE_LINE_SIZE];
+} CachePartition;
+
+typedef struct CacheControl
+{
+	int			nslots;
+	LWLockPadded *locks;
+	pg_atomic_uint64 hand;
+	pg_atomic_uint64 puts;
+	pg_atomic_uint64 evictions;
+	pg_atomic_uint64 invalidated;	/* entries removed by the owner's writes */
+	pg_atomic_uint64 generations[ALMANAC_MAX_STORES];
+	CachePartition parts[NPARTITIONS];
+} CacheControl;
+
+static CacheControl *control = NULL;
+static char *slots = NULL;
+static HTAB *map = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static int
+cache_nslots(void)
+{
+	return (int) ((int64) almanac_shared_row_cache_size * 1024 / ALMANAC_SHARED_CACHE_SLOT);
+}
+
+#define SLOT(i) ((CacheSlot *) (slots + (Size) (i) * ALMANAC_SHARED_CACHE_SLOT))
+#define PARTITION(hashcode) ((hashcode) % NPARTITIONS)
+#define PARTITION_LOCK(hashcode) (&control->locks[PARTITION(hashcode)].lock)
+
+static void
+shared_cache_shmem_request(void)
+{
+	int			n = cache_nslots();
+
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	if (n <= 0)
+		return;
+	RequestAddinShmemSpace(add_size(sizeof(CacheControl),
+									add_size(mul_size(n, ALMANAC_SHARED_CACHE_SLOT),
+											 hash_estimate_size(n, sizeof(CacheMapEntry)))));
+	RequestNamedLWLockTranche("almanac shared row cache", NPARTITIONS);
+}
+
+static void
+shared_cache_shmem_startup(void)
+{
+	int			n = cache_nslots();
+	HASHCTL		info;
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	if (n <= 0)
+		return;
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	control = ShmemInitStruct("almanac shared row cache", sizeof(CacheControl), &found);
+	slots = ShmemInitStruct("almanac shared row cache slots",
+							mul_size(n, ALMANAC_SHARED_CACHE_SLOT), &found);
+	if (!found)
+	{
+		memset(control, 0, sizeof(CacheControl));
+		control->nslots = n;
+		control->locks = GetNamedLWLockTranche("almanac shared row cache");
+		pg_atomic_init_u64(&control->hand, 0);
+		pg_atomic_init_u64(&control->puts, 0);
+		pg_atomic_init_u64(&control->evictions, 0);
+		pg_atomic_init_u64(&control->invalidated, 0);
+		for (int i = 0; i < ALMANAC_MAX_STORES; i++)
+			pg_atomic_init_u64(&control->generations[i], 1);
+		for (int i = 0; i < NPARTITIONS; i++)
+		{
+			pg_atomic_init_u32(&control->parts[i].c.invalidations, 0);
+			pg_atomic_init_u64(&control->parts[i].c.hits, 0);
+			pg_atomic_init_u64(&control->parts[i].c.misses, 0);
+		}
+		for (int i = 0; i < n; i++)
+		{
+			pg_atomic_init_u32(&SLOT(i)->state, SLOT_FREE);
+			pg_atomic_init_u32(&SLOT(i)->usage, 0);
+		}
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(CacheTag);
+	info.entrysize = sizeof(CacheMapEntry);
+	info.num_partitions = NPARTITIONS;
+	map = ShmemInitHash("almanac shared row cache map", n, n, &info,
+						HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+almanac_shared_cache_init(void)
+{
+	DefineCustomIntVariable("almanac.shared_row_cache_size",
+							"Shared memory that keeps the values point lookups found, for every backend.",
+							"A key any backend looked up, not written since, is then a hash probe in "
+							"shared memory for all of them, new connections included, instead of a "
+							"RocksDB read. Values longer than about 1kB are not kept. When it is full, "
+							"keys not read lately are let go. 0 disables it.",
+							&almanac_shared_row_cache_size,
+							64 * 1024, 0, INT_MAX / 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shared_cache_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shared_cache_shmem_startup;
+}
+
+bool
+almanac_shared_cache_enabled(void)
+{
+	return control != NULL;
+}
+
+static void
+make_tag(CacheTag *tag, int store, uint64 hash)
+{
+	tag->hash = hash;
+	tag->store = store;
+	tag->pad = 0;
+}
+
+static uint64
+key_hash(const char *key, size_t klen)
+{
+	return almanac_key_hash(key, klen);
+}
+
+bool
+almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key, size_t klen,
+							char **value, size_t *vlen)
+{
+	CacheTag	tag;
+	uint32		hashcode;
+	CacheMapEntry *e;
+	bool		hit = false;
+
+	if (control == NULL)
+		return false;
+	make_tag(&tag, store, key_hash(key, klen));
+	hashcode = get_hash_value(map, &tag);
+	LWLockAcquire(PARTITION_LOCK(hashcode), LW_SHARED);
+	e = hash_search_with_hash_value(map, &tag, hashcode, HASH_FIND, NULL);
+	if (e)
+	{
+		CacheSlot  *s = SLOT(e->slot);
+
+		if (s->generation == pg_atomic_read_u64(&control->generations[store]) &&
+			s->cf_id == cf_id && s->klen == klen &&
+			memcmp(s->data, key, klen) == 0)
+		{
+			if (s->vlen < 0)
+			{
+				*value = NULL;
+				*vlen = 0;
+			}
+			else
+			{
+				/* palloc may fail: the lock is released by the abort */
+				*value = palloc(s->vlen + 1);
+				memcpy(*value, s->data + klen, s->vlen);
+				(*value)[s->vlen] = '\0';
+				*vlen = s->vlen;
+			}
+			if (pg_atomic_read_u32(&s->usage) == 0)
+				pg_atomic_write_u32(&s->usage, 1);
+			hit = true;
+		}
+	}
+	LWLockRelease(PARTITION_LOCK(hashcode));
+	pg_atomic_fetch_add_u64(hit ? &control->parts[PARTITION(hashcode)].c.hits :
+							&control->parts[PARTITION(hashcode)].c.misses, 1);
+	return hit;
+}
+
+void
+almanac_shared_cache_prepare(AlmanacSharedCacheTicket *t, int store,
+							 const char *key, size_t klen)
+{
+	CacheTag	tag;
+
+	t->store = store;
+	if (control == NULL)
+		return;
+	t->hash = key_hash(key, klen);
+	make_tag(&tag, store, t->hash);
+	t->hashcode = get_hash_value(map, &tag);
+	t->generation = pg_atomic_read_u64(&control->generations[store]);
+	t->invalidations = pg_atomic_read_u32(&control->parts[PARTITION(t->hashcode)].c.invalidations);
+	/* both before the caller reads the write log */
+	pg_read_barrier();
+}
+
+/*
+ * A slot for the caller to fill, BUSY; -1 if the sweep found none soon.  A
+ * USED slot is taken only once the hand found it unread since it passed
+ * last, and only if its partition lock is free at once: the caller holds
+ * no lock, and a put that gives up costs a later Get, nothing else.
+ */
+static int
+take_slot(void)
+{
+	for (int i = 0; i < SWEEP_MAX; i++)
+	{
+		int			n = (int) (pg_atomic_fetch_add_u64(&control->hand, 1) % control->nslots);
+		CacheSlot  *s = SLOT(n);
+		uint32		state = pg_atomic_read_u32(&s->state);
+		CacheTag	tag;
+		uint32		hashcode;
+		CacheMapEntry *e;
+		bool		taken = false;
+
+		if (state == SLOT_FREE)
+		{
+			if (pg_atomic_compare_exchange_u32(&s->state, &state, SLOT_BUSY))
+				return n;
+			continue;
+		}
+		if (state != SLOT_USED)
+			continue;
+		if (pg_atomic_read_u32(&s->usage) > 0)
+		{
+			pg_atomic_write_u32(&s->usage, 0);
+			continue;
+		}
+		/* read without the lock: the mapping decides below */
+		tag = s->tag;
+		hashcode = get_hash_value(map, &tag);
+		if (!LWLockConditionalAcquire(PARTITION_LOCK(hashcode), LW_EXCLUSIVE))
+			continue;
+		e = hash_search_with_hash_value(map, &tag, hashcode, HASH_FIND, NULL);
+		if (e && e->slot == n)
+		{
+			(void) hash_search_with_hash_value(map, &tag, hashcode, HASH_REMOVE, NULL);
+			pg_atomic_write_u32(&s->state, SLOT_BUSY);
+			taken = true;
+		}
+		LWLockRelease(PARTITION_LOCK(hashcode));
+		if (taken)
+		{
+			pg_atomic_fetch_add_u64(&control->evictions, 1);
+			return n;
+		}
+	}
+	return -1;
+}
+
+void
+almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
+						 const char *key, size_t klen, const char *value, size_t vlen)
+{
+	CacheTag	tag;
+	CacheSlot  *s;
+	CacheMapEntry *e;
+	LWLock	   *lock;
+	int			n;
+	bool		found;
+	int			old = -1;
+
+	if (control == NULL || klen + (value ? vlen : 0) > SLOT_DATA)
+		return;
+	n = take_slot();
+	if (n < 0)
+		return;
+	s = SLOT(n);
+	make_tag(&tag, t->store, t->hash);
+	s->tag = tag;
+	s->generation = t->generation;
+	s->cf_id = cf_id;
+	s->klen = (uint32) klen;
+	s->vlen = value ? (int64) vlen : -1;
+	memcpy(s->data, key, klen);
+	if (value)
+		memcpy(s->data + klen, value, vlen);
+	pg_atomic_write_u32(&s->usage, 1);
+
+	lock = PARTITION_LOCK(t->hashcode);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&control->parts[PARTITION(t->hashcode)].c.invalidations) != t->invalidations ||
+		pg_atomic_read_u64(&control->generations[t->store]) != t->generation)
+	{
+		/* the key may have been written since the caller's check */
+		LWLockRelease(lock);
+		pg_atomic_write_u32(&s->state, SLOT_FREE);
+		return;
+	}
+	/* the table has a slot's worth of entries: HASH_ENTER cannot run out */
+	e = hash_search_with_hash_value(map, &tag, t->hashcode, HASH_ENTER, &found);
+	if (found)
+		old = e->slot;			/* another key of this hash, or a stale value */
+	e->slot = n;
+	pg_write_barrier();
+	pg_atomic_write_u32(&s->state, SLOT_USED);
+	if (old >= 0)
+		pg_atomic_write_u32(&SLOT(old)->state, SLOT_FREE);
+	LWLockRelease(lock);
+	pg_atomic_fetch_add_u64(&control->puts, 1);
+}
+
+void
+almanac_shared_cache_invalidate(int store, uint64 hash)
+{
+	CacheTag	tag;
+	uint32		hashcode;
+	CacheMapEntry *e;
+	LWLock	   *lock;
+
+	if (control == NULL)
+		return;
+	make_tag(&tag, store, hash);
+	hashcode = get_hash_value(map, &tag);
+	lock = PARTITION_LOCK(hashcode);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	pg_atomic_fetch_add_u32(&control->parts[PARTITION(hashcode)].c.invalidations, 1);
+	e = hash_search_with_hash_value(map, &tag, hashcode, HASH_REMOVE, NULL);
+	if (e)
+		pg_atomic_write_u32(&SLOT(e->slot)->state, SLOT_FREE);
+	LWLockRelease(lock);
+	if (e)
+		pg_atomic_fetch_add_u64(&control->invalidated, 1);
+}
+
+void
+almanac_shared_cache_reset_store(int store)
+{
+	if (control == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&control->generations[store], 1);
+	/* before the write it announces, as the write log's entries are */
+	pg_memory_barrier();
+}
+
+PG_FUNCTION_INFO_V1(almanac_shared_row_cache_stats_sql);
+Datum
+almanac_shared_row_cache_stats_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false};
+	uint64		hits = 0;
+	uint64		misses = 0;
+	int64		used = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (control == NULL)
+	{
+		for (int i = 0; i < 7; i++)
+			values[i] = Int64GetDatum(0);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	}
+	for (int i = 0; i < NPARTITIONS; i++)
+	{
+		hits += pg_atomic_read_u64(&control->parts[i].c.hits);
+		misses += pg_atomic_read_u64(&control->parts[i].c.misses);
+	}
+	for (int i = 0; i < control->nslots; i++)
+		if (pg_atomic_read_u32(&SLOT(i)->state) == SLOT_USED)
+			used++;
+	values[0] = Int64GetDatum((int64) control->nslots);
+	values[1] = Int64GetDatum(used);
+	values[2] = Int64GetDatum((int64) hits);
+	values[3] = Int64GetDatum((int64) misses);
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&control->puts));
+	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&control->evictions));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&control->invalidated));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,105 @@
+# The shared row cache (src/kv/sharedcache.h): a value one backend's point
+# lookup read is a hit for every other backend, new connections included; a
+# committed write of the key lets it go; and a backend whose read races with
+# the owner's write of the key never leaves the older value behind in the
+# cache.  The races are made to last by two pause points between the Get and
+# the put: before the backend takes its ticket (the write log must name the
+# write) and after its check of the log (the partition's invalidation count
+# must have moved).  Without either guard the next session reads the older
+# value from the cache.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use AlmanacTest qw(almanac_node);
+
+my $node = almanac_node('shared_row_cache');
+$node->safe_psql('postgres', q{
+	CREATE FOREIGN TABLE kv (k bigint, v text)
+		SERVER almanac_store OPTIONS (key_prefix 'kv', key_columns 'k');
+	INSERT INTO kv SELECT g, 'v' || g FROM generate_series(1, 10) g;
+});
+
+sub stats
+{
+	my $line = $node->safe_psql('postgres',
+		'SELECT slots, hits, misses, puts, invalidated FROM almanac.shared_row_cache_stats()');
+	my %s;
+	@s{qw(slots hits misses puts invalidated)} = split /\|/, $line;
+	return \%s;
+}
+
+# --- shared between sessions ---------------------------------------------------
+my $s0 = stats();
+is($s0->{slots}, 64 * 1024, 'the default size: 64MB of 1kB slots');
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'v1', 'a first lookup');
+my $s1 = stats();
+is($s1->{puts} - $s0->{puts}, 1, 'it put the value into the shared cache');
+is($s1->{misses} - $s0->{misses}, 1, 'after a miss');
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'v1',
+	'a new connection reads the same value');
+my $s2 = stats();
+is($s2->{hits} - $s1->{hits}, 1, 'from the shared cache: a hit, no Get');
+is($s2->{puts}, $s1->{puts}, 'and no second put');
+is($node->safe_psql('postgres', 'SELECT k, v FROM kv WHERE k = ANY (ARRAY[1, 4, 5]) ORDER BY k'),
+	"1|v1\n4|v4\n5|v5", 'a lookup of several keys mixes hits and a MultiGet');
+is(stats()->{puts} - $s2->{puts}, 2, 'the MultiGet\'s values are put too');
+
+# --- a committed write lets the key go -------------------------------------------
+$node->safe_psql('postgres', q{UPDATE kv SET v = 'w1' WHERE k = 1});
+my $s3 = stats();
+cmp_ok($s3->{invalidated} - $s2->{invalidated}, '>=', 1, 'the owner removed the written key');
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'w1', 'a new connection reads the new value');
+$node->safe_psql('postgres', q{DELETE FROM kv WHERE k = 4});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM kv WHERE k = 4'), '0', 'a deleted key is gone');
+is($node->safe_psql('postgres', q{
+	BEGIN ISOLATION LEVEL REPEATABLE READ;
+	SELECT v FROM kv WHERE k = 5;
+	COMMIT;}), 'v5', 'a hit judged by the reader\'s snapshot');
+
+# --- the races ---------------------------------------------------------------------
+# A reads key $k: a miss, a Get of the value 'v$k'; it pauses at $point; B
+# commits a new value; A goes on (and answers the value its snapshot saw);
+# then a new session must read B's value.
+sub race
+{
+	my ($point, $k) = @_;
+	my $log = -s $node->logfile;
+	my $a = $node->background_psql('postgres');
+	$a->query_safe("SET almanac.fault_point = '$point'");
+	$a->query_until(qr/started/, qq{
+\\echo started
+SELECT v FROM kv WHERE k = $k;
+});
+	ok($node->wait_for_log(qr/fault point "$point" reached/, $log), "$point: the reader pauses");
+	$node->safe_psql('postgres', "UPDATE kv SET v = 'new$k' WHERE k = $k");
+	$a->quit;
+	is($node->safe_psql('postgres', "SELECT v FROM kv WHERE k = $k"), "new$k",
+		"$point: the next session reads the committed value, not the one the paused reader read");
+	is($node->safe_psql('postgres', "SELECT v FROM kv WHERE k = $k"), "new$k", "$point: and again");
+}
+race('shared_cache_before_ticket', 2);
+race('shared_cache_before_put', 3);
+
+# --- a transaction that sent writes mid-transaction reads around the cache -----------
+$node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 6');
+my $s4 = stats();
+is($node->safe_psql('postgres', q{
+	SET almanac.write_batch_size = 64;
+	BEGIN;
+	INSERT INTO kv SELECT g, repeat('x', 1000) FROM generate_series(1000, 1300) g;
+	SELECT v FROM kv WHERE k = 6;
+	COMMIT;}), 'v6', 'after sending writes mid-transaction');
+my $s5 = stats();
+is($s5->{hits} + $s5->{misses}, $s4->{hits} + $s4->{misses}, 'its lookups did not consult the shared cache');
+
+# --- off ----------------------------------------------------------------------------
+$node->append_conf('postgresql.conf', "almanac.shared_row_cache_size = 0\n");
+$node->restart;
+is(stats()->{slots}, 0, 'almanac.shared_row_cache_size = 0: no cache');
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 2'), 'new2', 'lookups read the store');
+is(stats()->{hits} + stats()->{misses}, 0, 'without it');
+
+$node->stop;
+done_testing();
