@@ -190,6 +190,48 @@ SELECT count(*) AS mirror_differences FROM almanac.verify('almanac.blocks', 'pri
 SELECT block_number FROM almanac.blocks WHERE chain_id = 'priv_chain' AND block_number = 1;
 DELETE FROM almanac.chains WHERE chain_id = 'priv_chain';
 
+-- a key column is not renamed while the table holds rows: the table could
+-- then neither read them nor delete them when dropped, and they would wait
+-- for the next table over its keys, here the intruder's
+SET ROLE regress_owner;
+CREATE FOREIGN TABLE owner_s.renamed (k int, v text) SERVER almanac_store
+	OPTIONS (key_prefix 'renamed', key_columns 'k');
+INSERT INTO owner_s.renamed VALUES (1, 'private');
+ALTER FOREIGN TABLE owner_s.renamed RENAME COLUMN k TO id;
+ALTER TABLE owner_s.renamed RENAME COLUMN k TO id;
+-- (a value column may be renamed: rows do not record names)
+ALTER FOREIGN TABLE owner_s.renamed RENAME COLUMN v TO note;
+DROP FOREIGN TABLE owner_s.renamed;
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.renamed (k int, v text) SERVER almanac_store
+	OPTIONS (key_prefix 'renamed', key_columns 'k');
+SELECT * FROM intruder_s.renamed;
+DROP FOREIGN TABLE intruder_s.renamed;
+RESET ROLE;
+
+-- a second server over the same directory, its path written another way
+-- (a symbolic link: /proc/self/cwd is the data directory), is the same
+-- store to the rules
+CREATE SERVER priv_here FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (path 'almanac/priv_alias');
+CREATE SERVER priv_there FOREIGN DATA WRAPPER almanac_rocksdb
+	OPTIONS (path '/proc/self/cwd/almanac/./priv_alias/');
+SELECT (almanac._server_options(h.oid))[1] = (almanac._server_options(t.oid))[1] AS one_store
+  FROM pg_foreign_server h, pg_foreign_server t
+ WHERE h.srvname = 'priv_here' AND t.srvname = 'priv_there';
+GRANT USAGE ON FOREIGN SERVER priv_here TO regress_owner;
+GRANT USAGE ON FOREIGN SERVER priv_there TO regress_intruder;
+SET ROLE regress_owner;
+CREATE FOREIGN TABLE owner_s.aliased (k int, v text) SERVER priv_here
+	OPTIONS (key_prefix 'aliased', key_columns 'k');
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.aliased (k int, v text) SERVER priv_there
+	OPTIONS (key_prefix 'aliased', key_columns 'k');
+RESET ROLE;
+-- nor does such a path reach into almanac/base, the databases' own stores
+CREATE SERVER priv_base FOREIGN DATA WRAPPER almanac_rocksdb
+	OPTIONS (path '/proc/self/cwd/almanac/base/1');
+DROP SERVER priv_here, priv_there CASCADE;
+
 -- a dropped table leaves its key space to others
 DROP SCHEMA priv_raw CASCADE;
 SET ROLE regress_owner;

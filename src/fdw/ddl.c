@@ -13,8 +13,10 @@
  *   TYPE, DROP COLUMN, ADD COLUMN with a default, NOT NULL, identity or
  *   generation (existing rows would read NULL where a heap table shows the
  *   default), and setting, adding or dropping key_columns, key_prefix,
- *   key_attribute, column_family or raw; likewise ALTER TYPE ... ADD / DROP
- *   / ALTER ATTRIBUTE of a composite type a column is built from, and ALTER
+ *   key_attribute, column_family or raw, and RENAME COLUMN of a key column
+ *   (the rows could then be neither read nor deleted by a drop); likewise
+ *   ALTER TYPE ... ADD / DROP / ALTER ATTRIBUTE of a composite type a column
+ *   is built from, and ALTER
  *   SERVER ... OPTIONS changing path (the store) of the table's server.  A
  *   plain nullable ADD COLUMN is allowed: rows written before read it as
  *   NULL, as in a heap table.  The
@@ -502,9 +504,44 @@ guard_alter_table(AlterTableStmt *stmt)
 }
 
 /*
+ * ALTER [FOREIGN] TABLE ... RENAME COLUMN of a key column (key_columns names
+ * it): the table could no longer read its rows, nor delete them when dropped
+ * (layout_usable), so they would wait under its keys for the next table
+ * defined there, whoever's.  Refused while the table holds rows, as the
+ * other changes of its keys are; through an inheritance parent too.
+ */
+static void
+guard_rename_column(RenameStmt *stmt)
+{
+	Oid			relid;
+	List	   *rels;
+	ListCell   *lc;
+
+	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;					/* RENAME itself reports it */
+	rels = stmt->relation->inh ? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	foreach(lc, rels)
+	{
+		Oid			rel = lfirst_oid(lc);
+		AlmanacTableOptions *opts;
+		ListCell   *kc;
+
+		if (!is_almanac_table(rel))
+			continue;
+		opts = almanac_table_options(rel);
+		foreach(kc, opts->key_columns)
+			if (strcmp(strVal(lfirst(kc)), stmt->subname) == 0)
+				refuse_if_rows(rel, psprintf("rename key column \"%s\"", stmt->subname), true);
+	}
+}
+
+/*
  * almanac._ddl_guard(): the ddl_command_start event trigger (see the file
- * header).  ALTER TABLE, ALTER FOREIGN TABLE, ALTER TYPE and ALTER SERVER
- * reach it.
+ * header).  ALTER TABLE, ALTER FOREIGN TABLE (RENAME COLUMN included), ALTER
+ * TYPE and ALTER SERVER reach it.
  */
 PG_FUNCTION_INFO_V1(almanac_ddl_guard);
 Datum
@@ -523,6 +560,8 @@ almanac_ddl_guard(PG_FUNCTION_ARGS)
 		guard_alter_table((AlterTableStmt *) trigdata->parsetree);
 	else if (IsA(trigdata->parsetree, AlterForeignServerStmt))
 		guard_alter_server((AlterForeignServerStmt *) trigdata->parsetree);
+	else if (IsA(trigdata->parsetree, RenameStmt))
+		guard_rename_column((RenameStmt *) trigdata->parsetree);
 	PG_RETURN_VOID();
 }
 

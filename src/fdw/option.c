@@ -186,23 +186,60 @@ check_range(const char *name, const char *value, int64 v)
  */
 
 /*
+ * A store directory as its owner opens it: absolute (a relative one is
+ * relative to the data directory), canonical ("..", "." and doubled or
+ * trailing slashes gone), and with the symbolic links of the part that
+ * exists resolved.  Two spellings of one directory (a symlink, "..",
+ * /proc/self/cwd) are then one path, to the key-space rules (fdw/keyspace.c
+ * compare stores by path), to almanac/base's check below and to the store
+ * registry alike.  A link created after the server was defined is seen at
+ * the next read of the options.
+ */
+static char *
+resolve_store_path(const char *value)
+{
+	char	   *path = is_absolute_path(value) ? pstrdup(value) : psprintf("%s/%s", DataDir, value);
+	char	   *head;
+	char	   *rest = NULL;
+	char		real[PATH_MAX];
+
+	canonicalize_path(path);
+	head = pstrdup(path);
+	for (;;)
+	{
+		char	   *slash;
+
+		if (realpath(head, real) != NULL)
+		{
+			char	   *result = rest ? psprintf("%s/%s", real, rest) : pstrdup(real);
+
+			canonicalize_path(result);
+			return result;
+		}
+		/* not there (yet): resolve its parent, keep the rest as written */
+		slash = strrchr(head, '/');
+		if (slash == NULL || slash == head)
+			return path;
+		rest = rest ? psprintf("%s/%s", slash + 1, rest) : pstrdup(slash + 1);
+		*slash = '\0';
+	}
+}
+
+/*
  * A store directory, absolute or relative to the data directory; not inside
  * almanac/base, which holds the databases' own stores (an owner removes the
- * store of a dropped database, so no server may point into one).
+ * store of a dropped database, so no server may point into one), however it
+ * is spelled.  The parsed value is the resolved path.
  */
 static void
 parse_path(const char *name, const char *value, OptionValue *out)
 {
 	char	   *resolved;
-	char	   *base;
 
 	if (value[0] == '\0')
 		invalid_value(name, value);
-	resolved = is_absolute_path(value) ? pstrdup(value) : psprintf("%s/%s", DataDir, value);
-	canonicalize_path(resolved);
-	base = psprintf("%s/%s", DataDir, ALMANAC_DEFAULT_STORE_DIR);
-	canonicalize_path(base);
-	if (path_is_prefix_of_path(base, resolved))
+	resolved = resolve_store_path(value);
+	if (path_is_prefix_of_path(resolve_store_path(ALMANAC_DEFAULT_STORE_DIR), resolved))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("invalid value for option \"%s\": \"%s\" is inside %s", name, value,
@@ -211,7 +248,7 @@ parse_path(const char *name, const char *value, OptionValue *out)
 						   ALMANAC_DEFAULT_STORE_DIR),
 				 errhint("Leave \"path\" unset to use this database's own store, or choose a directory outside %s.",
 						 ALMANAC_DEFAULT_STORE_DIR)));
-	out->s = pstrdup(value);
+	out->s = resolved;
 }
 
 /* a whole decimal integer, with optional sign; false on anything else */
@@ -620,10 +657,8 @@ almanac_server_options(Oid serverid)
 							  MyDatabaseId);
 		opts->database = MyDatabaseId;
 	}
-	else if (is_absolute_path(path))
-		opts->path = pstrdup(path);
 	else
-		opts->path = psprintf("%s/%s", DataDir, path);
+		opts->path = path;		/* resolved by parse_path */
 	canonicalize_path(opts->path);
 
 	return opts;

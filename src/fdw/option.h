@@ -36,7 +36,8 @@
 
 typedef struct AlmanacServerOptions
 {
-	char	   *path;			/* absolute */
+	char	   *path;			/* absolute, canonical, symlinks resolved:
+								 * one store, one path (option.c) */
 	int64		write_buffer_size;	/* bytes */
 	int			max_write_buffer_number;
 	int			min_write_buffer_number_to_merge;
