@@ -54,6 +54,21 @@ SET plan_cache_mode = force_generic_plan;
 EXPLAIN (COSTS OFF) EXECUTE p('c1', 1);
 RESET plan_cache_mode;
 DEALLOCATE p;
+-- SQL functions in a key value are inlined into the plan, those they call
+-- too: replacing any of them replans a cached plan, as it replans one of
+-- PostgreSQL's planner (the query names only the outer one)
+CREATE FUNCTION router_step(bigint) RETURNS bigint LANGUAGE sql STABLE AS 'SELECT $1 + 1';
+CREATE FUNCTION router_key_of(bigint) RETURNS bigint LANGUAGE sql STABLE AS 'SELECT router_step($1)';
+SET plan_cache_mode = force_generic_plan;
+PREPARE p(bigint) AS SELECT block_number FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = router_key_of($1);
+EXPLAIN (COSTS OFF) EXECUTE p(1);
+EXECUTE p(1);
+CREATE OR REPLACE FUNCTION router_step(bigint) RETURNS bigint LANGUAGE sql STABLE AS 'SELECT $1 + 2';
+EXECUTE p(1);
+RESET plan_cache_mode;
+DEALLOCATE p;
+DROP FUNCTION router_key_of(bigint);
+DROP FUNCTION router_step(bigint);
 
 -- not routed: other shapes go to PostgreSQL's planner
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1';

@@ -126,16 +126,7 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 	CustomScan *cs = makeNode(CustomScan);
 	Plan	   *plan = &cs->scan.plan;
 
-	/*
-	 * Key values and bounds folded as the planner folds a qual's: constant
-	 * subexpressions computed once, SQL functions inlined ('chain' || 1 is
-	 * textanycat, a SQL function that would otherwise be parsed and planned
-	 * at every execution, since the scan builds its expressions anew each
-	 * time).  Parameters stay parameters (no bound values are given), so
-	 * the plan stays generic.
-	 */
-	keyexprs = (List *) eval_const_expressions(NULL, (Node *) keyexprs);
-	bounds = (List *) eval_const_expressions(NULL, (Node *) bounds);
+	/* key values and bounds come folded (router/planner.c, fold_values) */
 	/* the executor needs the functions of operators looked up */
 	fix_opfuncids((Node *) tlist);
 	fix_opfuncids((Node *) quals);

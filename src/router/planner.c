@@ -118,6 +118,33 @@ is_value(Node *n)
 		!IsA(n, SubLink) && !checkExprHasSubLink(n);
 }
 
+/*
+ * Key values and bounds folded as the planner folds a qual's: constant
+ * subexpressions computed once, SQL functions inlined ('chain' || 1 is
+ * textanycat, a SQL function that would otherwise be parsed and planned at
+ * every execution, since the scan builds its expressions anew each time).
+ * Parameters stay parameters (no bound values are given), so the plan stays
+ * generic.  An inlined function leaves no trace in the plan, and the query
+ * names only the outermost one: as the planner does, each is added to
+ * *invalitems (the plan's invalItems), so that replacing it (CREATE OR
+ * REPLACE FUNCTION of a function called by the one in the query) replans a
+ * cached plan instead of leaving it with the old body.
+ */
+static List *
+fold_values(List *values, List **invalitems)
+{
+	PlannerGlobal glob = {.type = T_PlannerGlobal};
+	PlannerInfo root = {.type = T_PlannerInfo};
+	List	   *folded;
+
+	/* glob.boundParams NULL: parameters stay; only glob.invalItems is filled */
+	root.glob = &glob;
+	glob.invalItems = *invalitems;
+	folded = (List *) eval_const_expressions(&root, (Node *) values);
+	*invalitems = glob.invalItems;
+	return folded;
+}
+
 /* the column number of a plain user column of relation 1, or 0 */
 static AttrNumber
 column_of(Node *n)
@@ -309,6 +336,7 @@ route(Query *q, int cursorOptions)
 	ListCell   *lc;
 	PlannedStmt *stmt;
 	CustomScan *scan;
+	List	   *invalitems = NIL;
 
 	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL ||
 		list_length(q->rtable) != 1 || q->hasAggs || q->hasWindowFuncs ||
@@ -474,6 +502,8 @@ route(Query *q, int cursorOptions)
 		keyquals = lcons(copyObject(eqqual[i]), keyquals);
 	}
 
+	keyexprs = fold_values(keyexprs, &invalitems);
+	bounds = fold_values(bounds, &invalitems);
 	scan = almanac_lookup_plan(rte->relid, kind, q->targetList, residual, keyexprs, keyquals,
 							   bounds, strategies, limit);
 
@@ -497,7 +527,8 @@ route(Query *q, int cursorOptions)
 	stmt->rowMarks = NIL;
 	/* any invalidation of the table (ALTER, its mirror's state) replans */
 	stmt->relationOids = list_make1_oid(rte->relid);
-	stmt->invalItems = NIL;
+	/* and so does a change of a SQL function inlined into a key value */
+	stmt->invalItems = invalitems;
 	stmt->paramExecTypes = NIL;
 	stmt->utilityStmt = NULL;
 	stmt->stmt_location = q->stmt_location;
