@@ -40,6 +40,9 @@
  *							while RocksDB stalls the write that follows a
  *							memtable switch (kv/reader.c); the batch that
  *							asked is not answered
+ *	 owner_refuse_apply		not a stop: while armed, the store owner refuses
+ *							every batch of writes (ALMANAC_REQ_APPLY) with
+ *							an I/O error, writing nothing of it
  *	 reader_wal_dir_unreadable	not a stop: while armed, a backend's reader
  *							finds the store's directory unreadable (EACCES)
  *							when it lists the write-ahead log files to judge
@@ -64,6 +67,10 @@
  *							(kv/sharedcache.h), for 3 seconds (test/t/031)
  *	 shared_cache_before_put	the same backend found the value the newest
  *							and has not put it yet, for 3 seconds
+ *	 owner_pause_before_apply	the owner took up a batch of writes and has
+ *							not applied it yet, for 3 seconds, at every
+ *							batch (test/t/032: a batch a backend posted
+ *							without waiting, kv/xact.c)
  *
  *-------------------------------------------------------------------------
  */

@@ -25,6 +25,7 @@
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
+#include "kv/xact.h"
 #include "store/store.h"
 
 typedef struct ReaderCf
@@ -692,11 +693,14 @@ memtable_may_be_stale(AlmanacReader *r, NewestWal before, int *error)
 void
 almanac_reader_catch_up(AlmanacReader *r)
 {
-	uint64		published = almanac_store_published_seq(r->store);
+	uint64		published;
 	char	   *err = NULL;
 	NewestWal	before = NEWEST_WAL_NOT_LOOKED;
 	int			list_error;
 
+	/* before the published sequence number is read: it may include them */
+	almanac_xact_settle(r->store);
+	published = almanac_store_published_seq(r->store);
 	if (reopen_if_cfs_changed(r))
 		return;
 	if (published == r->caught_up_seq)
@@ -758,6 +762,7 @@ almanac_reader_pin(AlmanacReader *r, bool pinned)
 void
 almanac_reader_catch_up_for_key(AlmanacReader *r, const char *key, size_t klen)
 {
+	almanac_xact_settle(r->store);
 	if (reopen_if_cfs_changed(r))
 		return;
 	if (almanac_store_published_seq(r->store) == r->caught_up_seq)

@@ -24,6 +24,7 @@
 #include "kv/xact.h"
 
 int			almanac_write_batch_size = 16 * 1024;	/* kB */
+int			almanac_mirror_send_size = 64;	/* kB */
 
 /* the transaction's write state; at most one store written per transaction */
 static int	xact_store = -1;
@@ -32,6 +33,39 @@ static bool xact_shipped = false;
 
 /* the transaction sent writes mid-transaction (almanac_xact_sent_mid_xact) */
 static bool sent_mid_xact = false;
+
+/*
+ * A batch posted without waiting (ship_batch's 'wait' false) whose answer
+ * is not taken yet: its store, and its WAL message (header and payload, in
+ * TopTransactionContext) to log once the owner has written it.
+ */
+static int	posted_store = -1;
+static StringInfoData posted_message;
+
+/*
+ * Transaction nesting levels (GetCurrentTransactionNestLevel) of writes.
+ * A send while the transaction went on that the owner refused (or did not
+ * answer) leaves its writes in neither the batch nor the store: the
+ * (sub)transactions that made them must not commit, even if a
+ * subtransaction caught the error (a posted batch's error is raised by
+ * whatever settles it, maybe a later statement).  doomed_level is the
+ * outermost level whose writes were lost (0: none): its abort forgives the
+ * loss, its release passes it to its parent, and PRE_COMMIT refuses it.
+ * batch_level is the outermost level with writes in the batch, posted_level
+ * that of the batch posted without waiting.
+ */
+static int	doomed_level = 0;
+static int	batch_level = INT_MAX;
+static int	posted_level = INT_MAX;
+
+/* doomed_level after writes of level 'level' were lost */
+static int
+doom(int level)
+{
+	if (level == INT_MAX)
+		level = 1;				/* cannot happen: a sent batch has writes */
+	return doomed_level == 0 ? level : Min(doomed_level, level);
+}
 
 /* the last (sub)transaction id made known to the WAL (see note_xid) */
 static FullTransactionId xact_logged_xid;
@@ -72,6 +106,7 @@ xact_batch_for_write(int store)
 		xact_store = store;
 		set_all_save_points();
 	}
+	batch_level = Min(batch_level, GetCurrentTransactionNestLevel());
 	return xact_batch;
 }
 
@@ -212,39 +247,116 @@ almanac_xact_sent_mid_xact(int store)
  * final: at commit or PREPARE (nothing runs after it); own: see
  * almanac_access_before_send.
  */
+/*
+ * A batch message buf (header and payload) after the owner applied its
+ * payload: into PostgreSQL's WAL if the owner did not sync the write.
+ */
 static void
-ship_batch(bool final, bool own)
+log_batch(int store, StringInfo buf, bool to_log, uint64 incarnation, uint64 seq)
+{
+	StringInfoData head;
+
+	if (!to_log)
+		return;
+	/* the header again, now that the owner told where it wrote */
+	initStringInfo(&head);
+	almanac_batch_message_header(&head, incarnation, seq, almanac_shared->stores[store].path);
+	Assert(head.len == header_len(store));
+	memcpy(buf->data, head.data, head.len);
+	pfree(head.data);
+	(void) LogLogicalMessage(ALMANAC_WAL_PREFIX, buf->data, buf->len, true);
+}
+
+/*
+ * Take the owner's answer to the batch posted without waiting, if any, and
+ * log its message: raises the owner's error.  Before anything else is sent,
+ * before the commit (or PREPARE) record, and before the transaction reads
+ * the store (almanac_xact_settle).
+ */
+static void
+settle_posted(void)
+{
+	int			store = posted_store;
+	uint64		seq;
+	uint64		incarnation;
+	bool		to_log;
+	int			doomed = doomed_level;
+
+	if (store < 0)
+		return;
+
+	posted_store = -1;
+	doomed_level = doom(posted_level);
+	to_log = almanac_store_apply_wait(&incarnation, &seq);
+	log_batch(store, &posted_message, to_log, incarnation, seq);
+	doomed_level = doomed;
+	pfree(posted_message.data);
+	posted_message.data = NULL;
+}
+
+void
+almanac_xact_settle(int store)
+{
+	if (posted_store == store && IsTransactionState())
+		settle_posted();
+}
+
+/*
+ * wait false: post the batch and return, the owner applying it while the
+ * transaction goes on (settle_posted takes the answer), unless this is the
+ * final send.
+ */
+static void
+ship_batch(bool final, bool own, bool wait)
 {
 	AlmanacReader *reader;
 	StringInfoData buf;
 	uint64		seq;
 	uint64		incarnation;
+	MemoryContext old;
 
+	/* earlier sends first: their messages precede this one's in the WAL */
+	settle_posted();
+	if (final && doomed_level != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+				 errmsg("the almanac store owner refused writes this transaction sent before its end"),
+				 errdetail("The owner's error was raised earlier in the transaction; the transaction cannot commit without those writes.")));
 	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
 		return;
 	if (!final)
 		before_mid_xact_send(xact_store, own);
 	reader = almanac_reader(xact_store);
+	/* a posted message outlives the statement that sends it */
+	old = MemoryContextSwitchTo(TopTransactionContext);
 	initStringInfo(&buf);
+	MemoryContextSwitchTo(old);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
 	for (int i = 0; i < xact_ncfs; i++)
 		batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
-	almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data + header_len(xact_store),
-						  buf.len - header_len(xact_store), NULL, NULL, NULL);
-	if (almanac_store_batch_to_log(&incarnation, &seq))
+	if (!wait && !final)
 	{
-		/* the header again, now that the owner told where it wrote */
-		StringInfoData head;
-
-		initStringInfo(&head);
-		almanac_batch_message_header(&head, incarnation, seq,
-									 almanac_shared->stores[xact_store].path);
-		Assert(head.len == header_len(xact_store));
-		memcpy(buf.data, head.data, head.len);
-		pfree(head.data);
-		(void) LogLogicalMessage(ALMANAC_WAL_PREFIX, buf.data, buf.len, true);
+		almanac_store_post_apply(xact_store, buf.data + header_len(xact_store),
+								 buf.len - header_len(xact_store));
+		posted_store = xact_store;
+		posted_message = buf;
+		posted_level = batch_level;
 	}
-	pfree(buf.data);
+	else
+	{
+		int			doomed = doomed_level;
+		bool		to_log;
+
+		if (!final)
+			doomed_level = doom(batch_level);
+		almanac_store_request(xact_store, ALMANAC_REQ_APPLY, buf.data + header_len(xact_store),
+							  buf.len - header_len(xact_store), NULL, NULL, NULL);
+		to_log = almanac_store_batch_to_log(&incarnation, &seq);
+		log_batch(xact_store, &buf, to_log, incarnation, seq);
+		doomed_level = doomed;
+		pfree(buf.data);
+	}
+	batch_level = INT_MAX;
 	xact_shipped = true;
 	rocksdb_writebatch_wi_clear(xact_batch);
 	set_all_save_points();
@@ -254,7 +366,7 @@ ship_batch(bool final, bool own)
 static void
 ship(void)
 {
-	ship_batch(false, true);
+	ship_batch(false, true, true);
 }
 
 /*
@@ -264,7 +376,7 @@ ship(void)
 static void
 ship_earlier(int store)
 {
-	ship_batch(false, false);
+	ship_batch(false, false, true);
 	almanac_reader_catch_up(almanac_reader(store));
 }
 
@@ -280,12 +392,20 @@ batch_bytes(rocksdb_writebatch_wi_t *batch)
 static void
 reset_state(void)
 {
+	/* an abort's: its versions belong to an aborted transaction */
+	if (posted_store >= 0)
+		almanac_store_apply_forget();
+	posted_store = -1;
+	posted_message.data = NULL;	/* TopTransactionContext's */
 	almanac_key_locks_xact_end();
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
 	xact_store = -1;
 	xact_shipped = false;
+	doomed_level = 0;
+	batch_level = INT_MAX;
+	posted_level = INT_MAX;
 	sent_mid_xact = false;
 	xact_ncfs = 0;
 	xact_logged_xid = InvalidFullTransactionId;
@@ -299,7 +419,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 			/* durable in RocksDB before PostgreSQL's commit record */
-			ship_batch(true, false);
+			ship_batch(true, false, true);
 			if (xact_shipped)
 				ALMANAC_FAULT_POINT("before_commit_record");
 			break;
@@ -314,7 +434,7 @@ almanac_xact_callback(XactEvent event, void *arg)
 			 * (keylock.h) move to the prepared transaction with its other
 			 * locks.
 			 */
-			ship_batch(true, false);
+			ship_batch(true, false, true);
 			break;
 		case XACT_EVENT_COMMIT:
 			if (xact_shipped)
@@ -350,8 +470,24 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (xact_batch)
 				rocksdb_writebatch_wi_set_save_point(xact_batch);
 			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			/* the released subtransaction's writes are its parent's now */
+			{
+				int			level = GetCurrentTransactionNestLevel();
+
+				if (doomed_level >= level)
+					doomed_level = level - 1;
+				if (batch_level != INT_MAX && batch_level >= level)
+					batch_level = level - 1;
+				if (posted_level != INT_MAX && posted_level >= level)
+					posted_level = level - 1;
+			}
+			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			almanac_key_locks_subxact_abort();
+			/* writes lost at this level or deeper were undone anyway */
+			if (doomed_level >= GetCurrentTransactionNestLevel())
+				doomed_level = 0;
 
 			/*
 			 * Undo to this subtransaction's save point.  Save points of
@@ -388,6 +524,13 @@ almanac_xact_init(void)
 							"Bounds the memory a large transaction (a bulk COPY) holds in the backend.",
 							&almanac_write_batch_size,
 							16 * 1024, 64, INT_MAX / 1024,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("almanac.mirror_send_size",
+							"Size of a transaction's buffered mirror writes at which they are sent to the store owner without waiting.",
+							"The owner applies them while the transaction goes on; 0 sends them at commit (or at almanac.write_batch_size).",
+							&almanac_mirror_send_size,
+							64, 0, INT_MAX / 1024,
 							PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	RegisterXactCallback(almanac_xact_callback, NULL);
@@ -649,7 +792,17 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 		pfree(buf.data);
 		buf.data = NULL;
 	}
-	if (batch_bytes(batch) >= (size_t) almanac_write_batch_size * 1024)
+	/*
+	 * Sent early, without waiting: the owner applies the chunk on another
+	 * core while the backend goes on (the statement's next rows, its
+	 * foreign-key checks, the next statements), instead of applying all of a
+	 * transaction's mirror writes after its commit asked for them.  The next
+	 * send, the commit and any read of the store wait for it (settle_posted).
+	 */
+	if (almanac_mirror_send_size > 0 &&
+		batch_bytes(batch) >= (size_t) Min(almanac_mirror_send_size, almanac_write_batch_size) * 1024)
+		ship_batch(false, true, false);
+	else if (batch_bytes(batch) >= (size_t) almanac_write_batch_size * 1024)
 		ship();
 }
 

@@ -20,6 +20,8 @@
  * (sub)transaction's id, so that id is assigned and the transaction writes a
  * commit record even when it writes nothing but foreign tables.
  *
+ * Mirror writes are posted to the owner without waiting once they reach
+ * almanac.mirror_send_size (almanac_xact_put_blind, almanac_xact_settle).
  * A batch that grows past almanac.write_batch_size is sent to the owner
  * early, in chunks: at the end of the statement that made it grow, and an
  * INSERT or COPY sends its own batch whenever it grows that large, so a
@@ -41,6 +43,7 @@
 #include "codec/visibility.h"
 
 extern int	almanac_write_batch_size;
+extern int	almanac_mirror_send_size;
 
 extern void almanac_xact_init(void);
 
@@ -89,8 +92,9 @@ extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
  * the router does not read a mirror its transaction writes).  The owner
  * applies blind intents without a conflict or duplicate check, so they never
  * fail a transaction the heap accepted; the heap's own locks order the
- * writers of a key.  The batch goes to the owner once it has grown past
- * almanac.write_batch_size, as any other.
+ * writers of a key.  Once the batch has grown past almanac.mirror_send_size
+ * it is posted to the owner without waiting (almanac_xact_settle), past
+ * almanac.write_batch_size (if smaller) as any other.
  */
 extern void almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf,
 								   uint32 cf_id, const char *key, size_t klen,
@@ -114,6 +118,14 @@ extern void almanac_xact_ingest_post(int store, FullTransactionId xid,
  */
 extern bool almanac_xact_sent_mid_xact(int store);
 
+/*
+ * Wait until the owner has applied the mirror writes this transaction sent
+ * to store without waiting (almanac.mirror_send_size), and log them; raises
+ * the owner's error.  Every read of the store calls it first (the reader's
+ * catch-up, kv/reader.c): those writes are in neither the transaction's
+ * batch nor the store until then.
+ */
+extern void almanac_xact_settle(int store);
 /* the write this transaction has buffered for key, if any (palloc'd) */
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
 								   rocksdb_column_family_handle_t *cf,

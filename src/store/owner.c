@@ -1335,6 +1335,12 @@ owner_apply(AlmanacRequestSlot *slot)
 	StringInfoData journal;
 
 	p = request_payload(slot);
+	/* races made to last (test/t/032): a batch posted without waiting */
+	ALMANAC_FAULT_PAUSE("owner_pause_before_apply", 3000);
+	if (ALMANAC_FAULT_ARMED("owner_refuse_apply"))
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("almanac: fault point \"owner_refuse_apply\" refused a batch")));
 	if (!wal_log_mode)
 		XLogFlush(slot->wal_lsn);
 	req_out = rocksdb_writebatch_create();

@@ -399,6 +399,28 @@ static bool kept_ingested;
 static char kept_message[ALMANAC_ERROR_LEN];
 static char kept_detail[ALMANAC_ERROR_LEN];
 
+/*
+ * An APPLY posted without waiting (almanac_store_post_apply).  While
+ * apply_busy the owner may still work on it and the slot is taken; its
+ * answer, once drained, is kept here until almanac_store_apply_wait takes it
+ * (apply_store >= 0) or is dropped (almanac_store_apply_forget).  Its payload
+ * segment is mapped for the session (not a resource owner's, which a
+ * statement's end would release under the owner's feet) until the answer.
+ */
+static int	apply_store = -1;
+static bool apply_busy = false;
+static int	apply_busy_store = -1;
+static dsm_segment *apply_seg = NULL;
+static bool apply_answered;
+static int	apply_sqlerrcode;
+static bool apply_log_batch;
+static uint64 apply_incarnation;
+static uint64 apply_batch_seq;
+static char apply_message[ALMANAC_ERROR_LEN];
+static char apply_detail[ALMANAC_ERROR_LEN];
+
+static void drain_at_exit(int code, Datum arg);
+
 static void
 post(AlmanacRequestSlot *slot, int store, AlmanacRequestType type,
 	 dsm_segment *seg, Size payload_len, const char *name)
@@ -506,6 +528,27 @@ report_answer(int store, bool answered, int sqlerrcode, const char *message,
 				 detail[0] ? errdetail_internal("%s", detail) : 0));
 }
 
+/* wait for the APPLY posted without waiting, if any, and keep its answer */
+static void
+drain_apply(void)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+
+	if (!apply_busy)
+		return;
+	apply_answered = wait_answer(slot, apply_busy_store);
+	apply_sqlerrcode = slot->sqlerrcode;
+	apply_log_batch = slot->log_batch;
+	apply_incarnation = slot->incarnation;
+	apply_batch_seq = slot->batch_seq;
+	strlcpy(apply_message, slot->message, sizeof(apply_message));
+	strlcpy(apply_detail, slot->detail, sizeof(apply_detail));
+	apply_busy = false;
+	if (apply_seg)
+		dsm_detach(apply_seg);
+	apply_seg = NULL;
+}
+
 /*
  * Before the slot is used again: wait for the ingest posted last and keep
  * its answer.  (If a statement failed before it asked for the answer, the
@@ -517,6 +560,7 @@ drain_outstanding(void)
 {
 	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
 
+	drain_apply();
 	if (outstanding_store < 0 || kept)
 		return;
 	kept_answered = wait_answer(slot, outstanding_store);
@@ -564,6 +608,79 @@ almanac_store_request(int store, AlmanacRequestType type,
 		*seq = slot->seq;
 	if (cf_id)
 		*cf_id = slot->cf_id;
+}
+
+/*
+ * Post an ALMANAC_REQ_APPLY of payload (copied) to the store's owner without
+ * waiting: the owner applies it while the backend goes on.  Waits for the
+ * request posted before, if the owner is still on it (one at a time per
+ * backend).  almanac_store_apply_wait takes the answer; any other request
+ * of the backend waits for it first and keeps it for that call.
+ */
+void
+almanac_store_post_apply(int store, const char *payload, Size payload_len)
+{
+	AlmanacRequestSlot *slot = &almanac_shared->slots[MyProc->pgprocno];
+	dsm_segment *seg = NULL;
+
+	drain_outstanding();
+	if (apply_store >= 0)
+		elog(ERROR, "almanac: a batch was posted before the answer to the previous one was taken");
+	if (!outstanding_exit_registered)
+	{
+		before_shmem_exit(drain_at_exit, 0);
+		outstanding_exit_registered = true;
+	}
+	if (payload_len > ALMANAC_INLINE_PAYLOAD)
+	{
+		seg = dsm_create(payload_len, 0);
+		dsm_pin_mapping(seg);
+		memcpy(dsm_segment_address(seg), payload, payload_len);
+	}
+	else if (payload_len > 0)
+		memcpy(slot->inline_payload, payload, payload_len);
+	post(slot, store, ALMANAC_REQ_APPLY, seg, payload_len, NULL);
+	apply_seg = seg;
+	apply_busy = true;
+	apply_busy_store = store;
+	apply_store = store;
+}
+
+/* whether an APPLY posted without waiting has an answer not taken yet */
+bool
+almanac_store_apply_posted(void)
+{
+	return apply_store >= 0;
+}
+
+/*
+ * The answer to the APPLY posted without waiting: raises the owner's error,
+ * else returns what almanac_store_batch_to_log returns after a request.
+ */
+bool
+almanac_store_apply_wait(uint64 *incarnation, uint64 *batch_seq)
+{
+	int			store = apply_store;
+
+	if (store < 0)
+		elog(ERROR, "almanac: no batch was posted");
+	drain_apply();
+	apply_store = -1;
+	report_answer(store, apply_answered, apply_sqlerrcode, apply_message, apply_detail);
+	*incarnation = apply_incarnation;
+	*batch_seq = apply_batch_seq;
+	return apply_log_batch;
+}
+
+/*
+ * The transaction that posted an APPLY ended without taking its answer (it
+ * aborted): the answer no longer matters, the versions belong to an aborted
+ * transaction.  The owner may still work on it; the next request waits.
+ */
+void
+almanac_store_apply_forget(void)
+{
+	apply_store = -1;
 }
 
 /*

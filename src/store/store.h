@@ -228,6 +228,10 @@ extern uint64 almanac_store_cf_version(int store);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);
 extern bool almanac_store_batch_to_log(uint64 *incarnation, uint64 *batch_seq);
+extern void almanac_store_post_apply(int store, const char *payload, Size payload_len);
+extern bool almanac_store_apply_posted(void);
+extern bool almanac_store_apply_wait(uint64 *incarnation, uint64 *batch_seq);
+extern void almanac_store_apply_forget(void);
 extern void almanac_store_post_ingest(int store, dsm_segment *seg, Size payload_len);
 extern bool almanac_store_ingest_wait(void);
 extern void almanac_store_file_format(rocksdb_options_t *opts, const AlmanacStoreEntry *e);
