@@ -3,6 +3,7 @@
 #
 #   bench_start NAME PORT [CONF]  a scratch instance in .build/NAME (recreated;
 #                  stopped on exit): almanac preloaded, shared_buffers = 1GB,
+#                  almanac.shared_row_cache_size = 1GB,
 #                  max_wal_size = 4GB, TCP on 127.0.0.1 from PORT up, plus the
 #                  lines CONF.  Sets OUT, DATA, PORT and PSQL (psql as
 #                  postgres, ON_ERROR_STOP).
@@ -33,6 +34,8 @@ bench_start() {
 # .build/$name: bench/lib.sh
 shared_preload_libraries = 'almanac'
 shared_buffers = 1GB
+# the mirrors' shared row cache gets what the heap's buffer pool gets
+almanac.shared_row_cache_size = 1GB
 max_wal_size = 4GB
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''

@@ -301,6 +301,7 @@ label() {
 	echo "Medians of $RUNS rounds, (spread) = lowest-highest of the rounds' own ratio or excess (each round's heap and routed runs ran back to back; the floor ran in the same round)."
 	echo "excess = (1/routed - 1/floor) / (1/heap - 1/floor); goals at 2 clients: <= 0.5 prepared and <= 0.4 simple for point lookups, <= 0.33 for the latest block and the latest account state."
 	echo "Fresh: pgbench's default (connections opened at the start of a ${T} s run); warm: median per-second rate of the last ${T} s of a ${TW} s run."
+	echo "Settings: shared_buffers $("${PSQL[@]}" -Atc "SHOW shared_buffers"), almanac.shared_row_cache_size $("${PSQL[@]}" -Atc "SHOW almanac.shared_row_cache_size" 2>/dev/null || echo -) (bench/lib.sh); shared row cache at the end: $("${PSQL[@]}" -Atc "SELECT format('%s of %s slots used, %s hits, %s misses', used, slots, hits, misses) FROM almanac.shared_row_cache_stats()" 2>/dev/null || echo -)."
 	echo "Every run in .build/bench-router/runs.txt, plans in .build/bench-router/explain.txt."
 	if [ "$PROBE_N" -gt 0 ]; then
 		echo
