@@ -122,6 +122,7 @@ SELECT 'rc', n, '0x' || lpad(to_hex(n), 64, 'e'), '0x' || lpad(to_hex(n - 1), 64
   FROM generate_series(1, 120) n;
 CREATE TEMP TABLE rc_heap AS SELECT * FROM almanac.blocks WHERE chain_id = 'rc';
 SET almanac.reader_row_cache_size = '64kB';
+SET almanac.shared_row_cache = off;
 CREATE FUNCTION pg_temp.rc_differences() RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE
 	r almanac.blocks;
@@ -148,3 +149,4 @@ SELECT pg_temp.rc_differences() AS differences;
 SELECT hits > :hits0 AS hit, evicted > :evicted0 AS evicted FROM almanac.reader_row_cache_stats();
 SELECT routed > 0 AS routed FROM almanac.router_stats WHERE table_name = 'almanac.blocks'::regclass;
 RESET almanac.reader_row_cache_size;
+RESET almanac.shared_row_cache;

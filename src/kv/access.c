@@ -475,15 +475,6 @@ access_shares(AlmanacAccess *a)
 }
 
 /*
- * A value found in the shared row cache goes into the reader's row cache
- * too, though it may be newer than what the instance holds: the row cache
- * lets a key go at the first catch-up after a write of it is logged, and
- * every read that could need that write catches up first (a lazy one when
- * the log names its key), so the value is never kept past a write, and a
- * newer value is judged by the reader's snapshot as the instance's would be.
- */
-
-/*
  * Keep in the shared row cache what a Get of a's instance returned for key,
  * if that is the newest value: the instance is the reader's current one and
  * the owner's write log names no write of key since it caught up.  The
@@ -514,23 +505,23 @@ almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t
 {
 	AlmanacRowCache *rows;
 	char	   *val;
-	bool		shared;
+	bool		shared = access_shares(a);
 
+	/*
+	 * The shared row cache first, before any catch-up: what it holds is the
+	 * newest value of the key, which a lazy access would otherwise catch up
+	 * to read (a write of the key puts its value there: owner write-through).
+	 */
+	if (shared && almanac_shared_cache_lookup(a->store, a->cf_id, key, klen, &val, vlen))
+		return val;
 	access_catch_up_for_key(a, key, klen);
 	rows = almanac_reader_rows(a->reader, a->db);
 	if (almanac_row_cache_lookup(rows, a->cf_id, key, klen, &val, vlen))
 		return val;
-	shared = keep && access_shares(a);
-	if (shared && almanac_shared_cache_lookup(a->store, a->cf_id, key, klen, &val, vlen))
-	{
-		/* newer than the instance, if anything: see above access_share */
-		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
-		return val;
-	}
 	val = almanac_rocks_get(a->db, lookup_options(), a->cf, key, klen, vlen);
 	if (keep)
 		almanac_row_cache_put(rows, a->cf_id, key, klen, val, *vlen);
-	if (shared)
+	if (shared && keep)
 		access_share(a, key, klen, val, *vlen);
 	return val;
 }
@@ -564,6 +555,9 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 {
 	AlmanacRowCache *rows;
 	bool		shared;
+	bool	   *from_shared;
+	char	  **shared_values;
+	size_t	   *shared_lens;
 	const char **missing_keys;
 	size_t	   *missing_lens;
 	int		   *missing_at;
@@ -580,8 +574,21 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 		return;
 	}
 
+	/*
+	 * The shared row cache first: the newest values, which need no catch-up
+	 * (as in almanac_access_get_stored); the transaction's own writes still
+	 * come before them, below.
+	 */
+	shared = access_shares(a);
+	from_shared = palloc0(sizeof(bool) * n);
+	shared_values = palloc(sizeof(char *) * n);
+	shared_lens = palloc(sizeof(size_t) * n);
+	for (int i = 0; i < n && shared; i++)
+		from_shared[i] = almanac_shared_cache_lookup(a->store, a->cf_id, keys[i], klens[i],
+													 &shared_values[i], &shared_lens[i]);
 	for (int i = 0; i < n && a->lazy; i++)
-		access_catch_up_for_key(a, keys[i], klens[i]);
+		if (!from_shared[i])
+			access_catch_up_for_key(a, keys[i], klens[i]);
 
 	/*
 	 * The reader's cache only now: computing the keys may have run SQL that
@@ -590,20 +597,21 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	rows = almanac_reader_rows(a->reader, a->db);
 
 	/* the transaction's own writes come first, then the row caches */
-	shared = access_shares(a);
 	missing_keys = palloc(sizeof(char *) * n);
 	missing_lens = palloc(sizeof(size_t) * n);
 	missing_at = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
 		values[i] = almanac_xact_buffered(a->store, NULL, a->cf, keys[i], klens[i], &vlens[i]);
-		if (values[i] != NULL ||
-			almanac_row_cache_lookup(rows, a->cf_id, keys[i], klens[i], &values[i], &vlens[i]))
+		if (values[i] != NULL)
 			continue;
-		if (shared && almanac_shared_cache_lookup(a->store, a->cf_id, keys[i], klens[i],
-												  &values[i], &vlens[i]))
-			almanac_row_cache_put(rows, a->cf_id, keys[i], klens[i], values[i], vlens[i]);
-		else
+		if (from_shared[i])
+		{
+			values[i] = shared_values[i];
+			vlens[i] = shared_lens[i];
+			continue;
+		}
+		if (!almanac_row_cache_lookup(rows, a->cf_id, keys[i], klens[i], &values[i], &vlens[i]))
 		{
 			missing_keys[nmissing] = keys[i];
 			missing_lens[nmissing] = klens[i];
@@ -990,6 +998,14 @@ latest_stored_value(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen
 
 	if (almanac_xact_sent_mid_xact(a->store))
 		reader = almanac_lock_reader(a->store);
+	else if (access_shares(a))
+	{
+		char	   *val;
+
+		/* the newest value, as after a catch-up (kv/sharedcache.h) */
+		if (almanac_shared_cache_lookup(a->store, a->cf_id, key, klen, &val, vlen))
+			return val;
+	}
 	almanac_reader_catch_up_for_key(reader, key, klen);
 	db = almanac_reader_db(reader);
 	if (db == a->db)

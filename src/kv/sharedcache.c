@@ -32,6 +32,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "kv/rowcache.h"
 #include "kv/sharedcache.h"
@@ -39,6 +40,9 @@
 
 /* almanac.shared_row_cache_size, in kB */
 int			almanac_shared_row_cache_size = 64 * 1024;
+
+/* almanac.shared_row_cache: may this session's lookups use it? */
+bool		almanac_shared_row_cache = true;
 
 #define NPARTITIONS 128
 
@@ -77,7 +81,20 @@ typedef struct CacheSlot
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* the key, then the value */
 } CacheSlot;
 
-#define SLOT_DATA (ALMANAC_SHARED_CACHE_SLOT - offsetof(CacheSlot, data))
+/*
+ * Two sizes of slot, each with half the memory: most rows of the core tables
+ * fit a small one (a transaction's, an event's, an account state's), a
+ * block's or a key's several versions after updates need a large one.  A
+ * slot's id in the map carries its class in bit 30.
+ */
+#define NCLASSES 2
+static const Size slot_size[NCLASSES] = {ALMANAC_SHARED_CACHE_SMALL_SLOT, ALMANAC_SHARED_CACHE_SLOT};
+
+#define CLASS_BIT 30
+#define SLOT_ID(cls, n) (((cls) << CLASS_BIT) | (n))
+#define SLOT_CLASS(id) ((id) >> CLASS_BIT)
+#define SLOT_NUM(id) ((id) & ((1 << CLASS_BIT) - 1))
+#define SLOT_DATA(cls) (slot_size[cls] - offsetof(CacheSlot, data))
 
 typedef union CachePartition
 {
@@ -92,9 +109,9 @@ typedef union CachePartition
 
 typedef struct CacheControl
 {
-	int			nslots;
+	int			nslots[NCLASSES];
 	LWLockPadded *locks;
-	pg_atomic_uint64 hand;
+	pg_atomic_uint64 hand[NCLASSES];
 	pg_atomic_uint64 puts;
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 invalidated;	/* entries removed by the owner's writes */
@@ -103,33 +120,45 @@ typedef struct CacheControl
 } CacheControl;
 
 static CacheControl *control = NULL;
-static char *slots = NULL;
+static char *slots[NCLASSES];
 static HTAB *map = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* slots of a class: half the memory each; none at all below one large slot each */
 static int
-cache_nslots(void)
+cache_nslots(int cls)
 {
-	return (int) ((int64) almanac_shared_row_cache_size * 1024 / ALMANAC_SHARED_CACHE_SLOT);
+	int64		bytes = (int64) almanac_shared_row_cache_size * 1024 / NCLASSES;
+
+	if (bytes < ALMANAC_SHARED_CACHE_SLOT)
+		return 0;
+	return (int) Min(bytes / slot_size[cls], (int64) 1 << CLASS_BIT);
 }
 
-#define SLOT(i) ((CacheSlot *) (slots + (Size) (i) * ALMANAC_SHARED_CACHE_SLOT))
+static int
+cache_nslots_all(void)
+{
+	return cache_nslots(0) + cache_nslots(1);
+}
+
+#define SLOT(id) ((CacheSlot *) (slots[SLOT_CLASS(id)] + (Size) SLOT_NUM(id) * slot_size[SLOT_CLASS(id)]))
 #define PARTITION(hashcode) ((hashcode) % NPARTITIONS)
 #define PARTITION_LOCK(hashcode) (&control->locks[PARTITION(hashcode)].lock)
 
 static void
 shared_cache_shmem_request(void)
 {
-	int			n = cache_nslots();
+	int			n = cache_nslots_all();
 
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	if (n <= 0)
 		return;
 	RequestAddinShmemSpace(add_size(sizeof(CacheControl),
-									add_size(mul_size(n, ALMANAC_SHARED_CACHE_SLOT),
+									add_size(add_size(mul_size(cache_nslots(0), slot_size[0]),
+													  mul_size(cache_nslots(1), slot_size[1])),
 											 hash_estimate_size(n, sizeof(CacheMapEntry)))));
 	RequestNamedLWLockTranche("almanac shared row cache", NPARTITIONS);
 }
@@ -137,7 +166,7 @@ shared_cache_shmem_request(void)
 static void
 shared_cache_shmem_startup(void)
 {
-	int			n = cache_nslots();
+	int			n = cache_nslots_all();
 	HASHCTL		info;
 	bool		found;
 
@@ -147,14 +176,24 @@ shared_cache_shmem_startup(void)
 		return;
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	control = ShmemInitStruct("almanac shared row cache", sizeof(CacheControl), &found);
-	slots = ShmemInitStruct("almanac shared row cache slots",
-							mul_size(n, ALMANAC_SHARED_CACHE_SLOT), &found);
+	slots[0] = ShmemInitStruct("almanac shared row cache small slots",
+							   mul_size(cache_nslots(0), slot_size[0]), &found);
+	slots[1] = ShmemInitStruct("almanac shared row cache slots",
+							   mul_size(cache_nslots(1), slot_size[1]), &found);
 	if (!found)
 	{
 		memset(control, 0, sizeof(CacheControl));
-		control->nslots = n;
 		control->locks = GetNamedLWLockTranche("almanac shared row cache");
-		pg_atomic_init_u64(&control->hand, 0);
+		for (int c = 0; c < NCLASSES; c++)
+		{
+			control->nslots[c] = cache_nslots(c);
+			pg_atomic_init_u64(&control->hand[c], 0);
+			for (int i = 0; i < control->nslots[c]; i++)
+			{
+				pg_atomic_init_u32(&SLOT(SLOT_ID(c, i))->state, SLOT_FREE);
+				pg_atomic_init_u32(&SLOT(SLOT_ID(c, i))->usage, 0);
+			}
+		}
 		pg_atomic_init_u64(&control->puts, 0);
 		pg_atomic_init_u64(&control->evictions, 0);
 		pg_atomic_init_u64(&control->invalidated, 0);
@@ -165,11 +204,6 @@ shared_cache_shmem_startup(void)
 			pg_atomic_init_u32(&control->parts[i].c.invalidations, 0);
 			pg_atomic_init_u64(&control->parts[i].c.hits, 0);
 			pg_atomic_init_u64(&control->parts[i].c.misses, 0);
-		}
-		for (int i = 0; i < n; i++)
-		{
-			pg_atomic_init_u32(&SLOT(i)->state, SLOT_FREE);
-			pg_atomic_init_u32(&SLOT(i)->usage, 0);
 		}
 	}
 	memset(&info, 0, sizeof(info));
@@ -194,6 +228,14 @@ almanac_shared_cache_init(void)
 							64 * 1024, 0, INT_MAX / 1024,
 							PGC_POSTMASTER, GUC_UNIT_KB,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("almanac.shared_row_cache",
+							 "Lets this session's point lookups read and fill the shared row cache.",
+							 "Off, they read the store (and the session's own row cache) as if "
+							 "almanac.shared_row_cache_size were 0; for diagnostics and tests.",
+							 &almanac_shared_row_cache,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = shared_cache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
@@ -203,7 +245,7 @@ almanac_shared_cache_init(void)
 bool
 almanac_shared_cache_enabled(void)
 {
-	return control != NULL;
+	return control != NULL && almanac_shared_row_cache;
 }
 
 static void
@@ -292,11 +334,12 @@ almanac_shared_cache_prepare(AlmanacSharedCacheTicket *t, int store,
  * no lock, and a put that gives up costs a later Get, nothing else.
  */
 static int
-take_slot(void)
+take_slot(int cls)
 {
 	for (int i = 0; i < SWEEP_MAX; i++)
 	{
-		int			n = (int) (pg_atomic_fetch_add_u64(&control->hand, 1) % control->nslots);
+		int			n = SLOT_ID(cls, (int) (pg_atomic_fetch_add_u64(&control->hand[cls], 1) %
+											control->nslots[cls]));
 		CacheSlot  *s = SLOT(n);
 		uint32		state = pg_atomic_read_u32(&s->state);
 		CacheTag	tag;
@@ -339,9 +382,15 @@ take_slot(void)
 	return -1;
 }
 
-void
-almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
-						 const char *key, size_t klen, const char *value, size_t vlen)
+/*
+ * Put a key's value into a slot and map it, replacing the key's entry (or
+ * another key's of the same hash).  With a ticket, only if neither the
+ * partition's invalidation count nor the store's generation moved since it
+ * was taken; without one (the owner's own write), always.
+ */
+static void
+put_value(const AlmanacSharedCacheTicket *t, uint32 cf_id,
+		  const char *key, size_t klen, const char *value, size_t vlen, bool check)
 {
 	CacheTag	tag;
 	CacheSlot  *s;
@@ -350,10 +399,12 @@ almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	int			n;
 	bool		found;
 	int			old = -1;
+	Size		len = klen + (value ? vlen : 0);
+	int			cls = len <= SLOT_DATA(0) ? 0 : 1;
 
-	if (control == NULL || klen + (value ? vlen : 0) > SLOT_DATA)
+	if (len > SLOT_DATA(1))
 		return;
-	n = take_slot();
+	n = take_slot(cls);
 	if (n < 0)
 		return;
 	s = SLOT(n);
@@ -370,8 +421,9 @@ almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 
 	lock = PARTITION_LOCK(t->hashcode);
 	LWLockAcquire(lock, LW_EXCLUSIVE);
-	if (pg_atomic_read_u32(&control->parts[PARTITION(t->hashcode)].c.invalidations) != t->invalidations ||
-		pg_atomic_read_u64(&control->generations[t->store]) != t->generation)
+	if (check &&
+		(pg_atomic_read_u32(&control->parts[PARTITION(t->hashcode)].c.invalidations) != t->invalidations ||
+		 pg_atomic_read_u64(&control->generations[t->store]) != t->generation))
 	{
 		/* the key may have been written since the caller's check */
 		LWLockRelease(lock);
@@ -381,7 +433,7 @@ almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	/* the table has a slot's worth of entries: HASH_ENTER cannot run out */
 	e = hash_search_with_hash_value(map, &tag, t->hashcode, HASH_ENTER, &found);
 	if (found)
-		old = e->slot;			/* another key of this hash, or a stale value */
+		old = e->slot;			/* another key of this hash, or an older value */
 	e->slot = n;
 	pg_write_barrier();
 	pg_atomic_write_u32(&s->state, SLOT_USED);
@@ -389,6 +441,76 @@ almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 		pg_atomic_write_u32(&SLOT(old)->state, SLOT_FREE);
 	LWLockRelease(lock);
 	pg_atomic_fetch_add_u64(&control->puts, 1);
+}
+
+void
+almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
+						 const char *key, size_t klen, const char *value, size_t vlen)
+{
+	if (control == NULL)
+		return;
+	put_value(t, cf_id, key, klen, value, vlen, true);
+}
+
+/* ---- owner side: write-through ---- */
+
+typedef struct StagedValue
+{
+	uint32		cf_id;
+	uint32		klen;
+	uint32		vlen;
+	char	   *data;			/* the key, then the value */
+} StagedValue;
+
+#define STAGE_MAX_KEYS 4096
+
+static MemoryContext staged_cxt = NULL;
+static StagedValue *staged = NULL;
+static int	nstaged = 0;
+
+void
+almanac_shared_cache_forget_staged(void)
+{
+	nstaged = 0;
+	if (staged_cxt)
+		MemoryContextReset(staged_cxt);
+	staged = NULL;
+}
+
+void
+almanac_shared_cache_stage(uint32 cf_id, const char *key, size_t klen,
+						   const char *value, size_t vlen)
+{
+	StagedValue *v;
+
+	if (control == NULL || nstaged == STAGE_MAX_KEYS || klen + vlen > SLOT_DATA(1))
+		return;
+	if (staged_cxt == NULL)
+		staged_cxt = AllocSetContextCreate(TopMemoryContext, "almanac shared row cache staging",
+										   ALLOCSET_DEFAULT_SIZES);
+	if (staged == NULL)
+		staged = MemoryContextAlloc(staged_cxt, sizeof(StagedValue) * STAGE_MAX_KEYS);
+	v = &staged[nstaged++];
+	v->cf_id = cf_id;
+	v->klen = (uint32) klen;
+	v->vlen = (uint32) vlen;
+	v->data = MemoryContextAlloc(staged_cxt, klen + vlen);
+	memcpy(v->data, key, klen);
+	memcpy(v->data + klen, value, vlen);
+}
+
+void
+almanac_shared_cache_put_staged(int store)
+{
+	for (int i = 0; i < nstaged; i++)
+	{
+		StagedValue *v = &staged[i];
+		AlmanacSharedCacheTicket t;
+
+		almanac_shared_cache_prepare(&t, store, v->data, v->klen);
+		put_value(&t, v->cf_id, v->data, v->klen, v->data + v->klen, v->vlen, false);
+	}
+	almanac_shared_cache_forget_staged();
 }
 
 void
@@ -448,10 +570,11 @@ almanac_shared_row_cache_stats_sql(PG_FUNCTION_ARGS)
 		hits += pg_atomic_read_u64(&control->parts[i].c.hits);
 		misses += pg_atomic_read_u64(&control->parts[i].c.misses);
 	}
-	for (int i = 0; i < control->nslots; i++)
-		if (pg_atomic_read_u32(&SLOT(i)->state) == SLOT_USED)
-			used++;
-	values[0] = Int64GetDatum((int64) control->nslots);
+	for (int c = 0; c < NCLASSES; c++)
+		for (int i = 0; i < control->nslots[c]; i++)
+			if (pg_atomic_read_u32(&SLOT(SLOT_ID(c, i))->state) == SLOT_USED)
+				used++;
+	values[0] = Int64GetDatum((int64) control->nslots[0] + control->nslots[1]);
 	values[1] = Int64GetDatum(used);
 	values[2] = Int64GetDatum((int64) hits);
 	values[3] = Int64GetDatum((int64) misses);

@@ -47,25 +47,28 @@
  * the partition lock shared, so an entry never changes under a reader.
  *
  * Memory: almanac.shared_row_cache_size of shared memory, allocated at
- * server start, in slots of ALMANAC_SHARED_CACHE_SLOT bytes holding a key
- * and its value (longer ones are not kept).  When no slot is free, a clock
- * sweep takes the slot of a key not read since the hand last passed it, as
- * the buffer manager does.
+ * server start, half in slots of ALMANAC_SHARED_CACHE_SMALL_SLOT bytes and
+ * half in slots of ALMANAC_SHARED_CACHE_SLOT bytes, each holding a key and
+ * its value (longer ones are not kept).  When no slot of the size a value
+ * needs is free, a clock sweep takes the slot of a key not read since the
+ * hand last passed it, as the buffer manager does.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_SHAREDCACHE_H
 #define ALMANAC_SHAREDCACHE_H
 
-/* bytes per slot, its header included */
-#define ALMANAC_SHARED_CACHE_SLOT 1024
+/* bytes per slot, its header included: small ones and large ones */
+#define ALMANAC_SHARED_CACHE_SMALL_SLOT 512
+#define ALMANAC_SHARED_CACHE_SLOT 2048
 
 extern int	almanac_shared_row_cache_size;
+extern bool almanac_shared_row_cache;
 
 /* GUC and shared memory request: from _PG_init */
 extern void almanac_shared_cache_init(void);
 
-/* is there a cache (almanac.shared_row_cache_size > 0)? */
+/* is there a cache (almanac.shared_row_cache_size > 0), on for this session? */
 extern bool almanac_shared_cache_enabled(void);
 
 /*
@@ -98,6 +101,19 @@ extern void almanac_shared_cache_prepare(AlmanacSharedCacheTicket *t, int store,
 extern void almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 									 const char *key, size_t klen,
 									 const char *value, size_t vlen);
+
+/*
+ * Owner side, write-through: stage the value a batch writes for a key (as
+ * the batch is built; values that fit a slot, up to 4096 keys a batch), and
+ * once the batch is written, put every staged value (the newest of its key:
+ * the owner is the only writer, and its next write of the key invalidates
+ * it first), or forget them (a batch that failed).  Readers then find the
+ * keys just written without catching their instances up.
+ */
+extern void almanac_shared_cache_stage(uint32 cf_id, const char *key, size_t klen,
+									   const char *value, size_t vlen);
+extern void almanac_shared_cache_put_staged(int store);
+extern void almanac_shared_cache_forget_staged(void);
 
 /* owner side: the key with this hash (rowcache.h's) is about to be written */
 extern void almanac_shared_cache_invalidate(int store, uint64 hash);

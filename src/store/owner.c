@@ -52,6 +52,7 @@
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
+#include "kv/sharedcache.h"
 #include "store/maintenance.h"
 #include "store/owner.h"
 #include "store/payload.h"
@@ -1311,6 +1312,8 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		{
 			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
 			cf->in_batch = true;	/* its marker: see put_markers_except */
+			/* into the shared row cache once written: owner_apply */
+			almanac_shared_cache_stage(cf->id, key, klen, out.data, out.len);
 		}
 		if (journal)
 			journal_add(journal, cf->id, intent.xid, key, klen);
@@ -1345,6 +1348,7 @@ owner_apply(AlmanacRequestSlot *slot)
 		XLogFlush(slot->wal_lsn);
 	req_out = rocksdb_writebatch_create();
 	almanac_write_log_forget();	/* keys noted by a batch that failed */
+	almanac_shared_cache_forget_staged();	/* and values it staged */
 	clear_in_batch();			/* and its column families */
 	initStringInfo(&journal);
 	journal_begin(&journal);
@@ -1355,6 +1359,8 @@ owner_apply(AlmanacRequestSlot *slot)
 	in_batch_valid = true;
 	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts,
 								  wal_log_mode ? &journal : NULL);
+	/* written: each key's new value, for every reader (kv/sharedcache.h) */
+	almanac_shared_cache_put_staged(owner_store);
 	if (wal_log_mode)
 		journal_note_pending(slot->batch_seq, slot->wal_lsn);
 	owner_group_dirty = true;

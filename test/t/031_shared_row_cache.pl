@@ -1,6 +1,7 @@
 # The shared row cache (src/kv/sharedcache.h): a value one backend's point
-# lookup read is a hit for every other backend, new connections included; a
-# committed write of the key lets it go; and a backend whose read races with
+# lookup read, or the owner wrote, is a hit for every other backend, new
+# connections included; a committed write of the key replaces it, read
+# without a catch-up; and a backend whose read races with
 # the owner's write of the key never leaves the older value behind in the
 # cache.  The races are made to last by two pause points between the Get and
 # the put: before the backend takes its ticket (the write log must name the
@@ -32,31 +33,53 @@ sub stats
 
 # --- shared between sessions ---------------------------------------------------
 my $s0 = stats();
-is($s0->{slots}, 64 * 1024, 'the default size: 64MB of 1kB slots');
+is($s0->{slots}, 32 * 1024 * 1024 / 512 + 32 * 1024 * 1024 / 2048,
+	'the default size: 64MB, half in 512-byte slots, half in 2kB slots');
+cmp_ok($s0->{puts}, '>=', 10, 'the owner put the values it wrote (write-through)');
 is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'v1', 'a first lookup');
 my $s1 = stats();
-is($s1->{puts} - $s0->{puts}, 1, 'it put the value into the shared cache');
-is($s1->{misses} - $s0->{misses}, 1, 'after a miss');
+is($s1->{hits} - $s0->{hits}, 1, 'answered from the shared cache');
+is($s1->{misses}, $s0->{misses}, 'without a miss');
+# a bulk load starts a new generation of the store's entries: what was kept
+# before is read again, and put by the backend that read it
+$node->safe_psql('postgres', q{COPY kv (k) FROM PROGRAM 'seq 500 599'});
+is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'v1', 'after a bulk load');
+my $s2 = stats();
+is($s2->{misses} - $s1->{misses}, 1, 'a miss: the older generation does not answer');
+is($s2->{puts} - $s1->{puts}, 1, 'the backend put the value it read');
 is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'v1',
 	'a new connection reads the same value');
-my $s2 = stats();
-is($s2->{hits} - $s1->{hits}, 1, 'from the shared cache: a hit, no Get');
-is($s2->{puts}, $s1->{puts}, 'and no second put');
+my $s3 = stats();
+is($s3->{hits} - $s2->{hits}, 1, 'from the shared cache: a hit, no Get');
+is($s3->{puts}, $s2->{puts}, 'and no second put');
 is($node->safe_psql('postgres', 'SELECT k, v FROM kv WHERE k = ANY (ARRAY[1, 4, 5]) ORDER BY k'),
 	"1|v1\n4|v4\n5|v5", 'a lookup of several keys mixes hits and a MultiGet');
-is(stats()->{puts} - $s2->{puts}, 2, 'the MultiGet\'s values are put too');
+is(stats()->{puts} - $s3->{puts}, 2, 'the MultiGet\'s values are put too');
 
-# --- a committed write lets the key go -------------------------------------------
+# --- a committed write replaces the value ----------------------------------------
 $node->safe_psql('postgres', q{UPDATE kv SET v = 'w1' WHERE k = 1});
-my $s3 = stats();
-cmp_ok($s3->{invalidated} - $s2->{invalidated}, '>=', 1, 'the owner removed the written key');
-is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 1'), 'w1', 'a new connection reads the new value');
+my $s4 = stats();
+cmp_ok($s4->{invalidated} - $s3->{invalidated}, '>=', 1, 'the owner removed the written key before the write');
+cmp_ok($s4->{puts} - $s3->{puts}, '>=', 1, 'and put its new value after it');
+is($node->safe_psql('postgres', q{
+	SELECT v FROM kv WHERE k = 1;
+	SELECT catch_ups FROM almanac.reader_stats();}), "w1\n0",
+	'a new connection reads the new value without catching up');
 $node->safe_psql('postgres', q{DELETE FROM kv WHERE k = 4});
 is($node->safe_psql('postgres', 'SELECT count(*) FROM kv WHERE k = 4'), '0', 'a deleted key is gone');
 is($node->safe_psql('postgres', q{
 	BEGIN ISOLATION LEVEL REPEATABLE READ;
 	SELECT v FROM kv WHERE k = 5;
 	COMMIT;}), 'v5', 'a hit judged by the reader\'s snapshot');
+my $rr = $node->background_psql('postgres');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+is($rr->query_safe('SELECT v FROM kv WHERE k = 5'), 'v5', 'a REPEATABLE READ transaction reads a value');
+$node->safe_psql('postgres', q{UPDATE kv SET v = 'w5' WHERE k = 5});
+is($rr->query_safe('SELECT v FROM kv WHERE k = 5'), 'v5',
+	'and after another transaction committed a new one, which the cache holds, still its own');
+$rr->query_safe('COMMIT');
+is($rr->query_safe('SELECT v FROM kv WHERE k = 5'), 'w5', 'a new snapshot reads the new value');
+$rr->quit;
 
 # --- the races ---------------------------------------------------------------------
 # A reads key $k: a miss, a Get of the value 'v$k'; it pauses at $point; B
@@ -65,6 +88,8 @@ is($node->safe_psql('postgres', q{
 sub race
 {
 	my ($point, $k) = @_;
+	# a new generation: the key is no longer in the cache, so the reader misses
+	$node->safe_psql('postgres', qq{COPY kv (k) FROM PROGRAM 'seq ${k}000 ${k}099'});
 	my $log = -s $node->logfile;
 	my $a = $node->background_psql('postgres');
 	$a->query_safe("SET almanac.fault_point = '$point'");
@@ -84,15 +109,14 @@ race('shared_cache_before_put', 3);
 
 # --- a transaction that sent writes mid-transaction reads around the cache -----------
 $node->safe_psql('postgres', 'SELECT v FROM kv WHERE k = 6');
-my $s4 = stats();
 is($node->safe_psql('postgres', q{
 	SET almanac.write_batch_size = 64;
 	BEGIN;
 	INSERT INTO kv SELECT g, repeat('x', 1000) FROM generate_series(1000, 1300) g;
+	SELECT hits + misses AS before FROM almanac.shared_row_cache_stats() \gset
 	SELECT v FROM kv WHERE k = 6;
-	COMMIT;}), 'v6', 'after sending writes mid-transaction');
-my $s5 = stats();
-is($s5->{hits} + $s5->{misses}, $s4->{hits} + $s4->{misses}, 'its lookups did not consult the shared cache');
+	SELECT hits + misses - :before FROM almanac.shared_row_cache_stats();
+	COMMIT;}), "v6\n0", 'after sending writes mid-transaction, lookups do not consult the shared cache');
 
 # --- off ----------------------------------------------------------------------------
 $node->append_conf('postgresql.conf', "almanac.shared_row_cache_size = 0\n");
