@@ -25,7 +25,9 @@ use AlmanacTest qw(almanac_node);
 # no idle flushes: one between the steps below would switch WALs on its own,
 # and with owner_before_markers armed it would stop the owner early (seen:
 # the test hung under load)
-my $node = almanac_node('stale_memtable', "almanac.idle_flush_delay = 0\n");
+# and lookups read the reader's instance: the shared row cache would answer
+# them with what the owner wrote, which is what a stale memtable must not hide
+my $node = almanac_node('stale_memtable', "almanac.idle_flush_delay = 0\nalmanac.shared_row_cache = off\n");
 
 # --- the stall ends between the catch-up and the reader's check -------------
 # The reader used to look at the newest WAL only after its catch-up: if the
