@@ -153,7 +153,7 @@ SELECT sqlstate_of($$SELECT almanac._key_bound('block', row(1::bigint), '=')$$);
 -- uuid bounds, including the all-ones uuid
 SELECT almanac._key_bound('u', row('ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid), '<=') AS uuid_max_upper;
 
--- values (src/codec/valuecodec.h): [format byte 2][layout][CRC-32C][heap tuple image]
+-- values (src/codec/valuecodec.h): [format byte 3][layout: 16 bytes of SHA-256][CRC-32C][heap tuple image]
 CREATE DOMAIN pos_amount AS numeric(78,0) CHECK (VALUE >= 0);
 CREATE TYPE log_ref AS (tx_hash text, log_index int, topics text[]);
 CREATE TABLE vals (
@@ -247,16 +247,18 @@ ALTER TYPE inner_t ALTER ATTRIBUTE y TYPE int[];
 SELECT sqlstate_of($$SELECT almanac._decode_value(img, NULL::outer_t) FROM outer_img$$);
 
 -- damaged images are refused as data_corrupted, never read past their end:
--- an unknown format byte, a format 1 value (before layouts), a flipped bit
-SELECT error_of($$SELECT almanac._decode_value('\x03'::bytea || substr(almanac._encode_value(ROW(1, 'x')::v1), 2), NULL::v1)$$);
-SELECT error_of($$SELECT almanac._decode_value('\x01'::bytea || substr(almanac._encode_value(ROW(1, 'x')::v1), 10), NULL::v1)$$);
+-- an unknown format byte, a format 1 value (before layouts), a format 2
+-- value (before collision-resistant layouts), a flipped bit
+SELECT error_of($$SELECT almanac._decode_value('\x04'::bytea || substr(almanac._encode_value(ROW(1, 'x')::v1), 2), NULL::v1)$$);
+SELECT error_of($$SELECT almanac._decode_value('\x01'::bytea || substr(almanac._encode_value(ROW(1, 'x')::v1), 22), NULL::v1)$$);
+SELECT error_of($$SELECT almanac._decode_value('\x02'::bytea || substr(almanac._encode_value(ROW(1, 'x')::v1), 14), NULL::v1)$$);
 SELECT error_of($$SELECT almanac._decode_value(set_byte(img, 30, get_byte(img, 30) # 4), NULL::v1)
 				   FROM (SELECT almanac._encode_value(ROW(1, 'x')::v1) AS img) AS i$$);
 SELECT sqlstate_of($$SELECT almanac._decode_value(''::bytea, NULL::v1)$$);
 SELECT sqlstate_of($$SELECT almanac._decode_value('\x01'::bytea, NULL::v1)$$);
 SELECT n, sqlstate_of(format('SELECT almanac._decode_value(%L::bytea, NULL::v1)',
 		substr(almanac._encode_value(ROW(1, repeat('y', 200))::v1), 1, n)))
-  FROM unnest(ARRAY[10, 24, 30, 40, 100, 200]) AS n;
+  FROM unnest(ARRAY[10, 24, 30, 44, 100, 200]) AS n;
 -- an image read as a type it was not written for, with a length word that
 -- points past its end
 SELECT sqlstate_of($$SELECT almanac._decode_value(almanac._encode_value(ROW(1, 2147483647)), NULL::v1)$$);

@@ -11,15 +11,15 @@
  * binding it to the row layout it was written with (the layout fingerprint
  * and checksum of valuecodec.h, which say why this and not per-type
  * validation), and refusing, on the way out, any value written under another
- * layout, damaged, or whose structure does not fit in its bytes, so that it
- * raises an error instead of being misread.
+ * layout, damaged, or whose structure does not fit in its bytes, and any
+ * array, composite, range, multirange or name whose inside its readers could
+ * not read, so that it raises an error instead of being misread.
  *
  * Cost on the read path: one CRC-32C pass over the value (hardware
- * instructions) and one comparison of fingerprints; the fingerprints are
- * computed once per table layout (fdw.c caches them with the layout).
- * Measured: 16 ns for the CRC of a 150-byte value; about 35 ns per row on a
- * full scan of 150-byte rows (81-82 ms against 73-76 ms per 200,000 rows
- * with the checks compiled out), within the noise of a point lookup.
+ * instructions), one 16-byte comparison of fingerprints, and a walk of the
+ * datums that have a check (none for a row of scalars and text); the
+ * fingerprints (SHA-256, natts + 1 of them) and the checks are computed once
+ * per table layout (fdw.c and mirror.c cache them with the layout).
  *
  *-------------------------------------------------------------------------
  */
@@ -29,12 +29,18 @@
 #include "access/htup_details.h"
 #include "access/tupmacs.h"
 #include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/int.h"
+#include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/multirangetypes.h"
+#include "utils/rangetypes.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
@@ -43,36 +49,97 @@
 #include "codec/keycodec.h"
 #include "codec/valuecodec.h"
 
-static void layout_attr(pg_crc32c *crc, Form_pg_attribute att);
+/*
+ * What the decoder checks inside a column's datum before anything reads it
+ * (see "Checks inside datums" in valuecodec.h): the structure of arrays,
+ * composite datums, ranges and multiranges, whose readers trust their
+ * headers, offsets and the type OID they carry, and that a name ends within
+ * its 64 bytes.  Built once per layout, with the type catalogs as they were
+ * when the fingerprint was computed; NULL for a type that needs nothing.
+ */
+typedef enum ValueCheckKind
+{
+	CHECK_ARRAY,
+	CHECK_COMPOSITE,
+	CHECK_RANGE,
+	CHECK_MULTIRANGE,
+	CHECK_NAME
+} ValueCheckKind;
+
+struct AlmanacValueCheck
+{
+	ValueCheckKind kind;
+	Oid			typid;			/* the OID the datum carries: an array's
+								 * element type, a composite's row type, a
+								 * range's or multirange's own type */
+	int16		typlen;			/* of the array's elements or the range's
+								 * bounds */
+	char		typalign;
+	const AlmanacValueCheck *sub;	/* check of the elements or bounds, or
+									 * NULL */
+	TupleDesc	desc;			/* composite: its attributes */
+	const AlmanacValueCheck **atts; /* composite: a check per attribute, or
+									 * NULL when none needs one */
+};
+
+/* where a corrupt value is reported: the table and the value's length */
+typedef struct ValueWhere
+{
+	const char *relname;
+	size_t		len;
+} ValueWhere;
+
+static void layout_attr(StringInfo buf, Form_pg_attribute att);
+static const AlmanacValueCheck **value_checks_of(TupleDesc desc);
+static void value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
+							  const AlmanacValueCheck **checks, const ValueWhere *where);
+
+/* append a type node (see layout_type) to a serialized layout */
+static void
+layout_node(StringInfo buf, Oid typid, int32 typmod, char typtype, int16 typlen,
+			bool typbyval, char typalign, uint32 nchildren)
+{
+	almanac_append_be32(buf, typid);
+	almanac_append_be32(buf, (uint32) typmod);
+	appendStringInfoChar(buf, typtype);
+	almanac_append_be16(buf, (uint16) typlen);
+	appendStringInfoChar(buf, typbyval ? 'v' : 'r');
+	appendStringInfoChar(buf, typalign);
+	almanac_append_be32(buf, nchildren);
+}
 
 /*
- * Add a type to a layout fingerprint: its OID and typmod, and whatever it is
- * built from whose layout can change or whose OID the stored bytes carry
- * (a domain's base type, an array's element type, a range's subtype, a
- * composite type's attributes).  Composite types cannot contain themselves,
- * so this ends; check_stack_depth guards against deep nesting anyway.
+ * Serialize a type into a layout: its OID, typmod, kind and storage, and
+ * whatever it is built from whose layout can change or whose OID the stored
+ * bytes carry (a domain's base type, an array's element type, a range's
+ * subtype, a multirange's range type, a composite type's attributes), each
+ * node with its count of children, so that the serialization is a prefix
+ * code of the tree: two different layouts never serialize to the same bytes.
+ * Composite types cannot contain themselves, so this ends; check_stack_depth
+ * guards against deep nesting anyway.
  */
 static void
-layout_type(pg_crc32c *crc, Oid typid, int32 typmod)
+layout_type(StringInfo buf, Oid typid, int32 typmod)
 {
 	HeapTuple	tp;
 	Form_pg_type typ;
 	char		typtype;
 	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 	Oid			basetype;
 	int32		basetypmod;
 	Oid			elem;
 
 	check_stack_depth();
-	COMP_CRC32C(*crc, &typid, sizeof(typid));
-	COMP_CRC32C(*crc, &typmod, sizeof(typmod));
-
 	tp = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (!HeapTupleIsValid(tp))
 		elog(ERROR, "cache lookup failed for type %u", typid);
 	typ = (Form_pg_type) GETSTRUCT(tp);
 	typtype = typ->typtype;
 	typlen = typ->typlen;
+	typbyval = typ->typbyval;
+	typalign = typ->typalign;
 	basetype = typ->typbasetype;
 	basetypmod = typ->typtypmod;
 	elem = typ->typelem;
@@ -81,67 +148,191 @@ layout_type(pg_crc32c *crc, Oid typid, int32 typmod)
 	switch (typtype)
 	{
 		case TYPTYPE_DOMAIN:
-			layout_type(crc, basetype, basetypmod);
+			layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign, 1);
+			layout_type(buf, basetype, basetypmod);
 			break;
 		case TYPTYPE_COMPOSITE:
 			{
 				TupleDesc	desc = lookup_rowtype_tupdesc(typid, -1);
 
-				COMP_CRC32C(*crc, &desc->natts, sizeof(desc->natts));
+				layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign,
+							(uint32) desc->natts);
 				for (int i = 0; i < desc->natts; i++)
-					layout_attr(crc, TupleDescAttr(desc, i));
+					layout_attr(buf, TupleDescAttr(desc, i));
 				ReleaseTupleDesc(desc);
 			}
 			break;
 		case TYPTYPE_RANGE:
-			layout_type(crc, get_range_subtype(typid), -1);
+			layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign, 1);
+			layout_type(buf, get_range_subtype(typid), -1);
 			break;
 		case TYPTYPE_MULTIRANGE:
-			layout_type(crc, get_multirange_range(typid), -1);
+			layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign, 1);
+			layout_type(buf, get_multirange_range(typid), -1);
 			break;
 		default:
 			/* a true array (not a fixed-length type such as name or point) */
 			if (OidIsValid(elem) && typlen == -1)
-				layout_type(crc, elem, -1);
+			{
+				layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign, 1);
+				layout_type(buf, elem, -1);
+			}
+			else
+				layout_node(buf, typid, typmod, typtype, typlen, typbyval, typalign, 0);
 			break;
 	}
 }
 
-/* add an attribute to a layout fingerprint: its storage, then its type */
+/*
+ * Serialize an attribute into a layout: whether it is dropped, its storage,
+ * then (unless dropped) its type.
+ */
 static void
-layout_attr(pg_crc32c *crc, Form_pg_attribute att)
+layout_attr(StringInfo buf, Form_pg_attribute att)
 {
-	char		storage[5];
-
-	storage[0] = att->attisdropped ? 'd' : 'c';
-	storage[1] = att->attalign;
-	storage[2] = att->attbyval ? 'v' : 'r';
-	memcpy(&storage[3], &att->attlen, sizeof(int16));
-	COMP_CRC32C(*crc, storage, sizeof(storage));
+	appendStringInfoChar(buf, att->attisdropped ? 'd' : 'c');
+	almanac_append_be16(buf, (uint16) att->attlen);
+	appendStringInfoChar(buf, att->attalign);
+	appendStringInfoChar(buf, att->attbyval ? 'v' : 'r');
 	if (!att->attisdropped)
-		layout_type(crc, att->atttypid, att->atttypmod);
+		layout_type(buf, att->atttypid, att->atttypmod);
+}
+
+/* the fingerprint of a serialized layout: SHA-256, truncated */
+static void
+layout_hash(pg_cryptohash_ctx *ctx, int natts, const char *attrs, size_t len,
+			uint8 *dest)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		head[4];
+
+	almanac_put_be32(head, (uint32) natts);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) "almanac row layout 3", 20) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) head, sizeof(head)) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) attrs, len) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the layout fingerprint: %s", pg_cryptohash_error(ctx));
+	memcpy(dest, digest, ALMANAC_VALUE_LAYOUT_LEN);
 }
 
 AlmanacValueLayout *
 almanac_value_layout(TupleDesc desc, const char *relname)
 {
 	AlmanacValueLayout *layout = palloc(sizeof(AlmanacValueLayout));
-	pg_crc32c	crc;
+	StringInfoData attrs;
+	int		   *ends = palloc(sizeof(int) * (desc->natts + 1));
+	pg_cryptohash_ctx *ctx;
 
 	layout->natts = desc->natts;
-	layout->prefix = palloc(sizeof(uint32) * (desc->natts + 1));
+	layout->prefix = palloc(ALMANAC_VALUE_LAYOUT_LEN * (desc->natts + 1));
 	layout->relname = pstrdup(relname);
-	INIT_CRC32C(crc);
-	for (int i = 0; i <= desc->natts; i++)
-	{
-		pg_crc32c	fin = crc;
 
-		FIN_CRC32C(fin);
-		layout->prefix[i] = fin;
-		if (i < desc->natts)
-			layout_attr(&crc, TupleDescAttr(desc, i));
+	initStringInfo(&attrs);
+	ends[0] = 0;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		layout_attr(&attrs, TupleDescAttr(desc, i));
+		ends[i + 1] = attrs.len;
 	}
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	PG_TRY();
+	{
+		for (int i = 0; i <= desc->natts; i++)
+			layout_hash(ctx, i, attrs.data, ends[i],
+						layout->prefix + i * ALMANAC_VALUE_LAYOUT_LEN);
+	}
+	PG_FINALLY();
+	{
+		pg_cryptohash_free(ctx);
+	}
+	PG_END_TRY();
+	pfree(attrs.data);
+	pfree(ends);
+
+	layout->checks = value_checks_of(desc);
 	return layout;
+}
+
+/* the check of a value of type typid (see AlmanacValueCheck), or NULL */
+static const AlmanacValueCheck *
+value_check_of(Oid typid)
+{
+	AlmanacValueCheck *c;
+	char		typtype;
+	Oid			elem;
+
+	check_stack_depth();
+	typid = getBaseType(typid);
+	typtype = get_typtype(typid);
+	c = palloc0(sizeof(AlmanacValueCheck));
+	c->typid = typid;
+	switch (typtype)
+	{
+		case TYPTYPE_COMPOSITE:
+			c->kind = CHECK_COMPOSITE;
+			c->desc = lookup_rowtype_tupdesc_copy(typid, -1);
+			c->atts = value_checks_of(c->desc);
+			return c;
+		case TYPTYPE_RANGE:
+			elem = get_range_subtype(typid);
+			c->kind = CHECK_RANGE;
+			break;
+		case TYPTYPE_MULTIRANGE:
+			elem = get_range_subtype(get_multirange_range(typid));
+			c->kind = CHECK_MULTIRANGE;
+			break;
+		default:
+			if (typid == NAMEOID)
+			{
+				c->kind = CHECK_NAME;
+				return c;
+			}
+			elem = get_element_type(typid);
+			if (!OidIsValid(elem) || get_typlen(typid) != -1)
+			{
+				pfree(c);
+				return NULL;
+			}
+			c->kind = CHECK_ARRAY;
+			c->typid = elem;	/* an array carries its element type's OID */
+			break;
+	}
+	{
+		bool		byval;
+
+		get_typlenbyvalalign(elem, &c->typlen, &byval, &c->typalign);
+	}
+	c->sub = value_check_of(elem);
+	return c;
+}
+
+/* a check per attribute of desc, or NULL when none needs one */
+static const AlmanacValueCheck **
+value_checks_of(TupleDesc desc)
+{
+	const AlmanacValueCheck **checks = palloc0(sizeof(AlmanacValueCheck *) * Max(desc->natts, 1));
+	bool		any = false;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		checks[i] = value_check_of(att->atttypid);
+		any |= (checks[i] != NULL);
+	}
+	if (!any)
+	{
+		pfree(checks);
+		return NULL;
+	}
+	return checks;
 }
 
 /* CRC-32C of a value: its format byte and layout, then its image */
@@ -151,7 +342,7 @@ value_checksum(const char *value, size_t len)
 	pg_crc32c	crc;
 
 	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, value, 5);
+	COMP_CRC32C(crc, value, ALMANAC_VALUE_CRC_OFFSET);
 	COMP_CRC32C(crc, value + ALMANAC_VALUE_HEADER, len - ALMANAC_VALUE_HEADER);
 	FIN_CRC32C(crc);
 	return crc;
@@ -208,12 +399,13 @@ almanac_value_encode(StringInfo buf, TupleDesc desc, const AlmanacValueLayout *l
 		char		header[ALMANAC_VALUE_HEADER];
 
 		header[0] = (char) ALMANAC_VALUE_FORMAT;
-		almanac_put_be32(header + 1, layout->prefix[natts]);
-		almanac_put_be32(header + 5, 0);
+		memcpy(header + 1, layout->prefix + natts * ALMANAC_VALUE_LAYOUT_LEN,
+			   ALMANAC_VALUE_LAYOUT_LEN);
+		almanac_put_be32(header + ALMANAC_VALUE_CRC_OFFSET, 0);
 		appendBinaryStringInfo(buf, header, ALMANAC_VALUE_HEADER);
 		appendBinaryStringInfo(buf, (char *) tuple->t_data, (int) tuple->t_len);
-		almanac_put_be32(buf->data + start + 5,
-				 value_checksum(buf->data + start, buf->len - start));
+		almanac_put_be32(buf->data + start + ALMANAC_VALUE_CRC_OFFSET,
+						 value_checksum(buf->data + start, buf->len - start));
 	}
 
 	/* the values can be large (up to 1 GB): free them now, not at reset */
@@ -227,23 +419,294 @@ almanac_value_encode(StringInfo buf, TupleDesc desc, const AlmanacValueLayout *l
 }
 
 static void
-value_corrupt(const char *what, size_t len)
+value_corrupt(const ValueWhere *where, const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("stored almanac value is corrupt: %s", what),
-			 errdetail("The value is %zu bytes long.", len),
+			 errmsg("stored value of \"%s\" is corrupt: %s", where->relname, what),
+			 errdetail("The value is %zu bytes long.", where->len),
 			 errhint("The RocksDB value was not written by almanac, or was damaged.")));
 }
 
+/* check a fixed-length datum with check c (only names need one) */
+static void
+value_check_fixed(const char *p, const AlmanacValueCheck *c, const ValueWhere *where)
+{
+	if (c->kind == CHECK_NAME && memchr(p, '\0', NAMEDATALEN) == NULL)
+		value_corrupt(where, "a name without its terminating zero");
+}
+
+/* check a cstring that must end within room bytes; returns its size */
+static uint32
+value_check_cstring(const char *p, uint32 room, const ValueWhere *where)
+{
+	const char *end = memchr(p, '\0', room);
+
+	if (end == NULL)
+		value_corrupt(where, "truncated");
+	return (uint32) (end - p) + 1;
+}
+
+static uint32 value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
+								  const ValueWhere *where);
+
 /*
- * Check that every attribute the image claims to hold lies within its tlen
- * bytes, reading the image as heap_deform_tuple will, so that deforming it
- * cannot read past the end.  TOAST pointers and compressed values are
- * refused as well: almanac_value_encode never writes them.
+ * Check a datum of length typlen (> 0, -1 or -2) at offset off (aligned
+ * already) of a structure whose bytes base end at end, with check c (may be
+ * NULL); returns its size.
+ */
+static uint32
+value_check_at(const char *base, uint32 off, uint32 end, int16 typlen,
+			   const AlmanacValueCheck *c, const ValueWhere *where)
+{
+	if (off >= end)
+		value_corrupt(where, "truncated");
+	if (typlen > 0)
+	{
+		if (end - off < (uint32) typlen)
+			value_corrupt(where, "truncated");
+		if (c != NULL)
+			value_check_fixed(base + off, c, where);
+		return (uint32) typlen;
+	}
+	if (typlen == -1)
+		return value_check_varlena(base + off, end - off, c, where);
+	return value_check_cstring(base + off, end - off, where);
+}
+
+/*
+ * Check the bounds of a range (with flags) of a range or multirange datum d,
+ * the first at offset *off, all before offset end, as range_deserialize and
+ * multirange_get_bounds read them: each bound aligned as a tuple's attribute
+ * (a varlena with a 1-byte header unaligned).  c is the range's check
+ * (typlen, typalign, sub of its subtype).
  */
 static void
-value_check_image(const char *img, uint32 tlen, TupleDesc desc, size_t len)
+value_check_bounds(const char *d, uint32 *off, uint32 end, uint8 flags,
+				   const AlmanacValueCheck *c, const ValueWhere *where)
+{
+	for (int b = 0; b < 2; b++)
+	{
+		if (b == 0 ? !RANGE_HAS_LBOUND(flags) : !RANGE_HAS_UBOUND(flags))
+			continue;
+		if (*off >= end)
+			value_corrupt(where, "truncated range");
+		*off = att_align_pointer(*off, c->typalign, c->typlen, d + *off);
+		*off += value_check_at(d, *off, end, c->typlen, c->sub, where);
+	}
+}
+
+/*
+ * Check a multirange datum d (4-byte header).  Its layout, private to
+ * multirangetypes.c: the header (length, type OID, range count), then
+ * rangeCount - 1 uint32 items (each the length of a range's bounds, or every
+ * MULTIRANGE_ITEM_OFFSET_STRIDE-th their offset, flagged by the high bit),
+ * rangeCount flag bytes, then the bounds, aligned for the subtype.  The
+ * offsets are computed as multirange_get_bounds_offset does, in uint32.
+ */
+#define MR_ITEM_OFF_BIT 0x80000000
+static void
+value_check_multirange(const char *d, const AlmanacValueCheck *c, const ValueWhere *where)
+{
+	uint32		total = VARSIZE(d);
+	Oid			typid;
+	uint32		count;
+	uint64		start;
+	uint32		offset = 0;
+
+	if (total < sizeof(MultirangeType))
+		value_corrupt(where, "bad multirange");
+	memcpy(&typid, d + offsetof(MultirangeType, multirangetypid), sizeof(Oid));
+	memcpy(&count, d + offsetof(MultirangeType, rangeCount), sizeof(uint32));
+	if (typid != c->typid)
+		value_corrupt(where, "bad multirange");
+	if (count == 0)
+		return;
+	start = (uint64) sizeof(MultirangeType) + (uint64) (count - 1) * sizeof(uint32) + count;
+	if (start > total)
+		value_corrupt(where, "truncated multirange");
+	start = att_align_nominal(start, c->typalign);
+	for (uint32 i = 0; i < count; i++)
+	{
+		uint8		flags = (uint8) d[sizeof(MultirangeType) + (count - 1) * sizeof(uint32) + i];
+		uint64		begin;
+		uint32		off;
+
+		if (i > 0)
+		{
+			uint32		item;
+
+			memcpy(&item, d + sizeof(MultirangeType) + (i - 1) * sizeof(uint32), sizeof(uint32));
+			offset = (item & MR_ITEM_OFF_BIT) ? (item & ~MR_ITEM_OFF_BIT)
+				: offset + (item & ~MR_ITEM_OFF_BIT);
+		}
+		begin = start + offset;
+		if (begin > total)
+			value_corrupt(where, "truncated multirange");
+		off = (uint32) begin;
+		value_check_bounds(d, &off, total, flags, c, where);
+	}
+}
+
+/*
+ * Check one varlena datum of a column, array element or range bound at
+ * offset off of a structure whose bytes end at total: that its length word
+ * lies and fits within them, that it is neither a TOAST pointer nor
+ * compressed (almanac_value_encode and the array and range constructors
+ * never leave one), then, with check c, its inside.  Returns its size.
+ */
+static uint32
+value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
+					const ValueWhere *where)
+{
+	uint32		size;
+
+	if (room < 1)
+		value_corrupt(where, "truncated");
+	if (VARATT_IS_1B_E(p))
+		value_corrupt(where, "it refers to TOAST storage");
+	if (VARATT_IS_1B(p))
+		size = VARSIZE_1B(p);
+	else
+	{
+		if (room < VARHDRSZ)
+			value_corrupt(where, "truncated");
+		if (VARATT_IS_4B_C(p))
+			value_corrupt(where, "it holds a compressed value");
+		size = VARSIZE_4B(p);
+		if (size < VARHDRSZ)
+			value_corrupt(where, "bad length word");
+	}
+	if (size < 1 || room < size)
+		value_corrupt(where, "truncated");
+	if (c != NULL)
+	{
+		/*
+		 * The checks read a datum as its readers will, after detoasting has
+		 * copied it to MAXALIGNed memory with a 4-byte length word: offsets
+		 * (and so alignment padding) count from there.  A datum with a 1-byte
+		 * header is copied so; the others are checked in place.
+		 */
+		const char *d = p;
+
+		if (VARATT_IS_1B(p))
+		{
+			char	   *copy = palloc(size - 1 + VARHDRSZ);
+
+			SET_VARSIZE(copy, size - 1 + VARHDRSZ);
+			memcpy(copy + VARHDRSZ, p + 1, size - 1);
+			d = copy;
+		}
+		switch (c->kind)
+		{
+			case CHECK_ARRAY:
+				{
+					uint32		total = VARSIZE(d);
+					int32		ndim;
+					int32		dataoffset;
+					Oid			elemtype;
+					int64		nitems = 1;
+					uint32		off;
+					const bits8 *bitmap = NULL;
+
+					if (total < ARR_OVERHEAD_NONULLS(0))
+						value_corrupt(where, "bad array header");
+					memcpy(&ndim, d + offsetof(ArrayType, ndim), sizeof(int32));
+					memcpy(&dataoffset, d + offsetof(ArrayType, dataoffset), sizeof(int32));
+					memcpy(&elemtype, d + offsetof(ArrayType, elemtype), sizeof(Oid));
+					if (ndim < 0 || ndim > MAXDIM || elemtype != c->typid)
+						value_corrupt(where, "bad array header");
+					if (ndim == 0)
+						nitems = 0;
+					else if (total < ARR_OVERHEAD_NONULLS(ndim))
+						value_corrupt(where, "bad array header");
+					for (int i = 0; i < ndim; i++)
+					{
+						int32		dim;
+						int32		lb;
+						int32		ub;
+
+						memcpy(&dim, d + sizeof(ArrayType) + i * sizeof(int32), sizeof(int32));
+						memcpy(&lb, d + sizeof(ArrayType) + (ndim + i) * sizeof(int32), sizeof(int32));
+						if (dim < 0 || pg_add_s32_overflow(lb, dim, &ub))
+							value_corrupt(where, "bad array dimensions");
+						nitems *= dim;
+						if (nitems > (int64) MaxArraySize)
+							value_corrupt(where, "bad array dimensions");
+					}
+					if (dataoffset != 0)
+					{
+						if (ndim == 0 ||
+							(uint32) dataoffset != ARR_OVERHEAD_WITHNULLS(ndim, nitems) ||
+							(uint32) dataoffset > total)
+							value_corrupt(where, "bad array header");
+						bitmap = (const bits8 *) d + sizeof(ArrayType) + 2 * sizeof(int) * ndim;
+						off = (uint32) dataoffset;
+					}
+					else
+						off = ndim == 0 ? total : ARR_OVERHEAD_NONULLS(ndim);
+
+					/* as array_out walks them: each element aligned nominally */
+					for (int64 i = 0; i < nitems; i++)
+					{
+						if (bitmap != NULL && !(bitmap[i / 8] & (1 << (i % 8))))
+							continue;
+						off = att_align_nominal(off, c->typalign);
+						off += value_check_at(d, off, total, c->typlen, c->sub, where);
+					}
+				}
+				break;
+			case CHECK_COMPOSITE:
+				{
+					uint32		total = VARSIZE(d);
+
+					if (total < SizeofHeapTupleHeader ||
+						HeapTupleHeaderGetTypeId((HeapTupleHeader) d) != c->typid ||
+						HeapTupleHeaderGetTypMod((HeapTupleHeader) d) != -1)
+						value_corrupt(where, "bad composite datum");
+					value_check_tuple(d, total, c->desc, c->atts, where);
+				}
+				break;
+			case CHECK_RANGE:
+				{
+					uint32		total = VARSIZE(d);
+					Oid			typid;
+					uint32		off = sizeof(RangeType);
+
+					if (total < sizeof(RangeType) + 1)
+						value_corrupt(where, "bad range");
+					memcpy(&typid, d + offsetof(RangeType, rangetypid), sizeof(Oid));
+					if (typid != c->typid)
+						value_corrupt(where, "bad range");
+					/* the bounds lie before the flags, the last byte */
+					value_check_bounds(d, &off, total - 1, (uint8) d[total - 1], c, where);
+				}
+				break;
+			case CHECK_MULTIRANGE:
+				value_check_multirange(d, c, where);
+				break;
+			case CHECK_NAME:
+				/* not reached: a name is fixed-length */
+				break;
+		}
+		if (d != p)
+			pfree((char *) d);
+	}
+	return size;
+}
+
+/*
+ * Check that every attribute the tuple image img (a heap tuple header at a
+ * MAXALIGNed address, tlen bytes) claims to hold lies within its bytes,
+ * reading it as heap_deform_tuple will, so that deforming it cannot read
+ * past the end, and check the inside of each attribute that has a check in
+ * checks (NULL: none has).  TOAST pointers and compressed values are refused
+ * as well: almanac_value_encode never writes them, and a composite datum
+ * never holds them.
+ */
+static void
+value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
+				  const AlmanacValueCheck **checks, const ValueWhere *where)
 {
 	HeapTupleHeader hdr = (HeapTupleHeader) img;
 	int			natts = Min(HeapTupleHeaderGetNatts(hdr), desc->natts);
@@ -254,69 +717,36 @@ value_check_image(const char *img, uint32 tlen, TupleDesc desc, size_t len)
 	if (hoff < SizeofHeapTupleHeader ||
 		(hasnulls && hoff < SizeofHeapTupleHeader + BITMAPLEN(HeapTupleHeaderGetNatts(hdr))) ||
 		hoff > tlen)
-		value_corrupt("bad header", len);
+		value_corrupt(where, "bad header");
 	if (hdr->t_infomask & HEAP_HASEXTERNAL)
-		value_corrupt("it refers to TOAST storage", len);
+		value_corrupt(where, "it refers to TOAST storage");
 
 	off = hoff;
 	for (int i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const AlmanacValueCheck *check = checks ? checks[i] : NULL;
 
 		if (hasnulls && att_isnull(i, hdr->t_bits))
 			continue;
 
-		if (att->attlen > 0)
-		{
-			off = att_align_nominal(off, att->attalign);
-			if (off > tlen || tlen - off < (uint32) att->attlen)
-				value_corrupt("truncated", len);
-			off += att->attlen;
-		}
-		else if (att->attlen == -1)
-		{
-			const char *p;
-			uint32		size;
-
-			if (off >= tlen)
-				value_corrupt("truncated", len);
-			/* a 1-byte header is not aligned; this peeks at img[off] */
-			off = att_align_pointer(off, att->attalign, -1, img + off);
-			if (off >= tlen)
-				value_corrupt("truncated", len);
-			p = img + off;
-			if (VARATT_IS_1B_E(p))
-				value_corrupt("it refers to TOAST storage", len);
-			if (VARATT_IS_1B(p))
-				size = VARSIZE_1B(p);
-			else
-			{
-				if (tlen - off < VARHDRSZ)
-					value_corrupt("truncated", len);
-				if (VARATT_IS_4B_C(p))
-					value_corrupt("it holds a compressed value", len);
-				size = VARSIZE_4B(p);
-				if (size < VARHDRSZ)
-					value_corrupt("bad length word", len);
-			}
-			if (size < 1 || tlen - off < size)
-				value_corrupt("truncated", len);
-			off += size;
-		}
-		else
-		{
-			/* cstring (attlen -2): must end within the image */
-			const char *end;
-
-			off = att_align_nominal(off, att->attalign);
-			if (off >= tlen)
-				value_corrupt("truncated", len);
-			end = memchr(img + off, '\0', tlen - off);
-			if (end == NULL)
-				value_corrupt("truncated", len);
-			off = (uint32) (end - img) + 1;
-		}
+		if (off >= tlen)
+			value_corrupt(where, "truncated");
+		/* a 1-byte varlena header is not aligned; this peeks at img[off] */
+		off = att_align_pointer(off, att->attalign, att->attlen, img + off);
+		off += value_check_at(img, off, tlen, att->attlen, check, where);
 	}
+}
+
+/* the first 8 bytes of a layout fingerprint in hex, for messages */
+static char *
+layout_hex(const uint8 *fingerprint)
+{
+	char	   *hex = palloc(17);
+
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", fingerprint[i]);
+	return hex;
 }
 
 void
@@ -331,31 +761,36 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	HeapTupleData tuple;
 	Datum	   *vals;
 	bool	   *nulls;
+	ValueWhere	where;
 
+	where.relname = layout->relname;
+	where.len = len;
 	if (layout->natts != natts)
 		elog(ERROR, "almanac value layout of \"%s\" has %d columns, the descriptor %d",
 			 layout->relname, layout->natts, natts);
 	if (len < 1)
-		value_corrupt("empty", len);
-	if ((unsigned char) data[0] == ALMANAC_VALUE_FORMAT_V1)
+		value_corrupt(&where, "empty");
+	if ((unsigned char) data[0] == ALMANAC_VALUE_FORMAT_V1 ||
+		(unsigned char) data[0] == ALMANAC_VALUE_FORMAT_V2)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("stored value of \"%s\" has format 1, which this version of almanac no longer reads",
-						layout->relname),
-				 errdetail("Format 1 values do not record the row layout they were written with."),
+				 errmsg("stored value of \"%s\" has format %d, which this version of almanac no longer reads",
+						layout->relname, (unsigned char) data[0]),
+				 errdetail("Format %d values do not record the row layout they were written with in a form that cannot be forged.",
+						   (unsigned char) data[0]),
 				 errhint("Reload the table's rows with the almanac that wrote them (pg_dump --include-foreign-data), then restore them with this one.")));
 	if ((unsigned char) data[0] != ALMANAC_VALUE_FORMAT)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored almanac value has format %d, expected %d",
-						(unsigned char) data[0], ALMANAC_VALUE_FORMAT),
+				 errmsg("stored value of \"%s\" has format %d, expected %d",
+						layout->relname, (unsigned char) data[0], ALMANAC_VALUE_FORMAT),
 				 errdetail("The value is %zu bytes long.", len),
 				 errhint("The RocksDB value was not written by almanac, or was damaged.")));
 	if (len < ALMANAC_VALUE_HEADER + SizeofHeapTupleHeader ||
 		len - ALMANAC_VALUE_HEADER > MaxAllocSize)
-		value_corrupt("truncated", len);
-	if (value_checksum(data, len) != almanac_get_be32(data + 5))
-		value_corrupt("checksum mismatch", len);
+		value_corrupt(&where, "truncated");
+	if (value_checksum(data, len) != almanac_get_be32(data + ALMANAC_VALUE_CRC_OFFSET))
+		value_corrupt(&where, "checksum mismatch");
 
 	/* palloc'd memory is MAXALIGNed, as heap_deform_tuple needs */
 	tlen = (uint32) (len - ALMANAC_VALUE_HEADER);
@@ -364,16 +799,25 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 
 	/* the value's bytes are the ones written: were they written for this layout? */
 	img_natts = HeapTupleHeaderGetNatts((HeapTupleHeader) img);
-	if (img_natts > natts || layout->prefix[img_natts] != almanac_get_be32(data + 1))
+	if (img_natts > natts ||
+		memcmp(layout->prefix + img_natts * ALMANAC_VALUE_LAYOUT_LEN, data + 1,
+			   ALMANAC_VALUE_LAYOUT_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("stored value of \"%s\" was written with another row layout",
 						layout->relname),
-				 errdetail("The value holds %d columns of layout %08x; the first %d columns of \"%s\" have layout %08x.",
-						   img_natts, almanac_get_be32(data + 1), Min(img_natts, natts),
-						   layout->relname, layout->prefix[Min(img_natts, natts)]),
+				 errdetail("The value holds %d columns of layout %s; the first %d columns of \"%s\" have layout %s.",
+						   img_natts, layout_hex((const uint8 *) data + 1), Min(img_natts, natts),
+						   layout->relname,
+						   layout_hex(layout->prefix + Min(img_natts, natts) * ALMANAC_VALUE_LAYOUT_LEN)),
 				 errhint("The table's columns or their types changed since the row was written, or another table with other columns writes the same keys. Give each table its own key_prefix or column_family, or create a new table and copy the rows with INSERT ... SELECT.")));
-	value_check_image(img, tlen, desc, len);
+
+	/*
+	 * Bounds-check the image, and check the inside of its arrays, composite
+	 * datums, ranges and names, whatever the fingerprint says (defence in
+	 * depth: a role that can write raw bytes can forge one).
+	 */
+	value_check_tuple(img, tlen, desc, layout->checks, &where);
 
 	/*
 	 * The image is a composite datum of the writing table's row type, and
@@ -463,6 +907,60 @@ almanac_encode_value_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
 }
 
+/* the row type of a _decode_value or _seal_value call: its second argument's */
+static Oid
+value_sql_rowtype(FunctionCallInfo fcinfo, const char *fname)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+	if (!type_is_rowtype(typid) || typid == RECORDOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s needs a named composite type, not %s",
+						fname, format_type_be(typid)),
+				 errhint("Pass a typed null of the row type, such as NULL::mytable.")));
+	return typid;
+}
+
+/*
+ * almanac._seal_value(image bytea, type anyelement) RETURNS bytea: the value
+ * of a heap tuple image under the layout of composite type "type", with a
+ * valid checksum, whatever the image holds: a forged value, for the tests
+ * of the checks the decoder makes whatever the fingerprint says.
+ */
+PG_FUNCTION_INFO_V1(almanac_seal_value_sql);
+Datum
+almanac_seal_value_sql(PG_FUNCTION_ARGS)
+{
+	Oid			typid;
+	bytea	   *image;
+	TupleDesc	desc;
+	AlmanacValueLayout *layout;
+	StringInfoData buf;
+	int			natts;
+	char		header[ALMANAC_VALUE_HEADER];
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	typid = value_sql_rowtype(fcinfo, "_seal_value");
+	image = PG_GETARG_BYTEA_PP(0);
+	desc = lookup_rowtype_tupdesc_copy(typid, -1);
+	layout = almanac_value_layout(desc, format_type_be(typid));
+	natts = desc->natts;
+	if (VARSIZE_ANY_EXHDR(image) >= SizeofHeapTupleHeader)
+		natts = Min(natts, HeapTupleHeaderGetNatts((HeapTupleHeader) VARDATA_ANY(image)));
+
+	initStringInfo(&buf);
+	header[0] = (char) ALMANAC_VALUE_FORMAT;
+	memcpy(header + 1, layout->prefix + natts * ALMANAC_VALUE_LAYOUT_LEN,
+		   ALMANAC_VALUE_LAYOUT_LEN);
+	almanac_put_be32(header + ALMANAC_VALUE_CRC_OFFSET, 0);
+	appendBinaryStringInfo(&buf, header, ALMANAC_VALUE_HEADER);
+	appendBinaryStringInfo(&buf, VARDATA_ANY(image), VARSIZE_ANY_EXHDR(image));
+	almanac_put_be32(buf.data + ALMANAC_VALUE_CRC_OFFSET, value_checksum(buf.data, buf.len));
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(buf.data, buf.len));
+}
+
 /*
  * almanac._decode_value(image bytea, type anyelement) RETURNS anyelement:
  * the row of composite type "type" (pass NULL::thetype) stored in image.
@@ -471,7 +969,7 @@ PG_FUNCTION_INFO_V1(almanac_decode_value_sql);
 Datum
 almanac_decode_value_sql(PG_FUNCTION_ARGS)
 {
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Oid			typid;
 	bytea	   *image;
 	TupleDesc	desc;
 	Datum	   *vals;
@@ -481,12 +979,7 @@ almanac_decode_value_sql(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	if (!type_is_rowtype(typid) || typid == RECORDOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("_decode_value needs a named composite type, not %s",
-						format_type_be(typid)),
-				 errhint("Pass a typed null of the row type, such as NULL::mytable.")));
+	typid = value_sql_rowtype(fcinfo, "_decode_value");
 	image = PG_GETARG_BYTEA_PP(0);
 
 	desc = lookup_rowtype_tupdesc_copy(typid, -1);

@@ -4,21 +4,24 @@
  *	  RocksDB value format of almanac's foreign tables: an image of a row's
  *	  non-key columns, bound to the row layout it was written with.
  *
- * A value (format 2) is
+ * A value (format 3) is
  *
- *		[format byte = 2][layout: 4 bytes][checksum: 4 bytes][heap tuple image]
+ *		[format byte = 3][layout: 16 bytes][checksum: 4 bytes][heap tuple image]
  *
  * - the image is what heap_form_tuple builds for the table's row type with
  *   the key columns (and any skipped column) set NULL.  Every varlena in it
  *   is plain: values that arrive TOASTed (external or compressed) are
  *   detoasted and expanded objects flattened first, so an image is
  *   self-contained and holds no pointer into PostgreSQL's storage.
- * - layout (big-endian) is the fingerprint of the row layout of the image's
- *   natts columns (its header's attribute count): for each column whether it
- *   is dropped, its length, alignment and by-value flag, its type OID and
- *   typmod, and, through domains, arrays, ranges and composite types, the
- *   same for every type it is built from (a composite type's attributes can
- *   change under the same OID).  See AlmanacValueLayout.
+ * - layout is the fingerprint of the row layout of the image's natts columns
+ *   (its header's attribute count): the first 16 bytes of the SHA-256 of a
+ *   serialization of the layout that no two layouts share (a prefix code):
+ *   the column count, then for each column whether it is dropped, its
+ *   length, alignment and by-value flag, its type OID, typmod, kind and
+ *   storage, and, through domains, arrays, ranges, multiranges and composite
+ *   types, the same for every type it is built from (a composite type's
+ *   attributes can change under the same OID), each type with its count of
+ *   parts.  See AlmanacValueLayout.
  * - checksum (big-endian) is the CRC-32C of the format byte, the layout and
  *   the image.
  *
@@ -34,15 +37,35 @@
  * a path cannot even be sent without trusting it), while bytes that
  * heap_form_tuple wrote from valid datums of the same types are valid for
  * them.  So the decoder establishes exactly that: the bytes were written for
- * this layout (fingerprint) and are the bytes written (checksum), and bounds-
- * checks the image's own structure.  The checksum is CRC-32C (hardware
- * instructions, a few GB/s): it catches damage and mix-ups, not forgery; only
- * roles that can write raw bytes into a store (raw tables of IMPORT FOREIGN
- * SCHEMA, the REVOKEd almanac._decode_value) could forge one.
+ * this layout (fingerprint) and are the bytes written (checksum).
  *
- * Values of format 1 (almanac before layout checks: [1][image]) are refused
- * with an error asking to reload the data; almanac had no released users
- * when the format changed.
+ * The fingerprint must be collision-resistant, not merely a checksum: any
+ * role with USAGE on a server chooses column types and typmods (varchar(n)
+ * takes 2^30 values), and before format 3 the fingerprint was a CRC-32C,
+ * which is linear: choosing typmods made two layouts share one (bytea read
+ * as int4[], a crash).  SHA-256 truncated to 128 bits leaves a birthday
+ * search of 2^64 hashes; it is computed once per table layout, so a read
+ * pays one 16-byte comparison.  The checksum stays a CRC-32C: it catches
+ * damage, not forgery, and only roles that can write raw bytes into a store
+ * (raw tables, which need the owner of every server of the store, and the
+ * REVOKEd almanac._decode_value and _seal_value) could forge a whole value.
+ *
+ * Checks inside datums, whatever the fingerprint says (against those raw
+ * writers and any fingerprint mix-up): the image's own structure is
+ * bounds-checked as heap_deform_tuple reads it, and so is the inside of
+ * every array (dimensions, null bitmap, element type OID, each element in
+ * bounds), composite datum (the row type OID it carries, its tuple, its
+ * attributes recursively), range and multirange (type OID, bounds) and name
+ * (zero-terminated), in any column or nested in one another: a forged one is
+ * an ERROR XX001 naming the table.  These are the types whose readers follow
+ * offsets or a type OID from the bytes; the others with trusted internals
+ * (jsonb, tsvector, path, polygon and extension types) rely on the
+ * fingerprint and on raw writes being privileged.
+ *
+ * Values of formats 1 and 2 (almanac before layout checks: [1][image];
+ * before collision-resistant fingerprints: [2][CRC layout: 4][CRC: 4][image])
+ * are refused with an error asking to reload the data; almanac has no
+ * on-disk compatibility promise yet.
  *
  * Stored bytes need not be aligned: decoding copies them into MAXALIGNed
  * memory.  Every allocation is in CurrentMemoryContext, and decoded
@@ -58,21 +81,31 @@
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
 
-/* first byte of every value; format 1 is refused as too old, others as corrupt */
-#define ALMANAC_VALUE_FORMAT 2
+/* first byte of every value; formats 1 and 2 are refused as too old, others as corrupt */
+#define ALMANAC_VALUE_FORMAT 3
 #define ALMANAC_VALUE_FORMAT_V1 1
-/* format byte, layout, checksum */
-#define ALMANAC_VALUE_HEADER 9
+#define ALMANAC_VALUE_FORMAT_V2 2
+/* bytes of a layout fingerprint */
+#define ALMANAC_VALUE_LAYOUT_LEN 16
+/* where the checksum is; format byte, layout, checksum */
+#define ALMANAC_VALUE_CRC_OFFSET (1 + ALMANAC_VALUE_LAYOUT_LEN)
+#define ALMANAC_VALUE_HEADER (ALMANAC_VALUE_CRC_OFFSET + 4)
+
+/* what the decoder checks inside one column's datums (valuecodec.c) */
+typedef struct AlmanacValueCheck AlmanacValueCheck;
 
 /*
- * The layout fingerprints of a row type: prefix[n] is the fingerprint of its
- * first n attributes (n = 0 .. natts).  Computed once per table layout (it
- * reads the type catalogs), then used by every encode and decode.
+ * The layout fingerprints of a row type: prefix + n * ALMANAC_VALUE_LAYOUT_LEN
+ * is the fingerprint of its first n attributes (n = 0 .. natts), and checks
+ * what the decoder checks inside each column (NULL when no column needs a
+ * check).  Computed once per table layout (it reads the type catalogs), then
+ * used by every encode and decode.
  */
 typedef struct AlmanacValueLayout
 {
 	int			natts;
-	uint32	   *prefix;
+	uint8	   *prefix;
+	const AlmanacValueCheck **checks;
 	const char *relname;		/* for messages: the table or row type */
 } AlmanacValueLayout;
 
@@ -95,10 +128,11 @@ extern void almanac_value_encode(StringInfo buf, TupleDesc desc,
  * skip[i] true are left untouched (skip may be NULL), and the image is
  * deformed only up to the last column not skipped.  A column the image
  * does not have (added after it was written) is NULL.  ERROR XX001
- * (data_corrupted) on an unknown format byte, a checksum that does not match
- * or an image whose structure does not fit in len bytes; ERROR 42804
+ * (data_corrupted) naming layout->relname on an unknown format byte, a
+ * checksum that does not match, an image whose structure does not fit in
+ * len bytes or a datum whose inside fails its check (above); ERROR 42804
  * (datatype_mismatch) naming layout->relname when the value was written
- * under another row layout; ERROR 55000 for a value of format 1.
+ * under another row layout; ERROR 55000 for a value of format 1 or 2.
  */
 extern void almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 								 const AlmanacValueLayout *layout,

@@ -82,6 +82,16 @@ CREATE FUNCTION almanac._value_roundtrip(value anyelement)
 COMMENT ON FUNCTION almanac._value_roundtrip(anyelement) IS
 	'internal: value stored as a one-column RocksDB value image and read back';
 
+-- image: a heap tuple image, as the bytes after the header of a value;
+-- row_type as for _decode_value.  Forges a value: for the tests of what the
+-- decoder checks whatever the fingerprint says.
+CREATE FUNCTION almanac._seal_value(image bytea, row_type anyelement)
+	RETURNS bytea
+	LANGUAGE c IMMUTABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'almanac_seal_value_sql';
+COMMENT ON FUNCTION almanac._seal_value(bytea, anyelement) IS
+	'internal: a RocksDB value of image with the layout of row_type and a valid checksum';
+
 -- The value functions take and return raw stored bytes: a row decoded from
 -- bytes that almanac did not write is only as safe as its checksum
 -- (src/codec/valuecodec.h), so they are for the extension's owner and the
@@ -89,3 +99,4 @@ COMMENT ON FUNCTION almanac._value_roundtrip(anyelement) IS
 REVOKE EXECUTE ON FUNCTION almanac._encode_value(record) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION almanac._decode_value(bytea, anyelement) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION almanac._value_roundtrip(anyelement) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION almanac._seal_value(bytea, anyelement) FROM PUBLIC;

@@ -1,0 +1,136 @@
+-- A stored value read under a layout forged to match the writer's
+-- (src/codec/valuecodec.h).  The layout fingerprint was a CRC-32C, and CRC is
+-- linear: an ordinary role (USAGE on the server, a schema of its own) chose
+-- varchar(n) typmods so that (int, varchar(846170), bytea) and
+-- (int, varchar(512528), int4[]) had the same fingerprint, and its bytea was
+-- then read as an int4[] whose header claims 100,000,000 elements: SIGSEGV,
+-- and every backend restarted.  The fingerprint is now a SHA-256 of the full
+-- layout, and arrays, composites and ranges read from a value are checked
+-- before anything reads them.  The other route (one table, ALTER COLUMN, a
+-- REPEATABLE READ snapshot taken before the rows were deleted) is
+-- test/isolation/specs/value_forgery.spec.
+CREATE ROLE regress_forger;
+CREATE ROLE regress_reader;
+GRANT USAGE ON FOREIGN SERVER almanac_store TO regress_forger, regress_reader;
+CREATE SCHEMA forger_s AUTHORIZATION regress_forger;
+CREATE SCHEMA reader_s AUTHORIZATION regress_reader;
+GRANT USAGE ON SCHEMA forger_s TO regress_reader;
+
+-- one role, two tables over the same keys
+SET ROLE regress_forger;
+CREATE FOREIGN TABLE forger_s.w (k int, a varchar(846170), v bytea) SERVER almanac_store
+	OPTIONS (key_prefix 'mal', key_columns 'k');
+CREATE FOREIGN TABLE forger_s.r (k int, a varchar(512528), v int4[]) SERVER almanac_store
+	OPTIONS (key_prefix 'mal', key_columns 'k');
+INSERT INTO forger_s.w VALUES (1, 'x', '\x01000000000000001700000000e1f50501000000');
+\set VERBOSITY sqlstate
+SELECT * FROM forger_s.r;
+SELECT v FROM forger_s.r WHERE k = 1;
+\set VERBOSITY default
+SELECT k, a, v FROM forger_s.w;
+DROP FOREIGN TABLE forger_s.r;
+
+-- two roles: the reader may not define its own table over the forger's
+-- keys; once it has the forger's privileges, it reads a clean error
+GRANT SELECT ON forger_s.w TO regress_reader;
+SET ROLE regress_reader;
+CREATE FOREIGN TABLE reader_s.r (k int, a varchar(512528), v int4[]) SERVER almanac_store
+	OPTIONS (key_prefix 'mal', key_columns 'k');
+RESET ROLE;
+GRANT regress_forger TO regress_reader;
+SET ROLE regress_reader;
+CREATE FOREIGN TABLE reader_s.r (k int, a varchar(512528), v int4[]) SERVER almanac_store
+	OPTIONS (key_prefix 'mal', key_columns 'k');
+\set VERBOSITY sqlstate
+SELECT v FROM reader_s.r WHERE k = 1;
+\set VERBOSITY default
+SELECT * FROM reader_s.r;
+DROP FOREIGN TABLE reader_s.r;
+RESET ROLE;
+REVOKE regress_forger FROM regress_reader;
+
+-- the server is still up, and the writer reads its row
+SET ROLE regress_forger;
+SELECT k, a, v FROM forger_s.w;
+DROP FOREIGN TABLE forger_s.w;
+RESET ROLE;
+DROP SCHEMA forger_s, reader_s;
+
+-- Whatever the fingerprint says, the decoder checks the inside of arrays,
+-- composite datums, ranges, multiranges and names before anything reads
+-- them.  almanac._seal_value forges a value: any image, under the layout of
+-- a type, with a valid checksum (what only a role writing raw bytes could
+-- do).  The reporter's bytea sealed as int4[] crashed the backend.
+CREATE SCHEMA forge;
+SET search_path = forge, public;
+CREATE TYPE fz_bytes AS (a varchar, v bytea);
+CREATE TYPE fz_ints AS (a varchar, v int4[]);
+-- forged(image, NULL::t): image sealed as a value of row type t, decoded and
+-- rendered as text (which reads the inside of every field), or the error
+CREATE FUNCTION forged(image bytea, row_type anyelement) RETURNS text
+	LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN almanac._decode_value(almanac._seal_value(image, row_type), row_type)::text;
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END;
+$$;
+-- image(r): the heap tuple image of a row, after the value's 21-byte header
+CREATE FUNCTION image(r anyelement) RETURNS bytea
+	LANGUAGE sql AS $$ SELECT substr(almanac._encode_value(r), 22) $$;
+SELECT forged(image(ROW('x', '\x01000000000000001700000000e1f50501000000')::fz_bytes), NULL::fz_ints);
+-- an array of another element type (text)
+SELECT forged(image(ROW('x', '\x0100000000000000190000000100000001000000')::fz_bytes), NULL::fz_ints);
+-- too many dimensions; negative dimension; null bitmap offset that does not fit
+SELECT forged(image(ROW('x', '\x070000000000000017000000')::fz_bytes), NULL::fz_ints);
+SELECT forged(image(ROW('x', '\x0100000000000000170000000000008001000000')::fz_bytes), NULL::fz_ints);
+SELECT forged(image(ROW('x', '\x0100000040000000170000000300000001000000')::fz_bytes), NULL::fz_ints);
+-- a well-formed array read the same way is fine (the checks refuse only what
+-- its readers could not read)
+SELECT forged(image(ROW('x', '\x01000000000000001700000002000000010000000700000008000000')::fz_bytes), NULL::fz_ints);
+
+-- a composite datum carrying another row type's OID, directly and as array
+-- elements (another element type for the array)
+CREATE TYPE fz_in AS (x int, y text);
+CREATE TYPE fz_swapped AS (y text, x int);
+CREATE TYPE fz_c AS (c fz_in, cs fz_in[]);
+CREATE TYPE fz_c_swapped AS (c fz_swapped, cs fz_swapped[]);
+SELECT forged(image(ROW(ROW(repeat('a', 200), 1), NULL)::fz_c_swapped), NULL::fz_c);
+SELECT forged(image(ROW(NULL, ARRAY[ROW(repeat('a', 200), 1)::fz_swapped])::fz_c_swapped), NULL::fz_c);
+
+-- ranges: another range type's OID; flags (the last byte) that claim the
+-- bounds an empty range does not have
+CREATE TYPE fz_r AS (r int4range);
+CREATE TYPE fz_d AS (r daterange);
+SELECT forged(image(ROW('[2024-01-01,2024-02-01)')::fz_d), NULL::fz_r);
+SELECT forged(set_byte(img, length(img) - 1, 0), NULL::fz_r)
+  FROM (SELECT image(ROW('empty')::fz_r) AS img) AS i;
+-- multiranges: the length of the first range's bounds (the high byte of the
+-- item after the 12-byte header, which starts 1 + 24 bytes into the image)
+-- pointing past the end
+CREATE TYPE fz_m AS (m int4multirange);
+SELECT forged(set_byte(image(ROW('{[1,3),[5,8)}')::fz_m), 36, 127), NULL::fz_m);
+-- a name without its terminating zero
+CREATE TYPE fz_n AS (n name);
+SELECT forged(overlay(image(ROW('abc')::fz_n) PLACING decode(repeat('78', 64), 'hex') FROM 25), NULL::fz_n);
+
+-- and every value of these types that almanac writes passes the checks
+CREATE TYPE fz_all AS (n name, r int4range, er int4range, tr tsrange, m int4multirange,
+	em int4multirange, c fz_in, cs fz_in[], grid int8[], e int[], nulls text[], nr numrange[]);
+CREATE TEMP TABLE fz_rows AS
+SELECT ROW(repeat('n', 63), int4range(i, i + 10), 'empty', tsrange('2024-01-01', NULL),
+		   int4multirange(int4range(1, i + 2), int4range(i + 5, NULL)), '{}',
+		   ROW(i, repeat('y', i * 40)), ARRAY[ROW(i, 'z')::fz_in, NULL, ROW(NULL, NULL)::fz_in],
+		   ARRAY[[i::int8, 2], [3, NULL]], '{}', ARRAY[NULL, repeat('t', i * 50), NULL],
+		   ARRAY[numrange(i, i * 1.5), NULL])::fz_all AS r
+  FROM generate_series(1, 4) AS i;
+SELECT count(*) AS rows,
+	   count(*) FILTER (WHERE forged(image(r), NULL::fz_all) = r::text) AS same
+  FROM fz_rows;
+DROP TABLE fz_rows;
+RESET search_path;
+SET client_min_messages = warning;
+DROP SCHEMA forge CASCADE;
+RESET client_min_messages;
+REVOKE USAGE ON FOREIGN SERVER almanac_store FROM regress_forger, regress_reader;
+DROP ROLE regress_forger, regress_reader;
