@@ -57,17 +57,25 @@ set_mirrors() { # on|off, after bench_reset: enabling backfills empty tables
 }
 
 # Each run writes keys the store has never held, as a follower writing new
-# blocks does: the mirrors' column families are dropped after the reset.
+# blocks does: the mirrors get column families of their own for the run.
 # Without this every run after the first re-ingests the keys the reset's
 # TRUNCATE erased (an erased key keeps its version list until it is pruned),
 # and the owner's merge of each new version reads that list, mostly from disk:
 # measured (perf, BLOCKS=50) as three quarters of the owner's time and a third
-# of all the CPU of ingest_block with mirrors on.
+# of all the CPU of ingest_block with mirrors on.  The mirrors' own column
+# families are reserved (almanac.drop_column_family refuses them), so each
+# run points almanac.mirrors at new ones, bench.<name>.<n> (enable_mirror
+# creates them), and drops those of the run before.
+FRESH=0
 fresh_mirrors() {
 	[ "$MIRRORS" = t ] || return 0
+	FRESH=$((FRESH + 1))
 	"${PSQL[@]}" -Atc "SELECT almanac.disable_mirror(relid) FROM almanac.mirrors" \
-		-c "SELECT almanac.drop_column_family(m.column_family) FROM almanac.mirrors m
-			 WHERE EXISTS (SELECT FROM almanac.column_families() c WHERE c.column_family = m.column_family)" >/dev/null
+		-c "UPDATE almanac.mirrors
+			   SET column_family = 'bench.' || regexp_replace(column_family, '^bench[.](.*)[.][0-9]+\$', '\\1') || '.$FRESH'" \
+		-c "SELECT almanac.drop_column_family(c.column_family) FROM almanac.column_families() c
+			 WHERE c.column_family LIKE 'bench.%'
+			   AND NOT EXISTS (SELECT FROM almanac.mirrors m WHERE m.column_family = c.column_family)" >/dev/null
 }
 
 for run in $(seq "$RUNS"); do

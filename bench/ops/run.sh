@@ -123,14 +123,22 @@ mirrors_to() { [ "$1" = "$MIRRORS_NOW" ] || { set_mirrors "$1"; MIRRORS_NOW=$1; 
 # pruned, and re-ingesting the same blocks would make the owner merge every
 # new version with it, mostly read from disk (bench/ingest/run.sh measured
 # it as three quarters of the owner's time), which a follower writing new
-# blocks never pays.  So the mirrors are disabled and their column families
-# dropped; enabling one creates it again.
+# blocks never pays.  So the mirrors are disabled and given column families
+# of their own, bench.<name>.<n>, which enabling them creates; the mirrors'
+# own column families are reserved (almanac.drop_column_family refuses
+# them), those of the reset before are dropped (bench/ingest/run.sh does the
+# same).
+FRESH=0
 reset_tables() {
 	"${PSQL[@]}" -c "TRUNCATE almanac.chains, almanac.blocks, almanac.transactions, almanac.events,
 		almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks"
 	mirrors_to off
-	"${PSQL[@]}" -Atc "SELECT almanac.drop_column_family(m.column_family) FROM almanac.mirrors m
-		 WHERE EXISTS (SELECT FROM almanac.column_families() c WHERE c.column_family = m.column_family)" >/dev/null
+	FRESH=$((FRESH + 1))
+	"${PSQL[@]}" -Atc "UPDATE almanac.mirrors
+			SET column_family = 'bench.' || regexp_replace(column_family, '^bench[.](.*)[.][0-9]+\$', '\\1') || '.$FRESH'" \
+		-c "SELECT almanac.drop_column_family(c.column_family) FROM almanac.column_families() c
+			 WHERE c.column_family LIKE 'bench.%'
+			   AND NOT EXISTS (SELECT FROM almanac.mirrors m WHERE m.column_family = c.column_family)" >/dev/null
 }
 declare -A ING
 for pr in $(seq "$INGEST_PAIRS"); do
