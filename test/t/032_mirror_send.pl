@@ -8,6 +8,8 @@
 #     while the transaction is open), and not with mirror_send_size = 0;
 #   - a read of the store right after a send sees those writes although the
 #     owner has not applied them yet (owner_pause_before_apply holds it);
+#   - writes not sent yet are read by the transaction and undone by ROLLBACK
+#     TO SAVEPOINT, and only they;
 #   - a send the owner refuses (owner_refuse_apply) fails the commit even when
 #     a subtransaction caught the error, unless the refused writes were all
 #     the rolled-back subtransaction's;
@@ -80,6 +82,28 @@ $s->query_safe('SELECT add_blocks(41, 80)');
 is(batches() - $before, 0, 'with mirror_send_size = 0 nothing is sent before the commit');
 $s->query_safe('COMMIT');
 is(differences(), '0', 'and the commit sends it all');
+$s->query_safe(q{SET almanac.mirror_send_size = '1kB'});
+
+# --- writes kept for the commit: read by the transaction, undone by a
+# rollback to a savepoint ---
+$s->query_safe(q{SET almanac.mirror_send_size = 0});
+$s->query_safe('BEGIN');
+$s->query_safe('SELECT add_blocks(501, 505)');
+$s->query_safe('SAVEPOINT a');
+$s->query_safe('SELECT add_blocks(506, 510)');
+$s->query_safe('ROLLBACK TO SAVEPOINT a');
+$s->query_safe('SELECT add_blocks(511, 512)');
+is($s->query_safe(q{SELECT count(*) FROM almanac.verify('almanac.blocks', 'ms')}), '0',
+	'the transaction reads its buffered mirror writes, without those rolled back');
+$s->query_safe('SAVEPOINT b');
+$s->query_safe('SELECT add_blocks(513, 514)');
+$s->query_safe('RELEASE SAVEPOINT b');
+$s->query_safe('SAVEPOINT c');
+$s->query_safe('SELECT add_blocks(515, 515)');
+$s->query_safe('ROLLBACK TO SAVEPOINT c');
+$s->query_safe('COMMIT');
+is(blocks(501, 515) . ' ' . differences(), '9 0',
+	'committed: the writes before each savepoint and of the released one, in the mirror too');
 $s->query_safe(q{SET almanac.mirror_send_size = '1kB'});
 
 # --- a read right after a send waits for the owner ---
