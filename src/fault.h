@@ -71,6 +71,9 @@
  *							not applied it yet, for 3 seconds, at every
  *							batch (test/t/032: a batch a backend posted
  *							without waiting, kv/xact.c)
+ *	 shared_cache_after_remove	the store owner removed a written key's entry
+ *							from the shared row cache and still holds its
+ *							partition's lock, for 3 seconds
  *
  *-------------------------------------------------------------------------
  */

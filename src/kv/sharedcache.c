@@ -34,6 +34,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
+#include "fault.h"
 #include "kv/rowcache.h"
 #include "kv/sharedcache.h"
 #include "store/store.h"
@@ -528,9 +529,24 @@ almanac_shared_cache_invalidate(int store, uint64 hash)
 	lock = PARTITION_LOCK(hashcode);
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	pg_atomic_fetch_add_u32(&control->parts[PARTITION(hashcode)].c.invalidations, 1);
-	e = hash_search_with_hash_value(map, &tag, hashcode, HASH_REMOVE, NULL);
+
+	/*
+	 * The slot is read before the entry is removed, never from what
+	 * HASH_REMOVE returns: the removed entry goes to a free list that
+	 * partitions share, and a put holding another partition's lock may take
+	 * it and set its slot meanwhile; that slot, mapped by its key, would be
+	 * freed and refilled under its readers.
+	 */
+	e = hash_search_with_hash_value(map, &tag, hashcode, HASH_FIND, NULL);
 	if (e)
-		pg_atomic_write_u32(&SLOT(e->slot)->state, SLOT_FREE);
+	{
+		int			n = e->slot;
+
+		(void) hash_search_with_hash_value(map, &tag, hashcode, HASH_REMOVE, NULL);
+		pg_atomic_write_u32(&SLOT(n)->state, SLOT_FREE);
+		/* a put in another partition meanwhile (test/t/031_shared_row_cache.pl) */
+		ALMANAC_FAULT_PAUSE("shared_cache_after_remove", 3000);
+	}
 	LWLockRelease(lock);
 	if (e)
 		pg_atomic_fetch_add_u64(&control->invalidated, 1);

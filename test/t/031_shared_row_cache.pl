@@ -118,6 +118,102 @@ is($node->safe_psql('postgres', q{
 	SELECT hits + misses - :before FROM almanac.shared_row_cache_stats();
 	COMMIT;}), "v6\n0", 'after sending writes mid-transaction, lookups do not consult the shared cache');
 
+# --- the owner's removal of an entry and another partition's put -------------------
+# The map's free lists are shared by its partitions: an entry the owner
+# removes may be taken at once by a put holding another partition's lock.
+# The owner must not read the removed entry's slot after that: it would free
+# the slot of the other key, still mapped, for the next put to overwrite.
+# Made to happen: a cache of four small slots (and a large one), key 'a'
+# cached, the owner paused
+# right after removing it (shared_cache_after_remove) while a session puts a
+# key whose entry comes from the same free list (its dynahash hash code is
+# 'a''s modulo 32, the free lists, not modulo 128, the partitions; PostgreSQL's
+# hash_bytes, below, gives the code of the tag: the key's 64-bit hash, which
+# hashtextextended computes for a key that is text, and the store's index, 0
+# here).
+sub rot32 { my ($x, $k) = @_; return (($x << $k) | ($x >> (32 - $k))) & 0xffffffff; }
+
+sub hash_bytes_16
+{
+	my @k = @_;                      # four 32-bit words
+	my $m = 0xffffffff;
+	my ($a, $b, $c) = ((0x9e3779b9 + 16 + 3923095) & $m) x 3;
+	$a = ($a + $k[0]) & $m; $b = ($b + $k[1]) & $m; $c = ($c + $k[2]) & $m;
+	$a = ($a - $c) & $m; $a ^= rot32($c, 4);  $c = ($c + $b) & $m;
+	$b = ($b - $a) & $m; $b ^= rot32($a, 6);  $a = ($a + $c) & $m;
+	$c = ($c - $b) & $m; $c ^= rot32($b, 8);  $b = ($b + $a) & $m;
+	$a = ($a - $c) & $m; $a ^= rot32($c, 16); $c = ($c + $b) & $m;
+	$b = ($b - $a) & $m; $b ^= rot32($a, 19); $a = ($a + $c) & $m;
+	$c = ($c - $b) & $m; $c ^= rot32($b, 4);  $b = ($b + $a) & $m;
+	$a = ($a + $k[3]) & $m;
+	$c ^= $b; $c = ($c - rot32($b, 14)) & $m;
+	$a ^= $c; $a = ($a - rot32($c, 11)) & $m;
+	$b ^= $a; $b = ($b - rot32($a, 25)) & $m;
+	$c ^= $b; $c = ($c - rot32($b, 16)) & $m;
+	$a ^= $c; $a = ($a - rot32($c, 4)) & $m;
+	$b ^= $a; $b = ($b - rot32($a, 14)) & $m;
+	$c ^= $b; $c = ($c - rot32($b, 24)) & $m;
+	return $c;
+}
+
+# the check of the function above: hashtext of 16 bytes is hash_bytes of them
+is(hash_bytes_16(unpack('V4', 'abcdefghijklmnop')),
+	$node->safe_psql('postgres', q{SELECT hashtext('abcdefghijklmnop')::bigint & 4294967295}),
+	'hash_bytes as PostgreSQL computes it');
+
+# the hash codes of the tags of the keys of rows 'a', 'b0', 'b1', ... of kt
+my @cands = ('a', map { "b$_" } 0 .. 1999);
+my %code;
+for my $row (split /\n/, $node->safe_psql('postgres',
+	'SELECT k, h & 4294967295, (h >> 32) & 4294967295 FROM unnest(ARRAY[' .
+	join(',', map { "'$_'" } @cands) . q{]) k,
+	hashtextextended(convert_from(almanac.make_key('kt', row(k)), 'SQL_ASCII'), 0) h}))
+{
+	my ($k, $lo, $hi) = split /\|/, $row;
+	$code{$k} = hash_bytes_16($lo, $hi, 0, 0);
+}
+my ($other) = grep { $_ ne 'a' && $code{$_} % 32 == $code{a} % 32 && $code{$_} % 128 != $code{a} % 128 } @cands;
+ok(defined $other, "a key whose entry comes from 'a''s free list, in another partition: $other");
+
+$node->append_conf('postgresql.conf', "almanac.shared_row_cache_size = '4kB'\n");
+$node->restart;
+is(stats()->{slots}, 5, 'four small slots and a large one');
+$node->safe_psql('postgres', q{
+	CREATE FOREIGN TABLE kt (k text, v text) SERVER almanac_store
+		OPTIONS (key_prefix 'kt', key_columns 'k');
+	INSERT INTO kt VALUES ('z', 'z');});
+sub kt_get
+{
+	my ($k) = @_;
+	return $node->safe_psql('postgres', "SELECT count(*) FROM kt WHERE k = '$k'");
+}
+# 'a' cached by the session that puts the other key later, its reader open
+my $reader = $node->background_psql('postgres');
+$reader->query_safe(q{SELECT count(*) FROM kt WHERE k = 'a'});
+is(stats()->{puts}, 2, "'z' written through, 'a' looked up: two small slots taken");
+$node->safe_psql('postgres', q{ALTER SYSTEM SET almanac.fault_point = 'shared_cache_after_remove'; SELECT pg_reload_conf();});
+my $log = -s $node->logfile;
+my $writer = $node->background_psql('postgres');
+$writer->query_until(qr/started/, q{
+\echo started
+INSERT INTO kt VALUES ('a', 'a');
+});
+ok($node->wait_for_log(qr/fault point "shared_cache_after_remove" reached/, $log),
+	'the owner removed the entry of the written key, and pauses');
+my $s6 = stats();
+$reader->query_safe("SELECT count(*) FROM kt WHERE k = '$other'");
+is(stats()->{puts} - $s6->{puts}, 1, 'meanwhile another partition\'s key is put');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET almanac.fault_point; SELECT pg_reload_conf();});
+$writer->quit;
+# the owner's put of 'a' takes the last free slot; the next put after it
+# takes a free slot: the one 'a''s entry had, not the other key's
+kt_get('c');
+my $s7 = stats();
+is(kt_get($other), '0', 'the other key, absent');
+my $s8 = stats();
+is($s8->{hits} - $s7->{hits}, 1, 'is still a hit: its slot was not freed under it');
+$reader->quit;
+
 # --- off ----------------------------------------------------------------------------
 $node->append_conf('postgresql.conf', "almanac.shared_row_cache_size = 0\n");
 $node->restart;
