@@ -658,7 +658,7 @@ almanac_server_options(Oid serverid)
 		opts->database = MyDatabaseId;
 	}
 	else
-		opts->path = path;		/* resolved by parse_path */
+		opts->path = pstrdup(path);	/* resolved by parse_path */
 	canonicalize_path(opts->path);
 
 	return opts;
