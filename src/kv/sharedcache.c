@@ -459,55 +459,124 @@ typedef struct StagedValue
 {
 	uint32		cf_id;
 	uint32		klen;
-	uint32		vlen;
+	uint32		vlen;			/* STAGED_NO_VALUE: too large for a slot */
 	char	   *data;			/* the key, then the value */
 } StagedValue;
 
 #define STAGE_MAX_KEYS 4096
+#define STAGED_NO_VALUE PG_UINT32_MAX
+
+/* a key of the batch, by column family and hash: put_staged's "seen" set */
+typedef struct StagedKey
+{
+	uint64		hash;
+	uint64		cf_id;			/* 64 bits: no padding in a HASH_BLOBS key */
+} StagedKey;
 
 static MemoryContext staged_cxt = NULL;
 static StagedValue *staged = NULL;
 static int	nstaged = 0;
+/* keys written after the stage was full, by hash (put_staged skips them) */
+static StagedKey *unstaged = NULL;
+static int	nunstaged = 0;
+static int	maxunstaged = 0;
 
 void
 almanac_shared_cache_forget_staged(void)
 {
 	nstaged = 0;
+	nunstaged = 0;
+	maxunstaged = 0;
 	if (staged_cxt)
 		MemoryContextReset(staged_cxt);
 	staged = NULL;
+	unstaged = NULL;
 }
 
+/*
+ * A batch may write a key more than once (the blind writes of mirrors are
+ * sent in the order written, kv/xact.c: a reorg's erase and insert of a
+ * block).  Only the last value of a key may be put: an earlier one put
+ * after the write's invalidation would stay, stale.  So a value that cannot
+ * be staged (too large for a slot) is staged without its value, and the
+ * keys of a batch past STAGE_MAX_KEYS are kept by hash: either way, no
+ * earlier value of the key is put.
+ */
 void
 almanac_shared_cache_stage(uint32 cf_id, const char *key, size_t klen,
 						   const char *value, size_t vlen)
 {
 	StagedValue *v;
+	bool		fits = klen + vlen <= SLOT_DATA(1);
 
-	if (control == NULL || nstaged == STAGE_MAX_KEYS || klen + vlen > SLOT_DATA(1))
+	if (control == NULL)
 		return;
 	if (staged_cxt == NULL)
 		staged_cxt = AllocSetContextCreate(TopMemoryContext, "almanac shared row cache staging",
 										   ALLOCSET_DEFAULT_SIZES);
+	if (nstaged == STAGE_MAX_KEYS)
+	{
+		if (nunstaged == maxunstaged)
+		{
+			maxunstaged = Max(1024, maxunstaged * 2);
+			unstaged = unstaged
+				? repalloc(unstaged, sizeof(StagedKey) * maxunstaged)
+				: MemoryContextAlloc(staged_cxt, sizeof(StagedKey) * maxunstaged);
+		}
+		unstaged[nunstaged].hash = key_hash(key, klen);
+		unstaged[nunstaged].cf_id = cf_id;
+		nunstaged++;
+		return;
+	}
 	if (staged == NULL)
 		staged = MemoryContextAlloc(staged_cxt, sizeof(StagedValue) * STAGE_MAX_KEYS);
 	v = &staged[nstaged++];
 	v->cf_id = cf_id;
 	v->klen = (uint32) klen;
-	v->vlen = (uint32) vlen;
-	v->data = MemoryContextAlloc(staged_cxt, klen + vlen);
+	v->vlen = fits ? (uint32) vlen : STAGED_NO_VALUE;
+	v->data = MemoryContextAlloc(staged_cxt, klen + (fits ? vlen : 0));
 	memcpy(v->data, key, klen);
-	memcpy(v->data + klen, value, vlen);
+	if (fits)
+		memcpy(v->data + klen, value, vlen);
 }
 
 void
 almanac_shared_cache_put_staged(int store)
 {
-	for (int i = 0; i < nstaged; i++)
+	HTAB	   *seen = NULL;
+
+	if (nstaged > 1 || nunstaged > 0)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(StagedKey);
+		ctl.entrysize = sizeof(StagedKey);
+		ctl.hcxt = staged_cxt;
+		seen = hash_create("almanac staged keys", nstaged + nunstaged, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		for (int i = 0; i < nunstaged; i++)
+			(void) hash_search(seen, &unstaged[i], HASH_ENTER, NULL);
+	}
+	/* newest first: a key's last value decides */
+	for (int i = nstaged - 1; i >= 0; i--)
 	{
 		StagedValue *v = &staged[i];
 		AlmanacSharedCacheTicket t;
 
+		if (seen)
+		{
+			StagedKey	k;
+			bool		found;
+
+			memset(&k, 0, sizeof(k));
+			k.hash = key_hash(v->data, v->klen);
+			k.cf_id = v->cf_id;
+			(void) hash_search(seen, &k, HASH_ENTER, &found);
+			if (found)
+				continue;
+		}
+		if (v->vlen == STAGED_NO_VALUE)
+			continue;
 		almanac_shared_cache_prepare(&t, store, v->data, v->klen);
 		put_value(&t, v->cf_id, v->data, v->klen, v->data + v->klen, v->vlen, false);
 	}

@@ -108,7 +108,9 @@ extern void almanac_shared_cache_put(const AlmanacSharedCacheTicket *t, uint32 c
  * once the batch is written, put every staged value (the newest of its key:
  * the owner is the only writer, and its next write of the key invalidates
  * it first), or forget them (a batch that failed).  Readers then find the
- * keys just written without catching their instances up.
+ * keys just written without catching their instances up.  A key the batch
+ * writes more than once gets its last value, or none if that one is not
+ * staged (too large, or past the 4096th).
  */
 extern void almanac_shared_cache_stage(uint32 cf_id, const char *key, size_t klen,
 									   const char *value, size_t vlen);

@@ -29,6 +29,20 @@ int			almanac_mirror_send_size = 64;	/* kB */
 /* the transaction's write state; at most one store written per transaction */
 static int	xact_store = -1;
 static rocksdb_writebatch_wi_t *xact_batch = NULL;
+
+/*
+ * The transaction's blind writes (almanac_xact_put_blind) since the last
+ * send, as entries of an ALMANAC_REQ_APPLY payload, in the order written:
+ * not in xact_batch, whose index every put would search and grow, and
+ * whose entries each send would read back through an iterator (together a
+ * third of what mirror writes added to a backend in bench/ingest, perf).
+ * They are all written after the innermost open savepoint (a savepoint
+ * first moves them into xact_batch: fold_blind), so a rollback to a
+ * savepoint drops them all.  Whatever reads the transaction's batch, and
+ * any write that is not blind, moves them into xact_batch first, in order.
+ * In TopMemoryContext, kept between transactions unless large.
+ */
+static StringInfoData blind = {0};
 static bool xact_shipped = false;
 
 /* the transaction sent writes mid-transaction (almanac_xact_sent_mid_xact) */
@@ -86,10 +100,61 @@ set_all_save_points(void)
 		rocksdb_writebatch_wi_set_save_point(xact_batch);
 }
 
+/*
+ * The blind writes go into xact_batch, in the order written, so that the
+ * batch holds every write of the transaction (for a reader, a savepoint, a
+ * write that is not blind).
+ */
+static void
+fold_blind(void)
+{
+	AlmanacReader *reader;
+	const char *p;
+	const char *end;
+
+	if (blind.len == 0)
+		return;
+	Assert(xact_batch != NULL && xact_store >= 0);
+	reader = almanac_reader(xact_store);
+	p = blind.data;
+	end = blind.data + blind.len;
+	while (p < end)
+	{
+		const char *key;
+		const char *val;
+		uint32		klen;
+		uint32		vlen;
+		AlmanacIntent intent;
+		rocksdb_column_family_handle_t *cf;
+
+		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
+		almanac_intent_parse(val, vlen, &intent);
+		cf = almanac_reader_cf_by_id(reader, intent.cf_id);
+		if (cf == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("an almanac column family this transaction wrote to was dropped"),
+					 errdetail("The column family with id %u does not exist any more.", intent.cf_id)));
+		rocksdb_writebatch_wi_put_cf(xact_batch, cf, key, klen, val, vlen);
+	}
+	resetStringInfo(&blind);
+}
+
 rocksdb_writebatch_wi_t *
 almanac_xact_batch(int store)
 {
-	return (xact_store == store) ? xact_batch : NULL;
+	if (xact_store != store)
+		return NULL;
+	fold_blind();
+	return xact_batch;
+}
+
+/* whether the transaction has writes not sent yet */
+static bool
+xact_unsent(void)
+{
+	return blind.len > 0 ||
+		(xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0);
 }
 
 static rocksdb_writebatch_wi_t *
@@ -322,7 +387,7 @@ ship_batch(bool final, bool own, bool wait)
 				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
 				 errmsg("the almanac store owner refused writes this transaction sent before its end"),
 				 errdetail("The owner's error was raised earlier in the transaction; the transaction cannot commit without those writes.")));
-	if (xact_batch == NULL || rocksdb_writebatch_wi_count(xact_batch) == 0)
+	if (!xact_unsent())
 		return;
 	if (!final)
 		before_mid_xact_send(xact_store, own);
@@ -332,8 +397,12 @@ ship_batch(bool final, bool own, bool wait)
 	initStringInfo(&buf);
 	MemoryContextSwitchTo(old);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
-	for (int i = 0; i < xact_ncfs; i++)
-		batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
+	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
+		for (int i = 0; i < xact_ncfs; i++)
+			batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
+	/* after the batch's: written after them (a write that is not blind folds) */
+	if (blind.len > 0)
+		appendBinaryStringInfo(&buf, blind.data, blind.len);
 	if (!wait && !final)
 	{
 		almanac_store_post_apply(xact_store, buf.data + header_len(xact_store),
@@ -359,6 +428,8 @@ ship_batch(bool final, bool own, bool wait)
 	batch_level = INT_MAX;
 	xact_shipped = true;
 	rocksdb_writebatch_wi_clear(xact_batch);
+	if (blind.data != NULL)
+		resetStringInfo(&blind);
 	set_all_save_points();
 }
 
@@ -401,6 +472,14 @@ reset_state(void)
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
+	if (blind.data != NULL && blind.maxlen > 1024 * 1024)
+	{
+		/* a large transaction's: do not keep it */
+		pfree(blind.data);
+		memset(&blind, 0, sizeof(blind));
+	}
+	else if (blind.data != NULL)
+		resetStringInfo(&blind);
 	xact_store = -1;
 	xact_shipped = false;
 	doomed_level = 0;
@@ -467,6 +546,8 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					: MemoryContextAlloc(TopMemoryContext, sizeof(SubTransactionId) * maxsavepoints);
 			}
 			savepoints[nsavepoints++] = mySubid;
+			/* the blind writes so far are from before the save point */
+			fold_blind();
 			if (xact_batch)
 				rocksdb_writebatch_wi_set_save_point(xact_batch);
 			break;
@@ -488,6 +569,9 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			/* writes lost at this level or deeper were undone anyway */
 			if (doomed_level >= GetCurrentTransactionNestLevel())
 				doomed_level = 0;
+			/* all written after the innermost save point: undone */
+			if (blind.data != NULL)
+				resetStringInfo(&blind);
 
 			/*
 			 * Undo to this subtransaction's save point.  Save points of
@@ -597,6 +681,8 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 	if (rocksdb_writebatch_wi_count(*stmt) == 0)
 		return;
 	into = xact_batch_for_write(store);
+	/* the blind writes came first */
+	fold_blind();
 	note_cf(cf_id);
 	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
 	{
@@ -640,7 +726,7 @@ almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 {
 	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
-	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
+	if (xact_unsent())
 		ship_earlier(store);
 	almanac_stmt_batch_merge(store, stmt, cf, cf_id, true);
 	if (*stmt == NULL)
@@ -765,12 +851,16 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	static StringInfoData buf = {0};
 	AlmanacIntent intent;
 	rocksdb_writebatch_wi_t *batch;
+	size_t		bytes;
 
-	if (buf.data == NULL)
+	if (buf.data == NULL || blind.data == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		initStringInfo(&buf);
+		if (buf.data == NULL)
+			initStringInfo(&buf);
+		if (blind.data == NULL)
+			initStringInfo(&blind);
 		MemoryContextSwitchTo(old);
 	}
 	intent.cf_id = cf_id;
@@ -785,13 +875,14 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	note_cf(cf_id);
 	resetStringInfo(&buf);
 	almanac_intent_encode(&buf, &intent);
-	rocksdb_writebatch_wi_put_cf(batch, cf, key, klen, buf.data, buf.len);
+	almanac_apply_append(&blind, key, klen, buf.data, buf.len);
 	if (buf.maxlen > 64 * 1024)
 	{
 		/* a huge row: do not keep its buffer */
 		pfree(buf.data);
 		buf.data = NULL;
 	}
+	bytes = batch_bytes(batch) + blind.len;
 	/*
 	 * Sent early, without waiting: the owner applies the chunk on another
 	 * core while the backend goes on (the statement's next rows, its
@@ -800,9 +891,9 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	 * send, the commit and any read of the store wait for it (settle_posted).
 	 */
 	if (almanac_mirror_send_size > 0 &&
-		batch_bytes(batch) >= (size_t) Min(almanac_mirror_send_size, almanac_write_batch_size) * 1024)
+		bytes >= (size_t) Min(almanac_mirror_send_size, almanac_write_batch_size) * 1024)
 		ship_batch(false, true, false);
-	else if (batch_bytes(batch) >= (size_t) almanac_write_batch_size * 1024)
+	else if (bytes >= (size_t) almanac_write_batch_size * 1024)
 		ship();
 }
 
@@ -816,7 +907,7 @@ almanac_xact_ingest_post(int store, FullTransactionId xid, dsm_segment *seg, Siz
 	 * older.  As in almanac_stmt_batch_ship_early, the secondary catches up
 	 * with them, for the rows of a refused chunk to be checked against.
 	 */
-	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
+	if (xact_unsent())
 		ship_earlier(store);
 	note_xid(xid);
 	before_mid_xact_send(store, true);

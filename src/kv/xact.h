@@ -5,7 +5,10 @@
  *	  transaction, both or neither.
  *
  * A transaction's writes are intents (codec/visibility.h) buffered in a RocksDB
- * WriteBatchWithIndex, so that the transaction reads its own writes.  A
+ * WriteBatchWithIndex, so that the transaction reads its own writes.  Blind
+ * writes (the mirrors') are kept apart, in the order written, as the next
+ * send's payload, and go into the batch only when something reads it, a
+ * savepoint is set, or a write that is not blind follows.  A
  * statement buffers its writes in a batch of its own, merged into the
  * transaction's batch when the statement's modify node ends, so a scan never
  * sees the rows its own statement writes (and never iterates a batch that
