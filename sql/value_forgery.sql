@@ -57,10 +57,10 @@ RESET ROLE;
 DROP SCHEMA forger_s, reader_s;
 
 -- Whatever the fingerprint says, the decoder checks the inside of arrays,
--- composite datums, ranges, multiranges and names before anything reads
--- them.  almanac._seal_value forges a value: any image, under the layout of
--- a type, with a valid checksum (what only a role writing raw bytes could
--- do).  The reporter's bytea sealed as int4[] crashed the backend.
+-- composite datums, ranges, multiranges, jsonb, numerics and names before
+-- anything reads them.  almanac._seal_value forges a value: any image, under
+-- the layout of a type, with a valid checksum (what only a role writing raw
+-- bytes could do).  The reporter's bytea sealed as int4[] crashed the backend.
 CREATE SCHEMA forge;
 SET search_path = forge, public;
 CREATE TYPE fz_bytes AS (a varchar, v bytea);
@@ -114,15 +114,29 @@ SELECT forged(set_byte(image(ROW('{[1,3),[5,8)}')::fz_m), 36, 127), NULL::fz_m);
 CREATE TYPE fz_n AS (n name);
 SELECT forged(overlay(image(ROW('abc')::fz_n) PLACING decode(repeat('78', 64), 'hex') FROM 25), NULL::fz_n);
 
+-- jsonb: the length of the first entry (its third byte, 1 + 4 + 2 bytes
+-- into the datum at 24) pointing past the end; a key that is not a string
+-- (the type bits of the first entry's high byte); a numeric too short for
+-- its header (a 1-byte length word of 2 bytes)
+CREATE TYPE fz_j AS (j jsonb);
+CREATE TYPE fz_num AS (n numeric);
+SELECT forged(set_byte(image(ROW('{"a": [1, "x"]}')::fz_j), 31, 127), NULL::fz_j);
+SELECT forged(set_byte(image(ROW('{"a": [1, "x"]}')::fz_j), 32, 16), NULL::fz_j);
+SELECT forged(set_byte(image(ROW(1.5)::fz_num), 24, 5), NULL::fz_num);
+
 -- and every value of these types that almanac writes passes the checks
 CREATE TYPE fz_all AS (n name, r int4range, er int4range, tr tsrange, m int4multirange,
-	em int4multirange, c fz_in, cs fz_in[], grid int8[], e int[], nulls text[], nr numrange[]);
+	em int4multirange, c fz_in, cs fz_in[], grid int8[], e int[], nulls text[], nr numrange[],
+	j jsonb, js jsonb[], num numeric, nums numeric[]);
 CREATE TEMP TABLE fz_rows AS
 SELECT ROW(repeat('n', 63), int4range(i, i + 10), 'empty', tsrange('2024-01-01', NULL),
 		   int4multirange(int4range(1, i + 2), int4range(i + 5, NULL)), '{}',
 		   ROW(i, repeat('y', i * 40)), ARRAY[ROW(i, 'z')::fz_in, NULL, ROW(NULL, NULL)::fz_in],
 		   ARRAY[[i::int8, 2], [3, NULL]], '{}', ARRAY[NULL, repeat('t', i * 50), NULL],
-		   ARRAY[numrange(i, i * 1.5), NULL])::fz_all AS r
+		   ARRAY[numrange(i, i * 1.5), NULL],
+		   jsonb_build_object('n', i, 'a', jsonb_build_array(1.5, 'x', NULL, true, i * 2 ^ 70),
+			   'o', jsonb_build_object('k', repeat('v', i * 30), 'e', '{}'::jsonb, 'l', '[]'::jsonb)),
+		   ARRAY['1'::jsonb, '"s"', 'null', '[[[]]]'], 'NaN', ARRAY[0, -1.25, 2 ^ 200, NULL])::fz_all AS r
   FROM generate_series(1, 4) AS i;
 SELECT count(*) AS rows,
 	   count(*) FILTER (WHERE forged(image(r), NULL::fz_all) = r::text) AS same

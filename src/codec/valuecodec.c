@@ -38,6 +38,7 @@
 #include "port/pg_crc32c.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/multirangetypes.h"
 #include "utils/rangetypes.h"
@@ -63,7 +64,9 @@ typedef enum ValueCheckKind
 	CHECK_COMPOSITE,
 	CHECK_RANGE,
 	CHECK_MULTIRANGE,
-	CHECK_NAME
+	CHECK_NAME,
+	CHECK_NUMERIC,
+	CHECK_JSONB
 } ValueCheckKind;
 
 struct AlmanacValueCheck
@@ -287,9 +290,10 @@ value_check_of(Oid typid)
 			c->kind = CHECK_MULTIRANGE;
 			break;
 		default:
-			if (typid == NAMEOID)
+			if (typid == NAMEOID || typid == NUMERICOID || typid == JSONBOID)
 			{
-				c->kind = CHECK_NAME;
+				c->kind = typid == NAMEOID ? CHECK_NAME :
+					typid == NUMERICOID ? CHECK_NUMERIC : CHECK_JSONB;
 				return c;
 			}
 			elem = get_element_type(typid);
@@ -497,7 +501,8 @@ value_check_bounds(const char *d, uint32 *off, uint32 end, uint8 flags,
 }
 
 /*
- * Check a multirange datum d (4-byte header).  Its layout, private to
+ * Check a multirange datum d of total bytes (offsets as in
+ * value_check_varlena).  Its layout, private to
  * multirangetypes.c: the header (length, type OID, range count), then
  * rangeCount - 1 uint32 items (each the length of a range's bounds, or every
  * MULTIRANGE_ITEM_OFFSET_STRIDE-th their offset, flagged by the high bit),
@@ -506,9 +511,9 @@ value_check_bounds(const char *d, uint32 *off, uint32 end, uint8 flags,
  */
 #define MR_ITEM_OFF_BIT 0x80000000
 static void
-value_check_multirange(const char *d, const AlmanacValueCheck *c, const ValueWhere *where)
+value_check_multirange(const char *d, uint32 total, const AlmanacValueCheck *c,
+					   const ValueWhere *where)
 {
-	uint32		total = VARSIZE(d);
 	Oid			typid;
 	uint32		count;
 	uint64		start;
@@ -548,9 +553,103 @@ value_check_multirange(const char *d, const AlmanacValueCheck *c, const ValueWhe
 	}
 }
 
+/* the check of a numeric inside a jsonb */
+static const AlmanacValueCheck numeric_check = {.kind = CHECK_NUMERIC};
+
 /*
- * Check one varlena datum of a column, array element or range bound at
- * offset off of a structure whose bytes end at total: that its length word
+ * Check a jsonb container of len bytes at cont (any alignment), as
+ * fillJsonbValue and the jsonb iterator read it (utils/jsonb.h): its header
+ * (an object, an array, or the one-element array of a scalar), its entries,
+ * each entry's bytes within the data after them (offsets computed as
+ * getJsonbOffset does), object keys strings, numerics sound varlenas and
+ * nested containers, each at the int-aligned offset readers take, checked
+ * the same way.
+ */
+static void
+value_check_jsonb(const char *cont, uint32 len, const ValueWhere *where)
+{
+	uint32		header;
+	uint32		count;
+	uint32		nelems;
+	uint32		data;
+	uint32		offset = 0;
+	bool		is_object = false;
+
+	check_stack_depth();
+	if (len < sizeof(uint32))
+		value_corrupt(where, "bad jsonb");
+	memcpy(&header, cont, sizeof(uint32));
+	count = header & JB_CMASK;
+	switch (header & ~JB_CMASK)
+	{
+		case JB_FOBJECT:
+			is_object = true;
+			break;
+		case JB_FARRAY:
+			break;
+		case JB_FARRAY | JB_FSCALAR:
+			if (count != 1)
+				value_corrupt(where, "bad jsonb");
+			break;
+		default:
+			value_corrupt(where, "bad jsonb");
+	}
+	nelems = is_object ? count * 2 : count;
+	if (((uint64) nelems + 1) * sizeof(JEntry) > len)
+		value_corrupt(where, "bad jsonb");
+	data = (nelems + 1) * sizeof(JEntry);
+	for (uint32 i = 0; i < nelems; i++)
+	{
+		JEntry		je;
+		uint32		end;
+		uint32		elen;
+		uint32		pad;
+
+		memcpy(&je, cont + (i + 1) * sizeof(JEntry), sizeof(JEntry));
+		if (JBE_HAS_OFF(je))
+		{
+			end = JBE_OFFLENFLD(je);
+			if (end < offset)
+				value_corrupt(where, "bad jsonb");
+			elen = end - offset;
+		}
+		else
+		{
+			elen = JBE_OFFLENFLD(je);
+			end = offset + elen;	/* both below 2^28 */
+		}
+		if (end > len - data)
+			value_corrupt(where, "bad jsonb");
+		if (is_object && i < count && !JBE_ISSTRING(je))
+			value_corrupt(where, "bad jsonb");
+		switch (je & JENTRY_TYPEMASK)
+		{
+			case JENTRY_ISSTRING:
+			case JENTRY_ISBOOL_FALSE:
+			case JENTRY_ISBOOL_TRUE:
+			case JENTRY_ISNULL:
+				break;
+			case JENTRY_ISNUMERIC:
+			case JENTRY_ISCONTAINER:
+				pad = INTALIGN(offset) - offset;
+				if (pad > elen)
+					value_corrupt(where, "bad jsonb");
+				if (JBE_ISNUMERIC(je))
+					value_check_varlena(cont + data + offset + pad, elen - pad,
+										&numeric_check, where);
+				else
+					value_check_jsonb(cont + data + offset + pad, elen - pad, where);
+				break;
+			default:
+				value_corrupt(where, "bad jsonb");
+		}
+		offset = end;
+	}
+}
+
+/*
+ * Check one varlena datum of a column, array element or range bound at p,
+ * with room bytes left in the structure that holds it: that its length word
  * lies and fits within them, that it is neither a TOAST pointer nor
  * compressed (almanac_value_encode and the array and range constructors
  * never leave one), then, with check c, its inside.  Returns its size.
@@ -584,24 +683,19 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 		/*
 		 * The checks read a datum as its readers will, after detoasting has
 		 * copied it to MAXALIGNed memory with a 4-byte length word: offsets
-		 * (and so alignment padding) count from there.  A datum with a 1-byte
-		 * header is copied so; the others are checked in place.
+		 * (and so alignment padding) count from the start of that word, and
+		 * total is the size with it.  d + o is the byte at such an offset o
+		 * (>= VARHDRSZ: the checks never read the length word itself); for a
+		 * 1-byte header, d is 3 bytes before p, still within the image or
+		 * datum that holds p, whose own header is longer.
 		 */
-		const char *d = p;
+		const char *d = VARATT_IS_1B(p) ? p + 1 - VARHDRSZ : p;
+		uint32		total = VARATT_IS_1B(p) ? size - 1 + VARHDRSZ : size;
 
-		if (VARATT_IS_1B(p))
-		{
-			char	   *copy = palloc(size - 1 + VARHDRSZ);
-
-			SET_VARSIZE(copy, size - 1 + VARHDRSZ);
-			memcpy(copy + VARHDRSZ, p + 1, size - 1);
-			d = copy;
-		}
 		switch (c->kind)
 		{
 			case CHECK_ARRAY:
 				{
-					uint32		total = VARSIZE(d);
 					int32		ndim;
 					int32		dataoffset;
 					Oid			elemtype;
@@ -646,7 +740,20 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 					else
 						off = ndim == 0 ? total : ARR_OVERHEAD_NONULLS(ndim);
 
-					/* as array_out walks them: each element aligned nominally */
+					/*
+					 * As array_out walks them: each element aligned nominally.
+					 * Fixed-length elements, none NULL and none checked, are
+					 * a stride apart from an aligned start: one comparison.
+					 */
+					if (bitmap == NULL && c->typlen > 0 && c->sub == NULL && nitems > 0)
+					{
+						uint64		stride = att_align_nominal(c->typlen, c->typalign);
+
+						if (off > total ||
+							(uint64) (total - off) < stride * (uint64) (nitems - 1) + c->typlen)
+							value_corrupt(where, "truncated");
+						nitems = 0;
+					}
 					for (int64 i = 0; i < nitems; i++)
 					{
 						if (bitmap != NULL && !(bitmap[i / 8] & (1 << (i % 8))))
@@ -657,19 +764,14 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 				}
 				break;
 			case CHECK_COMPOSITE:
-				{
-					uint32		total = VARSIZE(d);
-
-					if (total < SizeofHeapTupleHeader ||
-						HeapTupleHeaderGetTypeId((HeapTupleHeader) d) != c->typid ||
-						HeapTupleHeaderGetTypMod((HeapTupleHeader) d) != -1)
-						value_corrupt(where, "bad composite datum");
-					value_check_tuple(d, total, c->desc, c->atts, where);
-				}
+				if (total < SizeofHeapTupleHeader ||
+					HeapTupleHeaderGetTypeId((HeapTupleHeader) d) != c->typid ||
+					HeapTupleHeaderGetTypMod((HeapTupleHeader) d) != -1)
+					value_corrupt(where, "bad composite datum");
+				value_check_tuple(d, total, c->desc, c->atts, where);
 				break;
 			case CHECK_RANGE:
 				{
-					uint32		total = VARSIZE(d);
 					Oid			typid;
 					uint32		off = sizeof(RangeType);
 
@@ -683,14 +785,27 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 				}
 				break;
 			case CHECK_MULTIRANGE:
-				value_check_multirange(d, c, where);
+				value_check_multirange(d, total, c, where);
+				break;
+			case CHECK_NUMERIC:
+				{
+					uint16		nheader;
+
+					/* numeric.c reads a 2-byte header, 4 bytes in the long form */
+					if (total < VARHDRSZ + sizeof(uint16))
+						value_corrupt(where, "bad numeric");
+					memcpy(&nheader, d + VARHDRSZ, sizeof(uint16));
+					if ((nheader & 0x8000) == 0 && total < VARHDRSZ + 2 * sizeof(uint16))
+						value_corrupt(where, "bad numeric");
+				}
+				break;
+			case CHECK_JSONB:
+				value_check_jsonb(d + VARHDRSZ, total - VARHDRSZ, where);
 				break;
 			case CHECK_NAME:
 				/* not reached: a name is fixed-length */
 				break;
 		}
-		if (d != p)
-			pfree((char *) d);
 	}
 	return size;
 }

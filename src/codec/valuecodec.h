@@ -55,12 +55,14 @@
  * bounds-checked as heap_deform_tuple reads it, and so is the inside of
  * every array (dimensions, null bitmap, element type OID, each element in
  * bounds), composite datum (the row type OID it carries, its tuple, its
- * attributes recursively), range and multirange (type OID, bounds) and name
- * (zero-terminated), in any column or nested in one another: a forged one is
- * an ERROR XX001 naming the table.  These are the types whose readers follow
- * offsets or a type OID from the bytes; the others with trusted internals
- * (jsonb, tsvector, path, polygon and extension types) rely on the
- * fingerprint and on raw writes being privileged.
+ * attributes recursively), range and multirange (type OID, bounds), jsonb
+ * (container headers, entries in bounds, keys strings, nested containers
+ * and numerics), numeric (its header) and name (zero-terminated), in any
+ * column or nested in one another: a forged one is an ERROR XX001 naming
+ * the table.  These are the types whose readers follow offsets, lengths or
+ * a type OID from the bytes; the other types with trusted internals
+ * (tsvector, tsquery, path, polygon, hstore and other extension types) rely
+ * on the fingerprint and on raw writes being privileged.
  *
  * Values of formats 1 and 2 (almanac before layout checks: [1][image];
  * before collision-resistant fingerprints: [2][CRC layout: 4][CRC: 4][image])

@@ -219,22 +219,22 @@ ok($count{0}{XX001} == 13 * 200, 'every single bit flip is caught');
 # fingerprint and a valid checksum (almanac._seal_value; only a role that
 # writes raw bytes could), for a row of every type whose readers follow
 # offsets or a type OID from its bytes (arrays, composites, ranges,
-# multiranges, names) and the plain ones.  Any outcome but a crash will do:
-# the row, another row, or an ERROR; the decoder's checks of those types'
-# insides must turn up among them (XX001).  jsonb is left out: it relies on
-# the fingerprint (valuecodec.h).
+# multiranges, jsonb, numerics, names) and the plain ones.  Any outcome but a
+# crash will do: the row, another row, or an ERROR; the decoder's checks of
+# those types' insides must turn up among them (XX001).
 $node->safe_psql(
 	'postgres', q{
 CREATE TYPE v_sealed AS (
 	i4 int4, num numeric, amount v_amount, t text, vc varchar(12), b bytea, ints int4[],
 	grid int8[], texts text[], topics v_topics, ref v_ref, refs v_ref[], refd v_ref_d,
-	r int4range, rs int4range[], m int4multirange, n name, ns name[]);
+	r int4range, rs int4range[], m int4multirange, n name, ns name[], doc jsonb, docs jsonb[]);
 CREATE TABLE v_sealed_samples AS
 SELECT ROW((s.r).i4, (s.r).num, (s.r).amount, (s.r).t, (s.r).vc, (s.r).b, (s.r).ints,
 		   (s.r).grid, (s.r).texts, (s.r).topics, (s.r).ref, (s.r).refs, (s.r).refd,
 		   int4range((s.r).i4, (s.r).i4 + 7), ARRAY[int4range(1, 2), 'empty', NULL],
 		   int4multirange(int4range(1, 3), int4range((s.r).i4, NULL)),
-		   'name' || (s.r).i4, ARRAY['a'::name, NULL, (s.r).t::name])::v_sealed AS r
+		   'name' || (s.r).i4, ARRAY['a'::name, NULL, (s.r).t::name], (s.r).doc,
+		   ARRAY[(s.r).doc, NULL, '[1, {"k": 2.5}]'])::v_sealed AS r
   FROM v_samples s;
 CREATE FUNCTION v_try_sealed(img bytea, orig v_sealed) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
