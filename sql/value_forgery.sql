@@ -127,7 +127,8 @@ SELECT forged(set_byte(image(ROW(1.5)::fz_num), 24, 5), NULL::fz_num);
 -- and every value of these types that almanac writes passes the checks
 CREATE TYPE fz_all AS (n name, r int4range, er int4range, tr tsrange, m int4multirange,
 	em int4multirange, c fz_in, cs fz_in[], grid int8[], e int[], nulls text[], nr numrange[],
-	j jsonb, js jsonb[], num numeric, nums numeric[]);
+	j jsonb, js jsonb[], num numeric, nums numeric[], bigm int4multirange, numm nummultirange,
+	bigj jsonb, bigja jsonb, tsv tsmultirange, v int2vector, o oidvector);
 CREATE TEMP TABLE fz_rows AS
 SELECT ROW(repeat('n', 63), int4range(i, i + 10), 'empty', tsrange('2024-01-01', NULL),
 		   int4multirange(int4range(1, i + 2), int4range(i + 5, NULL)), '{}',
@@ -136,7 +137,16 @@ SELECT ROW(repeat('n', 63), int4range(i, i + 10), 'empty', tsrange('2024-01-01',
 		   ARRAY[numrange(i, i * 1.5), NULL],
 		   jsonb_build_object('n', i, 'a', jsonb_build_array(1.5, 'x', NULL, true, i * 2 ^ 70),
 			   'o', jsonb_build_object('k', repeat('v', i * 30), 'e', '{}'::jsonb, 'l', '[]'::jsonb)),
-		   ARRAY['1'::jsonb, '"s"', 'null', '[[[]]]'], 'NaN', ARRAY[0, -1.25, 2 ^ 200, NULL])::fz_all AS r
+		   ARRAY['1'::jsonb, '"s"', 'null', '[[[]]]'], 'NaN', ARRAY[0, -1.25, 2 ^ 200, NULL],
+		   -- more ranges and entries than the strides at which offsets are stored
+		   (SELECT range_agg(int4range(k * 10, k * 10 + i)) FROM generate_series(1, 12) AS k),
+		   (SELECT range_agg(numrange(k * 10.5, k * 10.5 + (i::numeric) ^ 40)) FROM generate_series(1, 9) AS k),
+		   (SELECT jsonb_object_agg('k' || k, CASE k % 4 WHEN 0 THEN to_jsonb(k * 1.5) WHEN 1 THEN to_jsonb(repeat('s', k))
+				WHEN 2 THEN jsonb_build_array(k, NULL, false) ELSE jsonb_build_object('x', k) END)
+			  FROM generate_series(1, 40 * i) AS k),
+		   (SELECT jsonb_agg(CASE WHEN k % 3 = 0 THEN to_jsonb(k) ELSE to_jsonb(md5(k::text)) END) FROM generate_series(1, 70) AS k),
+		   tsmultirange(tsrange('2024-01-01', '2024-02-01'), tsrange('2024-03-01', NULL)),
+		   '1 2 3'::int2vector, '4 5'::oidvector)::fz_all AS r
   FROM generate_series(1, 4) AS i;
 SELECT count(*) AS rows,
 	   count(*) FILTER (WHERE forged(image(r), NULL::fz_all) = r::text) AS same
