@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <sys/resource.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -39,6 +41,31 @@ void		_PG_init(void);
  * loaded through shared_preload_libraries; a library loaded later, by CREATE
  * EXTENSION or LOAD, stays inert and its entry points refuse to run.
  */
+/*
+ * Each backend's reader keeps every SST file of the store open
+ * (max_open_files = -1, kv/reader.c: a secondary must hold the files a
+ * compaction of the owner deletes), outside PostgreSQL's own file budget
+ * (max_files_per_process).  A store of more files than the soft limit on
+ * open files (1024 on most systems) would make every read fail with "Too
+ * many open files" (seen: a bulk COPY's chunks before compaction merged
+ * them).  So the postmaster raises its soft limit to the hard one, for
+ * every process it starts, as RocksDB-based servers do; the hard limit is
+ * the operator's (LimitNOFILE, limits.conf).
+ */
+static void
+raise_open_files_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		ereport(WARNING,
+				(errmsg("almanac could not raise the limit on open files: %m"),
+				 errhint("Each backend that reads a store keeps all its SST files open; raise the soft limit (ulimit -n) of the server's account.")));
+}
+
 void
 _PG_init(void)
 {
@@ -46,6 +73,7 @@ _PG_init(void)
 		return;
 
 	almanac_preloaded = true;
+	raise_open_files_limit();
 	almanac_store_shmem_init();
 	almanac_xact_init();
 	almanac_keylock_init();

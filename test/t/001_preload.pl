@@ -1,6 +1,7 @@
 # CREATE EXTENSION almanac in a server that did not preload the library fails
 # with an error naming the setting to add, and leaves nothing behind; once the
-# library is preloaded the same command succeeds.
+# library is preloaded the same command succeeds, and the server's limit on
+# open files is raised.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -28,6 +29,21 @@ $node->safe_psql('postgres', 'CREATE EXTENSION almanac');
 is($node->safe_psql('postgres',
 	"SELECT extversion FROM pg_extension WHERE extname = 'almanac'"), '0.1.0',
 	'CREATE EXTENSION succeeds once preloaded');
+
+# a backend's reader keeps every SST file of a store open: the postmaster
+# raised its soft limit on open files to the hard one for every process
+my $pid = $node->safe_psql('postgres', 'SELECT pg_backend_pid()');
+my ($soft, $hard);
+SKIP:
+{
+	skip 'no /proc', 1 unless open(my $fh, '<', "/proc/$pid/limits");
+	while (<$fh>)
+	{
+		($soft, $hard) = ($1, $2) if /^Max open files\s+(\S+)\s+(\S+)/;
+	}
+	close $fh;
+	is($soft, $hard, "a backend's soft limit on open files is the hard one ($hard)");
+}
 
 $node->stop;
 done_testing();
