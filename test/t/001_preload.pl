@@ -36,7 +36,8 @@ my $pid = $node->safe_psql('postgres', 'SELECT pg_backend_pid()');
 my ($soft, $hard);
 SKIP:
 {
-	skip 'no /proc', 1 unless open(my $fh, '<', "/proc/$pid/limits");
+	my $fh;
+	skip "no /proc/$pid/limits: $!", 1 unless open($fh, '<', "/proc/$pid/limits");
 	while (<$fh>)
 	{
 		($soft, $hard) = ($1, $2) if /^Max open files\s+(\S+)\s+(\S+)/;
