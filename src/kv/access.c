@@ -495,9 +495,10 @@ access_share(AlmanacAccess *a, const char *key, size_t klen, const char *val, si
 }
 
 /*
- * The stored value of key, ignoring buffered writes: from the reader's row
- * cache if a Get of this instance found it before, else (with 'keep') from
- * the shared row cache, else a Get ('keep': kept in both caches).
+ * The stored value of key, ignoring buffered writes: from the shared row
+ * cache, before any catch-up (unless the transaction sent writes
+ * mid-transaction: access_shares), else from the reader's row cache if a Get
+ * of this instance found it before, else a Get ('keep': kept in both caches).
  */
 char *
 almanac_access_get_stored(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen,

@@ -25,8 +25,9 @@
  *     catches up just before, and the access reads that instance from then
  *     on, without catching up, since it must not see what its own statement
  *     sent.  The transaction's buffered
- *     writes come first, then the backend's row cache (kv/rowcache.h), then
- *     RocksDB.  The snapshot the caller passes judges which version is the
+ *     writes come first, then (for point reads, before any catch-up) the
+ *     shared row cache (kv/sharedcache.h), then the backend's row cache
+ *     (kv/rowcache.h), then RocksDB.  The snapshot the caller passes judges which version is the
  *     row; a buffered intent is the transaction's own row.
  *   - A key that is not a row of the table has no row: the owner's catch-up
  *     marker, or a key of another table sharing the column family and prefix

@@ -220,10 +220,11 @@ void
 almanac_shared_cache_init(void)
 {
 	DefineCustomIntVariable("almanac.shared_row_cache_size",
-							"Shared memory that keeps the values point lookups found, for every backend.",
-							"A key any backend looked up, not written since, is then a hash probe in "
+							"Shared memory that keeps the newest stored values of keys, for every backend.",
+							"A key the store owner wrote or any backend looked up is then a hash probe in "
 							"shared memory for all of them, new connections included, instead of a "
-							"RocksDB read. Values longer than about 1kB are not kept. When it is full, "
+							"catch-up and a RocksDB read. Half is in 512-byte slots, half in 2kB slots: "
+							"a key and value longer than about 2kB are not kept. When it is full, "
 							"keys not read lately are let go. 0 disables it.",
 							&almanac_shared_row_cache_size,
 							64 * 1024, 0, INT_MAX / 1024,
