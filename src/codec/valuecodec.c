@@ -95,7 +95,8 @@ typedef struct ValueWhere
 static void layout_attr(StringInfo buf, Form_pg_attribute att);
 static const AlmanacValueCheck **value_checks_of(TupleDesc desc);
 static void value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
-							  const AlmanacValueCheck **checks, const ValueWhere *where);
+							  const AlmanacValueCheck **checks, int limit, const bool *skip,
+							  const ValueWhere *where);
 
 /* append a type node (see layout_type) to a serialized layout */
 static void
@@ -768,7 +769,7 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 					HeapTupleHeaderGetTypeId((HeapTupleHeader) d) != c->typid ||
 					HeapTupleHeaderGetTypMod((HeapTupleHeader) d) != -1)
 					value_corrupt(where, "bad composite datum");
-				value_check_tuple(d, total, c->desc, c->atts, where);
+				value_check_tuple(d, total, c->desc, c->atts, c->desc->natts, NULL, where);
 				break;
 			case CHECK_RANGE:
 				{
@@ -812,19 +813,21 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 
 /*
  * Check that every attribute the tuple image img (a heap tuple header at a
- * MAXALIGNed address, tlen bytes) claims to hold lies within its bytes,
- * reading it as heap_deform_tuple will, so that deforming it cannot read
- * past the end, and check the inside of each attribute that has a check in
- * checks (NULL: none has).  TOAST pointers and compressed values are refused
- * as well: almanac_value_encode never writes them, and a composite datum
- * never holds them.
+ * MAXALIGNed address, tlen bytes) claims to hold, up to the first limit,
+ * lies within its bytes, reading it as heap_deform_tuple will, so that
+ * deforming it that far cannot read past the end, and check the inside of
+ * each attribute that has a check in checks (NULL: none has) and is not
+ * skipped (skip may be NULL): a skipped column is never read.  TOAST
+ * pointers and compressed values are refused as well: almanac_value_encode
+ * never writes them, and a composite datum never holds them.
  */
 static void
 value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
-				  const AlmanacValueCheck **checks, const ValueWhere *where)
+				  const AlmanacValueCheck **checks, int limit, const bool *skip,
+				  const ValueWhere *where)
 {
 	HeapTupleHeader hdr = (HeapTupleHeader) img;
-	int			natts = Min(HeapTupleHeaderGetNatts(hdr), desc->natts);
+	int			natts = Min(Min(HeapTupleHeaderGetNatts(hdr), desc->natts), limit);
 	bool		hasnulls = (hdr->t_infomask & HEAP_HASNULL) != 0;
 	uint32		hoff = hdr->t_hoff;
 	uint32		off;
@@ -840,7 +843,8 @@ value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 	for (int i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const AlmanacValueCheck *check = checks ? checks[i] : NULL;
+		const AlmanacValueCheck *check =
+			(checks != NULL && (skip == NULL || !skip[i])) ? checks[i] : NULL;
 
 		if (hasnulls && att_isnull(i, hdr->t_bits))
 			continue;
@@ -871,6 +875,7 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 {
 	int			natts = desc->natts;
 	int			img_natts;
+	int			last;
 	uint32		tlen;
 	char	   *img;
 	HeapTupleData tuple;
@@ -928,11 +933,22 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 				 errhint("The table's columns or their types changed since the row was written, or another table with other columns writes the same keys. Give each table its own key_prefix or column_family, or create a new table and copy the rows with INSERT ... SELECT.")));
 
 	/*
-	 * Bounds-check the image, and check the inside of its arrays, composite
-	 * datums, ranges and names, whatever the fingerprint says (defence in
-	 * depth: a role that can write raw bytes can forge one).
+	 * Deform only as far as the last column the caller wants: the tuple's
+	 * column count, in our copy, says where heap_deform_tuple stops (set
+	 * below), and it makes the columns after NULL.
 	 */
-	value_check_tuple(img, tlen, desc, layout->checks, &where);
+	last = natts;
+	if (skip != NULL)
+		while (last > 0 && skip[last - 1])
+			last--;
+
+	/*
+	 * Bounds-check the image that far, and check the inside of the arrays,
+	 * composite datums, ranges, jsonb, numerics and names of the columns
+	 * wanted, whatever the fingerprint says (defence in depth: a role that
+	 * can write raw bytes can forge one).
+	 */
+	value_check_tuple(img, tlen, desc, layout->checks, last, skip, &where);
 
 	/*
 	 * The image is a composite datum of the writing table's row type, and
@@ -947,20 +963,8 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 		(HEAP_XMAX_COMMITTED | HEAP_XMAX_INVALID))
 		((HeapTupleHeader) img)->t_infomask &= ~HEAP_XMAX_COMMITTED;
 
-	/*
-	 * Deform only as far as the last column the caller wants (the whole
-	 * image was checked above): the tuple's column count, in our copy, says
-	 * where heap_deform_tuple stops, and it makes the columns after NULL.
-	 */
-	if (skip != NULL)
-	{
-		int			last = natts;
-
-		while (last > 0 && skip[last - 1])
-			last--;
-		if (last < img_natts)
-			HeapTupleHeaderSetNatts((HeapTupleHeader) img, last);
-	}
+	if (last < img_natts)
+		HeapTupleHeaderSetNatts((HeapTupleHeader) img, last);
 
 	tuple.t_len = tlen;
 	ItemPointerSetInvalid(&tuple.t_self);
