@@ -59,8 +59,9 @@ DROP SCHEMA forger_s, reader_s;
 -- Whatever the fingerprint says, the decoder checks the inside of arrays,
 -- composite datums, ranges, multiranges, jsonb, numerics and names before
 -- anything reads them.  almanac._seal_value forges a value: any image, under
--- the layout of a type, with a valid checksum (what only a role writing raw
--- bytes could do).  The reporter's bytea sealed as int4[] crashed the backend.
+-- the layout of a type, with a valid checksum (what only whoever writes the
+-- store's files could do; no SQL writes raw bytes into a store).  The
+-- reporter's bytea sealed as int4[] crashed the backend.
 CREATE SCHEMA forge;
 SET search_path = forge, public;
 CREATE TYPE fz_bytes AS (a varchar, v bytea);

@@ -945,8 +945,8 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	/*
 	 * Bounds-check the image that far, and check the inside of the arrays,
 	 * composite datums, ranges, jsonb, numerics and names of the columns
-	 * wanted, whatever the fingerprint says (defence in depth: a role that
-	 * can write raw bytes can forge one).
+	 * wanted, whatever the fingerprint says (defence in depth: whoever can
+	 * write the store's files can forge one).
 	 */
 	value_check_tuple(img, tlen, desc, layout->checks, last, skip, &where);
 

@@ -46,12 +46,13 @@
  * as int4[], a crash).  SHA-256 truncated to 128 bits leaves a birthday
  * search of 2^64 hashes; it is computed once per table layout, so a read
  * pays one 16-byte comparison.  The checksum stays a CRC-32C: it catches
- * damage, not forgery, and only roles that can write raw bytes into a store
- * (raw tables, which need the owner of every server of the store, and the
- * REVOKEd almanac._decode_value and _seal_value) could forge a whole value.
+ * damage, not forgery: no SQL writes raw bytes into a store (raw tables are
+ * read-only; the REVOKEd almanac._seal_value only returns bytes, which the
+ * REVOKEd almanac._decode_value reads), so only whoever can write the
+ * store's files could forge a whole value.
  *
- * Checks inside datums, whatever the fingerprint says (against those raw
- * writers and any fingerprint mix-up): the image's own structure is
+ * Checks inside datums, whatever the fingerprint says (against forged store
+ * files and any fingerprint mix-up): the image's own structure is
  * bounds-checked as heap_deform_tuple reads it, and so is the inside of
  * every array (dimensions, null bitmap, element type OID, each element in
  * bounds), composite datum (the row type OID it carries, its tuple, its

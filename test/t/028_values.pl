@@ -216,8 +216,8 @@ is_deeply([ keys %{ $count{$_} } ], ['42804'], "kind $_: another row type is a l
 ok($count{0}{XX001} == 13 * 200, 'every single bit flip is caught');
 
 # 5. forged values: images mutated, then sealed with the right layout
-# fingerprint and a valid checksum (almanac._seal_value; only a role that
-# writes raw bytes could), for a row of every type whose readers follow
+# fingerprint and a valid checksum (almanac._seal_value; only whoever writes
+# the store's files could), for a row of every type whose readers follow
 # offsets or a type OID from its bytes (arrays, composites, ranges,
 # multiranges, jsonb, numerics, names) and the plain ones.  Any outcome but a
 # crash will do: the row, another row, or an ERROR; the decoder's checks of
