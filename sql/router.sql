@@ -70,6 +70,61 @@ DEALLOCATE p;
 DROP FUNCTION router_key_of(bigint);
 DROP FUNCTION router_step(bigint);
 
+-- The scan's result descriptor and target list are built once per plan,
+-- kept until the plan's memory goes (router/lookup.c, plan_shown): a sort
+-- column the query does not return is no output of the scan (a SQL
+-- function's junk filter still finds the columns it returns); dynamic SQL's
+-- one-shot plans, each with another target list, freed and their addresses
+-- taken again, each get their own; so do prepared statements made anew
+-- under one name, a cursor's copy of its plan, and the generic plan that
+-- EXPLAIN EXECUTE shows after executions
+EXPLAIN (COSTS OFF, VERBOSE) SELECT block_hash FROM almanac.blocks WHERE chain_id = 'c1' ORDER BY block_number DESC LIMIT 1;
+SELECT block_hash FROM almanac.blocks WHERE chain_id = 'c1' ORDER BY block_number DESC LIMIT 1;
+CREATE FUNCTION pg_temp.latest_hash(text) RETURNS text LANGUAGE sql STABLE
+	AS $$SELECT block_hash FROM almanac.blocks WHERE chain_id = $1 ORDER BY block_number DESC LIMIT 1$$;
+SELECT pg_temp.latest_hash('c1'), pg_temp.latest_hash('c2'), pg_temp.latest_hash('none');
+DO $$
+DECLARE
+	v bigint;
+	h text;
+	bad int := 0;
+BEGIN
+	FOR i IN 1 .. 40 LOOP
+		IF i % 3 = 0 THEN
+			EXECUTE format('SELECT block_hash FROM almanac.blocks WHERE chain_id = %L AND block_number = %s', 'c1', i % 5 + 1)
+				INTO h;
+			IF h IS DISTINCT FROM '0x' || lpad(to_hex(i % 5 + 1) || 'c1', 64, '0') THEN
+				bad := bad + 1;
+			END IF;
+		ELSE
+			EXECUTE format('SELECT block_number * %s FROM almanac.blocks WHERE chain_id = %L AND block_number = 2', i, 'c1')
+				INTO v;
+			IF v IS DISTINCT FROM 2 * i THEN
+				bad := bad + 1;
+			END IF;
+		END IF;
+	END LOOP;
+	RAISE NOTICE 'dynamic SQL, wrong answers: %', bad;
+END
+$$;
+SET plan_cache_mode = force_generic_plan;
+PREPARE p(bigint) AS SELECT block_number + 1 AS next FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = $1;
+EXECUTE p(1);
+EXECUTE p(2);
+EXPLAIN (COSTS OFF, VERBOSE) EXECUTE p(2);
+DEALLOCATE p;
+PREPARE p(bigint) AS SELECT block_hash, is_safe FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = $1;
+EXECUTE p(1);
+EXECUTE p(3);
+DEALLOCATE p;
+RESET plan_cache_mode;
+BEGIN;
+DECLARE c NO SCROLL CURSOR FOR SELECT block_number, is_safe FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 4;
+FETCH c;
+FETCH c;
+CLOSE c;
+COMMIT;
+
 -- not routed: other shapes go to PostgreSQL's planner
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1';
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2 FOR UPDATE;

@@ -367,6 +367,12 @@ route(Query *q, int cursorOptions)
 	if (has_system_column_walker((Node *) q->targetList, NULL) ||
 		has_system_column_walker(q->jointree->quals, NULL))
 		return NULL;
+	/* the scan returns no junk column (almanac_lookup_plan): they must be last */
+	foreach(lc, q->targetList)
+		if (((TargetEntry *) lfirst(lc))->resno != foreach_current_index(lc) + 1 ||
+			(((TargetEntry *) lfirst(lc))->resjunk && lnext(q->targetList, lc) != NULL &&
+			 !((TargetEntry *) lfirst(lnext(q->targetList, lc)))->resjunk))
+			return NULL;
 
 	/* sort the conditions into key equalities and the rest */
 	quals = conjuncts(q->jointree->quals, NIL);
