@@ -153,6 +153,11 @@ EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
  ORDER BY block_number DESC LIMIT 3;
+-- the latest log of a block: log_index is stored descending in the events
+-- mirror, whose last key is then the block's first log
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = 'anonymous' AND block_number = 3 ORDER BY log_index DESC LIMIT 1;
 SET almanac.router = off;
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2;
 RESET almanac.router;

@@ -194,6 +194,10 @@ append_segment(StringInfo buf, int start, const AlmanacKeyLayout *layout,
 					be[i] = (char) (v & 0xFF);
 					v >>= 8;
 				}
+				/* descending: the complement, byte order reversed */
+				if (ALMANAC_KEY_DESCENDING(layout, col))
+					for (int i = 0; i < width; i++)
+						be[i] = (char) ~be[i];
 				appendBinaryStringInfo(buf, be, width);
 				break;
 			}
@@ -307,6 +311,7 @@ almanac_key_encode_bound(StringInfo buf, const AlmanacKeyLayout *layout,
 	int			start = buf->len;
 	Oid			typid;
 	bool		lower = (bound == ALMANAC_KEY_GE || bound == ALMANAC_KEY_GT);
+	bool		desc;
 
 	if (n < 1 || n > layout->nkeys)
 		elog(ERROR, "almanac_key_encode_bound: bounded column %d of a key of %d columns",
@@ -315,6 +320,7 @@ almanac_key_encode_bound(StringInfo buf, const AlmanacKeyLayout *layout,
 	if (!almanac_key_type_orders(typid))
 		elog(ERROR, "almanac_key_encode_bound: key column \"%s\" of type %s has no byte order",
 			 layout->names ? layout->names[n - 1] : "?", format_type_be(typid));
+	desc = ALMANAC_KEY_DESCENDING(layout, n - 1);
 
 	if (!almanac_key_value_in_domain(typid, values[n - 1]))
 	{
@@ -322,19 +328,23 @@ almanac_key_encode_bound(StringInfo buf, const AlmanacKeyLayout *layout,
 		if (!lower)
 			return false;
 		almanac_key_encode(buf, layout, n - 1, values, true);
+		/* descending: everything is the upper bound past the group */
+		if (desc && !almanac_key_successor(buf, start))
+			elog(ERROR, "almanac_key_encode_bound: key has no successor");
 		return true;
 	}
 
 	/*
 	 * P = "prefix:seg_1:...:seg_n".  The bounded column is fixed-width, so
 	 * every key whose column n equals the value starts with P and every key
-	 * of the group with a smaller (greater) value sorts before (after) all
-	 * strings starting with P.
+	 * of the group that sorts before (after) the value in key order sorts
+	 * before (after) all strings starting with P.  A bound that must exclude
+	 * the keys equal to the value when they come first in key order
+	 * (ascending GT, LE; descending GE, LT) is past them all.
 	 */
 	append_segments(buf, start, layout, n, values);
-	if (bound == ALMANAC_KEY_GT || bound == ALMANAC_KEY_LE)
+	if ((bound == ALMANAC_KEY_GT || bound == ALMANAC_KEY_LE) != desc)
 	{
-		/* past every key with column n equal to the value */
 		if (!almanac_key_successor(buf, start))
 			elog(ERROR, "almanac_key_encode_bound: key has no successor");
 	}
@@ -354,7 +364,7 @@ almanac_key_encode_bound(StringInfo buf, const AlmanacKeyLayout *layout,
  */
 static bool
 decode_segments(const char *key, size_t len, size_t *pos, int nkeys,
-				const Oid *typids, Datum *values)
+				const Oid *typids, const bool *descending, Datum *values)
 {
 	size_t		p = *pos;
 
@@ -389,6 +399,8 @@ decode_segments(const char *key, size_t len, size_t *pos, int nkeys,
 
 				for (int b = 0; b < width; b++)
 					v = (v << 8) | (unsigned char) key[p + b];
+				if (descending != NULL && descending[i])
+					v = ~v & (width == 8 ? ~UINT64CONST(0) : (UINT64CONST(1) << (width * 8)) - 1);
 				/* the sign bit is never set in a key we wrote */
 				if (v >> (width * 8 - 1))
 					return false;
@@ -454,7 +466,7 @@ almanac_key_decode(const char *key, size_t len, const AlmanacKeyLayout *layout,
 			return false;
 		pos++;
 		if (!decode_segments(key, len, &pos, layout->nkeys, layout->typids,
-							 values))
+							 layout->descending, values))
 			return false;
 	}
 
@@ -550,6 +562,7 @@ layout_from_record(FunctionCallInfo fcinfo, int attr_argno,
 	int			n = 0;
 
 	layout->prefix = check_key_name(PG_GETARG_TEXT_PP(0), "prefix");
+	layout->descending = NULL;
 	layout->attribute = (PG_NARGS() > attr_argno && !PG_ARGISNULL(attr_argno)) ?
 		check_key_name(PG_GETARG_TEXT_PP(attr_argno), "attribute") : NULL;
 
@@ -759,7 +772,7 @@ almanac_decode_key_sql(PG_FUNCTION_ARGS)
 	if (ok && nkeys > 0)
 	{
 		pos++;
-		ok = decode_segments(data, len, &pos, nkeys, typids, values);
+		ok = decode_segments(data, len, &pos, nkeys, typids, NULL, values);
 	}
 	if (ok)
 	{
@@ -778,6 +791,7 @@ almanac_decode_key_sql(PG_FUNCTION_ARGS)
 		layout.nkeys = nkeys;
 		layout.typids = typids;
 		layout.names = NULL;
+		layout.descending = NULL;
 		layout.attribute = has_attribute ?
 			pnstrdup(data + pos + 1, len - pos - 1) : NULL;
 		ok = almanac_key_decode(data, len, &layout, values);

@@ -22,6 +22,13 @@
  *							 equality ignores them)
  *	a domain over one of these: as its base type
  *
+ * A layout may mark integer key columns descending: their segment is the
+ * bitwise complement of the big-endian bytes, so byte order is the reverse
+ * of numeric order (the events mirror's block_number and log_index, so that
+ * "newest first" is a forward iteration, which RocksDB serves faster than a
+ * reverse one).  A descending segment always has its top bit set and an
+ * ascending one never, so a key of one direction never decodes as the other.
+ *
  * Keys of one layout sort, bytewise (RocksDB's default comparator), by their
  * columns in order as long as those columns are integers or uuids; text and
  * bytea segments are unambiguous but their byte order is not SQL's order.
@@ -45,7 +52,12 @@ typedef struct AlmanacKeyLayout
 	const Oid  *typids;			/* type of each key column */
 	const char *const *names;	/* column names, for messages */
 	const char *attribute;		/* NULL when none */
+	const bool *descending;		/* per key column, integers only; NULL: none */
 } AlmanacKeyLayout;
+
+/* key column col of the layout is stored in descending byte order */
+#define ALMANAC_KEY_DESCENDING(layout, col) \
+	((layout)->descending != NULL && (layout)->descending[col])
 
 /* longest key, in bytes, that almanac writes */
 #define ALMANAC_KEY_MAX_LEN 1024
@@ -125,6 +137,12 @@ typedef enum AlmanacKeyBound
  * Returns false, leaving buf unchanged, when no key can satisfy the
  * comparison (column < 0 or <= negative); a negative value in a lower bound
  * is the start of the group.  Errors as almanac_key_encode.
+ *
+ * A descending column (ALMANAC_KEY_DESCENDING) reverses the roles in key
+ * order: GE/GT give the exclusive upper bound and LE/LT the inclusive lower
+ * one (a negative value in GE/GT: the end of the group).  Whatever the
+ * direction, the satisfying keys of the group are those at or after the
+ * lower bound and before the upper one.
  */
 extern bool almanac_key_encode_bound(StringInfo buf,
 									 const AlmanacKeyLayout *layout, int n,

@@ -120,6 +120,7 @@ raw_layout_read(Relation rel, AlmanacKvTable *t)
 	t->layout.typids = bytea_type;
 	t->layout.names = key_name;
 	t->layout.attribute = NULL;
+	t->layout.descending = NULL;
 }
 
 /* read the layout from the catalogs, allocating in CurrentMemoryContext */
@@ -165,6 +166,7 @@ table_layout_read(Relation rel, AlmanacKvTable *t)
 	t->layout.typids = typids;
 	t->layout.names = names;
 	t->layout.attribute = t->opts->key_attribute;
+	t->layout.descending = NULL;	/* foreign tables' keys ascend */
 	t->values = almanac_value_layout(desc, RelationGetRelationName(rel));
 }
 

@@ -170,7 +170,7 @@ almanac_mirror_init(void)
 }
 
 char *
-almanac_mirror_signature(Relation rel)
+almanac_mirror_signature(Relation rel, const char *key_order)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData buf;
@@ -188,6 +188,9 @@ almanac_mirror_signature(Relation rel)
 			appendStringInfo(&buf, "%s:%u:%d", NameStr(att->attname), att->atttypid,
 							 att->atttypmod);
 	}
+	/* the key's byte order: a mirror written in another one is altered */
+	if (key_order != NULL && key_order[0] != '\0')
+		appendStringInfo(&buf, ";descending:%s", key_order);
 	return buf.data;
 }
 
@@ -281,8 +284,8 @@ mirror_build(Relation rel)
 	if (HeapTupleIsValid(tup))
 	{
 		TupleDesc	cdesc = RelationGetDescr(catalog);
-		Datum		v[10];
-		bool		n[10];
+		Datum		v[11];
+		bool		n[11] = {0};
 		Datum	   *cols;
 		int			ncols;
 		AttrNumber *keyattrs;
@@ -293,8 +296,12 @@ mirror_build(Relation rel)
 		bool		usable = true;
 		AttrNumber *indattrs;
 
-		if (cdesc->natts != 10)
-			elog(ERROR, "almanac.mirrors has %d columns, expected 10", cdesc->natts);
+		/*
+		 * 10 columns: a catalog made before key_descending, whose mirrors
+		 * were all written ascending (and still are, as it says).
+		 */
+		if (cdesc->natts != 10 && cdesc->natts != 11)
+			elog(ERROR, "almanac.mirrors has %d columns, expected 11", cdesc->natts);
 		heap_deform_tuple(tup, cdesc, v, n);
 		m = palloc0(sizeof(AlmanacMirror));
 		m->relid = RelationGetRelid(rel);
@@ -310,8 +317,6 @@ mirror_build(Relation rel)
 		/* promoted or restored since the last sync: the store is older (see 50_router.sql) */
 		if (!RecoveryInProgress() && DatumGetInt64(v[9]) != (int64) GetWALInsertionTimeLine())
 			m->in_sync = false;
-		m->altered = strcmp(TextDatumGetCString(v[8]), almanac_mirror_signature(rel)) != 0;
-
 		m->nkeys = ncols;
 		keyattrs = palloc(sizeof(AttrNumber) * ncols);
 		indattrs = palloc(sizeof(AttrNumber) * (ncols + 1));
@@ -336,6 +341,35 @@ mirror_build(Relation rel)
 			typids[i] = TupleDescAttr(desc, keyattrs[i] - 1)->atttypid;
 			indattrs[i] = keyattrs[i];
 		}
+		m->table.layout.descending = palloc0(sizeof(bool) * ncols);
+		if (cdesc->natts > 10 && !n[10])
+		{
+			Datum	   *dcols;
+			int			ndcols;
+			StringInfoData order;
+
+			deconstruct_array(DatumGetArrayTypeP(v[10]), NAMEOID, NAMEDATALEN, false,
+							  TYPALIGN_CHAR, &dcols, NULL, &ndcols);
+			initStringInfo(&order);
+			for (int d = 0; d < ndcols; d++)
+			{
+				const char *name = NameStr(*DatumGetName(dcols[d]));
+				int			k = -1;
+
+				for (int i = 0; i < ncols; i++)
+					if (strcmp(names[i], name) == 0)
+						k = i;
+				/* only integer key columns have a descending form */
+				if (k < 0 || !OidIsValid(typids[k]) ||
+					!(typids[k] == INT2OID || typids[k] == INT4OID || typids[k] == INT8OID))
+					usable = false;
+				else
+					((bool *) m->table.layout.descending)[k] = true;
+				appendStringInfo(&order, "%s%s", d > 0 ? "," : "", name);
+			}
+			m->key_order = order.data;
+		}
+		m->altered = strcmp(TextDatumGetCString(v[8]), almanac_mirror_signature(rel, m->key_order)) != 0;
 		if (!n[4])
 		{
 			m->latest_attno = column_attno(desc, NameStr(*DatumGetName(v[4])));
@@ -679,7 +713,7 @@ almanac_enable_mirror_sql(PG_FUNCTION_ARGS)
 	(void) m;
 	almanac_mirror_require_triggers(rel);
 	almanac_mirror_catalog_update(relid, "enabled = true, in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
-				   almanac_mirror_signature(rel));
+				   almanac_mirror_signature(rel, m->key_order));
 	m = almanac_mirror_get(rel);
 	if (!m->enabled)
 		ereport(ERROR,
@@ -723,7 +757,22 @@ Datum
 almanac_mirror_signature_sql(PG_FUNCTION_ARGS)
 {
 	Relation	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
-	char	   *s = almanac_mirror_signature(rel);
+	StringInfoData order;
+	char	   *s;
+
+	/* the descending key columns, as almanac.mirrors.key_descending lists them */
+	initStringInfo(&order);
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		Datum	   *cols;
+		int			ncols;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), NAMEOID, NAMEDATALEN, false,
+						  TYPALIGN_CHAR, &cols, NULL, &ncols);
+		for (int i = 0; i < ncols; i++)
+			appendStringInfo(&order, "%s%s", i > 0 ? "," : "", NameStr(*DatumGetName(cols[i])));
+	}
+	s = almanac_mirror_signature(rel, order.data);
 
 	table_close(rel, AccessShareLock);
 	PG_RETURN_TEXT_P(cstring_to_text(s));
@@ -754,4 +803,89 @@ almanac_mirrors_changed_sql(PG_FUNCTION_ARGS)
 			CacheInvalidateRelcacheByRelid(DatumGetObjectId(d));
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * almanac.mirror_key(regclass, record): the key the mirror of the table
+ * gives a row of it (the row's type must be the table's), in the mirror's
+ * layout, descending columns included; NULL for a null row.
+ */
+PG_FUNCTION_INFO_V1(almanac_mirror_key_sql);
+Datum
+almanac_mirror_key_sql(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AlmanacMirror *m;
+	HeapTupleHeader rec;
+	HeapTupleData tuple;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *isnull;
+	StringInfoData key;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+	m = almanac_mirror_get(rel);
+	rec = PG_GETARG_HEAPTUPLEHEADER(1);
+	desc = RelationGetDescr(rel);
+	if (HeapTupleHeaderGetTypeId(rec) != desc->tdtypeid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the row given to almanac.mirror_key() is of type %s, not a row of table \"%s\"",
+						format_type_be(HeapTupleHeaderGetTypeId(rec)), RelationGetRelationName(rel)),
+				 errhint("Pass the table's own row, as in almanac.mirror_key('almanac.events', e) FROM almanac.events e.")));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(&tuple, desc, values, isnull);
+	initStringInfo(&key);
+	almanac_mirror_row_key(m, &key, values, isnull);
+	table_close(rel, AccessShareLock);
+	PG_RETURN_BYTEA_P(almanac_bytes_to_bytea(key.data, key.len));
+}
+
+/*
+ * almanac.decode_mirror_key(regclass, bytea): a key of the table's mirror as
+ * text, {prefix, key column values..., attribute} as almanac.decode_key
+ * gives it; NULL when the bytes are not a key of the mirror's layout (an
+ * "extra" key of almanac.verify may be one of another layout).
+ */
+PG_FUNCTION_INFO_V1(almanac_decode_mirror_key_sql);
+Datum
+almanac_decode_mirror_key_sql(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AlmanacMirror *m;
+	bytea	   *key;
+	Datum		keyvalues[INDEX_MAX_KEYS];
+	Datum	   *out;
+	int			nout = 0;
+	const AlmanacKeyLayout *layout;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	rel = table_open(PG_GETARG_OID(0), AccessShareLock);
+	m = almanac_mirror_get(rel);
+	table_close(rel, AccessShareLock);
+	layout = &m->table.layout;
+	key = PG_GETARG_BYTEA_PP(1);
+	if (!almanac_key_decode(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), layout, keyvalues))
+		PG_RETURN_NULL();
+	out = palloc(sizeof(Datum) * (layout->nkeys + 2));
+	out[nout++] = CStringGetTextDatum(layout->prefix);
+	for (int i = 0; i < layout->nkeys; i++)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(layout->typids[i], &outfunc, &isvarlena);
+		out[nout++] = CStringGetTextDatum(OidOutputFunctionCall(outfunc, keyvalues[i]));
+	}
+	if (layout->attribute)
+		out[nout++] = CStringGetTextDatum(layout->attribute);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, nout, TEXTOID, -1, false, TYPALIGN_INT));
 }

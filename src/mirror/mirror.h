@@ -12,7 +12,9 @@
  *	account_states	account:{chain_id}:{account}:state
  *												 = almanac.account_state_key()
  *	events			event:{chain_id}:{contract_address}:{event_type}:
- *					{block_number}:{log_index}	(router.h: RANGE, RECENT)
+ *					{block_number}:{log_index}	(router.h: RANGE, RECENT),
+ *					block_number and log_index descending (keycodec.h),
+ *					so that a contract's events of a type are newest first
  *
  * and its value is the whole heap row, every column, in the value codec's
  * format (valuecodec.h), as a version list (visibility.h) stamped with the
@@ -56,6 +58,12 @@ typedef struct AlmanacMirror
 	bool		altered;		/* the table's shape differs from the signature */
 	char	   *cfname;
 	/*
+	 * almanac.mirrors.key_descending: the integer key columns stored in
+	 * descending byte order (keycodec.h), comma-separated, as the signature
+	 * records them; NULL: none.  table.layout.descending says it per column.
+	 */
+	char	   *key_order;
+	/*
 	 * The mirror described as a foreign table layout, so that the key and
 	 * value codecs and kv/access.h apply unchanged: every column
 	 * is in the value (is_key all false), the key columns in the key too.
@@ -82,8 +90,13 @@ extern AlmanacMirror *almanac_mirror_lookup(Oid relid);
 /* as almanac_mirror_lookup, ERROR (42809, naming the table) when none */
 extern AlmanacMirror *almanac_mirror_get(Relation rel);
 
-/* the row shape recorded in almanac.mirrors.signature */
-extern char *almanac_mirror_signature(Relation rel);
+/*
+ * What almanac.mirrors.signature records: the row shape, and the key's
+ * descending columns (key_order, AlmanacMirror.key_order; NULL or "" for
+ * none), so that a mirror written with another row shape or another key
+ * byte order is "altered": read from the heap until a whole resync.
+ */
+extern char *almanac_mirror_signature(Relation rel, const char *key_order);
 
 /* access to the mirror's column family; create: create it if missing */
 extern void almanac_mirror_access(AlmanacMirror *m, AlmanacAccess *a, bool create);

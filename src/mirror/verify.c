@@ -366,7 +366,7 @@ almanac_resync_sql(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(snap);
 	if (whole)
 		almanac_mirror_catalog_update(RelationGetRelid(rel), "in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
-									  almanac_mirror_signature(rel));
+									  almanac_mirror_signature(rel, m->key_order));
 	table_close(rel, NoLock);
 	PG_RETURN_INT64(n);
 }

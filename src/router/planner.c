@@ -19,7 +19,8 @@
  *				other conditions kept as a filter;
  *	MULTIGET	the same with the last key column "IN (...)" / "= ANY (array)";
  *	LAST		all key columns but the last "= value", ORDER BY the last
- *				DESC LIMIT 1 (the latest block of a chain), no other condition;
+ *				DESC LIMIT 1 (the latest block of a chain), no other condition,
+ *				the last column stored ascending (keycodec.h);
  *	latest		on a latest mirror (account_states): every key column
  *				"= value", ORDER BY the latest column DESC LIMIT 1, no other
  *				condition: a GET of the mirror's key;
@@ -250,6 +251,17 @@ is_newest_first(Query *q, AlmanacMirror *m, int from)
 }
 
 /*
+ * Key columns k and k + 1 (the order of a RANGE or RECENT) are stored in the
+ * same byte order, so that one iteration gives both in order.
+ */
+static bool
+same_direction(AlmanacMirror *m, int k)
+{
+	return ALMANAC_KEY_DESCENDING(&m->table.layout, k) ==
+		ALMANAC_KEY_DESCENDING(&m->table.layout, k + 1);
+}
+
+/*
  * A comparison of key column k with a value (either side): its strategy,
  * commuted so that it reads "column op value", and the value; 0 if not one.
  */
@@ -434,6 +446,7 @@ route(Query *q, int cursorOptions)
 	if (!m->latest_attno && !is_array && neq >= 1 && neq == m->nkeys - 2 &&
 		almanac_key_type_orders(m->table.layout.typids[neq]) &&
 		almanac_key_type_orders(m->table.layout.typids[neq + 1]) &&
+		same_direction(m, neq) &&
 		(q->sortClause == NIL || is_newest_first(q, m, neq)) && plain_limit(q, &limit))
 	{
 		/* events of a contract and topic0, block_number in a range */
@@ -468,7 +481,8 @@ route(Query *q, int cursorOptions)
 		kind = ALMANAC_LOOKUP_RANGE;
 	}
 	else if (!m->latest_attno && !is_array && neq >= 1 && neq == m->nkeys - 3 &&
-			 residual == NIL && is_newest_first(q, m, neq + 1) && plain_limit(q, &limit) &&
+			 residual == NIL && same_direction(m, neq + 1) &&
+			 is_newest_first(q, m, neq + 1) && plain_limit(q, &limit) &&
 			 limit != NULL)
 	{
 		/* the latest events of a contract, whatever their topic0 */
@@ -487,6 +501,7 @@ route(Query *q, int cursorOptions)
 		kind = is_array ? ALMANAC_LOOKUP_MULTIGET : ALMANAC_LOOKUP_GET;
 	else if (neq == m->nkeys - 1 && !is_array && residual == NIL &&
 			 almanac_key_type_orders(m->table.layout.typids[neq]) &&
+			 !ALMANAC_KEY_DESCENDING(&m->table.layout, neq) &&
 			 is_last_by(q, m->table.keyattrs[neq], key_family(m->table.layout.typids[neq])))
 		kind = ALMANAC_LOOKUP_LAST;
 	else

@@ -9,13 +9,17 @@
  *
  * Both serve the events mirror, keyed
  *	event:{chain_id}:{contract_address}:{event_type}:{block_number}:{log_index}
- * (integers big-endian, so a contract's events of one type are in block
- * order, docs/router.md).  RANGE is one reverse iterator bounded by
- * [prefix:lo, prefix:hi] (a contract and topic0 over a block range);
- * RECENT (the latest N events of a contract, whatever their topic0) walks
- * the contract's keys backward, one iterator per event type: the first key
- * names the type, its newest N rows follow, and the next iterator ends where
- * the type's keys begin; the rows are merged by (block_number, log_index).
+ * with block_number and log_index descending (keycodec.h: complemented
+ * big-endian), so a contract's events of one type are newest first in key
+ * order, docs/router.md.  RANGE is one forward iterator bounded by
+ * [prefix:hi, prefix:lo] (a contract and topic0 over a block range; a
+ * forward step costs RocksDB about two thirds of a reverse one,
+ * docs/benchmarks.md); RECENT (the latest N events of a contract, whatever
+ * their topic0) walks the contract's keys forward, one iterator per event
+ * type: the first key names the type, its newest N rows follow, and the next
+ * iterator starts where the type's keys end; the rows are merged by
+ * (block_number, log_index).  A mirror whose order columns ascend (a
+ * catalog from before key_descending) is read the same way backward.
  * One Seek per event type of the contract plus at most N rows per type,
  * instead of a second key space that every ingested event would pay a put
  * for (docs/router.md: measured).
@@ -143,7 +147,13 @@ heap_scan(AlmanacRange *r, int n, const Datum *eq, bool bounded, const Datum *af
 
 /* ---- the mirror ---- */
 
-/* RANGE: a reverse iteration of the keys of the prefix whose next column is in [lo, hi] */
+/*
+ * RANGE: an iteration of the keys of the prefix whose next column is in
+ * [lo, hi], newest first: forward when the column is stored descending (the
+ * events mirror, keycodec.h), backward when it ascends.  The bounds come
+ * from almanac_key_encode_bound, which gives the key-order lower and upper
+ * bound of either direction.
+ */
 static void
 mirror_range_iter(AlmanacRange *r)
 {
@@ -153,28 +163,41 @@ mirror_range_iter(AlmanacRange *r)
 	const AlmanacKeyLayout *layout = &r->m->table.layout;
 	int			n = r->neq;
 	Oid			bt = layout->typids[n];
+	bool		desc = ALMANAC_KEY_DESCENDING(layout, n);
 
 	initStringInfo(&lower);
 	initStringInfo(&upper);
 	memcpy(v, r->eq, sizeof(Datum) * n);
-	v[n] = int_datum(bt, r->lo);
-	(void) almanac_key_encode_bound(&lower, layout, n + 1, v, ALMANAC_KEY_GE);
-	if (r->hi == almanac_range_type_max(bt))
+	if (desc)
 	{
-		StringInfoData prefix;
-
-		initStringInfo(&prefix);
-		almanac_key_encode(&prefix, layout, n, v, true);
-		almanac_prefix_end(&prefix, &upper);
+		/* keys from column = hi down to column = lo */
+		v[n] = int_datum(bt, r->hi);
+		(void) almanac_key_encode_bound(&lower, layout, n + 1, v, ALMANAC_KEY_LE);
+		v[n] = int_datum(bt, r->lo);
+		(void) almanac_key_encode_bound(&upper, layout, n + 1, v, ALMANAC_KEY_GE);
 	}
 	else
 	{
-		v[n] = int_datum(bt, r->hi);
-		(void) almanac_key_encode_bound(&upper, layout, n + 1, v, ALMANAC_KEY_LE);
+		v[n] = int_datum(bt, r->lo);
+		(void) almanac_key_encode_bound(&lower, layout, n + 1, v, ALMANAC_KEY_GE);
+		if (r->hi == almanac_range_type_max(bt))
+		{
+			StringInfoData prefix;
+
+			initStringInfo(&prefix);
+			almanac_key_encode(&prefix, layout, n, v, true);
+			almanac_prefix_end(&prefix, &upper);
+		}
+		else
+		{
+			v[n] = int_datum(bt, r->hi);
+			(void) almanac_key_encode_bound(&upper, layout, n + 1, v, ALMANAC_KEY_LE);
+		}
 	}
 	/* the store only, as every read of the router (router.h) */
 	almanac_access_iter_begin(r->a, lower.data, lower.len, upper.data, upper.len,
-							  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
+							  ((desc == r->ascending) ? ALMANAC_ITER_BACKWARD : 0) |
+							  ALMANAC_ITER_STORE_ONLY);
 }
 
 /* ---- RECENT: the newest rows of each value of the middle column, merged ---- */
@@ -205,11 +228,12 @@ add_row(AlmanacRange *r, RangeRow *row)
 }
 
 /*
- * RECENT from the mirror: one reverse iterator per value of the middle
- * column.  Walking back from the end of the prefix, the first key names the
- * byte-wise last value; its keys are contiguous and newest first, so its
- * newest 'limit' rows follow at once, and the next iterator ends where that
- * value's keys begin.
+ * RECENT from the mirror: one iterator per value of the middle column, in
+ * the direction that meets its newest rows first (forward over descending
+ * order columns, backward over ascending ones).  The first key names the
+ * value met first; its keys are contiguous and newest first, so its newest
+ * 'limit' rows follow at once, and the next iterator starts (forward) or
+ * ends (backward) where that value's keys end or begin.
  */
 static void
 recent_collect_mirror(AlmanacRange *r)
@@ -219,15 +243,16 @@ recent_collect_mirror(AlmanacRange *r)
 	int			n = r->neq;
 	Oid			t1 = layout->typids[m->nkeys - 2];
 	Oid			t2 = layout->typids[m->nkeys - 1];
-	StringInfoData prefix;
+	bool		forward = ALMANAC_KEY_DESCENDING(layout, m->nkeys - 2);
+	StringInfoData lower;
 	StringInfoData upper;
 	StringInfoData value_prefix;
 	Datum		kv[INDEX_MAX_KEYS];
 
-	initStringInfo(&prefix);
-	almanac_key_encode(&prefix, layout, n, r->eq, true);
+	initStringInfo(&lower);
+	almanac_key_encode(&lower, layout, n, r->eq, true);
 	initStringInfo(&upper);
-	almanac_prefix_end(&prefix, &upper);
+	almanac_prefix_end(&lower, &upper);
 	initStringInfo(&value_prefix);
 	for (;;)
 	{
@@ -236,10 +261,13 @@ recent_collect_mirror(AlmanacRange *r)
 		bool		more;
 
 		CHECK_FOR_INTERRUPTS();
-		almanac_access_iter_begin(r->a, prefix.data, prefix.len, upper.data, upper.len,
-								  ALMANAC_ITER_BACKWARD | ALMANAC_ITER_STORE_ONLY);
+		almanac_access_iter_begin(r->a, lower.data, lower.len, upper.data, upper.len,
+								  (forward ? 0 : ALMANAC_ITER_BACKWARD) | ALMANAC_ITER_STORE_ONLY);
 		more = almanac_access_iter_next(r->a, r->snapshot, &e);
-		if (!more || !almanac_key_decode(e.key, e.klen, layout, kv))
+		/* the erased keys of another layout (a resync's) name no value */
+		while (more && !almanac_key_decode(e.key, e.klen, layout, kv))
+			more = almanac_access_iter_next(r->a, r->snapshot, &e);
+		if (!more)
 		{
 			almanac_access_iter_end(r->a);
 			break;
@@ -265,9 +293,14 @@ recent_collect_mirror(AlmanacRange *r)
 			more = almanac_access_iter_next(r->a, r->snapshot, &e);
 		}
 		almanac_access_iter_end(r->a);
-		/* the values before this one: the keys below its prefix */
-		resetStringInfo(&upper);
-		appendBinaryStringInfo(&upper, value_prefix.data, value_prefix.len);
+		/* the values after (forward) or before (backward) this one */
+		if (forward)
+			almanac_prefix_end(&value_prefix, &lower);
+		else
+		{
+			resetStringInfo(&upper);
+			appendBinaryStringInfo(&upper, value_prefix.data, value_prefix.len);
+		}
 	}
 }
 
@@ -390,7 +423,8 @@ almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 	}
 	if (r->heap)
 	{
-		if (!index_getnext_slot(r->scan, BackwardScanDirection, r->heapslot))
+		if (!index_getnext_slot(r->scan, r->ascending ? ForwardScanDirection : BackwardScanDirection,
+								r->heapslot))
 			return false;
 		ExecCopySlot(slot, r->heapslot);
 		r->emitted++;

@@ -29,15 +29,20 @@ CREATE TABLE almanac.mirrors (
 	-- the WAL: a server promoted from a standby, or restored to a point in
 	-- time, runs on a new timeline with the heap's rows but an older store,
 	-- so the router reads the heap until resync records the new timeline.
-	timeline		bigint NOT NULL
+	timeline		bigint NOT NULL,
+	-- integer key columns stored in descending byte order (keycodec.h): the
+	-- events mirror's block_number and log_index, so that newest first is a
+	-- forward iteration.  The signature records them: a mirror written in
+	-- another order is read from the heap until a whole resync rewrites it.
+	key_descending	name[] NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE almanac.mirrors IS 'mirrors of core tables in the RocksDB store: key layout, column family, state';
 
-CREATE FUNCTION almanac._mirror_signature(regclass) RETURNS text
+CREATE FUNCTION almanac._mirror_signature(regclass, key_descending name[] DEFAULT '{}') RETURNS text
 	LANGUAGE c STRICT STABLE
 	AS 'MODULE_PATHNAME', 'almanac_mirror_signature_sql';
-COMMENT ON FUNCTION almanac._mirror_signature(regclass) IS
-	'internal: the row shape of a table, as almanac.mirrors.signature records it';
+COMMENT ON FUNCTION almanac._mirror_signature(regclass, name[]) IS
+	'internal: the row shape of a table and its mirror key''s descending columns, as almanac.mirrors.signature records them';
 
 CREATE FUNCTION almanac._wal_timeline() RETURNS bigint
 	LANGUAGE c STRICT VOLATILE
@@ -55,19 +60,23 @@ CREATE TRIGGER mirrors_changed AFTER INSERT OR UPDATE OR DELETE ON almanac.mirro
 -- tx:{chain_id}:{tx_hash as text}, account:{chain_id}:{account}:state
 -- (= almanac.account_state_key),
 -- event:{chain_id}:{contract_address}:{event_type}:{block_number}:{log_index}
--- (integers big-endian: a contract's events of one type in block order).  One column family per mirror, in the
--- database's own store (almanac_store maps almanac/base/<database oid>).
+-- (integers big-endian; block_number and log_index complemented, descending:
+-- a contract's events of one type newest first).  One column family per
+-- mirror, in the database's own store (almanac_store maps
+-- almanac/base/<database oid>).
 INSERT INTO almanac.mirrors (relid, key_prefix, key_columns, key_attribute, latest_column,
-							 column_family, signature, timeline)
+							 column_family, signature, timeline, key_descending)
 SELECT t.relid::regclass, t.prefix, t.cols, t.attr, t.latest,
-	   'mirror.' || t.name, almanac._mirror_signature(t.relid::regclass), almanac._wal_timeline()
-FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL),
-			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL),
+	   'mirror.' || t.name, almanac._mirror_signature(t.relid::regclass, t.descending),
+	   almanac._wal_timeline(), t.descending
+FROM (VALUES ('almanac.blocks', 'blocks', 'block', '{chain_id,block_number}'::name[], NULL, NULL, '{}'::name[]),
+			 ('almanac.transactions', 'transactions', 'tx', '{chain_id,tx_hash}', NULL, NULL, '{}'),
 			 ('almanac.account_states', 'account_states', 'account', '{chain_id,account}', 'state',
-			  'block_number'),
+			  'block_number', '{}'),
 			 ('almanac.events', 'events', 'event',
-			  '{chain_id,contract_address,event_type,block_number,log_index}', NULL, NULL))
-	 AS t(relid, name, prefix, cols, attr, latest);
+			  '{chain_id,contract_address,event_type,block_number,log_index}', NULL, NULL,
+			  '{block_number,log_index}'))
+	 AS t(relid, name, prefix, cols, attr, latest, descending);
 
 -- Maintenance: every row change writes the mirror (blind puts, same
 -- transaction); a statement writing the table marks it written by this
@@ -102,6 +111,19 @@ BEGIN
 	END LOOP;
 END;
 $$;
+
+-- the mirror's own keys (its layout: descending columns included)
+CREATE FUNCTION almanac.mirror_key(table_name regclass, "row" record) RETURNS bytea
+	LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'almanac_mirror_key_sql';
+COMMENT ON FUNCTION almanac.mirror_key(regclass, record) IS
+	'the key of a row of the table in its mirror, e.g. almanac.mirror_key(''almanac.events'', e) FROM almanac.events e';
+
+CREATE FUNCTION almanac.decode_mirror_key(table_name regclass, key bytea) RETURNS text[]
+	LANGUAGE c STABLE
+	AS 'MODULE_PATHNAME', 'almanac_decode_mirror_key_sql';
+COMMENT ON FUNCTION almanac.decode_mirror_key(regclass, bytea) IS
+	'a key of the table''s mirror as {prefix, key values...[, attribute]}; NULL when it is not one of the mirror''s layout';
 
 CREATE FUNCTION almanac.enable_mirror(table_name regclass) RETURNS bigint
 	LANGUAGE c STRICT VOLATILE

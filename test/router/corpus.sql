@@ -135,6 +135,28 @@ SELECT block_number FROM almanac.events
 SELECT block_number FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
    AND event_type = 'nope' AND block_number >= 1 ORDER BY block_number DESC, log_index DESC;
+-- the edges of the events mirror's descending block_number (keycodec.h)
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number >= 0 AND block_number <= 9223372036854775806 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number <= 0 ORDER BY block_number DESC, log_index DESC;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 3 AND 3 ORDER BY block_number DESC, log_index DESC;
+-- every key column but log_index (descending): the last log of a block, and some logs
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number = 3 ORDER BY log_index DESC LIMIT 1;
+SELECT block_number, log_index FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number = 3 AND log_index IN (4, 0, 2, 3);
 -- the latest events of a contract, whatever their topic0
 SELECT block_number, log_index, event_type, data FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
