@@ -221,7 +221,8 @@ db_bench_cf() { # op cf benchmark extra-args...: sets ENGINE[op] (us per op per 
 declare -A ENGINE_OPS
 db_bench_cf latest_block "${CF[almanac.blocks]:-}" seekrandom --reverse_iterator=1 --seek_nexts=1
 db_bench_cf account_state "${CF[almanac.account_states]:-}" readrandom
-db_bench_cf events_simple "${CF[almanac.events]:-}" seekrandom --reverse_iterator=1 --seek_nexts=100
+# the events mirror's key descends (newest first is a forward iteration, docs/router.md)
+db_bench_cf events_simple "${CF[almanac.events]:-}" seekrandom --seek_nexts=100
 
 # --- the same answers on both routes, and the plans
 declare -A SAMPLE=([c]=1 [i]=1000000000 [j]=2000000000 [e]=1 [m]=0 [since]=$((P[t_end] - 3600))
