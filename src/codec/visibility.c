@@ -231,11 +231,14 @@ append_version(StringInfo out, FullTransactionId xid, TransactionId top,
  * dropped.  Of the committed versions that precede 'horizon' (every snapshot
  * that can still run sees them all as committed) only the newest is kept,
  * frozen, so that its judgement no longer needs the commit log; the ones
- * below it are hidden by it from every such snapshot.
+ * below it are hidden by it from every such snapshot.  Versions written by
+ * 'replaced' (if valid: the writer of the version put above them) are
+ * dropped too: a snapshot sees all of a (sub)transaction's versions or none,
+ * and the newest hides the others.
  */
 static int
 append_needed_versions(StringInfo out, const AlmanacVersion *versions, int n,
-					   TransactionId horizon, int room)
+					   TransactionId horizon, int room, FullTransactionId replaced)
 {
 	int			kept = 0;
 
@@ -246,7 +249,7 @@ append_needed_versions(StringInfo out, const AlmanacVersion *versions, int n,
 		/* a frozen version is below the horizon; its xid may be too old to compare */
 		if (!almanac_version_frozen(v))
 		{
-			if (version_aborted(v))
+			if (FullTransactionIdEquals(v->xid, replaced) || version_aborted(v))
 				continue;
 			if (!version_committed(v) ||
 				!TransactionIdPrecedes(XidFromFullTransactionId(v->xid), horizon))
@@ -385,7 +388,7 @@ almanac_versions_apply(StringInfo out,
 					intent->kind == ALMANAC_INTENT_ERASE) ? ALMANAC_VERSION_DELETED : 0,
 				   intent->tuple, intent->tuple_len);
 
-	kept += append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX - 1);
+	kept += append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX - 1, intent->xid);
 	set_version_count(out, count_pos, kept);
 
 	if (versions)
@@ -417,7 +420,8 @@ almanac_versions_freeze(StringInfo out, const char *stored, size_t stored_len,
 	appendStringInfoChar(out, (char) ALMANAC_STORED_FORMAT);
 	count_pos = out->len;
 	almanac_append_be16(out, 0);			/* patched below */
-	kept = append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX);
+	kept = append_needed_versions(out, versions, n, horizon, PG_UINT16_MAX,
+								  InvalidFullTransactionId);
 	set_version_count(out, count_pos, kept);
 
 	if (kept == 1)

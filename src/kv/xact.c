@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "access/subtrans.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "replication/message.h"
@@ -100,24 +101,74 @@ set_all_save_points(void)
 		rocksdb_writebatch_wi_set_save_point(xact_batch);
 }
 
-/*
- * The blind writes go into xact_batch, in the order written, so that the
- * batch holds every write of the transaction (for a reader, a savepoint, a
- * write that is not blind).
- */
-static void
-fold_blind(void)
-{
-	AlmanacReader *reader;
-	const char *p;
-	const char *end;
+static void ship_earlier(int store);
 
-	if (blind.len == 0)
-		return;
-	Assert(xact_batch != NULL && xact_store >= 0);
-	reader = almanac_reader(xact_store);
-	p = blind.data;
-	end = blind.data + blind.len;
+/*
+ * Is x the (sub)transaction y, or one of y's subtransactions?  Then a write
+ * by y may replace a write by x in the batch: whenever x's write counts, y's
+ * does too (x commits only with every level above it), and y's is newer.
+ * Otherwise (x is an outer level, or a released subtransaction that is no
+ * descendant of y) y may roll back alone, and x's write must outlive that.
+ */
+static bool
+xid_within(FullTransactionId x, FullTransactionId y)
+{
+	TransactionId xx = XidFromFullTransactionId(x);
+	TransactionId yy = XidFromFullTransactionId(y);
+
+	/* a subtransaction's id follows its parent's (AssignTransactionId) */
+	while (TransactionIdIsNormal(xx) && TransactionIdFollows(xx, yy))
+		xx = SubTransGetParent(xx);
+	return TransactionIdEquals(xx, yy);
+}
+
+/*
+ * Would a write by xid replace, in the batch's index, a write that must
+ * outlive a rollback of xid?  The batch keeps one entry per key, and what a
+ * ROLLBACK TO SAVEPOINT restores from it is gone once the batch is sent: so
+ * such a write must not replace the other in the batch, but follow it to the
+ * owner, which keeps the older version under the newer (store/owner.c
+ * applies a request's entries in order).  prev is the batch's entry.
+ */
+static bool
+replaces_outliving_write(const char *prev, size_t prev_len, FullTransactionId xid)
+{
+	AlmanacIntent p;
+
+	almanac_intent_parse(prev, prev_len, &p);
+	return !FullTransactionIdEquals(p.xid, xid) && !xid_within(p.xid, xid);
+}
+
+/* the reader's handle of a column family the transaction wrote to */
+static rocksdb_column_family_handle_t *
+written_cf(AlmanacReader *reader, uint32 cf_id)
+{
+	rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_id);
+
+	if (cf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("an almanac column family this transaction wrote to was dropped"),
+				 errdetail("The column family with id %u does not exist any more.", cf_id)));
+	return cf;
+}
+
+/*
+ * With put, the blind writes go into the batch, in order.  Without, whether
+ * that would replace a write that must outlive one of them
+ * (replaces_outliving_write), which needs a save point open: otherwise
+ * every write is of the top level or of a released subtransaction, within it.
+ */
+static bool
+blind_walk(AlmanacReader *reader, bool put)
+{
+	const char *p = blind.data;
+	const char *end = blind.data + blind.len;
+	bool		check = !put && nsavepoints > 0 &&
+		rocksdb_writebatch_wi_count(xact_batch) > 0;
+
+	if (!put && !check)
+		return false;
 	while (p < end)
 	{
 		const char *key;
@@ -126,17 +177,51 @@ fold_blind(void)
 		uint32		vlen;
 		AlmanacIntent intent;
 		rocksdb_column_family_handle_t *cf;
+		char	   *prev;
+		size_t		prev_len;
+		bool		replaces;
 
 		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
 		almanac_intent_parse(val, vlen, &intent);
-		cf = almanac_reader_cf_by_id(reader, intent.cf_id);
-		if (cf == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("an almanac column family this transaction wrote to was dropped"),
-					 errdetail("The column family with id %u does not exist any more.", intent.cf_id)));
-		rocksdb_writebatch_wi_put_cf(xact_batch, cf, key, klen, val, vlen);
+		cf = written_cf(reader, intent.cf_id);
+		if (put)
+		{
+			rocksdb_writebatch_wi_put_cf(xact_batch, cf, key, klen, val, vlen);
+			continue;
+		}
+		prev = almanac_batch_lookup(xact_batch, cf, key, klen, &prev_len);
+		if (prev == NULL)
+			continue;
+		replaces = replaces_outliving_write(prev, prev_len, intent.xid);
+		pfree(prev);
+		if (replaces)
+			return true;
 	}
+	return false;
+}
+
+/*
+ * The blind writes go into xact_batch, in the order written, so that the
+ * batch holds every write of the transaction (for a reader, a savepoint, a
+ * write that is not blind).  If one of them would replace there a write
+ * that must outlive it, the batch and the blind writes are sent instead, in
+ * that order (replaces_outliving_write).
+ */
+static void
+fold_blind(void)
+{
+	AlmanacReader *reader;
+
+	if (blind.len == 0)
+		return;
+	Assert(xact_batch != NULL && xact_store >= 0);
+	reader = almanac_reader(xact_store);
+	if (blind_walk(reader, false))
+	{
+		ship_earlier(xact_store);
+		return;
+	}
+	(void) blind_walk(reader, true);
 	resetStringInfo(&blind);
 }
 
@@ -192,15 +277,10 @@ batch_foreach_range(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader, uint3
 					batch_entry_fn fn, void *arg)
 {
 	static const char nothing[1] = {0};
-	rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_id);
+	rocksdb_column_family_handle_t *cf = written_cf(reader, cf_id);
 	rocksdb_readoptions_t *ro;
 	rocksdb_iterator_t *it;
 
-	if (cf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("an almanac column family this transaction wrote to was dropped"),
-				 errdetail("The column family with id %u does not exist any more.", cf_id)));
 	ro = rocksdb_readoptions_create();
 
 	rocksdb_readoptions_set_iterate_upper_bound(ro, nothing, 1);
@@ -538,6 +618,12 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	switch (event)
 	{
 		case SUBXACT_EVENT_START_SUB:
+
+			/*
+			 * The blind writes so far are from before the save point.  Folded
+			 * (or sent) before the save point counts: they are the parent's.
+			 */
+			fold_blind();
 			if (nsavepoints == maxsavepoints)
 			{
 				maxsavepoints = Max(16, maxsavepoints * 2);
@@ -546,8 +632,6 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					: MemoryContextAlloc(TopMemoryContext, sizeof(SubTransactionId) * maxsavepoints);
 			}
 			savepoints[nsavepoints++] = mySubid;
-			/* the blind writes so far are from before the save point */
-			fold_blind();
 			if (xact_batch)
 				rocksdb_writebatch_wi_set_save_point(xact_batch);
 			break;
@@ -810,6 +894,16 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 {
 	StringInfoData buf;
 
+	/*
+	 * An earlier write of another level that must outlive this one goes to
+	 * the owner first, and this one stays uncombined: the owner, holding the
+	 * transaction's own version of the key, checks nothing more.
+	 */
+	if (prev && replaces_outliving_write(prev, prev_len, intent->xid))
+	{
+		ship_earlier(store);
+		prev = NULL;
+	}
 	if (prev)
 	{
 		AlmanacIntent p;

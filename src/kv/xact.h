@@ -33,7 +33,11 @@
  * shipping or ROLLBACK TO SAVEPOINT never pulls a batch from under a cursor.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
- * invisible to everyone.
+ * invisible to everyone.  The batch keeps one entry per key, so a write
+ * never replaces there an unsent write of another level that must outlive
+ * it (an outer level's, a released sibling's): that one is sent first, and
+ * the owner keeps it under the newer version (xact.c,
+ * replaces_outliving_write).
  *
  *-------------------------------------------------------------------------
  */
@@ -80,7 +84,9 @@ extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **s
  * earlier write of the same key by this statement or transaction so that
  * the owner checks it against what the transaction first read.  prev is
  * that earlier write, as almanac_xact_buffered returned it (NULL: none);
- * the caller usually looked it up already.
+ * the caller usually looked it up already.  If prev must outlive a rollback
+ * of the writing subtransaction, the transaction's batch is sent first (the
+ * running statement goes on seeing it) and the write is not combined.
  */
 extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 							 rocksdb_column_family_handle_t *cf,

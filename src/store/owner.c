@@ -27,6 +27,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/pg_bitutils.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "replication/message.h"
@@ -95,6 +96,7 @@ static TimestampTz owner_last_write = 0;
 
 /* per request, released on success and on error */
 static rocksdb_writebatch_t *req_out = NULL;
+static rocksdb_writebatch_wi_t *req_read = NULL;	/* see owner_apply */
 static dsm_segment *req_seg = NULL;
 
 static void
@@ -1228,11 +1230,14 @@ request_payload(AlmanacRequestSlot *slot)
 
 /*
  * Check each intent of an APPLY payload against the store and merge it into
- * the key's version list, into 'into' (a batch, read over the store) or, for
- * the replay, 'into_wi' (read over itself and the store: one replay batch
- * may write a key twice).  ERROR if an intent conflicts; a replay skips the
- * intents of column families dropped since.  'journal', if not NULL, gets
- * the key and xid of each version written (journal_add).
+ * the key's version list, in the payload's order, into 'into' (a batch) and,
+ * if given, into 'over' (a batch with an index, which the reads look into
+ * before the store), or only into 'over' for the replay ('into' NULL).
+ * Without 'over', each intent is read over the store alone: the payload
+ * must not write a key twice (payload_writes_key_twice).  ERROR if an intent
+ * conflicts; a replay skips the intents of column families dropped since.
+ * 'journal', if not NULL, gets the key and xid of each version written
+ * (journal_add).
  */
 static void
 apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
@@ -1265,7 +1270,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		 * and almanac.drop_column_family may follow it in one transaction.
 		 * A replayed write into one has no table left to be read from.
 		 */
-		if (cf == NULL && (intent.kind == ALMANAC_INTENT_DELETE || into_wi != NULL))
+		if (cf == NULL && (intent.kind == ALMANAC_INTENT_DELETE || into == NULL))
 			continue;
 		if (cf == NULL)
 			ereport(ERROR,
@@ -1308,7 +1313,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 
 		if (into_wi)
 			rocksdb_writebatch_wi_put_cf(into_wi, cf->handle, key, klen, out.data, out.len);
-		else
+		if (into)
 		{
 			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
 			cf->in_batch = true;	/* its marker: see put_markers_except */
@@ -1320,6 +1325,60 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		almanac_write_log_note(key, klen);
 	}
 	pfree(out.data);
+}
+
+/*
+ * Does an APPLY payload write some key twice?  A transaction's request may:
+ * its blind writes (the mirrors') are sent as written, after its batch, and
+ * a subtransaction's write follows an outer level's write of the key that
+ * must outlive the subtransaction's rollback (kv/xact.c,
+ * replaces_outliving_write).  Each must then be merged into the version
+ * list the one before it made, not into the stored one.  An open-addressing
+ * set of the (column family, key) hashes; a hash seen twice answers yes
+ * (rarely wrongly: the reads then only look into a batch first).
+ */
+static bool
+payload_writes_key_twice(const char *p, const char *end)
+{
+	int			n = 0;
+	int			size;
+	uint64	   *set;
+	bool		twice = false;
+
+	for (const char *q = p; q < end; n++)
+	{
+		const char *key;
+		const char *val;
+		uint32		klen;
+		uint32		vlen;
+
+		almanac_apply_next(&q, end, &key, &klen, &val, &vlen);
+	}
+	if (n < 2)
+		return false;
+	size = (int) pg_nextpower2_32((uint32) n * 2);
+	set = palloc0(sizeof(uint64) * size);
+	while (p < end && !twice)
+	{
+		const char *key;
+		const char *val;
+		uint32		klen;
+		uint32		vlen;
+		AlmanacIntent intent;
+		uint64		h;
+		int			i;
+
+		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
+		almanac_intent_parse(val, vlen, &intent);
+		h = hash_bytes_extended((const unsigned char *) key, (int) klen, intent.cf_id);
+		if (h == 0)
+			h = 1;				/* 0 marks a free slot */
+		for (i = (int) (h & (size - 1)); set[i] != 0 && !twice; i = (i + 1) & (size - 1))
+			twice = set[i] == h;
+		set[i] = h;
+	}
+	pfree(set);
+	return twice;
 }
 
 /*
@@ -1352,7 +1411,10 @@ owner_apply(AlmanacRequestSlot *slot)
 	clear_in_batch();			/* and its column families */
 	initStringInfo(&journal);
 	journal_begin(&journal);
-	apply_intents(p, p + slot->payload_len, req_out, NULL,
+	/* a key written twice: each write merged into the one before it */
+	if (payload_writes_key_twice(p, p + slot->payload_len))
+		req_read = rocksdb_writebatch_wi_create(0, 1);
+	apply_intents(p, p + slot->payload_len, req_out, req_read,
 				  GetOldestNonRemovableTransactionId(NULL),
 				  wal_log_mode ? &journal : NULL);
 	/* the batch message names this write (wal_replay: is it held?) */
@@ -1588,6 +1650,9 @@ release_request(void)
 {
 	if (req_out)
 		rocksdb_writebatch_destroy(req_out);
+	if (req_read)
+		rocksdb_writebatch_wi_destroy(req_read);
+	req_read = NULL;
 	if (req_seg)
 		dsm_detach(req_seg);
 	req_out = NULL;

@@ -1,20 +1,17 @@
-# KNOWN BUG, kept as TODO tests until the write path fixes it (issue 15):
-# a committed write is lost when a subtransaction overwrites a key that an
-# outer level of the transaction wrote, that write is sent to the store owner
-# while the transaction goes on (a batch past almanac.write_batch_size, or a
-# mirror's send past almanac.mirror_send_size), and the subtransaction then
-# rolls back.  The heap keeps the outer write; the store does not:
-#  - src/kv/xact.c's almanac_xact_put combines the inner write with the
-#    outer one under the inner subtransaction's id, and the batch keeps one
-#    entry per key, so only the inner version is sent;
-#  - the owner merges each entry of a request into the stored value, not into
-#    an earlier entry of the same key in that request (a request may carry a
-#    key twice since the mirrors' writes are sent as written).
-# Fixes: send both versions (no combining across subtransaction levels, the
-# owner applying a request's entries in order through a WriteBatchWithIndex
-# as its WAL replay does), or refuse the commit when a rolled-back
-# subtransaction's sent write replaced an outer level's (doomed_level).
-# When fixed, these report "unexpectedly succeeded": drop the TODO.
+# A write of a subtransaction that replaces, in the transaction's batch, a
+# write of an outer level (or of a released sibling) of the same key, sent to
+# the store owner while the transaction goes on (a batch past
+# almanac.write_batch_size, a mirror send past almanac.mirror_send_size), must
+# not take the older write with it when the subtransaction rolls back: the
+# heap keeps the outer row version, and so must the store.
+#  - src/kv/xact.c sends the older write first (replaces_outliving_write):
+#    from the write path (almanac_xact_put) and when the mirrors' blind
+#    writes are folded into the batch at a save point (fold_blind);
+#  - src/store/owner.c merges a key written twice in one request into the
+#    version list the first write made (payload_writes_key_twice), as the
+#    mirrors' blind writes follow the batch's;
+#  - src/codec/visibility.c drops a version its own writer replaces, so
+#    that a key rewritten many times in one request keeps one version.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -59,12 +56,95 @@ my $mirror = $node->safe_psql('postgres', q{
 	SELECT count(*) FROM almanac.verify('almanac.blocks');
 });
 
-TODO:
-{
-	local $TODO = 'known bug: a sent write of a rolled-back savepoint replaces the outer write (issue 15)';
-	is($fdw, "a\n0", 'the outer write survives ROLLBACK TO SAVEPOINT of a sent update (wrapper)');
-	is($mirror, '0', 'and the mirror agrees with the heap (router)');
-}
+is($fdw, "a\n0", 'the outer write survives ROLLBACK TO SAVEPOINT of a sent update (wrapper)');
+is($mirror, '0', 'and the mirror agrees with the heap (router)');
+
+# A released sibling's write, replaced by a later subtransaction's that is
+# sent and rolled back: the sibling's write is the transaction's.
+my $sibling = $node->safe_psql('postgres', q{
+	SET almanac.write_batch_size = 64;
+	BEGIN;
+	INSERT INTO kv VALUES (2, 'a');
+	SAVEPOINT s1;
+	UPDATE kv SET v = 'b' WHERE k = 2;
+	RELEASE SAVEPOINT s1;
+	SAVEPOINT s2;
+	UPDATE kv SET v = 'c' WHERE k = 2;
+	INSERT INTO kv SELECT g, repeat('y', 1000) FROM generate_series(2000, 2200) g;
+	ROLLBACK TO SAVEPOINT s2;
+	COMMIT;
+	SET almanac.shared_row_cache = off;
+	SELECT coalesce((SELECT v FROM kv WHERE k = 2), 'missing');
+	SELECT count(*) FROM kv WHERE k >= 2000;
+});
+is($sibling, "b\n0", 'a released sibling subtransaction\'s write survives a later one\'s rollback');
+
+# The same from PL/pgSQL: one subtransaction per iteration of an
+# exception block, the last one sending its writes and then failing.
+my $plpgsql = $node->safe_psql('postgres', q{
+	SET almanac.write_batch_size = 64;
+	INSERT INTO kv VALUES (3, '0');
+	DO $$
+	BEGIN
+		FOR i IN 1..5 LOOP
+			BEGIN
+				UPDATE kv SET v = i::text WHERE k = 3;
+				IF i = 5 THEN
+					INSERT INTO kv SELECT g, repeat('z', 1000) FROM generate_series(3000, 3200) g;
+					RAISE EXCEPTION 'undo iteration %', i;
+				END IF;
+			EXCEPTION WHEN raise_exception THEN
+				NULL;
+			END;
+		END LOOP;
+	END $$;
+	SET almanac.shared_row_cache = off;
+	SELECT coalesce((SELECT v FROM kv WHERE k = 3), 'missing');
+	SELECT count(*) FROM kv WHERE k >= 3000;
+});
+is($plpgsql, "4\n0", 'an exception block\'s rollback keeps the earlier iterations\' write');
+
+# Mirror writes folded into the batch at a save point: an outer write of the
+# block stays in the batch, the first subtransaction's update of it is
+# folded in at the second save point, the batch is sent (write_batch_size)
+# inside the second, and the first rolls back.
+my $folded = $node->safe_psql('postgres', q{
+	SET almanac.mirror_send_size = 0;
+	SET almanac.write_batch_size = 64;
+	BEGIN;
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 300, '0x' || repeat('12', 32), '0x' || repeat('cd', 32), '2024-01-01 00:00:00+00');
+	SAVEPOINT s1;
+	UPDATE almanac.blocks SET block_hash = '0x' || repeat('34', 32) WHERE block_number = 300;
+	SAVEPOINT s2;
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	SELECT 'eth', n, '0x' || lpad(to_hex(n + 1), 64, '0'), '0x' || lpad(to_hex(n), 64, '0'),
+		   timestamptz '2024-01-01 00:00:00+00' + n * interval '12 seconds'
+	  FROM generate_series(400, 800) AS n;
+	ROLLBACK TO SAVEPOINT s1;
+	COMMIT;
+	SELECT count(*) FROM almanac.verify('almanac.blocks');
+	SELECT block_hash = '0x' || repeat('12', 32) FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 300;
+	SELECT count(*) FROM almanac.blocks WHERE block_number >= 400;
+});
+is($folded, "0\nt\n0", 'a folded mirror write of a rolled-back subtransaction keeps the outer write');
+
+# A key rewritten many times by one (sub)transaction, all in one request:
+# one version, not one per write.
+my $versions = $node->safe_psql('postgres', q{
+	SET almanac.mirror_send_size = 0;
+	BEGIN;
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 900, '0x' || repeat('56', 32), '0x' || repeat('cd', 32), '2024-01-01 00:00:00+00');
+	UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 900;
+	UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 900;
+	UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 900;
+	COMMIT;
+	SELECT count(*) FROM almanac.value_versions('almanac_store', 'mirror.blocks',
+		almanac.block_key('eth', 900));
+	SELECT is_safe FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 900;
+});
+is($versions, "1\nt", 'one version for a key written four times by one transaction in one request');
 
 $node->stop;
 done_testing();
