@@ -82,6 +82,15 @@ SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.account_states'::regc
 ROLLBACK;
 SELECT relid, enabled, in_sync FROM almanac.mirrors ORDER BY relid;
 
+-- the check fires under session_replication_role = replica too (its event
+-- trigger is ENABLE ALWAYS): a trigger disabled there is caught all the same
+SELECT evtenabled FROM pg_event_trigger WHERE evtname = 'almanac_mirror_triggers';
+BEGIN;
+SET LOCAL session_replication_role = replica;
+ALTER TABLE almanac.blocks DISABLE TRIGGER blocks_mirror;
+SELECT in_sync FROM almanac.mirrors WHERE relid = 'almanac.blocks'::regclass;
+ROLLBACK;
+
 -- other tables' DDL, by a role that may not touch almanac.mirrors, is not disturbed
 CREATE ROLE mt_user;
 CREATE SCHEMA mt AUTHORIZATION mt_user;

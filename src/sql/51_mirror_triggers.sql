@@ -39,3 +39,6 @@ COMMENT ON FUNCTION almanac._mirror_triggers_check() IS
 CREATE EVENT TRIGGER almanac_mirror_triggers ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER', 'DROP TRIGGER')
 	EXECUTE FUNCTION almanac._mirror_triggers_check();
+-- also under session_replication_role = replica, where the mirrors' own
+-- triggers fire (ENABLE ALWAYS) and a trigger disabled there matters as much
+ALTER EVENT TRIGGER almanac_mirror_triggers ENABLE ALWAYS;
