@@ -126,6 +126,11 @@ CLOSE c;
 COMMIT;
 
 -- not routed: other shapes go to PostgreSQL's planner
+-- a false condition: no row, and the key values after it are never computed,
+-- as PostgreSQL's planner folds the clause; a true one changes nothing
+EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE false AND chain_id = 'c1' AND block_number = 1 / 0;
+SELECT block_number FROM almanac.blocks WHERE false AND chain_id = 'c1' AND block_number = 1 / 0;
+EXPLAIN (COSTS OFF) SELECT block_number FROM almanac.blocks WHERE true AND chain_id = 'c1' AND block_number = 2;
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1';
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number = 2 FOR UPDATE;
 EXPLAIN (COSTS OFF) SELECT * FROM almanac.blocks WHERE chain_id = 'c1' AND block_number > 2;

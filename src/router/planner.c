@@ -394,6 +394,18 @@ route(Query *q, int cursorOptions)
 		int			k = -1;
 		Node	   *value = NULL;
 
+		/*
+		 * A constant condition: true changes nothing; false or NULL is left
+		 * to PostgreSQL's planner, which folds the WHERE clause in order and
+		 * stops at it, never computing the key values after it (WHERE false
+		 * AND block_number = 1/0 returns no row), where the router would.
+		 */
+		if (IsA(c, Const))
+		{
+			if (((Const *) c)->constisnull || !DatumGetBool(((Const *) c)->constvalue))
+				return NULL;
+			continue;
+		}
 		if (IsA(c, OpExpr) && list_length(((OpExpr *) c)->args) == 2)
 		{
 			OpExpr	   *op = (OpExpr *) c;
