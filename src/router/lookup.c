@@ -77,6 +77,14 @@ typedef struct LookupPlanInfo
 	CustomScan *plan;			/* the key: the plan node as planned */
 	CustomScan	shown;			/* *plan with its target list */
 	TupleDesc	resultdesc;		/* ExecTypeFromTL of the target list */
+	/*
+	 * plain: every value expression is a Const or a PARAM_EXTERN, its own
+	 * value_state(), so that the scan's lists of them are the plan's
+	 */
+	bool		plain;
+	List	   *keystates;
+	List	   *boundstates;
+	Node	   *limitstate;
 	MemoryContextCallback forget;
 } LookupPlanInfo;
 
@@ -250,6 +258,9 @@ plan_shown(CustomScan *cs)
 	LookupPlanEntry *e;
 	LookupPlanInfo *info;
 	MemoryContext old;
+	int			neq = intVal(list_nth(cs->custom_private, LOOKUP_PRIV_NEQ));
+	int			nbounds = list_length(list_nth(cs->custom_private, LOOKUP_PRIV_STRATEGIES));
+	ListCell   *lc;
 
 	if (plan_infos == NULL)
 	{
@@ -273,6 +284,23 @@ plan_shown(CustomScan *cs)
 	info->shown = *cs;
 	info->shown.scan.plan.targetlist = list_nth(cs->custom_private, LOOKUP_PRIV_TLIST);
 	info->resultdesc = ExecTypeFromTL(info->shown.scan.plan.targetlist);
+	info->plain = true;
+	info->keystates = info->boundstates = NIL;
+	info->limitstate = NULL;
+	foreach(lc, cs->custom_exprs)
+	{
+		Node	   *e = lfirst(lc);
+		int			i = foreach_current_index(lc);
+
+		if (!IsA(e, Const) && !(IsA(e, Param) && ((Param *) e)->paramkind == PARAM_EXTERN))
+			info->plain = false;
+		if (i < neq)
+			info->keystates = lappend(info->keystates, e);
+		else if (i < neq + nbounds)
+			info->boundstates = lappend(info->boundstates, e);
+		else
+			info->limitstate = e;
+	}
 	MemoryContextSwitchTo(old);
 
 	e = hash_search(plan_infos, &cs, HASH_ENTER, NULL);
@@ -315,7 +343,7 @@ tlist_is_scan_tuple(List *tlist, TupleDesc desc)
  * The node's result type, slot and projection from the plan's target list,
  * what ExecInitCustomScan would have done with it (see plan_shown).
  */
-static void
+static LookupPlanInfo *
 lookup_init_result(CustomScanState *node)
 {
 	PlanState  *ps = &node->ss.ps;
@@ -325,17 +353,26 @@ lookup_init_result(CustomScanState *node)
 
 	ps->plan = &info->shown.scan.plan;
 	ps->ps_ResultTupleDesc = info->resultdesc;
-	ExecInitResultSlot(ps, &TTSOpsVirtual);
 	if (tlist_is_scan_tuple(tlist, scandesc))
 	{
+		/*
+		 * The scan slot is the result, as in a scan node of PostgreSQL's
+		 * that does not project (which has no result slot at all): the
+		 * result slot ExecInitCustomScan made for the empty target list
+		 * stays, unused, to be cleared by ExecEndCustomScan.
+		 */
 		ps->ps_ProjInfo = NULL;
 		ps->resultopsset = ps->scanopsset;
 		ps->resultopsfixed = ps->scanopsfixed;
 		ps->resultops = ps->scanops;
 	}
 	else
+	{
+		ExecInitResultSlot(ps, &TTSOpsVirtual);
 		ps->ps_ProjInfo = ExecBuildProjectionInfo(tlist, ps->ps_ExprContext, ps->ps_ResultTupleSlot,
 												  ps, scandesc);
+	}
+	return info;
 }
 
 /* why this execution must read the heap, or -1 */
@@ -437,10 +474,11 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 	LookupState *ls = (LookupState *) node;
 	CustomScan *cs;
 	Relation	rel = node->ss.ss_currentRelation;
+	LookupPlanInfo *info;
 	ListCell   *lc;
 	int			neq;
 
-	lookup_init_result(node);
+	info = lookup_init_result(node);
 	cs = (CustomScan *) node->ss.ps.plan;
 	ls->m = almanac_mirror_lookup(RelationGetRelid(rel));
 	if (ls->m == NULL)
@@ -466,17 +504,27 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 				 errhint("Run the statement again: it is planned anew.")));
 
 	neq = intVal(list_nth(cs->custom_private, LOOKUP_PRIV_NEQ));
-	foreach(lc, cs->custom_exprs)
+	if (info->plain)
 	{
-		Node	   *es = value_state(lfirst(lc), &node->ss.ps);
-		int			i = foreach_current_index(lc);
+		/* nothing to initialise: no list built per execution either */
+		ls->keystates = info->keystates;
+		ls->boundstates = info->boundstates;
+		ls->limitstate = info->limitstate;
+	}
+	else
+	{
+		foreach(lc, cs->custom_exprs)
+		{
+			Node	   *es = value_state(lfirst(lc), &node->ss.ps);
+			int			i = foreach_current_index(lc);
 
-		if (i < neq)
-			ls->keystates = lappend(ls->keystates, es);
-		else if (i < neq + list_length(ls->strategies))
-			ls->boundstates = lappend(ls->boundstates, es);
-		else
-			ls->limitstate = es;
+			if (i < neq)
+				ls->keystates = lappend(ls->keystates, es);
+			else if (i < neq + list_length(ls->strategies))
+				ls->boundstates = lappend(ls->boundstates, es);
+			else
+				ls->limitstate = es;
+		}
 	}
 	initStringInfo(&ls->key);
 	if (ls->kind == ALMANAC_LOOKUP_LAST)
