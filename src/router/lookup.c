@@ -547,6 +547,7 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 		ls->range.a = ls->a;
 		ls->range.recent = ls->kind == ALMANAC_LOOKUP_RECENT;
 		ls->range.neq = list_length(ls->keystates);
+		ls->range.skip = almanac_range_skip(&cs->scan.plan, RelationGetDescr(rel));
 		ls->range.cxt = AllocSetContextCreate(estate->es_query_cxt, "almanac lookup range",
 											  ALLOCSET_DEFAULT_SIZES);
 	}

@@ -39,6 +39,8 @@
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
+#include "optimizer/optimizer.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -360,7 +362,52 @@ recent_collect(AlmanacRange *r)
 	MemoryContextSwitchTo(old);
 }
 
+/* a row of the mirror, decoded into the slot: the skipped columns NULL */
+static void
+decode_row(AlmanacRange *r, const char *image, uint32 len, TupleTableSlot *slot)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	if (r->skip)
+		for (int i = 0; i < desc->natts; i++)
+			if (r->skip[i])
+			{
+				slot->tts_values[i] = (Datum) 0;
+				slot->tts_isnull[i] = true;
+			}
+	almanac_value_decode(image, len, desc, r->m->table.values, slot->tts_values,
+						 slot->tts_isnull, r->skip);
+	ExecStoreVirtualTuple(slot);
+}
+
 /* ---- the interface ---- */
+
+bool *
+almanac_range_skip(Plan *plan, TupleDesc desc)
+{
+	Bitmapset  *used = NULL;
+	bool	   *skip;
+	bool		any = false;
+
+	pull_varattnos((Node *) plan->targetlist, 1, &used);
+	pull_varattnos((Node *) plan->qual, 1, &used);
+	/* a whole-row reference reads every column */
+	if (bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, used))
+		return NULL;
+	skip = palloc(sizeof(bool) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		skip[i] = !bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, used);
+		any |= skip[i];
+	}
+	bms_free(used);
+	if (!any)
+	{
+		pfree(skip);
+		return NULL;
+	}
+	return skip;
+}
 
 void
 almanac_range_begin(AlmanacRange *r)
@@ -394,8 +441,6 @@ almanac_range_begin(AlmanacRange *r)
 bool
 almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 {
-	AlmanacMirror *m = r->m;
-
 	if (!r->started)
 		almanac_range_begin(r);
 	if (r->empty || (r->limit >= 0 && r->emitted >= r->limit))
@@ -413,9 +458,7 @@ almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 		{
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
 
-			almanac_value_decode(row->image, row->len, slot->tts_tupleDescriptor, m->table.values,
-								 slot->tts_values, slot->tts_isnull, NULL);
-			ExecStoreVirtualTuple(slot);
+			decode_row(r, row->image, row->len, slot);
 			MemoryContextSwitchTo(old);
 		}
 		r->emitted++;
@@ -438,10 +481,13 @@ almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 
 		if (more && e.visible)
 		{
-			/* the decoded datums point into the decoder's own copy of the image */
-			almanac_value_decode(e.tuple, e.tuple_len, slot->tts_tupleDescriptor, m->table.values,
-								 slot->tts_values, slot->tts_isnull, NULL);
-			ExecStoreVirtualTuple(slot);
+			/*
+			 * The decoded datums point into the decoder's own copy of the
+			 * image; the columns the plan never reads are not checked inside
+			 * (the topics array, the data) and those after the last it reads
+			 * not deformed.
+			 */
+			decode_row(r, e.tuple, e.tuple_len, slot);
 			r->emitted++;
 		}
 		MemoryContextSwitchTo(old);

@@ -115,6 +115,8 @@ typedef struct AlmanacRange
 	int64		lo;				/* RANGE: key column neq in [lo, hi] */
 	int64		hi;
 	int64		limit;			/* rows at most, or -1 */
+	const bool *skip;			/* per column: the plan never reads it (the
+								 * mirror's images leave it NULL), or NULL */
 	bool		empty;			/* no row can match */
 	MemoryContext cxt;			/* RECENT's rows; reset by range_end */
 	/* private */
@@ -129,6 +131,12 @@ typedef struct AlmanacRange
 	int			next_row;
 } AlmanacRange;
 
+/*
+ * The columns of the table (desc) that the plan's target list and quals
+ * never read, for AlmanacRange.skip: palloc'd, or NULL when it reads them
+ * all (or the whole row).
+ */
+extern bool *almanac_range_skip(Plan *plan, TupleDesc desc);
 extern void almanac_range_begin(AlmanacRange *r);
 extern bool almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt);
 extern void almanac_range_end(AlmanacRange *r);

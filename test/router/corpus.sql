@@ -148,6 +148,19 @@ SELECT block_number, log_index FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
    AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
    AND block_number BETWEEN 3 AND 3 ORDER BY block_number DESC, log_index DESC;
+-- the columns a routed range's plan reads are the only ones decoded: the
+-- whole row, one column past the key's, an expression over two
+SELECT e FROM almanac.events e
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number BETWEEN 2 AND 3 ORDER BY block_number DESC, log_index DESC;
+SELECT timestamp FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
+   AND event_type = '0xdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd'
+   AND block_number >= 4 ORDER BY block_number DESC, log_index DESC LIMIT 3;
+SELECT cardinality(topics) + length(data) AS n, block_id IS NOT NULL AS has_block FROM almanac.events
+ WHERE chain_id = 'c1' AND contract_address = '0xc2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2'
+ ORDER BY block_number DESC, log_index DESC LIMIT 4;
 -- every key column but log_index (descending): the last log of a block, and some logs
 SELECT block_number, log_index FROM almanac.events
  WHERE chain_id = 'c1' AND contract_address = '0xc1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1'
