@@ -198,8 +198,7 @@ mirror_range_iter(AlmanacRange *r)
 	}
 	/* the store only, as every read of the router (router.h) */
 	almanac_access_iter_begin(r->a, lower.data, lower.len, upper.data, upper.len,
-							  ((desc == r->ascending) ? ALMANAC_ITER_BACKWARD : 0) |
-							  ALMANAC_ITER_STORE_ONLY);
+							  (desc ? 0 : ALMANAC_ITER_BACKWARD) | ALMANAC_ITER_STORE_ONLY);
 }
 
 /* ---- RECENT: the newest rows of each value of the middle column, merged ---- */
@@ -466,8 +465,7 @@ almanac_range_next(AlmanacRange *r, TupleTableSlot *slot, MemoryContext rowcxt)
 	}
 	if (r->heap)
 	{
-		if (!index_getnext_slot(r->scan, r->ascending ? ForwardScanDirection : BackwardScanDirection,
-								r->heapslot))
+		if (!index_getnext_slot(r->scan, BackwardScanDirection, r->heapslot))
 			return false;
 		ExecCopySlot(slot, r->heapslot);
 		r->emitted++;

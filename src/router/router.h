@@ -94,8 +94,7 @@ extern CustomScan *almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *
 extern void almanac_lookup_register(void);
 
 /*
- * range.c: the rows of a RANGE or RECENT lookup, newest first (a RANGE
- * oldest first if asked), from the
+ * range.c: the rows of a RANGE or RECENT lookup, newest first, from the
  * mirror (a) or the heap's unique index on the key (heap), judged by
  * snapshot.  The caller fills the first block of fields, then calls
  * almanac_range_next until false; almanac_range_end to start again (a
@@ -109,7 +108,6 @@ typedef struct AlmanacRange
 	bool		heap;			/* read the heap, not the mirror */
 	struct AlmanacAccess *a;	/* the mirror's access, when !heap */
 	bool		recent;			/* RECENT, else RANGE */
-	bool		ascending;		/* RANGE: oldest first, else newest first */
 	int			neq;			/* equal key columns */
 	Datum		eq[INDEX_MAX_KEYS]; /* their values, as the columns' types */
 	int64		lo;				/* RANGE: key column neq in [lo, hi] */
