@@ -270,6 +270,11 @@ SELECT table_name, routed > 0 AS routed, fallback_altered FROM almanac.router_st
 -- only integer key columns can descend: another mirror is off
 UPDATE almanac.mirrors SET key_descending = '{event_type}' WHERE relid = 'almanac.events'::regclass;
 EXPLAIN (COSTS OFF) EXECUTE ev_range;
+-- block_number descending but log_index not: no one iteration gives the
+-- order, so neither events shape is routed
+UPDATE almanac.mirrors SET key_descending = '{block_number}' WHERE relid = 'almanac.events'::regclass;
+EXPLAIN (COSTS OFF) EXECUTE ev_range;
+EXPLAIN (COSTS OFF) EXECUTE ev_recent;
 UPDATE almanac.mirrors SET key_descending = '{block_number,log_index}' WHERE relid = 'almanac.events'::regclass;
 
 -- an altered table: lookups read the heap until resync rewrites every row
