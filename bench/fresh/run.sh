@@ -16,14 +16,16 @@
 # connection, so each configuration is a new connection with PGOPTIONS.
 #
 # Probe (probe.sql, backend CPU from /proc/self/schedstat, so the neighbours'
-# load counts less than in wall time): the first lookup (it opens the
-# reader), 2000 lookups of keys the connection has not read, 2000 more, the
+# load counts less than in wall time): the first lookup, of a key the shared
+# row cache holds (no reader is opened for it), then one it does not answer
+# (it opens the reader), 2000 lookups of keys the connection has not read, 2000 more, the
 # first 2000 again, RssAnon at the end; with the row cache on and off.  When
 # the router exists, the same keys in almanac.blocks, whose mirror is in the
 # default store: routed (mmap, read()) and not (almanac.router = off).
 # pgbench (-M prepared, 2 clients, T s each, paired in rounds as above): new
-# connections for the run (pgbench's default), and a new connection per
-# lookup (-C).  Ratios are medians of the rounds' own ratios, with spread.
+# connections for the run (pgbench's default), a new connection per lookup
+# (-C), and a new connection per lookup of one of HOT keys (default 2000,
+# looked up once before the rounds, so the shared row cache holds them).  Ratios are medians of the rounds' own ratios, with spread.
 #
 # Scratch instance in .build/bench-fresh (recreated, stopped on exit); every
 # probe and run stays there.
@@ -34,7 +36,8 @@ source "$HERE/../lib.sh"
 N=${N:-200000}
 RUNS=${RUNS:-6}
 T=${T:-3}
-CMDLINE="N=$N RUNS=$RUNS T=$T bench/fresh/run.sh"
+HOT=${HOT:-2000}
+CMDLINE="N=$N RUNS=$RUNS T=$T HOT=$HOT bench/fresh/run.sh"
 
 started=$(date +%s)
 bench_start bench-fresh 54379
@@ -112,10 +115,11 @@ for r in $(seq "$RUNS"); do
 	if [ $((r % 2)) = 1 ]; then idx=$(seq 0 $((${#CONFIGS[@]} - 1))); else idx=$(seq $((${#CONFIGS[@]} - 1)) -1 0); fi
 	for i in $idx; do
 		IFS='|' read -r name tbl opts <<<"${CONFIGS[$i]}"
-		read -r c0 c1 c2 c3 c4 anon < <(PGOPTIONS="$opts" "${PSQL[@]}" -v tbl="$tbl" -v n="$N" -v s="$((r * 104729))" -f "$HERE/probe.sql") ||
+		read -r c0 ck c1 c2 c3 c4 anon < <(PGOPTIONS="$opts" "${PSQL[@]}" -v tbl="$tbl" -v n="$N" -v s="$((r * 104729))" -f "$HERE/probe.sql") ||
 			fail "probe $name"
-		echo "$r|$name|$c0 $c1 $c2 $c3 $c4 $anon" >>"$OUT/probes.txt"
-		P[$name.first]="${P[$name.first]:-} $(((c1 - c0) / 1000))"
+		echo "$r|$name|$c0 $ck $c1 $c2 $c3 $c4 $anon" >>"$OUT/probes.txt"
+		P[$name.kept]="${P[$name.kept]:-} $(((ck - c0) / 1000))"
+		P[$name.first]="${P[$name.first]:-} $(((c1 - ck) / 1000))"
 		P[$name.cold]="${P[$name.cold]:-} $(((c2 - c1) / 2000))"
 		P[$name.cold2]="${P[$name.cold2]:-} $(((c3 - c2) / 2000))"
 		P[$name.again]="${P[$name.again]:-} $(((c4 - c3) / 2000))"
@@ -146,22 +150,28 @@ one_run() { # log opts secs extra...: tps
 }
 for t in kv_none kv_lz4 bench_heap; do
 	printf '\\set n random(1, :N)\nSELECT block_hash FROM %s WHERE chain_id = '"'eth'"' AND block_number = :n;\n' "$t" >"$OUT/point_$t.sql"
+	printf '\\set n random(1, %s)\nSELECT block_hash FROM %s WHERE chain_id = '"'eth'"' AND block_number = :n;\n' "$HOT" "$t" >"$OUT/hot_$t.sql"
+	# the hot keys, looked up once: kept in the shared row cache
+	"${PSQL[@]}" -c "DO \$\$ DECLARE h text; BEGIN FOR k IN 1..$HOT LOOP SELECT block_hash INTO h FROM $t WHERE chain_id = 'eth' AND block_number = k; END LOOP; END \$\$" ||
+		fail "looking up the hot keys of $t"
 done
-chmod o+r "$OUT"/point_*.sql
+chmod o+r "$OUT"/point_*.sql "$OUT"/hot_*.sql
 BENCH=("old|kv_lz4|-c almanac.reader_mmap=off" "new|kv_none|-c almanac.reader_mmap=on" "heap|bench_heap|")
 declare -A B
 for r in $(seq "$RUNS"); do
 	if [ $((r % 2)) = 1 ]; then idx="0 1 2"; else idx="2 1 0"; fi
-	for kind in run conn; do
+	for kind in run conn hot; do
 		for i in $idx; do
 			IFS='|' read -r name tbl opts <<<"${BENCH[$i]}"
-			if [ "$kind" = conn ]; then extra=(-C); else extra=(); fi
-			tps=$(one_run "$OUT/pgbench.$r.$kind.$name.log" "$opts" "$T" "${extra[@]}" -f "$OUT/point_$tbl.sql" postgres)
+			if [ "$kind" = run ]; then extra=(); else extra=(-C); fi
+			script=point
+			[ "$kind" = hot ] && script=hot
+			tps=$(one_run "$OUT/pgbench.$r.$kind.$name.log" "$opts" "$T" "${extra[@]}" -f "$OUT/${script}_$tbl.sql" postgres)
 			B[$kind.$name]="${B[$kind.$name]:-} $tps"
 			echo "$r $kind $name $tps" >>"$OUT/runs.txt"
 		done
 	done
-	echo "pgbench round $r: run old/new/heap$(for n in old new heap; do echo -n " ${B[run.$n]##* }"; done), per-lookup connections$(for n in old new heap; do echo -n " ${B[conn.$n]##* }"; done)"
+	echo "pgbench round $r: run old/new/heap$(for n in old new heap; do echo -n " ${B[run.$n]##* }"; done), per-lookup connections$(for n in old new heap; do echo -n " ${B[conn.$n]##* }"; done), of hot keys$(for n in old new heap; do echo -n " ${B[hot.$n]##* }"; done)"
 done
 brel() { # kind a b
 	local x y out="" j
@@ -176,15 +186,15 @@ brel() { # kind a b
 	echo
 	echo "Backend CPU of a new connection (probe.sql), medians of $RUNS rounds; ratios (to \`lz4, read()\`, the defaults before, and for almanac.blocks to its heap) are medians of the rounds' own ratios, (spread) lowest to highest:"
 	echo
-	echo "| store, reader | first lookup, us | next 2000 lookups, ns each | 2000 more | first 2000 again | RssAnon at the end, kB |"
-	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| store, reader | first lookup (a kept key), us | then a key not kept, us | next 2000 lookups, ns each | 2000 more | first 2000 again | RssAnon at the end, kB |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
 	for c in "${CONFIGS[@]}"; do
 		IFS='|' read -r name _ _ <<<"$c"
 		base="lz4, read()"
 		[[ $name == *"no row cache"* ]] && base="lz4, read(), no row cache"
 		[[ $name == almanac.blocks* ]] && base="almanac.blocks, router off (heap)"
 		line="| $name"
-		for m in first cold cold2 again anon; do
+		for m in kept first cold cold2 again anon; do
 			v=$(echo "${P[$name.$m]}" | median)
 			if [ "$name" = "$base" ] || [ "$name" = heap ] || [ "$name" = "almanac.blocks, router off (heap)" ]; then
 				line="$line | $v"
@@ -200,13 +210,17 @@ brel() { # kind a b
 	echo
 	echo "| connections | lz4, read() (before) | none, mmap (now) | now/before | heap | now/heap |"
 	echo "|---|---:|---:|---:|---:|---:|"
-	for kind in run conn; do
-		if [ "$kind" = run ]; then lbl="new for each run (pgbench default)"; else lbl="new for each lookup (-C)"; fi
+	for kind in run conn hot; do
+		case $kind in
+		run) lbl="new for each run (pgbench default)" ;;
+		conn) lbl="new for each lookup (-C)" ;;
+		hot) lbl="new for each lookup (-C), $HOT kept keys" ;;
+		esac
 		rn=$(brel "$kind" new old) rh=$(brel "$kind" new heap)
 		echo "| $lbl | $(echo "${B[$kind.old]}" | median) | $(echo "${B[$kind.new]}" | median) | $(echo "$rn" | median2) ($(echo "$rn" | spread)) | $(echo "${B[$kind.heap]}" | median) | $(echo "$rh" | median2) ($(echo "$rh" | spread)) |"
 	done
 	echo
-	echo "Every probe in .build/bench-fresh/probes.txt (c0..c4 ns, RssAnon kB), every run in .build/bench-fresh/runs.txt."
+	echo "Every probe in .build/bench-fresh/probes.txt (c0 ck c1..c4 ns, RssAnon kB), every run in .build/bench-fresh/runs.txt."
 } >"$OUT/results.md"
 echo
 cat "$OUT/results.md"

@@ -34,6 +34,9 @@
 /* the accesses begun and not released, of every store (almanac_access_before_send) */
 static dlist_head live_accesses = DLIST_STATIC_INIT(live_accesses);
 
+/* what ALMANAC_CF_DEFERRED points at: never a handle */
+char		almanac_cf_deferred_marker;
+
 void
 almanac_access_iter_end(AlmanacAccess *a)
 {
@@ -82,6 +85,8 @@ access_release_callback(void *arg)
 void
 almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 {
+	bool		deferred;
+
 	memset(a, 0, sizeof(AlmanacAccess));
 	/* first, so that an ERROR below finds it registered */
 	a->release.func = access_release_callback;
@@ -90,7 +95,17 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 
 	a->t = t;
 	a->store = almanac_store_attach(t->server);
-	a->reader = almanac_reader(a->store);
+
+	/*
+	 * A point access reads the shared row cache first, which needs only the
+	 * column family's id: the owner publishes them (store.h), so the
+	 * instance is opened when a read needs it (access_open), if ever.  A
+	 * column family the list does not name (missing, or the list unknown
+	 * now) is asked of the instance, as before.
+	 */
+	deferred = (flags & ALMANAC_ACCESS_POINT) && !(flags & ~ALMANAC_ACCESS_POINT) &&
+		almanac_store_cf_id(a->store, t->opts->column_family, &a->cf_id);
+	a->reader = deferred ? almanac_reader_deferred(a->store) : almanac_reader(a->store);
 	dlist_push_tail(&live_accesses, &a->live_node);
 	a->live = true;
 	/* outlives a: a's memory is the portal's (almanac_access_before_send) */
@@ -104,9 +119,17 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 		a->lazy = true;
 	else if (!(flags & ALMANAC_ACCESS_NO_CATCH_UP))
 		almanac_reader_catch_up(a->reader);
-	a->cf = almanac_reader_cf(a->reader, t->opts->column_family,
-							  (flags & ALMANAC_ACCESS_CREATE) != 0, &a->cf_id);
-	a->db = almanac_reader_db(a->reader);
+	if (deferred)
+	{
+		/* a->db stays NULL until access_open */
+		a->cf = ALMANAC_CF_DEFERRED;
+	}
+	else
+	{
+		a->cf = almanac_reader_cf(a->reader, t->opts->column_family,
+								  (flags & ALMANAC_ACCESS_CREATE) != 0, &a->cf_id);
+		a->db = almanac_reader_db(a->reader);
+	}
 	a->keyvalues = palloc(sizeof(Datum) * Max(t->layout.nkeys, 1));
 	/* lower and upper: by the first iteration (a point lookup makes none) */
 	a->cxt = CurrentMemoryContext;
@@ -115,13 +138,20 @@ almanac_access_begin(AlmanacAccess *a, AlmanacKvTable *t, int flags)
 /*
  * A lazy access reads the reader's current instance: a catch-up, its own or
  * another access's, may have opened a new one (the old one no longer
- * catches up, so the write log no longer speaks for it).
+ * catches up, so the write log no longer speaks for it).  A deferred access
+ * (a->db NULL) takes it, opened now if the reader has none.
  */
 static void
 access_follow_reader(AlmanacAccess *a)
 {
-	rocksdb_t  *db = almanac_reader_db(a->reader);
+	rocksdb_t  *db;
 
+	if (a->db == NULL)
+	{
+		Assert(a->lazy && a->cf == ALMANAC_CF_DEFERRED);
+		almanac_reader_open(a->reader);
+	}
+	db = almanac_reader_db(a->reader);
 	if (db == a->db || a->cf == NULL)
 	{
 		a->db = db;
@@ -138,12 +168,27 @@ access_follow_reader(AlmanacAccess *a)
 }
 
 /*
+ * Open a deferred access's instance (see almanac_access_begin), before
+ * anything reads a->db or a->cf: after the statement's snapshot, so it holds
+ * every commit the snapshot sees, as a catch-up would.  An access that stays
+ * lazy then catches up per key on that instance, as any lazy access does.
+ */
+static inline void
+access_open(AlmanacAccess *a)
+{
+	if (a->db == NULL)
+		access_follow_reader(a);
+}
+
+/*
  * Before a lazy access reads key (NULL: before it iterates, whatever the
- * keys): catch the reader up if that read needs it (see access.h).
+ * keys): open its instance (access_open), and catch the reader up if that
+ * read needs it (see access.h).
  */
 static void
 access_catch_up_for_key(AlmanacAccess *a, const char *key, size_t klen)
 {
+	access_open(a);
 	if (!a->lazy)
 		return;
 	if (key == NULL)
@@ -495,6 +540,24 @@ access_share(AlmanacAccess *a, const char *key, size_t klen, const char *val, si
 }
 
 /*
+ * The transaction's buffered write of key (almanac_xact_buffered), for a's
+ * column family: a batch lookup needs a handle, so a deferred access opens
+ * its instance first, unless there is no batch to look in.
+ */
+static char *
+access_buffered(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
+				size_t klen, size_t *vlen)
+{
+	if (a->db == NULL)
+	{
+		if (stmt == NULL && almanac_xact_batch(a->store) == NULL)
+			return NULL;
+		access_open(a);
+	}
+	return almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
+}
+
+/*
  * The stored value of key, ignoring buffered writes: from the shared row
  * cache, before any catch-up (unless the transaction sent writes
  * mid-transaction: access_shares), else from the reader's row cache if a Get
@@ -531,7 +594,7 @@ char *
 almanac_access_get(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
 				   size_t klen, size_t *vlen, bool keep)
 {
-	char	   *val = almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
+	char	   *val = access_buffered(a, stmt, key, klen, vlen);
 
 	return val ? val : almanac_access_get_stored(a, key, klen, vlen, keep);
 }
@@ -594,8 +657,10 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	/*
 	 * The reader's cache only now: computing the keys may have run SQL that
 	 * reopened the reader, and this access goes on with its own instance.
+	 * A deferred access whose keys the shared cache all answered has none
+	 * (access_buffered opens it if the transaction has writes to look in).
 	 */
-	rows = almanac_reader_rows(a->reader, a->db);
+	rows = a->db ? almanac_reader_rows(a->reader, a->db) : NULL;
 
 	/* the transaction's own writes come first, then the row caches */
 	missing_keys = palloc(sizeof(char *) * n);
@@ -603,7 +668,7 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	missing_at = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
-		values[i] = almanac_xact_buffered(a->store, NULL, a->cf, keys[i], klens[i], &vlens[i]);
+		values[i] = access_buffered(a, NULL, keys[i], klens[i], &vlens[i]);
 		if (values[i] != NULL)
 			continue;
 		if (from_shared[i])
@@ -622,6 +687,8 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	}
 	if (nmissing == 0)
 		return;
+	/* a key the shared cache did not answer opened it above */
+	Assert(a->db != NULL);
 
 	/* the rest: one MultiGet of the sorted keys, its answers kept */
 	found = palloc(sizeof(char *) * nmissing);
@@ -1007,6 +1074,8 @@ latest_stored_value(AlmanacAccess *a, const char *key, size_t klen, size_t *vlen
 		if (almanac_shared_cache_lookup(a->store, a->cf_id, key, klen, &val, vlen))
 			return val;
 	}
+	/* a->db below is the access's instance, compared with the reader's */
+	access_open(a);
 	almanac_reader_catch_up_for_key(reader, key, klen);
 	db = almanac_reader_db(reader);
 	if (db == a->db)
@@ -1068,7 +1137,7 @@ almanac_access_lock_key(AlmanacAccess *a, const char *key, size_t klen, LOCKMODE
 						LockWaitPolicy wait, Snapshot snapshot, AlmanacKeyNow *now)
 {
 	size_t		blen = 0;
-	char	   *buffered = almanac_xact_buffered(a->store, NULL, a->cf, key, klen, &blen);
+	char	   *buffered = access_buffered(a, NULL, key, klen, &blen);
 
 	return lock_key(a, key, klen, mode, wait, snapshot, buffered, blen, now);
 }
@@ -1101,6 +1170,8 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
 	w->cleanup.func = writer_cleanup;
 	w->cleanup.arg = w;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &w->cleanup);
+	/* a writer's handle goes into its batches (writers are begun eagerly) */
+	access_open(a);
 	w->a = a;
 	initStringInfo(&w->looked_up);
 	w->stmt = almanac_stmt_batch_create();

@@ -96,7 +96,10 @@ typedef struct AlmanacKvTable
  * An open access to a table's column family: for one scan, one modify node,
  * one ANALYZE pass.  The fields are the access's own; callers read t, store
  * and cf (NULL: the column family was never created, so the table is empty)
- * and change none of them.
+ * and change none of them.  A point access may have no instance yet (db
+ * NULL; see almanac_access_begin): its cf is then ALMANAC_CF_DEFERRED, not
+ * NULL and not a handle, so a caller may compare cf with NULL and must pass
+ * it nowhere (the functions below open the instance when they need it).
  */
 typedef struct AlmanacAccess
 {
@@ -109,8 +112,10 @@ typedef struct AlmanacAccess
 	 * retires the instance but keeps it open, and a handle must be used
 	 * with its own instance.
 	 */
-	rocksdb_t  *db;
-	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty */
+	rocksdb_t  *db;				/* NULL: deferred, not opened yet */
+	rocksdb_column_family_handle_t *cf; /* NULL: not created yet, so empty;
+										 * ALMANAC_CF_DEFERRED: exists, no
+										 * handle yet */
 	uint32		cf_id;
 	rocksdb_readoptions_t *ropts;	/* the iterator's */
 	rocksdb_iterator_t *iter;	/* the open iteration, if any */
@@ -147,6 +152,10 @@ typedef struct AlmanacAccess
 	MemoryContextCallback release;	/* frees ropts, iter and batch_copy */
 } AlmanacAccess;
 
+/* a->cf of an access whose instance is not open yet: never a handle */
+extern char almanac_cf_deferred_marker;
+#define ALMANAC_CF_DEFERRED ((rocksdb_column_family_handle_t *) &almanac_cf_deferred_marker)
+
 /*
  * Only the attributes in needed (a pull_varattnos set: attno -
  * FirstLowInvalidHeapAttributeNumber; a whole-row reference means every
@@ -166,7 +175,13 @@ extern void almanac_access_need(AlmanacAccess *a, Bitmapset *needed);
  * Begin an access to t's table: attach the store (starting its owner if
  * needed), catch the backend's reader up (unless ALMANAC_ACCESS_NO_CATCH_UP),
  * find the column family (with ALMANAC_ACCESS_CREATE, ask the owner to
- * create it if missing).  a's RocksDB objects are released when
+ * create it if missing).  An access begun with ALMANAC_ACCESS_POINT alone,
+ * of a column family the store's owner lists (almanac_store_cf_id), opens
+ * no instance: the first read that needs one (a key the shared row cache
+ * does not answer, a buffered write to look up, an iteration, a key lock, a
+ * writer) opens the reader's, after the statement's snapshot as a catch-up
+ * would be; until then it reads only the shared row cache, by the listed
+ * id.  a's RocksDB objects are released when
  * CurrentMemoryContext is reset or deleted, or earlier by
  * almanac_access_release.  t must live as long as a.
  */

@@ -136,15 +136,21 @@ readers_at_exit(int code, Datum arg)
 	}
 	for (int i = 0; i < ALMANAC_MAX_STORES; i++)
 	{
+		struct stat st;
+
 		if (readers[i] == NULL)
 			continue;
 		reader_close(readers[i]);
-		rmtree(readers[i]->base_path, true);
+		/* a deferred reader never opened made none (rmtree would warn) */
+		if (stat(readers[i]->base_path, &st) == 0)
+			rmtree(readers[i]->base_path, true);
 	}
 }
 
 /* open a new instance of the store in place of the current one */
 static void reader_open(AlmanacReader *r);
+static void reader_open_first(AlmanacReader *r);
+static bool reopen_if_cfs_changed(AlmanacReader *r);
 
 /*
  * The newest write-ahead log file of a store (see memtable_may_be_stale).
@@ -422,14 +428,14 @@ almanac_reader_init(void)
  * has its directory inside the backend's reader's (removed with it).
  */
 static AlmanacReader *
-reader_get(AlmanacReader **slot, int store, bool for_locks)
+reader_get(AlmanacReader **slot, int store, bool for_locks, bool open)
 {
 	AlmanacReader *r = *slot;
 	static bool exit_registered = false;
 
 	if (retired != NIL && MyProc->lxid != retired_lxid)
 		close_retired();
-	if (r != NULL && r->db != NULL)
+	if (r != NULL && (r->db != NULL || !open))
 		return r;
 
 	if (r == NULL)
@@ -463,24 +469,48 @@ reader_get(AlmanacReader **slot, int store, bool for_locks)
 			exit_registered = true;
 		}
 	}
+	if (open)
+		reader_open_first(r);
+	return r;
+}
+
+/* open r's instance in its directory, which is made first (r has none) */
+static void
+reader_open_first(AlmanacReader *r)
+{
+	Assert(r->db == NULL);
 	if (pg_mkdir_p(r->secondary_path, pg_dir_create_mode) != 0 && errno != EEXIST)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", r->secondary_path)));
 	reader_open(r);
-	return r;
 }
 
 AlmanacReader *
 almanac_reader(int store)
 {
-	return reader_get(&readers[store], store, false);
+	return reader_get(&readers[store], store, false, true);
+}
+
+AlmanacReader *
+almanac_reader_deferred(int store)
+{
+	return reader_get(&readers[store], store, false, false);
+}
+
+void
+almanac_reader_open(AlmanacReader *r)
+{
+	if (r->db == NULL)
+		reader_open_first(r);
+	else
+		(void) reopen_if_cfs_changed(r);
 }
 
 AlmanacReader *
 almanac_lock_reader(int store)
 {
-	return reader_get(&lock_readers[store], store, true);
+	return reader_get(&lock_readers[store], store, true, true);
 }
 
 rocksdb_t *

@@ -28,8 +28,10 @@
  * cache, shared by every backend: a backend's first read of a block costs a
  * page-table entry instead of a read() into a buffer and a copy into its
  * private block cache, and the block cache stays empty (blocks of a
- * compressed store are still decompressed into it).  Measured in
- * docs/benchmarks.md ("Fresh connections").
+ * compressed store are still decompressed into it).  And a point access
+ * opens no instance while the shared row cache answers it
+ * (almanac_reader_deferred, kv/access.h).  Measured in docs/benchmarks.md
+ * ("Fresh connections").
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +51,23 @@ extern bool almanac_reader_mmap;
 
 extern void almanac_reader_init(void);
 extern AlmanacReader *almanac_reader(int store);
+
+/*
+ * The backend's reader of store, its instance opened or not: opened later
+ * by almanac_reader_open or almanac_reader.  Until then the reader has no
+ * instance (almanac_reader_db is NULL), and nothing but the two reads it: a
+ * point access whose keys the shared row cache answers (kv/access.c) never
+ * opens one, which is most of a new connection's first lookup (opening reads
+ * the MANIFEST, opens every SST file, makes the backend's directory).
+ */
+extern AlmanacReader *almanac_reader_deferred(int store);
+
+/*
+ * Make sure reader has a current instance: open one if it has none (it
+ * holds every commit published before the call, as a catch-up's does), or
+ * reopen it if a column family was created or dropped since it opened.
+ */
+extern void almanac_reader_open(AlmanacReader *reader);
 
 /*
  * A second reader of the store, read only for the newest value of a key a

@@ -337,6 +337,38 @@ build_options(AlmanacStoreEntry *e)
 	return with_memtable_filter(opts, e);
 }
 
+/*
+ * Publish the owner's column families in the store's entry (store.h,
+ * AlmanacStoreCf), while cf_version is odd: the caller's window around a
+ * create or drop, or one of its own at the owner's start.  A list that does
+ * not fit is published as not known (backends then ask their instances).
+ */
+static void
+publish_cfs(void)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
+	pg_atomic_uint64 *cf_version = &e->cf_version;
+	bool		own_window = (pg_atomic_read_u64(cf_version) & 1) == 0;
+	int			n = owner_cfs != NULL && owner_ncfs <= ALMANAC_MAX_SHOWN_CFS ? owner_ncfs : -1;
+
+	if (own_window)
+		pg_atomic_fetch_add_u64(cf_version, 1);
+	for (int i = 0; i < n; i++)
+	{
+		if (strlen(owner_cfs[i].name) >= NAMEDATALEN)
+		{
+			n = -1;
+			break;
+		}
+		strlcpy(e->cfs_shown[i].name, owner_cfs[i].name, NAMEDATALEN);
+		e->cfs_shown[i].id = owner_cfs[i].id;
+	}
+	pg_write_barrier();
+	e->ncfs_shown = n;
+	if (own_window)
+		pg_atomic_fetch_add_u64(cf_version, 1);
+}
+
 static void
 open_store(void)
 {
@@ -406,6 +438,7 @@ open_store(void)
 	owner_ropts = rocksdb_readoptions_create();
 
 	pg_atomic_write_u64(&e->published_seq, rocksdb_get_latest_sequence_number(owner_db));
+	publish_cfs();
 }
 
 /*
@@ -1584,6 +1617,8 @@ owner_change_cfs(AlmanacRequestSlot *slot)
 	}
 	PG_FINALLY();
 	{
+		/* what the owner has now, created, dropped or unchanged */
+		publish_cfs();
 		pg_atomic_fetch_add_u64(cf_version, 1);
 	}
 	PG_END_TRY();

@@ -80,6 +80,7 @@ almanac_shmem_startup(void)
 			pg_atomic_init_u64(&almanac_shared->stores[i].cf_version, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].commit_batches, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].commit_syncs, 0);
+			almanac_shared->stores[i].ncfs_shown = -1;
 			almanac_write_log_init(&almanac_shared->stores[i].writelog);
 		}
 		almanac_shared->nslots = almanac_nslots();
@@ -231,6 +232,8 @@ almanac_store_attach(const AlmanacServerOptions *opts)
 			e->error[0] = '\0';
 			e->owner_pid = 0;
 			e->state = ALMANAC_STORE_STARTING;
+			/* another path, perhaps: its owner publishes its own */
+			e->ncfs_shown = -1;
 			must_start = true;
 			/* another path, or files an owner may have changed meanwhile */
 			almanac_shared_cache_reset_store(store);
@@ -332,6 +335,32 @@ uint64
 almanac_store_cf_version(int store)
 {
 	return pg_atomic_read_u64(&almanac_shared->stores[store].cf_version);
+}
+
+bool
+almanac_store_cf_id(int store, const char *name, uint32 *cf_id)
+{
+	AlmanacStoreEntry *e = &almanac_shared->stores[store];
+	uint64		version = pg_atomic_read_u64(&e->cf_version);
+	int			n;
+	bool		found = false;
+
+	/* the owner is writing the list */
+	if (version & 1)
+		return false;
+	pg_read_barrier();
+	n = ((volatile AlmanacStoreEntry *) e)->ncfs_shown;
+	for (int i = 0; i < n && i < ALMANAC_MAX_SHOWN_CFS && !found; i++)
+	{
+		if (strncmp(e->cfs_shown[i].name, name, NAMEDATALEN) == 0)
+		{
+			*cf_id = ((volatile AlmanacStoreCf *) &e->cfs_shown[i])->id;
+			found = true;
+		}
+	}
+	pg_read_barrier();
+	/* changed while we read: what we read may be torn */
+	return found && pg_atomic_read_u64(&e->cf_version) == version;
 }
 
 static int

@@ -93,6 +93,22 @@ typedef struct AlmanacSweepStatus
 	char		error[ALMANAC_ERROR_LEN];
 } AlmanacSweepStatus;
 
+/*
+ * The column families of a store, as its owner has them: published in the
+ * store's entry so that a backend can name a column family's id without
+ * opening a secondary instance (kv/access.c defers that open).  The owner
+ * writes the list while cf_version is odd (at its start, and around each
+ * create and drop), so a reader that read the same even cf_version before
+ * and after reading it read a list that was exact in between.
+ */
+#define ALMANAC_MAX_SHOWN_CFS	64
+
+typedef struct AlmanacStoreCf
+{
+	char		name[NAMEDATALEN];
+	uint32		id;
+} AlmanacStoreCf;
+
 typedef struct AlmanacStoreEntry
 {
 	char		path[MAXPGPATH];
@@ -111,6 +127,10 @@ typedef struct AlmanacStoreEntry
 	/* group commit (owner.c): batches applied, and the syncs that made them durable */
 	pg_atomic_uint64 commit_batches;
 	pg_atomic_uint64 commit_syncs;
+	/* the owner's column families (see above); -1: not known (none
+	 * published yet, more than ALMANAC_MAX_SHOWN_CFS, or a longer name) */
+	int			ncfs_shown;
+	AlmanacStoreCf cfs_shown[ALMANAC_MAX_SHOWN_CFS];
 } AlmanacStoreEntry;
 
 typedef enum AlmanacRequestType
@@ -225,6 +245,15 @@ extern uint64 almanac_store_published_seq(int store);
 /* the entry of a dropped database's removed store is free again */
 extern void almanac_store_release_entry(const char *path);
 extern uint64 almanac_store_cf_version(int store);
+
+/*
+ * The id of store's column family name, from the list its owner published
+ * (see AlmanacStoreCf), without opening anything: true and *cf_id if the
+ * list is known and names it; false if it does not, or cannot be read now
+ * (the owner is changing it, or has not published it): the caller then asks
+ * a secondary instance, as it would without the list.
+ */
+extern bool almanac_store_cf_id(int store, const char *name, uint32 *cf_id);
 extern uint32 almanac_store_properties(int store, const char *name,
 									   uint64 props[ALMANAC_NPROPS]);
 extern bool almanac_store_batch_to_log(uint64 *incarnation, uint64 *batch_seq);
