@@ -101,8 +101,6 @@ set_all_save_points(void)
 		rocksdb_writebatch_wi_set_save_point(xact_batch);
 }
 
-static void ship_earlier(int store);
-
 /*
  * Is x the (sub)transaction y, or one of y's subtransactions?  Then a write
  * by y may replace a write by x in the batch: whenever x's write counts, y's
@@ -123,18 +121,22 @@ xid_within(FullTransactionId x, FullTransactionId y)
 }
 
 /*
- * Would a write by xid replace, in the batch's index, a write that must
- * outlive a rollback of xid?  The batch keeps one entry per key, and what a
- * ROLLBACK TO SAVEPOINT restores from it is gone once the batch is sent: so
- * such a write must not replace the other in the batch, but follow it to the
- * owner, which keeps the older version under the newer (store/owner.c
- * applies a request's entries in order).  prev is the batch's entry.
+ * Would a write by xid, the current (sub)transaction's, replace in the
+ * batch's index a write that must outlive a rollback of xid?  The batch
+ * keeps one entry per key, and what a ROLLBACK TO SAVEPOINT restores from it
+ * is gone once the batch is sent: so such a write must not replace the
+ * other in the batch, but follow it to the owner, which keeps the older
+ * version under the newer (store/owner.c applies a request's entries in
+ * order).  prev is the batch's entry.  At the top level every write of the
+ * transaction is within xid.
  */
 static bool
 replaces_outliving_write(const char *prev, size_t prev_len, FullTransactionId xid)
 {
 	AlmanacIntent p;
 
+	if (GetCurrentTransactionNestLevel() == 1)
+		return false;
 	almanac_intent_parse(prev, prev_len, &p);
 	return !FullTransactionIdEquals(p.xid, xid) && !xid_within(p.xid, xid);
 }
@@ -154,21 +156,29 @@ written_cf(AlmanacReader *reader, uint32 cf_id)
 }
 
 /*
- * With put, the blind writes go into the batch, in order.  Without, whether
- * that would replace a write that must outlive one of them
- * (replaces_outliving_write), which needs a save point open: otherwise
- * every write is of the top level or of a released subtransaction, within it.
+ * The blind writes go into xact_batch, in the order written, so that the
+ * batch holds every write of the transaction (for a reader, a savepoint, a
+ * write that is not blind).  None of them replaces there a write that must
+ * outlive it: almanac_xact_put_blind sent the batch with such a write
+ * instead.  So this never sends anything, and may run at a save point's
+ * start: an ERROR there (the owner's refusal of a send) would leave
+ * PostgreSQL's subtransaction half started, and an enclosing PL/pgSQL
+ * exception block that caught it would end the session (FATAL, "unexpected
+ * state SUBBEGIN").
  */
-static bool
-blind_walk(AlmanacReader *reader, bool put)
+static void
+fold_blind(void)
 {
-	const char *p = blind.data;
-	const char *end = blind.data + blind.len;
-	bool		check = !put && nsavepoints > 0 &&
-		rocksdb_writebatch_wi_count(xact_batch) > 0;
+	AlmanacReader *reader;
+	const char *p;
+	const char *end;
 
-	if (!put && !check)
-		return false;
+	if (blind.len == 0)
+		return;
+	Assert(xact_batch != NULL && xact_store >= 0);
+	reader = almanac_reader(xact_store);
+	p = blind.data;
+	end = blind.data + blind.len;
 	while (p < end)
 	{
 		const char *key;
@@ -176,52 +186,12 @@ blind_walk(AlmanacReader *reader, bool put)
 		uint32		klen;
 		uint32		vlen;
 		AlmanacIntent intent;
-		rocksdb_column_family_handle_t *cf;
-		char	   *prev;
-		size_t		prev_len;
-		bool		replaces;
 
 		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
 		almanac_intent_parse(val, vlen, &intent);
-		cf = written_cf(reader, intent.cf_id);
-		if (put)
-		{
-			rocksdb_writebatch_wi_put_cf(xact_batch, cf, key, klen, val, vlen);
-			continue;
-		}
-		prev = almanac_batch_lookup(xact_batch, cf, key, klen, &prev_len);
-		if (prev == NULL)
-			continue;
-		replaces = replaces_outliving_write(prev, prev_len, intent.xid);
-		pfree(prev);
-		if (replaces)
-			return true;
+		rocksdb_writebatch_wi_put_cf(xact_batch, written_cf(reader, intent.cf_id),
+									 key, klen, val, vlen);
 	}
-	return false;
-}
-
-/*
- * The blind writes go into xact_batch, in the order written, so that the
- * batch holds every write of the transaction (for a reader, a savepoint, a
- * write that is not blind).  If one of them would replace there a write
- * that must outlive it, the batch and the blind writes are sent instead, in
- * that order (replaces_outliving_write).
- */
-static void
-fold_blind(void)
-{
-	AlmanacReader *reader;
-
-	if (blind.len == 0)
-		return;
-	Assert(xact_batch != NULL && xact_store >= 0);
-	reader = almanac_reader(xact_store);
-	if (blind_walk(reader, false))
-	{
-		ship_earlier(xact_store);
-		return;
-	}
-	(void) blind_walk(reader, true);
 	resetStringInfo(&blind);
 }
 
@@ -620,8 +590,9 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		case SUBXACT_EVENT_START_SUB:
 
 			/*
-			 * The blind writes so far are from before the save point.  Folded
-			 * (or sent) before the save point counts: they are the parent's.
+			 * The blind writes so far are from before the save point: folded
+			 * before it is set, they are the parent's.  Sends nothing (see
+			 * fold_blind).
 			 */
 			fold_blind();
 			if (nsavepoints == maxsavepoints)
@@ -946,6 +917,7 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	AlmanacIntent intent;
 	rocksdb_writebatch_wi_t *batch;
 	size_t		bytes;
+	bool		outliving = false;
 
 	if (buf.data == NULL || blind.data == NULL)
 	{
@@ -967,6 +939,28 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	note_xid(intent.xid);
 	batch = xact_batch_for_write(store);
 	note_cf(cf_id);
+
+	/*
+	 * Folded into the batch later (fold_blind), this write would replace
+	 * there the batch's write of the key, if any: if that one must outlive
+	 * this subtransaction, both go to the owner now, in order.  Checked here,
+	 * where an ERROR is an ordinary one, not when folding, which a save
+	 * point's start does (see fold_blind).  The batch's entry is the one the
+	 * fold would replace: the blind writes before this one, which the fold
+	 * puts first, are all within this (sub)transaction, since each save
+	 * point folds them before it starts.
+	 */
+	if (GetCurrentTransactionNestLevel() > 1 && rocksdb_writebatch_wi_count(batch) > 0)
+	{
+		size_t		prev_len;
+		char	   *prev = almanac_batch_lookup(batch, cf, key, klen, &prev_len);
+
+		if (prev)
+		{
+			outliving = replaces_outliving_write(prev, prev_len, intent.xid);
+			pfree(prev);
+		}
+	}
 	resetStringInfo(&buf);
 	almanac_intent_encode(&buf, &intent);
 	almanac_apply_append(&blind, key, klen, buf.data, buf.len);
@@ -985,9 +979,10 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	 * send, the commit and any read of the store wait for it (settle_posted).
 	 */
 	if (almanac_mirror_send_size > 0 &&
-		bytes >= (size_t) Min(almanac_mirror_send_size, almanac_write_batch_size) * 1024)
+		(outliving ||
+		 bytes >= (size_t) Min(almanac_mirror_send_size, almanac_write_batch_size) * 1024))
 		ship_batch(false, true, false);
-	else if (bytes >= (size_t) almanac_write_batch_size * 1024)
+	else if (outliving || bytes >= (size_t) almanac_write_batch_size * 1024)
 		ship();
 }
 

@@ -5,8 +5,9 @@
 # not take the older write with it when the subtransaction rolls back: the
 # heap keeps the outer row version, and so must the store.
 #  - src/kv/xact.c sends the older write first (replaces_outliving_write):
-#    from the write path (almanac_xact_put) and when the mirrors' blind
-#    writes are folded into the batch at a save point (fold_blind);
+#    from the write path (almanac_xact_put) and from the mirrors' blind
+#    writes (almanac_xact_put_blind), never when those are folded into the
+#    batch at a save point's start (fold_blind), which must not fail;
 #  - src/store/owner.c merges a key written twice in one request into the
 #    version list the first write made (payload_writes_key_twice), as the
 #    mirrors' blind writes follow the batch's;
@@ -145,6 +146,51 @@ my $versions = $node->safe_psql('postgres', q{
 	SELECT is_safe FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 900;
 });
 is($versions, "1\nt", 'one version for a key written four times by one transaction in one request');
+
+# A save point's start sends nothing: PostgreSQL cannot take an ERROR there
+# (the owner's refusal of a send), and an enclosing PL/pgSQL exception block
+# that caught one would end the session (FATAL "unexpected state SUBBEGIN").
+# The outer block's mirror write of a block the transaction wrote before
+# the block is sent with it by the write itself, whose refusal the outer
+# block catches; the transaction then cannot commit.
+$node->safe_psql('postgres', q{
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 950, '0x' || repeat('78', 32), '0x' || repeat('cd', 32), '2024-01-01 00:00:00+00');
+});
+$node->safe_psql('postgres', "ALTER SYSTEM SET almanac.fault_point = 'owner_refuse_apply'");
+$node->reload;
+sleep(1);
+my ($out, $err) = ('', '');
+$node->psql('postgres', q{
+	SET almanac.mirror_send_size = 0;
+	BEGIN;
+	UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 950;
+	DO $$
+	BEGIN
+		UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 950;
+		BEGIN
+			PERFORM 1;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE NOTICE 'inner block caught %', SQLSTATE;
+		END;
+	EXCEPTION WHEN OTHERS THEN
+		RAISE NOTICE 'outer block caught %', SQLSTATE;
+	END $$;
+	SELECT 'session alive';
+	COMMIT;
+}, stdout => \$out, stderr => \$err);
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET almanac.fault_point');
+$node->reload;
+sleep(1);
+unlike($err, qr/FATAL/, 'a refused send inside nested exception blocks does not end the session');
+like($err, qr/outer block caught 58030/, 'the write that sent raised the refusal, in the outer block');
+is($out, 'session alive', 'the session goes on');
+like($err, qr/refused writes this transaction sent before its end/,
+	'and the transaction, which lost its write, cannot commit');
+is($node->safe_psql('postgres', q{
+	SELECT is_safe FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 950;
+	SELECT count(*) FROM almanac.verify('almanac.blocks');
+}), "f\n0", 'nothing of it committed, in the heap or the mirror');
 
 $node->stop;
 done_testing();
