@@ -49,6 +49,9 @@ static bool xact_shipped = false;
 /* the transaction sent writes mid-transaction (almanac_xact_sent_mid_xact) */
 static bool sent_mid_xact = false;
 
+/* a subtransaction wrote since the transaction began (see Restamp) */
+static bool subxact_wrote = false;
+
 /*
  * A batch posted without waiting (ship_batch's 'wait' false) whose answer
  * is not taken yet: its store, and its WAL message (header and payload, in
@@ -227,6 +230,8 @@ xact_batch_for_write(int store)
 		set_all_save_points();
 	}
 	batch_level = Min(batch_level, GetCurrentTransactionNestLevel());
+	if (GetCurrentTransactionNestLevel() > 1)
+		subxact_wrote = true;
 	return xact_batch;
 }
 
@@ -309,12 +314,117 @@ note_cf(uint32 cf_id)
 	xact_cfs[xact_ncfs++] = cf_id;
 }
 
+/*
+ * The payload of a send while the transaction goes on, whose entries written
+ * by a subtransaction released since are restamped with the xid of its
+ * innermost open ancestor.  Such a write is undone exactly when that
+ * ancestor is (and committed with it), so every snapshot judges it as it
+ * judges the ancestor's own writes; stamped so, it replaces at the owner the
+ * versions that ancestor and its released subtransactions wrote before
+ * (codec/visibility.c drops a version its own writer replaces), instead of
+ * piling up one version per subtransaction: a PL/pgSQL loop whose exception
+ * block writes a key sends the previous iteration's write each time
+ * (replaces_outliving_write), and its version list would grow with every
+ * iteration, each send rewriting it whole.
+ */
+typedef struct Restamp
+{
+	StringInfo	buf;
+	int			nopen;			/* 0: every entry as it is */
+	TransactionId *open;		/* the current (sub)transaction and its ancestors */
+	TransactionId from;			/* the last entry restamped: its xid */
+	TransactionId to;			/* and its ancestor's */
+	StringInfoData entry;
+} Restamp;
+
+static bool
+xid_open(const Restamp *r, TransactionId xid)
+{
+	for (int i = 0; i < r->nopen; i++)
+		if (TransactionIdEquals(r->open[i], xid))
+			return true;
+	return false;
+}
+
+/*
+ * Start a payload in buf.  Restamping is needed only when a subtransaction
+ * wrote and the transaction goes on (at its end every level left is
+ * released into the top one, whose xid the versions' judgement ends at
+ * anyway), and possible only when the current (sub)transaction has an xid.
+ */
+static void
+restamp_begin(Restamp *r, StringInfo buf, bool final)
+{
+	FullTransactionId cur = GetCurrentFullTransactionIdIfAny();
+
+	memset(r, 0, sizeof(Restamp));
+	r->buf = buf;
+	if (final || !subxact_wrote || !FullTransactionIdIsValid(cur))
+		return;
+	r->open = palloc(sizeof(TransactionId) * GetCurrentTransactionNestLevel());
+	for (TransactionId x = XidFromFullTransactionId(cur);
+		 TransactionIdIsValid(x) && r->nopen < GetCurrentTransactionNestLevel();
+		 x = SubTransGetParent(x))
+		r->open[r->nopen++] = x;
+	initStringInfo(&r->entry);
+}
+
 /* an entry of the ALMANAC_REQ_APPLY payload (store/payload.h) */
+static void
+restamp_append(Restamp *r, const char *k, size_t klen, const char *v, size_t vlen)
+{
+	AlmanacIntent intent;
+	TransactionId xid;
+
+	if (r->nopen == 0)
+	{
+		almanac_apply_append(r->buf, k, klen, v, vlen);
+		return;
+	}
+	almanac_intent_parse(v, vlen, &intent);
+	xid = XidFromFullTransactionId(intent.xid);
+	if (xid_open(r, xid))
+	{
+		almanac_apply_append(r->buf, k, klen, v, vlen);
+		return;
+	}
+	if (!TransactionIdEquals(xid, r->from))
+	{
+		TransactionId a = xid;
+
+		/* the first open one up its chain of parents */
+		while (TransactionIdIsValid(a) && !xid_open(r, a))
+			a = SubTransGetParent(a);
+		r->from = xid;
+		r->to = a;
+	}
+	if (!TransactionIdIsValid(r->to))
+	{
+		/* cannot happen: the top-level transaction is open */
+		almanac_apply_append(r->buf, k, klen, v, vlen);
+		return;
+	}
+	intent.xid = FullTransactionIdFromU64(U64FromFullTransactionId(intent.xid) -
+										  (uint32) (xid - r->to));
+	resetStringInfo(&r->entry);
+	almanac_intent_encode(&r->entry, &intent);
+	almanac_apply_append(r->buf, k, klen, r->entry.data, r->entry.len);
+}
+
 static void
 append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 			 const char *k, size_t klen, const char *v, size_t vlen)
 {
-	almanac_apply_append((StringInfo) arg, k, klen, v, vlen);
+	restamp_append((Restamp *) arg, k, klen, v, vlen);
+}
+
+static void
+restamp_end(Restamp *r)
+{
+	if (r->open)
+		pfree(r->open);
+	if (r->entry.data)
+		pfree(r->entry.data);
 }
 
 /* the length of a batch message's header for the store */
@@ -429,6 +539,7 @@ ship_batch(bool final, bool own, bool wait)
 	uint64		seq;
 	uint64		incarnation;
 	MemoryContext old;
+	Restamp		restamp;
 
 	/* earlier sends first: their messages precede this one's in the WAL */
 	settle_posted();
@@ -447,12 +558,30 @@ ship_batch(bool final, bool own, bool wait)
 	initStringInfo(&buf);
 	MemoryContextSwitchTo(old);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
+	restamp_begin(&restamp, &buf, final);
 	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
 		for (int i = 0; i < xact_ncfs; i++)
-			batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &buf);
+			batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &restamp);
 	/* after the batch's: written after them (a write that is not blind folds) */
-	if (blind.len > 0)
+	if (blind.len > 0 && restamp.nopen == 0)
 		appendBinaryStringInfo(&buf, blind.data, blind.len);
+	else if (blind.len > 0)
+	{
+		const char *p = blind.data;
+		const char *end = blind.data + blind.len;
+
+		while (p < end)
+		{
+			const char *key;
+			const char *val;
+			uint32		klen;
+			uint32		vlen;
+
+			almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
+			restamp_append(&restamp, key, klen, val, vlen);
+		}
+	}
+	restamp_end(&restamp);
 	if (!wait && !final)
 	{
 		almanac_store_post_apply(xact_store, buf.data + header_len(xact_store),
@@ -536,6 +665,7 @@ reset_state(void)
 	batch_level = INT_MAX;
 	posted_level = INT_MAX;
 	sent_mid_xact = false;
+	subxact_wrote = false;
 	xact_ncfs = 0;
 	xact_logged_xid = InvalidFullTransactionId;
 	nsavepoints = 0;

@@ -147,6 +147,43 @@ my $versions = $node->safe_psql('postgres', q{
 });
 is($versions, "1\nt", 'one version for a key written four times by one transaction in one request');
 
+# A loop whose exception block writes a key sends each iteration's write
+# when the next one writes the key (the next may roll back alone).  Sent
+# after its subtransaction was released, a write is stamped with the
+# innermost open level (here the top one), whose visibility it shares, so
+# it replaces the earlier iterations' versions at the owner instead of
+# adding one version per iteration (each send rewriting them all).
+my $loop = $node->safe_psql('postgres', q{
+	INSERT INTO kv VALUES (4, '0');
+	INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+	VALUES ('eth', 940, '0x' || repeat('9a', 32), '0x' || repeat('cd', 32), '2024-01-01 00:00:00+00');
+	SET almanac.mirror_send_size = 0;
+	BEGIN;
+	DO $$
+	BEGIN
+		FOR i IN 1..300 LOOP
+			BEGIN
+				UPDATE kv SET v = i::text WHERE k = 4;
+				UPDATE almanac.blocks SET is_safe = NOT is_safe WHERE block_number = 940;
+				IF i = 300 THEN
+					RAISE EXCEPTION 'undo iteration %', i;
+				END IF;
+			EXCEPTION WHEN raise_exception THEN
+				NULL;
+			END;
+		END LOOP;
+	END $$;
+	SELECT count(*) FROM almanac.value_versions('almanac_store', 'kv', almanac.make_key('kv', row(4::bigint)));
+	SELECT count(*) FROM almanac.value_versions('almanac_store', 'mirror.blocks', almanac.block_key('eth', 940));
+	COMMIT;
+	SET almanac.shared_row_cache = off;
+	SELECT v FROM kv WHERE k = 4;
+	SELECT is_safe FROM almanac.blocks WHERE chain_id = 'eth' AND block_number = 940;
+	SELECT count(*) FROM almanac.verify('almanac.blocks');
+});
+is($loop, "2\n2\n299\nt\n0",
+	'a released iteration\'s sent write replaces the earlier ones\' versions; the last iteration\'s rollback keeps the one before');
+
 # A save point's start sends nothing: PostgreSQL cannot take an ERROR there
 # (the owner's refusal of a send), and an enclosing PL/pgSQL exception block
 # that caught one would end the session (FATAL "unexpected state SUBBEGIN").
