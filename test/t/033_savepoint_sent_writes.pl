@@ -9,7 +9,7 @@
 #    writes (almanac_xact_put_blind), never when those are folded into the
 #    batch at a save point's start (fold_blind), which must not fail;
 #  - src/store/owner.c merges a key written twice in one request into the
-#    version list the first write made (payload_writes_key_twice), as the
+#    version list the first write made (keys_written_twice), as the
 #    mirrors' blind writes follow the batch's;
 #  - src/codec/visibility.c drops a version its own writer replaces, so
 #    that a key rewritten many times in one request keeps one version.
