@@ -366,12 +366,27 @@ based_on(AlmanacModifyState *m, FullTransactionId *expected)
  * The old row an UPDATE or DELETE acts on, from the plan's junk column:
  * false (skip it) when this statement already changed it, or when it is gone
  * once its key lock is granted; else *expected is the version it is based on.
+ * A row a command the statement triggered has changed since the statement
+ * began is refused with the heap's error (27000, nested.h): the statement's
+ * write, computed from the row it read, would replace the newer one.
  */
 static bool
-row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, FullTransactionId *expected)
+row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, FullTransactionId *expected,
+		   bool delete)
 {
 	old_row_key(m, planSlot);
-	return !self_modified(m) && based_on(m, expected);
+	if (self_modified(m))
+		return false;
+	if (almanac_writer_written_later(&m->w, m->oldkey.data, m->oldkey.len))
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 delete
+				 ? errmsg("row of foreign table \"%s\" to be deleted was already modified by an operation triggered by the current command",
+						  RelationGetRelationName(m->a.t->rel))
+				 : errmsg("row of foreign table \"%s\" to be updated was already modified by an operation triggered by the current command",
+						  RelationGetRelationName(m->a.t->rel)),
+				 errhint("Consider using an AFTER trigger instead of a BEFORE trigger to propagate changes to other rows.")));
+	return based_on(m, expected);
 }
 
 static TupleTableSlot *
@@ -385,7 +400,7 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	check_partition(rinfo, slot, estate, true);
 	old = MemoryContextSwitchTo(m->rowcxt);
 	slot_getallattrs(slot);
-	if (!row_target(m, planSlot, &expected))
+	if (!row_target(m, planSlot, &expected, false))
 	{
 		row_end(m, old);
 		return NULL;
@@ -419,7 +434,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
 	FullTransactionId expected;
 
-	if (!row_target(m, planSlot, &expected))
+	if (!row_target(m, planSlot, &expected, true))
 	{
 		row_end(m, old);
 		return NULL;

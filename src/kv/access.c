@@ -23,6 +23,7 @@
 #include "fault.h"
 #include "kv/access.h"
 #include "kv/keylock.h"
+#include "kv/nested.h"
 #include "kv/rocks.h"
 #include "kv/rowcache.h"
 #include "kv/sharedcache.h"
@@ -1161,6 +1162,9 @@ writer_cleanup(void *arg)
 	if (w->stmt)
 		rocksdb_writebatch_wi_destroy(w->stmt);
 	w->stmt = NULL;
+	if (w->nested_open)
+		almanac_nested_writer_close();
+	w->nested_open = false;
 }
 
 void
@@ -1175,6 +1179,10 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
 	w->a = a;
 	initStringInfo(&w->looked_up);
 	w->stmt = almanac_stmt_batch_create();
+	/* the statement's command id: es_output_cid, read at executor start */
+	w->cid = GetCurrentCommandId(false);
+	almanac_nested_writer_open(w->cid);
+	w->nested_open = true;
 }
 
 /* the buffered write of key, remembered for almanac_writer_put */
@@ -1239,6 +1247,7 @@ almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen, AlmanacInte
 		look_up_buffered(w, key, klen);
 	almanac_xact_put(w->a->store, w->stmt, w->a->cf, key, klen, &intent,
 					 w->buffered, w->buffered_len);
+	almanac_nested_note_write(w->a->store, w->a->cf_id, key, klen, w->cid);
 	w->have_looked_up = false;
 }
 
@@ -1269,6 +1278,12 @@ almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
 	almanac_writer_put(w, key, klen, upsert ? ALMANAC_INTENT_UPSERT : ALMANAC_INTENT_INSERT,
 					   now.xid, image, image_len);
 	return true;
+}
+
+bool
+almanac_writer_written_later(AlmanacKvWriter *w, const char *key, size_t klen)
+{
+	return almanac_nested_written_after(w->a->store, w->a->cf_id, key, klen, w->cid);
 }
 
 bool

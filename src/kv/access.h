@@ -430,6 +430,8 @@ typedef struct AlmanacKvWriter
 	bool		have_looked_up;
 	char	   *buffered;
 	size_t		buffered_len;
+	CommandId	cid;			/* the statement's command id */
+	bool		nested_open;	/* counted open in nested.h */
 	MemoryContextCallback cleanup;
 } AlmanacKvWriter;
 
@@ -475,6 +477,13 @@ extern bool almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t kl
 
 /* did this statement write key already (in the part of its batch it still holds)? */
 extern bool almanac_writer_wrote(AlmanacKvWriter *w, const char *key, size_t klen);
+
+/*
+ * Did a command this statement triggered (a volatile function it calls, a
+ * BEFORE ROW trigger) write key after the statement began?  An UPDATE or
+ * DELETE of such a row is refused, as the heap's is (nested.h).
+ */
+extern bool almanac_writer_written_later(AlmanacKvWriter *w, const char *key, size_t klen);
 
 /* after each row: a batch grown past almanac.write_batch_size goes to the owner now */
 extern void almanac_writer_row_done(AlmanacKvWriter *w);

@@ -18,6 +18,7 @@
 #include "fault.h"
 #include "kv/access.h"
 #include "kv/keylock.h"
+#include "kv/nested.h"
 #include "kv/reader.h"
 #include "kv/rocks.h"
 #include "store/payload.h"
@@ -648,6 +649,7 @@ reset_state(void)
 	posted_store = -1;
 	posted_message.data = NULL;	/* TopTransactionContext's */
 	almanac_key_locks_xact_end();
+	almanac_nested_xact_end();
 	if (xact_batch)
 		rocksdb_writebatch_wi_destroy(xact_batch);
 	xact_batch = NULL;
@@ -751,6 +753,7 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			almanac_key_locks_subxact_abort();
+			almanac_nested_subxact_abort(mySubid);
 			/* writes lost at this level or deeper were undone anyway */
 			if (doomed_level >= GetCurrentTransactionNestLevel())
 				doomed_level = 0;

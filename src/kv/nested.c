@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * nested.c
+ *	  Writes of commands nested in a writing statement (nested.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "kv/nested.h"
+
+/* a key written: its bytes live in nested_cxt */
+typedef struct NestedKey
+{
+	int			store;
+	uint32		cf_id;
+	uint32		klen;
+	const char *key;
+} NestedKey;
+
+typedef struct NestedWrite
+{
+	CommandId	cid;
+	SubTransactionId subid;
+} NestedWrite;
+
+typedef struct NestedEntry
+{
+	NestedKey	key;			/* hash key: first */
+	int			nwrites;
+	int			maxwrites;
+	NestedWrite *writes;
+} NestedEntry;
+
+/* writers open in this transaction, and the command of the first of them */
+static int	open_writers = 0;
+static CommandId outer_cid = InvalidCommandId;
+
+/* the writes of later commands while writers are open: NULL when none */
+static MemoryContext nested_cxt = NULL;
+static HTAB *nested = NULL;
+
+static uint32
+nested_hash(const void *key, Size keysize)
+{
+	const NestedKey *k = key;
+
+	return hash_combine(hash_bytes((const unsigned char *) k->key, k->klen),
+						hash_combine((uint32) k->store, k->cf_id));
+}
+
+static int
+nested_match(const void *key1, const void *key2, Size keysize)
+{
+	const NestedKey *a = key1;
+	const NestedKey *b = key2;
+
+	if (a->store != b->store || a->cf_id != b->cf_id || a->klen != b->klen)
+		return 1;
+	return memcmp(a->key, b->key, a->klen);
+}
+
+static void *
+nested_keycopy(void *dest, const void *src, Size keysize)
+{
+	NestedKey  *d = dest;
+	const NestedKey *s = src;
+	char	   *bytes = MemoryContextAlloc(nested_cxt, Max(s->klen, 1));
+
+	memcpy(bytes, s->key, s->klen);
+	*d = *s;
+	d->key = bytes;
+	return dest;
+}
+
+static void
+forget_all(void)
+{
+	if (nested_cxt != NULL)
+		MemoryContextDelete(nested_cxt);
+	nested_cxt = NULL;
+	nested = NULL;
+}
+
+void
+almanac_nested_writer_open(CommandId cid)
+{
+	if (open_writers++ == 0)
+		outer_cid = cid;
+}
+
+void
+almanac_nested_writer_close(void)
+{
+	/*
+	 * A writer's cleanup may run after the transaction's end reset the count
+	 * (its memory goes with the portal's, after the end callbacks).
+	 */
+	if (open_writers == 0)
+		return;
+	if (--open_writers == 0)
+		forget_all();
+}
+
+void
+almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
+{
+	NestedKey	k;
+	NestedEntry *e;
+	bool		found;
+
+	/* not nested: the first writer's command, or no writer open */
+	if (open_writers == 0 || cid <= outer_cid)
+		return;
+	if (nested == NULL)
+	{
+		HASHCTL		ctl;
+
+		nested_cxt = AllocSetContextCreate(TopTransactionContext, "almanac nested writes",
+										   ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(NestedKey);
+		ctl.entrysize = sizeof(NestedEntry);
+		ctl.hash = nested_hash;
+		ctl.match = nested_match;
+		ctl.keycopy = nested_keycopy;
+		ctl.hcxt = nested_cxt;
+		nested = hash_create("almanac nested writes", 64, &ctl,
+							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+							 HASH_CONTEXT);
+	}
+	k.store = store;
+	k.cf_id = cf_id;
+	k.klen = (uint32) klen;
+	k.key = key;
+	e = hash_search(nested, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->nwrites = 0;
+		e->maxwrites = 4;
+		e->writes = MemoryContextAlloc(nested_cxt, sizeof(NestedWrite) * e->maxwrites);
+	}
+	else if (e->nwrites == e->maxwrites)
+	{
+		e->maxwrites *= 2;
+		e->writes = repalloc(e->writes, sizeof(NestedWrite) * e->maxwrites);
+	}
+	e->writes[e->nwrites].cid = cid;
+	e->writes[e->nwrites].subid = GetCurrentSubTransactionId();
+	e->nwrites++;
+}
+
+bool
+almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
+{
+	NestedKey	k;
+	NestedEntry *e;
+
+	if (nested == NULL)
+		return false;
+	k.store = store;
+	k.cf_id = cf_id;
+	k.klen = (uint32) klen;
+	k.key = key;
+	e = hash_search(nested, &k, HASH_FIND, NULL);
+	if (e == NULL)
+		return false;
+	for (int i = 0; i < e->nwrites; i++)
+		if (e->writes[i].cid > cid)
+			return true;
+	return false;
+}
+
+/*
+ * Subtransaction ids grow, so every subtransaction that began after subid
+ * and wrote before its rollback is subid itself or one inside it: the
+ * writes to forget are those of subid or later.
+ */
+void
+almanac_nested_subxact_abort(SubTransactionId subid)
+{
+	HASH_SEQ_STATUS seq;
+	NestedEntry *e;
+
+	if (nested == NULL)
+		return;
+	hash_seq_init(&seq, nested);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		int			kept = 0;
+
+		for (int i = 0; i < e->nwrites; i++)
+			if (e->writes[i].subid < subid)
+				e->writes[kept++] = e->writes[i];
+		e->nwrites = kept;
+	}
+}
+
+void
+almanac_nested_xact_end(void)
+{
+	open_writers = 0;
+	outer_cid = InvalidCommandId;
+	forget_all();
+}
