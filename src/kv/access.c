@@ -549,13 +549,15 @@ static char *
 access_buffered(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
 				size_t klen, size_t *vlen)
 {
+	bool		in_stmt;
+
 	if (a->db == NULL)
 	{
-		if (stmt == NULL && almanac_xact_batch(a->store) == NULL)
+		if (stmt == NULL && almanac_xact_batch(a->store) == NULL && !almanac_nested_any_open())
 			return NULL;
 		access_open(a);
 	}
-	return almanac_xact_buffered(a->store, stmt, a->cf, key, klen, vlen);
+	return almanac_xact_buffered(a->store, stmt, a->cf, a->cf_id, key, klen, vlen, &in_stmt);
 }
 
 /*
@@ -1163,7 +1165,7 @@ writer_cleanup(void *arg)
 		rocksdb_writebatch_wi_destroy(w->stmt);
 	w->stmt = NULL;
 	if (w->nested_open)
-		almanac_nested_writer_close();
+		almanac_nested_writer_close(&w->stmt);
 	w->nested_open = false;
 }
 
@@ -1181,7 +1183,7 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
 	w->stmt = almanac_stmt_batch_create();
 	/* the statement's command id: es_output_cid, read at executor start */
 	w->cid = GetCurrentCommandId(false);
-	almanac_nested_writer_open(w->cid);
+	almanac_nested_writer_open(w->cid, a->store, a->cf_id, &w->stmt);
 	w->nested_open = true;
 }
 
@@ -1189,8 +1191,8 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
 static void
 look_up_buffered(AlmanacKvWriter *w, const char *key, size_t klen)
 {
-	w->buffered = almanac_xact_buffered(w->a->store, w->stmt, w->a->cf, key, klen,
-										&w->buffered_len);
+	w->buffered = almanac_xact_buffered(w->a->store, w->stmt, w->a->cf, w->a->cf_id, key, klen,
+										&w->buffered_len, &w->buffered_in_stmt);
 	resetStringInfo(&w->looked_up);
 	appendBinaryStringInfo(&w->looked_up, key, klen);
 	w->have_looked_up = true;
@@ -1246,7 +1248,7 @@ almanac_writer_put(AlmanacKvWriter *w, const char *key, size_t klen, AlmanacInte
 		memcmp(w->looked_up.data, key, klen) != 0)
 		look_up_buffered(w, key, klen);
 	almanac_xact_put(w->a->store, w->stmt, w->a->cf, key, klen, &intent,
-					 w->buffered, w->buffered_len);
+					 w->buffered, w->buffered_len, w->buffered_in_stmt);
 	almanac_nested_note_write(w->a->store, w->a->cf_id, key, klen, w->cid);
 	w->have_looked_up = false;
 }
@@ -1298,7 +1300,7 @@ almanac_writer_wrote(AlmanacKvWriter *w, const char *key, size_t klen)
 void
 almanac_writer_row_done(AlmanacKvWriter *w)
 {
-	if (almanac_stmt_batch_ship_early(w->a->store, &w->stmt, w->a->cf, w->a->cf_id))
+	if (almanac_stmt_batch_ship_early(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->cid))
 		w->shipped_early = true;
 }
 
@@ -1307,6 +1309,7 @@ almanac_writer_end(AlmanacKvWriter *w)
 {
 	if (w->stmt == NULL)
 		return;
-	almanac_stmt_batch_merge(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->shipped_early);
+	almanac_stmt_batch_merge(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->cid,
+							 w->shipped_early);
 	writer_cleanup(w);
 }

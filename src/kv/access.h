@@ -430,6 +430,7 @@ typedef struct AlmanacKvWriter
 	bool		have_looked_up;
 	char	   *buffered;
 	size_t		buffered_len;
+	bool		buffered_in_stmt;	/* found in a statement batch */
 	CommandId	cid;			/* the statement's command id */
 	bool		nested_open;	/* counted open in nested.h */
 	MemoryContextCallback cleanup;

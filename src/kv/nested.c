@@ -10,6 +10,7 @@
 #include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "kv/nested.h"
 
@@ -36,9 +37,24 @@ typedef struct NestedEntry
 	NestedWrite *writes;
 } NestedEntry;
 
-/* writers open in this transaction, and the command of the first of them */
-static int	open_writers = 0;
+/* a writer open in this transaction */
+typedef struct OpenWriter
+{
+	CommandId	cid;
+	int			store;
+	uint32		cf_id;
+	rocksdb_writebatch_wi_t **stmt;
+} OpenWriter;
+
+/* writers open in this transaction, in the order opened */
+static OpenWriter *open_writers = NULL;
+static int	nopen = 0;
+static int	maxopen = 0;
+/* the command of the first writer opened while none was */
 static CommandId outer_cid = InvalidCommandId;
+
+/* almanac_nested_visible's answer */
+static AlmanacOpenWrites *visible = NULL;
 
 /* the writes of later commands while writers are open: NULL when none */
 static MemoryContext nested_cxt = NULL;
@@ -77,6 +93,21 @@ nested_keycopy(void *dest, const void *src, Size keysize)
 	return dest;
 }
 
+/* key's entry, or NULL */
+static NestedEntry *
+find_entry(int store, uint32 cf_id, const char *key, size_t klen)
+{
+	NestedKey	k;
+
+	if (nested == NULL)
+		return NULL;
+	k.store = store;
+	k.cf_id = cf_id;
+	k.klen = (uint32) klen;
+	k.key = key;
+	return hash_search(nested, &k, HASH_FIND, NULL);
+}
+
 static void
 forget_all(void)
 {
@@ -87,23 +118,81 @@ forget_all(void)
 }
 
 void
-almanac_nested_writer_open(CommandId cid)
+almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **stmt)
 {
-	if (open_writers++ == 0)
+	if (nopen == maxopen)
+	{
+		maxopen = Max(8, maxopen * 2);
+		open_writers = open_writers
+			? repalloc(open_writers, sizeof(OpenWriter) * maxopen)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(OpenWriter) * maxopen);
+		visible = visible
+			? repalloc(visible, sizeof(AlmanacOpenWrites) * maxopen)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(AlmanacOpenWrites) * maxopen);
+	}
+	if (nopen == 0)
 		outer_cid = cid;
+	open_writers[nopen].cid = cid;
+	open_writers[nopen].store = store;
+	open_writers[nopen].cf_id = cf_id;
+	open_writers[nopen].stmt = stmt;
+	nopen++;
 }
 
 void
-almanac_nested_writer_close(void)
+almanac_nested_writer_close(rocksdb_writebatch_wi_t **stmt)
 {
 	/*
-	 * A writer's cleanup may run after the transaction's end reset the count
-	 * (its memory goes with the portal's, after the end callbacks).
+	 * A writer's cleanup may run after the transaction's end emptied the
+	 * list (its memory goes with the portal's, after the end callbacks): it
+	 * is then not found.
 	 */
-	if (open_writers == 0)
+	for (int i = nopen - 1; i >= 0; i--)
+	{
+		if (open_writers[i].stmt != stmt)
+			continue;
+		memmove(&open_writers[i], &open_writers[i + 1], sizeof(OpenWriter) * (nopen - i - 1));
+		if (--nopen == 0)
+			forget_all();
 		return;
-	if (--open_writers == 0)
-		forget_all();
+	}
+}
+
+bool
+almanac_nested_any_open(void)
+{
+	return nopen > 0;
+}
+
+int
+almanac_nested_visible(int store, uint32 cf_id, AlmanacOpenWrites **out)
+{
+	CommandId	reader;
+	int			n = 0;
+
+	*out = visible;
+	if (nopen == 0 || !ActiveSnapshotSet())
+		return 0;
+	reader = GetActiveSnapshot()->curcid;
+	for (int i = 0; i < nopen; i++)
+	{
+		OpenWriter *w = &open_writers[i];
+
+		if (w->cid >= reader || w->store != store || w->cf_id != cf_id || *w->stmt == NULL)
+			continue;
+		visible[n].stmt = *w->stmt;
+		visible[n].cid = w->cid;
+		/* oldest command first: insert in order (a handful at most) */
+		for (int j = n; j > 0 && visible[j - 1].cid > visible[j].cid; j--)
+		{
+			AlmanacOpenWrites t = visible[j];
+
+			visible[j] = visible[j - 1];
+			visible[j - 1] = t;
+		}
+		n++;
+	}
+	return n;
 }
 
 void
@@ -113,9 +202,17 @@ almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,
 	NestedEntry *e;
 	bool		found;
 
-	/* not nested: the first writer's command, or no writer open */
-	if (open_writers == 0 || cid <= outer_cid)
+	if (nopen == 0)
 		return;
+	if (cid <= outer_cid)
+	{
+		/*
+		 * Not nested: the first writer's command.  Recorded only for a key a
+		 * nested command wrote already, so that the record keeps the order.
+		 */
+		if (find_entry(store, cf_id, key, klen) == NULL)
+			return;
+	}
 	if (nested == NULL)
 	{
 		HASHCTL		ctl;
@@ -154,18 +251,24 @@ almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,
 }
 
 bool
+almanac_nested_recorded(void)
+{
+	return nested != NULL;
+}
+
+bool
+almanac_nested_superseded(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
+{
+	NestedEntry *e = find_entry(store, cf_id, key, klen);
+
+	return e != NULL && e->nwrites > 0 && e->writes[e->nwrites - 1].cid > cid;
+}
+
+bool
 almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
 {
-	NestedKey	k;
-	NestedEntry *e;
+	NestedEntry *e = find_entry(store, cf_id, key, klen);
 
-	if (nested == NULL)
-		return false;
-	k.store = store;
-	k.cf_id = cf_id;
-	k.klen = (uint32) klen;
-	k.key = key;
-	e = hash_search(nested, &k, HASH_FIND, NULL);
 	if (e == NULL)
 		return false;
 	for (int i = 0; i < e->nwrites; i++)
@@ -202,7 +305,7 @@ almanac_nested_subxact_abort(SubTransactionId subid)
 void
 almanac_nested_xact_end(void)
 {
-	open_writers = 0;
+	nopen = 0;
 	outer_cid = InvalidCommandId;
 	forget_all();
 }

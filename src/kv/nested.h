@@ -28,16 +28,68 @@
  * SAVEPOINT forgets the writes the subtransaction made (they are undone),
  * as the heap's aborted updater leaves the row unmodified.
  *
+ * Later commands also see the statement's writes so far, as the heap's
+ * later commands see its rows (their snapshots' command ids are above the
+ * statement's): the open writers are registered here, and a read of the
+ * transaction's own writes (xact.c: almanac_xact_buffered, a scan's
+ * almanac_xact_batch_copy) looks in the statement batch of every open
+ * writer whose command id is below the reading statement's (the active
+ * snapshot's curcid), newest command first.  A statement never sees its own
+ * batch this way, nor does another writer of the same command (a second
+ * foreign partition, a second data-modifying CTE).  A key a later command
+ * wrote after the statement did is "superseded" in the statement's batch:
+ * readers skip that entry and the statement's merge into the transaction's
+ * batch leaves it out, so the later write stays (an AFTER ROW trigger that
+ * updates the row the statement just wrote keeps its update, as the heap's
+ * does).  To know the order, once a key has a record, every writer's write
+ * of it is recorded, the statement's own too.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef ALMANAC_NESTED_H
 #define ALMANAC_NESTED_H
 
+#include <rocksdb/c.h>
+
 #include "access/xact.h"
 
-/* a writer of command cid opens / ends (almanac_writer_begin, its cleanup) */
-extern void almanac_nested_writer_open(CommandId cid);
-extern void almanac_nested_writer_close(void);
+/*
+ * A writer of command cid opens / ends (almanac_writer_begin, its cleanup):
+ * its statement batch *stmt (which the writer may replace, or set to NULL
+ * once merged) holds its writes to column family cf_id of store.
+ */
+extern void almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id,
+									   rocksdb_writebatch_wi_t **stmt);
+extern void almanac_nested_writer_close(rocksdb_writebatch_wi_t **stmt);
+
+/* an open writer's statement batch, as almanac_nested_visible lists them */
+typedef struct AlmanacOpenWrites
+{
+	rocksdb_writebatch_wi_t *stmt;
+	CommandId	cid;
+} AlmanacOpenWrites;
+
+/*
+ * The statement batches of open writers of column family cf_id of store
+ * that the running statement sees (command id below the active snapshot's),
+ * oldest command first, in a static array valid until the next call;
+ * returns how many.
+ */
+extern int	almanac_nested_visible(int store, uint32 cf_id, AlmanacOpenWrites **out);
+
+/* is any writer open? (a cheap test before looking further) */
+extern bool almanac_nested_any_open(void);
+
+/*
+ * Did a command later than cid write key after the writer of command cid
+ * last did?  Then that writer's entry for key is out of date: readers skip
+ * it and its merge leaves it out.
+ */
+extern bool almanac_nested_superseded(int store, uint32 cf_id, const char *key, size_t klen,
+									  CommandId cid);
+
+/* has any write been recorded? (merges check entries only then) */
+extern bool almanac_nested_recorded(void);
 
 /* a writer of command cid wrote key of column family cf_id in store */
 extern void almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,

@@ -822,6 +822,25 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	rocksdb_writebatch_wi_put_cf((rocksdb_writebatch_wi_t *) arg, cf, k, klen, v, vlen);
 }
 
+/* merge_entry for a statement's entries: those a later command superseded stay out */
+typedef struct MergeCurrent
+{
+	rocksdb_writebatch_wi_t *into;
+	int			store;
+	uint32		cf_id;
+	CommandId	cid;			/* the statement's */
+} MergeCurrent;
+
+static void
+merge_current_entry(void *arg, rocksdb_column_family_handle_t *cf,
+					const char *k, size_t klen, const char *v, size_t vlen)
+{
+	MergeCurrent *mc = arg;
+
+	if (!almanac_nested_superseded(mc->store, mc->cf_id, k, klen, mc->cid))
+		rocksdb_writebatch_wi_put_cf(mc->into, cf, k, klen, v, vlen);
+}
+
 /*
  * A copy of the transaction's writes in cf within [lower, upper) (upper
  * empty: no end), for a scan: it iterates the copy over the store, never the
@@ -836,14 +855,34 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 {
 	rocksdb_writebatch_wi_t *batch = almanac_xact_batch(store);
 	rocksdb_writebatch_wi_t *copy;
+	AlmanacOpenWrites *open;
+	int			nopen = almanac_nested_visible(store, cf_id, &open);
 
-	if (batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+	if ((batch == NULL || rocksdb_writebatch_wi_count(batch) == 0) && nopen == 0)
 		return NULL;
 	copy = rocksdb_writebatch_wi_create(0, 1);
 	PG_TRY();
 	{
-		batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
-							upper, upper_len, merge_entry, copy);
+		if (batch != NULL)
+			batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
+								upper, upper_len, merge_entry, copy);
+
+		/*
+		 * Over them, what the statements this one runs inside have written
+		 * so far (nested.h), the oldest command first, but not the entries a
+		 * later command superseded: the batch above has the newer write.
+		 */
+		for (int i = 0; i < nopen; i++)
+		{
+			MergeCurrent mc;
+
+			mc.into = copy;
+			mc.store = store;
+			mc.cf_id = cf_id;
+			mc.cid = open[i].cid;
+			batch_foreach_range(open[i].stmt, almanac_reader(store), cf_id, lower, lower_len,
+								upper, upper_len, merge_current_entry, &mc);
+		}
 	}
 	PG_CATCH();
 	{
@@ -862,7 +901,7 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 						 rocksdb_column_family_handle_t *cf, uint32 cf_id,
-						 bool ship_all)
+						 CommandId cid, bool ship_all)
 {
 	rocksdb_writebatch_wi_t *into;
 
@@ -872,7 +911,22 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 	/* the blind writes came first */
 	fold_blind();
 	note_cf(cf_id);
-	if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
+	if (almanac_nested_recorded())
+	{
+		MergeCurrent mc;
+
+		/*
+		 * A command the statement triggered may have written some of its
+		 * keys after it did (nested.h): that newer write stays.
+		 */
+		mc.into = into;
+		mc.store = store;
+		mc.cf_id = cf_id;
+		mc.cid = cid;
+		batch_foreach(*stmt, almanac_reader(store), cf_id, merge_current_entry, &mc);
+		rocksdb_writebatch_wi_clear(*stmt);
+	}
+	else if (rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
 	{
 		/*
 		 * Nothing buffered before and no save point to keep: the statement's
@@ -910,13 +964,14 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
  */
 bool
 almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
-							  rocksdb_column_family_handle_t *cf, uint32 cf_id)
+							  rocksdb_column_family_handle_t *cf, uint32 cf_id,
+							  CommandId cid)
 {
 	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
 	if (xact_unsent())
 		ship_earlier(store);
-	almanac_stmt_batch_merge(store, stmt, cf, cf_id, true);
+	almanac_stmt_batch_merge(store, stmt, cf, cf_id, cid, true);
 	if (*stmt == NULL)
 		*stmt = almanac_stmt_batch_create();
 	return true;
@@ -949,12 +1004,37 @@ almanac_batch_lookup(rocksdb_writebatch_wi_t *batch, rocksdb_column_family_handl
 
 char *
 almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
-					  rocksdb_column_family_handle_t *cf,
-					  const char *key, size_t klen, size_t *vlen)
+					  rocksdb_column_family_handle_t *cf, uint32 cf_id,
+					  const char *key, size_t klen, size_t *vlen, bool *in_stmt)
 {
 	char	   *val = almanac_batch_lookup(stmt, cf, key, klen, vlen);
+	AlmanacOpenWrites *open;
+	int			n;
 
-	return val ? val : almanac_batch_lookup(almanac_xact_batch(store), cf, key, klen, vlen);
+	*in_stmt = true;
+	if (val)
+		return val;
+
+	/*
+	 * Then what the statements this one runs inside have written so far
+	 * (nested.h), the newest command first; an entry a later command
+	 * superseded is the transaction's batch's to answer.
+	 */
+	n = almanac_nested_visible(store, cf_id, &open);
+	for (int i = n - 1; i >= 0; i--)
+	{
+		if (open[i].stmt == stmt)
+			continue;
+		val = almanac_batch_lookup(open[i].stmt, cf, key, klen, vlen);
+		if (val == NULL)
+			continue;
+		if (!almanac_nested_superseded(store, cf_id, key, klen, open[i].cid))
+			return val;
+		pfree(val);
+		break;
+	}
+	*in_stmt = false;
+	return almanac_batch_lookup(almanac_xact_batch(store), cf, key, klen, vlen);
 }
 
 /*
@@ -994,16 +1074,19 @@ void
 almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 				 rocksdb_column_family_handle_t *cf,
 				 const char *key, size_t klen, AlmanacIntent *intent,
-				 const char *prev, size_t prev_len)
+				 const char *prev, size_t prev_len, bool prev_in_stmt)
 {
 	StringInfoData buf;
 
 	/*
 	 * An earlier write of another level that must outlive this one goes to
 	 * the owner first, and this one stays uncombined: the owner, holding the
-	 * transaction's own version of the key, checks nothing more.
+	 * transaction's own version of the key, checks nothing more.  Not one in
+	 * a statement batch (this statement's, or one it runs inside): this
+	 * write replaces nothing there, and goes away with its statement's batch
+	 * if its subtransaction rolls back.
 	 */
-	if (prev && replaces_outliving_write(prev, prev_len, intent->xid))
+	if (prev && !prev_in_stmt && replaces_outliving_write(prev, prev_len, intent->xid))
 	{
 		ship_earlier(store);
 		prev = NULL;

@@ -72,12 +72,12 @@ extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
 /* may take over *stmt as the transaction's batch, setting *stmt to NULL */
 extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 									 rocksdb_column_family_handle_t *cf, uint32 cf_id,
-									 bool ship_all);
+									 CommandId cid, bool ship_all);
 
 /* a statement's batch, shipped before the statement ends if it is large */
 extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 										  rocksdb_column_family_handle_t *cf,
-										  uint32 cf_id);
+										  uint32 cf_id, CommandId cid);
 
 /*
  * Buffer a write of 'key' in the statement batch, combining it with an
@@ -86,12 +86,13 @@ extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **s
  * that earlier write, as almanac_xact_buffered returned it (NULL: none);
  * the caller usually looked it up already.  If prev must outlive a rollback
  * of the writing subtransaction, the transaction's batch is sent first (the
- * running statement goes on seeing it) and the write is not combined.
+ * running statement goes on seeing it) and the write is not combined; not
+ * when prev_in_stmt (almanac_xact_buffered found prev in a statement batch).
  */
 extern void almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 							 rocksdb_column_family_handle_t *cf,
 							 const char *key, size_t klen, AlmanacIntent *intent,
-							 const char *prev, size_t prev_len);
+							 const char *prev, size_t prev_len, bool prev_in_stmt);
 
 /*
  * A blind write of key, for the mirrors (mirror/mirror.h): an UPSERT of image, or
@@ -135,9 +136,15 @@ extern bool almanac_xact_sent_mid_xact(int store);
  * batch nor the store until then.
  */
 extern void almanac_xact_settle(int store);
-/* the write this transaction has buffered for key, if any (palloc'd) */
+/*
+ * The write this transaction has buffered for key, if any (palloc'd): in
+ * stmt (the statement's batch, may be NULL), else in the batches of the
+ * statements the running one runs inside (kv/nested.h), else in the
+ * transaction's batch.  *in_stmt: not found in the transaction's batch.
+ */
 extern char *almanac_xact_buffered(int store, rocksdb_writebatch_wi_t *stmt,
-								   rocksdb_column_family_handle_t *cf,
-								   const char *key, size_t klen, size_t *vlen);
+								   rocksdb_column_family_handle_t *cf, uint32 cf_id,
+								   const char *key, size_t klen, size_t *vlen,
+								   bool *in_stmt);
 
 #endif							/* ALMANAC_XACT_H */

@@ -1,3 +1,8 @@
+# Commands a statement triggers see its writes so far, and their own writes
+# of its rows stay, as on the heap: an AFTER ROW trigger that reads the
+# table or updates the row just written, a function that updates a row the
+# statement wrote earlier (src/kv/nested.h).
+#
 # A statement that updates or deletes a row a command it triggered already
 # changed (a volatile function in its SET list or WHERE clause, a BEFORE ROW
 # trigger) is refused, as the heap refuses it: "... already modified by an
@@ -37,6 +42,36 @@ $node->safe_psql('postgres', q{
 			EXCEPTION WHEN raise_exception THEN NULL;
 			END;
 			RETURN 'x'; END $$;
+	CREATE FUNCTION touch(tab regclass, key bigint) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN EXECUTE format('UPDATE %s SET v = v || ''-n'' WHERE k = $1', tab) USING key;
+			RETURN 'y'; END $$;
+	CREATE FUNCTION seen(tab regclass) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ DECLARE r text; BEGIN
+			EXECUTE format('SELECT string_agg(k || v, '' '' ORDER BY k) FROM %s', tab) INTO r;
+			RETURN r; END $$;
+	-- the same, rolled back by an exception block after it wrote
+	CREATE FUNCTION touch_undone(tab regclass, key bigint) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN
+			BEGIN
+				EXECUTE format('UPDATE %s SET v = v || ''-n'' WHERE k = $1', tab) USING key;
+				RAISE EXCEPTION 'undo';
+			EXCEPTION WHEN raise_exception THEN NULL;
+			END;
+			RETURN 'y'; END $$;
+	-- AFTER ROW triggers: one appends '+' to the row just updated, one
+	-- records in a heap table what the trigger's own query sees
+	CREATE TABLE seen_log (tab text, n int, s text);
+	CREATE FUNCTION plus() RETURNS trigger LANGUAGE plpgsql
+		AS $$ BEGIN
+			IF NEW.v NOT LIKE '%+' THEN
+				EXECUTE format('UPDATE %s SET v = v || ''+'' WHERE k = $1', TG_RELID::regclass)
+					USING NEW.k;
+			END IF;
+			RETURN NULL; END $$;
+	CREATE FUNCTION log_seen() RETURNS trigger LANGUAGE plpgsql
+		AS $$ BEGIN
+			INSERT INTO seen_log VALUES (TG_TABLE_NAME, NEW.k, seen(TG_RELID::regclass));
+			RETURN NULL; END $$;
 	-- a BEFORE ROW trigger that updates another row of its own table
 	CREATE FUNCTION bump_next() RETURNS trigger LANGUAGE plpgsql
 		AS $$ BEGIN EXECUTE format('UPDATE %s SET v = v || ''+'' WHERE k = $1', TG_RELID::regclass)
@@ -48,6 +83,11 @@ sub reset_rows
 	$node->safe_psql('postgres', q{
 		DROP TRIGGER IF EXISTS bump ON heap_kv;
 		DROP TRIGGER IF EXISTS bump ON kv;
+		DROP TRIGGER IF EXISTS plus ON heap_kv;
+		DROP TRIGGER IF EXISTS plus ON kv;
+		DROP TRIGGER IF EXISTS log_seen ON heap_kv;
+		DROP TRIGGER IF EXISTS log_seen ON kv;
+		DELETE FROM seen_log;
 		DELETE FROM heap_kv; DELETE FROM kv;
 		INSERT INTO heap_kv SELECT g, 'a' || g FROM generate_series(1, 4) g;
 		INSERT INTO kv SELECT g, 'a' || g FROM generate_series(1, 4) g;
@@ -114,6 +154,58 @@ reset_rows();
 same_as_heap('two data-modifying parts of one statement',
 	q{WITH d AS (DELETE FROM TAB WHERE k = 4 RETURNING k) UPDATE TAB SET v = 'u' WHERE k = 3},
 	'', 'none');
+
+# a function updates a row the statement wrote earlier: the function sees
+# the statement's write and its own update stays (k = 1 is written first)
+reset_rows();
+same_as_heap('a function updated a row the statement had written',
+	q{UPDATE TAB SET v = CASE WHEN k = 2 THEN touch('TAB', 1) ELSE 'o' END WHERE k IN (1, 2)},
+	q{SET enable_sort = off;}, 'none');
+reset_rows();
+same_as_heap('the same, the function\'s update rolled back by an exception block',
+	q{UPDATE TAB SET v = CASE WHEN k = 2 THEN touch_undone('TAB', 1) ELSE 'o' END WHERE k IN (1, 2)},
+	'', 'none');
+reset_rows();
+same_as_heap('a function reads what the statement wrote so far',
+	q{UPDATE TAB SET v = CASE WHEN k = 3 THEN seen('TAB') ELSE 'o' END WHERE k IN (1, 2, 3)},
+	'', 'none');
+reset_rows();
+same_as_heap('a data-modifying CTE\'s write is not seen by the rest of its statement',
+	q{WITH u AS (UPDATE TAB SET v = 'u' WHERE k = 1 RETURNING k)
+	  UPDATE TAB SET v = (SELECT v FROM TAB WHERE k = 1) || (SELECT count(*) FROM u) WHERE k = 4},
+	'', 'none');
+
+# AFTER ROW triggers: the update a trigger makes of the row just written stays
+reset_rows();
+$node->safe_psql('postgres', q{
+	CREATE TRIGGER plus AFTER UPDATE ON heap_kv FOR EACH ROW EXECUTE FUNCTION plus();
+	CREATE TRIGGER plus AFTER UPDATE ON kv FOR EACH ROW EXECUTE FUNCTION plus();
+});
+same_as_heap('an AFTER ROW trigger updated the row just updated',
+	q{UPDATE TAB SET v = 'o' WHERE k IN (1, 3)}, '', 'none');
+same_as_heap('the same, twice in one transaction',
+	q{BEGIN; UPDATE TAB SET v = 'p' WHERE k = 2; UPDATE TAB SET v = 'q' WHERE k = 2; COMMIT;},
+	q{SET almanac.write_batch_size = 64;}, 'none');
+
+# AFTER ROW triggers see every row the statement wrote
+reset_rows();
+$node->safe_psql('postgres', q{
+	CREATE TRIGGER log_seen AFTER INSERT OR UPDATE ON heap_kv FOR EACH ROW EXECUTE FUNCTION log_seen();
+	CREATE TRIGGER log_seen AFTER INSERT OR UPDATE ON kv FOR EACH ROW EXECUTE FUNCTION log_seen();
+});
+$node->safe_psql('postgres', q{
+	INSERT INTO heap_kv VALUES (5, 'i'), (6, 'i');
+	INSERT INTO kv VALUES (5, 'i'), (6, 'i');
+	UPDATE heap_kv SET v = 'w' WHERE k IN (1, 2);
+	UPDATE kv SET v = 'w' WHERE k IN (1, 2);
+});
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(n || ': ' || s, E'\n' ORDER BY n, s) FROM seen_log WHERE tab = 'kv'}),
+	$node->safe_psql('postgres', q{
+	SELECT string_agg(n || ': ' || s, E'\n' ORDER BY n, s) FROM seen_log WHERE tab = 'heap_kv'}),
+	'AFTER ROW triggers of an INSERT and an UPDATE see what the heap\'s see');
+like($node->safe_psql('postgres', q{SELECT s FROM seen_log WHERE tab = 'kv' AND n = 5}),
+	qr/5i 6i/, 'an AFTER INSERT trigger sees both rows its statement inserted');
 
 # after the statement, a new statement updates the nested command's row as usual
 reset_rows();
