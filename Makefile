@@ -22,7 +22,7 @@ DATA        = coordinator/almanac_coordinator.control coordinator/almanac_coordi
 SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 
 # pg_regress suites: inputs in sql/, outputs in expected/
-REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw_import ddl value_forgery fdw_bulk maintenance admin ingest ingest_reorg ingest_errors row_cache reader_mmap idle_flush settings
+REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw_import ddl value_forgery fdw_bulk maintenance admin ingest ingest_reorg ingest_errors row_cache reader_mmap idle_flush settings batch_send
 # issue 13, isolation: privileges over key spaces
 REGRESS     += privileges statements
 # issue 14, router: mirrors and routed lookups

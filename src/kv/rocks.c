@@ -171,3 +171,83 @@ almanac_rocks_column_families(const rocksdb_options_t *options, const char *path
 	PG_END_TRY();
 	return result;
 }
+
+/* RocksDB's ValueType tags of the records a batch of puts holds */
+#define ROCKS_TAG_VALUE		0x1		/* kTypeValue: a put in column family 0 */
+#define ROCKS_TAG_CF_VALUE	0x5		/* kTypeColumnFamilyValue */
+#define ROCKS_BATCH_HEADER	12		/* fixed64 sequence, fixed32 count */
+
+/* a varint32 at *p (below end) into *v; false if it does not parse */
+static bool
+rocks_varint32(const char **p, const char *end, uint32 *v)
+{
+	uint32		result = 0;
+
+	for (int shift = 0; shift <= 28 && *p < end; shift += 7)
+	{
+		uint32		byte = (unsigned char) *(*p)++;
+
+		result |= (byte & 0x7f) << shift;
+		if ((byte & 0x80) == 0)
+		{
+			*v = result;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* a length-prefixed slice at *p (below end); false if it does not parse */
+static bool
+rocks_slice(const char **p, const char *end, const char **data, size_t *len)
+{
+	uint32		n;
+
+	if (!rocks_varint32(p, end, &n) || (size_t) (end - *p) < n)
+		return false;
+	*data = *p;
+	*len = n;
+	*p += n;
+	return true;
+}
+
+int
+almanac_rocks_batch_puts(const char *rep, size_t len, AlmanacBatchPut *puts, int max)
+{
+	const char *p = rep + ROCKS_BATCH_HEADER;
+	const char *end = rep + len;
+	uint32		count;
+	int			n = 0;
+
+	if (len < ROCKS_BATCH_HEADER)
+		return -1;
+	/* the count, fixed32 little-endian */
+	count = (uint32) (unsigned char) rep[8] |
+		((uint32) (unsigned char) rep[9] << 8) |
+		((uint32) (unsigned char) rep[10] << 16) |
+		((uint32) (unsigned char) rep[11] << 24);
+	if (count > (uint32) max)
+		return -1;
+	while (p < end)
+	{
+		AlmanacBatchPut *put = &puts[n];
+		char		tag = *p++;
+
+		if (n == max)
+			return -1;
+		if (tag == ROCKS_TAG_CF_VALUE)
+		{
+			if (!rocks_varint32(&p, end, &put->cf_id))
+				return -1;
+		}
+		else if (tag == ROCKS_TAG_VALUE)
+			put->cf_id = 0;
+		else
+			return -1;
+		if (!rocks_slice(&p, end, &put->key, &put->klen) ||
+			!rocks_slice(&p, end, &put->val, &put->vlen))
+			return -1;
+		n++;
+	}
+	return n == (int) count ? n : -1;
+}

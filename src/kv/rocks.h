@@ -68,4 +68,29 @@ extern void almanac_rocks_multiget(rocksdb_t *db, const rocksdb_readoptions_t *r
 extern List *almanac_rocks_column_families(const rocksdb_options_t *options,
 										   const char *path, char **err);
 
+/* a put of a write batch, pointing into the batch's representation */
+typedef struct AlmanacBatchPut
+{
+	uint32		cf_id;
+	const char *key;
+	size_t		klen;
+	const char *val;
+	size_t		vlen;
+} AlmanacBatchPut;
+
+/*
+ * The records of a write batch's representation (rocksdb_writebatch_data,
+ * rocksdb_writebatch_wi_data: RocksDB's WriteBatch format, a 12-byte header
+ * of sequence number and count, then one tagged record per write) as puts,
+ * in the order written, at most max of them into puts; what they point to
+ * lives as long as the batch is not changed.  Returns their number, or -1,
+ * having filled nothing usable, if the batch holds more than max records, a
+ * record other than a put (a deletion, a merge, log data) or anything that
+ * does not parse: the caller then reads the batch through RocksDB's
+ * iterators.  A batch with an index keeps a put it replaced in its
+ * representation: the last put of a key is the one its index holds.
+ */
+extern int	almanac_rocks_batch_puts(const char *rep, size_t len,
+									 AlmanacBatchPut *puts, int max);
+
 #endif							/* ALMANAC_ROCKS_H */
