@@ -79,6 +79,7 @@ typedef struct CacheSlot
 	uint32		cf_id;
 	uint32		klen;
 	int64		vlen;			/* -1: the key was found missing */
+	bool		written;		/* put by the owner's write of the key */
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* the key, then the value */
 } CacheSlot;
 
@@ -264,17 +265,20 @@ key_hash(const char *key, size_t klen)
 	return almanac_key_hash(key, klen);
 }
 
-bool
-almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key, size_t klen,
-							char **value, size_t *vlen)
+/*
+ * The key's entry, copied into *value and *vlen, if it is kept (written:
+ * only an entry the owner's write put); returns whether it was, and the
+ * partition's hash code in *hashcode.
+ */
+static bool
+lookup(int store, uint32 cf_id, const char *key, size_t klen, bool written,
+	   char **value, size_t *vlen, uint32 *hashcode_out)
 {
 	CacheTag	tag;
 	uint32		hashcode;
 	CacheMapEntry *e;
 	bool		hit = false;
 
-	if (control == NULL)
-		return false;
 	make_tag(&tag, store, key_hash(key, klen));
 	hashcode = get_hash_value(map, &tag);
 	LWLockAcquire(PARTITION_LOCK(hashcode), LW_SHARED);
@@ -285,6 +289,7 @@ almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key, size_t kle
 
 		if (s->generation == pg_atomic_read_u64(&control->generations[store]) &&
 			s->cf_id == cf_id && s->klen == klen &&
+			(s->written || !written) &&
 			memcmp(s->data, key, klen) == 0)
 		{
 			if (s->vlen < 0)
@@ -306,9 +311,35 @@ almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key, size_t kle
 		}
 	}
 	LWLockRelease(PARTITION_LOCK(hashcode));
+	*hashcode_out = hashcode;
+	return hit;
+}
+
+bool
+almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key, size_t klen,
+							char **value, size_t *vlen)
+{
+	uint32		hashcode;
+	bool		hit;
+
+	if (control == NULL)
+		return false;
+	hit = lookup(store, cf_id, key, klen, false, value, vlen, &hashcode);
 	pg_atomic_fetch_add_u64(hit ? &control->parts[PARTITION(hashcode)].c.hits :
 							&control->parts[PARTITION(hashcode)].c.misses, 1);
 	return hit;
+}
+
+bool
+almanac_shared_cache_lookup_written(int store, uint32 cf_id, const char *key, size_t klen,
+									char **value, size_t *vlen)
+{
+	uint32		hashcode;
+
+	if (control == NULL)
+		return false;
+	/* not counted in the hits and misses, which are the readers' */
+	return lookup(store, cf_id, key, klen, true, value, vlen, &hashcode);
 }
 
 void
@@ -416,6 +447,7 @@ put_value(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	s->cf_id = cf_id;
 	s->klen = (uint32) klen;
 	s->vlen = value ? (int64) vlen : -1;
+	s->written = !check;
 	memcpy(s->data, key, klen);
 	if (value)
 		memcpy(s->data + klen, value, vlen);

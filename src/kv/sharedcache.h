@@ -79,6 +79,24 @@ extern bool almanac_shared_cache_enabled(void);
 extern bool almanac_shared_cache_lookup(int store, uint32 cf_id, const char *key,
 										size_t klen, char **value, size_t *vlen);
 
+/*
+ * Owner side: the stored value of a key as the owner's own last write of it
+ * left it (the write-through below), if the cache still holds that entry:
+ * false for a key not kept, or kept from a backend's read (almanac_shared_
+ * cache_put).  The owner is the store's only writer and removes a key's
+ * entry before each write of it (almanac_shared_cache_invalidate, through
+ * the write log), bulk loads and every start of an owner start a new
+ * generation, so such an entry is byte for byte what a Get of the owner's
+ * store returns: the owner checks a batch's intents against it instead of
+ * reading RocksDB.  A backend's entry is not used there: it is exact by the
+ * protocol above, but it comes from a secondary instance's read, and a
+ * stale one would be a wrong answer to readers, while in the owner it would
+ * be written back into the store.  *value is palloc'd (NULL: the key was
+ * found missing, which the owner's entries never say).
+ */
+extern bool almanac_shared_cache_lookup_written(int store, uint32 cf_id, const char *key,
+												size_t klen, char **value, size_t *vlen);
+
 /* what almanac_shared_cache_put checks: read before the write log is */
 typedef struct AlmanacSharedCacheTicket
 {

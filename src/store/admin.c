@@ -497,9 +497,11 @@ almanac_drop_column_family_sql(PG_FUNCTION_ARGS)
 
 /*
  * almanac.commit_stats(server name): the batches the store's owner applied
- * for committing transactions since the server started, and the syncs of
+ * for committing transactions since the server started, the syncs of
  * its write-ahead log that made them durable (one per durable point, or per
- * round of commits without a replication slot: owner.c)
+ * round of commits without a replication slot: owner.c), and the intents it
+ * checked against the value its own last write left in the shared row cache
+ * or against RocksDB
  */
 PG_FUNCTION_INFO_V1(almanac_commit_stats_sql);
 Datum
@@ -508,8 +510,8 @@ almanac_commit_stats_sql(PG_FUNCTION_ARGS)
 	AdminStore *s = admin_store(PG_GETARG_NAME(0));
 	AlmanacStoreEntry *e;
 	TupleDesc	tupdesc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
 
 	require_usage(s);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -518,5 +520,7 @@ almanac_commit_stats_sql(PG_FUNCTION_ARGS)
 	e = &almanac_shared->stores[s->store];
 	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&e->commit_batches));
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&e->commit_syncs));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&e->checked_in_cache));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&e->checked_in_store));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

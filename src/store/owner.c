@@ -1392,6 +1392,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		size_t		stored_len = 0;
 		AlmanacApplyResult r;
 		bool		over;
+		bool		cached = false;
 
 		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
 		almanac_intent_parse(val, vlen, &intent);
@@ -1418,10 +1419,26 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 			stored = rocksdb_writebatch_wi_get_from_batch_and_db_cf(into_wi, owner_db, owner_ropts,
 																	cf->handle, key, klen,
 																	&stored_len, &err);
+		else if (into != NULL &&
+				 almanac_shared_cache_lookup_written(owner_store, cf->id, key, klen,
+													 &stored, &stored_len))
+		{
+			/*
+			 * The value this owner's last write of the key left, kept by
+			 * the shared row cache (kv/sharedcache.h): no read of RocksDB
+			 * (bench/commit at 8 clients: the Get was 4.5 % of the
+			 * instance's samples, perf).  The replay ('into' NULL) reads
+			 * through its own batch ('over') and never gets here.
+			 */
+			cached = true;
+		}
 		else
 			stored = rocksdb_get_cf(owner_db, owner_ropts, cf->handle,
 									key, klen, &stored_len, &err);
 		almanac_rocks_check(err, "read");
+		if (into != NULL)
+			pg_atomic_fetch_add_u64(cached ? &almanac_shared->stores[owner_store].checked_in_cache :
+									&almanac_shared->stores[owner_store].checked_in_store, 1);
 
 		resetStringInfo(&out);
 		PG_TRY();
@@ -1430,7 +1447,9 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		}
 		PG_FINALLY();
 		{
-			if (stored)
+			if (stored && cached)
+				pfree(stored);
+			else if (stored)
 				rocksdb_free(stored);
 		}
 		PG_END_TRY();

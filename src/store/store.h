@@ -127,6 +127,9 @@ typedef struct AlmanacStoreEntry
 	/* group commit (owner.c): batches applied, and the syncs that made them durable */
 	pg_atomic_uint64 commit_batches;
 	pg_atomic_uint64 commit_syncs;
+	/* the intents the owner checked against the shared row cache, against RocksDB */
+	pg_atomic_uint64 checked_in_cache;
+	pg_atomic_uint64 checked_in_store;
 	/* the owner's column families (see above); -1: not known (none
 	 * published yet, more than ALMANAC_MAX_SHOWN_CFS, or a longer name) */
 	int			ncfs_shown;
