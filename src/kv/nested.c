@@ -44,14 +44,13 @@ typedef struct OpenWriter
 	int			store;
 	uint32		cf_id;
 	rocksdb_writebatch_wi_t **stmt;
+	SubTransactionId subid;		/* the subtransaction it began in */
 } OpenWriter;
 
 /* writers open in this transaction, in the order opened */
 static OpenWriter *open_writers = NULL;
 static int	nopen = 0;
 static int	maxopen = 0;
-/* the command of the first writer opened while none was */
-static CommandId outer_cid = InvalidCommandId;
 
 /* almanac_nested_visible's answer */
 static AlmanacOpenWrites *visible = NULL;
@@ -130,13 +129,21 @@ almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id, rocksdb_write
 			? repalloc(visible, sizeof(AlmanacOpenWrites) * maxopen)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(AlmanacOpenWrites) * maxopen);
 	}
-	if (nopen == 0)
-		outer_cid = cid;
 	open_writers[nopen].cid = cid;
+	open_writers[nopen].subid = GetCurrentSubTransactionId();
 	open_writers[nopen].store = store;
 	open_writers[nopen].cf_id = cf_id;
 	open_writers[nopen].stmt = stmt;
 	nopen++;
+}
+
+/* forget open writer i; the record goes with the last one */
+static void
+drop_writer(int i)
+{
+	memmove(&open_writers[i], &open_writers[i + 1], sizeof(OpenWriter) * (nopen - i - 1));
+	if (--nopen == 0)
+		forget_all();
 }
 
 void
@@ -144,18 +151,34 @@ almanac_nested_writer_close(rocksdb_writebatch_wi_t **stmt)
 {
 	/*
 	 * A writer's cleanup may run after the transaction's end emptied the
-	 * list (its memory goes with the portal's, after the end callbacks): it
-	 * is then not found.
+	 * list (its memory goes with the portal's, after the end callbacks), or
+	 * after the rollback of the subtransaction it began in dropped it: it is
+	 * then not found.
 	 */
 	for (int i = nopen - 1; i >= 0; i--)
 	{
 		if (open_writers[i].stmt != stmt)
 			continue;
-		memmove(&open_writers[i], &open_writers[i + 1], sizeof(OpenWriter) * (nopen - i - 1));
-		if (--nopen == 0)
-			forget_all();
+		drop_writer(i);
 		return;
 	}
+}
+
+/*
+ * Is a write of command cid to column family cf_id of store nested in an
+ * open writer of the same column family (of an earlier command)?  Only such
+ * a writer asks about it (almanac_nested_written_after,
+ * almanac_nested_superseded): one of another column family never does, nor
+ * one begun later, whose command id is not below cid.
+ */
+static bool
+nested_in_open_writer(int store, uint32 cf_id, CommandId cid)
+{
+	for (int i = 0; i < nopen; i++)
+		if (open_writers[i].cid < cid && open_writers[i].store == store &&
+			open_writers[i].cf_id == cf_id)
+			return true;
+	return false;
 }
 
 bool
@@ -204,15 +227,16 @@ almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,
 
 	if (nopen == 0)
 		return;
-	if (cid <= outer_cid)
-	{
-		/*
-		 * Not nested: the first writer's command.  Recorded only for a key a
-		 * nested command wrote already, so that the record keeps the order.
-		 */
-		if (find_entry(store, cf_id, key, klen) == NULL)
-			return;
-	}
+
+	/*
+	 * Not nested (the outermost writer's command, or a write no open writer
+	 * will ask about: a BEFORE trigger that writes another table for each
+	 * row): recorded only for a key a nested command wrote already, so that
+	 * the record keeps the order.
+	 */
+	if (!nested_in_open_writer(store, cf_id, cid) &&
+		find_entry(store, cf_id, key, klen) == NULL)
+		return;
 	if (nested == NULL)
 	{
 		HASHCTL		ctl;
@@ -288,6 +312,14 @@ almanac_nested_subxact_abort(SubTransactionId subid)
 	HASH_SEQ_STATUS seq;
 	NestedEntry *e;
 
+	/*
+	 * The writers begun in it are dead, whenever their memory goes (a SQL
+	 * function's executor state lives until the function's next call, or
+	 * the transaction's end): later commands must not see their batches.
+	 */
+	for (int i = nopen - 1; i >= 0; i--)
+		if (open_writers[i].subid >= subid)
+			drop_writer(i);
 	if (nested == NULL)
 		return;
 	hash_seq_init(&seq, nested);
@@ -306,6 +338,5 @@ void
 almanac_nested_xact_end(void)
 {
 	nopen = 0;
-	outer_cid = InvalidCommandId;
 	forget_all();
 }

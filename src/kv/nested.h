@@ -22,11 +22,16 @@
  * UPDATE or DELETE asks before it writes a row whether a command later
  * than its own wrote the key (almanac_nested_written_after).  The record is
  * kept only while a writer is open (it is dropped when the last one ends)
- * and only for writes of later commands, so a plain statement, however
- * large, records nothing; writes of one command (a partitioned table's
- * foreign partitions, two data-modifying CTEs) are not nested.  ROLLBACK TO
- * SAVEPOINT forgets the writes the subtransaction made (they are undone),
- * as the heap's aborted updater leaves the row unmodified.
+ * and only for writes of later commands to a column family that an open
+ * writer of an earlier command writes too (only such a writer asks), so a
+ * plain statement, however large, records nothing, nor does a BEFORE
+ * trigger that writes another table for each row; writes of one command
+ * (a partitioned table's foreign partitions, two data-modifying CTEs) are
+ * not nested.  ROLLBACK TO SAVEPOINT forgets the writes the subtransaction
+ * made (they are undone), as the heap's aborted updater leaves the row
+ * unmodified, and the writers begun in it: their statements failed, even
+ * if their memory lives on (a SQL function's executor state stays until
+ * the function's next call), and later commands must not see their writes.
  *
  * Later commands also see the statement's writes so far, as the heap's
  * later commands see its rows (their snapshots' command ids are above the

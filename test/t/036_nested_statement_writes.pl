@@ -23,6 +23,11 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE heap_kv (k bigint PRIMARY KEY, v text);
 	CREATE FOREIGN TABLE kv (k bigint, v text)
 		SERVER almanac_store OPTIONS (key_prefix 'kv', key_columns 'k');
+	-- another foreign table over the same keys, and one over others
+	CREATE FOREIGN TABLE kv_alias (k bigint, v text)
+		SERVER almanac_store OPTIONS (key_prefix 'kv', key_columns 'k');
+	CREATE FOREIGN TABLE kv_other (k bigint, v text)
+		SERVER almanac_store OPTIONS (key_prefix 'kv_other', key_columns 'k');
 	-- the same functions and triggers for both tables, by name
 	CREATE FUNCTION set_inner(tab regclass, key bigint) RETURNS text LANGUAGE plpgsql VOLATILE
 		AS $$ BEGIN EXECUTE format('UPDATE %s SET v = ''inner'' WHERE k = $1', tab) USING key;
@@ -72,6 +77,32 @@ $node->safe_psql('postgres', q{
 		AS $$ BEGIN
 			INSERT INTO seen_log VALUES (TG_TABLE_NAME, NEW.k, seen(TG_RELID::regclass));
 			RETURN NULL; END $$;
+	-- reads the row it changes: the nested read must see the statement's write
+	CREATE FUNCTION app_inner(tab regclass, key bigint) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN EXECUTE format('UPDATE %s SET v = v || ''+in'' WHERE k = $1', tab) USING key;
+			RETURN 'x'; END $$;
+	-- the nested write in an exception block, kept or rolled back
+	CREATE FUNCTION app_sub(tab regclass, key bigint, fail bool) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN
+			BEGIN
+				EXECUTE format('UPDATE %s SET v = v || ''+sub'' WHERE k = $1', tab) USING key;
+				IF fail THEN RAISE EXCEPTION 'undo'; END IF;
+			EXCEPTION WHEN raise_exception THEN NULL;
+			END;
+			RETURN 'x'; END $$;
+	-- an AFTER ROW trigger that updates the row it fires for
+	CREATE FUNCTION after_self() RETURNS trigger LANGUAGE plpgsql
+		AS $$ BEGIN IF pg_trigger_depth() = 1 THEN
+			EXECUTE format('UPDATE %s SET v = v || ''+after'' WHERE k = $1', TG_RELID::regclass)
+				USING NEW.k;
+			END IF; RETURN NULL; END $$;
+	-- makes pg_temp.fail_sql(): a SQL function whose UPDATE fails after it
+	-- wrote a row; called as a PL/pgSQL simple expression, its executor state
+	-- lives until its next call
+	CREATE FUNCTION fail_midway(tab regclass) RETURNS int LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN EXECUTE format('CREATE OR REPLACE FUNCTION pg_temp.fail_sql() RETURNS int
+			LANGUAGE sql VOLATILE AS ''UPDATE %s SET v = ''''dead'''' || (1 / (k - 2)) WHERE k IN (1, 2);
+			SELECT 1''', tab); RETURN 0; END $$;
 	-- a BEFORE ROW trigger that updates another row of its own table
 	CREATE FUNCTION bump_next() RETURNS trigger LANGUAGE plpgsql
 		AS $$ BEGIN EXECUTE format('UPDATE %s SET v = v || ''+'' WHERE k = $1', TG_RELID::regclass)
@@ -83,6 +114,8 @@ sub reset_rows
 	$node->safe_psql('postgres', q{
 		DROP TRIGGER IF EXISTS bump ON heap_kv;
 		DROP TRIGGER IF EXISTS bump ON kv;
+		DROP TRIGGER IF EXISTS after_self ON heap_kv;
+		DROP TRIGGER IF EXISTS after_self ON kv;
 		DROP TRIGGER IF EXISTS plus ON heap_kv;
 		DROP TRIGGER IF EXISTS plus ON kv;
 		DROP TRIGGER IF EXISTS log_seen ON heap_kv;
@@ -206,6 +239,105 @@ is($node->safe_psql('postgres', q{
 	'AFTER ROW triggers of an INSERT and an UPDATE see what the heap\'s see');
 like($node->safe_psql('postgres', q{SELECT s FROM seen_log WHERE tab = 'kv' AND n = 5}),
 	qr/5i 6i/, 'an AFTER INSERT trigger sees both rows its statement inserted');
+
+# The other order: the statement wrote the row before the nested command
+# changes it.  The nested command reads the statement's write and its own
+# write stays.
+reset_rows();
+same_as_heap('a function updated a row the statement updated before',
+	q{UPDATE TAB SET v = v || '!' || app_inner('TAB', k - 1) WHERE k IN (2, 3, 4)}, '', 'none');
+reset_rows();
+same_as_heap('a function deleted a row the statement updated before',
+	q{UPDATE TAB SET v = v || '!' || del_inner('TAB', k - 1) WHERE k IN (2, 3)}, '', 'none');
+reset_rows();
+same_as_heap('a function read and rewrote a row the statement inserted before',
+	q{INSERT INTO TAB SELECT g, 'n' || app_inner('TAB', g - 1) FROM generate_series(5, 7) g
+		RETURNING k}, '', 'none');
+reset_rows();
+same_as_heap('a function in a data-modifying CTE updated a row the main statement updated',
+	q{WITH u AS (UPDATE TAB SET v = 'cte' || app_inner('TAB', 2) WHERE k = 1 RETURNING k)
+		UPDATE TAB SET v = 'main' WHERE k = 2}, '', 'none');
+reset_rows();
+same_as_heap('a function updated through another table a row the statement updated before',
+	q{UPDATE TAB SET v = v || '!'
+		|| app_inner(CASE 'TAB' WHEN 'kv' THEN 'kv_alias' ELSE 'TAB' END, k - 1)
+		WHERE k IN (2, 3)}, '', 'none');
+reset_rows();
+same_as_heap('a function updated through another table a row the statement updates next',
+	q{UPDATE TAB SET v = v || '!'
+		|| app_inner(CASE 'TAB' WHEN 'kv' THEN 'kv_alias' ELSE 'TAB' END, k + 1)
+		WHERE k IN (2, 3)}, '', '27000');
+
+# in an exception block: kept, it is the newest write; rolled back, the
+# statement's write stays
+reset_rows();
+same_as_heap('a function updated in an exception block a row the statement updated before',
+	q{UPDATE TAB SET v = v || '!' || app_sub('TAB', k - 1, false) WHERE k IN (2, 3)}, '', 'none');
+reset_rows();
+same_as_heap('... and the exception block rolled it back',
+	q{BEGIN;
+	UPDATE TAB SET v = v || '!' || app_sub('TAB', k - 1, true) WHERE k IN (2, 3);
+	SAVEPOINT a; UPDATE TAB SET v = v || '?' WHERE k < 3; ROLLBACK TO a;
+	UPDATE TAB SET v = v || '.' WHERE k < 4;
+	COMMIT;}, '', 'none');
+
+# AFTER ROW triggers run before the statement's writer ends
+reset_rows();
+$node->safe_psql('postgres', q{
+	CREATE TRIGGER after_self AFTER UPDATE OR INSERT ON heap_kv
+		FOR EACH ROW EXECUTE FUNCTION after_self();
+	CREATE TRIGGER after_self AFTER UPDATE OR INSERT ON kv
+		FOR EACH ROW EXECUTE FUNCTION after_self();
+});
+same_as_heap('an AFTER UPDATE trigger updated the row it fired for',
+	q{UPDATE TAB SET v = v || '!' WHERE k IN (1, 2)}, '', 'none');
+same_as_heap('an AFTER INSERT trigger updated the row it fired for',
+	q{INSERT INTO TAB VALUES (5, 'n'), (6, 'n')}, '', 'none');
+same_as_heap('an AFTER INSERT trigger updated a row COPY wrote',
+	"COPY TAB FROM STDIN;\n7\tc\n8\tc\n\\.\n", '', 'none');
+
+# a statement that failed midway in an exception block, whose executor state
+# outlives it: later commands do not see its writes
+reset_rows();
+same_as_heap('the writes of a statement that failed stay unseen',
+	q{SELECT fail_midway('TAB');
+	DO $$ DECLARE x int; BEGIN
+		BEGIN x := pg_temp.fail_sql(); EXCEPTION WHEN division_by_zero THEN NULL; END;
+		UPDATE TAB SET v = (SELECT v FROM TAB t WHERE t.k = 1) || '?' WHERE k = 3;
+		UPDATE TAB SET v = v || '!' || app_inner('TAB', 1) WHERE k = 4;
+	END $$;}, '', 'none');
+
+# many statements of one transaction, a prepared statement run again
+reset_rows();
+same_as_heap('a loop of statements that call a writing function',
+	q{DO $$ BEGIN FOR i IN 1..100 LOOP
+		UPDATE TAB SET v = v || '.' || app_inner('TAB', 1 + (i + 1) % 4) WHERE k = 1 + i % 4;
+	END LOOP; END $$;}, '', 'none');
+reset_rows();
+same_as_heap('a prepared statement run again',
+	q{PREPARE p(bigint, bigint) AS UPDATE TAB SET v = v || app_inner('TAB', $1) WHERE k = $2;
+	EXECUTE p(1, 2); EXECUTE p(2, 3); EXECUTE p(4, 4);}, '', '27000');
+
+# a trigger that writes another table for each row records nothing: the
+# record holds only writes that a statement of an earlier command may ask about
+reset_rows();
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION side_write() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO kv_other VALUES (NEW.k, 'side');
+		IF NEW.k = 4 THEN
+			RAISE NOTICE 'nested record: %', (SELECT count(*) FROM pg_backend_memory_contexts
+				WHERE name = 'almanac nested writes');
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER side BEFORE UPDATE ON kv FOR EACH ROW EXECUTE FUNCTION side_write();
+});
+my ($ret, $out, $err) = $node->psql('postgres', q{UPDATE kv SET v = v || '!'});
+like($err, qr/nested record: 0/, 'writes of another table are not recorded');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM kv_other}), '4',
+	'the trigger wrote its rows');
+$node->safe_psql('postgres', q{DROP TRIGGER side ON kv});
 
 # after the statement, a new statement updates the nested command's row as usual
 reset_rows();
