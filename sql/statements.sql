@@ -53,6 +53,10 @@ UPDATE st_p SET chain = 'a', n = 20 WHERE chain = 'c' AND n = 1;
 SELECT sqlstate_of($$UPDATE st_p SET chain = 'b', n = 10 WHERE chain = 'a' AND n = 1$$);
 SELECT error_of($$INSERT INTO st_p_a VALUES ('b', 5, 'wrong')$$);
 UPDATE st_p SET n = 10 WHERE chain = 'a' AND n = 1;
+-- a foreign partition the UPDATE updates too takes a row moved from the heap
+-- partition scanned after it: its own updated row stays updated
+UPDATE st_p SET chain = 'a', n = CASE chain WHEN 'a' THEN n ELSE n + 50 END, v = v || '>'
+	WHERE (chain = 'a' AND n = 10) OR (chain = 'c' AND n = 2);
 SELECT tableoid::regclass, * FROM st_p ORDER BY chain, n;
 -- ON CONFLICT DO NOTHING routed to a foreign partition
 INSERT INTO st_p VALUES ('a', 2, 'dup'), ('a', 4, 'a4') ON CONFLICT DO NOTHING;
@@ -72,6 +76,16 @@ DELETE FROM st_parent WHERE k = 2 RETURNING tableoid::regclass, *;
 DELETE FROM st_parent;
 SELECT count(*) FROM st_parent;
 
-DROP TABLE st_p, st_parent CASCADE;
+-- the same with the heap partition scanned first: the foreign partition's
+-- rows are updated after a row moved into it
+CREATE TABLE st_r (n int, v text) PARTITION BY RANGE (n);
+CREATE TABLE st_r_heap PARTITION OF st_r FOR VALUES FROM (0) TO (10);
+CREATE FOREIGN TABLE st_r_kv PARTITION OF st_r FOR VALUES FROM (10) TO (100)
+	SERVER almanac_store OPTIONS (column_family 'st', key_prefix 'r', key_columns 'n');
+INSERT INTO st_r VALUES (1, 'h1'), (2, 'h2'), (11, 'f11'), (12, 'f12');
+UPDATE st_r SET n = n + 20, v = v || '>' WHERE n IN (1, 11, 12);
+SELECT tableoid::regclass, * FROM st_r ORDER BY n;
+
+DROP TABLE st_p, st_parent, st_r CASCADE;
 DELETE FROM st_kv;
 DROP FOREIGN TABLE st_kv;

@@ -73,14 +73,13 @@ almanacAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 }
 
 /*
- * Begin writing through rinfo's table with privileges perms: first, the
- * same privileges on every table mapping the same keys (keyspace.c), for
- * the role the statement runs as (a view's owner through a view).
+ * Writing through rinfo's table with privileges perms needs the same
+ * privileges on every table mapping the same keys (keyspace.c), for the
+ * role the statement runs as (a view's owner through a view).
  */
-static AlmanacModifyState *
-modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
+static void
+check_key_space(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 {
-	AlmanacModifyState *m = palloc0(sizeof(AlmanacModifyState));
 	Oid			userid = GetUserId();
 
 	if (rinfo->ri_RangeTableIndex > 0)
@@ -91,6 +90,15 @@ modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 			userid = rte->checkAsUser;
 	}
 	almanac_check_key_space_access(rinfo->ri_RelationDesc, userid, perms);
+}
+
+/* begin writing through rinfo's table with privileges perms */
+static AlmanacModifyState *
+modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
+{
+	AlmanacModifyState *m = palloc0(sizeof(AlmanacModifyState));
+
+	check_key_space(rinfo, estate, perms);
 
 	/* it reads keys one by one (duplicates, key locks): lazily */
 	almanac_access_begin(&m->a, almanac_table_open(rinfo->ri_RelationDesc),
@@ -162,7 +170,24 @@ static void bulk_fallback(void *arg, const char *key, size_t klen,
 static void
 almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
-	AlmanacModifyState *m = modify_begin(rinfo, mtstate->ps.state, ACL_INSERT);
+	AlmanacModifyState *m;
+
+	/*
+	 * A foreign partition the same UPDATE updates, into which it moves a row
+	 * of another partition: the core begins the insert on the ResultRelInfo
+	 * the UPDATE began, and a second state would replace the first.  The
+	 * UPDATE's rows would then go through the insert's state (which has no
+	 * old row column: a crash) or, updated already, never be merged into the
+	 * transaction's writes (a silent loss).  The rows moved in go through the
+	 * UPDATE's writer; EndForeignModify ends it, EndForeignInsert finds it
+	 * ended.
+	 */
+	if (rinfo->ri_FdwState != NULL)
+	{
+		check_key_space(rinfo, mtstate->ps.state, ACL_INSERT);
+		return;
+	}
+	m = modify_begin(rinfo, mtstate->ps.state, ACL_INSERT);
 
 	if (mtstate->ps.plan == NULL && almanac_bulk_copy && rinfo->ri_TrigDesc == NULL)
 		m->bulk = almanac_bulk_begin(&m->a, bulk_fallback, m);
