@@ -16,7 +16,9 @@
 #   two rows:   two heap rows                vs  one heap row + one foreign row
 # and both pairs again at 8 clients with synchronous_commit = off.
 # pgbench retries serialization failures (--max-tries=10); their count is in
-# the logs under .build/bench-commit.
+# the logs under .build/bench-commit, and printed at the end with the store
+# owner's checks of written keys (almanac.commit_stats: against its own
+# last write in the shared row cache, or read from RocksDB).
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../../test/scripts/common.sh"
 source "$HERE/../lib.sh"
@@ -86,3 +88,4 @@ row one.8.async "one row, synchronous_commit = off" 8
 row two.8.async "two rows, synchronous_commit = off" 8
 echo
 echo "retried transactions (serialization failures): $(cat "$OUT"/*.log | sed -n 's/^number of transactions retried: \([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
+echo "owner's checks of written keys (almanac.commit_stats): $("${PSQL[@]}" -Atc "SELECT checked_in_cache || ' against its own last write in the shared row cache, ' || checked_in_store || ' read from RocksDB' FROM almanac.commit_stats()")"
