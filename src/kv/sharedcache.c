@@ -15,6 +15,14 @@
  * keys with one hash never answer for each other (the later one replaces
  * the earlier).
  *
+ * Free slots are on a free list per size (again the buffer manager's): a
+ * put takes a free slot while there is one, a small value a large slot when
+ * no small one is free, and only then does the clock sweep take the slot of
+ * a key not read lately.  A sweep that took free slots as it met them, and
+ * evicted whatever it met first otherwise, let go of keys read at random
+ * while a tenth of the cache stood free (docs/benchmarks.md, "Seventh
+ * pass").
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -30,6 +38,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -78,7 +87,8 @@ typedef struct CacheSlot
 	uint64		generation;		/* the store's when it was put */
 	uint32		cf_id;
 	uint32		klen;
-	int64		vlen;			/* -1: the key was found missing */
+	int32		vlen;			/* -1: the key was found missing */
+	int32		next_free;		/* FREE: the next slot of the free list, or -1 */
 	bool		written;		/* put by the owner's write of the key */
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* the key, then the value */
 } CacheSlot;
@@ -113,6 +123,9 @@ typedef struct CacheControl
 {
 	int			nslots[NCLASSES];
 	LWLockPadded *locks;
+	/* per class, under free_lock: the first FREE slot (its number), or -1 */
+	slock_t		free_lock[NCLASSES];
+	int32		first_free[NCLASSES];
 	pg_atomic_uint64 hand[NCLASSES];
 	pg_atomic_uint64 puts;
 	pg_atomic_uint64 evictions;
@@ -190,10 +203,13 @@ shared_cache_shmem_startup(void)
 		{
 			control->nslots[c] = cache_nslots(c);
 			pg_atomic_init_u64(&control->hand[c], 0);
+			SpinLockInit(&control->free_lock[c]);
+			control->first_free[c] = control->nslots[c] > 0 ? 0 : -1;
 			for (int i = 0; i < control->nslots[c]; i++)
 			{
 				pg_atomic_init_u32(&SLOT(SLOT_ID(c, i))->state, SLOT_FREE);
 				pg_atomic_init_u32(&SLOT(SLOT_ID(c, i))->usage, 0);
+				SLOT(SLOT_ID(c, i))->next_free = i + 1 < control->nslots[c] ? i + 1 : -1;
 			}
 		}
 		pg_atomic_init_u64(&control->puts, 0);
@@ -361,32 +377,73 @@ almanac_shared_cache_prepare(AlmanacSharedCacheTicket *t, int store,
 }
 
 /*
- * A slot for the caller to fill, BUSY; -1 if the sweep found none soon.  A
- * USED slot is taken only once the hand found it unread since it passed
- * last, and only if its partition lock is free at once: the caller holds
- * no lock, and a put that gives up costs a later Get, nothing else.
+ * Slot id is FREE now (it was BUSY, or mapped and just unmapped): onto its
+ * class's free list.  Only this makes a slot FREE, and only free_pop takes
+ * a FREE slot, so a slot is on the list exactly while it is FREE.
+ */
+static void
+free_push(int id)
+{
+	int			cls = SLOT_CLASS(id);
+	CacheSlot  *s = SLOT(id);
+
+	pg_atomic_write_u32(&s->state, SLOT_FREE);
+	SpinLockAcquire(&control->free_lock[cls]);
+	s->next_free = control->first_free[cls];
+	control->first_free[cls] = SLOT_NUM(id);
+	SpinLockRelease(&control->free_lock[cls]);
+}
+
+/* a FREE slot of class cls, made BUSY; -1 if there is none */
+static int
+free_pop(int cls)
+{
+	int			n;
+	CacheSlot  *s;
+	uint32		state = SLOT_FREE;
+
+	SpinLockAcquire(&control->free_lock[cls]);
+	n = control->first_free[cls];
+	if (n >= 0)
+		control->first_free[cls] = SLOT(SLOT_ID(cls, n))->next_free;
+	SpinLockRelease(&control->free_lock[cls]);
+	if (n < 0)
+		return -1;
+	s = SLOT(SLOT_ID(cls, n));
+	if (!pg_atomic_compare_exchange_u32(&s->state, &state, SLOT_BUSY))
+		elog(PANIC, "almanac shared row cache: slot %d of the free list is not free", n);
+	return SLOT_ID(cls, n);
+}
+
+/*
+ * A slot for the caller to fill, BUSY; -1 if none was found soon.  A free
+ * slot of the class, else (a small value) a free large slot, else the clock
+ * sweep's: a USED slot is taken only once the hand found it unread since it
+ * passed last, and only if its partition lock is free at once: the caller
+ * holds no lock, and a put that gives up costs a later Get, nothing else.
  */
 static int
 take_slot(int cls)
 {
+	int			n = free_pop(cls);
+
+	if (n < 0 && cls == 0 && control->nslots[1] > 0)
+		n = free_pop(1);
+	if (n >= 0)
+		return n;
 	for (int i = 0; i < SWEEP_MAX; i++)
 	{
-		int			n = SLOT_ID(cls, (int) (pg_atomic_fetch_add_u64(&control->hand[cls], 1) %
-											control->nslots[cls]));
-		CacheSlot  *s = SLOT(n);
-		uint32		state = pg_atomic_read_u32(&s->state);
+		CacheSlot  *s;
 		CacheTag	tag;
 		uint32		hashcode;
 		CacheMapEntry *e;
 		bool		taken = false;
 
-		if (state == SLOT_FREE)
-		{
-			if (pg_atomic_compare_exchange_u32(&s->state, &state, SLOT_BUSY))
-				return n;
-			continue;
-		}
-		if (state != SLOT_USED)
+		n = SLOT_ID(cls, (int) (pg_atomic_fetch_add_u64(&control->hand[cls], 1) %
+								control->nslots[cls]));
+		s = SLOT(n);
+		/* a FREE slot is another put's, from the free list */
+		if (pg_atomic_read_u32(&s->state) != SLOT_USED)
 			continue;
 		if (pg_atomic_read_u32(&s->usage) > 0)
 		{
@@ -446,7 +503,7 @@ put_value(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	s->generation = t->generation;
 	s->cf_id = cf_id;
 	s->klen = (uint32) klen;
-	s->vlen = value ? (int64) vlen : -1;
+	s->vlen = value ? (int32) vlen : -1;
 	s->written = !check;
 	memcpy(s->data, key, klen);
 	if (value)
@@ -461,7 +518,7 @@ put_value(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	{
 		/* the key may have been written since the caller's check */
 		LWLockRelease(lock);
-		pg_atomic_write_u32(&s->state, SLOT_FREE);
+		free_push(n);
 		return;
 	}
 	/* the table has a slot's worth of entries: HASH_ENTER cannot run out */
@@ -472,7 +529,7 @@ put_value(const AlmanacSharedCacheTicket *t, uint32 cf_id,
 	pg_write_barrier();
 	pg_atomic_write_u32(&s->state, SLOT_USED);
 	if (old >= 0)
-		pg_atomic_write_u32(&SLOT(old)->state, SLOT_FREE);
+		free_push(old);
 	LWLockRelease(lock);
 	pg_atomic_fetch_add_u64(&control->puts, 1);
 }
@@ -645,7 +702,7 @@ almanac_shared_cache_invalidate(int store, uint64 hash)
 		int			n = e->slot;
 
 		(void) hash_search_with_hash_value(map, &tag, hashcode, HASH_REMOVE, NULL);
-		pg_atomic_write_u32(&SLOT(n)->state, SLOT_FREE);
+		free_push(n);
 		/* a put in another partition meanwhile (test/t/031_shared_row_cache.pl) */
 		ALMANAC_FAULT_PAUSE("shared_cache_after_remove", 3000);
 	}

@@ -49,9 +49,11 @@
  * Memory: almanac.shared_row_cache_size of shared memory, allocated at
  * server start, half in slots of ALMANAC_SHARED_CACHE_SMALL_SLOT bytes and
  * half in slots of ALMANAC_SHARED_CACHE_SLOT bytes, each holding a key and
- * its value (longer ones are not kept).  When no slot of the size a value
- * needs is free, a clock sweep takes the slot of a key not read since the
- * hand last passed it, as the buffer manager does.
+ * its value (longer ones are not kept).  A value takes a free slot of its
+ * size, a small one a free large slot when no small slot is free; only when
+ * none is free does a clock sweep take the slot of a key not read since the
+ * hand last passed it, as the buffer manager does: keys that fit are never
+ * let go.
  *
  *-------------------------------------------------------------------------
  */
