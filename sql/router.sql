@@ -71,7 +71,7 @@ DROP FUNCTION router_key_of(bigint);
 DROP FUNCTION router_step(bigint);
 
 -- The scan's result descriptor and target list are built once per plan,
--- kept until the plan's memory goes (router/lookup.c, plan_shown): a sort
+-- kept until the plan's memory goes (router/lookup.c, plan_info): a sort
 -- column the query does not return is no output of the scan (a SQL
 -- function's junk filter still finds the columns it returns); dynamic SQL's
 -- one-shot plans, each with another target list, freed and their addresses

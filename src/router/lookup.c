@@ -11,7 +11,7 @@
  * LAST), a visibility check of the version list with the statement's
  * snapshot, and a decode of the image into the scan slot.  No catalog is
  * read: the mirror's descriptor is cached per backend (mirror.h), and the
- * node's result descriptor per plan (plan_shown).
+ * node's result descriptor per plan (plan_info).
  *
  * The heap fallback reads the heap's unique index on the key with the same
  * snapshot, so the answer is the heap's by construction; the reason is
@@ -29,6 +29,7 @@
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "executor/execdesc.h"
 #include "miscadmin.h"
 #include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
@@ -51,9 +52,8 @@
 /*
  * CustomScan.custom_private: kind, the key conditions (for EXPLAIN), the
  * number of equality key expressions, the strategies of the bounds (RANGE),
- * whether a LIMIT expression follows them, and the target list (see
- * plan_shown).  custom_exprs: the equality values, the bounds' values, the
- * limit.
+ * and whether a LIMIT expression follows them.  custom_exprs: the equality
+ * values, the bounds' values, the limit.
  */
 enum
 {
@@ -61,21 +61,21 @@ enum
 	LOOKUP_PRIV_KEYQUALS,
 	LOOKUP_PRIV_NEQ,
 	LOOKUP_PRIV_STRATEGIES,
-	LOOKUP_PRIV_HAS_LIMIT,
-	LOOKUP_PRIV_TLIST
+	LOOKUP_PRIV_HAS_LIMIT
 };
 
 /*
  * What the executor's start-up of a routed plan builds the same way at every
- * execution, built once per plan (plan_shown): the plan as the executor and
- * EXPLAIN see it, with its target list, and the result descriptor.  It lives
- * in the plan's memory context, and plan_infos maps the plan to it until
- * that context is reset or deleted.
+ * execution, built once per plan (plan_info): the statement and plan node
+ * the executor starts, the node without its target list, and the result
+ * descriptor.  It lives in the plan's memory context, and plan_infos maps
+ * the plan node and its copy to it until that context is reset or deleted.
  */
 typedef struct LookupPlanInfo
 {
-	CustomScan *plan;			/* the key: the plan node as planned */
-	CustomScan	shown;			/* *plan with its target list */
+	CustomScan *plan;			/* the plan node as planned */
+	CustomScan	exec;			/* *plan without its target list */
+	PlannedStmt exec_stmt;		/* the statement with planTree = &exec */
 	TupleDesc	resultdesc;		/* ExecTypeFromTL of the target list */
 	/*
 	 * plain: every value expression is a Const or a PARAM_EXTERN, its own
@@ -95,6 +95,8 @@ typedef struct LookupPlanEntry
 } LookupPlanEntry;
 
 static HTAB *plan_infos = NULL;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
 
 typedef struct LookupState
 {
@@ -145,10 +147,14 @@ static CustomExecMethods lookup_exec_methods = {
 	.ExplainCustomScan = lookup_explain,
 };
 
+static void lookup_executor_start(QueryDesc *queryDesc, int eflags);
+
 void
 almanac_lookup_register(void)
 {
 	RegisterCustomScanMethods(&lookup_scan_methods);
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = lookup_executor_start;
 }
 
 CustomScan *
@@ -172,15 +178,15 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 	fix_opfuncids(limit);
 
 	/*
-	 * The target list is kept in custom_private, without its junk entries
-	 * (sort columns: the scan itself returns the rows in order, so there is
-	 * nothing for a junk filter to remove), and the plan's own is empty:
-	 * see plan_shown.
+	 * The target list without its junk entries (sort columns: the scan
+	 * itself returns the rows in order, so there is nothing for a junk
+	 * filter to remove).  The executor starts a copy of the node without
+	 * it: see plan_info.
 	 */
 	foreach(lc, tlist)
 		if (!((TargetEntry *) lfirst(lc))->resjunk)
 			shown = lappend(shown, lfirst(lc));
-	plan->targetlist = NIL;
+	plan->targetlist = shown;
 	plan->qual = quals;
 	/* a point lookup: cheaper than any index scan */
 	plan->startup_cost = 0;
@@ -198,7 +204,6 @@ almanac_lookup_plan(Oid relid, AlmanacLookupKind kind, List *tlist, List *quals,
 		cs->custom_exprs = lappend(cs->custom_exprs, limit);
 	cs->custom_private = list_make5(makeInteger(kind), keyquals, makeInteger(neq), strategies,
 									makeInteger(limit != NULL));
-	cs->custom_private = lappend(cs->custom_private, shown);
 	cs->custom_scan_tlist = NIL;
 	cs->custom_relids = NULL;
 	cs->methods = &lookup_scan_methods;
@@ -219,41 +224,63 @@ lookup_create_state(CustomScan *cscan)
 	return (Node *) ls;
 }
 
+/* forget the entry of node if it is info's */
+static void
+plan_unmap(CustomScan *node, LookupPlanInfo *info)
+{
+	LookupPlanEntry *e = hash_search(plan_infos, &node, HASH_FIND, NULL);
+
+	if (e != NULL && e->info == info)
+		(void) hash_search(plan_infos, &node, HASH_REMOVE, NULL);
+}
+
 /* the plan's context is going away: so is its LookupPlanInfo */
 static void
 plan_forget(void *arg)
 {
 	LookupPlanInfo *info = arg;
-	LookupPlanEntry *e = hash_search(plan_infos, &info->plan, HASH_FIND, NULL);
 
-	if (e != NULL && e->info == info)
-		(void) hash_search(plan_infos, &info->plan, HASH_REMOVE, NULL);
+	plan_unmap(info->plan, info);
+	plan_unmap(&info->exec, info);
+}
+
+/* map node (the plan node or its copy) to info */
+static void
+plan_map(CustomScan *node, LookupPlanInfo *info)
+{
+	LookupPlanEntry *e = hash_search(plan_infos, &node, HASH_ENTER, NULL);
+
+	e->info = info;
 }
 
 /*
- * The plan as the executor and EXPLAIN see it, and its result descriptor:
- * built at the plan's first execution, then found by its address.
+ * The LookupPlanInfo of a plan node, cs the node as planned or the copy the
+ * executor starts: built at the plan's first execution, then found by
+ * either address.
  *
  * Why: PostgreSQL's executor builds a node's result descriptor from the
  * plan's target list at every execution (ExecInitCustomScan calls
  * ExecInitResultTupleSlotTL: a syscache lookup and a name copy per
  * column), 0.25 us of the 1.6 us of backend CPU that a routed prepared
  * block lookup cost above SELECT 1 (bench/router/run.sh's probe), while
- * the descriptor depends only on the plan.  So the plan node handed
- * to the executor has an empty target list (a descriptor of no column costs
- * nothing), and BeginCustomScan puts in its place this copy of the node
- * with the target list, with the descriptor built once, before anything
- * reads either (InitPlan takes the query's result type after ExecInitNode
- * returns; EXPLAIN reads the plan through the node's state).
+ * the descriptor depends only on the plan.  So the executor starts a copy
+ * of the statement whose plan node has an empty target list (a descriptor
+ * of no column costs nothing: lookup_executor_start), and BeginCustomScan
+ * puts the node as planned, with its target list, back in the node's
+ * state, with the descriptor built once, before anything reads either
+ * (InitPlan takes the query's result type after ExecInitNode returns;
+ * EXPLAIN reads the plan through the node's state).  The statement the
+ * portal holds keeps the target list: the RowDescription message names
+ * each column's table and column number from it, as for the heap's plan.
  *
- * The copy lives in the plan's own memory context, and a reset callback on
- * that context forgets it, so an address is never taken for a later plan's.
- * A copy of the plan (copyObject, as DECLARE CURSOR makes) is another
- * address and gets its own.  The pointer comparisons guard against a plan
- * node freed alone and its address reused in the same context.
+ * The copies live in the plan's own memory context, and a reset callback on
+ * that context forgets them, so an address is never taken for a later
+ * plan's.  A copy of the plan (copyObject, as DECLARE CURSOR makes) is
+ * another address and gets its own.  The pointer comparisons guard against
+ * a plan node freed alone and its address reused in the same context.
  */
 static LookupPlanInfo *
-plan_shown(CustomScan *cs)
+plan_info(CustomScan *cs)
 {
 	LookupPlanEntry *e;
 	LookupPlanInfo *info;
@@ -273,17 +300,17 @@ plan_shown(CustomScan *cs)
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	e = hash_search(plan_infos, &cs, HASH_FIND, NULL);
-	if (e != NULL && e->info->shown.custom_private == cs->custom_private &&
-		e->info->shown.custom_exprs == cs->custom_exprs &&
-		e->info->shown.scan.plan.qual == cs->scan.plan.qual)
+	if (e != NULL && e->info->exec.custom_private == cs->custom_private &&
+		e->info->exec.custom_exprs == cs->custom_exprs &&
+		e->info->exec.scan.plan.qual == cs->scan.plan.qual)
 		return e->info;
 
 	old = MemoryContextSwitchTo(GetMemoryChunkContext(cs));
 	info = palloc(sizeof(LookupPlanInfo));
 	info->plan = cs;
-	info->shown = *cs;
-	info->shown.scan.plan.targetlist = list_nth(cs->custom_private, LOOKUP_PRIV_TLIST);
-	info->resultdesc = ExecTypeFromTL(info->shown.scan.plan.targetlist);
+	info->exec = *cs;
+	info->exec.scan.plan.targetlist = NIL;
+	info->resultdesc = ExecTypeFromTL(cs->scan.plan.targetlist);
 	info->plain = true;
 	info->keystates = info->boundstates = NIL;
 	info->limitstate = NULL;
@@ -303,8 +330,8 @@ plan_shown(CustomScan *cs)
 	}
 	MemoryContextSwitchTo(old);
 
-	e = hash_search(plan_infos, &cs, HASH_ENTER, NULL);
-	e->info = info;
+	plan_map(cs, info);
+	plan_map(&info->exec, info);
 	info->forget.func = plan_forget;
 	info->forget.arg = info;
 	MemoryContextRegisterResetCallback(GetMemoryChunkContext(cs), &info->forget);
@@ -340,18 +367,50 @@ tlist_is_scan_tuple(List *tlist, TupleDesc desc)
 }
 
 /*
+ * ExecutorStart_hook: a routed statement is started as its copy whose plan
+ * node has no target list (plan_info); the caller's statement, the portal's,
+ * is left as it is.  Any other statement goes on untouched.
+ */
+static void
+lookup_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	Plan	   *top = queryDesc->plannedstmt->planTree;
+
+	if (top != NULL && IsA(top, CustomScan) &&
+		((CustomScan *) top)->methods == &lookup_scan_methods && top->targetlist != NIL)
+	{
+		LookupPlanInfo *info = plan_info((CustomScan *) top);
+
+		/* a flat copy, made anew: whatever the statement is, it is its own */
+		info->exec_stmt = *queryDesc->plannedstmt;
+		info->exec_stmt.planTree = &info->exec.scan.plan;
+		queryDesc->plannedstmt = &info->exec_stmt;
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
  * The node's result type, slot and projection from the plan's target list,
- * what ExecInitCustomScan would have done with it (see plan_shown).
+ * what ExecInitCustomScan would have done with it (see plan_info), when the
+ * executor started the copy without it; the plan node as planned in its
+ * place.  A node started as planned (a statement that names no column, or
+ * a hook before lookup_executor_start that started it itself) has all
+ * that from ExecInitCustomScan already.
  */
 static LookupPlanInfo *
 lookup_init_result(CustomScanState *node)
 {
 	PlanState  *ps = &node->ss.ps;
-	LookupPlanInfo *info = plan_shown((CustomScan *) ps->plan);
-	List	   *tlist = info->shown.scan.plan.targetlist;
+	LookupPlanInfo *info = plan_info((CustomScan *) ps->plan);
+	List	   *tlist = info->plan->scan.plan.targetlist;
 	TupleDesc	scandesc = node->ss.ss_ScanTupleSlot->tts_tupleDescriptor;
 
-	ps->plan = &info->shown.scan.plan;
+	if (ps->plan != &info->exec.scan.plan)
+		return info;
+	ps->plan = &info->plan->scan.plan;
 	ps->ps_ResultTupleDesc = info->resultdesc;
 	if (tlist_is_scan_tuple(tlist, scandesc))
 	{

@@ -78,10 +78,10 @@ typedef enum AlmanacLookupKind
 /*
  * A CustomScan on range table entry 1 (the mirrored table relid) with the
  * given target list and residual quals (implicit AND).  The target list's
- * junk entries (sort columns), which must come last, are left out, and the
- * rest is kept in the node's private data: the plan's own target list is
- * empty until the node is started (lookup.c, plan_shown), so that the
- * executor does not build the result descriptor at every execution.  keyexprs: one value
+ * junk entries (sort columns), which must come last, are left out.  The
+ * executor starts a copy of the node without its target list (lookup.c,
+ * plan_info), so that it does not build the result descriptor at every
+ * execution.  keyexprs: one value
  * expression per equality key column, the array last for a MULTIGET;
  * keyquals: the recognised conditions, for EXPLAIN.  RANGE: bounds, the
  * values the next key column is compared with, by strategies (btree

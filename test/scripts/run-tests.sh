@@ -57,7 +57,7 @@ read -r -a tap_tests <<<"${TAP_TESTS-$(echo test/t/*.pl)}"
 if [ ${#tap_tests[@]} -gt 0 ]; then
 	make_user_dir "$OUT/tap"
 	if ! run_as env TESTDIR="$OUT/tap" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-		ALMANAC_ROOT="$ALMANAC_ROOT" \
+		ALMANAC_ROOT="$ALMANAC_ROOT" ALMANAC_PG_INCLUDEDIR="$("$PG_CONFIG" --includedir)" \
 		prove -I "$PGXS_DIR/src/test/perl" -I "$ALMANAC_ROOT/test" "${tap_tests[@]}" >"$OUT/tap.log" 2>&1; then
 		status=1
 	fi
