@@ -24,6 +24,8 @@
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/appendinfo.h"
 #include "parser/analyze.h"
 #include "parser/parsetree.h"
@@ -52,6 +54,7 @@ typedef struct AlmanacModifyState
 	StringInfoData value;
 	MemoryContext rowcxt;
 	bool		do_nothing;		/* INSERT ... ON CONFLICT DO NOTHING */
+	bool		row_by_row;		/* INSERT: no batches (insert_row_by_row) */
 	AlmanacBulk *bulk;			/* COPY FROM by SST files, or NULL */
 } AlmanacModifyState;
 
@@ -135,6 +138,38 @@ on_conflict_do_nothing(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	return true;
 }
 
+/* planstate_tree_walker: does a node under an INSERT compute a volatile function per row? */
+static bool
+calls_volatile(PlanState *ps, void *context)
+{
+	Plan	   *plan = ps->plan;
+
+	if (contain_volatile_functions((Node *) plan->targetlist) ||
+		contain_volatile_functions((Node *) plan->qual))
+		return true;
+	if (IsA(plan, ValuesScan) &&
+		contain_volatile_functions((Node *) ((ValuesScan *) plan)->values_lists))
+		return true;
+	if ((IsA(plan, NestLoop) || IsA(plan, MergeJoin) || IsA(plan, HashJoin)) &&
+		contain_volatile_functions((Node *) ((Join *) plan)->joinqual))
+		return true;
+	return planstate_tree_walker(ps, calls_volatile, context);
+}
+
+/*
+ * Must an INSERT hand its rows over one by one, not in batches?  A batch's
+ * rows are written only when it is full, after the volatile functions of
+ * the rows behind the first have run: those would not see the rows ahead of
+ * theirs in the batch, which on the heap are inserted already (a function
+ * that updates the row the statement inserted just before found none).
+ * (The core writes the pending batch before a BEFORE ROW trigger runs.)
+ */
+static bool
+insert_row_by_row(ModifyTableState *mtstate)
+{
+	return mtstate->ps.plan != NULL && calls_volatile(outerPlanState(mtstate), NULL);
+}
+
 static void
 almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 						  List *fdw_private, int subplan_index, int eflags)
@@ -155,6 +190,8 @@ almanacBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 			elog(ERROR, "almanac: wholerow junk column missing");
 	}
 	m->do_nothing = on_conflict_do_nothing(mtstate, rinfo);
+	if (mtstate->operation == CMD_INSERT)
+		m->row_by_row = insert_row_by_row(mtstate);
 	rinfo->ri_FdwState = m;
 }
 
@@ -192,6 +229,7 @@ almanacBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 	if (mtstate->ps.plan == NULL && almanac_bulk_copy && rinfo->ri_TrigDesc == NULL)
 		m->bulk = almanac_bulk_begin(&m->a, bulk_fallback, m);
 	m->do_nothing = on_conflict_do_nothing(mtstate, rinfo);
+	m->row_by_row = insert_row_by_row(mtstate);
 	rinfo->ri_FdwState = m;
 }
 
@@ -326,9 +364,11 @@ almanacGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 	/*
 	 * Rows are buffered in the statement batch anyway.  RETURNING needs them
 	 * one by one, and so does ON CONFLICT DO NOTHING: a batch reports how
-	 * many rows it inserted, not which.
+	 * many rows it inserted, not which; and so do volatile functions
+	 * (insert_row_by_row).
 	 */
-	return rinfo->ri_projectReturning || (m != NULL && m->do_nothing) ? 1 : 1000;
+	return rinfo->ri_projectReturning ||
+		(m != NULL && (m->do_nothing || m->row_by_row)) ? 1 : 1000;
 }
 
 /* the key of the old row, from the wholerow junk column */
