@@ -227,6 +227,12 @@ append_segment(StringInfo buf, int start, const AlmanacKeyLayout *layout,
 					key_too_long(layout, colname,
 								 (size_t) (buf->len - start) + escaped);
 
+				/* most values (hashes, addresses) have nothing to escape */
+				if (escaped == n)
+				{
+					appendBinaryStringInfo(buf, p, (int) n);
+					break;
+				}
 				enlargeStringInfo(buf, (int) escaped);
 				for (size_t i = 0; i < n; i++)
 				{

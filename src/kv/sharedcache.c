@@ -394,25 +394,29 @@ free_push(int id)
 	SpinLockRelease(&control->free_lock[cls]);
 }
 
-/* a FREE slot of class cls, made BUSY; -1 if there is none */
+/*
+ * A FREE slot of class cls, made BUSY; -1 if there is none.  Every slot on
+ * the list is FREE (free_push); one that is not would be another's, so it
+ * is left off the list rather than taken.
+ */
 static int
 free_pop(int cls)
 {
-	int			n;
-	CacheSlot  *s;
-	uint32		state = SLOT_FREE;
+	for (;;)
+	{
+		int			n;
+		uint32		state = SLOT_FREE;
 
-	SpinLockAcquire(&control->free_lock[cls]);
-	n = control->first_free[cls];
-	if (n >= 0)
-		control->first_free[cls] = SLOT(SLOT_ID(cls, n))->next_free;
-	SpinLockRelease(&control->free_lock[cls]);
-	if (n < 0)
-		return -1;
-	s = SLOT(SLOT_ID(cls, n));
-	if (!pg_atomic_compare_exchange_u32(&s->state, &state, SLOT_BUSY))
-		elog(PANIC, "almanac shared row cache: slot %d of the free list is not free", n);
-	return SLOT_ID(cls, n);
+		SpinLockAcquire(&control->free_lock[cls]);
+		n = control->first_free[cls];
+		if (n >= 0)
+			control->first_free[cls] = SLOT(SLOT_ID(cls, n))->next_free;
+		SpinLockRelease(&control->free_lock[cls]);
+		if (n < 0)
+			return -1;
+		if (pg_atomic_compare_exchange_u32(&SLOT(SLOT_ID(cls, n))->state, &state, SLOT_BUSY))
+			return SLOT_ID(cls, n);
+	}
 }
 
 /*

@@ -77,6 +77,7 @@ typedef struct LookupPlanInfo
 	CustomScan	exec;			/* *plan without its target list */
 	PlannedStmt exec_stmt;		/* the statement with planTree = &exec */
 	TupleDesc	resultdesc;		/* ExecTypeFromTL of the target list */
+	int			scan_tuple;		/* tlist_is_scan_tuple, or -1: not known yet */
 	/*
 	 * plain: every value expression is a Const or a PARAM_EXTERN, its own
 	 * value_state(), so that the scan's lists of them are the plan's
@@ -311,6 +312,7 @@ plan_info(CustomScan *cs)
 	info->exec = *cs;
 	info->exec.scan.plan.targetlist = NIL;
 	info->resultdesc = ExecTypeFromTL(cs->scan.plan.targetlist);
+	info->scan_tuple = -1;
 	info->plain = true;
 	info->keystates = info->boundstates = NIL;
 	info->limitstate = NULL;
@@ -412,7 +414,10 @@ lookup_init_result(CustomScanState *node)
 		return info;
 	ps->plan = &info->plan->scan.plan;
 	ps->ps_ResultTupleDesc = info->resultdesc;
-	if (tlist_is_scan_tuple(tlist, scandesc))
+	/* the table's shape is the plan's: any change to it replans */
+	if (info->scan_tuple < 0)
+		info->scan_tuple = tlist_is_scan_tuple(tlist, scandesc);
+	if (info->scan_tuple)
 	{
 		/*
 		 * The scan slot is the result, as in a scan node of PostgreSQL's
