@@ -47,6 +47,11 @@
  *							finds the store's directory unreadable (EACCES)
  *							when it lists the write-ahead log files to judge
  *							its memtables (kv/reader.c, newest_wal)
+ *	 iterator_error			not a stop: while armed, a backend's iterators
+ *							over its reader (a scan's, kv/access.c, and the
+ *							base of a walk of the transaction's writes,
+ *							kv/xact.c) fail at once, as an I/O error or a
+ *							corrupted block makes them fail (test/t/038)
  *
  * Two more pause instead of stopping: the process logs the same line, waits
  * the given time, and goes on (races made to last, test/t/016):

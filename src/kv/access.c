@@ -751,6 +751,8 @@ almanac_access_iter_begin(AlmanacAccess *a, const char *lower, size_t lower_len,
 		rocksdb_readoptions_set_iterate_upper_bound(a->ropts, a->upper.data, a->upper.len);
 	if (flags & ALMANAC_ITER_NO_FILL_CACHE)
 		rocksdb_readoptions_set_fill_cache(a->ropts, 0);
+	if (ALMANAC_FAULT_ARMED("iterator_error"))
+		rocksdb_readoptions_set_read_tier(a->ropts, ALMANAC_READ_TIER_PERSISTED);
 	base = rocksdb_create_iterator_cf(a->db, a->ropts, a->cf);
 	a->iter = a->batch_copy
 		? rocksdb_writebatch_wi_create_iterator_with_base_cf(a->batch_copy, base, a->cf)
@@ -789,7 +791,14 @@ almanac_access_iter_next(AlmanacAccess *a, Snapshot snapshot, AlmanacKvEntry *e)
 		}
 		a->pending_step = true;
 		if (!rocksdb_iter_valid(a->iter))
+		{
+			char	   *err = NULL;
+
+			/* an error (a corrupted block, a file gone) is no end of range */
+			rocksdb_iter_get_error(a->iter, &err);
+			almanac_rocks_read_check(err);
 			return false;
+		}
 		key = rocksdb_iter_key(a->iter, &klen);
 		val = rocksdb_iter_value(a->iter, &vlen);
 

@@ -39,6 +39,14 @@ extern void almanac_rocks_error(int elevel, int sqlerrcode, char *err,
 	almanac_rocks_error(ERROR, ERRCODE_IO_ERROR, (err), "almanac store read failed")
 
 /*
+ * ReadOptions::read_tier values (rocksdb::ReadTier; the C API takes an
+ * int): the memtables only, and the tier iterators refuse (NotSupported),
+ * with which the fault point iterator_error makes them fail (fault.h).
+ */
+#define ALMANAC_READ_TIER_MEMTABLE 3	/* kMemtableTier */
+#define ALMANAC_READ_TIER_PERSISTED 2	/* kPersistedTier */
+
+/*
  * Get key from cf: a palloc'd copy of its value (huge allocations allowed),
  * or NULL when there is none; *vlen its length.
  */

@@ -251,7 +251,6 @@ typedef void (*batch_entry_fn) (void *arg, rocksdb_column_family_handle_t *cf,
  * nothing, and every commit did it (bench/commit at 8 clients: 8 % of the
  * instance's samples, more than the owner's rocksdb_write; perf).
  */
-#define ALMANAC_READ_TIER_MEMTABLE 3	/* rocksdb::kMemtableTier */
 static void
 batch_foreach_range(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader, uint32 cf_id,
 					const char *lower, size_t lower_len, const char *upper, size_t upper_len,
@@ -264,7 +263,9 @@ batch_foreach_range(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader, uint3
 
 	ro = rocksdb_readoptions_create();
 
-	rocksdb_readoptions_set_read_tier(ro, ALMANAC_READ_TIER_MEMTABLE);
+	rocksdb_readoptions_set_read_tier(ro, ALMANAC_FAULT_ARMED("iterator_error")
+									  ? ALMANAC_READ_TIER_PERSISTED
+									  : ALMANAC_READ_TIER_MEMTABLE);
 	rocksdb_readoptions_set_iterate_upper_bound(ro, nothing, 1);
 	it = rocksdb_writebatch_wi_create_iterator_with_base_cf(batch,
 															rocksdb_create_iterator_cf(almanac_reader_db(reader), ro, cf),
@@ -290,6 +291,19 @@ batch_foreach_range(rocksdb_writebatch_wi_t *batch, AlmanacReader *reader, uint3
 					break;
 			}
 			fn(arg, cf, k, klen, v, vlen);
+		}
+
+		/*
+		 * A base iterator that fails leaves the merged one invalid at once,
+		 * as if the batch were empty: unchecked, a commit would send nothing
+		 * and succeed, and a scan would miss the transaction's own writes.
+		 */
+		if (!rocksdb_iter_valid(it))
+		{
+			char	   *err = NULL;
+
+			rocksdb_iter_get_error(it, &err);
+			almanac_rocks_read_check(err);
 		}
 	}
 	PG_FINALLY();
