@@ -176,6 +176,13 @@ floor_of() { # query mode
 }
 
 QUERIES="block tx latest_block account"
+# the shared row cache's hits and misses so far ("0 0" without one), and
+# what a run added: a routed lookup that misses pays a RocksDB Get, so
+# runs.txt says how many of each run's lookups did
+cache_counts() { "${PSQL[@]}" -Atc "SELECT hits || ' ' || misses FROM almanac.shared_row_cache_stats()" 2>/dev/null || echo "0 0"; }
+cache_delta() { # before after
+	echo "$1 $2" | awk '{ h = $3 - $1; m = $4 - $2; if (h + m > 0) printf " (shared row cache: %d hits, %d misses)", h, m }'
+}
 declare -A V # V[key] = the rounds' values, space-separated
 declare -A F # F[floor script] = its tps in the current round and protocol
 RUNLOG=$OUT/runs.txt
@@ -192,9 +199,10 @@ for r in $(seq "$RUNS"); do
 			for q in $QUERIES; do
 				if [ $((r % 2)) = 1 ]; then order="heap routed"; else order="routed heap"; fi
 				for route in $order; do
+					c0=$(cache_counts)
 					tps=$(one_run "$OUT/pgbench.$r.$conn.$mode.$q.$route.log" "$(script_of "$q" "$mode")" "$mode" "$route" "$secs" "$conn")
 					if [ "$route" = heap ]; then h=$tps; else k=$tps; fi
-					echo "$r $conn $mode $q $route $tps" >>"$RUNLOG"
+					echo "$r $conn $mode $q $route $tps$(cache_delta "$c0" "$(cache_counts)")" >>"$RUNLOG"
 				done
 				f=${F[$(floor_of "$q" "$mode")]}
 				key=$q.$mode.$conn
