@@ -30,6 +30,7 @@
 #include "utils/ruleutils.h"
 
 #include "fdw/fdw.h"
+#include "kv/nested.h"
 
 typedef struct AlmanacScanState
 {
@@ -53,6 +54,14 @@ typedef struct AlmanacScanState
 	/* the key lock each row takes, or NoLock (plan.c: scan_lock) */
 	LOCKMODE	lock_mode;
 	LockWaitPolicy lock_wait;
+	/*
+	 * SELECT ... FOR UPDATE/SHARE: registered with kv/nested.h as a locking
+	 * scan of its command (no_batch stays NULL), so that the writes of the
+	 * commands it triggers to its keys are recorded (lock_row)
+	 */
+	bool		locks_for_select;
+	rocksdb_writebatch_wi_t *no_batch;
+	MemoryContextCallback nested_close;
 	/* iterator scans: [lower, upper); GET: lower is the key */
 	StringInfoData lower;
 	StringInfoData upper;
@@ -64,6 +73,17 @@ typedef struct AlmanacScanState
 	char	  **values;
 	size_t	   *vlens;
 } AlmanacScanState;
+
+/* a locking SELECT's scan ends: no longer an open writer (kv/nested.h) */
+static void
+scan_nested_close(void *arg)
+{
+	AlmanacScanState *s = arg;
+
+	if (s->locks_for_select)
+		almanac_nested_writer_close(&s->no_batch);
+	s->locks_for_select = false;
+}
 
 /*
  * BeginForeignScan: attach the store, catch the secondary up (after the
@@ -109,6 +129,14 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation),
 						 s->kind == ALMANAC_ACCESS_GET || s->kind == ALMANAC_ACCESS_MULTIGET ?
 						 ALMANAC_ACCESS_POINT : 0);
+	if (s->lock_mode != NoLock && estate->es_plannedstmt->commandType == CMD_SELECT)
+	{
+		almanac_nested_lock_scan_open(s->snapshot->curcid, s->a.store, s->a.cf_id, &s->no_batch);
+		s->locks_for_select = true;
+		s->nested_close.func = scan_nested_close;
+		s->nested_close.arg = s;
+		MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->nested_close);
+	}
 
 	/*
 	 * A plain read of many rows decodes only the columns the query uses
@@ -326,8 +354,12 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
  * locked nor returned), lock its key, and follow a newer version committed
  * meanwhile: 40001 under REPEATABLE READ and SERIALIZABLE, under READ
  * COMMITTED the newest version replaces the row in slot (the executor checks
- * the conditions on it again) or, deleted, skips it.  Returns whether the
- * row is to be returned.
+ * the conditions on it again) or, deleted, skips it.  A SELECT skips a row
+ * that a command it triggered (a volatile function in its WHERE clause)
+ * wrote after the scan began, as the heap's row lock, finding the tuple
+ * modified by a later command of the transaction, skips it.  (Not a row
+ * that a statement run between a cursor's fetches wrote: the heap skips
+ * it, this returns it.)  Returns whether the row is to be returned.
  */
 static bool
 lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t klen,
@@ -341,6 +373,9 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 		return false;
 	if (!almanac_access_lock_key(&s->a, key, klen, s->lock_mode, s->lock_wait, s->snapshot, &now))
 		return false;			/* SKIP LOCKED */
+	if (s->locks_for_select &&
+		almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
+		return false;
 	if (!now.changed)
 		return true;
 	if (IsolationUsesXactSnapshot())
@@ -436,7 +471,9 @@ almanacIterateForeignScan(ForeignScanState *node)
 			if (found)
 				return slot;
 		}
+		/* the last key's row may have been refused by lock_row: not returned */
 		s->done = true;
+		ExecClearTuple(slot);
 		return slot;
 	}
 
@@ -468,7 +505,10 @@ almanacEndForeignScan(ForeignScanState *node)
 	AlmanacScanState *s = node->fdw_state;
 
 	if (s)
+	{
+		scan_nested_close(s);
 		almanac_access_release(&s->a);
+	}
 }
 
 /* ExplainForeignScan: the access kind, the column family, and in VERBOSE the key conditions */

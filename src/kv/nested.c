@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "tcop/pquery.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -45,6 +46,7 @@ typedef struct OpenWriter
 	uint32		cf_id;
 	rocksdb_writebatch_wi_t **stmt;
 	SubTransactionId subid;		/* the subtransaction it began in */
+	void	   *portal;			/* a locking scan's portal, or NULL */
 } OpenWriter;
 
 /* writers open in this transaction, in the order opened */
@@ -116,8 +118,10 @@ forget_all(void)
 	nested = NULL;
 }
 
-void
-almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **stmt)
+/* a writer, or with portal set a locking scan (almanac_nested_lock_scan_open) */
+static void
+open_writer(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **stmt,
+			void *portal)
 {
 	if (nopen == maxopen)
 	{
@@ -134,7 +138,20 @@ almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id, rocksdb_write
 	open_writers[nopen].store = store;
 	open_writers[nopen].cf_id = cf_id;
 	open_writers[nopen].stmt = stmt;
+	open_writers[nopen].portal = portal;
 	nopen++;
+}
+
+void
+almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **stmt)
+{
+	open_writer(cid, store, cf_id, stmt, NULL);
+}
+
+void
+almanac_nested_lock_scan_open(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **stmt)
+{
+	open_writer(cid, store, cf_id, stmt, ActivePortal);
 }
 
 /* forget open writer i; the record goes with the last one */
@@ -176,7 +193,8 @@ nested_in_open_writer(int store, uint32 cf_id, CommandId cid)
 {
 	for (int i = 0; i < nopen; i++)
 		if (open_writers[i].cid < cid && open_writers[i].store == store &&
-			open_writers[i].cf_id == cf_id)
+			open_writers[i].cf_id == cf_id &&
+			(open_writers[i].portal == NULL || open_writers[i].portal == ActivePortal))
 			return true;
 	return false;
 }
@@ -184,7 +202,11 @@ nested_in_open_writer(int store, uint32 cf_id, CommandId cid)
 bool
 almanac_nested_any_open(void)
 {
-	return nopen > 0;
+	/* not a locking scan: its batch is always NULL */
+	for (int i = 0; i < nopen; i++)
+		if (*open_writers[i].stmt != NULL)
+			return true;
+	return false;
 }
 
 int

@@ -67,6 +67,17 @@ extern void almanac_nested_writer_open(CommandId cid, int store, uint32 cf_id,
 									   rocksdb_writebatch_wi_t **stmt);
 extern void almanac_nested_writer_close(rocksdb_writebatch_wi_t **stmt);
 
+/*
+ * A locking SELECT's scan of command cid opens (*stmt stays NULL: it writes
+ * nothing), to be closed as a writer is: the writes of later commands to
+ * its column family are recorded while its portal runs (a function in its
+ * WHERE clause; not the statements run between a cursor's fetches, which
+ * would keep every write of a long loop), so that it can skip the rows they
+ * wrote (almanac_nested_written_after), as the heap's row lock does.
+ */
+extern void almanac_nested_lock_scan_open(CommandId cid, int store, uint32 cf_id,
+										  rocksdb_writebatch_wi_t **stmt);
+
 /* an open writer's statement batch, as almanac_nested_visible lists them */
 typedef struct AlmanacOpenWrites
 {
@@ -82,7 +93,11 @@ typedef struct AlmanacOpenWrites
  */
 extern int	almanac_nested_visible(int store, uint32 cf_id, AlmanacOpenWrites **out);
 
-/* is any writer open? (a cheap test before looking further) */
+/*
+ * Is any writer with a batch open (not counting locking scans)?  A cheap
+ * test before looking further: a reader that finds none need not open its
+ * instance to look in batches.
+ */
 extern bool almanac_nested_any_open(void);
 
 /*
