@@ -62,6 +62,13 @@ typedef struct AlmanacScanState
 	bool		locks_for_select;
 	rocksdb_writebatch_wi_t *no_batch;
 	MemoryContextCallback nested_close;
+	/*
+	 * A locking scan's filter: evaluated by lock_row before the lock (a row
+	 * that fails it is not locked) and again on a newer version it returns,
+	 * and taken out of the executor's qual, which would evaluate it once
+	 * more on every row returned (a volatile function in it ran twice)
+	 */
+	ExprState  *lock_qual;
 	/* iterator scans: [lower, upper); GET: lower is the key */
 	StringInfoData lower;
 	StringInfoData upper;
@@ -129,6 +136,11 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	almanac_access_begin(&s->a, almanac_table_open(node->ss.ss_currentRelation),
 						 s->kind == ALMANAC_ACCESS_GET || s->kind == ALMANAC_ACCESS_MULTIGET ?
 						 ALMANAC_ACCESS_POINT : 0);
+	if (s->lock_mode != NoLock)
+	{
+		s->lock_qual = node->ss.ps.qual;
+		node->ss.ps.qual = NULL;
+	}
 	if (s->lock_mode != NoLock && estate->es_plannedstmt->commandType == CMD_SELECT)
 	{
 		almanac_nested_lock_scan_open(s->snapshot->curcid, s->a.store, s->a.cf_id, &s->no_batch);
@@ -353,8 +365,10 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
  * if the row meets the scan's conditions (rows that do not are neither
  * locked nor returned), lock its key, and follow a newer version committed
  * meanwhile: 40001 under REPEATABLE READ and SERIALIZABLE, under READ
- * COMMITTED the newest version replaces the row in slot (the executor checks
- * the conditions on it again) or, deleted, skips it.  A SELECT skips a row
+ * COMMITTED the newest version replaces the row in slot if it meets the
+ * conditions too (checked again, as the heap's EvalPlanQual does), or,
+ * deleted, the row is skipped.  The conditions are the scan's lock_qual,
+ * which the executor does not evaluate once more.  A SELECT skips a row
  * that a command it triggered (a volatile function in its WHERE clause)
  * wrote after the scan began, as the heap's row lock, finding the tuple
  * modified by a later command of the transaction, skips it.  (Not a row
@@ -369,7 +383,7 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 	AlmanacKeyNow now;
 
 	econtext->ecxt_scantuple = slot;
-	if (node->ss.ps.qual != NULL && !ExecQual(node->ss.ps.qual, econtext))
+	if (s->lock_qual != NULL && !ExecQual(s->lock_qual, econtext))
 		return false;
 	if (!almanac_access_lock_key(&s->a, key, klen, s->lock_mode, s->lock_wait, s->snapshot, &now))
 		return false;			/* SKIP LOCKED */
@@ -383,7 +397,7 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 	if (!now.live)
 		return false;
 	almanac_row_to_slot(&s->a, slot, key, klen, now.tuple, now.tuple_len);
-	return true;
+	return s->lock_qual == NULL || ExecQual(s->lock_qual, econtext);
 }
 
 /* a locking scan over an iterator: the next row, locked (lock_row) */

@@ -375,6 +375,22 @@ rows_as_heap('FOR UPDATE, a function in the WHERE clause updated a row scanned l
 rows_as_heap('FOR UPDATE, a function in the WHERE clause updated a row of a range',
 	q{SELECT k, v FROM TAB WHERE k > 0 AND (k <> 1 OR set_inner('TAB', 3) = 'x')
 		ORDER BY k FOR UPDATE});
+# a function in the WHERE clause of a locking scan (UPDATE, DELETE, FOR
+# UPDATE by key, by keys, by range) runs once per row, as on the heap
+$node->safe_psql('postgres', q{
+	CREATE TABLE calls (n int);
+	CREATE FUNCTION log_call() RETURNS bool LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN INSERT INTO calls VALUES (1); RETURN true; END $$;
+});
+rows_as_heap('calls of a function in the WHERE clause of locking scans',
+	q{DELETE FROM calls;
+	UPDATE TAB SET v = 'x' WHERE k IN (1, 2) AND log_call();
+	DELETE FROM TAB WHERE k = 3 AND log_call();
+	SELECT k FROM TAB WHERE k = 1 AND log_call() FOR UPDATE;
+	SELECT k FROM TAB WHERE k IN (1, 2) AND log_call() ORDER BY k FOR UPDATE;
+	SELECT k FROM TAB WHERE k > 0 AND log_call() ORDER BY k FOR SHARE;
+	SELECT count(*) FROM calls;});
+
 # a PL/pgSQL loop over a locking query that updates each row records nothing
 reset_rows();
 ($ret, $out, $err) = $node->psql('postgres', q{
