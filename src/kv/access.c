@@ -1179,7 +1179,7 @@ writer_cleanup(void *arg)
 }
 
 void
-almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
+almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid)
 {
 	memset(w, 0, sizeof(AlmanacKvWriter));
 	w->cleanup.func = writer_cleanup;
@@ -1190,8 +1190,7 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a)
 	w->a = a;
 	initStringInfo(&w->looked_up);
 	w->stmt = almanac_stmt_batch_create();
-	/* the statement's command id: es_output_cid, read at executor start */
-	w->cid = GetCurrentCommandId(false);
+	w->cid = cid;
 	almanac_nested_writer_open(w->cid, a->store, a->cf_id, &w->stmt);
 	w->nested_open = true;
 }

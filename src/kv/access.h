@@ -436,7 +436,13 @@ typedef struct AlmanacKvWriter
 	MemoryContextCallback cleanup;
 } AlmanacKvWriter;
 
-extern void almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a);
+/*
+ * cid: the writing statement's command id (its EState's es_output_cid).
+ * Not the current one: a writer begun lazily (the partition a row is first
+ * routed to) begins after commands the statement triggered may have moved
+ * the command counter on, and with their id it would count as one of them.
+ */
+extern void almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid);
 
 /*
  * Whether snapshot sees a live row at key (through the statement's and the
