@@ -61,6 +61,7 @@ typedef struct AdminStore
 typedef struct AdminCf
 {
 	char	   *name;
+	bool		known;			/* id and props were asked for */
 	uint32		id;
 	uint64		props[ALMANAC_NPROPS];
 } AdminCf;
@@ -160,6 +161,21 @@ store_column_families(AdminStore *s)
 		AdminCf    *cf = palloc0(sizeof(AdminCf));
 
 		cf->name = lfirst(lc);
+
+		/*
+		 * A name of NAMEDATALEN bytes or more (never almanac's, which checks
+		 * column_family, but RocksDB's tools may add one) cannot be asked
+		 * for: the request carries NAMEDATALEN bytes of it, which could name
+		 * another column family.  Listed with its id and properties unknown.
+		 */
+		if (strlen(cf->name) >= NAMEDATALEN)
+		{
+			for (int p = 0; p < ALMANAC_NPROPS; p++)
+				cf->props[p] = ALMANAC_PROP_UNKNOWN;
+			cfs = lappend(cfs, cf);
+			continue;
+		}
+		cf->known = true;
 		cf->id = almanac_store_properties(s->store, cf->name, cf->props);
 		/* dropped since the listing */
 		if (cf->id == ALMANAC_CF_MISSING)
@@ -303,6 +319,7 @@ almanac_column_families_sql(PG_FUNCTION_ARGS)
 
 		values[0] = CStringGetTextDatum(cf->name);
 		values[1] = Int32GetDatum((int32) cf->id);
+		nulls[1] = !cf->known;
 		values[2] = PointerGetDatum(regclass_array(tables_using(tables, cf->name)));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -349,6 +366,7 @@ almanac_store_properties_sql(PG_FUNCTION_ARGS)
 		int			i = 0;
 
 		values[i++] = CStringGetTextDatum(cf->name);
+		nulls[i] = !cf->known;
 		values[i++] = Int32GetDatum((int32) cf->id);
 		for (int c = 0; c < lengthof(columns); c++, i++)
 			put_property(&values[i], &nulls[i], cf->props[columns[c]]);
