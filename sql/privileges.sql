@@ -52,7 +52,19 @@ RESET ROLE;
 GRANT USAGE ON FOREIGN DATA WRAPPER almanac_rocksdb TO regress_intruder;
 GRANT USAGE ON SCHEMA almanac TO regress_intruder;
 SET ROLE regress_intruder;
+-- a server without path would be one more over the database's own store:
+-- refused, with or without tuning options (the store is opened with those
+-- of whichever server attaches first)
 CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb;
+CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb
+	OPTIONS (write_buffer_size '64kB', use_direct_io 'on');
+-- given one by a superuser, it may not tune it either
+RESET ROLE;
+CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb;
+ALTER SERVER intruder_srv OWNER TO regress_intruder;
+SET ROLE regress_intruder;
+ALTER SERVER intruder_srv OPTIONS (ADD max_write_buffer_number '2');
+ALTER SERVER intruder_srv VERSION '2';
 CREATE FOREIGN TABLE intruder_s.raw2 (key bytea, value bytea) SERVER intruder_srv
 	OPTIONS (raw 'true', column_family 'priv');
 CREATE FOREIGN TABLE intruder_s.blocks2 (chain_id text, block_number bigint, v text) SERVER intruder_srv
@@ -61,6 +73,28 @@ CREATE FOREIGN TABLE intruder_s.blocks2 (chain_id text, block_number bigint, v t
 SELECT count(*) FROM almanac.value_versions('intruder_srv', 'priv', 'secret:1'::bytea);
 SELECT almanac.flush('priv', 'intruder_srv');
 DROP SERVER intruder_srv;
+-- nor can another server take raw and reserved tables away from a
+-- non-superuser owner of almanac_store: the owner may, nobody else may
+-- create one next to it
+RESET ROLE;
+ALTER SERVER almanac_store OWNER TO regress_owner;
+SET ROLE regress_intruder;
+CREATE SERVER intruder_srv FOREIGN DATA WRAPPER almanac_rocksdb;
+SET ROLE regress_owner;
+CREATE FOREIGN TABLE owner_s.raw_own (key bytea, value bytea) SERVER almanac_store
+	OPTIONS (raw 'true', column_family 'owner_raw');
+SELECT count(*) FROM owner_s.raw_own;
+CREATE FOREIGN TABLE owner_s.blocks (chain_id text, block_number bigint, v text) SERVER almanac_store
+	OPTIONS (column_family 'mirror.blocks', key_prefix 'block', key_columns 'chain_id, block_number');
+-- and tune it
+ALTER SERVER almanac_store OPTIONS (ADD max_open_files '500');
+ALTER SERVER almanac_store OPTIONS (DROP max_open_files);
+DROP FOREIGN TABLE owner_s.raw_own, owner_s.blocks;
+RESET ROLE;
+ALTER SERVER almanac_store OWNER TO CURRENT_USER;
+-- (the grant went with the ownership)
+GRANT USAGE ON FOREIGN SERVER almanac_store TO regress_owner;
+SET ROLE regress_intruder;
 -- ALTER TABLE on a foreign table is held to the rule as ALTER FOREIGN TABLE
 CREATE FOREIGN TABLE intruder_s.b (chain_id text, block_number bigint, v text) SERVER almanac_store
 	OPTIONS (column_family 'innocent', key_prefix 'block', key_columns 'chain_id, block_number');

@@ -76,6 +76,8 @@ extern AlmanacKvTable *almanac_table_open(Relation rel);
 extern void almanac_check_key_space_access(Relation rel, Oid userid, AclMode perms);
 /* is relid a foreign table of almanac_rocksdb (of this database's extension)? */
 extern bool almanac_is_rocksdb_table(Oid relid);
+/* a relation's owner (ERROR if it does not exist) */
+extern Oid	almanac_rel_owner(Oid relid);
 
 /* modify.c: hooks set up at library load (_PG_init) */
 extern void almanac_modify_init(void);

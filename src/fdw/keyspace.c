@@ -28,6 +28,19 @@
  *   (each table of the server) and IMPORT FOREIGN SCHEMA; the raw rule
  *   again at access, against the raw table's owner.  Dropping a table over
  *   a reserved column family never deletes its keys (fdw/ddl.c).
+ * - Servers: the rule above counts the owners of every server over the
+ *   store, and the store is opened with the tuning options of whichever of
+ *   them attaches first after a restart, so a server over a store that
+ *   other servers of the database use (every server without option path
+ *   uses the database's own store) may be created, or have its options
+ *   changed, only by a role with the privileges of their owners; the first
+ *   over the database's own store only by one with the privileges of the
+ *   wrapper's owner.  Else any role with USAGE on the wrapper could create
+ *   one: set the tuning of a store others use, and, owning one of its
+ *   servers, take raw tables and reserved column families away from the
+ *   owner of the others.  Checked by the same event trigger at the end of
+ *   CREATE SERVER and ALTER SERVER ... OPTIONS (path itself needs more:
+ *   option.c).
  *
  * The key spaces of the database's tables are cached per backend and
  * rebuilt after any change to a foreign table or server; privileges and
@@ -193,8 +206,8 @@ overlaps(const KeySpace *a, const KeySpace *b)
 		 strcmp(a->key_prefix, b->key_prefix) == 0);
 }
 
-static Oid
-rel_owner(Oid relid)
+Oid
+almanac_rel_owner(Oid relid)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
@@ -209,9 +222,10 @@ rel_owner(Oid relid)
 /*
  * Raw tables and tables over a reserved column family: for roles with the
  * privileges of the owner of every server of the database that uses the
- * table's store.  Not the table's server's alone: any role with USAGE on the
- * wrapper may create a server of its own, and one without option path uses
- * the default store, mirrors and all.
+ * table's store.  Not the table's server's alone: a server without option
+ * path uses the default store, mirrors and all, and a superuser may give one
+ * to any role (creating one takes the privileges of the owners of the
+ * others: check_server_definition).
  */
 static void
 check_owner_only(const KeySpace *ks, Oid roleid, bool at_access)
@@ -333,7 +347,7 @@ check_key_space_definition(Oid relid)
 
 		if (!overlaps(self, other))
 			continue;
-		owner = rel_owner(other->relid);
+		owner = almanac_rel_owner(other->relid);
 		if (has_privs_of_role(userid, owner))
 			continue;
 		ereport(ERROR,
@@ -350,24 +364,128 @@ check_key_space_definition(Oid relid)
 }
 
 /*
+ * The servers rule, as the current user, for a server that CREATE SERVER
+ * made or ALTER SERVER ... OPTIONS changed (see the file header): every
+ * other server of the database over the same store must belong to a role
+ * whose privileges the current user has; a server that would be the first
+ * over the database's own store (created, or moved there by a change of
+ * path), to the wrapper's owner.  'options' are the
+ * options the command named, for the message.
+ */
+static void
+check_server_definition(Oid serverid, bool create, List *options)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	AlmanacServerOptions *opts;
+	Oid			userid = GetUserId();
+	const char *option = NULL;
+	ListCell   *lc;
+	bool		others = false;
+	bool		moved = create;
+
+	/* ALTER SERVER ... VERSION alone leaves the store as it is */
+	if (!almanac_wrapper_is_ours(server->fdwid) || (!create && options == NIL))
+		return;
+	opts = almanac_server_options(serverid);
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (option == NULL)
+			option = def->defname;
+		/* setting or dropping path can move the server onto this store */
+		if (strcmp(def->defname, "path") == 0)
+			moved = true;
+	}
+
+	foreach(lc, almanac_store_servers(opts->path))
+	{
+		ForeignServer *other = GetForeignServer(lfirst_oid(lc));
+
+		if (other->serverid == serverid)
+			continue;
+		others = true;
+		if (has_privs_of_role(userid, other->owner))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 create
+				 ? errmsg("permission denied to create server \"%s\" over the store of server \"%s\"",
+						  server->servername, other->servername)
+				 : errmsg("permission denied to change option \"%s\" of server \"%s\"",
+						  option, server->servername),
+				 errdetail("Server \"%s\" of role \"%s\" uses the same store%s: the store is opened with the tuning options of whichever of its servers attaches first, and its raw tables and tables over reserved column families are for roles with the privileges of the owner of each of its servers.",
+						   other->servername, GetUserNameFromId(other->owner, false),
+						   opts->database != InvalidOid ? " (the database's own, used by every server without option \"path\")" : ""),
+				 errhint("Only a role with the privileges of role \"%s\" (or a superuser) may create or change a server over this store; use server \"%s\" instead (its owner may GRANT USAGE on it).",
+						 GetUserNameFromId(other->owner, false), other->servername)));
+	}
+
+	/*
+	 * The first server over the database's own store (its owner may tune it
+	 * afterwards): its rows and mirrors are there
+	 */
+	if (!others && moved && opts->database != InvalidOid)
+	{
+		ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+
+		if (!has_privs_of_role(userid, fdw->owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 create
+					 ? errmsg("permission denied to create server \"%s\" over the database's own store",
+							  server->servername)
+					 : errmsg("permission denied to change option \"%s\" of server \"%s\"",
+							  option, server->servername),
+					 errdetail("No other server of this database uses the database's own store (every server without option \"path\" does), which holds the mirrors of almanac's core tables."),
+					 errhint("Only a role with the privileges of role \"%s\", the owner of foreign-data wrapper \"%s\", or a superuser may create its first server.",
+							 GetUserNameFromId(fdw->owner, false), fdw->fdwname)));
+	}
+}
+
+/*
  * almanac._key_spaces_ddl(): the event trigger almanac_key_spaces, at the
- * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE, ALTER TABLE, ALTER
- * SERVER and IMPORT FOREIGN SCHEMA: the definition rule for every foreign
- * table the command created or altered, or whose server it altered.
+ * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE, ALTER TABLE, CREATE
+ * SERVER, ALTER SERVER and IMPORT FOREIGN SCHEMA: the servers rule for a
+ * server the command created or whose options it changed, and the
+ * definition rule for every foreign table the command created or altered,
+ * or whose server it altered.
  */
 PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl_sql);
 Datum
 almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 {
 	List	   *relids = NIL;
+	List	   *serverids = NIL;
 	ListCell   *lc;
+	Node	   *stmt;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("almanac._key_spaces_ddl() must be called as an event trigger")));
+	stmt = ((EventTriggerData *) fcinfo->context)->parsetree;
 
 	SPI_connect();
+	/*
+	 * The server CREATE SERVER made or ALTER SERVER ... OPTIONS changed (not
+	 * ALTER SERVER ... OWNER TO or RENAME: the store keeps its servers)
+	 */
+	if (IsA(stmt, CreateForeignServerStmt) || IsA(stmt, AlterForeignServerStmt))
+	{
+		if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+						"WHERE classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "almanac: could not list the commands of the event");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				serverids = lappend_oid(serverids, DatumGetObjectId(d));
+		}
+	}
 	/*
 	 * The foreign tables the command created or altered (ALTER TABLE can
 	 * alter a foreign table's options too), and every foreign table of a
@@ -392,6 +510,11 @@ almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
+	foreach(lc, serverids)
+		check_server_definition(lfirst_oid(lc), IsA(stmt, CreateForeignServerStmt),
+								IsA(stmt, CreateForeignServerStmt)
+								? ((CreateForeignServerStmt *) stmt)->options
+								: ((AlterForeignServerStmt *) stmt)->options);
 	foreach(lc, relids)
 		check_key_space_definition(lfirst_oid(lc));
 	PG_RETURN_NULL();

@@ -68,8 +68,7 @@ extern bool almanac_wrapper_is_ours(Oid fdwid);
 
 /*
  * The servers of the current database that use the store at 'path' (a
- * server without option path uses the default store, and any role with
- * USAGE on the wrapper may create one): OIDs, palloc'd.
+ * server without option path uses the default store): OIDs, palloc'd.
  */
 extern List *almanac_store_servers(const char *path);
 

@@ -387,8 +387,8 @@ almanac_store_properties_sql(PG_FUNCTION_ARGS)
  * Flush and compact rewrite files and lose nothing: like CHECKPOINT, the
  * server's owner or a member of pg_checkpoint may.  Drop destroys the data of
  * every server that uses the store (a server without a path option uses the
- * default store, and any role with USAGE on the wrapper can create one): the
- * role must own every server of this database that uses the store.
+ * default store, and a superuser may give one to any role): the role must
+ * own every server of this database that uses the store.
  * Superusers own everything.
  */
 static void
