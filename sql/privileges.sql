@@ -179,6 +179,10 @@ RESET ROLE;
 SET ROLE regress_owner;
 SELECT * FROM owner_s.secret ORDER BY k;
 RESET ROLE;
+-- and dropping "shadow" would hand "secret"'s owner every row written
+-- through it: it may go once that owner holds its privileges on it
+DROP FOREIGN TABLE intruder_s.shadow CASCADE;
+GRANT SELECT, INSERT, UPDATE, DELETE ON intruder_s.shadow TO regress_owner;
 DROP FOREIGN TABLE intruder_s.shadow CASCADE;
 -- the owner still reads and writes everything, and nothing was changed
 SET ROLE regress_owner;
@@ -265,6 +269,69 @@ RESET ROLE;
 CREATE SERVER priv_base FOREIGN DATA WRAPPER almanac_rocksdb
 	OPTIONS (path '/proc/self/cwd/almanac/base/1');
 DROP SERVER priv_here, priv_there CASCADE;
+
+-- squatting: a role maps the keys a privileged role will use before it does;
+-- while both tables exist it reads nothing, and dropping the privileged
+-- table would leave it every row written through that table: refused
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.squat (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'salary', key_columns 'k');
+RESET ROLE;
+CREATE SCHEMA priv_hr;
+CREATE FOREIGN TABLE priv_hr.salary (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'salary', key_columns 'k');
+INSERT INTO priv_hr.salary VALUES (1, 'private');
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat;
+RESET ROLE;
+DROP FOREIGN TABLE priv_hr.salary;
+DROP SCHEMA priv_hr CASCADE;
+-- nor through a function that catches the error
+DO $$
+BEGIN
+	DROP FOREIGN TABLE priv_hr.salary;
+EXCEPTION WHEN insufficient_privilege THEN
+	RAISE NOTICE 'refused: %', SQLERRM;
+END $$;
+SELECT * FROM priv_hr.salary;
+-- dropped with the other table, in either order, the rows go with both
+BEGIN;
+DROP FOREIGN TABLE priv_hr.salary, intruder_s.squat;
+ROLLBACK;
+BEGIN;
+DROP FOREIGN TABLE intruder_s.squat, priv_hr.salary;
+CREATE FOREIGN TABLE priv_hr.salary (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'salary', key_columns 'k');
+SELECT count(*) AS rows_left FROM priv_hr.salary;
+ROLLBACK;
+-- with its owner's privileges on the table, the squatting table keeps them
+BEGIN;
+GRANT USAGE ON SCHEMA priv_hr TO regress_intruder;
+GRANT SELECT, INSERT, UPDATE ON priv_hr.salary TO regress_intruder;
+SAVEPOINT s;
+DROP FOREIGN TABLE priv_hr.salary;
+ROLLBACK TO s;
+GRANT DELETE ON priv_hr.salary TO regress_intruder;
+DROP FOREIGN TABLE priv_hr.salary;
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat;
+ROLLBACK;
+-- emptied first, the table may go: the other finds no row
+SELECT almanac.purge('priv_hr.salary');
+DROP FOREIGN TABLE priv_hr.salary;
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat;
+DROP FOREIGN TABLE intruder_s.squat;
+RESET ROLE;
+-- a table of the same owner keeps the rows (it could read them anyway)
+CREATE FOREIGN TABLE priv_hr.salary (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'salary', key_columns 'k');
+CREATE FOREIGN TABLE priv_hr.salary_again (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'salary', key_columns 'k');
+INSERT INTO priv_hr.salary VALUES (2, 'kept');
+DROP FOREIGN TABLE priv_hr.salary;
+SELECT * FROM priv_hr.salary_again;
+DROP SCHEMA priv_hr CASCADE;
 
 -- a dropped table leaves its key space to others
 DROP SCHEMA priv_raw CASCADE;

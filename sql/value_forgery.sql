@@ -45,6 +45,9 @@ CREATE FOREIGN TABLE reader_s.r (k int, a varchar(512528), v int4[]) SERVER alma
 SELECT v FROM reader_s.r WHERE k = 1;
 \set VERBOSITY default
 SELECT * FROM reader_s.r;
+-- (its rows stay with forger_s.w, whose owner must hold its privileges on it:
+-- privileges.sql)
+GRANT SELECT, INSERT, UPDATE, DELETE ON reader_s.r TO regress_forger;
 DROP FOREIGN TABLE reader_s.r;
 RESET ROLE;
 REVOKE regress_forger FROM regress_reader;

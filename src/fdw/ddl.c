@@ -33,7 +33,11 @@
  *   table created later on the same keys could find.  Values are not
  *   decoded, so rows of any layout go.  Another table of this database on
  *   the same store, column family, prefix and key attribute keeps them (it
- *   still maps them).  It runs in an object access hook (OAT_DROP), which
+ *   still maps them), but only if its owner holds SELECT, INSERT, UPDATE and
+ *   DELETE on the dropped table: else the drop would hand that owner every
+ *   row written through it (note_rows_left_to), and the statement fails at
+ *   its end unless it dropped the other table too.  It runs in an object
+ *   access hook (OAT_DROP), which
  *   sees every drop, DROP SCHEMA / SERVER / EXTENSION ... CASCADE and DROP
  *   OWNED included, while the table's catalog entries still exist.  (Two
  *   databases share a store only when a privileged role pointed their
@@ -70,6 +74,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -566,13 +571,14 @@ almanac_ddl_guard(PG_FUNCTION_ARGS)
 }
 
 /*
- * Another almanac table of this database that maps the rows of t (same
- * store, column family, key prefix and key attribute)?  Tables dropped
+ * The other almanac tables of this database that map the rows of t (same
+ * store, column family, key prefix and key attribute).  Tables dropped
  * earlier in the same command are gone from the catalog already.
  */
-static bool
+static List *
 key_space_mapped_elsewhere(Relation rel, AlmanacKvTable *t)
 {
+	List	   *result = NIL;
 	ListCell   *lc;
 
 	foreach(lc, almanac_tables(InvalidOid))
@@ -592,9 +598,9 @@ key_space_mapped_elsewhere(Relation rel, AlmanacKvTable *t)
 			 strcmp(o->key_attribute, t->opts->key_attribute) == 0) &&
 			strcmp(almanac_server_options(GetForeignTable(other)->serverid)->path,
 				   t->server->path) == 0)
-			return true;
+			result = lappend_oid(result, other);
 	}
-	return false;
+	return result;
 }
 
 /*
@@ -631,15 +637,149 @@ layout_usable(Relation rel)
 }
 
 /*
+ * A drop that would leave its table's rows to another table whose owner lacks
+ * the privileges of the dropped table's owner: refused at the end of the
+ * command unless that table is gone by then (dropped by the same command,
+ * in whatever order).  Recorded by drop_table_rows, checked and forgotten by
+ * almanac_process_utility at the end of the statement at utility_depth.
+ */
+typedef struct PendingDrop
+{
+	int			depth;
+	char	   *table;
+	Oid			other;
+	char	   *other_name;
+	char	   *other_owner;
+} PendingDrop;
+
+#define ROWS_PRIVILEGES (ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE)
+
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+static int	utility_depth = 0;
+static List *pending_drops = NIL;	/* of PendingDrop, in TopTransactionContext */
+
+/*
+ * The tables that would keep rel's rows and whose owner lacks SELECT,
+ * INSERT, UPDATE or DELETE on rel: while rel exists they reach no row
+ * without them (a role needs its privileges on every table over the keys:
+ * keyspace.c); after the drop they would read and change every row written
+ * through rel.  This is how a role that claimed a key prefix first (a table
+ * over keys it expects a privileged role to use) would come by that role's
+ * rows.  rel's owner leaves them the rows by granting those privileges.
+ */
+static void
+note_rows_left_to(Relation rel, List *others)
+{
+	int			holds = -1;		/* not known yet */
+	ListCell   *lc;
+
+	foreach(lc, others)
+	{
+		Oid			other = lfirst_oid(lc);
+		Oid			other_owner;
+		MemoryContext old;
+		PendingDrop *p;
+
+		other_owner = almanac_rel_owner(other);
+		if (pg_class_aclmask(RelationGetRelid(rel), other_owner, ROWS_PRIVILEGES,
+							 ACLMASK_ALL) == ROWS_PRIVILEGES)
+			continue;
+		/* an empty key space leaves nothing behind */
+		if (holds < 0)
+			holds = table_holds_rows(rel);
+		if (!holds)
+			return;
+		if (utility_depth == 0)
+			continue;			/* no statement to refuse at the end of (a backend exit's cleanup) */
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		p = palloc(sizeof(PendingDrop));
+		p->depth = utility_depth;
+		p->table = pstrdup(RelationGetRelationName(rel));
+		p->other = other;
+		p->other_name = pstrdup(get_rel_name(other));
+		p->other_owner = pstrdup(GetUserNameFromId(other_owner, false));
+		pending_drops = lappend(pending_drops, p);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * At the end of a statement at depth: refuse the drops it recorded whose
+ * other table still exists; forget them either way.
+ */
+static void
+check_pending_drops(int depth, bool check)
+{
+	List	   *keep = NIL;
+	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	foreach(lc, pending_drops)
+	{
+		PendingDrop *p = lfirst(lc);
+
+		if (p->depth < depth)
+		{
+			keep = lappend(keep, p);
+			continue;
+		}
+		if (!check || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->other)))
+			continue;
+		pending_drops = NIL;
+		MemoryContextSwitchTo(old);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to drop foreign table \"%s\" while foreign table \"%s\" maps its keys",
+						p->table, p->other_name),
+				 errdetail("Its rows would stay, readable and writable through \"%s\", whose owner \"%s\" lacks SELECT, INSERT, UPDATE or DELETE on \"%s\".",
+						   p->other_name, p->other_owner, p->table),
+				 errhint("Drop \"%s\" in the same statement, empty \"%s\" with almanac.purge() first, or, to leave its rows to \"%s\", grant SELECT, INSERT, UPDATE, DELETE on \"%s\" to role \"%s\" first.",
+						 p->other_name, p->table, p->other_name, p->table, p->other_owner)));
+	}
+	pending_drops = keep;
+	MemoryContextSwitchTo(old);
+}
+
+static void
+almanac_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						ProcessUtilityContext context, ParamListInfo params,
+						QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	int			depth = ++utility_depth;
+
+	PG_TRY();
+	{
+		if (prev_process_utility_hook)
+			prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+									  queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		utility_depth = depth - 1;
+		/* a failed statement's drops are undone with it */
+		check_pending_drops(depth, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	utility_depth = depth - 1;
+	if (pending_drops != NIL)
+		check_pending_drops(depth, true);
+}
+
+/*
  * OAT_DROP of a relation: when the almanac table is the last one of its key
  * space in this database, delete its rows with the drop (see the file
- * header).
+ * header); when others map it, note those that would come by its rows.
  */
 static void
 drop_table_rows(Oid relid)
 {
 	Relation	rel;
 	AlmanacKvTable *t;
+	List	   *others;
 
 	if (!is_almanac_table(relid))
 		return;
@@ -652,8 +792,11 @@ drop_table_rows(Oid relid)
 	}
 	t = almanac_table_open(rel);
 	/* a mirror's or the store owner's keys are theirs, whatever table mapped them */
-	if (!almanac_reserved_column_family(t->opts->column_family) &&
-		!key_space_mapped_elsewhere(rel, t))
+	if (almanac_reserved_column_family(t->opts->column_family))
+		others = NIL;
+	else if ((others = key_space_mapped_elsewhere(rel, t)) != NIL)
+		note_rows_left_to(rel, others);
+	else
 	{
 		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 
@@ -677,11 +820,27 @@ almanac_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		drop_table_rows(objectId);
 }
 
+/*
+ * A transaction's end forgets what its statements recorded: a statement that
+ * failed outside almanac_process_utility's reach leaves nothing for the next.
+ */
+static void
+ddl_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		pending_drops = NIL;
+}
+
 void
 almanac_ddl_init(void)
 {
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = almanac_object_access;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = almanac_process_utility;
+	RegisterXactCallback(ddl_xact_callback, NULL);
 }
 
 /*
