@@ -106,24 +106,22 @@ $node->safe_psql('postgres', q{
 my $n = ncfs();
 cmp_ok($n, '<', 64, "the store starts with fewer than 64 column families ($n)");
 is(lookup_opens('probe', 1), "p1\n0", 'a cached lookup opens no instance: the list names its family');
-# fill the store up to 64 column families, one table and row each
-my $i = 0;
-while (ncfs() < 64)
+# one more column family: table many_<i> and its row
+sub add_family
 {
-	$i++;
+	my ($i) = @_;
 	$node->safe_psql('postgres', qq{
 		CREATE FOREIGN TABLE many_$i (k bigint, v text) SERVER almanac_store
 			OPTIONS (key_prefix 'many_$i', key_columns 'k');
 		INSERT INTO many_$i VALUES ($i, 'row $i');});
 }
+
+# fill the store up to 64 column families
+my $i = 0;
+add_family(++$i) while ncfs() < 64;
 is(ncfs(), 64, '64 column families');
 is(lookup_opens("many_$i", $i), "row $i\n0", 'with 64, the list is published: no instance opened');
-# the 65th
-$i++;
-$node->safe_psql('postgres', qq{
-	CREATE FOREIGN TABLE many_$i (k bigint, v text) SERVER almanac_store
-		OPTIONS (key_prefix 'many_$i', key_columns 'k');
-	INSERT INTO many_$i VALUES ($i, 'row $i');});
+add_family(++$i);
 is(ncfs(), 65, '65 column families');
 is(lookup_opens("many_$i", $i), "row $i\n1",
 	'with 65, the list is not published: the lookup opens the instance, and reads its row');
