@@ -285,6 +285,10 @@ SET ROLE regress_intruder;
 SELECT * FROM intruder_s.squat;
 RESET ROLE;
 DROP FOREIGN TABLE priv_hr.salary;
+-- (had it gone, this would show the row)
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat;
+RESET ROLE;
 DROP SCHEMA priv_hr CASCADE;
 -- nor through a function that catches the error
 DO $$
