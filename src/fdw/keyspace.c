@@ -444,6 +444,33 @@ check_server_definition(Oid serverid, bool create, List *options)
 }
 
 /*
+ * The OIDs in the first column of query's rows, run through SPI, in a list
+ * allocated in cxt: SPI_finish frees what was allocated while connected.
+ */
+static List *
+event_oids(const char *query, MemoryContext cxt)
+{
+	List	   *result = NIL;
+
+	if (SPI_execute(query, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "almanac: could not list the commands of the event");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			result = lappend_oid(result, DatumGetObjectId(d));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return result;
+}
+
+/*
  * almanac._key_spaces_ddl(): the event trigger almanac_key_spaces, at the
  * end of CREATE FOREIGN TABLE, ALTER FOREIGN TABLE, ALTER TABLE, CREATE
  * SERVER, ALTER SERVER and IMPORT FOREIGN SCHEMA: the servers rule for a
@@ -455,10 +482,11 @@ PG_FUNCTION_INFO_V1(almanac_key_spaces_ddl_sql);
 Datum
 almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 {
-	List	   *relids = NIL;
+	List	   *relids;
 	List	   *serverids = NIL;
 	ListCell   *lc;
 	Node	   *stmt;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -472,42 +500,22 @@ almanac_key_spaces_ddl_sql(PG_FUNCTION_ARGS)
 	 * ALTER SERVER ... OWNER TO or RENAME: the store keeps its servers)
 	 */
 	if (IsA(stmt, CreateForeignServerStmt) || IsA(stmt, AlterForeignServerStmt))
-	{
-		if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-						"WHERE classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
-						true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "almanac: could not list the commands of the event");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				serverids = lappend_oid(serverids, DatumGetObjectId(d));
-		}
-	}
+		serverids = event_oids("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+							   "WHERE classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
+							   cxt);
 	/*
 	 * The foreign tables the command created or altered (ALTER TABLE can
 	 * alter a foreign table's options too), and every foreign table of a
 	 * server it altered (ALTER SERVER ... OPTIONS (DROP path) moves them
 	 * onto another store).
 	 */
-	if (SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-					"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"AND object_type = 'foreign table' "
-					"UNION SELECT ft.ftrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
-					"JOIN pg_catalog.pg_foreign_table ft ON ft.ftserver = c.objid "
-					"WHERE c.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "almanac: could not list the commands of the event");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			relids = lappend_oid(relids, DatumGetObjectId(d));
-	}
+	relids = event_oids("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+						"WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+						"AND object_type = 'foreign table' "
+						"UNION SELECT ft.ftrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+						"JOIN pg_catalog.pg_foreign_table ft ON ft.ftserver = c.objid "
+						"WHERE c.classid = 'pg_catalog.pg_foreign_server'::pg_catalog.regclass",
+						cxt);
 	SPI_finish();
 
 	foreach(lc, serverids)
