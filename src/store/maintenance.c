@@ -764,8 +764,8 @@ maintained_store(Name servername)
 				 errdetail("It belongs to the foreign-data wrapper \"%s\", not to almanac_rocksdb.",
 						   GetForeignDataWrapper(server->fdwid)->fdwname)));
 	/*
-	 * The owner of every server of the store: a role with USAGE on the
-	 * wrapper may create a server of its own over the default store.
+	 * The owner of every server of the store: a superuser may give a server
+	 * over the default store to any role (keyspace.c's servers rule).
 	 */
 	{
 		ListCell   *lc;
