@@ -73,6 +73,13 @@ CREATE FOREIGN TABLE intruder_s.blocks2 (chain_id text, block_number bigint, v t
 SELECT count(*) FROM almanac.value_versions('intruder_srv', 'priv', 'secret:1'::bytea);
 SELECT almanac.flush('priv', 'intruder_srv');
 DROP SERVER intruder_srv;
+-- a privileged role may add one, and is warned if its tuning differs from
+-- the other servers' (which one the store gets would be chance)
+RESET ROLE;
+CREATE SERVER priv_tuned FOREIGN DATA WRAPPER almanac_rocksdb OPTIONS (write_buffer_size '8MB');
+ALTER SERVER priv_tuned OPTIONS (DROP write_buffer_size);
+DROP SERVER priv_tuned;
+SET ROLE regress_intruder;
 -- nor can another server take raw and reserved tables away from a
 -- non-superuser owner of almanac_store: the owner may, nobody else may
 -- create one next to it

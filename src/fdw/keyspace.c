@@ -382,6 +382,7 @@ check_server_definition(Oid serverid, bool create, List *options)
 	ListCell   *lc;
 	bool		others = false;
 	bool		moved = create;
+	bool		warned = false;
 
 	/* ALTER SERVER ... VERSION alone leaves the store as it is */
 	if (!almanac_wrapper_is_ours(server->fdwid) || (!create && options == NIL))
@@ -401,12 +402,24 @@ check_server_definition(Oid serverid, bool create, List *options)
 	foreach(lc, almanac_store_servers(opts->path))
 	{
 		ForeignServer *other = GetForeignServer(lfirst_oid(lc));
+		const char *differs;
 
 		if (other->serverid == serverid)
 			continue;
 		others = true;
 		if (has_privs_of_role(userid, other->owner))
+		{
+			/* allowed; but which tuning the store gets would be chance */
+			differs = almanac_server_tuning_difference(opts, almanac_server_options(other->serverid));
+			if (differs != NULL && !warned)
+				ereport(WARNING,
+						(errmsg("option \"%s\" of server \"%s\" differs from that of server \"%s\", which uses the same store",
+								differs, server->servername, other->servername),
+						 errdetail("A store is opened with the tuning options of whichever of its servers attaches first after a restart."),
+						 errhint("Give every server of the store the same options.")));
+			warned = warned || differs != NULL;
 			continue;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 create

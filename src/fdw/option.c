@@ -899,6 +899,28 @@ almanac_store_servers(const char *path)
 	return servers;
 }
 
+const char *
+almanac_server_tuning_difference(const AlmanacServerOptions *a, const AlmanacServerOptions *b)
+{
+	if (a->write_buffer_size != b->write_buffer_size)
+		return "write_buffer_size";
+	if (a->max_write_buffer_number != b->max_write_buffer_number)
+		return "max_write_buffer_number";
+	if (a->min_write_buffer_number_to_merge != b->min_write_buffer_number_to_merge)
+		return "min_write_buffer_number_to_merge";
+	if (a->max_open_files != b->max_open_files)
+		return "max_open_files";
+	if (strcmp(a->compression, b->compression) != 0)
+		return "compression";
+	if (a->bloom_bits_per_key != b->bloom_bits_per_key)
+		return "bloom_bits_per_key";
+	if (a->use_direct_io != b->use_direct_io)
+		return "use_direct_io";
+	if (a->max_total_wal_size != b->max_total_wal_size)
+		return "max_total_wal_size";
+	return NULL;
+}
+
 bool
 almanac_reserved_column_family(const char *name)
 {

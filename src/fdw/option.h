@@ -80,6 +80,13 @@ extern List *almanac_store_servers(const char *path);
  * not delete their keys (fdw/ddl.c).
  */
 extern bool almanac_reserved_column_family(const char *name);
+/*
+ * The first tuning option (all but path) whose value differs between two
+ * servers' options, or NULL if they tune a store alike.
+ */
+extern const char *almanac_server_tuning_difference(const AlmanacServerOptions *a,
+													const AlmanacServerOptions *b);
+
 /* does server 'serverid' belong to the wrapper and use the store at 'path'? */
 extern bool almanac_server_uses_store(Oid serverid, const char *path);
 
