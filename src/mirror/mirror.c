@@ -619,6 +619,27 @@ almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower, String
 }
 
 void
+almanac_mirror_target(AlmanacMirror *m, int *store, rocksdb_column_family_handle_t **cf,
+					  uint32 *cf_id)
+{
+	if (m->target_lxid != MyProc->lxid || m->target_cf == NULL)
+	{
+		AlmanacAccess *a = palloc(sizeof(AlmanacAccess));
+
+		almanac_mirror_access(m, a, true);
+		m->target_store = a->store;
+		m->target_cf = a->cf;
+		m->target_cf_id = a->cf_id;
+		m->target_lxid = MyProc->lxid;
+		/* a itself stays: its memory context's reset calls its release again */
+		almanac_access_release(a);
+	}
+	*store = m->target_store;
+	*cf = m->target_cf;
+	*cf_id = m->target_cf_id;
+}
+
+void
 almanac_mirror_put(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen,
 				   const char *image, uint32 len)
 {

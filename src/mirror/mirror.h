@@ -42,6 +42,7 @@
 #include "access/attnum.h"
 #include "lib/stringinfo.h"
 #include "storage/lockdefs.h"
+#include "storage/proc.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -78,6 +79,11 @@ typedef struct AlmanacMirror
 	RegProcedure *key_eqprocs;	/* per key column: the btree equality */
 	RegProcedure *key_cmpprocs; /* per key column: the btree comparison */
 	AlmanacRouterCounters *counters;	/* NULL when shared memory is full */
+	/* where this transaction's blind writes go (almanac_mirror_target) */
+	LocalTransactionId target_lxid;
+	int			target_store;
+	rocksdb_column_family_handle_t *target_cf;
+	uint32		target_cf_id;
 } AlmanacMirror;
 
 /*
@@ -142,6 +148,16 @@ typedef void (*AlmanacMirrorRowFn) (void *arg, const char *key, size_t klen,
 extern void almanac_mirror_scan(AlmanacMirror *m, AlmanacAccess *a, StringInfo lower,
 								StringInfo upper, Snapshot snapshot,
 								AlmanacMirrorRowFn fn, void *arg);
+
+/*
+ * The store and column family of the mirror's blind writes, found (and the
+ * column family created if missing) by the transaction's first call: a row
+ * trigger begins no access per row.  The handle stays valid to the
+ * transaction's end (a reader retired by a reopen stays open until then:
+ * kv/reader.h), and a mirror's column family is never dropped under it.
+ */
+extern void almanac_mirror_target(AlmanacMirror *m, int *store,
+								  rocksdb_column_family_handle_t **cf, uint32 *cf_id);
 
 /* blind writes of one key: a row image, or its removal */
 extern void almanac_mirror_put(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen,

@@ -53,6 +53,7 @@
 
 #include "almanac.h"
 #include "codec/valuecodec.h"
+#include "kv/xact.h"
 #include "mirror/mirror.h"
 
 /* field4 of the advisory lock tags of latest-mirror keys (user locks use 1 and 2) */
@@ -116,13 +117,49 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("%s() must be called as a trigger", name)));
 }
 
-/* the image of a heap row, into buf */
+/*
+ * Buffers of the row trigger, kept for the backend's life: a trigger call
+ * per row allocates nothing of its own that grows with the rows.
+ */
+static StringInfoData row_key;
+static StringInfoData row_oldkey;
+static StringInfoData row_image;
+
 static void
-row_image(AlmanacMirror *m, StringInfo buf, TupleDesc desc, const Datum *values,
-		  const bool *isnull)
+row_buffers_reset(void)
 {
-	resetStringInfo(buf);
-	almanac_value_encode(buf, desc, m->table.values, values, isnull, NULL);
+	StringInfo	bufs[] = {&row_key, &row_oldkey, &row_image};
+
+	for (int i = 0; i < lengthof(bufs); i++)
+	{
+		/* a huge row's: not kept */
+		if (bufs[i]->data != NULL && bufs[i]->maxlen > 64 * 1024)
+		{
+			pfree(bufs[i]->data);
+			bufs[i]->data = NULL;
+		}
+		if (bufs[i]->data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			initStringInfo(bufs[i]);
+			MemoryContextSwitchTo(old);
+		}
+		resetStringInfo(bufs[i]);
+	}
+}
+
+/* a blind write of the mirror's key: the image, or (image NULL) its removal */
+static void
+mirror_write(AlmanacMirror *m, StringInfo key, StringInfo image)
+{
+	int			store;
+	rocksdb_column_family_handle_t *cf;
+	uint32		cf_id;
+
+	almanac_mirror_target(m, &store, &cf, &cf_id);
+	almanac_xact_put_blind(store, cf, cf_id, key->data, key->len,
+						   image ? image->data : NULL, image ? image->len : 0);
 }
 
 /*
@@ -130,7 +167,7 @@ row_image(AlmanacMirror *m, StringInfo buf, TupleDesc desc, const Datum *values,
  * row for it, or its removal; see the file header.
  */
 static void
-recompute_latest(AlmanacMirror *m, AlmanacAccess *a, Relation rel, const Datum *values,
+recompute_latest(AlmanacMirror *m, Relation rel, const Datum *values,
 				 const bool *isnull, StringInfo key, StringInfo image)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -150,16 +187,23 @@ recompute_latest(AlmanacMirror *m, AlmanacAccess *a, Relation rel, const Datum *
 	if (almanac_mirror_heap_lookup(m, rel, snap, keyvalues, slot))
 	{
 		slot_getallattrs(slot);
-		row_image(m, image, desc, slot->tts_values, slot->tts_isnull);
-		almanac_mirror_put(m, a, key->data, key->len, image->data, image->len);
+		resetStringInfo(image);
+		almanac_value_encode(image, desc, m->table.values, slot->tts_values, slot->tts_isnull,
+							 NULL);
+		mirror_write(m, key, image);
 	}
 	else
-		almanac_mirror_erase(m, a, key->data, key->len);
+		mirror_write(m, key, NULL);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snap);
 }
 
-/* AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW */
+/*
+ * AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW.  The row's values come from
+ * the trigger's slots (deformed there, into the slots' own arrays), and the
+ * writes go to the mirror's target of the transaction: per row, no access
+ * begun and released, no buffers allocated.
+ */
 PG_FUNCTION_INFO_V1(almanac_mirror_row_sql);
 Datum
 almanac_mirror_row_sql(PG_FUNCTION_ARGS)
@@ -168,16 +212,9 @@ almanac_mirror_row_sql(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	desc;
 	AlmanacMirror *m;
-	AlmanacAccess *a;
-	StringInfoData key;
-	StringInfoData oldkey;
-	StringInfoData image;
-	Datum	   *values;
-	bool	   *isnull;
-	Datum	   *oldvalues = NULL;
-	bool	   *oldisnull = NULL;
-	HeapTuple	newtup = NULL;
-	HeapTuple	oldtup = NULL;
+	TupleTableSlot *newslot = NULL;
+	TupleTableSlot *oldslot = NULL;
+	bool		key_moved;
 
 	check_trigger(fcinfo, "almanac._mirror_row");
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -189,54 +226,49 @@ almanac_mirror_row_sql(PG_FUNCTION_ARGS)
 	almanac_mirror_note_write(m->relid);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		newtup = td->tg_trigtuple;
+		newslot = td->tg_trigslot;
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
-		oldtup = td->tg_trigtuple;
-		newtup = td->tg_newtuple;
+		oldslot = td->tg_trigslot;
+		newslot = td->tg_newslot;
 	}
 	else
-		oldtup = td->tg_trigtuple;
+		oldslot = td->tg_trigslot;
 
 	desc = RelationGetDescr(rel);
-	a = palloc(sizeof(AlmanacAccess));
-	almanac_mirror_access(m, a, true);
-	initStringInfo(&key);
-	initStringInfo(&oldkey);
-	initStringInfo(&image);
-	values = palloc(sizeof(Datum) * desc->natts);
-	isnull = palloc(sizeof(bool) * desc->natts);
-	if (oldtup)
+	row_buffers_reset();
+	if (oldslot)
 	{
-		oldvalues = palloc(sizeof(Datum) * desc->natts);
-		oldisnull = palloc(sizeof(bool) * desc->natts);
-		heap_deform_tuple(oldtup, desc, oldvalues, oldisnull);
-		almanac_mirror_row_key(m, &oldkey, oldvalues, oldisnull);
+		slot_getallattrs(oldslot);
+		almanac_mirror_row_key(m, &row_oldkey, oldslot->tts_values, oldslot->tts_isnull);
 	}
-	if (newtup)
+	if (newslot)
 	{
-		heap_deform_tuple(newtup, desc, values, isnull);
-		almanac_mirror_row_key(m, &key, values, isnull);
+		slot_getallattrs(newslot);
+		almanac_mirror_row_key(m, &row_key, newslot->tts_values, newslot->tts_isnull);
 	}
+	/* a key that changed moves the row: the old key goes */
+	key_moved = oldslot && (!newslot || row_oldkey.len != row_key.len ||
+							memcmp(row_oldkey.data, row_key.data, row_key.len) != 0);
 
 	if (m->latest_attno)
 	{
-		if (newtup)
-			recompute_latest(m, a, rel, values, isnull, &key, &image);
-		if (oldtup && (!newtup || oldkey.len != key.len ||
-					   memcmp(oldkey.data, key.data, key.len) != 0))
-			recompute_latest(m, a, rel, oldvalues, oldisnull, &oldkey, &image);
+		if (newslot)
+			recompute_latest(m, rel, newslot->tts_values, newslot->tts_isnull, &row_key,
+							 &row_image);
+		if (key_moved)
+			recompute_latest(m, rel, oldslot->tts_values, oldslot->tts_isnull, &row_oldkey,
+							 &row_image);
 	}
 	else
 	{
-		/* a key that changed moves the row: the old key goes */
-		if (oldtup && (!newtup || oldkey.len != key.len ||
-					   memcmp(oldkey.data, key.data, key.len) != 0))
-			almanac_mirror_erase(m, a, oldkey.data, oldkey.len);
-		if (newtup)
+		if (key_moved)
+			mirror_write(m, &row_oldkey, NULL);
+		if (newslot)
 		{
-			row_image(m, &image, desc, values, isnull);
-			almanac_mirror_put(m, a, key.data, key.len, image.data, image.len);
+			almanac_value_encode(&row_image, desc, m->table.values, newslot->tts_values,
+								 newslot->tts_isnull, NULL);
+			mirror_write(m, &row_key, &row_image);
 		}
 	}
 	return PointerGetDatum(NULL);

@@ -106,6 +106,33 @@ is(blocks(501, 515) . ' ' . differences(), '9 0',
 	'committed: the writes before each savepoint and of the released one, in the mirror too');
 $s->query_safe(q{SET almanac.mirror_send_size = '1kB'});
 
+# --- the mirror's column family handle, found once per transaction
+# (almanac_mirror_target), across a reopen of the session's reader: another
+# session creates a column family, a read of the store in the next
+# transaction reopens the reader (the old instance, whose handle the first
+# transaction used, is closed at the start of the one after), and a write
+# under a savepoint then looks its key up in the batch by that handle ---
+$s->query_safe('BEGIN');
+$s->query_safe('SELECT add_blocks(601, 602)');
+$s->query_safe('COMMIT');
+$node->safe_psql('postgres', q{
+	CREATE FOREIGN TABLE target_other (k bigint, v text) SERVER almanac_store
+		OPTIONS (key_prefix 'to', key_columns 'k', column_family 'target_other');
+	INSERT INTO target_other VALUES (1, 'a');
+});
+is($s->query_safe(q{SELECT count(*) FROM almanac.verify('almanac.blocks', 'ms')}), '0',
+	'a read reopens the reader for the new column family');
+$s->query_safe('BEGIN');
+$s->query_safe(q{SELECT count(*) FROM almanac.verify('almanac.blocks', 'ms', 601, 602)});
+$s->query_safe('SELECT add_blocks(603, 604)');
+$s->query_safe('SAVEPOINT a');
+$s->query_safe('SELECT add_blocks(605, 606)');
+$s->query_safe('ROLLBACK TO SAVEPOINT a');
+$s->query_safe(q{UPDATE almanac.blocks SET parent_hash = '0x' || repeat('e', 64) WHERE chain_id = 'ms' AND block_number = 603});
+$s->query_safe('COMMIT');
+is(blocks(601, 606) . ' ' . differences(), '4 0',
+	'the writes of each transaction reach the mirror through the handle of its own reader instance');
+
 # --- a read right after a send waits for the owner ---
 owner_fault('owner_pause_before_apply');
 my $log = -s $node->logfile;
