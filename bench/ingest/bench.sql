@@ -10,6 +10,14 @@ CREATE OR REPLACE FUNCTION bench_cpu() RETURNS float8 LANGUAGE sql AS $$
 	  FROM (SELECT split_part(pg_read_file('/proc/self/stat'), ') ', 2) AS s) x
 $$;
 
+-- CPU seconds of the store owners, the processes that apply the mirrors'
+-- writes (the backend waits for them at each send and at its commit)
+CREATE OR REPLACE FUNCTION bench_owner_cpu() RETURNS float8 LANGUAGE sql AS $$
+	SELECT coalesce(sum((split_part(s, ' ', 12)::bigint + split_part(s, ' ', 13)::bigint) / 100.0), 0)
+	  FROM (SELECT split_part(pg_read_file('/proc/' || pid || '/stat'), ') ', 2) AS s
+			  FROM pg_stat_activity WHERE backend_type = 'almanac store owner') x
+$$;
+
 -- one unit of work per transaction, as a follower would commit
 CREATE OR REPLACE PROCEDURE bench_per_block(INOUT secs float8, INOUT cpu float8) LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := bench_cpu(); r record;
@@ -82,7 +90,8 @@ BEGIN
 END $$;
 
 DROP TABLE IF EXISTS bench_results;
-CREATE TABLE bench_results (run int, mode text, mirrors text, secs float8, cpu float8, blocks bigint, logs bigint);
+CREATE TABLE bench_results (run int, mode text, mirrors text, secs float8, cpu float8, blocks bigint, logs bigint,
+	owner_cpu float8);
 
 -- staging tables: decode once with ingest_blocks (also a warm-up), keep rows
 CALL bench_reset();

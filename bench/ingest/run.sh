@@ -8,7 +8,11 @@
 # Each method runs with the mirrors of the core tables on (the default after
 # CREATE EXTENSION) and off (almanac.disable_mirror), the two in turn, which
 # first in odd runs and second in even ones; the first table is with mirrors
-# on, the second compares the two (median of the runs' on/off ratios).
+# on, the second compares the two (median of the runs' on/off ratios), with
+# where the difference goes: the backend's time off CPU per block (wall
+# minus CPU: with mirrors on, mostly waiting for the store owner to apply the
+# mirrors' writes, at each send and at the commit) and the owner's CPU per
+# block (bench_owner_cpu: the owner is another process).
 #
 #   bench/ingest/run.sh            # BLOCKS=200 RUNS=3, about two minutes
 source "$(dirname "${BASH_SOURCE[0]}")/../../test/scripts/common.sh"
@@ -87,10 +91,12 @@ for run in $(seq "$RUNS"); do
 			fresh_mirrors
 			set_mirrors "$mirrors"
 			"${PSQL[@]}" -c "CHECKPOINT"
+			owner0=$("${PSQL[@]}" -Atc "SELECT bench_owner_cpu()")
 			IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
+			owner=$("${PSQL[@]}" -Atc "SELECT bench_owner_cpu() - $owner0")
 			"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', '$mirrors', $secs, $cpu,
-				(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events)"
-			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
+				(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events), $owner"
+			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU, owner $owner s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
 		done
 	done
 done
@@ -118,7 +124,9 @@ echo "mirrors on against off: blocks/s (medians of $RUNS runs) and the median of
 "${PSQL[@]}" -P footer=off -c "
 WITH r AS (
 	SELECT a.run, a.mode, a.blocks / a.secs AS on_bps, b.blocks / b.secs AS off_bps,
-		   b.secs / a.secs AS ratio, b.cpu / a.cpu AS cpu_ratio
+		   b.secs / a.secs AS ratio, b.cpu / a.cpu AS cpu_ratio,
+		   1000 * (a.secs - a.cpu) / a.blocks AS on_wait_ms, 1000 * (b.secs - b.cpu) / b.blocks AS off_wait_ms,
+		   1000 * a.owner_cpu / a.blocks AS owner_ms
 	  FROM bench_results a JOIN bench_results b USING (run, mode)
 	 WHERE a.mirrors = 'on' AND b.mirrors = 'off')
 SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
@@ -128,5 +136,8 @@ SELECT CASE mode WHEN 'per_block' THEN 'ingest_block, 1 block per call'
 	   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY on_bps)::numeric) AS on_blocks_per_s,
 	   round((100 * percentile_cont(0.5) WITHIN GROUP (ORDER BY ratio))::numeric) || ' % ('
 		   || round((100 * min(ratio))::numeric) || '-' || round((100 * max(ratio))::numeric) || ')' AS on_of_off,
-	   round((100 * percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_ratio))::numeric) || ' %' AS cpu_on_of_off
+	   round((100 * percentile_cont(0.5) WITHIN GROUP (ORDER BY cpu_ratio))::numeric) || ' %' AS cpu_on_of_off,
+	   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY on_wait_ms)::numeric, 1) || ' / '
+		   || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY off_wait_ms)::numeric, 1) AS off_cpu_ms_per_block_on_off,
+	   round(percentile_cont(0.5) WITHIN GROUP (ORDER BY owner_ms)::numeric, 1) AS owner_cpu_ms_per_block
   FROM r GROUP BY mode ORDER BY array_position(ARRAY['per_block', 'batches', 'ceiling'], mode)"
