@@ -93,7 +93,7 @@ for run in $(seq "$RUNS"); do
 			"${PSQL[@]}" -c "CHECKPOINT"
 			owner0=$("${PSQL[@]}" -Atc "SELECT bench_owner_cpu()")
 			IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
-			owner=$("${PSQL[@]}" -Atc "SELECT bench_owner_cpu() - $owner0")
+			owner=$("${PSQL[@]}" -Atc "SELECT round((bench_owner_cpu() - $owner0)::numeric, 2)")
 			"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', '$mirrors', $secs, $cpu,
 				(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events), $owner"
 			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU, owner $owner s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
