@@ -638,10 +638,12 @@ layout_usable(Relation rel)
 
 /*
  * A drop that would leave its table's rows to another table whose owner lacks
- * the privileges of the dropped table's owner: refused at the end of the
- * command unless that table is gone by then (dropped by the same command,
- * in whatever order).  Recorded by drop_table_rows, checked and forgotten by
- * almanac_process_utility at the end of the statement at utility_depth.
+ * SELECT, INSERT, UPDATE or DELETE on the dropped table: refused at the end
+ * of the command unless that table is gone by then (dropped by the same
+ * command, in whatever order).  Recorded by drop_table_rows at the
+ * utility_depth of the statement that drops, checked and forgotten by
+ * almanac_process_utility when that statement ends (forgotten only, if it
+ * fails).
  */
 typedef struct PendingDrop
 {
