@@ -44,12 +44,13 @@ GRANT SELECT ON almanac.store_properties TO PUBLIC;
 
 CREATE FUNCTION almanac.commit_stats(server name DEFAULT 'almanac_store',
 	OUT batches bigint, OUT wal_syncs bigint,
-	OUT checked_in_cache bigint, OUT checked_in_store bigint)
+	OUT checked_in_cache bigint, OUT checked_in_store bigint,
+	OUT batch_writes bigint)
 	RETURNS record
 	LANGUAGE c STRICT VOLATILE
 	AS 'MODULE_PATHNAME', 'almanac_commit_stats_sql';
 COMMENT ON FUNCTION almanac.commit_stats(name) IS
-	'batches the store owner applied for committing transactions since the server started, and the syncs of RocksDB''s write-ahead log that made them durable (one per durable point, about once a second, while PostgreSQL''s WAL carries the batches; without a replication slot one per round of commits), and the written keys whose stored value the owner took from the shared row cache (its own last write of the key left it there) or read from RocksDB';
+	'batches the store owner applied for committing transactions since the server started, and the syncs of RocksDB''s write-ahead log that made them durable (one per durable point, about once a second, while PostgreSQL''s WAL carries the batches; without a replication slot one per round of commits), and the written keys whose stored value the owner took from the shared row cache (its own last write of the key left it there) or read from RocksDB, and the RocksDB writes that applied the batches (one per round of commits, or fewer)';
 
 CREATE FUNCTION almanac.flush(column_family text, server name DEFAULT 'almanac_store')
 	RETURNS void

@@ -528,8 +528,8 @@ almanac_commit_stats_sql(PG_FUNCTION_ARGS)
 	AdminStore *s = admin_store(PG_GETARG_NAME(0));
 	AlmanacStoreEntry *e;
 	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
 
 	require_usage(s);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -540,5 +540,6 @@ almanac_commit_stats_sql(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&e->commit_syncs));
 	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&e->checked_in_cache));
 	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&e->checked_in_store));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&e->batch_writes));
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -575,7 +575,7 @@ almanac_owner_cf_ids(int *n)
  * marker into a memtable of its own: in a store of one table, the marker
  * was a third of what a small transaction made every reader replay.
  */
-static bool in_batch_valid = false;	/* set by owner_apply for its write */
+static bool in_batch_valid = false;	/* set by group_write for its write */
 
 static void
 put_markers_except(rocksdb_writebatch_t *batch, uint32 skip_cf_id)
@@ -714,31 +714,24 @@ flush_when_idle(long timeout)
 	return timeout;
 }
 
-static uint64 put_journal_entry(rocksdb_writebatch_t *batch, StringInfo journal);
-
 /*
  * Write a batch with 'wopts', count it towards the next flush, and publish
  * the new sequence number so that readers catch up.  'bytes' approximates
- * what it adds to the WAL.  'journal', if not NULL, is the batch's apply
- * journal entry (see the WAL section), written with it.  Returns the
- * sequence number of the batch's last entry (the owner is the store's only
- * writer), before any write of the flush it may start.
+ * what it adds to the WAL.  'journaled': the batch holds apply journal
+ * entries (group_write), which do the default column family's marker's job.
+ * Returns the sequence number of the batch's last entry (the owner is the
+ * store's only writer), before any write of the flush it may start.
  */
 static uint64
 owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wopts,
-			StringInfo journal)
+			bool journaled)
 {
 	AlmanacWriteLog *log = &almanac_shared->stores[owner_store].writelog;
 	char	   *err = NULL;
 	uint64		seq;
-	uint64		journal_seq = 0;
 
-	if (journal)
-	{
-		/* the entry goes into the default column family: its marker */
+	if (journaled)
 		put_markers_except(batch, DEFAULT_CF_ID);
-		journal_seq = put_journal_entry(batch, journal);
-	}
 	else
 		put_markers(batch);
 	/* before the write: a reader's catch-up may see it at once */
@@ -746,11 +739,6 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	almanac_rocks_check(err, "write");
 	seq = rocksdb_get_latest_sequence_number(owner_db);
-	if (journal && seq != journal_seq)
-		ereport(FATAL,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("almanac: the write of a batch ended at sequence number " UINT64_FORMAT ", its journal entry names " UINT64_FORMAT,
-						seq, journal_seq)));
 	almanac_write_log_mark_written(log);
 	owner_unflushed += bytes;
 	owner_last_write = GetCurrentTimestamp();
@@ -764,7 +752,7 @@ owner_write(rocksdb_writebatch_t *batch, Size bytes, rocksdb_writeoptions_t *wop
 void
 almanac_owner_write(rocksdb_writebatch_t *batch, Size bytes)
 {
-	(void) owner_write(batch, bytes, owner_wopts, NULL);
+	(void) owner_write(batch, bytes, owner_wopts, false);
 }
 
 /*
@@ -973,9 +961,10 @@ journal_add(StringInfo buf, uint32 cf_id, FullTransactionId xid, const char *key
 }
 
 /*
- * Put the entry into the batch, as its last entry, keyed by the sequence
- * number the write will end at (the owner is the only writer, and each
- * entry of a batch takes one number); owner_write checks it.
+ * Put the entry into the batch, after its batch's entries, keyed by the
+ * sequence number it will be written at: the owner is the only writer, and
+ * each entry of a write takes one number, in order (group_write checks that
+ * nothing was written between).
  */
 static uint64
 put_journal_entry(rocksdb_writebatch_t *batch, StringInfo journal)
@@ -1186,15 +1175,46 @@ durable_point_step(long timeout)
  */
 static bool owner_group_dirty = false;	/* applied since the last sync */
 
-/* a request applied, not yet answered: its slot and generation */
+/*
+ * A request applied, not yet answered: its slot and generation; whether its
+ * batch waits in group_out (unwritten), or failed to be written (its slot
+ * holds the error).
+ */
 typedef struct OwnerGroupEntry
 {
 	int			slot;
 	uint64		gen;
+	bool		unwritten;
+	bool		failed;
 } OwnerGroupEntry;
 
 static OwnerGroupEntry *owner_group = NULL;
 static int	owner_ngroup = 0;
+
+/*
+ * One RocksDB write per round.  The round's small batches are checked one
+ * after another as before, each into group_out, and written together by
+ * group_write before anything is answered (finish_group), or before a
+ * batch that writes a key one of them writes, which must be checked against
+ * the store that holds it (key locks keep that from happening; the check is
+ * the safety net's), or before a large batch, which is written alone.  A
+ * write costs RocksDB a record in its log, a pass of its write thread and
+ * the owner a round of bookkeeping whatever its size (bench/commit at 8
+ * clients: about two batches a round).  Each batch keeps its own journal
+ * entry, keyed by the sequence number it takes in the write, which its
+ * message names: replay and the journal's orphans are judged per batch as
+ * before, and one write is held whole or not at all.
+ */
+static rocksdb_writebatch_t *group_out = NULL;
+static Size group_bytes = 0;
+static uint64 group_base_seq = 0;	/* the store's latest sequence number at the start */
+static bool group_all_markers = false;	/* a batch failed: in_batch may lie */
+static uint64 *group_keys = NULL;	/* open addressing: key_hash of each key, 0 free */
+static int	group_keys_size = 0;
+static int	group_nkeys = 0;
+
+/* a batch larger than this is written alone (and its keys are not kept) */
+#define GROUP_MAX_PAYLOAD	ALMANAC_INLINE_PAYLOAD
 
 /*
  * Whether the slot holds a request for this store not answered yet (see
@@ -1231,12 +1251,15 @@ answer_request(AlmanacRequestSlot *slot, uint64 gen)
  * whatever happens to the log before them, and wal_replay relies on the
  * store holding a prefix of the writes).
  */
+static void group_write(void);
+
 static void
 finish_group(bool sync)
 {
 	AlmanacStoreEntry *e = &almanac_shared->stores[owner_store];
 	char	   *err = NULL;
 
+	group_write();
 	if (owner_group_dirty && (sync || !wal_log_mode))
 	{
 		rocksdb_flush_wal(owner_db, 1, &err);
@@ -1245,12 +1268,18 @@ finish_group(bool sync)
 	if (owner_group_dirty)
 		ALMANAC_FAULT_POINT("owner_after_sync");
 	owner_group_dirty = false;
-	pg_atomic_fetch_add_u64(&e->commit_batches, owner_ngroup);
+	for (int i = 0; i < owner_ngroup; i++)
+		if (!owner_group[i].failed)
+			pg_atomic_fetch_add_u64(&e->commit_batches, 1);
 	for (int i = 0; i < owner_ngroup; i++)
 	{
 		AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i].slot];
 
-		if (err != NULL)
+		if (owner_group[i].failed)
+		{
+			/* group_write put its error into the slot */
+		}
+		else if (err != NULL)
 		{
 			slot->sqlerrcode = ERRCODE_IO_ERROR;
 			snprintf(slot->message, ALMANAC_ERROR_LEN,
@@ -1322,6 +1351,22 @@ key_hash(uint32 cf_id, const char *key, uint32 klen)
 	return h == 0 ? 1 : h;		/* 0 marks a free slot */
 }
 
+/* the hash (key_hash) of the key of the payload entry at p; *next: past it */
+static uint64
+payload_key_hash(const char *p, const char *end, const char **next)
+{
+	const char *key;
+	const char *val;
+	uint32		klen;
+	uint32		vlen;
+	AlmanacIntent intent;
+
+	almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
+	almanac_intent_parse(val, vlen, &intent);
+	*next = p;
+	return key_hash(intent.cf_id, key, klen);
+}
+
 /* the slot of h in the set: its own, or the free one it would take */
 static int
 keys_twice_slot(const KeysTwice *t, uint64 h)
@@ -1358,18 +1403,9 @@ keys_written_twice(const char *p, const char *end)
 	t->twice = palloc0(sizeof(bool) * t->size);
 	while (p < end)
 	{
-		const char *key;
-		const char *val;
-		uint32		klen;
-		uint32		vlen;
-		AlmanacIntent intent;
-		uint64		h;
-		int			i;
+		uint64		h = payload_key_hash(p, end, &p);
+		int			i = keys_twice_slot(t, h);
 
-		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
-		almanac_intent_parse(val, vlen, &intent);
-		h = key_hash(intent.cf_id, key, klen);
-		i = keys_twice_slot(t, h);
 		if (t->hashes[i] == h)
 			t->twice[i] = any = true;
 		t->hashes[i] = h;
@@ -1513,23 +1549,176 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 	pfree(out.data);
 }
 
+static int
+group_key_slot(uint64 h)
+{
+	int			i = (int) (h & (group_keys_size - 1));
+
+	while (group_keys[i] != 0 && group_keys[i] != h)
+		i = (i + 1) & (group_keys_size - 1);
+	return i;
+}
+
+/* does the payload write a key that a batch in group_out writes? */
+static bool
+group_overlaps(const char *p, const char *end)
+{
+	if (group_nkeys == 0)
+		return false;
+	while (p < end)
+	{
+		uint64		h = payload_key_hash(p, end, &p);
+
+		if (group_keys[group_key_slot(h)] == h)
+			return true;
+	}
+	return false;
+}
+
+/* the payload's keys are in group_out now */
+static void
+group_add_keys(const char *p, const char *end)
+{
+	while (p < end)
+	{
+		uint64		h = payload_key_hash(p, end, &p);
+
+		if (group_nkeys * 2 >= group_keys_size)
+		{
+			uint64	   *old = group_keys;
+			int			oldsize = group_keys_size;
+
+			group_keys_size = Max(256, group_keys_size * 2);
+			group_keys = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(uint64) * group_keys_size);
+			for (int i = 0; i < oldsize; i++)
+				if (old[i] != 0)
+					group_keys[group_key_slot(old[i])] = old[i];
+			if (old)
+				pfree(old);
+		}
+		if (group_keys[group_key_slot(h)] != h)
+		{
+			group_keys[group_key_slot(h)] = h;
+			group_nkeys++;
+		}
+	}
+}
+
 /*
- * Apply a batch of intents: check each against the store, merge it into the
- * key's version list, and write all of them in one RocksDB write, unsynced
- * (finish_group).  Nothing is written if any intent conflicts.  The xids of
- * the versions (see (b) above): in log mode the write carries the batch's
- * journal entry, kept until the requester's WAL is flushed past wal_lsn; in
- * synced mode the requester's WAL is flushed first (serve_pending flushed it
- * for the round already, so this is a check).
+ * Write the batches waiting in group_out, in one write, and keep what
+ * follows from it for each: its journal entry pending, its values in the
+ * shared row cache, the sequence numbers for its answer.  A failed write
+ * fails each of them (finish_group answers the error); nothing is raised.
  */
-static uint64
+static void
+group_write(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		seq = 0;
+	bool		any = false;
+
+	if (group_out == NULL)
+		return;
+	for (int i = 0; i < owner_ngroup; i++)
+		any |= owner_group[i].unwritten;
+	if (!any)
+	{
+		/* only refused batches, rolled back: nothing to write */
+		rocksdb_writebatch_destroy(group_out);
+		group_out = NULL;
+		group_bytes = 0;
+		group_all_markers = false;
+		almanac_write_log_forget();
+		return;
+	}
+	PG_TRY();
+	{
+		/* the journal entries were keyed from group_base_seq on */
+		if (rocksdb_get_latest_sequence_number(owner_db) != group_base_seq)
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("almanac: the store was written between the batches of a round and their write")));
+		/* the column families the batches wrote need no marker */
+		in_batch_valid = !group_all_markers;
+		seq = owner_write(group_out, group_bytes, owner_group_wopts, wal_log_mode);
+		if (seq != group_base_seq + (uint64) rocksdb_writebatch_count(group_out))
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("almanac: the write of a round's batches ended at sequence number " UINT64_FORMAT ", not " UINT64_FORMAT,
+							seq, group_base_seq + (uint64) rocksdb_writebatch_count(group_out))));
+		/* written: each key's new value, for every reader (kv/sharedcache.h) */
+		almanac_shared_cache_put_staged(owner_store);
+		pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].batch_writes, 1);
+		for (int i = 0; i < owner_ngroup; i++)
+		{
+			AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i].slot];
+
+			if (!owner_group[i].unwritten)
+				continue;
+			owner_group[i].unwritten = false;
+			slot->seq = seq;
+			if (wal_log_mode)
+				journal_note_pending(slot->batch_seq, slot->wal_lsn);
+		}
+		owner_group_dirty = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		LWLockReleaseAll();
+		almanac_shared_cache_forget_staged();
+		for (int i = 0; i < owner_ngroup; i++)
+		{
+			AlmanacRequestSlot *slot = &almanac_shared->slots[owner_group[i].slot];
+
+			if (!owner_group[i].unwritten)
+				continue;
+			owner_group[i].unwritten = false;
+			owner_group[i].failed = true;
+			slot->sqlerrcode = edata->sqlerrcode ? edata->sqlerrcode : ERRCODE_INTERNAL_ERROR;
+			strlcpy(slot->message, edata->message ? edata->message : "unknown error", ALMANAC_ERROR_LEN);
+			strlcpy(slot->detail, edata->detail ? edata->detail : "", ALMANAC_ERROR_LEN);
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	rocksdb_writebatch_destroy(group_out);
+	group_out = NULL;
+	group_bytes = 0;
+	group_all_markers = false;
+	if (group_nkeys > 0)
+		memset(group_keys, 0, sizeof(uint64) * group_keys_size);
+	group_nkeys = 0;
+}
+
+/*
+ * Apply a batch of intents: check each against the store and merge it into
+ * the key's version list, into the round's write (group_out), which
+ * finish_group writes unsynced, with the round's other batches, before
+ * anything is answered.  Nothing of the batch is written if any intent
+ * conflicts.  The xids of the versions (see (b) above): in log mode the
+ * batch carries its journal entry, kept until the requester's WAL is
+ * flushed past wal_lsn; in synced mode the requester's WAL is flushed first
+ * (serve_pending flushed it for the round already, so this is a check).
+ * Sets slot->batch_seq, the sequence number its message names.
+ */
+static void
 owner_apply(AlmanacRequestSlot *slot)
 {
 	const char *p;
+	const char *end;
 	StringInfoData journal;
 	KeysTwice  *twice;
+	bool		alone;
+	char	   *err = NULL;
 
 	p = request_payload(slot);
+	end = p + slot->payload_len;
 	/* races made to last (test/t/032): a batch posted without waiting */
 	ALMANAC_FAULT_PAUSE("owner_pause_before_apply", 3000);
 	if (ALMANAC_FAULT_ARMED("owner_refuse_apply"))
@@ -1538,29 +1727,60 @@ owner_apply(AlmanacRequestSlot *slot)
 				 errmsg("almanac: fault point \"owner_refuse_apply\" refused a batch")));
 	if (!wal_log_mode)
 		XLogFlush(slot->wal_lsn);
-	req_out = rocksdb_writebatch_create();
-	almanac_write_log_forget();	/* keys noted by a batch that failed */
-	almanac_shared_cache_forget_staged();	/* and values it staged */
-	clear_in_batch();			/* and its column families */
+
+	/* checked against a store that holds every write before it */
+	alone = slot->payload_len > GROUP_MAX_PAYLOAD;
+	if (group_out != NULL && (alone || group_overlaps(p, end)))
+		group_write();
+	if (group_out == NULL)
+	{
+		group_out = rocksdb_writebatch_create();
+		group_base_seq = rocksdb_get_latest_sequence_number(owner_db);
+		almanac_write_log_forget();	/* keys noted by a batch that failed */
+		almanac_shared_cache_forget_staged();	/* and values it staged */
+		clear_in_batch();		/* and its column families */
+	}
+	rocksdb_writebatch_set_save_point(group_out);
 	initStringInfo(&journal);
 	journal_begin(&journal);
 	/* a key written twice: each write merged into the one before it */
-	twice = keys_written_twice(p, p + slot->payload_len);
+	twice = keys_written_twice(p, end);
 	if (twice)
 		req_read = rocksdb_writebatch_wi_create(0, 1);
-	apply_intents(p, p + slot->payload_len, req_out, req_read, twice,
-				  GetOldestNonRemovableTransactionId(NULL),
-				  wal_log_mode ? &journal : NULL);
-	/* the batch message names this write (wal_replay: is it held?) */
-	in_batch_valid = true;
-	slot->batch_seq = owner_write(req_out, slot->payload_len, owner_group_wopts,
-								  wal_log_mode ? &journal : NULL);
-	/* written: each key's new value, for every reader (kv/sharedcache.h) */
-	almanac_shared_cache_put_staged(owner_store);
+	PG_TRY();
+	{
+		apply_intents(p, end, group_out, req_read, twice,
+					  GetOldestNonRemovableTransactionId(NULL),
+					  wal_log_mode ? &journal : NULL);
+	}
+	PG_CATCH();
+	{
+		/*
+		 * Nothing of this batch: its entries out of the write, and no value
+		 * staged (the others' too: they are only a cache's).  Keys it noted
+		 * stay noted (readers catch up for nothing) and the column families
+		 * it marked written get their markers.
+		 */
+		rocksdb_writebatch_rollback_to_save_point(group_out, &err);
+		if (err != NULL)
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("almanac: could not take a refused batch out of the round's write: %s", err)));
+		almanac_shared_cache_forget_staged();
+		group_all_markers = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	rocksdb_writebatch_pop_save_point(group_out, &err);
+	almanac_rocks_check(err, "write");
+	/* the batch message names the write's number of its journal entry (wal_replay) */
 	if (wal_log_mode)
-		journal_note_pending(slot->batch_seq, slot->wal_lsn);
-	owner_group_dirty = true;
-	return rocksdb_get_latest_sequence_number(owner_db);
+		slot->batch_seq = put_journal_entry(group_out, &journal);
+	else
+		slot->batch_seq = group_base_seq + (uint64) rocksdb_writebatch_count(group_out);
+	group_bytes += slot->payload_len;
+	if (!alone)
+		group_add_keys(p, end);
 }
 
 static uint32
@@ -1736,8 +1956,9 @@ owner_serve(AlmanacRequestSlot *slot)
 	switch (slot->type)
 	{
 		case ALMANAC_REQ_APPLY:
-			slot->seq = owner_apply(slot);
-			break;
+			/* group_write publishes its write's number */
+			owner_apply(slot);
+			return;
 		case ALMANAC_REQ_CREATE_CF:
 			cf = find_cf_by_name(slot->name);
 			if (cf)
@@ -1863,7 +2084,12 @@ serve_pending(void)
 		if (slot->type == ALMANAC_REQ_APPLY && slot->sqlerrcode == 0)
 		{
 			owner_group[owner_ngroup].slot = i;
-			owner_group[owner_ngroup++].gen = gen;
+			owner_group[owner_ngroup].gen = gen;
+			owner_group[owner_ngroup].unwritten = true;
+			owner_group[owner_ngroup++].failed = false;
+			/* a large batch goes alone */
+			if (slot->payload_len > GROUP_MAX_PAYLOAD)
+				group_write();
 		}
 		else
 			answer_request(slot, gen);
@@ -2416,7 +2642,7 @@ wal_start(void)
 		rep = rocksdb_writebatch_wi_data(wb, &size);
 		batch = rocksdb_writebatch_create_from(rep, size);
 		put_wal_state(batch, wal_log_mode ? end : InvalidXLogRecPtr, incarnation + 1);
-		(void) owner_write(batch, size, owner_wopts, NULL);
+		(void) owner_write(batch, size, owner_wopts, false);
 		/* only now: wal_shutdown would record "nothing to replay" */
 		owner_incarnation = incarnation + 1;
 	}

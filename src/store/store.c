@@ -80,6 +80,7 @@ almanac_shmem_startup(void)
 			pg_atomic_init_u64(&almanac_shared->stores[i].cf_version, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].commit_batches, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].commit_syncs, 0);
+			pg_atomic_init_u64(&almanac_shared->stores[i].batch_writes, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].checked_in_cache, 0);
 			pg_atomic_init_u64(&almanac_shared->stores[i].checked_in_store, 0);
 			almanac_shared->stores[i].ncfs_shown = -1;

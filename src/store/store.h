@@ -127,6 +127,8 @@ typedef struct AlmanacStoreEntry
 	/* group commit (owner.c): batches applied, and the syncs that made them durable */
 	pg_atomic_uint64 commit_batches;
 	pg_atomic_uint64 commit_syncs;
+	/* the RocksDB writes that applied those batches, one per round or fewer */
+	pg_atomic_uint64 batch_writes;
 	/* the intents the owner checked against the shared row cache, against RocksDB */
 	pg_atomic_uint64 checked_in_cache;
 	pg_atomic_uint64 checked_in_store;

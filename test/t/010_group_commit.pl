@@ -7,7 +7,8 @@
 # 1. Eight clients increment random foreign rows, each in its own
 #    transaction (conflicts are 40001, retried by pgbench): every committed
 #    increment is there exactly once, and the commits shared syncs
-#    (almanac.commit_stats: fewer syncs than batches).
+#    (almanac.commit_stats: fewer syncs than batches) and RocksDB writes
+#    (fewer batch_writes than batches: a round's batches go into one write).
 # 2. The same load with a heap ledger row written in each transaction,
 #    killed with SIGKILL to the postmaster mid-run: after restart each
 #    counter equals the number of ledger rows for it, so every transaction
@@ -31,8 +32,8 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE ledger (id bigint);
 	INSERT INTO counters SELECT g, 0 FROM generate_series(1, $keys) g;
 });
-my ($batches0, $syncs0) = split /\|/,
-  $node->safe_psql('postgres', 'SELECT batches, wal_syncs FROM almanac.commit_stats()');
+my ($batches0, $syncs0, $writes0) = split /\|/,
+  $node->safe_psql('postgres', 'SELECT batches, wal_syncs, batch_writes FROM almanac.commit_stats()');
 
 my ($ret, $out) = run_pgbench($node,
 	{ incr => "\\set id random(1, $keys)\nUPDATE counters SET v = v + 1 WHERE id = :id;\n" },
@@ -43,12 +44,15 @@ is($done, $clients * $per_client, 'pgbench: every transaction committed');
 is($node->safe_psql('postgres', 'SELECT sum(v) FROM counters'), $clients * $per_client,
 	'every committed increment is there exactly once');
 
-my ($batches, $syncs) = split /\|/,
-  $node->safe_psql('postgres', 'SELECT batches, wal_syncs FROM almanac.commit_stats()');
+my ($batches, $syncs, $writes) = split /\|/,
+  $node->safe_psql('postgres', 'SELECT batches, wal_syncs, batch_writes FROM almanac.commit_stats()');
 cmp_ok($batches - $batches0, '>=', $clients * $per_client,
 	'commit_stats counts a batch per committed transaction');
 cmp_ok($syncs - $syncs0, '<', $batches - $batches0,
 	"commits shared write-ahead log syncs ($batches batches, $syncs syncs)");
+cmp_ok($writes - $writes0, '<', $batches - $batches0,
+	"commits shared RocksDB writes ($batches batches, $writes writes)");
+cmp_ok($writes - $writes0, '>', 0, 'batch_writes counts the writes');
 
 # 2. atomic across a crash: a foreign increment and a heap ledger row per transaction
 $node->safe_psql('postgres', 'UPDATE counters SET v = 0');
