@@ -1163,7 +1163,8 @@ durable_point_step(long timeout)
 }
 
 /*
- * Group commit.  An applied batch is written without sync.  In synced mode
+ * Group commit.  An applied batch is written without sync, with the round's
+ * other small batches (group_write, below).  In synced mode
  * each round of serve_pending makes every batch it applied durable with one
  * sync of the write-ahead log before it answers any of them (MyRocks syncs
  * its WAL once per binlog group the same way); in log mode the backends'
