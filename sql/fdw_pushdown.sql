@@ -130,8 +130,9 @@ FETCH ALL FROM c;
 CLOSE c;
 SELECT count(*), min(block_hash) FILTER (WHERE block_number = 2) FROM pd_blocks WHERE chain_id = 'cur';
 ROLLBACK;
--- a scan starts reading at its first FETCH, not at DECLARE (unlike a heap
--- cursor): rows the transaction writes in between are seen (documented)
+-- a cursor reads the transaction's writes as of DECLARE, as a heap cursor
+-- does: rows the statements run before its first FETCH write are not seen
+-- (src/kv/nested.h)
 BEGIN;
 DECLARE g CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number = 100;
 DECLARE m CURSOR FOR SELECT block_hash FROM pd_blocks WHERE chain_id = 'cur' AND block_number IN (100, 101);
@@ -139,7 +140,8 @@ INSERT INTO pd_blocks VALUES ('cur', 100, 'late', 0), ('cur', 101, 'late', 0);
 FETCH ALL FROM g;
 FETCH ALL FROM m;
 ROLLBACK;
--- ... also when they were shipped to the store early
+-- ... but rows sent to the store early are (the store's versions carry no
+-- command id: docs/write-path.md)
 BEGIN;
 DECLARE n CURSOR FOR SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur2';
 SET LOCAL almanac.write_batch_size = 64;

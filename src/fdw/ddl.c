@@ -148,7 +148,7 @@ key_space_rows(Relation rel, Snapshot snapshot, bool delete)
 		wa = palloc0(sizeof(AlmanacAccess));
 		w = palloc0(sizeof(AlmanacKvWriter));
 		almanac_access_begin(wa, t, ALMANAC_ACCESS_CREATE);
-		almanac_writer_begin(w, wa, GetCurrentCommandId(false));
+		almanac_writer_begin(w, wa, GetCurrentCommandId(false), NULL);
 	}
 
 	for (;;)

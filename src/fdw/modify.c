@@ -106,7 +106,7 @@ modify_begin(ResultRelInfo *rinfo, EState *estate, AclMode perms)
 	/* it reads keys one by one (duplicates, key locks): lazily */
 	almanac_access_begin(&m->a, almanac_table_open(rinfo->ri_RelationDesc),
 						 ALMANAC_ACCESS_CREATE | ALMANAC_ACCESS_POINT);
-	almanac_writer_begin(&m->w, &m->a, estate->es_output_cid);
+	almanac_writer_begin(&m->w, &m->a, estate->es_output_cid, estate);
 	m->desc = RelationGetDescr(rinfo->ri_RelationDesc);
 	m->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac modify row",
 									  ALLOCSET_SMALL_SIZES);

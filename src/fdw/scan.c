@@ -61,6 +61,13 @@ typedef struct AlmanacScanState
 	 */
 	bool		locks_for_select;
 	rocksdb_writebatch_wi_t *no_batch;
+	/*
+	 * registered with kv/nested.h as an open reader with its snapshot's
+	 * command id, so that the commands run while it is open (a function of
+	 * its statement, the statements between a cursor's fetches) keep the
+	 * writes they replace for it
+	 */
+	bool		reader_open;
 	MemoryContextCallback nested_close;
 	/*
 	 * A locking scan's filter: evaluated by lock_row before the lock (a row
@@ -81,12 +88,18 @@ typedef struct AlmanacScanState
 	size_t	   *vlens;
 } AlmanacScanState;
 
-/* a locking SELECT's scan ends: no longer an open writer (kv/nested.h) */
+/*
+ * The scan ends: no longer an open reader, nor, a locking SELECT's, an open
+ * writer (kv/nested.h)
+ */
 static void
 scan_nested_close(void *arg)
 {
 	AlmanacScanState *s = arg;
 
+	if (s->reader_open)
+		almanac_nested_reader_close(s);
+	s->reader_open = false;
 	if (s->locks_for_select)
 		almanac_nested_writer_close(&s->no_batch);
 	s->locks_for_select = false;
@@ -141,13 +154,15 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 		s->lock_qual = node->ss.ps.qual;
 		node->ss.ps.qual = NULL;
 	}
+	s->nested_close.func = scan_nested_close;
+	s->nested_close.arg = s;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->nested_close);
+	almanac_nested_reader_open(s->snapshot->curcid, estate, s);
+	s->reader_open = true;
 	if (s->lock_mode != NoLock && estate->es_plannedstmt->commandType == CMD_SELECT)
 	{
 		almanac_nested_lock_scan_open(s->snapshot->curcid, s->a.store, s->a.cf_id, &s->no_batch);
 		s->locks_for_select = true;
-		s->nested_close.func = scan_nested_close;
-		s->nested_close.arg = s;
-		MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->nested_close);
 	}
 
 	/*
@@ -371,9 +386,10 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
  * which the executor does not evaluate once more.  A SELECT skips a row
  * that a command it triggered (a volatile function in its WHERE clause)
  * wrote after the scan began, as the heap's row lock, finding the tuple
- * modified by a later command of the transaction, skips it.  (Not a row
- * that a statement run between a cursor's fetches wrote: the heap skips
- * it, this returns it.)  Returns whether the row is to be returned.
+ * modified by a later command of the transaction, skips it; so is a row
+ * that a statement run since a cursor was declared wrote (while the cursor
+ * is open, kv/nested.h keeps that statement's writes apart).  Returns
+ * whether the row is to be returned.
  */
 static bool
 lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t klen,
@@ -385,6 +401,22 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 	econtext->ecxt_scantuple = slot;
 	if (s->lock_qual != NULL && !ExecQual(s->lock_qual, econtext))
 		return false;
+
+	/*
+	 * A row that a later command changed (a statement run since a cursor
+	 * was declared): the slot holds the row as the snapshot sees it, and
+	 * the heap's lock, finding the tuple modified by a later command of the
+	 * transaction, skips it.
+	 */
+	if (s->locks_for_select)
+	{
+		const char *prior;
+		size_t		prior_len;
+
+		if (almanac_nested_prior(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid,
+								 &prior, &prior_len))
+			return false;
+	}
 	if (!almanac_access_lock_key(&s->a, key, klen, s->lock_mode, s->lock_wait, s->snapshot, &now))
 		return false;			/* SKIP LOCKED */
 	if (s->locks_for_select &&

@@ -543,13 +543,18 @@ access_share(AlmanacAccess *a, const char *key, size_t klen, const char *val, si
 /*
  * The transaction's buffered write of key (almanac_xact_buffered), for a's
  * column family: a batch lookup needs a handle, so a deferred access opens
- * its instance first, unless there is no batch to look in.
+ * its instance first, unless there is no batch to look in.  The one the
+ * running reader's snapshot sees (kv/nested.h), or with newest the newest
+ * (a key lock's: the key as it is now).
  */
 static char *
 access_buffered(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
-				size_t klen, size_t *vlen)
+				size_t klen, size_t *vlen, bool newest)
 {
 	bool		in_stmt;
+	char	   *val;
+	const char *prior;
+	size_t		prior_len;
 
 	if (a->db == NULL)
 	{
@@ -557,7 +562,25 @@ access_buffered(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key
 			return NULL;
 		access_open(a);
 	}
-	return almanac_xact_buffered(a->store, stmt, a->cf, a->cf_id, key, klen, vlen, &in_stmt);
+	val = almanac_xact_buffered(a->store, stmt, a->cf, a->cf_id, key, klen, vlen, &in_stmt);
+
+	/*
+	 * A write of a command the reader's snapshot does not see (nested.h):
+	 * the one before it, or none.  A statement batch's entry was found by
+	 * the reader's command id already.
+	 */
+	if (in_stmt || newest ||
+		!almanac_nested_prior(a->store, a->cf_id, key, klen, almanac_nested_reader_cid(),
+							  &prior, &prior_len))
+		return val;
+	if (val)
+		pfree(val);
+	if (prior == NULL)
+		return NULL;
+	*vlen = prior_len;
+	val = palloc(prior_len);
+	memcpy(val, prior, prior_len);
+	return val;
 }
 
 /*
@@ -597,7 +620,7 @@ char *
 almanac_access_get(AlmanacAccess *a, rocksdb_writebatch_wi_t *stmt, const char *key,
 				   size_t klen, size_t *vlen, bool keep)
 {
-	char	   *val = access_buffered(a, stmt, key, klen, vlen);
+	char	   *val = access_buffered(a, stmt, key, klen, vlen, false);
 
 	return val ? val : almanac_access_get_stored(a, key, klen, vlen, keep);
 }
@@ -671,7 +694,7 @@ almanac_access_lookup_many(AlmanacAccess *a, int n, char *const *keys, const siz
 	missing_at = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
-		values[i] = access_buffered(a, NULL, keys[i], klens[i], &vlens[i]);
+		values[i] = access_buffered(a, NULL, keys[i], klens[i], &vlens[i], false);
 		if (values[i] != NULL)
 			continue;
 		if (from_shared[i])
@@ -1149,7 +1172,7 @@ almanac_access_lock_key(AlmanacAccess *a, const char *key, size_t klen, LOCKMODE
 						LockWaitPolicy wait, Snapshot snapshot, AlmanacKeyNow *now)
 {
 	size_t		blen = 0;
-	char	   *buffered = access_buffered(a, NULL, key, klen, &blen);
+	char	   *buffered = access_buffered(a, NULL, key, klen, &blen, true);
 
 	return lock_key(a, key, klen, mode, wait, snapshot, buffered, blen, now);
 }
@@ -1179,7 +1202,7 @@ writer_cleanup(void *arg)
 }
 
 void
-almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid)
+almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid, const void *query)
 {
 	memset(w, 0, sizeof(AlmanacKvWriter));
 	w->cleanup.func = writer_cleanup;
@@ -1191,6 +1214,7 @@ almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid)
 	initStringInfo(&w->looked_up);
 	w->stmt = almanac_stmt_batch_create();
 	w->cid = cid;
+	w->query = query;
 	almanac_nested_writer_open(w->cid, a->store, a->cf_id, &w->stmt);
 	w->nested_open = true;
 }
@@ -1308,7 +1332,8 @@ almanac_writer_wrote(AlmanacKvWriter *w, const char *key, size_t klen)
 void
 almanac_writer_row_done(AlmanacKvWriter *w)
 {
-	if (almanac_stmt_batch_ship_early(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->cid))
+	if (almanac_stmt_batch_ship_early(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->cid,
+									  w->query))
 		w->shipped_early = true;
 }
 
@@ -1318,6 +1343,6 @@ almanac_writer_end(AlmanacKvWriter *w)
 	if (w->stmt == NULL)
 		return;
 	almanac_stmt_batch_merge(w->a->store, &w->stmt, w->a->cf, w->a->cf_id, w->cid,
-							 w->shipped_early);
+							 w->query, w->shipped_early);
 	writer_cleanup(w);
 }

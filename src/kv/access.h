@@ -198,8 +198,9 @@ extern void almanac_access_release(AlmanacAccess *a);
  * reader once, and read that instance from then on without catching up,
  * and until they are all released the reader is not caught up in place
  * (almanac_reader_pin).  Accesses of a cursor that is not running are left
- * alone: a scan reads the transaction's writes as of its first FETCH,
- * shipped or not (sql/fdw_pushdown.sql).  Not own (the transaction's
+ * alone: a scan reads the transaction's shipped writes as of its first
+ * FETCH (sql/fdw_pushdown.sql; its buffered writes as its snapshot sees
+ * them, kv/nested.h).  Not own (the transaction's
  * earlier statements' writes, which the caller catches the reader up with
  * after the send): the reader is unpinned.
  */
@@ -432,6 +433,7 @@ typedef struct AlmanacKvWriter
 	size_t		buffered_len;
 	bool		buffered_in_stmt;	/* found in a statement batch */
 	CommandId	cid;			/* the statement's command id */
+	const void *query;			/* the statement's executor state, or NULL */
 	bool		nested_open;	/* counted open in nested.h */
 	MemoryContextCallback cleanup;
 } AlmanacKvWriter;
@@ -441,8 +443,11 @@ typedef struct AlmanacKvWriter
  * Not the current one: a writer begun lazily (the partition a row is first
  * routed to) begins after commands the statement triggered may have moved
  * the command counter on, and with their id it would count as one of them.
+ * query: the statement's executor state (NULL: none), which tells its own
+ * scans from older readers (kv/nested.h).
  */
-extern void almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid);
+extern void almanac_writer_begin(AlmanacKvWriter *w, AlmanacAccess *a, CommandId cid,
+								 const void *query);
 
 /*
  * Whether snapshot sees a live row at key (through the statement's and the

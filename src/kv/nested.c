@@ -15,7 +15,7 @@
 
 #include "kv/nested.h"
 
-/* a key written: its bytes live in nested_cxt */
+/* a key written: its bytes live in its record's memory context */
 typedef struct NestedKey
 {
 	int			store;
@@ -24,19 +24,37 @@ typedef struct NestedKey
 	const char *key;
 } NestedKey;
 
-typedef struct NestedWrite
+/* a write of a key recorded: the writing command, the subtransaction */
+typedef struct KeyWrite
 {
 	CommandId	cid;
 	SubTransactionId subid;
-} NestedWrite;
+} KeyWrite;
 
-typedef struct NestedEntry
+/*
+ * A record of writes per key (the nested writes; the priors kept for older
+ * readers), in a memory context of its own, NULL until a write is
+ * recorded.  Each key's entry holds its writes in the order recorded, as
+ * items of itemsize bytes that start with a KeyWrite.
+ */
+typedef struct KeyRecord
+{
+	const char *name;
+	Size		itemsize;
+	MemoryContext cxt;
+	HTAB	   *hash;
+} KeyRecord;
+
+typedef struct KeyEntry
 {
 	NestedKey	key;			/* hash key: first */
 	int			nwrites;
 	int			maxwrites;
-	NestedWrite *writes;
-} NestedEntry;
+	char	   *writes;			/* nwrites items */
+} KeyEntry;
+
+/* write i of entry e, an item of type */
+#define KEY_WRITE(e, i, type) (&((type *) (e)->writes)[i])
 
 /* a writer open in this transaction */
 typedef struct OpenWriter
@@ -57,9 +75,11 @@ static int	maxopen = 0;
 /* almanac_nested_visible's answer */
 static AlmanacOpenWrites *visible = NULL;
 
-/* the writes of later commands while writers are open: NULL when none */
-static MemoryContext nested_cxt = NULL;
-static HTAB *nested = NULL;
+/* the writes of later commands while writers are open */
+static KeyRecord nested = {"almanac nested writes", sizeof(KeyWrite), NULL, NULL};
+
+/* the record whose hash_search(HASH_ENTER) runs: its keycopy's context */
+static KeyRecord *entering = NULL;
 
 static uint32
 nested_hash(const void *key, Size keysize)
@@ -86,7 +106,7 @@ nested_keycopy(void *dest, const void *src, Size keysize)
 {
 	NestedKey  *d = dest;
 	const NestedKey *s = src;
-	char	   *bytes = MemoryContextAlloc(nested_cxt, Max(s->klen, 1));
+	char	   *bytes = MemoryContextAlloc(entering->cxt, Max(s->klen, 1));
 
 	memcpy(bytes, s->key, s->klen);
 	*d = *s;
@@ -94,28 +114,113 @@ nested_keycopy(void *dest, const void *src, Size keysize)
 	return dest;
 }
 
-/* key's entry, or NULL */
-static NestedEntry *
-find_entry(int store, uint32 cf_id, const char *key, size_t klen)
+/* key's entry in r, or NULL */
+static KeyEntry *
+record_find(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t klen)
 {
 	NestedKey	k;
 
-	if (nested == NULL)
+	if (r->hash == NULL)
 		return NULL;
 	k.store = store;
 	k.cf_id = cf_id;
 	k.klen = (uint32) klen;
 	k.key = key;
-	return hash_search(nested, &k, HASH_FIND, NULL);
+	return hash_search(r->hash, &k, HASH_FIND, NULL);
+}
+
+/*
+ * Record a write of key by command cid in the current subtransaction: the
+ * new item (zeroed past its KeyWrite), in r's memory context.
+ */
+static void *
+record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t klen,
+			  CommandId cid)
+{
+	NestedKey	k;
+	KeyEntry   *e;
+	KeyWrite   *w;
+	bool		found;
+
+	if (r->hash == NULL)
+	{
+		HASHCTL		ctl;
+
+		/* the Internal call: the name is a literal, but reached through r */
+		r->cxt = AllocSetContextCreateInternal(TopTransactionContext, r->name,
+											   ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(NestedKey);
+		ctl.entrysize = sizeof(KeyEntry);
+		ctl.hash = nested_hash;
+		ctl.match = nested_match;
+		ctl.keycopy = nested_keycopy;
+		ctl.hcxt = r->cxt;
+		r->hash = hash_create(r->name, 64, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+							  HASH_CONTEXT);
+	}
+	k.store = store;
+	k.cf_id = cf_id;
+	k.klen = (uint32) klen;
+	k.key = key;
+	entering = r;
+	e = hash_search(r->hash, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->nwrites = 0;
+		e->maxwrites = 4;
+		e->writes = MemoryContextAlloc(r->cxt, r->itemsize * e->maxwrites);
+	}
+	else if (e->nwrites == e->maxwrites)
+	{
+		e->maxwrites *= 2;
+		e->writes = repalloc(e->writes, r->itemsize * e->maxwrites);
+	}
+	w = (KeyWrite *) (e->writes + r->itemsize * e->nwrites++);
+	memset(w, 0, r->itemsize);
+	w->cid = cid;
+	w->subid = GetCurrentSubTransactionId();
+	return w;
+}
+
+/* ROLLBACK TO SAVEPOINT subid: forget the writes of subid or later */
+static void
+record_subxact_abort(KeyRecord *r, SubTransactionId subid)
+{
+	HASH_SEQ_STATUS seq;
+	KeyEntry   *e;
+
+	if (r->hash == NULL)
+		return;
+	hash_seq_init(&seq, r->hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		int			kept = 0;
+
+		for (int i = 0; i < e->nwrites; i++)
+		{
+			char	   *item = e->writes + r->itemsize * i;
+
+			if (((KeyWrite *) item)->subid < subid)
+				memmove(e->writes + r->itemsize * kept++, item, r->itemsize);
+		}
+		e->nwrites = kept;
+	}
+}
+
+static void
+record_forget(KeyRecord *r)
+{
+	if (r->cxt != NULL)
+		MemoryContextDelete(r->cxt);
+	r->cxt = NULL;
+	r->hash = NULL;
 }
 
 static void
 forget_all(void)
 {
-	if (nested_cxt != NULL)
-		MemoryContextDelete(nested_cxt);
-	nested_cxt = NULL;
-	nested = NULL;
+	record_forget(&nested);
 }
 
 /* a writer, or with portal set a locking scan (almanac_nested_lock_scan_open) */
@@ -243,10 +348,6 @@ almanac_nested_visible(int store, uint32 cf_id, AlmanacOpenWrites **out)
 void
 almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
 {
-	NestedKey	k;
-	NestedEntry *e;
-	bool		found;
-
 	if (nopen == 0)
 		return;
 
@@ -257,70 +358,191 @@ almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,
 	 * the record keeps the order.
 	 */
 	if (!nested_in_open_writer(store, cf_id, cid) &&
-		find_entry(store, cf_id, key, klen) == NULL)
+		record_find(&nested, store, cf_id, key, klen) == NULL)
 		return;
-	if (nested == NULL)
-	{
-		HASHCTL		ctl;
-
-		nested_cxt = AllocSetContextCreate(TopTransactionContext, "almanac nested writes",
-										   ALLOCSET_SMALL_SIZES);
-		ctl.keysize = sizeof(NestedKey);
-		ctl.entrysize = sizeof(NestedEntry);
-		ctl.hash = nested_hash;
-		ctl.match = nested_match;
-		ctl.keycopy = nested_keycopy;
-		ctl.hcxt = nested_cxt;
-		nested = hash_create("almanac nested writes", 64, &ctl,
-							 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
-							 HASH_CONTEXT);
-	}
-	k.store = store;
-	k.cf_id = cf_id;
-	k.klen = (uint32) klen;
-	k.key = key;
-	e = hash_search(nested, &k, HASH_ENTER, &found);
-	if (!found)
-	{
-		e->nwrites = 0;
-		e->maxwrites = 4;
-		e->writes = MemoryContextAlloc(nested_cxt, sizeof(NestedWrite) * e->maxwrites);
-	}
-	else if (e->nwrites == e->maxwrites)
-	{
-		e->maxwrites *= 2;
-		e->writes = repalloc(e->writes, sizeof(NestedWrite) * e->maxwrites);
-	}
-	e->writes[e->nwrites].cid = cid;
-	e->writes[e->nwrites].subid = GetCurrentSubTransactionId();
-	e->nwrites++;
+	(void) record_append(&nested, store, cf_id, key, klen, cid);
 }
 
 bool
 almanac_nested_recorded(void)
 {
-	return nested != NULL;
+	return nested.hash != NULL;
 }
 
 bool
 almanac_nested_superseded(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
 {
-	NestedEntry *e = find_entry(store, cf_id, key, klen);
+	KeyEntry   *e = record_find(&nested, store, cf_id, key, klen);
 
-	return e != NULL && e->nwrites > 0 && e->writes[e->nwrites - 1].cid > cid;
+	return e != NULL && e->nwrites > 0 && KEY_WRITE(e, e->nwrites - 1, KeyWrite)->cid > cid;
 }
 
 bool
 almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t klen, CommandId cid)
 {
-	NestedEntry *e = find_entry(store, cf_id, key, klen);
+	KeyEntry   *e = record_find(&nested, store, cf_id, key, klen);
 
 	if (e == NULL)
 		return false;
 	for (int i = 0; i < e->nwrites; i++)
-		if (e->writes[i].cid > cid)
+		if (KEY_WRITE(e, i, KeyWrite)->cid > cid)
 			return true;
 	return false;
+}
+
+/*
+ * ---- The command ids of the transaction's merged writes ----
+ *
+ * A statement's writes lose their command id when its batch is merged into
+ * the transaction's.  While a reader is open whose snapshot is not above a
+ * writing command (a statement that triggered the command, a cursor
+ * declared before it), each key the command's merge writes is recorded with
+ * the command id and the transaction's buffered write of the key it
+ * replaces (its "prior"; none: the store's row), so that the reader goes on
+ * reading what came before (almanac_nested_prior).
+ */
+
+/* a foreign scan open in this transaction */
+typedef struct OpenReader
+{
+	CommandId	curcid;			/* its snapshot's */
+	const void *query;			/* its statement's executor state */
+	const void *handle;
+	SubTransactionId subid;		/* the subtransaction it began in */
+} OpenReader;
+
+static OpenReader *open_readers = NULL;
+static int	nreaders = 0;
+static int	maxreaders = 0;
+
+/* a merged write: the command that made it, the write it replaced */
+typedef struct PriorWrite
+{
+	KeyWrite	w;				/* the command, the merge's subtransaction */
+	char	   *prior;			/* the buffered write before; NULL: none */
+	uint32		prior_len;
+} PriorWrite;
+
+static KeyRecord priors = {"almanac prior writes", sizeof(PriorWrite), NULL, NULL};
+static CommandId prior_max_cid = InvalidCommandId;
+
+static void
+forget_priors(void)
+{
+	record_forget(&priors);
+	prior_max_cid = InvalidCommandId;
+}
+
+CommandId
+almanac_nested_reader_cid(void)
+{
+	return ActiveSnapshotSet() ? GetActiveSnapshot()->curcid : InvalidCommandId;
+}
+
+void
+almanac_nested_reader_open(CommandId curcid, const void *query, const void *handle)
+{
+	if (nreaders == maxreaders)
+	{
+		maxreaders = Max(8, maxreaders * 2);
+		open_readers = open_readers
+			? repalloc(open_readers, sizeof(OpenReader) * maxreaders)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(OpenReader) * maxreaders);
+	}
+	open_readers[nreaders].curcid = curcid;
+	open_readers[nreaders].query = query;
+	open_readers[nreaders].handle = handle;
+	open_readers[nreaders].subid = GetCurrentSubTransactionId();
+	nreaders++;
+}
+
+/* forget open reader i; the record goes with the last one */
+static void
+drop_reader(int i)
+{
+	memmove(&open_readers[i], &open_readers[i + 1], sizeof(OpenReader) * (nreaders - i - 1));
+	if (--nreaders == 0)
+		forget_priors();
+}
+
+void
+almanac_nested_reader_close(const void *handle)
+{
+	/* not found after the transaction's end, or its subtransaction's rollback */
+	for (int i = nreaders - 1; i >= 0; i--)
+	{
+		if (open_readers[i].handle != handle)
+			continue;
+		drop_reader(i);
+		return;
+	}
+}
+
+bool
+almanac_nested_must_keep_prior(CommandId cid, const void *query)
+{
+	for (int i = 0; i < nreaders; i++)
+		if (open_readers[i].curcid <= cid &&
+			(query == NULL || open_readers[i].query != query))
+			return true;
+	return false;
+}
+
+void
+almanac_nested_keep_prior(int store, uint32 cf_id, const char *key, size_t klen,
+						  CommandId cid, const char *prior, size_t prior_len)
+{
+	PriorWrite *w = record_append(&priors, store, cf_id, key, klen, cid);
+
+	if (prior != NULL)
+	{
+		w->prior = MemoryContextAlloc(priors.cxt, Max(prior_len, 1));
+		memcpy(w->prior, prior, prior_len);
+		w->prior_len = (uint32) prior_len;
+	}
+	if (prior_max_cid == InvalidCommandId || cid > prior_max_cid)
+		prior_max_cid = cid;
+}
+
+bool
+almanac_nested_hides_any(CommandId curcid)
+{
+	return priors.hash != NULL && prior_max_cid >= curcid;
+}
+
+bool
+almanac_nested_prior(int store, uint32 cf_id, const char *key, size_t klen, CommandId curcid,
+					 const char **prior, size_t *prior_len)
+{
+	KeyEntry   *e;
+
+	if (!almanac_nested_hides_any(curcid))
+		return false;
+	e = record_find(&priors, store, cf_id, key, klen);
+	if (e == NULL)
+		return false;
+	/* the first write the reader does not see: what it replaced */
+	for (int i = 0; i < e->nwrites; i++)
+	{
+		PriorWrite *w = KEY_WRITE(e, i, PriorWrite);
+
+		if (w->w.cid < curcid)
+			continue;
+		*prior = w->prior;
+		*prior_len = w->prior_len;
+		return true;
+	}
+	return false;
+}
+
+/* ROLLBACK TO SAVEPOINT subid: its readers and merges are gone */
+static void
+priors_subxact_abort(SubTransactionId subid)
+{
+	for (int i = nreaders - 1; i >= 0; i--)
+		if (open_readers[i].subid >= subid)
+			drop_reader(i);
+	record_subxact_abort(&priors, subid);
 }
 
 /*
@@ -331,8 +553,7 @@ almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t kl
 void
 almanac_nested_subxact_abort(SubTransactionId subid)
 {
-	HASH_SEQ_STATUS seq;
-	NestedEntry *e;
+	priors_subxact_abort(subid);
 
 	/*
 	 * The writers begun in it are dead, whenever their memory goes (a SQL
@@ -342,18 +563,7 @@ almanac_nested_subxact_abort(SubTransactionId subid)
 	for (int i = nopen - 1; i >= 0; i--)
 		if (open_writers[i].subid >= subid)
 			drop_writer(i);
-	if (nested == NULL)
-		return;
-	hash_seq_init(&seq, nested);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		int			kept = 0;
-
-		for (int i = 0; i < e->nwrites; i++)
-			if (e->writes[i].subid < subid)
-				e->writes[kept++] = e->writes[i];
-		e->nwrites = kept;
-	}
+	record_subxact_abort(&nested, subid);
 }
 
 void
@@ -361,4 +571,6 @@ almanac_nested_xact_end(void)
 {
 	nopen = 0;
 	forget_all();
+	nreaders = 0;
+	forget_priors();
 }

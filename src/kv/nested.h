@@ -119,6 +119,55 @@ extern void almanac_nested_note_write(int store, uint32 cf_id, const char *key, 
 extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t klen,
 										 CommandId cid);
 
+/*
+ * Readers with older snapshots.  Versions carry no command id, and a
+ * statement's batch loses its writes' command id when it is merged into the
+ * transaction's: a reader whose snapshot is not above a command (the
+ * statement that triggered the command, restarting a scan after it ended; a
+ * cursor declared before it) would see its writes, where the heap's
+ * snapshot (its curcid) hides them.  So the transaction's foreign scans are
+ * registered here while open, with their snapshots' command ids, and while
+ * one is open whose command id is not above a writing command's (and is
+ * not of the same statement, which never reads its own writes), the merge
+ * of that command's batch records for each key the transaction's buffered
+ * write it replaces (its prior, or none: the store's row).  A reader then
+ * reads the prior of the first write its snapshot does not see.  A plain
+ * statement, or a bulk write, records nothing: no older reader is open
+ * (bench/ingest).  The record goes with the last reader, and ROLLBACK TO
+ * SAVEPOINT forgets the merges it undid and the readers begun in it.  Not
+ * covered: writes sent to the owner while the transaction goes on
+ * (almanac.write_batch_size) are in the store, whose versions carry only
+ * the transaction id, and a reader begun after the command (a function's
+ * scan under a cursor's older snapshot) finds no record.
+ */
+/* the running reader's snapshot's command id (the active snapshot's), or InvalidCommandId */
+extern CommandId almanac_nested_reader_cid(void);
+extern void almanac_nested_reader_open(CommandId curcid, const void *query,
+									   const void *handle);
+extern void almanac_nested_reader_close(const void *handle);
+
+/*
+ * Must the merge of command cid's batch (of statement query: its executor
+ * state, or NULL) keep the priors of its keys?
+ */
+extern bool almanac_nested_must_keep_prior(CommandId cid, const void *query);
+
+/* command cid replaces prior (NULL: none buffered) as key's buffered write */
+extern void almanac_nested_keep_prior(int store, uint32 cf_id, const char *key, size_t klen,
+									  CommandId cid, const char *prior, size_t prior_len);
+
+/* may a reader of snapshot command id curcid have writes to skip? (cheap) */
+extern bool almanac_nested_hides_any(CommandId curcid);
+
+/*
+ * Did a command the reader of curcid does not see (its id not below
+ * curcid) replace key's buffered write?  Then *prior is what the reader
+ * sees instead (NULL: no buffered write, the store's row), valid until the
+ * record changes.
+ */
+extern bool almanac_nested_prior(int store, uint32 cf_id, const char *key, size_t klen,
+								 CommandId curcid, const char **prior, size_t *prior_len);
+
 /* ROLLBACK TO SAVEPOINT of subid; the transaction's end */
 extern void almanac_nested_subxact_abort(SubTransactionId subid);
 extern void almanac_nested_xact_end(void);

@@ -885,13 +885,18 @@ merge_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	rocksdb_writebatch_wi_put_cf((rocksdb_writebatch_wi_t *) arg, cf, k, klen, v, vlen);
 }
 
-/* merge_entry for a statement's entries: those a later command superseded stay out */
+/*
+ * merge_entry for a statement's entries: those a later command superseded
+ * stay out, and with keep_prior the write each replaces is kept for the
+ * readers with older snapshots (nested.h, almanac_nested_keep_prior).
+ */
 typedef struct MergeCurrent
 {
 	rocksdb_writebatch_wi_t *into;
 	int			store;
 	uint32		cf_id;
 	CommandId	cid;			/* the statement's */
+	bool		keep_prior;
 } MergeCurrent;
 
 static void
@@ -900,8 +905,46 @@ merge_current_entry(void *arg, rocksdb_column_family_handle_t *cf,
 {
 	MergeCurrent *mc = arg;
 
-	if (!almanac_nested_superseded(mc->store, mc->cf_id, k, klen, mc->cid))
-		rocksdb_writebatch_wi_put_cf(mc->into, cf, k, klen, v, vlen);
+	if (almanac_nested_recorded() &&
+		almanac_nested_superseded(mc->store, mc->cf_id, k, klen, mc->cid))
+		return;
+	if (mc->keep_prior)
+	{
+		size_t		prior_len = 0;
+		char	   *prior = almanac_batch_lookup(mc->into, cf, k, klen, &prior_len);
+
+		almanac_nested_keep_prior(mc->store, mc->cf_id, k, klen, mc->cid, prior, prior_len);
+		if (prior)
+			pfree(prior);
+	}
+	rocksdb_writebatch_wi_put_cf(mc->into, cf, k, klen, v, vlen);
+}
+
+/*
+ * merge_entry for a reader's copy of the transaction's entries: what the
+ * reader's snapshot sees (a write of a command it does not see replaced
+ * by the write before it, or left out if there was none: nested.h)
+ */
+typedef struct CopySeen
+{
+	rocksdb_writebatch_wi_t *into;
+	int			store;
+	uint32		cf_id;
+	CommandId	curcid;			/* the reader's snapshot's */
+} CopySeen;
+
+static void
+copy_seen_entry(void *arg, rocksdb_column_family_handle_t *cf,
+				const char *k, size_t klen, const char *v, size_t vlen)
+{
+	CopySeen   *cs = arg;
+	const char *prior;
+	size_t		prior_len;
+
+	if (!almanac_nested_prior(cs->store, cs->cf_id, k, klen, cs->curcid, &prior, &prior_len))
+		rocksdb_writebatch_wi_put_cf(cs->into, cf, k, klen, v, vlen);
+	else if (prior != NULL)
+		rocksdb_writebatch_wi_put_cf(cs->into, cf, k, klen, prior, prior_len);
 }
 
 /*
@@ -926,7 +969,20 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 	copy = rocksdb_writebatch_wi_create(0, 1);
 	PG_TRY();
 	{
-		if (batch != NULL)
+		CommandId	curcid = almanac_nested_reader_cid();
+
+		if (batch != NULL && almanac_nested_hides_any(curcid))
+		{
+			CopySeen	cs;
+
+			cs.into = copy;
+			cs.store = store;
+			cs.cf_id = cf_id;
+			cs.curcid = curcid;
+			batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
+								upper, upper_len, copy_seen_entry, &cs);
+		}
+		else if (batch != NULL)
 			batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
 								upper, upper_len, merge_entry, copy);
 
@@ -943,6 +999,7 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 			mc.store = store;
 			mc.cf_id = cf_id;
 			mc.cid = open[i].cid;
+			mc.keep_prior = false;
 			batch_foreach_range(open[i].stmt, almanac_reader(store), cf_id, lower, lower_len,
 								upper, upper_len, merge_current_entry, &mc);
 		}
@@ -964,9 +1021,10 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 void
 almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 						 rocksdb_column_family_handle_t *cf, uint32 cf_id,
-						 CommandId cid, bool ship_all)
+						 CommandId cid, const void *query, bool ship_all)
 {
 	rocksdb_writebatch_wi_t *into;
+	bool		keep_prior;
 
 	if (rocksdb_writebatch_wi_count(*stmt) == 0)
 		return;
@@ -974,18 +1032,22 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 	/* the blind writes came first */
 	fold_blind();
 	note_cf(cf_id);
-	if (almanac_nested_recorded())
+	keep_prior = almanac_nested_must_keep_prior(cid, query);
+	if (almanac_nested_recorded() || keep_prior)
 	{
 		MergeCurrent mc;
 
 		/*
 		 * A command the statement triggered may have written some of its
-		 * keys after it did (nested.h): that newer write stays.
+		 * keys after it did (nested.h): that newer write stays.  A reader
+		 * with an older snapshot is open: it must go on reading the writes
+		 * this one replaces.
 		 */
 		mc.into = into;
 		mc.store = store;
 		mc.cf_id = cf_id;
 		mc.cid = cid;
+		mc.keep_prior = keep_prior;
 		batch_foreach(*stmt, almanac_reader(store), cf_id, merge_current_entry, &mc);
 		rocksdb_writebatch_wi_clear(*stmt);
 	}
@@ -1028,13 +1090,13 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 bool
 almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 							  rocksdb_column_family_handle_t *cf, uint32 cf_id,
-							  CommandId cid)
+							  CommandId cid, const void *query)
 {
 	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
 	if (xact_unsent())
 		ship_earlier(store);
-	almanac_stmt_batch_merge(store, stmt, cf, cf_id, cid, true);
+	almanac_stmt_batch_merge(store, stmt, cf, cf_id, cid, query, true);
 	if (*stmt == NULL)
 		*stmt = almanac_stmt_batch_create();
 	return true;

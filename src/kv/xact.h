@@ -69,15 +69,20 @@ extern rocksdb_writebatch_wi_t *almanac_xact_batch_copy(int store, uint32 cf_id,
 
 /* a statement's batch: created by the modify node, merged at its end */
 extern rocksdb_writebatch_wi_t *almanac_stmt_batch_create(void);
-/* may take over *stmt as the transaction's batch, setting *stmt to NULL */
+/*
+ * may take over *stmt as the transaction's batch, setting *stmt to NULL;
+ * cid and query (its executor state, or NULL) are the statement's: while a
+ * reader with an older snapshot is open, the writes its keys replace are
+ * kept for it (kv/nested.h)
+ */
 extern void almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 									 rocksdb_column_family_handle_t *cf, uint32 cf_id,
-									 CommandId cid, bool ship_all);
+									 CommandId cid, const void *query, bool ship_all);
 
 /* a statement's batch, shipped before the statement ends if it is large */
 extern bool almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 										  rocksdb_column_family_handle_t *cf,
-										  uint32 cf_id, CommandId cid);
+										  uint32 cf_id, CommandId cid, const void *query);
 
 /*
  * Buffer a write of 'key' in the statement batch, combining it with an
