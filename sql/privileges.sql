@@ -305,6 +305,35 @@ EXCEPTION WHEN insufficient_privilege THEN
 	RAISE NOTICE 'refused: %', SQLERRM;
 END $$;
 SELECT * FROM priv_hr.salary;
+-- nor when a function that the DROP runs (an event trigger) catches the
+-- refusal of a drop of its own: the DROP's check still runs at its end
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.squat_bonus (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'bonus', key_columns 'k');
+RESET ROLE;
+CREATE FOREIGN TABLE priv_hr.bonus (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'bonus', key_columns 'k');
+INSERT INTO priv_hr.bonus VALUES (1, 'private bonus');
+CREATE FUNCTION priv_drop_bonus() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects()
+			   WHERE object_identity = 'priv_hr.salary') THEN
+		BEGIN
+			DROP FOREIGN TABLE priv_hr.bonus;
+		EXCEPTION WHEN insufficient_privilege THEN
+			RAISE NOTICE 'bonus kept: %', SQLERRM;
+		END;
+	END IF;
+END $$;
+CREATE EVENT TRIGGER priv_drop_bonus ON sql_drop EXECUTE FUNCTION priv_drop_bonus();
+DROP FOREIGN TABLE priv_hr.salary;
+DROP EVENT TRIGGER priv_drop_bonus;
+DROP FUNCTION priv_drop_bonus();
+-- (had it gone, this would show the row)
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat;
+RESET ROLE;
+DROP FOREIGN TABLE priv_hr.bonus, intruder_s.squat_bonus;
 -- dropped with the other table, in either order, the rows go with both
 BEGIN;
 DROP FOREIGN TABLE priv_hr.salary, intruder_s.squat;

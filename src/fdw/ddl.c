@@ -707,12 +707,16 @@ note_rows_left_to(Relation rel, List *others)
 
 /*
  * At the end of a statement at depth: refuse the drops it recorded whose
- * other table still exists; forget them either way.
+ * other table still exists; forget them either way.  Those of the statements
+ * around it (lower depths) stay, refusal included: a function run by an
+ * outer statement (an event trigger of its DROP) may catch this error, and
+ * the outer statement's own drops must still be checked when it ends.
  */
 static void
 check_pending_drops(int depth, bool check)
 {
 	List	   *keep = NIL;
+	PendingDrop *refused = NULL;
 	ListCell   *lc;
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
@@ -721,25 +725,23 @@ check_pending_drops(int depth, bool check)
 		PendingDrop *p = lfirst(lc);
 
 		if (p->depth < depth)
-		{
 			keep = lappend(keep, p);
-			continue;
-		}
-		if (!check || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->other)))
-			continue;
-		pending_drops = NIL;
-		MemoryContextSwitchTo(old);
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to drop foreign table \"%s\" while foreign table \"%s\" maps its keys",
-						p->table, p->other_name),
-				 errdetail("Its rows would stay, readable and writable through \"%s\", whose owner \"%s\" lacks SELECT, INSERT, UPDATE or DELETE on \"%s\".",
-						   p->other_name, p->other_owner, p->table),
-				 errhint("Drop \"%s\" in the same statement, empty \"%s\" with almanac.purge() first, or, to leave its rows to \"%s\", grant SELECT, INSERT, UPDATE, DELETE on \"%s\" to role \"%s\" first.",
-						 p->other_name, p->table, p->other_name, p->table, p->other_owner)));
+		else if (check && refused == NULL &&
+				 SearchSysCacheExists1(RELOID, ObjectIdGetDatum(p->other)))
+			refused = p;
 	}
 	pending_drops = keep;
 	MemoryContextSwitchTo(old);
+	if (refused != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to drop foreign table \"%s\" while foreign table \"%s\" maps its keys",
+						refused->table, refused->other_name),
+				 errdetail("Its rows would stay, readable and writable through \"%s\", whose owner \"%s\" lacks SELECT, INSERT, UPDATE or DELETE on \"%s\".",
+						   refused->other_name, refused->other_owner, refused->table),
+				 errhint("Drop \"%s\" in the same statement, empty \"%s\" with almanac.purge() first, or, to leave its rows to \"%s\", grant SELECT, INSERT, UPDATE, DELETE on \"%s\" to role \"%s\" first.",
+						 refused->other_name, refused->table, refused->other_name,
+						 refused->table, refused->other_owner)));
 }
 
 static void
