@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use AlmanacTest qw(almanac_node);
 
-my $node = almanac_node('nested_writes');
+my $node = almanac_node('nested_writes', "max_prepared_transactions = 2\n");
 $node->safe_psql('postgres', q{
 	CREATE TABLE heap_kv (k bigint PRIMARY KEY, v text);
 	CREATE FOREIGN TABLE kv (k bigint, v text)
@@ -562,6 +562,81 @@ output_as_heap('rows routed to a partition, a function reads them',
 	q{INSERT INTO TAB_parted SELECT g, count_then_log('TAB_parted') FROM generate_series(1, 4) g;
 	SELECT k, v FROM TAB_parted ORDER BY k});
 
+
+# Readers' registration on every path: a PL/pgSQL FOR loop, cursors opened,
+# closed or failed in subtransactions, WITH HOLD, PREPARE TRANSACTION; the
+# state left must not leak into later commands or transactions
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION loop_seen(tab regclass) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ DECLARE r record; o text := ''; BEGIN
+			FOR r IN EXECUTE format('SELECT k, v FROM %s WHERE k > 0 ORDER BY k', tab) LOOP
+				o := o || r.k || r.v || ' ';
+				EXECUTE format('UPDATE %s SET v = ''loop'' WHERE k = $1', tab) USING r.k + 1;
+				EXECUTE format('DELETE FROM %s WHERE k = $1', tab) USING r.k + 2;
+				IF r.k < 10 THEN
+					EXECUTE format('INSERT INTO %s VALUES ($1, ''new'')', tab) USING r.k + 10;
+				END IF;
+			END LOOP;
+			RETURN o; END $$;
+});
+output_as_heap('a PL/pgSQL FOR loop over a range that changes the rows ahead',
+	q{SELECT loop_seen('TAB'); SELECT k, v FROM TAB ORDER BY k});
+output_as_heap('a cursor declared in a released savepoint, rows changed after',
+	q{BEGIN; SAVEPOINT a; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; RELEASE a; UPDATE TAB SET v = 'changed' WHERE k = 3;
+	SAVEPOINT b; UPDATE TAB SET v = 'undone' WHERE k = 2; ROLLBACK TO b;
+	FETCH ALL FROM c; SELECT k, v FROM TAB ORDER BY k; COMMIT;});
+output_as_heap('a cursor declared in a savepoint rolled back, writes after it',
+	q{BEGIN; SAVEPOINT a; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'undone' WHERE k = 3; ROLLBACK TO a;
+	UPDATE TAB SET v = 'changed' WHERE k = 3; DELETE FROM TAB WHERE k = 4;
+	SELECT k, v FROM TAB ORDER BY k; COMMIT;});
+output_as_heap('a cursor closed in a savepoint rolled back',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; SAVEPOINT a; UPDATE TAB SET v = 'undone' WHERE k = 2; CLOSE c; ROLLBACK TO a;
+	UPDATE TAB SET v = 'changed' WHERE k = 3; SELECT k, v FROM TAB ORDER BY k; COMMIT;});
+output_as_heap('a key changed before, in and after a savepoint rolled back, under two cursors',
+	q{BEGIN; DECLARE c1 CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	UPDATE TAB SET v = 'u1' WHERE k = 3;
+	DECLARE c2 CURSOR FOR SELECT k, v FROM TAB WHERE k IN (2, 3) ORDER BY k;
+	SAVEPOINT a; UPDATE TAB SET v = 'u2' WHERE k = 3;
+	DECLARE c3 CURSOR FOR SELECT k, v FROM TAB WHERE k = 3; FETCH ALL FROM c3; ROLLBACK TO a;
+	UPDATE TAB SET v = 'u3' WHERE k = 3; FETCH ALL FROM c2; CLOSE c1;
+	UPDATE TAB SET v = 'u4' WHERE k = 2; FETCH ALL FROM c2; SELECT k, v FROM TAB ORDER BY k; COMMIT;});
+output_as_heap('a cursor whose fetch failed in a savepoint rolled back',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v, 1 / (k - 3) FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; SAVEPOINT a; UPDATE TAB SET v = 'changed' WHERE k = 2; FETCH ALL FROM c;
+	ROLLBACK TO a; UPDATE TAB SET v = 'after' WHERE k = 1; SELECT k, v FROM TAB ORDER BY k;
+	CLOSE c; UPDATE TAB SET v = 'closed' WHERE k = 4; SELECT k, v FROM TAB ORDER BY k; COMMIT;});
+output_as_heap('a WITH HOLD cursor, rows changed before the commit, fetched after it',
+	q{BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 3; DELETE FROM TAB WHERE k = 4;
+	COMMIT; FETCH ALL FROM c;
+	BEGIN; DECLARE d CURSOR FOR SELECT k, v FROM TAB WHERE k IN (1, 2) ORDER BY k;
+	UPDATE TAB SET v = 'later' WHERE k = 2; FETCH ALL FROM d; COMMIT;
+	CLOSE c; SELECT k, v FROM TAB ORDER BY k;});
+output_as_heap('a WITH HOLD cursor in a transaction rolled back',
+	q{BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	UPDATE TAB SET v = 'undone' WHERE k = 3; ROLLBACK;
+	BEGIN; DECLARE d CURSOR FOR SELECT k, v FROM TAB WHERE k > 2 ORDER BY k;
+	UPDATE TAB SET v = 'changed' WHERE k = 3; FETCH ALL FROM d; COMMIT;
+	SELECT k, v FROM TAB ORDER BY k;});
+output_as_heap('PREPARE TRANSACTION with an open cursor',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 3; PREPARE TRANSACTION 'p_TAB';
+	COMMIT PREPARED 'p_TAB';
+	BEGIN; DECLARE d CURSOR FOR SELECT k, v FROM TAB WHERE k > 2 ORDER BY k;
+	UPDATE TAB SET v = 'later' WHERE k = 3; FETCH ALL FROM d; COMMIT;
+	SELECT k, v FROM TAB ORDER BY k;});
+output_as_heap('PREPARE TRANSACTION with a WITH HOLD cursor is refused',
+	q{BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY k;
+	UPDATE TAB SET v = 'undone' WHERE k = 3; PREPARE TRANSACTION 'p_TAB';
+	BEGIN; DECLARE d CURSOR FOR SELECT k, v FROM TAB WHERE k > 2 ORDER BY k;
+	UPDATE TAB SET v = 'changed' WHERE k = 3; FETCH ALL FROM d; COMMIT;});
+output_as_heap('EXPLAIN ANALYZE of a query whose function writes rows it rereads',
+	q{DO $$ BEGIN EXECUTE 'EXPLAIN ANALYZE INSERT INTO seen_log SELECT ''x'', g,
+		touch(''TAB'', g) || (SELECT v FROM TAB WHERE k = g) FROM generate_series(1, 3) g'; END $$;
+	SELECT n, s FROM seen_log ORDER BY n});
 
 # Readers keep what a later command replaced only while one is open: a plain
 # write, however large, keeps nothing; under an open cursor it does, and
