@@ -648,6 +648,7 @@ layout_usable(Relation rel)
 typedef struct PendingDrop
 {
 	int			depth;
+	/* names schema-qualified: tenants' schemas often hold tables of one name */
 	char	   *table;
 	Oid			other;
 	char	   *other_name;
@@ -659,6 +660,14 @@ typedef struct PendingDrop
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 static int	utility_depth = 0;
 static List *pending_drops = NIL;	/* of PendingDrop, in TopTransactionContext */
+
+/* a relation's name with its schema's, quoted where needed */
+static char *
+qualified_rel_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
 
 /*
  * The tables that would keep rel's rows and whose owner lacks SELECT,
@@ -696,9 +705,9 @@ note_rows_left_to(Relation rel, List *others)
 		old = MemoryContextSwitchTo(TopTransactionContext);
 		p = palloc(sizeof(PendingDrop));
 		p->depth = utility_depth;
-		p->table = pstrdup(RelationGetRelationName(rel));
+		p->table = qualified_rel_name(RelationGetRelid(rel));
 		p->other = other;
-		p->other_name = pstrdup(get_rel_name(other));
+		p->other_name = qualified_rel_name(other);
 		p->other_owner = pstrdup(GetUserNameFromId(other_owner, false));
 		pending_drops = lappend(pending_drops, p);
 		MemoryContextSwitchTo(old);
