@@ -42,6 +42,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 
 #include "fault.h"
 #include "kv/rowcache.h"
@@ -53,6 +54,9 @@ int			almanac_shared_row_cache_size = 64 * 1024;
 
 /* almanac.shared_row_cache: may this session's lookups use it? */
 bool		almanac_shared_row_cache = true;
+
+/* almanac.range_read_column_families: not written through (sharedcache.h) */
+char	   *almanac_range_read_column_families = NULL;
 
 #define NPARTITIONS 128
 
@@ -233,6 +237,43 @@ shared_cache_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* a list of names, as almanac_shared_cache_writes_through reads it */
+static bool
+check_range_read_column_families(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names = NIL;
+	bool		ok = SplitGUCList(copy, ',', &names);
+
+	list_free(names);
+	pfree(copy);
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	return ok;
+}
+
+bool
+almanac_shared_cache_writes_through(const char *cf_name)
+{
+	char	   *copy;
+	List	   *names = NIL;
+	bool		listed = false;
+	ListCell   *lc;
+
+	if (almanac_range_read_column_families == NULL ||
+		almanac_range_read_column_families[0] == '\0')
+		return true;
+	copy = pstrdup(almanac_range_read_column_families);
+	/* the check hook accepted it */
+	(void) SplitGUCList(copy, ',', &names);
+	foreach(lc, names)
+		if (strcmp((const char *) lfirst(lc), cf_name) == 0)
+			listed = true;
+	list_free(names);
+	pfree(copy);
+	return !listed;
+}
+
 void
 almanac_shared_cache_init(void)
 {
@@ -255,6 +296,16 @@ almanac_shared_cache_init(void)
 							 true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("almanac.range_read_column_families",
+							   "Column families whose keys the store owner does not write through into the shared row cache.",
+							   "A comma-separated list of column family names whose keys are read by range "
+							   "(bounded iterators), not looked up one by one: writing them through costs the "
+							   "owner CPU and evicts the keys point lookups use. Their entries are still "
+							   "invalidated by every write, and point lookups still fill the cache.",
+							   &almanac_range_read_column_families,
+							   "mirror.events",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_range_read_column_families, NULL, NULL);
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = shared_cache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;

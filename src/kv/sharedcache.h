@@ -66,6 +66,7 @@
 
 extern int	almanac_shared_row_cache_size;
 extern bool almanac_shared_row_cache;
+extern char *almanac_range_read_column_families;
 
 /* GUC and shared memory request: from _PG_init */
 extern void almanac_shared_cache_init(void);
@@ -136,6 +137,18 @@ extern void almanac_shared_cache_stage(uint32 cf_id, const char *key, size_t kle
 									   const char *value, size_t vlen);
 extern void almanac_shared_cache_put_staged(int store);
 extern void almanac_shared_cache_forget_staged(void);
+
+/*
+ * Owner side: does the owner write the values it writes into column family
+ * cf_name through (almanac_shared_cache_stage)?  Not into one that
+ * almanac.range_read_column_families lists (default mirror.events): nothing
+ * looks its keys up one by one (the router reads events with bounded
+ * iterators), so putting them cost the owner CPU on the ingest path and
+ * evicted the entries point lookups use.  Its keys are still noted in the
+ * write log and invalidated before each write like every other: an entry a
+ * reader put (a point lookup through a foreign table) stays exact.
+ */
+extern bool almanac_shared_cache_writes_through(const char *cf_name);
 
 /* owner side: the key with this hash (rowcache.h's) is about to be written */
 extern void almanac_shared_cache_invalidate(int store, uint64 hash);

@@ -68,6 +68,7 @@ typedef struct OwnerCf
 	uint32		id;
 	rocksdb_column_family_handle_t *handle;
 	bool		in_batch;		/* the batch being built writes a key of it */
+	bool		write_through;	/* into the shared row cache: set_write_through */
 } OwnerCf;
 
 /* the owner's state: one store per owner process */
@@ -99,6 +100,8 @@ static TimestampTz owner_last_write = 0;
 static rocksdb_writebatch_t *req_out = NULL;
 static rocksdb_writebatch_wi_t *req_read = NULL;	/* see owner_apply */
 static dsm_segment *req_seg = NULL;
+
+static void set_write_through(void);
 
 static void
 set_store_state(AlmanacStoreState state, const char *error)
@@ -432,6 +435,7 @@ open_store(void)
 		owner_cfs[i].handle = handles[i];
 		owner_cfs[i].id = rocksdb_column_family_handle_get_id(handles[i]);
 	}
+	set_write_through();
 
 	owner_wopts = rocksdb_writeoptions_create();
 	/* durable before PostgreSQL writes its commit record */
@@ -488,6 +492,19 @@ start_step_or_exit(void (*step) (void), const char *what, const char *default_hi
 		proc_exit(0);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Which column families' written values go into the shared row cache: not
+ * those almanac.range_read_column_families lists (kv/sharedcache.h).  At
+ * every open, creation of a column family and reload of the configuration;
+ * a batch sees one setting throughout.
+ */
+static void
+set_write_through(void)
+{
+	for (int i = 0; i < owner_ncfs; i++)
+		owner_cfs[i].write_through = almanac_shared_cache_writes_through(owner_cfs[i].name);
 }
 
 static OwnerCf *
@@ -1487,7 +1504,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 			stored = rocksdb_writebatch_wi_get_from_batch_and_db_cf(into_wi, owner_db, owner_ropts,
 																	cf->handle, key, klen,
 																	&stored_len, &err);
-		else if (into != NULL &&
+		else if (into != NULL && cf->write_through &&
 				 almanac_shared_cache_lookup_written(owner_store, cf->id, key, klen,
 													 &stored, &stored_len))
 		{
@@ -1540,8 +1557,14 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		{
 			rocksdb_writebatch_put_cf(into, cf->handle, key, klen, out.data, out.len);
 			cf->in_batch = true;	/* its marker: see put_markers_except */
-			/* into the shared row cache once written: owner_apply */
-			almanac_shared_cache_stage(cf->id, key, klen, out.data, out.len);
+
+			/*
+			 * Into the shared row cache once written (owner_apply), unless
+			 * its keys are read by range only: the write log's note below
+			 * still invalidates any entry a reader put.
+			 */
+			if (cf->write_through)
+				almanac_shared_cache_stage(cf->id, key, klen, out.data, out.len);
 		}
 		if (journal)
 			journal_add(journal, cf->id, intent.xid, key, klen);
@@ -1799,6 +1822,8 @@ owner_create_cf(const char *name)
 	owner_cfs[owner_ncfs].name = MemoryContextStrdup(TopMemoryContext, name);
 	owner_cfs[owner_ncfs].handle = h;
 	owner_cfs[owner_ncfs].id = rocksdb_column_family_handle_get_id(h);
+	owner_cfs[owner_ncfs].in_batch = false;
+	owner_cfs[owner_ncfs].write_through = almanac_shared_cache_writes_through(name);
 	return owner_cfs[owner_ncfs++].id;
 }
 
@@ -2747,6 +2772,7 @@ almanac_owner_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			set_write_through();
 		}
 		serve_pending();
 		/* requests first; then a bounded step of whatever maintenance is due */
