@@ -334,6 +334,30 @@ SET ROLE regress_intruder;
 SELECT * FROM intruder_s.squat;
 RESET ROLE;
 DROP FOREIGN TABLE priv_hr.bonus, intruder_s.squat_bonus;
+-- nor through a temporary table, dropped as its session ends, where no
+-- statement can be refused: its rows go with it
+SET ROLE regress_intruder;
+CREATE FOREIGN TABLE intruder_s.squat_scratch (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'scratch', key_columns 'k');
+RESET ROLE;
+CREATE FOREIGN TABLE pg_temp.scratch (k int, v text) SERVER almanac_store
+	OPTIONS (column_family 'payroll', key_prefix 'scratch', key_columns 'k');
+INSERT INTO pg_temp.scratch VALUES (1, 'private scratch');
+\c -
+DO $$
+BEGIN
+	FOR i IN 1..600 LOOP
+		EXIT WHEN NOT EXISTS (SELECT FROM pg_class WHERE relname = 'scratch'
+							  AND relpersistence = 't');
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END $$;
+SELECT count(*) AS temporary_tables_left FROM pg_class
+ WHERE relname = 'scratch' AND relpersistence = 't';
+SET ROLE regress_intruder;
+SELECT * FROM intruder_s.squat_scratch;
+DROP FOREIGN TABLE intruder_s.squat_scratch;
+RESET ROLE;
 -- dropped with the other table, in either order, the rows go with both
 BEGIN;
 DROP FOREIGN TABLE priv_hr.salary, intruder_s.squat;

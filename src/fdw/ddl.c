@@ -36,10 +36,12 @@
  *   still maps them), but only if its owner holds SELECT, INSERT, UPDATE and
  *   DELETE on the dropped table: else the drop would hand that owner every
  *   row written through it (note_rows_left_to), and the statement fails at
- *   its end unless it dropped the other table too.  It runs in an object
- *   access hook (OAT_DROP), which
- *   sees every drop, DROP SCHEMA / SERVER / EXTENSION ... CASCADE and DROP
- *   OWNED included, while the table's catalog entries still exist.  (Two
+ *   its end unless it dropped the other table too; a drop that no statement
+ *   made (the temporary tables a session drops as it ends) cannot fail, and
+ *   deletes the rows instead.  It runs in an object access hook
+ *   (OAT_DROP), which sees every drop, DROP SCHEMA / SERVER / EXTENSION ...
+ *   CASCADE and DROP OWNED included, while the table's catalog entries
+ *   still exist.  (Two
  *   databases share a store only when a privileged role pointed their
  *   servers at one path; a table of the other database does not count.)
  * - almanac.purge(table) deletes the rows the same way, without dropping the
@@ -677,8 +679,11 @@ qualified_rel_name(Oid relid)
  * through rel.  This is how a role that claimed a key prefix first (a table
  * over keys it expects a privileged role to use) would come by that role's
  * rows.  rel's owner leaves them the rows by granting those privileges.
+ * Returns true when the rows must go with the drop instead: no statement
+ * can be refused for it (a session's end drops its temporary tables), and
+ * leaving them would hand them to such an owner.
  */
-static void
+static bool
 note_rows_left_to(Relation rel, List *others)
 {
 	int			holds = -1;		/* not known yet */
@@ -699,9 +704,9 @@ note_rows_left_to(Relation rel, List *others)
 		if (holds < 0)
 			holds = table_holds_rows(rel);
 		if (!holds)
-			return;
+			return false;
 		if (utility_depth == 0)
-			continue;			/* no statement to refuse at the end of (a backend exit's cleanup) */
+			return true;
 		old = MemoryContextSwitchTo(TopTransactionContext);
 		p = palloc(sizeof(PendingDrop));
 		p->depth = utility_depth;
@@ -712,6 +717,7 @@ note_rows_left_to(Relation rel, List *others)
 		pending_drops = lappend(pending_drops, p);
 		MemoryContextSwitchTo(old);
 	}
+	return false;
 }
 
 /*
@@ -805,11 +811,9 @@ drop_table_rows(Oid relid)
 	}
 	t = almanac_table_open(rel);
 	/* a mirror's or the store owner's keys are theirs, whatever table mapped them */
-	if (almanac_reserved_column_family(t->opts->column_family))
-		others = NIL;
-	else if ((others = key_space_mapped_elsewhere(rel, t)) != NIL)
-		note_rows_left_to(rel, others);
-	else
+	if (!almanac_reserved_column_family(t->opts->column_family) &&
+		((others = key_space_mapped_elsewhere(rel, t)) == NIL ||
+		 note_rows_left_to(rel, others)))
 	{
 		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 
