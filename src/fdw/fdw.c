@@ -234,13 +234,38 @@ almanac_table_open(Relation rel)
 }
 
 /*
- * SELECT ... FOR UPDATE / SHARE: the scan locks the keys of the rows it
- * returns (plan.c, scan.c); the core keeps a copy of each row, which is
- * what the re-check of another table's newer row version reads.
+ * SELECT ... FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE lock late, as
+ * the heap does: the scan reads without locking and gives each row a row id
+ * (its ctid), and LockRows, as it returns a row, locks it through
+ * almanacRefetchForeignRow (scan.c), which skips a row changed since by a
+ * later command of the transaction and follows one another transaction
+ * changed (EvalPlanQual re-checks it).  The mark is the one the heap takes
+ * for the strength: LockRows counts ROW_MARK_REFERENCE as no lock (it would
+ * call RefetchForeignRow only to fetch a row again for an EvalPlanQual
+ * re-check, without locking it).
+ *
+ * A table the query does not lock (LCS_NONE: another table of it is locked
+ * or updated) keeps ROW_MARK_COPY.  A re-check of the other table's newer
+ * row then needs this table's row as the scan read it, which the copy is;
+ * a reference would read it again, and every plain scan of such a query
+ * would keep the key of each row it reads for that.
  */
 static RowMarkType
 almanacGetForeignRowMarkType(RangeTblEntry *rte, LockClauseStrength strength)
 {
+	switch (strength)
+	{
+		case LCS_NONE:
+			break;
+		case LCS_FORKEYSHARE:
+			return ROW_MARK_KEYSHARE;
+		case LCS_FORSHARE:
+			return ROW_MARK_SHARE;
+		case LCS_FORNOKEYUPDATE:
+			return ROW_MARK_NOKEYEXCLUSIVE;
+		case LCS_FORUPDATE:
+			return ROW_MARK_EXCLUSIVE;
+	}
 	return ROW_MARK_COPY;
 }
 
@@ -261,7 +286,7 @@ almanac_rocksdb_fdw_handler_sql(PG_FUNCTION_ARGS)
 	r->ExplainForeignScan = almanacExplainForeignScan;
 	r->AnalyzeForeignTable = almanacAnalyzeForeignTable;
 	r->ImportForeignSchema = almanacImportForeignSchema;
-	r->GetForeignRowMarkType = almanacGetForeignRowMarkType;
+	r->RefetchForeignRow = almanacRefetchForeignRow;
 	almanac_fdw_modify_routine(r);
 	PG_RETURN_POINTER(r);
 }

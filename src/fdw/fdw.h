@@ -50,9 +50,9 @@ enum
 	ALMANAC_PRIV_UPPER,			/* Integer: AlmanacKeyBound of the upper bound, or -1 */
 	ALMANAC_PRIV_DIRECTION,		/* Integer: 1 ordered forward, -1 backward, 0 any */
 	ALMANAC_PRIV_BOUNDS,		/* List: the pushed-down conditions (varno 1), for EXPLAIN */
-	ALMANAC_PRIV_LOCK_MODE,		/* Integer: the key lock each row takes (NoLock,
-								 * ShareLock, ExclusiveLock; kv/keylock.h) */
-	ALMANAC_PRIV_LOCK_WAIT,		/* Integer: LockWaitPolicy of that lock */
+	ALMANAC_PRIV_LOCK_MODE,		/* Integer: the key lock each row takes as it
+								 * is read (NoLock, or ExclusiveLock for the
+								 * rows of an UPDATE or DELETE; kv/keylock.h) */
 	ALMANAC_PRIV_NEEDED,		/* List of Integer: the attnos the query uses
 								 * (0: the whole row), pull_varattnos of the
 								 * rel's target and remaining conditions */
@@ -98,6 +98,8 @@ extern TupleTableSlot *almanacIterateForeignScan(ForeignScanState *node);
 extern void almanacReScanForeignScan(ForeignScanState *node);
 extern void almanacEndForeignScan(ForeignScanState *node);
 extern void almanacExplainForeignScan(ForeignScanState *node, struct ExplainState *es);
+extern void almanacRefetchForeignRow(EState *estate, ExecRowMark *erm, Datum rowid,
+									 TupleTableSlot *slot, bool *updated);
 
 /* modify.c */
 extern void almanac_fdw_modify_routine(FdwRoutine *r);

@@ -465,31 +465,19 @@ pushed_clauses(RelOptInfo *baserel, List *pushed)
 
 /*
  * The key lock the scan takes on each row it returns (scan.c): the rows an
- * UPDATE or DELETE of the table will write, and those of SELECT ... FOR
- * UPDATE / NO KEY UPDATE (exclusive) or FOR SHARE / KEY SHARE (shared) with
- * its NOWAIT or SKIP LOCKED.  Under READ COMMITTED the scan then returns the
- * row's newest version, as a heap UPDATE or FOR UPDATE re-checks the newest
- * version of a row (EvalPlanQual); the core's own row marks copy the row
- * (almanacGetForeignRowMarkType), for the re-checks of other tables.
+ * UPDATE or DELETE of the table will write, exclusive.  Under READ
+ * COMMITTED the scan then returns the row's newest version, as a heap
+ * UPDATE re-checks the newest version of a row (EvalPlanQual).  SELECT ...
+ * FOR UPDATE / SHARE takes no lock in the scan: LockRows locks each row as
+ * it returns it (almanacGetForeignRowMarkType, almanacRefetchForeignRow).
  */
-static void
-scan_lock(PlannerInfo *root, RelOptInfo *baserel, int *mode, int *wait)
+static LOCKMODE
+scan_lock(PlannerInfo *root, RelOptInfo *baserel)
 {
-	PlanRowMark *rc;
-
-	*mode = NoLock;
-	*wait = LockWaitBlock;
 	if ((root->parse->commandType == CMD_UPDATE || root->parse->commandType == CMD_DELETE) &&
 		bms_is_member(baserel->relid, root->all_result_relids))
-	{
-		*mode = ExclusiveLock;
-		return;
-	}
-	rc = get_plan_rowmark(root->rowMarks, baserel->relid);
-	if (rc == NULL || rc->strength == LCS_NONE)
-		return;
-	*mode = rc->strength >= LCS_FORNOKEYUPDATE ? ExclusiveLock : ShareLock;
-	*wait = rc->waitPolicy;
+		return ExclusiveLock;
+	return NoLock;
 }
 
 /*
@@ -508,9 +496,6 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	AlmanacPlanInfo *info = baserel->fdw_private;
 	List	   *exprs = list_copy(info->eq_exprs);
 	List	   *priv = NIL;
-	int			lock_mode;
-	int			lock_wait;
-
 	if (info->lower)
 		exprs = lappend(exprs, info->lower);
 	if (info->upper)
@@ -522,9 +507,7 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 					  makeInteger(info->lower_bound), makeInteger(info->upper_bound),
 					  makeInteger(intVal(linitial(best_path->fdw_private))));
 	priv = lappend(priv, pushed_clauses(baserel, info->pushed));
-	scan_lock(root, baserel, &lock_mode, &lock_wait);
-	priv = lappend(priv, makeInteger(lock_mode));
-	priv = lappend(priv, makeInteger(lock_wait));
+	priv = lappend(priv, makeInteger(scan_lock(root, baserel)));
 
 	/* the key's conditions hold on every row the scan reads (top of file) */
 	{

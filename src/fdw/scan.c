@@ -14,6 +14,14 @@
  * iterator) are released by a reset callback of the memory context the
  * scan lives in, so an ERROR anywhere in the query frees them.
  *
+ * Locking: the scan of an UPDATE or DELETE target locks each row's key as
+ * it reads it (lock_row).  SELECT ... FOR UPDATE / SHARE locks late, as the
+ * heap does (fdw.c: almanacGetForeignRowMarkType): the scan only gives each
+ * row a row id, and LockRows locks the row when it returns it
+ * (almanacRefetchForeignRow), so that a row changed between a cursor's
+ * fetches under a node that reads ahead (a Sort) is judged when it is
+ * returned, not when it was read.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -21,6 +29,7 @@
 #include "access/sysattr.h"
 #include "access/xact.h"
 #include "commands/explain.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -31,6 +40,61 @@
 
 #include "fdw/fdw.h"
 #include "kv/nested.h"
+
+/* a key's bytes */
+typedef struct KeyBytes
+{
+	const char *data;
+	size_t		len;
+} KeyBytes;
+
+/* a key given a row id (RowIds.by_key) */
+typedef struct RowIdEntry
+{
+	KeyBytes	key;
+	uint32		id;
+	uint32		hash;
+	char		status;
+} RowIdEntry;
+
+#define SH_PREFIX		rowids
+#define SH_ELEMENT_TYPE	RowIdEntry
+#define SH_KEY_TYPE		KeyBytes
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	hash_bytes((const unsigned char *) (k).data, (int) (k).len)
+#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).data, (b).data, (a).len) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+struct AlmanacScanState;
+
+/*
+ * The row ids of a table locked late (SELECT ... FOR UPDATE / SHARE), kept
+ * in its row mark's ermExtra for almanacRefetchForeignRow.  A row's id is
+ * its ctid, the junk column LockRows hands back; it stands for the row's
+ * key (the ctid's 6 bytes cannot hold a key): the id is the key's number in
+ * keys, in the tid's block and offset.  Every scan of the table in the
+ * query (the one of the plan, a copy EvalPlanQual runs) numbers its keys
+ * here, a key read again (a rescanned inner side of a join) keeps its id,
+ * and nothing is forgotten before the query ends: under a Sort every row is
+ * read, and the scan may be rescanned, before the first is locked.
+ */
+typedef struct RowIds
+{
+	struct AlmanacScanState *scan;	/* the first scan (the plan's): refetches
+									 * lock and read through its access */
+	MemoryContext cxt;			/* the keys, for the query */
+	rowids_hash *by_key;
+	KeyBytes   *keys;			/* by id */
+	uint32		n;
+	uint32		max;
+	MemoryContext rowcxt;		/* a refetched row's datums until the slot
+								 * holds them */
+} RowIds;
 
 typedef struct AlmanacScanState
 {
@@ -53,11 +117,12 @@ typedef struct AlmanacScanState
 	bool		done;
 	/* the key lock each row takes, or NoLock (plan.c: scan_lock) */
 	LOCKMODE	lock_mode;
-	LockWaitPolicy lock_wait;
+	/* locked late (SELECT ... FOR UPDATE / SHARE): the rows' ids, else NULL */
+	RowIds	   *rowids;
 	/*
 	 * SELECT ... FOR UPDATE/SHARE: registered with kv/nested.h as a locking
 	 * scan of its command (no_batch stays NULL), so that the writes of the
-	 * commands it triggers to its keys are recorded (lock_row)
+	 * commands it triggers to its keys are recorded (refetch_lock)
 	 */
 	bool		locks_for_select;
 	rocksdb_writebatch_wi_t *no_batch;
@@ -70,8 +135,9 @@ typedef struct AlmanacScanState
 	bool		reader_open;
 	MemoryContextCallback nested_close;
 	/*
-	 * A locking scan's filter: evaluated by lock_row before the lock (a row
-	 * that fails it is not locked) and again on a newer version it returns,
+	 * The filter of a scan that locks as it reads (an UPDATE's or DELETE's):
+	 * evaluated by lock_row before the lock (a row that fails it is not
+	 * locked) and again on a newer version it returns,
 	 * and taken out of the executor's qual, which would evaluate it once
 	 * more on every row returned (a volatile function in it ran twice)
 	 */
@@ -106,6 +172,73 @@ scan_nested_close(void *arg)
 }
 
 /*
+ * A scan of a table locked late (its row mark is a lock: fdw.c) numbers the
+ * rows it reads (row_id_set), in the RowIds of the mark, made by the first
+ * scan of the table to begin, the plan's (a copy of the plan that
+ * EvalPlanQual runs begins later); plain scans find no mark.
+ */
+static void
+row_ids_begin(AlmanacScanState *s, EState *estate, Index scanrelid)
+{
+	ExecRowMark *erm = ExecFindRowMark(estate, scanrelid, true);
+	RowIds	   *ids;
+
+	if (erm == NULL || !RowMarkRequiresRowShareLock(erm->markType))
+		return;
+	if (erm->ermExtra == NULL)
+	{
+		ids = palloc0(sizeof(RowIds));
+		ids->scan = s;
+		ids->cxt = AllocSetContextCreate(estate->es_query_cxt, "almanac row ids",
+										 ALLOCSET_DEFAULT_SIZES);
+		ids->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac locked row",
+											ALLOCSET_SMALL_SIZES);
+		ids->by_key = rowids_create(ids->cxt, 256, NULL);
+		ids->max = 256;
+		ids->keys = MemoryContextAlloc(ids->cxt, sizeof(KeyBytes) * ids->max);
+		erm->ermExtra = ids;
+	}
+	s->rowids = erm->ermExtra;
+}
+
+/*
+ * Give the row of key in slot its row id (its ctid), the same for every
+ * read of the key in the query.
+ */
+static void
+row_id_set(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen)
+{
+	RowIds	   *ids = s->rowids;
+	KeyBytes	k = {key, klen};
+	RowIdEntry *e;
+	bool		found;
+	MemoryContext old = MemoryContextSwitchTo(ids->cxt);
+
+	e = rowids_insert(ids->by_key, k, &found);
+	if (!found)
+	{
+		char	   *copy = palloc(klen);
+
+		memcpy(copy, key, klen);
+		e->key.data = copy;
+		if (ids->n == ids->max)
+		{
+			if ((uint64) ids->max * 2 > PG_UINT32_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many rows of foreign table \"%s\" to lock in one query",
+								RelationGetRelationName(s->a.t->rel))));
+			ids->max *= 2;
+			ids->keys = repalloc_huge(ids->keys, sizeof(KeyBytes) * ids->max);
+		}
+		e->id = ids->n;
+		ids->keys[ids->n++] = e->key;
+	}
+	MemoryContextSwitchTo(old);
+	ItemPointerSet(&slot->tts_tid, e->id / MaxOffsetNumber, e->id % MaxOffsetNumber + 1);
+}
+
+/*
  * BeginForeignScan: attach the store, catch the secondary up (after the
  * statement's snapshot was taken), prepare the key expressions.  Nothing is
  * read until the first row is asked for.
@@ -127,7 +260,6 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	s->upper_bound = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_UPPER));
 	s->direction = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_DIRECTION));
 	s->lock_mode = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_LOCK_MODE));
-	s->lock_wait = intVal(list_nth(fs->fdw_private, ALMANAC_PRIV_LOCK_WAIT));
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
@@ -159,7 +291,8 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->nested_close);
 	almanac_nested_reader_open(s->snapshot->curcid, estate, s);
 	s->reader_open = true;
-	if (s->lock_mode != NoLock && estate->es_plannedstmt->commandType == CMD_SELECT)
+	row_ids_begin(s, estate, fs->scan.scanrelid);
+	if (s->rowids != NULL && estate->es_plannedstmt->commandType == CMD_SELECT)
 	{
 		almanac_nested_lock_scan_open(s->snapshot->curcid, s->a.store, s->a.cf_id, &s->no_batch);
 		s->locks_for_select = true;
@@ -168,9 +301,10 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	/*
 	 * A plain read of many rows decodes only the columns the query uses
 	 * (plan.c): the others stay NULL, and when no key column is used the key
-	 * is not decoded.  Not a locking scan nor one feeding an
-	 * UPDATE or DELETE (modify.c reads their rows), and not a Get, whose one
-	 * row is not worth the setup.
+	 * is not decoded.  Not a scan feeding an UPDATE or DELETE (modify.c
+	 * reads their rows), and not a Get, whose one row is not worth the
+	 * setup.  A row locked late is read again with the same columns: the
+	 * re-check of EvalPlanQual uses no others.
 	 */
 	if (s->kind != ALMANAC_ACCESS_GET && s->lock_mode == NoLock &&
 		estate->es_plannedstmt->commandType == CMD_SELECT)
@@ -376,20 +510,16 @@ scan_start(ForeignScanState *node, AlmanacScanState *s)
 }
 
 /*
- * A locking scan (plan.c: scan_lock), on a row the snapshot sees in slot:
- * if the row meets the scan's conditions (rows that do not are neither
- * locked nor returned), lock its key, and follow a newer version committed
- * meanwhile: 40001 under REPEATABLE READ and SERIALIZABLE, under READ
- * COMMITTED the newest version replaces the row in slot if it meets the
- * conditions too (checked again, as the heap's EvalPlanQual does), or,
- * deleted, the row is skipped.  The conditions are the scan's lock_qual,
- * which the executor does not evaluate once more.  A SELECT skips a row
- * that a command it triggered (a volatile function in its WHERE clause)
- * wrote after the scan began, as the heap's row lock, finding the tuple
- * modified by a later command of the transaction, skips it; so is a row
- * that a statement run since a cursor was declared wrote (while the cursor
- * is open, kv/nested.h keeps that statement's writes apart).  Returns
- * whether the row is to be returned.
+ * The scan of an UPDATE or DELETE target (plan.c: scan_lock), on a row the
+ * snapshot sees in slot: if the row meets the scan's conditions (rows that
+ * do not are neither locked nor returned), lock its key, and follow a newer
+ * version committed meanwhile: 40001 under REPEATABLE READ and
+ * SERIALIZABLE, under READ COMMITTED the newest version replaces the row in
+ * slot if it meets the conditions too (checked again, as the heap's
+ * EvalPlanQual does), or, deleted, the row is skipped.  The conditions are
+ * the scan's lock_qual, which the executor does not evaluate once more.
+ * Returns whether the row is to be returned.  (A row a command the
+ * statement triggered changed meanwhile is modify.c's to refuse.)
  */
 static bool
 lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t klen,
@@ -401,27 +531,8 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 	econtext->ecxt_scantuple = slot;
 	if (s->lock_qual != NULL && !ExecQual(s->lock_qual, econtext))
 		return false;
-
-	/*
-	 * A row that a later command changed (a statement run since a cursor
-	 * was declared): the slot holds the row as the snapshot sees it, and
-	 * the heap's lock, finding the tuple modified by a later command of the
-	 * transaction, skips it.
-	 */
-	if (s->locks_for_select)
-	{
-		const char *prior;
-		size_t		prior_len;
-
-		if (almanac_nested_prior(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid,
-								 &prior, &prior_len))
-			return false;
-	}
-	if (!almanac_access_lock_key(&s->a, key, klen, s->lock_mode, s->lock_wait, s->snapshot, &now))
-		return false;			/* SKIP LOCKED */
-	if (s->locks_for_select &&
-		almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
-		return false;
+	(void) almanac_access_lock_key(&s->a, key, klen, s->lock_mode, LockWaitBlock, s->snapshot,
+								   &now);
 	if (!now.changed)
 		return true;
 	if (IsolationUsesXactSnapshot())
@@ -432,9 +543,12 @@ lock_row(ForeignScanState *node, AlmanacScanState *s, const char *key, size_t kl
 	return s->lock_qual == NULL || ExecQual(s->lock_qual, econtext);
 }
 
-/* a locking scan over an iterator: the next row, locked (lock_row) */
+/*
+ * The next row of an iterator scan that locks its rows as it reads them
+ * (lock_row) or gives them row ids (row_id_set)
+ */
 static bool
-iter_next_locked(ForeignScanState *node, AlmanacScanState *s, TupleTableSlot *slot)
+iter_next_keyed(ForeignScanState *node, AlmanacScanState *s, TupleTableSlot *slot)
 {
 	for (;;)
 	{
@@ -446,7 +560,7 @@ iter_next_locked(ForeignScanState *node, AlmanacScanState *s, TupleTableSlot *sl
 		MemoryContextReset(s->rowcxt);
 		old = MemoryContextSwitchTo(s->rowcxt);
 		more = almanac_access_iter_next(&s->a, s->snapshot, &e);
-		if (more && e.visible)
+		if (more && e.visible && s->lock_mode != NoLock)
 		{
 			/* a copy: locking catches the reader up, under the open iterator */
 			char	   *key = palloc(e.klen);
@@ -454,6 +568,12 @@ iter_next_locked(ForeignScanState *node, AlmanacScanState *s, TupleTableSlot *sl
 			memcpy(key, e.key, e.klen);
 			almanac_row_to_slot(&s->a, slot, key, e.klen, e.tuple, e.tuple_len);
 			keep = lock_row(node, s, key, e.klen, slot);
+		}
+		else if (more && e.visible)
+		{
+			almanac_row_to_slot(&s->a, slot, e.key, e.klen, e.tuple, e.tuple_len);
+			row_id_set(s, slot, e.key, e.klen);
+			keep = true;
 		}
 		MemoryContextSwitchTo(old);
 		if (!more)
@@ -482,10 +602,13 @@ almanacIterateForeignScan(ForeignScanState *node)
 		{
 			/* its one row, in the executor's per-row memory */
 			s->done = true;
-			if (almanac_access_get_row(&s->a, s->snapshot, s->lower.data, s->lower.len, slot) &&
-				s->lock_mode != NoLock &&
+			if (!almanac_access_get_row(&s->a, s->snapshot, s->lower.data, s->lower.len, slot))
+				return slot;
+			if (s->lock_mode != NoLock &&
 				!lock_row(node, s, s->lower.data, s->lower.len, slot))
 				ExecClearTuple(slot);
+			else if (s->rowids != NULL)
+				row_id_set(s, slot, s->lower.data, s->lower.len);
 			return slot;
 		}
 		/* a rescan opens a new iterator for its range */
@@ -513,6 +636,8 @@ almanacIterateForeignScan(ForeignScanState *node)
 												 s->values[i], s->vlens[i], slot);
 			if (found && s->lock_mode != NoLock)
 				found = lock_row(node, s, s->keys[i], s->klens[i], slot);
+			else if (found && s->rowids != NULL)
+				row_id_set(s, slot, s->keys[i], s->klens[i]);
 			MemoryContextSwitchTo(old);
 			if (found)
 				return slot;
@@ -523,14 +648,102 @@ almanacIterateForeignScan(ForeignScanState *node)
 		return slot;
 	}
 
-	if (s->lock_mode != NoLock)
+	if (s->lock_mode != NoLock || s->rowids != NULL)
 	{
-		if (!iter_next_locked(node, s, slot))
+		if (!iter_next_keyed(node, s, slot))
 			s->done = true;
 	}
 	else if (!almanac_access_iter_next_row(&s->a, s->snapshot, slot, s->rowcxt))
 		s->done = true;
 	return slot;
+}
+
+/*
+ * Lock the key of a row locked late (almanacRefetchForeignRow) in mode,
+ * waiting as wait says, and read it as it is now, in now.  Returns whether
+ * the row is to be returned: not when SKIP LOCKED found the key locked;
+ * not when a command later than the scan's snapshot changed or deleted it
+ * (a function its WHERE clause calls, a statement run since a cursor was
+ * declared: kv/nested.h keeps their writes apart), as the heap's lock,
+ * finding the tuple modified by a later command of the transaction, skips
+ * it; not when another transaction deleted it since the snapshot (READ
+ * COMMITTED).  40001 under REPEATABLE READ and SERIALIZABLE when another
+ * transaction committed a version the snapshot does not see; under READ
+ * COMMITTED now.changed says that now holds that newer row.
+ */
+static bool
+refetch_lock(AlmanacScanState *s, const char *key, size_t klen, LOCKMODE mode,
+			 LockWaitPolicy wait, AlmanacKeyNow *now)
+{
+	if (s->locks_for_select)
+	{
+		const char *prior;
+		size_t		prior_len;
+
+		if (almanac_nested_prior(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid,
+								 &prior, &prior_len))
+			return false;
+	}
+	if (!almanac_access_lock_key(&s->a, key, klen, mode, wait, s->snapshot, now))
+		return false;			/* SKIP LOCKED */
+	if (s->locks_for_select &&
+		almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
+		return false;
+	if (now->changed && IsolationUsesXactSnapshot())
+		almanac_concurrent_update_error(s->a.t);
+	return now->live;
+}
+
+/*
+ * RefetchForeignRow: LockRows locks a row of a table locked late (fdw.c:
+ * almanacGetForeignRowMarkType) as it returns the row, where the heap calls
+ * heap_lock_tuple.  rowid is the ctid the scan gave the row (row_id_set).
+ * The key is locked in the mark's mode (exclusive for FOR UPDATE and FOR NO
+ * KEY UPDATE, shared for FOR SHARE and FOR KEY SHARE), waiting as
+ * erm->waitPolicy says (NOWAIT: 55P03), and slot receives (refetch_lock):
+ * nothing, and LockRows skips the row (SKIP LOCKED, changed by a later
+ * command, deleted); the newest row with *updated set, when another
+ * transaction committed a change the snapshot does not see (READ
+ * COMMITTED: LockRows re-checks the query's conditions on it with
+ * EvalPlanQual, whose copy of this scan returns the row as it is, since the
+ * key conditions the scan applied hold for any row of the key, and then
+ * applies the scan's other conditions); or the row itself.
+ */
+void
+almanacRefetchForeignRow(EState *estate, ExecRowMark *erm, Datum rowid,
+						 TupleTableSlot *slot, bool *updated)
+{
+	RowIds	   *ids = erm->ermExtra;
+	ItemPointer tid = (ItemPointer) DatumGetPointer(rowid);
+	uint64		id;
+	KeyBytes	key;
+	AlmanacKeyNow now;
+	MemoryContext old;
+
+	*updated = false;
+	ExecClearTuple(slot);
+	id = (uint64) ItemPointerGetBlockNumberNoCheck(tid) * MaxOffsetNumber +
+		ItemPointerGetOffsetNumberNoCheck(tid) - 1;
+	if (ids == NULL || ItemPointerGetOffsetNumberNoCheck(tid) == InvalidOffsetNumber ||
+		id >= ids->n)
+		elog(ERROR, "almanac: row (%u,%u) of foreign table \"%s\" was not read by this query",
+			 ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid),
+			 RelationGetRelationName(erm->relation));
+	key = ids->keys[id];
+
+	MemoryContextReset(ids->rowcxt);
+	old = MemoryContextSwitchTo(ids->rowcxt);
+	if (refetch_lock(ids->scan, key.data, key.len,
+					 erm->markType <= ROW_MARK_NOKEYEXCLUSIVE ? ExclusiveLock : ShareLock,
+					 erm->waitPolicy, &now))
+	{
+		almanac_row_to_slot(&ids->scan->a, slot, key.data, key.len, now.tuple, now.tuple_len);
+		ExecMaterializeSlot(slot);
+		slot->tts_tid = *tid;
+		slot->tts_tableOid = erm->relid;
+		*updated = now.changed;
+	}
+	MemoryContextSwitchTo(old);
 }
 
 /* ReScanForeignScan: start again, recomputing the key values (they may be Params) */

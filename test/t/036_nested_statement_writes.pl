@@ -674,17 +674,82 @@ output_as_heap('a loop over a query whose exception blocks roll back writes',
 			END;
 		END LOOP; END $$;
 	SELECT k, v FROM TAB ORDER BY k;});
-# Left alone (TODO): the locking scan locks a row when it reads it, not when
-# the cursor returns it (ROW_MARK_COPY: no LockRows above it): under a node
-# that reads ahead (the Sort of an ORDER BY the scan does not give, a
-# multi-key lookup's) the rows are locked at the first FETCH, and a row a
-# statement changes before the fetch that returns it is returned as the
-# snapshot saw it, where the heap's late lock skips it
+# SELECT ... FOR UPDATE / SHARE locks late, as the heap does (LockRows,
+# almanacRefetchForeignRow): under a node that reads ahead (the Sort of an
+# ORDER BY the scan does not give, a multi-key lookup's, a join) a row is
+# locked when it is returned, so a row a statement changed or deleted since
+# the first FETCH is skipped, as the heap's lock skips a tuple modified by a
+# later command.  (The scan locked each row as it read it: every row was
+# locked at the first FETCH and returned as the snapshot saw it.)
+$node->safe_psql('postgres', q{
+	CREATE TABLE join_src (k bigint, w text);
+	INSERT INTO join_src SELECT g, 'w' || g FROM generate_series(1, 4) g;
+});
 output_as_heap('a FOR UPDATE cursor under a Sort, rows changed between fetches',
 	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k IN (1, 2, 3, 4) ORDER BY k FOR UPDATE;
 	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 3; DELETE FROM TAB WHERE k = 4;
-	FETCH ALL FROM c; COMMIT;}, '',
-	'a locking scan under a Sort locks at the first FETCH: rows changed since are returned');
+	FETCH ALL FROM c; COMMIT;});
+output_as_heap('a FOR SHARE cursor under a Sort, rows changed between fetches',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY v DESC FOR SHARE;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 2; DELETE FROM TAB WHERE k = 1;
+	FETCH ALL FROM c; COMMIT;});
+output_as_heap('a FOR NO KEY UPDATE and a FOR KEY SHARE cursor under a Sort, rows changed between fetches',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB ORDER BY v FOR NO KEY UPDATE;
+	DECLARE d CURSOR FOR SELECT k, v FROM TAB ORDER BY v FOR KEY SHARE;
+	FETCH 1 FROM c; FETCH 1 FROM d; UPDATE TAB SET v = 'changed' WHERE k = 3;
+	FETCH ALL FROM c; FETCH ALL FROM d; COMMIT;});
+output_as_heap('a FOR UPDATE cursor over = ANY keys, a row deleted between fetches',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k = ANY ('{4, 2, 3, 9}'::bigint[])
+		ORDER BY v FOR UPDATE;
+	FETCH 1 FROM c; DELETE FROM TAB WHERE k = 3; INSERT INTO TAB VALUES (9, 'new');
+	FETCH ALL FROM c; COMMIT;});
+output_as_heap('a join FOR UPDATE OF the foreign table, rows changed between fetches',
+	q{BEGIN; DECLARE c CURSOR FOR SELECT t.k, t.v, j.w FROM TAB t JOIN join_src j ON j.k = t.k
+		ORDER BY j.w DESC FOR UPDATE OF t;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 2; DELETE FROM TAB WHERE k = 1;
+	UPDATE join_src SET w = 'x' WHERE k = 3;
+	FETCH ALL FROM c; ROLLBACK;});
+output_as_heap('a join FOR UPDATE of both tables, the foreign table on a rescanned inner side',
+	$nestloop . q{ BEGIN; DECLARE c CURSOR FOR SELECT t.k, t.v, j.w FROM join_src j, TAB t
+		WHERE t.k > 0 AND t.k <= j.k ORDER BY j.w, t.v FOR UPDATE;
+	FETCH 1 FROM c; DELETE FROM TAB WHERE k = 2; UPDATE TAB SET v = 'changed' WHERE k = 3;
+	FETCH ALL FROM c; COMMIT;});
+output_as_heap('a FOR UPDATE cursor over a partitioned table with a foreign partition',
+	q{BEGIN; INSERT INTO TAB_parted SELECT g, 'p' || g FROM generate_series(1, 4) g;
+	DECLARE c CURSOR FOR SELECT k, v FROM TAB_parted WHERE k > 0 ORDER BY v DESC FOR UPDATE;
+	FETCH 1 FROM c; UPDATE TAB_parted SET v = 'changed' WHERE k = 2; DELETE FROM TAB_parted WHERE k = 1;
+	FETCH ALL FROM c; SELECT k, v FROM TAB_parted ORDER BY k; COMMIT;});
+output_as_heap('FOR UPDATE under a Sort, a function in the WHERE clause updated a row read earlier',
+	q{SELECT k, v FROM TAB WHERE k > 0 AND (k <> 4 OR set_inner('TAB', 1) = 'x') ORDER BY v DESC FOR UPDATE});
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION lock_loop(tab regclass) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ DECLARE c refcursor; r record; o text := ''; BEGIN
+			OPEN c FOR EXECUTE format('SELECT k, v FROM %s ORDER BY v FOR UPDATE', tab);
+			LOOP
+				FETCH c INTO r;
+				EXIT WHEN NOT FOUND;
+				o := o || r.k || r.v || ' ';
+				EXECUTE format('DELETE FROM %s WHERE k = $1', tab) USING r.k + 1;
+			END LOOP;
+			RETURN o; END $$;
+});
+output_as_heap('a PL/pgSQL cursor loop over a locking query under a Sort that deletes the rows ahead',
+	q{SELECT lock_loop('TAB')});
+# the row ids live only for locking scans: a plain cursor keeps none
+reset_rows();
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	DECLARE p CURSOR FOR SELECT k, v FROM kv WHERE k > 0 ORDER BY v;
+	FETCH 1 FROM p;
+	DO $$ BEGIN RAISE NOTICE 'row ids of a plain scan: %', (SELECT count(*)
+		FROM pg_backend_memory_contexts WHERE name = 'almanac row ids'); END $$;
+	DECLARE c CURSOR FOR SELECT k, v FROM kv WHERE k > 0 ORDER BY v FOR UPDATE;
+	FETCH 1 FROM c;
+	DO $$ BEGIN RAISE NOTICE 'row ids of a locking scan: %', (SELECT count(*)
+		FROM pg_backend_memory_contexts WHERE name = 'almanac row ids'); END $$;
+	COMMIT;});
+like($err, qr/row ids of a plain scan: 0/, 'a plain scan keeps no row ids');
+like($err, qr/row ids of a locking scan: 1/, 'a locking scan keeps its rows\' ids');
 
 # Readers keep what a later command replaced only while one is open: a plain
 # write, however large, keeps nothing; under an open cursor it does, and
