@@ -174,28 +174,16 @@ static void
 fold_blind(void)
 {
 	AlmanacReader *reader;
-	const char *p;
-	const char *end;
+	AlmanacApplyIter it;
 
 	if (blind.len == 0)
 		return;
 	Assert(xact_batch != NULL && xact_store >= 0);
 	reader = almanac_reader(xact_store);
-	p = blind.data;
-	end = blind.data + blind.len;
-	while (p < end)
-	{
-		const char *key;
-		const char *val;
-		uint32		klen;
-		uint32		vlen;
-		AlmanacIntent intent;
-
-		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
-		almanac_intent_parse(val, vlen, &intent);
-		rocksdb_writebatch_wi_put_cf(xact_batch, written_cf(reader, intent.cf_id),
-									 key, klen, val, vlen);
-	}
+	almanac_apply_iter_init(&it, blind.data, blind.len);
+	while (almanac_apply_iter_next(&it))
+		rocksdb_writebatch_wi_put_cf(xact_batch, written_cf(reader, it.intent.cf_id),
+									 it.key, it.klen, it.value, it.vlen);
 	resetStringInfo(&blind);
 }
 
@@ -631,19 +619,11 @@ ship_batch(bool final, bool own, bool wait)
 		appendBinaryStringInfo(&buf, blind.data, blind.len);
 	else if (blind.len > 0)
 	{
-		const char *p = blind.data;
-		const char *end = blind.data + blind.len;
+		AlmanacApplyIter it;
 
-		while (p < end)
-		{
-			const char *key;
-			const char *val;
-			uint32		klen;
-			uint32		vlen;
-
-			almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
-			restamp_append(&restamp, key, klen, val, vlen);
-		}
+		almanac_apply_iter_init(&it, blind.data, blind.len);
+		while (almanac_apply_iter_next(&it))
+			restamp_append(&restamp, it.key, it.klen, it.value, it.vlen);
 	}
 	restamp_end(&restamp);
 	if (!wait && !final)

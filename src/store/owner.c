@@ -1227,9 +1227,7 @@ static rocksdb_writebatch_t *group_out = NULL;
 static Size group_bytes = 0;
 static uint64 group_base_seq = 0;	/* the store's latest sequence number at the start */
 static bool group_all_markers = false;	/* a batch failed: in_batch may lie */
-static uint64 *group_keys = NULL;	/* open addressing: key_hash of each key, 0 free */
-static int	group_keys_size = 0;
-static int	group_nkeys = 0;
+static struct keyset_hash *group_keys = NULL;	/* key_hash of each key */
 
 /* a batch larger than this is written alone (and its keys are not kept) */
 #define GROUP_MAX_PAYLOAD	ALMANAC_INLINE_PAYLOAD
@@ -1340,108 +1338,88 @@ request_payload(AlmanacRequestSlot *slot)
 }
 
 /*
- * The keys an APPLY payload writes more than once, by (column family, key)
- * hash: a transaction's request may write a key twice, as its blind writes
- * (the mirrors') are sent as written, after its batch, and a
- * subtransaction's write follows an outer level's write of the key that
- * must outlive the subtransaction's rollback (kv/xact.c,
- * replaces_outliving_write).  Each write of such a key must be merged into
- * the version list the one before it made, not into the stored one: it is
- * read through an indexed batch of the request's writes (apply_intents).
- * Only those keys: that batch's index costs a search per read and per put
- * (a request of 100,000 blocks with one row written twice spent some 40% of
- * the owner's time in it when every key went through it, perf).  An
- * open-addressing set; a hash seen twice counts (rarely wrongly: such a key
- * is then only looked up in that batch first).
+ * A set of keys by (column family, key) hash, key_hash: simplehash
+ * (lib/simplehash.h), inlined into the commit path.  Two sets: the round's
+ * keys (group_keys) and a request's keys written twice (keys_written_twice).
+ * Both only ever cost or save a step when two keys share a hash: a batch
+ * then goes into a write of its own, or a key is looked up in the request's
+ * indexed batch first, as if it were written twice; neither changes what is
+ * written.
  */
-typedef struct KeysTwice
+typedef struct KeySetEntry
 {
-	int			size;			/* a power of two */
-	uint64	   *hashes;			/* 0: a free slot */
-	bool	   *twice;
-} KeysTwice;
+	uint64		hash;			/* key_hash */
+	char		status;			/* simplehash's */
+	bool		twice;			/* keys_written_twice: seen more than once */
+} KeySetEntry;
+
+#define SH_PREFIX		keyset
+#define SH_ELEMENT_TYPE	KeySetEntry
+#define SH_KEY_TYPE		uint64
+#define SH_KEY			hash
+/* the key is a hash already: its low bits pick the bucket */
+#define SH_HASH_KEY(tb, key)	((uint32) (key))
+#define SH_EQUAL(tb, a, b)	((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 static uint64
 key_hash(uint32 cf_id, const char *key, uint32 klen)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) key, (int) klen, cf_id);
-
-	return h == 0 ? 1 : h;		/* 0 marks a free slot */
+	return hash_bytes_extended((const unsigned char *) key, (int) klen, cf_id);
 }
 
-/* the hash (key_hash) of the key of the payload entry at p; *next: past it */
-static uint64
-payload_key_hash(const char *p, const char *end, const char **next)
-{
-	const char *key;
-	const char *val;
-	uint32		klen;
-	uint32		vlen;
-	AlmanacIntent intent;
-
-	almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
-	almanac_intent_parse(val, vlen, &intent);
-	*next = p;
-	return key_hash(intent.cf_id, key, klen);
-}
-
-/* the slot of h in the set: its own, or the free one it would take */
-static int
-keys_twice_slot(const KeysTwice *t, uint64 h)
-{
-	int			i = (int) (h & (t->size - 1));
-
-	while (t->hashes[i] != 0 && t->hashes[i] != h)
-		i = (i + 1) & (t->size - 1);
-	return i;
-}
-
-/* NULL when the payload writes no key twice; palloc'd otherwise */
-static KeysTwice *
+/*
+ * The keys an APPLY payload writes more than once: a transaction's request
+ * may write a key twice, as its blind writes (the mirrors') are sent as
+ * written, after its batch, and a subtransaction's write follows an outer
+ * level's write of the key that must outlive the subtransaction's rollback
+ * (kv/xact.c, replaces_outliving_write).  Each write of such a key must be
+ * merged into the version list the one before it made, not into the stored
+ * one: it is read through an indexed batch of the request's writes
+ * (apply_intents).  Only those keys: that batch's index costs a search per
+ * read and per put (a request of 100,000 blocks with one row written twice
+ * spent some 40% of the owner's time in it when every key went through it,
+ * perf).  NULL when the payload writes no key twice; otherwise a set in the
+ * current memory context whose entries with 'twice' are those keys.
+ */
+static keyset_hash *
 keys_written_twice(const char *p, const char *end)
 {
-	int			n = 0;
+	AlmanacApplyIter it;
+	uint32		n = 0;
 	bool		any = false;
-	KeysTwice  *t;
+	keyset_hash *t;
 
-	for (const char *q = p; q < end; n++)
-	{
-		const char *key;
-		const char *val;
-		uint32		klen;
-		uint32		vlen;
-
-		almanac_apply_next(&q, end, &key, &klen, &val, &vlen);
-	}
+	almanac_apply_iter_init(&it, p, end - p);
+	while (almanac_apply_iter_next(&it))
+		n++;
 	if (n < 2)
 		return NULL;
-	t = palloc(sizeof(KeysTwice));
-	t->size = (int) pg_nextpower2_32((uint32) n * 2);
-	t->hashes = palloc0(sizeof(uint64) * t->size);
-	t->twice = palloc0(sizeof(bool) * t->size);
-	while (p < end)
+	t = keyset_create(CurrentMemoryContext, n, NULL);
+	almanac_apply_iter_init(&it, p, end - p);
+	while (almanac_apply_iter_next(&it))
 	{
-		uint64		h = payload_key_hash(p, end, &p);
-		int			i = keys_twice_slot(t, h);
+		bool		found;
+		KeySetEntry *e = keyset_insert(t, key_hash(it.intent.cf_id, it.key, it.klen), &found);
 
-		if (t->hashes[i] == h)
-			t->twice[i] = any = true;
-		t->hashes[i] = h;
+		e->twice = found;
+		any |= found;
 	}
 	if (any)
 		return t;
-	pfree(t->hashes);
-	pfree(t->twice);
-	pfree(t);
+	keyset_destroy(t);
 	return NULL;
 }
 
 static bool
-key_written_twice(const KeysTwice *t, uint32 cf_id, const char *key, uint32 klen)
+key_written_twice(keyset_hash *t, uint32 cf_id, const char *key, uint32 klen)
 {
-	int			i = keys_twice_slot(t, key_hash(cf_id, key, klen));
+	KeySetEntry *e = keyset_lookup(t, key_hash(cf_id, key, klen));
 
-	return t->hashes[i] != 0 && t->twice[i];
+	return e != NULL && e->twice;
 }
 
 /*
@@ -1458,20 +1436,20 @@ key_written_twice(const KeysTwice *t, uint32 cf_id, const char *key, uint32 klen
  */
 static void
 apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
-			  rocksdb_writebatch_wi_t *into_wi, const KeysTwice *twice,
+			  rocksdb_writebatch_wi_t *into_wi, keyset_hash *twice,
 			  TransactionId horizon, StringInfo journal)
 {
 	char	   *err = NULL;
 	StringInfoData out;
+	AlmanacApplyIter it;
 
 	initStringInfo(&out);
-	while (p < end)
+	almanac_apply_iter_init(&it, p, end - p);
+	while (almanac_apply_iter_next(&it))
 	{
-		AlmanacIntent intent;
-		const char *key;
-		uint32		klen;
-		const char *val;
-		uint32		vlen;
+		const AlmanacIntent *intent = &it.intent;
+		const char *key = it.key;
+		uint32		klen = it.klen;
 		OwnerCf    *cf;
 		char	   *stored;
 		size_t		stored_len = 0;
@@ -1479,9 +1457,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		bool		over;
 		bool		cached = false;
 
-		almanac_apply_next(&p, end, &key, &klen, &val, &vlen);
-		almanac_intent_parse(val, vlen, &intent);
-		cf = find_cf_by_id(intent.cf_id);
+		cf = find_cf_by_id(intent->cf_id);
 
 		/*
 		 * A deletion in a column family dropped meanwhile has nothing left
@@ -1489,17 +1465,17 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		 * and almanac.drop_column_family may follow it in one transaction.
 		 * A replayed write into one has no table left to be read from.
 		 */
-		if (cf == NULL && (intent.kind == ALMANAC_INTENT_DELETE || into == NULL))
+		if (cf == NULL && (intent->kind == ALMANAC_INTENT_DELETE || into == NULL))
 			continue;
 		if (cf == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("almanac column family with id %u does not exist", intent.cf_id),
+					 errmsg("almanac column family with id %u does not exist", intent->cf_id),
 					 errhint("It was dropped while the transaction wrote to it.")));
 
 		/* a key written once needs no look into 'over' */
 		over = into_wi != NULL &&
-			(twice == NULL || key_written_twice(twice, intent.cf_id, key, klen));
+			(twice == NULL || key_written_twice(twice, intent->cf_id, key, klen));
 		if (over)
 			stored = rocksdb_writebatch_wi_get_from_batch_and_db_cf(into_wi, owner_db, owner_ropts,
 																	cf->handle, key, klen,
@@ -1528,7 +1504,7 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		resetStringInfo(&out);
 		PG_TRY();
 		{
-			r = almanac_versions_apply(&out, stored, stored_len, &intent, horizon);
+			r = almanac_versions_apply(&out, stored, stored_len, intent, horizon);
 		}
 		PG_FINALLY();
 		{
@@ -1567,35 +1543,24 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 				almanac_shared_cache_stage(cf->id, key, klen, out.data, out.len);
 		}
 		if (journal)
-			journal_add(journal, cf->id, intent.xid, key, klen);
+			journal_add(journal, cf->id, intent->xid, key, klen);
 		almanac_write_log_note(key, klen);
 	}
 	pfree(out.data);
-}
-
-static int
-group_key_slot(uint64 h)
-{
-	int			i = (int) (h & (group_keys_size - 1));
-
-	while (group_keys[i] != 0 && group_keys[i] != h)
-		i = (i + 1) & (group_keys_size - 1);
-	return i;
 }
 
 /* does the payload write a key that a batch in group_out writes? */
 static bool
 group_overlaps(const char *p, const char *end)
 {
-	if (group_nkeys == 0)
-		return false;
-	while (p < end)
-	{
-		uint64		h = payload_key_hash(p, end, &p);
+	AlmanacApplyIter it;
 
-		if (group_keys[group_key_slot(h)] == h)
+	if (group_keys == NULL || group_keys->members == 0)
+		return false;
+	almanac_apply_iter_init(&it, p, end - p);
+	while (almanac_apply_iter_next(&it))
+		if (keyset_lookup(group_keys, key_hash(it.intent.cf_id, it.key, it.klen)) != NULL)
 			return true;
-	}
 	return false;
 }
 
@@ -1603,29 +1568,17 @@ group_overlaps(const char *p, const char *end)
 static void
 group_add_keys(const char *p, const char *end)
 {
-	while (p < end)
+	AlmanacApplyIter it;
+
+	/* kept for the owner's life, emptied after each write (group_write) */
+	if (group_keys == NULL)
+		group_keys = keyset_create(TopMemoryContext, 256, NULL);
+	almanac_apply_iter_init(&it, p, end - p);
+	while (almanac_apply_iter_next(&it))
 	{
-		uint64		h = payload_key_hash(p, end, &p);
+		bool		found;
 
-		if (group_nkeys * 2 >= group_keys_size)
-		{
-			uint64	   *old = group_keys;
-			int			oldsize = group_keys_size;
-
-			group_keys_size = Max(256, group_keys_size * 2);
-			group_keys = MemoryContextAllocZero(TopMemoryContext,
-												sizeof(uint64) * group_keys_size);
-			for (int i = 0; i < oldsize; i++)
-				if (old[i] != 0)
-					group_keys[group_key_slot(old[i])] = old[i];
-			if (old)
-				pfree(old);
-		}
-		if (group_keys[group_key_slot(h)] != h)
-		{
-			group_keys[group_key_slot(h)] = h;
-			group_nkeys++;
-		}
+		(void) keyset_insert(group_keys, key_hash(it.intent.cf_id, it.key, it.klen), &found);
 	}
 }
 
@@ -1715,9 +1668,8 @@ group_write(void)
 	group_out = NULL;
 	group_bytes = 0;
 	group_all_markers = false;
-	if (group_nkeys > 0)
-		memset(group_keys, 0, sizeof(uint64) * group_keys_size);
-	group_nkeys = 0;
+	if (group_keys != NULL && group_keys->members > 0)
+		keyset_reset(group_keys);
 }
 
 /*
@@ -1737,7 +1689,7 @@ owner_apply(AlmanacRequestSlot *slot)
 	const char *p;
 	const char *end;
 	StringInfoData journal;
-	KeysTwice  *twice;
+	keyset_hash *twice;
 	bool		alone;
 	char	   *err = NULL;
 

@@ -44,6 +44,7 @@
 #include "lib/stringinfo.h"
 
 #include "codec/bigendian.h"
+#include "codec/visibility.h"
 
 /* ---- ALMANAC_REQ_APPLY ---- */
 
@@ -59,26 +60,64 @@ almanac_apply_append(StringInfo buf, const char *key, size_t klen,
 }
 
 /*
- * Read the entry at *p (before end) and advance *p past it.  The key and
- * value point into the payload.  ERROR if the entry runs past end.
+ * The walk over an APPLY payload's entries, the one reader of the format
+ * (the backend folds and restamps its blind writes with it, kv/xact.c; the
+ * owner applies, hashes and replays with it, store/owner.c).
+ *
+ *		AlmanacApplyIter it;
+ *
+ *		almanac_apply_iter_init(&it, payload, len);
+ *		while (almanac_apply_iter_next(&it))
+ *			... it.key, it.klen, it.value, it.vlen, it.intent ...
+ *
+ * Each step reads one entry, in the payload's order, and parses its value as
+ * an intent (almanac_intent_parse): key, value and intent.tuple point into
+ * the payload, which must outlive their use; nothing is allocated, so an
+ * iterator needs no cleanup and may be abandoned at any step.  ERROR
+ * (corrupted data) if an entry runs past the end or its value is no intent;
+ * the entries before it were handed out already, so a caller that must not
+ * act on part of a payload checks it first or acts where an ERROR undoes it
+ * (a batch, a transaction).  false at the end, and from then on.
  */
-static inline void
-almanac_apply_next(const char **p, const char *end,
-				   const char **key, uint32 *klen, const char **value, uint32 *vlen)
+typedef struct AlmanacApplyIter
 {
-	const char *q = *p;
+	const char *next;			/* the entry after the current one */
+	const char *end;
+	/* the current entry, once almanac_apply_iter_next returned true */
+	const char *key;
+	uint32		klen;
+	const char *value;
+	uint32		vlen;
+	AlmanacIntent intent;		/* the value, parsed */
+} AlmanacApplyIter;
 
-	if (end - q < 4)
+static inline void
+almanac_apply_iter_init(AlmanacApplyIter *it, const char *payload, Size len)
+{
+	it->next = payload;
+	it->end = payload + len;
+}
+
+static inline bool
+almanac_apply_iter_next(AlmanacApplyIter *it)
+{
+	const char *q = it->next;
+
+	if (q >= it->end)
+		return false;
+	if (it->end - q < 4)
 		elog(ERROR, "almanac: truncated write batch");
-	*klen = almanac_get_be32(q);
-	*key = q + 4;
-	if ((Size) (end - *key) < (Size) *klen + 4)
+	it->klen = almanac_get_be32(q);
+	it->key = q + 4;
+	if ((Size) (it->end - it->key) < (Size) it->klen + 4)
 		elog(ERROR, "almanac: truncated write batch");
-	*vlen = almanac_get_be32(*key + *klen);
-	*value = *key + *klen + 4;
-	if ((Size) (end - *value) < (Size) *vlen)
+	it->vlen = almanac_get_be32(it->key + it->klen);
+	it->value = it->key + it->klen + 4;
+	if ((Size) (it->end - it->value) < (Size) it->vlen)
 		elog(ERROR, "almanac: truncated write batch");
-	*p = *value + *vlen;
+	it->next = it->value + it->vlen;
+	almanac_intent_parse(it->value, it->vlen, &it->intent);
+	return true;
 }
 
 /* ---- the batch message ---- */
