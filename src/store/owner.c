@@ -32,6 +32,7 @@
 #include "postmaster/interrupt.h"
 #include "replication/message.h"
 #include "replication/slot.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -95,6 +96,9 @@ static uint64 owner_unflushed = 0;
 
 /* when the owner last wrote a batch counted in owner_unflushed */
 static TimestampTz owner_last_write = 0;
+
+/* the owner asked for a flush: look for a log file left behind (stranded_log_step) */
+static bool owner_check_logs = false;
 
 /* per request, released on success and on error */
 static rocksdb_writebatch_t *req_out = NULL;
@@ -676,6 +680,7 @@ flush_all(void)
 	}
 	rocksdb_flushoptions_destroy(fo);
 	owner_unflushed = 0;
+	owner_check_logs = true;
 	/* as if the write after the switch stalled: the new WAL holds nothing */
 	ALMANAC_FAULT_POINT("owner_before_markers");
 	ALMANAC_FAULT_PAUSE("owner_pause_before_markers", 3000);
@@ -704,6 +709,76 @@ bound_unflushed(void)
 	flush_all();
 }
 
+/* the store's write-ahead log files (RocksDB's NNNNNN.log); 0 if unreadable (logged) */
+static int
+count_log_files(const char *path)
+{
+	DIR		   *dir = AllocateDir(path);
+	struct dirent *de;
+	int			n = 0;
+
+	while ((de = ReadDirExtended(dir, path, LOG)) != NULL)
+	{
+		char	   *end;
+
+		(void) strtou64(de->d_name, &end, 10);
+		if (end != de->d_name && strcmp(end, ".log") == 0)
+			n++;
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+	return n;
+}
+
+/* does RocksDB have a flush running, or one due for a column family? */
+static bool
+flush_in_progress(void)
+{
+	uint64_t	v = 0;
+
+	if (rocksdb_property_int(owner_db, "rocksdb.num-running-flushes", &v) != 0 || v > 0)
+		return true;
+	for (int i = 0; i < owner_ncfs; i++)
+		if (rocksdb_property_int_cf(owner_db, owner_cfs[i].handle,
+									"rocksdb.mem-table-flush-pending", &v) != 0 || v > 0)
+			return true;
+	return false;
+}
+
+/*
+ * A write-ahead log file goes once every column family with data in it is
+ * flushed.  flush_all flushes them all, but RocksDB also flushes by itself
+ * when its logs exceed max_total_wal_size ("Flushing all column families
+ * with data in WAL number N" in its LOG), and then switches only the
+ * column families that still have data in the oldest log: while the
+ * flushes of the owner's last flush_all are still running (a loaded
+ * machine: flushes that take seconds), that is some of them, the ones
+ * whose flush has not finished.  The others keep the log the owner wrote
+ * its markers into after that flush_all, and since the owner counts nothing
+ * unflushed (the write that passed RocksDB's limit is typically a durable
+ * point, which does not count), nothing flushed them again: a store at rest
+ * kept a second log file until its next write and idle delay (seen in
+ * test/t/006_memory.pl at load ~10).  almanac.flush and almanac.compact of
+ * one column family leave the others in the old log the same way.  So
+ * once RocksDB has finished flushing after a flush the owner asked for, the
+ * owner counts the store's log files, and flushes every column family once
+ * more if there is more than the one being written.  Once: a file that
+ * outlives that flush too is left to the next one.  Not with
+ * almanac.idle_flush_delay = 0, which leaves logs unflushed anyway.
+ */
+static long
+stranded_log_step(long timeout)
+{
+	if (!owner_check_logs)
+		return timeout;
+	if (flush_in_progress())
+		return timeout < 0 ? almanac_idle_flush_delay : Min(timeout, almanac_idle_flush_delay);
+	if (count_log_files(almanac_shared->stores[owner_store].path) > 1)
+		flush_all();
+	owner_check_logs = false;
+	return timeout;
+}
+
 /*
  * The replay costs time too: a new connection's first read opens a
  * secondary, which parses every unflushed log file (measured: 5.7 ms of
@@ -711,7 +786,8 @@ bound_unflushed(void)
  * max_total_wal_size's 64MB, and nothing flushes it while writes pause).  So
  * once the owner has written nothing for almanac.idle_flush_delay, it
  * flushes what it wrote: a store at rest, or between the blocks of a
- * follower of the chain's head, leaves new connections no log to replay.
+ * follower of the chain's head, leaves new connections no log to replay
+ * (nor a log stranded by RocksDB's own flush: stranded_log_step).
  * Returns the timeout of the owner's next wait, shortened to when the flush
  * is due.
  */
@@ -721,8 +797,10 @@ flush_when_idle(long timeout)
 	TimestampTz now;
 	TimestampTz due;
 
-	if (owner_unflushed == 0 || almanac_idle_flush_delay <= 0)
+	if (almanac_idle_flush_delay <= 0)
 		return timeout;
+	if (owner_unflushed == 0)
+		return stranded_log_step(timeout);
 	now = GetCurrentTimestamp();
 	due = TimestampTzPlusMilliseconds(owner_last_write, almanac_idle_flush_delay);
 	if (now < due)
@@ -1964,12 +2042,15 @@ owner_serve(AlmanacRequestSlot *slot)
 				rocksdb_flushoptions_destroy(fo);
 				almanac_rocks_check(err, "flush");
 				almanac_rocks_check(write_markers(), "write");
+				/* the other column families keep the log it left */
+				owner_check_logs = true;
 				break;
 			}
 		case ALMANAC_REQ_COMPACT:
 			/* it flushes first: markers after it, as after a flush */
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
 			almanac_rocks_check(write_markers(), "write");
+			owner_check_logs = true;
 			break;
 		case ALMANAC_REQ_FREEZE:
 			almanac_freeze_sweep_request();
