@@ -18,6 +18,13 @@ CREATE OR REPLACE FUNCTION bench_owner_cpu() RETURNS float8 LANGUAGE sql AS $$
 			  FROM pg_stat_activity WHERE backend_type = 'almanac store owner') x
 $$;
 
+-- rows read by sequential scans of the almanac tables so far (the
+-- statistics of a backend that has exited): a run whose plans scan
+-- almanac.blocks instead of using its indexes reads millions (run.sh)
+CREATE OR REPLACE FUNCTION bench_seq_rows() RETURNS bigint LANGUAGE sql AS $$
+	SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_all_tables WHERE schemaname = 'almanac'
+$$;
+
 -- one unit of work per transaction, as a follower would commit
 CREATE OR REPLACE PROCEDURE bench_per_block(INOUT secs float8, INOUT cpu float8) LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp(); c0 float8 := bench_cpu(); r record;
@@ -83,10 +90,18 @@ BEGIN
 	cpu := bench_cpu() - c0;
 END $$;
 
+-- Every run starts from the same state: empty tables never vacuumed nor
+-- analysed (TRUNCATE sets relpages 0 and reltuples -1 but keeps the
+-- statistics of an ANALYZE, hence the check; run.sh turns autovacuum off)
 CREATE OR REPLACE PROCEDURE bench_reset() LANGUAGE plpgsql AS $$
 BEGIN
 	TRUNCATE almanac.chains, almanac.blocks, almanac.transactions, almanac.events,
 		almanac.account_states, almanac.cross_chain_messages, almanac.orphaned_blocks;
+	IF EXISTS (SELECT FROM pg_statistic s JOIN pg_class c ON c.oid = s.starelid
+				WHERE c.relnamespace = 'almanac'::regnamespace) THEN
+		RAISE EXCEPTION 'the almanac tables have planner statistics: the runs would not start alike'
+			USING HINT = 'Run the benchmark with autovacuum off (run.sh does) and without ANALYZE of them.';
+	END IF;
 END $$;
 
 DROP TABLE IF EXISTS bench_results;

@@ -14,6 +14,26 @@
 # mirrors' writes, at each send and at the commit) and the owner's CPU per
 # block (bench_owner_cpu: the owner is another process).
 #
+# Every run starts from the same state, planner's included.  The instance
+# runs without autovacuum, so the ingest tables never have statistics and
+# their size is never measured: after the reset's TRUNCATE (relpages 0,
+# reltuples -1) each run's backend plans its ingest statements and its
+# foreign-key checks on "never vacuumed", and keeps those plans (index
+# scans, as on tables of a real chain's size) for the whole run.  With
+# autovacuum on, an ANALYZE that lands in the first seconds of a run (a few
+# blocks stored) invalidates those plans and replans them for a table of a
+# few rows: each transaction's and each log's foreign-key check on
+# almanac.blocks becomes a sequential scan of all the blocks stored so far,
+# 11 million rows read for 200 blocks, 1.0 to 1.5 s more backend CPU (an
+# ANALYZE forced 0.7 s into the run); statistics left by an earlier run
+# (TRUNCATE keeps them) can do the same, and turn two of _ingest's lookups
+# into scans.
+# Whether and when that happened depended on the autovacuum launcher's
+# clock, which made runs after an instance's first dearer in every build
+# (docs/benchmarks.md).  Each run line shows the rows the run read by
+# sequential scans of the almanac tables: a few (almanac.mirrors, 4 rows)
+# when the plans were the same, millions when they were not.
+#
 #   bench/ingest/run.sh            # BLOCKS=200 RUNS=3, about two minutes
 source "$(dirname "${BASH_SOURCE[0]}")/../../test/scripts/common.sh"
 BLOCKS=${BLOCKS:-200}
@@ -34,7 +54,9 @@ checkpoint_timeout = 30min
 CONF
 fi
 PORT=$(free_port 55432)
-run_as pg_ctl -D "$B/data" -l "$B/server.log" -o "-p $PORT" -w start >/dev/null
+# without autovacuum (see above): on the command line, so that an instance
+# made by an earlier version of this script gets it too
+run_as pg_ctl -D "$B/data" -l "$B/server.log" -o "-p $PORT -c autovacuum=off" -w start >/dev/null
 trap 'run_as pg_ctl -D "$B/data" stop -m fast >/dev/null' EXIT
 PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -d postgres)
 
@@ -92,11 +114,18 @@ for run in $(seq "$RUNS"); do
 			set_mirrors "$mirrors"
 			"${PSQL[@]}" -c "CHECKPOINT"
 			owner0=$("${PSQL[@]}" -Atc "SELECT bench_owner_cpu()")
-			IFS='|' read -r secs cpu < <("${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
+			seq0=$("${PSQL[@]}" -Atc "SELECT bench_seq_rows()")
+			IFS='|' read -r secs cpu < <(PGAPPNAME=bench_run "${PSQL[@]}" -Atc "CALL bench_$mode(NULL, NULL)")
 			owner=$("${PSQL[@]}" -Atc "SELECT round((bench_owner_cpu() - $owner0)::numeric, 2)")
+			# a backend reports its table statistics as it exits, before it
+			# leaves pg_stat_activity
+			until [ "$("${PSQL[@]}" -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_run'")" = 0 ]; do
+				sleep 0.1
+			done
+			seq=$("${PSQL[@]}" -Atc "SELECT bench_seq_rows() - $seq0")
 			"${PSQL[@]}" -c "INSERT INTO bench_results SELECT $run, '$mode', '$mirrors', $secs, $cpu,
 				(SELECT count(*) FROM almanac.blocks), (SELECT count(*) FROM almanac.events), $owner"
-			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU, owner $owner s CPU (load $(cut -d' ' -f1 /proc/loadavg))"
+			echo "run $run $mode, mirrors $mirrors: $secs s, $cpu s CPU, owner $owner s CPU, $seq rows read by seq scans (load $(cut -d' ' -f1 /proc/loadavg))"
 		done
 	done
 done
