@@ -140,8 +140,8 @@ INSERT INTO pd_blocks VALUES ('cur', 100, 'late', 0), ('cur', 101, 'late', 0);
 FETCH ALL FROM g;
 FETCH ALL FROM m;
 ROLLBACK;
--- ... but rows sent to the store early are (the store's versions carry no
--- command id: docs/write-path.md)
+-- ... nor rows sent to the store early, whose versions carry no command id
+-- (the cursor keeps the store's rows as they were: docs/write-path.md)
 BEGIN;
 DECLARE n CURSOR FOR SELECT count(*) FROM pd_blocks WHERE chain_id = 'cur2';
 SET LOCAL almanac.write_batch_size = 64;

@@ -19,6 +19,7 @@
 #include "almanac.h"
 #include "codec/visibility.h"
 #include "kv/bulk.h"
+#include "kv/nested.h"
 #include "kv/xact.h"
 #include "store/payload.h"
 #include "store/store.h"
@@ -89,7 +90,16 @@ forget_bulk(void *arg)
 AlmanacBulk *
 almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback, void *arg)
 {
-	AlmanacBulk *b = palloc0(sizeof(AlmanacBulk));
+	AlmanacBulk *b;
+
+	/*
+	 * An older snapshot of the transaction is open (a cursor): its readers
+	 * must not see the rows, which the owner would write as versions of the
+	 * transaction, with no prior kept for them (kv/nested.h).
+	 */
+	if (almanac_nested_must_keep_prior(GetCurrentCommandId(false), NULL))
+		return NULL;
+	b = palloc0(sizeof(AlmanacBulk));
 
 	b->a = a;
 	b->fallback = fallback;

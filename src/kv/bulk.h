@@ -57,7 +57,11 @@ typedef void (*AlmanacBulkFallback) (void *arg, const char *key, size_t klen,
 
 extern void almanac_bulk_init(void);
 
-/* in CurrentMemoryContext, for the rows of one COPY into a's table */
+/*
+ * In CurrentMemoryContext, for the rows of one COPY into a's table; NULL
+ * (the rows take the per-row path) while a snapshot of the transaction
+ * older than the COPY is open (kv/nested.h)
+ */
 extern AlmanacBulk *almanac_bulk_begin(AlmanacAccess *a, AlmanacBulkFallback fallback,
 									   void *arg);
 

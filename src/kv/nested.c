@@ -8,12 +8,17 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "tcop/pquery.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "codec/visibility.h"
 #include "kv/nested.h"
+#include "kv/reader.h"
+#include "kv/rocks.h"
+#include "kv/xact.h"
 
 /* a key written: its bytes live in its record's memory context */
 typedef struct NestedKey
@@ -51,6 +56,11 @@ typedef struct KeyEntry
 	int			nwrites;
 	int			maxwrites;
 	char	   *writes;			/* nwrites items */
+	/*
+	 * the priors' record: the command id of the key's last merged write,
+	 * recorded or not (InvalidCommandId: not known)
+	 */
+	CommandId	last_cid;
 } KeyEntry;
 
 /* write i of entry e, an item of type */
@@ -135,7 +145,7 @@ record_find(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t klen)
  */
 static void *
 record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t klen,
-			  CommandId cid)
+			  CommandId cid, KeyEntry **entry)
 {
 	NestedKey	k;
 	KeyEntry   *e;
@@ -168,6 +178,7 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 	if (!found)
 	{
 		e->nwrites = 0;
+		e->last_cid = InvalidCommandId;
 		e->maxwrites = 4;
 		e->writes = MemoryContextAlloc(r->cxt, r->itemsize * e->maxwrites);
 	}
@@ -180,10 +191,15 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 	memset(w, 0, r->itemsize);
 	w->cid = cid;
 	w->subid = GetCurrentSubTransactionId();
+	if (entry)
+		*entry = e;
 	return w;
 }
 
-/* ROLLBACK TO SAVEPOINT subid: forget the writes of subid or later */
+/*
+ * ROLLBACK TO SAVEPOINT subid: forget the writes of subid or later; the
+ * command of each key's last write is then not known
+ */
 static void
 record_subxact_abort(KeyRecord *r, SubTransactionId subid)
 {
@@ -205,6 +221,7 @@ record_subxact_abort(KeyRecord *r, SubTransactionId subid)
 				memmove(e->writes + r->itemsize * kept++, item, r->itemsize);
 		}
 		e->nwrites = kept;
+		e->last_cid = InvalidCommandId;
 	}
 }
 
@@ -360,7 +377,7 @@ almanac_nested_note_write(int store, uint32 cf_id, const char *key, size_t klen,
 	if (!nested_in_open_writer(store, cf_id, cid) &&
 		record_find(&nested, store, cf_id, key, klen) == NULL)
 		return;
-	(void) record_append(&nested, store, cf_id, key, klen, cid);
+	(void) record_append(&nested, store, cf_id, key, klen, cid, NULL);
 }
 
 bool
@@ -394,15 +411,20 @@ almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t kl
  * ---- The command ids of the transaction's merged writes ----
  *
  * A statement's writes lose their command id when its batch is merged into
- * the transaction's.  While a reader is open whose snapshot is not above a
- * writing command (a statement that triggered the command, a cursor
- * declared before it), each key the command's merge writes is recorded with
- * the command id and the transaction's buffered write of the key it
- * replaces (its "prior"; none: the store's row), so that the reader goes on
- * reading what came before (almanac_nested_prior).
+ * the transaction's.  While a snapshot is open whose command id is not
+ * above a writing command's (a statement that triggered the command, a
+ * cursor declared before it, a query whose STABLE functions read under its
+ * snapshot), each key the command's merge writes is recorded with the
+ * command id and the transaction's buffered write of the key it replaces
+ * (its "prior"; none: the store's row), so that a reader of that snapshot
+ * goes on reading what came before (almanac_nested_prior).  The open
+ * snapshots are those of the open foreign scans (their statements restart
+ * them) and of every query whose executor is open (nested_executor_start):
+ * a scan begun later under an older snapshot (a STABLE function's, run with
+ * its caller's) uses the snapshot of such a query.
  */
 
-/* a foreign scan open in this transaction */
+/* a foreign scan or a query open in this transaction */
 typedef struct OpenReader
 {
 	CommandId	curcid;			/* its snapshot's */
@@ -425,6 +447,14 @@ typedef struct PriorWrite
 
 static KeyRecord priors = {"almanac prior writes", sizeof(PriorWrite), NULL, NULL};
 static CommandId prior_max_cid = InvalidCommandId;
+
+/*
+ * The merge almanac_nested_must_keep_prior answered for: the newest command
+ * id of the open snapshots that do not see it
+ */
+static CommandId merge_newest_older = InvalidCommandId;
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
 
 static void
 forget_priors(void)
@@ -478,22 +508,92 @@ almanac_nested_reader_close(const void *handle)
 	}
 }
 
+/* a query's executor state goes (ExecutorEnd, an ERROR's cleanup) */
+static void
+executor_reader_close(void *arg)
+{
+	almanac_nested_reader_close(arg);
+}
+
+/*
+ * ExecutorStart_hook: every query (a cursor's, a PL/pgSQL loop's, the
+ * statement that calls a function) is an open reader with its snapshot's
+ * command id until its executor state goes, whether or not it scans a
+ * foreign table itself: a function it calls later may, under its snapshot.
+ * Not an EXPLAIN without ANALYZE, which runs nothing.
+ */
+static void
+nested_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	EState	   *estate;
+	MemoryContextCallback *cb;
+
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+	estate = queryDesc->estate;
+	if (estate == NULL || (eflags & EXEC_FLAG_EXPLAIN_ONLY) ||
+		queryDesc->snapshot == InvalidSnapshot || !IsMVCCSnapshot(queryDesc->snapshot))
+		return;
+	cb = MemoryContextAlloc(estate->es_query_cxt, sizeof(MemoryContextCallback));
+	cb->func = executor_reader_close;
+	cb->arg = estate;
+	almanac_nested_reader_open(queryDesc->snapshot->curcid, estate, estate);
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+}
+
+void
+almanac_nested_init(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = nested_executor_start;
+}
+
 bool
 almanac_nested_must_keep_prior(CommandId cid, const void *query)
 {
+	bool		keep = false;
+
+	merge_newest_older = InvalidCommandId;
 	for (int i = 0; i < nreaders; i++)
-		if (open_readers[i].curcid <= cid &&
-			(query == NULL || open_readers[i].query != query))
-			return true;
-	return false;
+	{
+		if (open_readers[i].curcid > cid ||
+			(query != NULL && open_readers[i].query == query))
+			continue;
+		if (!keep || open_readers[i].curcid > merge_newest_older)
+			merge_newest_older = open_readers[i].curcid;
+		keep = true;
+	}
+	return keep;
 }
 
+/*
+ * A reader of command id s reads the prior of the first write of the key
+ * whose command id is not below s.  So a write needs its prior kept only if
+ * an open snapshot lies between the key's last write and it (its command id
+ * above the last write's, not above this one's): the others are answered by
+ * an earlier write's prior, or see this write.  A key rewritten by every
+ * statement of a loop under one cursor keeps one prior, not one per
+ * statement: the record holds at most one prior per key and open snapshot.
+ * The key's last write is known once it has an entry, unless a ROLLBACK TO
+ * SAVEPOINT undid writes since (then the prior is kept).
+ */
 void
 almanac_nested_keep_prior(int store, uint32 cf_id, const char *key, size_t klen,
 						  CommandId cid, const char *prior, size_t prior_len)
 {
-	PriorWrite *w = record_append(&priors, store, cf_id, key, klen, cid);
+	KeyEntry   *e = record_find(&priors, store, cf_id, key, klen);
+	PriorWrite *w;
 
+	if (e != NULL && e->last_cid != InvalidCommandId &&
+		merge_newest_older != InvalidCommandId && merge_newest_older <= e->last_cid)
+	{
+		e->last_cid = cid;
+		return;
+	}
+	w = record_append(&priors, store, cf_id, key, klen, cid, &e);
+	e->last_cid = cid;
 	if (prior != NULL)
 	{
 		w->prior = MemoryContextAlloc(priors.cxt, Max(prior_len, 1));
@@ -510,29 +610,154 @@ almanac_nested_hides_any(CommandId curcid)
 	return priors.hash != NULL && prior_max_cid >= curcid;
 }
 
-bool
-almanac_nested_prior(int store, uint32 cf_id, const char *key, size_t klen, CommandId curcid,
-					 const char **prior, size_t *prior_len)
+/* the prior the reader of curcid reads for e (see almanac_nested_prior) */
+static PriorWrite *
+entry_prior(KeyEntry *e, CommandId curcid)
 {
-	KeyEntry   *e;
-
-	if (!almanac_nested_hides_any(curcid))
-		return false;
-	e = record_find(&priors, store, cf_id, key, klen);
-	if (e == NULL)
-		return false;
 	/* the first write the reader does not see: what it replaced */
 	for (int i = 0; i < e->nwrites; i++)
 	{
 		PriorWrite *w = KEY_WRITE(e, i, PriorWrite);
 
-		if (w->w.cid < curcid)
-			continue;
-		*prior = w->prior;
-		*prior_len = w->prior_len;
-		return true;
+		if (w->w.cid >= curcid)
+			return w;
 	}
-	return false;
+	return NULL;
+}
+
+bool
+almanac_nested_prior(int store, uint32 cf_id, const char *key, size_t klen, CommandId curcid,
+					 const char **prior, size_t *prior_len)
+{
+	KeyEntry   *e;
+	PriorWrite *w;
+
+	if (!almanac_nested_hides_any(curcid))
+		return false;
+	e = record_find(&priors, store, cf_id, key, klen);
+	if (e == NULL || (w = entry_prior(e, curcid)) == NULL)
+		return false;
+	*prior = w->prior;
+	*prior_len = w->prior_len;
+	return true;
+}
+
+void
+almanac_nested_priors_in_range(int store, uint32 cf_id, const char *lower, size_t lower_len,
+							   const char *upper, size_t upper_len, CommandId curcid,
+							   AlmanacPriorFn fn, void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	KeyEntry   *e;
+
+	if (!almanac_nested_hides_any(curcid))
+		return;
+	hash_seq_init(&seq, priors.hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		const NestedKey *k = &e->key;
+		PriorWrite *w;
+		int			c;
+
+		if (k->store != store || k->cf_id != cf_id)
+			continue;
+		c = memcmp(k->key, lower, Min(k->klen, lower_len));
+		if (c < 0 || (c == 0 && k->klen < lower_len))
+			continue;
+		if (upper_len > 0)
+		{
+			c = memcmp(k->key, upper, Min(k->klen, upper_len));
+			if (c > 0 || (c == 0 && k->klen >= upper_len))
+				continue;
+		}
+		if ((w = entry_prior(e, curcid)) != NULL && w->prior != NULL)
+			fn(arg, k->key, k->klen, w->prior, w->prior_len);
+	}
+}
+
+/*
+ * The newest stored value of key (a version list; NULL: none), from the
+ * store's lock reader (kv/reader.h): the backend's reader may be pinned for
+ * the running statement's accesses, which must not see what it sent
+ */
+static char *
+newest_stored(int store, uint32 cf_id, const char *key, size_t klen, size_t *vlen)
+{
+	static rocksdb_readoptions_t *ropts = NULL;
+	AlmanacReader *reader = almanac_lock_reader(store);
+	rocksdb_column_family_handle_t *cf;
+
+	if (ropts == NULL)
+		ropts = rocksdb_readoptions_create();
+	almanac_reader_catch_up_for_key(reader, key, klen);
+	cf = almanac_reader_cf_by_id(reader, cf_id);
+	if (cf == NULL)
+		return NULL;			/* dropped: no row */
+	return almanac_rocks_get(almanac_reader_db(reader), ropts, cf, key, klen, vlen);
+}
+
+void
+almanac_nested_before_ship(int store, rocksdb_writebatch_wi_t *batch)
+{
+	HASH_SEQ_STATUS seq;
+	KeyEntry   *e;
+	AlmanacReader *reader;
+
+	if (priors.hash == NULL || batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+		return;
+	reader = almanac_reader(store);
+	hash_seq_init(&seq, priors.hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		const NestedKey *k = &e->key;
+		rocksdb_column_family_handle_t *cf;
+		bool		unpinned = false;
+		char	   *val;
+		char	   *pinned;
+		size_t		vlen = 0;
+
+		for (int i = 0; i < e->nwrites && !unpinned; i++)
+			unpinned = KEY_WRITE(e, i, PriorWrite)->prior == NULL;
+		if (k->store != store || !unpinned)
+			continue;
+		/* only a key the send writes: the store's row of the others stays */
+		cf = almanac_reader_cf_by_id(reader, k->cf_id);
+		if (cf == NULL)
+			continue;
+		val = almanac_batch_lookup(batch, cf, k->key, k->klen, &vlen);
+		if (val == NULL)
+			continue;
+		pfree(val);
+		val = newest_stored(store, k->cf_id, k->key, k->klen, &vlen);
+		if (val == NULL)
+		{
+			/* no stored row: a deletion, which no snapshot sees as a row */
+			AlmanacIntent del;
+			StringInfoData buf;
+
+			memset(&del, 0, sizeof(del));
+			del.cf_id = k->cf_id;
+			del.kind = ALMANAC_INTENT_DELETE;
+			del.xid = InvalidFullTransactionId;
+			del.expected = InvalidFullTransactionId;
+			initStringInfo(&buf);
+			almanac_intent_encode(&buf, &del);
+			val = buf.data;
+			vlen = buf.len;
+		}
+		pinned = MemoryContextAlloc(priors.cxt, Max(vlen, 1));
+		memcpy(pinned, val, vlen);
+		pfree(val);
+		for (int i = 0; i < e->nwrites; i++)
+		{
+			PriorWrite *w = KEY_WRITE(e, i, PriorWrite);
+
+			if (w->prior != NULL)
+				continue;
+			w->prior = pinned;
+			w->prior_len = (uint32) vlen;
+		}
+	}
 }
 
 /* ROLLBACK TO SAVEPOINT subid: its readers and merges are gone */

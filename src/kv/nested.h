@@ -124,21 +124,29 @@ extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *ke
  * statement's batch loses its writes' command id when it is merged into the
  * transaction's: a reader whose snapshot is not above a command (the
  * statement that triggered the command, restarting a scan after it ended; a
- * cursor declared before it) would see its writes, where the heap's
- * snapshot (its curcid) hides them.  So the transaction's foreign scans are
- * registered here while open, with their snapshots' command ids, and while
- * one is open whose command id is not above a writing command's (and is
- * not of the same statement, which never reads its own writes), the merge
- * of that command's batch records for each key the transaction's buffered
- * write it replaces (its prior, or none: the store's row).  A reader then
- * reads the prior of the first write its snapshot does not see.  A plain
- * statement, or a bulk write, records nothing: no older reader is open
- * (bench/ingest).  The record goes with the last reader, and ROLLBACK TO
- * SAVEPOINT forgets the merges it undid and the readers begun in it.  Not
- * covered: writes sent to the owner while the transaction goes on
- * (almanac.write_batch_size) are in the store, whose versions carry only
- * the transaction id, and a reader begun after the command (a function's
- * scan under a cursor's older snapshot) finds no record.
+ * cursor declared before it; a STABLE function's query, run later under
+ * its caller's snapshot) would see its writes, where the heap's snapshot
+ * (its curcid) hides them.  So the transaction's open snapshots are
+ * registered here with their command ids: every foreign scan while open,
+ * and every query while its executor is open (an ExecutorStart_hook; the
+ * only way a scan begun later gets an older snapshot is through such a
+ * query, whose snapshot its read-only functions run with).  While one is
+ * open whose command id is not above a writing command's (and is not of
+ * the same statement, which never reads its own writes), the merge of that
+ * command's batch records for each key the transaction's buffered write it
+ * replaces (its prior, or none: the store's row), unless no open snapshot
+ * lies between the key's last write and this one (then an earlier prior
+ * answers every such reader): at most one prior per key and open snapshot.
+ * A reader then reads the prior of the first write its snapshot does not
+ * see.  A statement with no older snapshot open records nothing (a plain
+ * statement, a bulk write at the top level or in a DO block); one run from
+ * a query (SELECT f()) records what it replaces while that query runs.  The
+ * record goes with the last open snapshot, and ROLLBACK TO SAVEPOINT
+ * forgets the merges it undid and the readers begun in it.  Writes sent to
+ * the owner while the transaction goes on (almanac.write_batch_size) leave
+ * the batch for the store, whose versions carry only the transaction id:
+ * before such a send, the recorded writes whose prior is the store's row
+ * take the store's value as it is before the send (almanac_nested_before_ship).
  */
 /* the running reader's snapshot's command id (the active snapshot's), or InvalidCommandId */
 extern CommandId almanac_nested_reader_cid(void);
@@ -146,13 +154,20 @@ extern void almanac_nested_reader_open(CommandId curcid, const void *query,
 									   const void *handle);
 extern void almanac_nested_reader_close(const void *handle);
 
+/* at load: the hook that registers every query's snapshot */
+extern void almanac_nested_init(void);
+
 /*
  * Must the merge of command cid's batch (of statement query: its executor
- * state, or NULL) keep the priors of its keys?
+ * state, or NULL) keep the priors of its keys?  The keep_prior calls that
+ * follow are that merge's.
  */
 extern bool almanac_nested_must_keep_prior(CommandId cid, const void *query);
 
-/* command cid replaces prior (NULL: none buffered) as key's buffered write */
+/*
+ * Command cid replaces prior (NULL: none buffered) as key's buffered write,
+ * in the merge almanac_nested_must_keep_prior answered true for last
+ */
 extern void almanac_nested_keep_prior(int store, uint32 cf_id, const char *key, size_t klen,
 									  CommandId cid, const char *prior, size_t prior_len);
 
@@ -162,11 +177,35 @@ extern bool almanac_nested_hides_any(CommandId curcid);
 /*
  * Did a command the reader of curcid does not see (its id not below
  * curcid) replace key's buffered write?  Then *prior is what the reader
- * sees instead (NULL: no buffered write, the store's row), valid until the
- * record changes.
+ * sees instead (NULL: no buffered write, the store's row; else a buffered
+ * intent, or the stored version list the store held before a send), valid
+ * until the record changes.
  */
 extern bool almanac_nested_prior(int store, uint32 cf_id, const char *key, size_t klen,
 								 CommandId curcid, const char **prior, size_t *prior_len);
+
+/*
+ * For each key of column family cf_id of store in [lower, upper) (upper
+ * empty: no end) whose prior the reader of curcid reads and that is not
+ * the store's row: fn with the key and that prior (a scan's copy of the
+ * transaction's writes, which the batch alone does not give once a send
+ * emptied it).
+ */
+typedef void (*AlmanacPriorFn) (void *arg, const char *key, size_t klen,
+								const char *prior, size_t prior_len);
+extern void almanac_nested_priors_in_range(int store, uint32 cf_id,
+										   const char *lower, size_t lower_len,
+										   const char *upper, size_t upper_len,
+										   CommandId curcid, AlmanacPriorFn fn, void *arg);
+
+/*
+ * The transaction's batch is about to go to store's owner while the
+ * transaction goes on: each recorded write of a key it holds whose prior
+ * is the store's row takes the store's value as it is now (the newest
+ * version list; a deletion when there is none), since after the send the
+ * store holds the transaction's version, which every snapshot of it sees.
+ */
+extern void almanac_nested_before_ship(int store, rocksdb_writebatch_wi_t *batch);
 
 /* ROLLBACK TO SAVEPOINT of subid; the transaction's end */
 extern void almanac_nested_subxact_abort(SubTransactionId subid);

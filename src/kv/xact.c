@@ -603,7 +603,11 @@ ship_batch(bool final, bool own, bool wait)
 	if (!xact_unsent())
 		return;
 	if (!final)
+	{
+		/* older snapshots' priors of the keys sent: the store's before (nested.h) */
+		almanac_nested_before_ship(xact_store, xact_batch);
 		before_mid_xact_send(xact_store, own);
+	}
 	reader = almanac_reader(xact_store);
 	/* a posted message outlives the statement that sends it */
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -850,6 +854,7 @@ almanac_xact_init(void)
 							NULL, NULL, NULL);
 	RegisterXactCallback(almanac_xact_callback, NULL);
 	RegisterSubXactCallback(almanac_subxact_callback, NULL);
+	almanac_nested_init();
 }
 
 rocksdb_writebatch_wi_t *
@@ -908,6 +913,7 @@ merge_current_entry(void *arg, rocksdb_column_family_handle_t *cf,
 typedef struct CopySeen
 {
 	rocksdb_writebatch_wi_t *into;
+	rocksdb_column_family_handle_t *cf; /* put_prior's */
 	int			store;
 	uint32		cf_id;
 	CommandId	curcid;			/* the reader's snapshot's */
@@ -927,6 +933,15 @@ copy_seen_entry(void *arg, rocksdb_column_family_handle_t *cf,
 		rocksdb_writebatch_wi_put_cf(cs->into, cf, k, klen, prior, prior_len);
 }
 
+/* almanac_nested_priors_in_range's fn for a scan's copy: the prior over the store's */
+static void
+put_prior(void *arg, const char *key, size_t klen, const char *prior, size_t prior_len)
+{
+	CopySeen   *cs = arg;
+
+	rocksdb_writebatch_wi_put_cf(cs->into, cs->cf, key, klen, prior, prior_len);
+}
+
 /*
  * A copy of the transaction's writes in cf within [lower, upper) (upper
  * empty: no end), for a scan: it iterates the copy over the store, never the
@@ -943,15 +958,15 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 	rocksdb_writebatch_wi_t *copy;
 	AlmanacOpenWrites *open;
 	int			nopen = almanac_nested_visible(store, cf_id, &open);
+	CommandId	curcid = almanac_nested_reader_cid();
+	bool		hides = almanac_nested_hides_any(curcid);
 
-	if ((batch == NULL || rocksdb_writebatch_wi_count(batch) == 0) && nopen == 0)
+	if ((batch == NULL || rocksdb_writebatch_wi_count(batch) == 0) && nopen == 0 && !hides)
 		return NULL;
 	copy = rocksdb_writebatch_wi_create(0, 1);
 	PG_TRY();
 	{
-		CommandId	curcid = almanac_nested_reader_cid();
-
-		if (batch != NULL && almanac_nested_hides_any(curcid))
+		if (batch != NULL && hides)
 		{
 			CopySeen	cs;
 
@@ -965,6 +980,16 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 		else if (batch != NULL)
 			batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
 								upper, upper_len, merge_entry, copy);
+		/* and the priors of keys a send took out of the batch (nested.h) */
+		if (hides)
+		{
+			CopySeen	cs;
+
+			cs.into = copy;
+			cs.cf = written_cf(almanac_reader(store), cf_id);
+			almanac_nested_priors_in_range(store, cf_id, lower, lower_len, upper, upper_len,
+										   curcid, put_prior, &cs);
+		}
 
 		/*
 		 * Over them, what the statements this one runs inside have written
