@@ -48,21 +48,25 @@ typedef struct KeyBytes
 	size_t		len;
 } KeyBytes;
 
-/* a key given a row id (RowIds.by_key) */
+struct RowIds;
+
+/* a key given a row id: its number in RowIds.keys (RowIds.by_key) */
 typedef struct RowIdEntry
 {
-	KeyBytes	key;
 	uint32		id;
 	uint32		hash;
 	char		status;
 } RowIdEntry;
 
+static inline uint32 row_id_hash(struct RowIds *ids, uint32 id);
+static inline bool row_id_equal(struct RowIds *ids, uint32 a, uint32 b);
+
 #define SH_PREFIX		rowids
 #define SH_ELEMENT_TYPE	RowIdEntry
-#define SH_KEY_TYPE		KeyBytes
-#define SH_KEY			key
-#define SH_HASH_KEY(tb, k)	hash_bytes((const unsigned char *) (k).data, (int) (k).len)
-#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).data, (b).data, (a).len) == 0)
+#define SH_KEY_TYPE		uint32
+#define SH_KEY			id
+#define SH_HASH_KEY(tb, k)	row_id_hash((tb)->private_data, (k))
+#define SH_EQUAL(tb, a, b)	row_id_equal((tb)->private_data, (a), (b))
 #define SH_STORE_HASH
 #define SH_GET_HASH(tb, a)	((a)->hash)
 #define SH_SCOPE		static inline
@@ -81,7 +85,9 @@ struct AlmanacScanState;
  * query (the one of the plan, a copy EvalPlanQual runs) numbers its keys
  * here, a key read again (a rescanned inner side of a join) keeps its id,
  * and nothing is forgotten before the query ends: under a Sort every row is
- * read, and the scan may be rescanned, before the first is locked.
+ * read, and the scan may be rescanned, before the first is locked.  The
+ * hash table holds only the numbers, the keys' bytes are packed in blocks:
+ * about 50 bytes a row of 8-byte keys.
  */
 typedef struct RowIds
 {
@@ -92,9 +98,26 @@ typedef struct RowIds
 	KeyBytes   *keys;			/* by id */
 	uint32		n;
 	uint32		max;
+	char	   *block;			/* free room for the keys' bytes */
+	size_t		block_free;
 	MemoryContext rowcxt;		/* a refetched row's datums until the slot
 								 * holds them */
 } RowIds;
+
+#define ROW_IDS_BLOCK	(64 * 1024)
+
+static inline uint32
+row_id_hash(struct RowIds *ids, uint32 id)
+{
+	return hash_bytes((const unsigned char *) ids->keys[id].data, (int) ids->keys[id].len);
+}
+
+static inline bool
+row_id_equal(struct RowIds *ids, uint32 a, uint32 b)
+{
+	return ids->keys[a].len == ids->keys[b].len &&
+		memcmp(ids->keys[a].data, ids->keys[b].data, ids->keys[a].len) == 0;
+}
 
 typedef struct AlmanacScanState
 {
@@ -193,7 +216,7 @@ row_ids_begin(AlmanacScanState *s, EState *estate, Index scanrelid)
 										 ALLOCSET_DEFAULT_SIZES);
 		ids->rowcxt = AllocSetContextCreate(estate->es_query_cxt, "almanac locked row",
 											ALLOCSET_SMALL_SIZES);
-		ids->by_key = rowids_create(ids->cxt, 256, NULL);
+		ids->by_key = rowids_create(ids->cxt, 256, ids);
 		ids->max = 256;
 		ids->keys = MemoryContextAlloc(ids->cxt, sizeof(KeyBytes) * ids->max);
 		erm->ermExtra = ids;
@@ -209,32 +232,35 @@ static void
 row_id_set(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t klen)
 {
 	RowIds	   *ids = s->rowids;
-	KeyBytes	k = {key, klen};
 	RowIdEntry *e;
 	bool		found;
-	MemoryContext old = MemoryContextSwitchTo(ids->cxt);
 
-	e = rowids_insert(ids->by_key, k, &found);
+	if (ids->n == ids->max)
+	{
+		if ((uint64) ids->max * 2 > PG_UINT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many rows of foreign table \"%s\" to lock in one query",
+							RelationGetRelationName(s->a.t->rel))));
+		ids->max *= 2;
+		ids->keys = repalloc_huge(ids->keys, sizeof(KeyBytes) * ids->max);
+	}
+	/* as the next number, until the table says whether the key has one */
+	ids->keys[ids->n].data = key;
+	ids->keys[ids->n].len = klen;
+	e = rowids_insert(ids->by_key, ids->n, &found);
 	if (!found)
 	{
-		char	   *copy = palloc(klen);
-
-		memcpy(copy, key, klen);
-		e->key.data = copy;
-		if (ids->n == ids->max)
+		if (ids->block == NULL || klen > ids->block_free)
 		{
-			if ((uint64) ids->max * 2 > PG_UINT32_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("too many rows of foreign table \"%s\" to lock in one query",
-								RelationGetRelationName(s->a.t->rel))));
-			ids->max *= 2;
-			ids->keys = repalloc_huge(ids->keys, sizeof(KeyBytes) * ids->max);
+			ids->block_free = Max(klen, ROW_IDS_BLOCK);
+			ids->block = MemoryContextAlloc(ids->cxt, ids->block_free);
 		}
-		e->id = ids->n;
-		ids->keys[ids->n++] = e->key;
+		memcpy(ids->block, key, klen);
+		ids->keys[ids->n++].data = ids->block;
+		ids->block += klen;
+		ids->block_free -= klen;
 	}
-	MemoryContextSwitchTo(old);
 	ItemPointerSet(&slot->tts_tid, e->id / MaxOffsetNumber, e->id % MaxOffsetNumber + 1);
 }
 
