@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "almanac.h"
 #include "fault.h"
@@ -102,6 +103,16 @@ almanac_require_preload(void)
 				 errmsg("almanac must be loaded via shared_preload_libraries"),
 				 errdetail("The RocksDB store needs a background worker, hooks and shared memory, which can only be set up when the server starts."),
 				 errhint("Add 'almanac' to shared_preload_libraries in postgresql.conf (for example: shared_preload_libraries = 'almanac') and restart the server.")));
+}
+
+void *
+almanac_grow_array(void *array, int n, int *max, Size size, int first)
+{
+	if (n < *max)
+		return array;
+	*max = Max(first, *max * 2);
+	return array ? repalloc(array, size * *max)
+		: MemoryContextAlloc(TopMemoryContext, size * *max);
 }
 
 /*

@@ -26,4 +26,13 @@ extern bool almanac_preloaded;
 
 extern void almanac_require_preload(void);
 
+/*
+ * An array kept for the process's life that grows by doubling: returns
+ * 'array' (NULL at first) with room for at least n + 1 elements of 'size'
+ * bytes, updating *max, its capacity.  When n == *max it is enlarged to
+ * twice *max (at least 'first' elements) in TopMemoryContext, the first n
+ * elements kept.
+ */
+extern void *almanac_grow_array(void *array, int n, int *max, Size size, int first);
+
 #endif							/* ALMANAC_H */

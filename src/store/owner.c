@@ -1079,13 +1079,8 @@ put_journal_entry(rocksdb_writebatch_t *batch, StringInfo journal)
 static void
 journal_note_pending(uint64 seq, XLogRecPtr wal_lsn)
 {
-	if (journal_npending == journal_maxpending)
-	{
-		journal_maxpending = Max(64, journal_maxpending * 2);
-		journal_pending = journal_pending
-			? repalloc(journal_pending, sizeof(JournalPending) * journal_maxpending)
-			: MemoryContextAlloc(TopMemoryContext, sizeof(JournalPending) * journal_maxpending);
-	}
+	journal_pending = almanac_grow_array(journal_pending, journal_npending, &journal_maxpending,
+										 sizeof(JournalPending), 64);
 	journal_pending[journal_npending].seq = seq;
 	journal_pending[journal_npending].wal_lsn = wal_lsn;
 	journal_npending++;
