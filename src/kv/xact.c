@@ -980,8 +980,12 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 		else if (batch != NULL)
 			batch_foreach_range(batch, almanac_reader(store), cf_id, lower, lower_len,
 								upper, upper_len, merge_entry, copy);
-		/* and the priors of keys a send took out of the batch (nested.h) */
-		if (hides)
+		/*
+		 * And the priors of keys a send took out of the batch (nested.h):
+		 * only a send does, so a transaction that sent nothing while it went
+		 * on need not walk the record.
+		 */
+		if (hides && almanac_xact_sent_mid_xact(store))
 		{
 			CopySeen	cs;
 
