@@ -14,6 +14,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "almanac.h"
 #include "codec/visibility.h"
 #include "kv/nested.h"
 #include "kv/reader.h"
@@ -247,13 +248,11 @@ open_writer(CommandId cid, int store, uint32 cf_id, rocksdb_writebatch_wi_t **st
 {
 	if (nopen == maxopen)
 	{
-		maxopen = Max(8, maxopen * 2);
-		open_writers = open_writers
-			? repalloc(open_writers, sizeof(OpenWriter) * maxopen)
-			: MemoryContextAlloc(TopMemoryContext, sizeof(OpenWriter) * maxopen);
-		visible = visible
-			? repalloc(visible, sizeof(AlmanacOpenWrites) * maxopen)
-			: MemoryContextAlloc(TopMemoryContext, sizeof(AlmanacOpenWrites) * maxopen);
+		int			maxvisible = maxopen;
+
+		/* visible: as many as the writers */
+		visible = almanac_grow_array(visible, nopen, &maxvisible, sizeof(AlmanacOpenWrites), 8);
+		open_writers = almanac_grow_array(open_writers, nopen, &maxopen, sizeof(OpenWriter), 8);
 	}
 	open_writers[nopen].cid = cid;
 	open_writers[nopen].subid = GetCurrentSubTransactionId();
@@ -472,13 +471,7 @@ almanac_nested_reader_cid(void)
 void
 almanac_nested_reader_open(CommandId curcid, const void *query, const void *handle)
 {
-	if (nreaders == maxreaders)
-	{
-		maxreaders = Max(8, maxreaders * 2);
-		open_readers = open_readers
-			? repalloc(open_readers, sizeof(OpenReader) * maxreaders)
-			: MemoryContextAlloc(TopMemoryContext, sizeof(OpenReader) * maxreaders);
-	}
+	open_readers = almanac_grow_array(open_readers, nreaders, &maxreaders, sizeof(OpenReader), 8);
 	open_readers[nreaders].curcid = curcid;
 	open_readers[nreaders].query = query;
 	open_readers[nreaders].handle = handle;
