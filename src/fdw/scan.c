@@ -143,9 +143,11 @@ typedef struct AlmanacScanState
 	/* locked late (SELECT ... FOR UPDATE / SHARE): the rows' ids, else NULL */
 	RowIds	   *rowids;
 	/*
-	 * SELECT ... FOR UPDATE/SHARE: registered with kv/nested.h as a locking
-	 * scan of its command (no_batch stays NULL), so that the writes of the
-	 * commands it triggers to its keys are recorded (refetch_lock)
+	 * locked late: registered with kv/nested.h as a locking scan of its
+	 * command (no_batch stays NULL), so that the writes of the commands it
+	 * triggers to its keys are recorded (refetch_lock), in whatever
+	 * statement the locking query is (a SELECT, the SELECT of an INSERT, a
+	 * CTE or subquery of an UPDATE)
 	 */
 	bool		locks_for_select;
 	rocksdb_writebatch_wi_t *no_batch;
@@ -318,7 +320,7 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	almanac_nested_reader_open(s->snapshot->curcid, estate, s);
 	s->reader_open = true;
 	row_ids_begin(s, estate, fs->scan.scanrelid);
-	if (s->rowids != NULL && estate->es_plannedstmt->commandType == CMD_SELECT)
+	if (s->rowids != NULL)
 	{
 		almanac_nested_lock_scan_open(s->snapshot->curcid, s->a.store, s->a.cf_id, &s->no_batch);
 		s->locks_for_select = true;
@@ -701,19 +703,16 @@ static bool
 refetch_lock(AlmanacScanState *s, const char *key, size_t klen, LOCKMODE mode,
 			 LockWaitPolicy wait, AlmanacKeyNow *now)
 {
-	if (s->locks_for_select)
-	{
-		const char *prior;
-		size_t		prior_len;
+	const char *prior;
+	size_t		prior_len;
 
-		if (almanac_nested_prior(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid,
-								 &prior, &prior_len))
-			return false;
-	}
+	Assert(s->locks_for_select);
+	if (almanac_nested_prior(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid,
+							 &prior, &prior_len))
+		return false;
 	if (!almanac_access_lock_key(&s->a, key, klen, mode, wait, s->snapshot, now))
 		return false;			/* SKIP LOCKED */
-	if (s->locks_for_select &&
-		almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
+	if (almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
 		return false;
 	if (now->changed && IsolationUsesXactSnapshot())
 		almanac_concurrent_update_error(s->a.t);

@@ -375,6 +375,28 @@ rows_as_heap('FOR UPDATE, a function in the WHERE clause updated a row scanned l
 rows_as_heap('FOR UPDATE, a function in the WHERE clause updated a row of a range',
 	q{SELECT k, v FROM TAB WHERE k > 0 AND (k <> 1 OR set_inner('TAB', 3) = 'x')
 		ORDER BY k FOR UPDATE});
+# the same in a statement that is not a SELECT (the locking query of an
+# INSERT ... SELECT, a CTE, an UPDATE's subquery): a function in its select
+# list updates the next row before LockRows locks it, which skips it; the
+# rows were returned as the snapshot saw them (the scan registered for the
+# record of later commands' writes in a SELECT only)
+rows_as_heap('INSERT ... SELECT ... FOR UPDATE over a range, a function updated the rows ahead',
+	q{INSERT INTO seen_log SELECT 'x', k, v || touch('TAB', k + 1) FROM TAB WHERE k > 0
+		ORDER BY k FOR UPDATE;
+	SELECT n, s FROM seen_log ORDER BY n});
+rows_as_heap('INSERT ... SELECT ... FOR UPDATE over keys under a Sort, a function updated rows',
+	q{INSERT INTO seen_log SELECT 'x', k, v || touch('TAB', 5 - k) FROM TAB WHERE k IN (1, 2, 3, 4)
+		ORDER BY v FOR UPDATE;
+	SELECT n, s FROM seen_log ORDER BY n});
+rows_as_heap('a locking CTE of an INSERT, a function updated the rows ahead',
+	q{WITH l AS (SELECT k, v, touch('TAB', k + 1) FROM TAB WHERE k > 0 ORDER BY k FOR SHARE)
+	INSERT INTO seen_log SELECT 'x', k, v FROM l;
+	SELECT n, s FROM seen_log ORDER BY n});
+rows_as_heap('an UPDATE from a locking subquery, a function updated the rows ahead',
+	q{INSERT INTO seen_log SELECT 'x', g, 'no' FROM generate_series(1, 4) g;
+	UPDATE seen_log SET s = l.v FROM (SELECT k, v, touch('TAB', k + 1) FROM TAB WHERE k > 0
+		ORDER BY k FOR UPDATE) l WHERE seen_log.n = l.k;
+	SELECT n, s FROM seen_log ORDER BY n});
 # a function in the WHERE clause of a locking scan (UPDATE, DELETE, FOR
 # UPDATE by key, by keys, by range) runs once per row, as on the heap
 $node->safe_psql('postgres', q{
