@@ -98,12 +98,19 @@ almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 
 	if (c->nkeys >= almanac_key_lock_limit)
 	{
-		/* escalate: one lock on the column family covers every key in it */
+		/*
+		 * escalate: one lock on the column family covers every key in it.
+		 * Under nowait (NOWAIT, SKIP LOCKED) it is not to be had while
+		 * another transaction holds any key of the column family; the key
+		 * is then locked alone, as below the limit, since failing would
+		 * refuse or skip a key nobody holds (the lock table grows instead).
+		 */
 		SET_LOCKTAG_ADVISORY(tag, c->tag_hash, 0, 0, ALMANAC_LOCKTAG_CF);
-		if (!acquire(&tag, mode, nowait, NULL))
-			return false;
-		c->escalated = mode;
-		return true;
+		if (acquire(&tag, mode, nowait, NULL))
+		{
+			c->escalated = mode;
+			return true;
+		}
 	}
 
 	if (c->intent < (mode == ExclusiveLock ? RowExclusiveLock : RowShareLock))

@@ -58,9 +58,12 @@ extern void almanac_key_locks_subxact_abort(void);
  * Lock key (of column family cf_id of store) in mode ShareLock or
  * ExclusiveLock, waiting as long as lock_timeout allows; 40P01 on a
  * deadlock, 55P03 on a timeout.  With nowait, returns false at once instead
- * of waiting (the caller raises 55P03 or skips the row).  Returns true when
- * the lock is held, also when it was held already or the transaction holds
- * the column family's escalated lock.
+ * of waiting (the caller raises 55P03 or skips the row), only when another
+ * transaction holds the key (or the column family's escalated lock): past
+ * the limit, a column family another transaction holds keys of is not
+ * escalated to, the key is locked alone.  Returns true when the lock is
+ * held, also when it was held already or the transaction holds the column
+ * family's escalated lock.
  */
 extern bool almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 							 LOCKMODE mode, bool nowait);
