@@ -13,6 +13,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -108,11 +109,30 @@ almanac_require_preload(void)
 void *
 almanac_grow_array(void *array, int n, int *max, Size size, int first)
 {
+	int			newmax;
+
+	Assert(n >= 0 && first > 0);
 	if (n < *max)
 		return array;
-	*max = Max(first, *max * 2);
-	return array ? repalloc(array, size * *max)
-		: MemoryContextAlloc(TopMemoryContext, size * *max);
+	newmax = Max(first, *max);
+	while (newmax <= n)
+	{
+		if (newmax > INT_MAX / 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("almanac: an array cannot grow past %d elements", newmax)));
+		newmax *= 2;
+	}
+	if (ALMANAC_FAULT_ARMED("grow_array_error"))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Fault point \"grow_array_error\" failed the growth of an array.")));
+	/* ERROR past MaxAllocSize or out of memory: *max is left as it was */
+	array = array ? repalloc(array, mul_size(size, newmax))
+		: MemoryContextAlloc(TopMemoryContext, mul_size(size, newmax));
+	*max = newmax;
+	return array;
 }
 
 /*

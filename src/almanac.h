@@ -29,9 +29,11 @@ extern void almanac_require_preload(void);
 /*
  * An array kept for the process's life that grows by doubling: returns
  * 'array' (NULL at first) with room for at least n + 1 elements of 'size'
- * bytes, updating *max, its capacity.  When n == *max it is enlarged to
- * twice *max (at least 'first' elements) in TopMemoryContext, the first n
- * elements kept.
+ * bytes, updating *max, its capacity.  When n >= *max it is enlarged to
+ * *max doubled as often as needed (at least 'first' elements), the first
+ * *max elements kept: allocated in TopMemoryContext, then repalloc'd in
+ * the context it is in.  ERROR past MaxAllocSize or INT_MAX elements, or
+ * out of memory, with 'array' and *max left as they were.
  */
 extern void *almanac_grow_array(void *array, int n, int *max, Size size, int first);
 

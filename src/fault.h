@@ -52,6 +52,10 @@
  *							base of a walk of the transaction's writes,
  *							kv/xact.c) fail at once, as an I/O error or a
  *							corrupted block makes them fail (test/t/038)
+ *	 grow_array_error		not a stop: while armed, almanac_grow_array
+ *							(almanac.h) fails every growth of an array as an
+ *							allocation that fails does, out of memory
+ *							(test/t/042)
  *
  * Two more pause instead of stopping: the process logs the same line, waits
  * the given time, and goes on (races made to last, test/t/016):

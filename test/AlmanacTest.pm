@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT_OK = qw(almanac_node attempt backend_memory run_pgbench pgbench_stat start_after_crash);
+our @EXPORT_OK = qw(almanac_node attempt backend_memory owner_fault run_pgbench pgbench_stat start_after_crash);
 
 # A started cluster with almanac preloaded and created in database postgres.
 # Extra postgresql.conf lines may be passed (later lines win).  The test
@@ -132,6 +132,18 @@ sub start_after_crash
 		return 1 if $node->start(fail_ok => 1);
 	}
 	return 0;
+}
+
+# Arm fault point $point (src/fault.h) in every process of $node, the store
+# owner included (it reads the configuration file), or disarm it ($point
+# undef); waits a second for the owner to take the reload.
+sub owner_fault
+{
+	my ($node, $point) = @_;
+	$node->safe_psql('postgres',
+		$point ? "ALTER SYSTEM SET almanac.fault_point = '$point'" : 'ALTER SYSTEM RESET almanac.fault_point');
+	$node->reload;
+	sleep(1);
 }
 
 1;

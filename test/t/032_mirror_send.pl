@@ -21,7 +21,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use AlmanacTest qw(almanac_node attempt start_after_crash);
+use AlmanacTest qw(almanac_node attempt owner_fault start_after_crash);
 
 my $node = almanac_node('mirror_send');
 $node->safe_psql('postgres', q{
@@ -50,16 +50,6 @@ sub blocks
 sub differences
 {
 	return $node->safe_psql('postgres', q{SELECT count(*) FROM almanac.verify('almanac.blocks', 'ms')});
-}
-
-# the owner's fault point, read at its next request
-sub owner_fault
-{
-	my ($point) = @_;
-	$node->safe_psql('postgres',
-		$point ? "ALTER SYSTEM SET almanac.fault_point = '$point'" : 'ALTER SYSTEM RESET almanac.fault_point');
-	$node->reload;
-	sleep(1);
 }
 
 # --- sent before the commit ---
@@ -134,7 +124,7 @@ is(blocks(601, 606) . ' ' . differences(), '4 0',
 	'the writes of each transaction reach the mirror through the handle of its own reader instance');
 
 # --- a read right after a send waits for the owner ---
-owner_fault('owner_pause_before_apply');
+owner_fault($node, 'owner_pause_before_apply');
 my $log = -s $node->logfile;
 $s->query_safe('BEGIN');
 $s->query_safe('SELECT add_blocks(81, 84)');
@@ -143,11 +133,11 @@ ok($node->wait_for_log(qr/fault point "owner_pause_before_apply" reached/, $log)
 is($s->query_safe(q{SELECT count(*) FROM almanac.verify('almanac.blocks', 'ms')}), '0',
 	'a read right after the send sees the writes the owner had not applied yet');
 $s->query_safe('COMMIT');
-owner_fault(undef);
+owner_fault($node, undef);
 is(blocks(81, 84) . ' ' . differences(), '4 0', 'committed, mirror and heap alike');
 
 # --- a refused send ---
-owner_fault('owner_refuse_apply');
+owner_fault($node, 'owner_refuse_apply');
 # a level-1 block still buffered, sent with the subtransaction's blocks; the
 # refusal is raised inside the subtransaction, which catches it
 $s->query_safe('BEGIN');
@@ -172,7 +162,7 @@ $s->query('SELECT add_blocks(111, 130)');
 like($s->{stderr}, qr/fault point "owner_refuse_apply" refused a batch/, 'the subtransaction\'s send was refused');
 $s->{stderr} = '';
 $s->query_safe('ROLLBACK TO SAVEPOINT a');
-owner_fault(undef);
+owner_fault($node, undef);
 $s->query_safe('SELECT add_blocks(131, 131)');
 $s->query('COMMIT');
 is($s->{stderr}, '', 'the transaction commits without the rolled-back subtransaction');
