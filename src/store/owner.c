@@ -1684,6 +1684,19 @@ group_write(void)
 	}
 	PG_TRY();
 	{
+		/*
+		 * Room for the round's journal entries before the write: once
+		 * written, a batch is answered as written whatever follows, and an
+		 * entry that then found no room (out of memory) was left out of
+		 * the list, deleted by no durable point nor by the clean shutdown,
+		 * and taken at the next start for an orphan whose committed
+		 * versions are removed (test/t/042).
+		 */
+		if (wal_log_mode)
+			journal_pending = almanac_grow_array(journal_pending,
+												 journal_npending + owner_ngroup - 1,
+												 &journal_maxpending,
+												 sizeof(JournalPending), 64);
 		/* the journal entries were keyed from group_base_seq on */
 		if (rocksdb_get_latest_sequence_number(owner_db) != group_base_seq)
 			ereport(FATAL,
