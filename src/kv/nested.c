@@ -180,7 +180,12 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 	{
 		e->nwrites = 0;
 		e->last_cid = InvalidCommandId;
-		e->maxwrites = 4;
+		/*
+		 * Most keys are written once while recorded (a load under an older
+		 * snapshot keeps a prior per key): room for one write, doubled as
+		 * needed
+		 */
+		e->maxwrites = 1;
 		e->writes = MemoryContextAlloc(r->cxt, r->itemsize * e->maxwrites);
 	}
 	else if (e->nwrites == e->maxwrites)
