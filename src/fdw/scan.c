@@ -106,17 +106,42 @@ typedef struct RowIds
 
 #define ROW_IDS_BLOCK	(64 * 1024)
 
+/* simplehash's hash of a key number: the hash of the key's bytes */
 static inline uint32
 row_id_hash(struct RowIds *ids, uint32 id)
 {
 	return hash_bytes((const unsigned char *) ids->keys[id].data, (int) ids->keys[id].len);
 }
 
+/* simplehash's equality of two key numbers: the same key bytes */
 static inline bool
 row_id_equal(struct RowIds *ids, uint32 a, uint32 b)
 {
 	return ids->keys[a].len == ids->keys[b].len &&
 		memcmp(ids->keys[a].data, ids->keys[b].data, ids->keys[a].len) == 0;
+}
+
+/*
+ * A row id as a ctid: block id / MaxOffsetNumber, offset the rest plus one
+ * (an offset is never 0, InvalidOffsetNumber), so every uint32 id has a
+ * valid ctid and row_id_from_tid gives it back.
+ */
+static inline void
+row_id_to_tid(uint32 id, ItemPointer tid)
+{
+	ItemPointerSet(tid, id / MaxOffsetNumber, id % MaxOffsetNumber + 1);
+}
+
+/* the row id of a ctid row_id_to_tid made; false for one it cannot have made */
+static inline bool
+row_id_from_tid(ItemPointer tid, uint64 *id)
+{
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	if (off == InvalidOffsetNumber || off > MaxOffsetNumber)
+		return false;
+	*id = (uint64) ItemPointerGetBlockNumberNoCheck(tid) * MaxOffsetNumber + off - 1;
+	return true;
 }
 
 typedef struct AlmanacScanState
@@ -263,7 +288,7 @@ row_id_set(AlmanacScanState *s, TupleTableSlot *slot, const char *key, size_t kl
 		ids->block += klen;
 		ids->block_free -= klen;
 	}
-	ItemPointerSet(&slot->tts_tid, e->id / MaxOffsetNumber, e->id % MaxOffsetNumber + 1);
+	row_id_to_tid(e->id, &slot->tts_tid);
 }
 
 /*
@@ -747,10 +772,7 @@ almanacRefetchForeignRow(EState *estate, ExecRowMark *erm, Datum rowid,
 
 	*updated = false;
 	ExecClearTuple(slot);
-	id = (uint64) ItemPointerGetBlockNumberNoCheck(tid) * MaxOffsetNumber +
-		ItemPointerGetOffsetNumberNoCheck(tid) - 1;
-	if (ids == NULL || ItemPointerGetOffsetNumberNoCheck(tid) == InvalidOffsetNumber ||
-		id >= ids->n)
+	if (ids == NULL || !row_id_from_tid(tid, &id) || id >= ids->n)
 		elog(ERROR, "almanac: row (%u,%u) of foreign table \"%s\" was not read by this query",
 			 ItemPointerGetBlockNumberNoCheck(tid), ItemPointerGetOffsetNumberNoCheck(tid),
 			 RelationGetRelationName(erm->relation));

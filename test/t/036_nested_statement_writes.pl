@@ -711,6 +711,13 @@ output_as_heap('a FOR UPDATE cursor under a Sort, rows changed between fetches',
 	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k IN (1, 2, 3, 4) ORDER BY k FOR UPDATE;
 	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 3; DELETE FROM TAB WHERE k = 4;
 	FETCH ALL FROM c; COMMIT;});
+# row ids past the first MaxOffsetNumber (2,048) take the next ctid block:
+# the scan numbers all 5,004 rows it reads, the filter keeps a few of them
+output_as_heap('a FOR UPDATE cursor under a Sort, row ids beyond 2,048, rows changed between fetches',
+	q{BEGIN; INSERT INTO TAB SELECT g, 'b' || g FROM generate_series(5, 5004) g;
+	DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 AND (k < 3 OR k > 4990) ORDER BY v DESC FOR UPDATE;
+	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 5000; DELETE FROM TAB WHERE k = 4995;
+	FETCH ALL FROM c; COMMIT;});
 output_as_heap('a FOR SHARE cursor under a Sort, rows changed between fetches',
 	q{BEGIN; DECLARE c CURSOR FOR SELECT k, v FROM TAB WHERE k > 0 ORDER BY v DESC FOR SHARE;
 	FETCH 1 FROM c; UPDATE TAB SET v = 'changed' WHERE k = 2; DELETE FROM TAB WHERE k = 1;
