@@ -91,6 +91,17 @@ typedef struct AlmanacApplyIter
 	AlmanacIntent intent;		/* the value, parsed */
 } AlmanacApplyIter;
 
+/* a stored or received payload is damaged: data_corrupted, as its intents' */
+static inline void almanac_apply_truncated(void) pg_attribute_noreturn();
+
+static inline void
+almanac_apply_truncated(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("almanac: truncated write batch")));
+}
+
 static inline void
 almanac_apply_iter_init(AlmanacApplyIter *it, const char *payload, Size len)
 {
@@ -106,15 +117,15 @@ almanac_apply_iter_next(AlmanacApplyIter *it)
 	if (q >= it->end)
 		return false;
 	if (it->end - q < 4)
-		elog(ERROR, "almanac: truncated write batch");
+		almanac_apply_truncated();
 	it->klen = almanac_get_be32(q);
 	it->key = q + 4;
 	if ((Size) (it->end - it->key) < (Size) it->klen + 4)
-		elog(ERROR, "almanac: truncated write batch");
+		almanac_apply_truncated();
 	it->vlen = almanac_get_be32(it->key + it->klen);
 	it->value = it->key + it->klen + 4;
 	if ((Size) (it->end - it->value) < (Size) it->vlen)
-		elog(ERROR, "almanac: truncated write batch");
+		almanac_apply_truncated();
 	it->next = it->value + it->vlen;
 	almanac_intent_parse(it->value, it->vlen, &it->intent);
 	return true;
