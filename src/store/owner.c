@@ -1655,6 +1655,19 @@ group_add_keys(const char *p, const char *end)
 	}
 }
 
+/* the round's write is done with, written or not: the next starts empty */
+static void
+group_reset(void)
+{
+	rocksdb_writebatch_destroy(group_out);
+	group_out = NULL;
+	group_bytes = 0;
+	group_all_markers = false;
+	/* and so do its keys: group_overlaps would end the next round early */
+	if (group_keys != NULL && group_keys->members > 0)
+		keyset_reset(group_keys);
+}
+
 /*
  * Write the batches waiting in group_out, in one write, and keep what
  * follows from it for each: its journal entry pending, its values in the
@@ -1675,10 +1688,7 @@ group_write(void)
 	if (!any)
 	{
 		/* only refused batches, rolled back: nothing to write */
-		rocksdb_writebatch_destroy(group_out);
-		group_out = NULL;
-		group_bytes = 0;
-		group_all_markers = false;
+		group_reset();
 		almanac_write_log_forget();
 		return;
 	}
@@ -1750,12 +1760,7 @@ group_write(void)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
-	rocksdb_writebatch_destroy(group_out);
-	group_out = NULL;
-	group_bytes = 0;
-	group_all_markers = false;
-	if (group_keys != NULL && group_keys->members > 0)
-		keyset_reset(group_keys);
+	group_reset();
 }
 
 /*
