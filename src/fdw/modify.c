@@ -416,29 +416,40 @@ self_modified(AlmanacModifyState *m)
  * the row is skipped, as a heap UPDATE skips a row deleted meanwhile.
  */
 static bool
-based_on(AlmanacModifyState *m, FullTransactionId *expected)
+based_on(AlmanacModifyState *m, LOCKMODE mode, FullTransactionId *expected)
 {
 	AlmanacKeyNow now;
 
-	almanac_writer_lock_key(&m->w, m->oldkey.data, m->oldkey.len, GetActiveSnapshot(), &now);
+	almanac_writer_lock_key(&m->w, m->oldkey.data, m->oldkey.len, mode, GetActiveSnapshot(), &now);
 	if (now.changed && IsolationUsesXactSnapshot())
 		almanac_concurrent_update_error(m->a.t);
 	*expected = now.xid;
 	return now.live;
 }
 
+static bool
+same_key(const StringInfoData *a, const StringInfoData *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
 /*
- * The old row an UPDATE or DELETE acts on, from the plan's junk column:
- * false (skip it) when this statement already changed it, or when it is gone
- * once its key lock is granted; else *expected is the version it is based on.
- * A row a command the statement triggered has changed since the statement
- * began is refused with the heap's error (27000, nested.h): the statement's
- * write, computed from the row it read, would replace the newer one.
+ * The old row an UPDATE (newkey: the new row's key) or DELETE (newkey NULL)
+ * acts on, from the plan's junk column: false (skip it) when this statement
+ * already changed it, or when it is gone once its key lock is granted; else
+ * *expected is the version it is based on.  The lock has the heap's
+ * strength (kv/keylock.h): FOR NO KEY UPDATE's for an UPDATE that keeps the
+ * key, FOR UPDATE's for the others.  A row a command the statement
+ * triggered has changed since the statement began is refused with the
+ * heap's error (27000, nested.h): the statement's write, computed from the
+ * row it read, would replace the newer one.
  */
 static bool
-row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, FullTransactionId *expected,
-		   bool delete)
+row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, const StringInfoData *newkey,
+		   FullTransactionId *expected)
 {
+	bool		delete = newkey == NULL;
+
 	old_row_key(m, planSlot);
 	if (self_modified(m))
 		return false;
@@ -451,7 +462,8 @@ row_target(AlmanacModifyState *m, TupleTableSlot *planSlot, FullTransactionId *e
 				 : errmsg("row of foreign table \"%s\" to be updated was already modified by an operation triggered by the current command",
 						  RelationGetRelationName(m->a.t->rel)),
 				 errhint("Consider using an AFTER trigger instead of a BEFORE trigger to propagate changes to other rows.")));
-	return based_on(m, expected);
+	return based_on(m, !delete && same_key(newkey, &m->oldkey) ? ExclusiveLock : AccessExclusiveLock,
+					expected);
 }
 
 static TupleTableSlot *
@@ -465,14 +477,14 @@ almanacExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 	check_partition(rinfo, slot, estate, true);
 	old = MemoryContextSwitchTo(m->rowcxt);
 	slot_getallattrs(slot);
-	if (!row_target(m, planSlot, &expected, false))
+	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
+	if (!row_target(m, planSlot, &m->key, &expected))
 	{
 		row_end(m, old);
 		return NULL;
 	}
-	row_key(m, &m->key, slot->tts_values, slot->tts_isnull);
 
-	if (m->key.len == m->oldkey.len && memcmp(m->key.data, m->oldkey.data, m->key.len) == 0)
+	if (same_key(&m->key, &m->oldkey))
 	{
 		encode_row(m, slot);
 		almanac_writer_put(&m->w, m->key.data, m->key.len,
@@ -499,7 +511,7 @@ almanacExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
 	MemoryContext old = MemoryContextSwitchTo(m->rowcxt);
 	FullTransactionId expected;
 
-	if (!row_target(m, planSlot, &expected, true))
+	if (!row_target(m, planSlot, NULL, &expected))
 	{
 		row_end(m, old);
 		return NULL;

@@ -64,6 +64,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/cost.h"
+#include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
@@ -465,19 +466,33 @@ pushed_clauses(RelOptInfo *baserel, List *pushed)
 
 /*
  * The key lock the scan takes on each row it returns (scan.c): the rows an
- * UPDATE or DELETE of the table will write, exclusive.  Under READ
- * COMMITTED the scan then returns the row's newest version, as a heap
- * UPDATE re-checks the newest version of a row (EvalPlanQual).  SELECT ...
- * FOR UPDATE / SHARE takes no lock in the scan: LockRows locks each row as
- * it returns it (almanacGetForeignRowMarkType, almanacRefetchForeignRow).
+ * UPDATE or DELETE of the table will write, with the strength of the heap's
+ * lock for the same write (kv/keylock.h): a DELETE and an UPDATE that may
+ * change a key column AccessExclusiveLock, an UPDATE of other columns only
+ * ExclusiveLock (FOR NO KEY UPDATE's, which FOR KEY SHARE does not wait
+ * for).  Under READ COMMITTED the scan then returns the row's newest
+ * version, as a heap UPDATE re-checks the newest version of a row
+ * (EvalPlanQual).  SELECT ... FOR UPDATE / SHARE takes no lock in the scan:
+ * LockRows locks each row as it returns it (almanacGetForeignRowMarkType,
+ * almanacRefetchForeignRow).
  */
 static LOCKMODE
-scan_lock(PlannerInfo *root, RelOptInfo *baserel)
+scan_lock(PlannerInfo *root, RelOptInfo *baserel, const AlmanacPlanInfo *info)
 {
-	if ((root->parse->commandType == CMD_UPDATE || root->parse->commandType == CMD_DELETE) &&
-		bms_is_member(baserel->relid, root->all_result_relids))
-		return ExclusiveLock;
-	return NoLock;
+	Bitmapset  *updated;
+
+	if (!bms_is_member(baserel->relid, root->all_result_relids))
+		return NoLock;
+	if (root->parse->commandType == CMD_DELETE)
+		return AccessExclusiveLock;
+	if (root->parse->commandType != CMD_UPDATE)
+		return NoLock;
+	/* the columns the UPDATE sets, generated ones included */
+	updated = get_rel_all_updated_cols(root, baserel);
+	for (int i = 0; i < info->nkeys; i++)
+		if (bms_is_member(info->keyattrs[i] - FirstLowInvalidHeapAttributeNumber, updated))
+			return AccessExclusiveLock;
+	return ExclusiveLock;
 }
 
 /*
@@ -507,7 +522,7 @@ almanacGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 					  makeInteger(info->lower_bound), makeInteger(info->upper_bound),
 					  makeInteger(intVal(linitial(best_path->fdw_private))));
 	priv = lappend(priv, pushed_clauses(baserel, info->pushed));
-	priv = lappend(priv, makeInteger(scan_lock(root, baserel)));
+	priv = lappend(priv, makeInteger(scan_lock(root, baserel, info)));
 
 	/* the key's conditions hold on every row the scan reads (top of file) */
 	{

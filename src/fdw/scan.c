@@ -744,12 +744,31 @@ refetch_lock(AlmanacScanState *s, const char *key, size_t klen, LOCKMODE mode,
 	return now->live;
 }
 
+/* the key lock of a row mark's strength: the heap's tuple lock mode for it (kv/keylock.h) */
+static LOCKMODE
+mark_lock_mode(RowMarkType mark)
+{
+	switch (mark)
+	{
+		case ROW_MARK_EXCLUSIVE:
+			return AccessExclusiveLock;
+		case ROW_MARK_NOKEYEXCLUSIVE:
+			return ExclusiveLock;
+		case ROW_MARK_SHARE:
+			return RowShareLock;
+		case ROW_MARK_KEYSHARE:
+			return AccessShareLock;
+		default:
+			elog(ERROR, "almanac: row mark %d locks no row", (int) mark);
+	}
+	return NoLock;				/* keep the compiler quiet */
+}
+
 /*
  * RefetchForeignRow: LockRows locks a row of a table locked late (fdw.c:
  * almanacGetForeignRowMarkType) as it returns the row, where the heap calls
  * heap_lock_tuple.  rowid is the ctid the scan gave the row (row_id_set).
- * The key is locked in the mark's mode (exclusive for FOR UPDATE and FOR NO
- * KEY UPDATE, shared for FOR SHARE and FOR KEY SHARE), waiting as
+ * The key is locked with the mark's strength (mark_lock_mode), waiting as
  * erm->waitPolicy says (NOWAIT: 55P03), and slot receives (refetch_lock):
  * nothing, and LockRows skips the row (SKIP LOCKED, changed by a later
  * command, deleted); the newest row with *updated set, when another
@@ -781,7 +800,7 @@ almanacRefetchForeignRow(EState *estate, ExecRowMark *erm, Datum rowid,
 	MemoryContextReset(ids->rowcxt);
 	old = MemoryContextSwitchTo(ids->rowcxt);
 	if (refetch_lock(ids->scan, key.data, key.len,
-					 erm->markType <= ROW_MARK_NOKEYEXCLUSIVE ? ExclusiveLock : ShareLock,
+					 mark_lock_mode(erm->markType),
 					 erm->waitPolicy, &now))
 	{
 		almanac_row_to_slot(&ids->scan->a, slot, key.data, key.len, now.tuple, now.tuple_len);

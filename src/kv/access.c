@@ -1253,12 +1253,12 @@ almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot, const char *ke
 }
 
 void
-almanac_writer_lock_key(AlmanacKvWriter *w, const char *key, size_t klen, Snapshot snapshot,
-						AlmanacKeyNow *now)
+almanac_writer_lock_key(AlmanacKvWriter *w, const char *key, size_t klen, LOCKMODE mode,
+						Snapshot snapshot, AlmanacKeyNow *now)
 {
 	/* remembered for almanac_writer_put, which combines the new write with it */
 	look_up_buffered(w, key, klen);
-	(void) lock_key(w->a, key, klen, ExclusiveLock, LockWaitBlock, snapshot,
+	(void) lock_key(w->a, key, klen, mode, LockWaitBlock, snapshot,
 					w->buffered, w->buffered_len, now);
 }
 
@@ -1297,7 +1297,7 @@ almanac_writer_insert(AlmanacKvWriter *w, const char *key, size_t klen,
 	 * what is committed now, whatever the isolation level (a row deleted
 	 * since the snapshot is no duplicate; one inserted since is).
 	 */
-	almanac_writer_lock_key(w, key, klen, GetActiveSnapshot(), &now);
+	almanac_writer_lock_key(w, key, klen, AccessExclusiveLock, GetActiveSnapshot(), &now);
 	if (now.live && skip_existing && !upsert)
 	{
 		w->have_looked_up = false;

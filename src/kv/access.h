@@ -459,12 +459,13 @@ extern bool almanac_writer_key_visible(AlmanacKvWriter *w, Snapshot snapshot,
 									   FullTransactionId *xid);
 
 /*
- * almanac_access_lock_key for a write of key (ExclusiveLock, waiting),
- * through the statement's and the transaction's writes; the next
- * almanac_writer_put of key combines with the buffered write found.
+ * almanac_access_lock_key for a write of key (in mode, the write's strength:
+ * kv/keylock.h; waiting), through the statement's and the transaction's
+ * writes; the next almanac_writer_put of key combines with the buffered
+ * write found.
  */
 extern void almanac_writer_lock_key(AlmanacKvWriter *w, const char *key, size_t klen,
-									Snapshot snapshot, AlmanacKeyNow *now);
+									LOCKMODE mode, Snapshot snapshot, AlmanacKeyNow *now);
 
 /*
  * Buffer an intent of kind for key, stamped with the current

@@ -82,6 +82,13 @@ acquire(const LOCKTAG *tag, LOCKMODE mode, bool nowait, LockAcquireResult *resul
 	return r != LOCKACQUIRE_NOT_AVAIL;
 }
 
+/* does the key lock mode let other transactions write the key's row? */
+static inline bool
+key_mode_shared(LOCKMODE mode)
+{
+	return mode == AccessShareLock || mode == RowShareLock;
+}
+
 bool
 almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 				 LOCKMODE mode, bool nowait)
@@ -90,10 +97,14 @@ almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 	LOCKTAG		tag;
 	uint64		h;
 	LockAcquireResult r;
+	bool		shared = key_mode_shared(mode);
+	LOCKMODE	intent = shared ? RowShareLock : RowExclusiveLock;
+	LOCKMODE	whole = shared ? ShareLock : ExclusiveLock;
 
-	Assert(mode == ShareLock || mode == ExclusiveLock);
+	Assert(mode == AccessShareLock || mode == RowShareLock ||
+		   mode == ExclusiveLock || mode == AccessExclusiveLock);
 	c = lock_cf(store, cf_id);
-	if (c->escalated >= mode)
+	if (c->escalated >= whole)
 		return true;
 
 	if (c->nkeys >= almanac_key_lock_limit)
@@ -106,17 +117,15 @@ almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 		 * refuse or skip a key nobody holds (the lock table grows instead).
 		 */
 		SET_LOCKTAG_ADVISORY(tag, c->tag_hash, 0, 0, ALMANAC_LOCKTAG_CF);
-		if (acquire(&tag, mode, nowait, NULL))
+		if (acquire(&tag, whole, nowait, NULL))
 		{
-			c->escalated = mode;
+			c->escalated = whole;
 			return true;
 		}
 	}
 
-	if (c->intent < (mode == ExclusiveLock ? RowExclusiveLock : RowShareLock))
+	if (c->intent < intent)
 	{
-		LOCKMODE	intent = mode == ExclusiveLock ? RowExclusiveLock : RowShareLock;
-
 		SET_LOCKTAG_ADVISORY(tag, c->tag_hash, 0, 0, ALMANAC_LOCKTAG_CF);
 		if (!acquire(&tag, intent, nowait, NULL))
 			return false;

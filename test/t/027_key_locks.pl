@@ -51,7 +51,7 @@ my $locks = $node->safe_psql('postgres', q{
 			 GROUP BY 1, 2) l;
 	COMMIT;
 });
-is($locks, '161 ExclusiveLock 256, 162 ExclusiveLock 1, 162 RowExclusiveLock 1',
+is($locks, '161 AccessExclusiveLock 256, 162 ExclusiveLock 1, 162 RowExclusiveLock 1',
 	'100,000 keys written under almanac.key_lock_limit 256 hold 256 key locks and the column family lock');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big'), 100000, 'the rows are there');
 
