@@ -709,27 +709,6 @@ bound_unflushed(void)
 	flush_all();
 }
 
-/* the store's write-ahead log files (RocksDB's NNNNNN.log); 0 if unreadable (logged) */
-static int
-count_log_files(const char *path)
-{
-	DIR		   *dir = AllocateDir(path);
-	struct dirent *de;
-	int			n = 0;
-
-	while ((de = ReadDirExtended(dir, path, LOG)) != NULL)
-	{
-		char	   *end;
-
-		(void) strtou64(de->d_name, &end, 10);
-		if (end != de->d_name && strcmp(end, ".log") == 0)
-			n++;
-	}
-	if (dir != NULL)
-		FreeDir(dir);
-	return n;
-}
-
 /* does RocksDB have a flush running, or one due for a column family? */
 static bool
 flush_in_progress(void)
@@ -769,11 +748,14 @@ flush_in_progress(void)
 static long
 stranded_log_step(long timeout)
 {
+	AlmanacWalFiles files;
+
 	if (!owner_check_logs)
 		return timeout;
 	if (flush_in_progress())
 		return timeout < 0 ? almanac_idle_flush_delay : Min(timeout, almanac_idle_flush_delay);
-	if (count_log_files(almanac_shared->stores[owner_store].path) > 1)
+	almanac_rocks_wal_files(almanac_shared->stores[owner_store].path, false, NULL, &files);
+	if (files.count > 1)
 		flush_all();
 	owner_check_logs = false;
 	return timeout;
