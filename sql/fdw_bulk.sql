@@ -186,3 +186,22 @@ eth	100001	after the error	1
 \.
 SELECT * FROM bulk_parted WHERE block_number > 100000;
 RESET almanac.write_batch_size;
+
+-- a chunk damaged on its way to the owner (its last row runs past its end):
+-- data_corrupted (XX001), naming what runs past the end, and nothing stays
+SET almanac.fault_point = 'bulk_chunk_truncated';
+\set VERBOSITY sqlstate
+COPY bulk_blocks FROM stdin;
+eth	7001	damaged	1
+eth	7002	damaged	2
+\.
+\set VERBOSITY default
+COPY bulk_blocks FROM stdin;
+eth	7001	damaged	1
+\.
+RESET almanac.fault_point;
+SELECT count(*) FROM bulk_blocks WHERE block_number > 7000;
+COPY bulk_blocks FROM stdin;
+eth	7001	whole	1
+\.
+SELECT * FROM bulk_blocks WHERE block_number > 7000;

@@ -56,6 +56,10 @@
  *							(almanac.h) fails every growth of an array as an
  *							allocation that fails does, out of memory
  *							(test/t/042)
+ *	 bulk_chunk_truncated	not a stop: while armed, a backend posts each
+ *							bulk-load chunk (kv/bulk.c) one byte short, its
+ *							last row running past the end, as a chunk
+ *							damaged on its way to the owner (test fdw_bulk)
  *
  * Two more pause instead of stopping: the process logs the same line, waits
  * the given time, and goes on (races made to last, test/t/016):

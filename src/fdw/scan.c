@@ -177,12 +177,9 @@ typedef struct AlmanacScanState
 	bool		locks_for_select;
 	rocksdb_writebatch_wi_t *no_batch;
 	/*
-	 * registered with kv/nested.h as an open reader with its snapshot's
-	 * command id, so that the commands run while it is open (a function of
-	 * its statement, the statements between a cursor's fetches) keep the
-	 * writes they replace for it
+	 * ends the locking scan's registration (scan_nested_close); the scan is
+	 * no open reader of its own, its query is (almanacBeginForeignScan)
 	 */
-	bool		reader_open;
 	MemoryContextCallback nested_close;
 	/*
 	 * The filter of a scan that locks as it reads (an UPDATE's or DELETE's):
@@ -204,18 +201,12 @@ typedef struct AlmanacScanState
 	size_t	   *vlens;
 } AlmanacScanState;
 
-/*
- * The scan ends: no longer an open reader, nor, a locking SELECT's, an open
- * writer (kv/nested.h)
- */
+/* a locking SELECT's scan ends: no longer an open writer (kv/nested.h) */
 static void
 scan_nested_close(void *arg)
 {
 	AlmanacScanState *s = arg;
 
-	if (s->reader_open)
-		almanac_nested_reader_close(s);
-	s->reader_open = false;
 	if (s->locks_for_select)
 		almanac_nested_writer_close(&s->no_batch);
 	s->locks_for_select = false;
@@ -342,8 +333,20 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	s->nested_close.func = scan_nested_close;
 	s->nested_close.arg = s;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &s->nested_close);
-	almanac_nested_reader_open(s->snapshot->curcid, estate, s);
-	s->reader_open = true;
+
+	/*
+	 * The scan is no open reader of its own (kv/nested.h): its query's
+	 * ExecutorStart_hook registers the query with the same snapshot's
+	 * command id and the same executor state, in the same subtransaction,
+	 * until the same memory (es_query_cxt) goes, later than the scan ends;
+	 * the scan begins inside that ExecutorStart, before the registration,
+	 * where no merge can run.  The one scan begun otherwise, EvalPlanQual's
+	 * copy, runs within its query with the query's snapshot but in an
+	 * executor state of its own: registered, it would make the statement's
+	 * own merges keep priors, for a copy of one of its scans, where the
+	 * merge leaves out its other scans (a statement does not read its own
+	 * writes through them).
+	 */
 	row_ids_begin(s, estate, fs->scan.scanrelid);
 	if (s->rowids != NULL)
 	{

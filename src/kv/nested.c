@@ -422,18 +422,17 @@ almanac_nested_written_after(int store, uint32 cf_id, const char *key, size_t kl
  * command id and the transaction's buffered write of the key it replaces
  * (its "prior"; none: the store's row), so that a reader of that snapshot
  * goes on reading what came before (almanac_nested_prior).  The open
- * snapshots are those of the open foreign scans (their statements restart
- * them) and of every query whose executor is open (nested_executor_start):
- * a scan begun later under an older snapshot (a STABLE function's, run with
- * its caller's) uses the snapshot of such a query.
+ * snapshots are those of every query whose executor is open
+ * (nested_executor_start), its foreign scans' (and their restarts') among
+ * them: a scan begun later under an older snapshot (a STABLE function's,
+ * run with its caller's) uses the snapshot of such a query.
  */
 
-/* a foreign scan or a query open in this transaction */
+/* a query open in this transaction */
 typedef struct OpenReader
 {
 	CommandId	curcid;			/* its snapshot's */
-	const void *query;			/* its statement's executor state */
-	const void *handle;
+	const void *query;			/* its executor state */
 	SubTransactionId subid;		/* the subtransaction it began in */
 } OpenReader;
 
@@ -473,13 +472,12 @@ almanac_nested_reader_cid(void)
 	return ActiveSnapshotSet() ? GetActiveSnapshot()->curcid : InvalidCommandId;
 }
 
-void
-almanac_nested_reader_open(CommandId curcid, const void *query, const void *handle)
+static void
+reader_open(CommandId curcid, const void *query)
 {
 	open_readers = almanac_grow_array(open_readers, nreaders, &maxreaders, sizeof(OpenReader), 8);
 	open_readers[nreaders].curcid = curcid;
 	open_readers[nreaders].query = query;
-	open_readers[nreaders].handle = handle;
 	open_readers[nreaders].subid = GetCurrentSubTransactionId();
 	nreaders++;
 }
@@ -493,24 +491,18 @@ drop_reader(int i)
 		forget_priors();
 }
 
-void
-almanac_nested_reader_close(const void *handle)
-{
-	/* not found after the transaction's end, or its subtransaction's rollback */
-	for (int i = nreaders - 1; i >= 0; i--)
-	{
-		if (open_readers[i].handle != handle)
-			continue;
-		drop_reader(i);
-		return;
-	}
-}
-
 /* a query's executor state goes (ExecutorEnd, an ERROR's cleanup) */
 static void
 executor_reader_close(void *arg)
 {
-	almanac_nested_reader_close(arg);
+	/* not found after the transaction's end, or its subtransaction's rollback */
+	for (int i = nreaders - 1; i >= 0; i--)
+	{
+		if (open_readers[i].query != arg)
+			continue;
+		drop_reader(i);
+		return;
+	}
 }
 
 /*
@@ -537,7 +529,7 @@ nested_executor_start(QueryDesc *queryDesc, int eflags)
 	cb = MemoryContextAlloc(estate->es_query_cxt, sizeof(MemoryContextCallback));
 	cb->func = executor_reader_close;
 	cb->arg = estate;
-	almanac_nested_reader_open(queryDesc->snapshot->curcid, estate, estate);
+	reader_open(queryDesc->snapshot->curcid, estate);
 	MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
 }
 

@@ -127,10 +127,12 @@ extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *ke
  * cursor declared before it; a STABLE function's query, run later under
  * its caller's snapshot) would see its writes, where the heap's snapshot
  * (its curcid) hides them.  So the transaction's open snapshots are
- * registered here with their command ids: every foreign scan while open,
- * and every query while its executor is open (an ExecutorStart_hook; the
- * only way a scan begun later gets an older snapshot is through such a
- * query, whose snapshot its read-only functions run with).  While one is
+ * registered here with their command ids: every query while its executor
+ * is open (an ExecutorStart_hook; the only way a scan begun later gets an
+ * older snapshot is through such a query, whose snapshot its read-only
+ * functions run with).  A foreign scan is not registered apart: it begins
+ * in its query's ExecutorStart (or in EvalPlanQual's copy, within its
+ * query) with its query's snapshot, and ends before it.  While one is
  * open whose command id is not above a writing command's (and is not of
  * the same statement, which never reads its own writes), the merge of that
  * command's batch records for each key the transaction's buffered write it
@@ -150,9 +152,6 @@ extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *ke
  */
 /* the running reader's snapshot's command id (the active snapshot's), or InvalidCommandId */
 extern CommandId almanac_nested_reader_cid(void);
-extern void almanac_nested_reader_open(CommandId curcid, const void *query,
-									   const void *handle);
-extern void almanac_nested_reader_close(const void *handle);
 
 /* at load: the hook that registers every query's snapshot */
 extern void almanac_nested_init(void);

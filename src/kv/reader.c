@@ -588,58 +588,19 @@ reopen_if_cfs_changed(AlmanacReader *r)
 static NewestWal
 newest_wal(const char *path)
 {
-	DIR		   *dir;
-	struct dirent *de;
-	char	   *end;
-	uint64		n;
+	AlmanacWalFiles files;
 	NewestWal	newest = {0, false, 0};
-	char		file[MAXPGPATH] = "";
 	struct stat st;
 
-	if (ALMANAC_FAULT_ARMED("reader_wal_dir_unreadable"))
-	{
-		dir = NULL;
-		errno = EACCES;
-	}
-	else
-		dir = AllocateDir(path);
-	if (dir == NULL)
-	{
-		newest.error = errno;
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not open directory \"%s\": %m", path),
-				 errdetail("The reader of the almanac store treats its memtables as possibly stale.")));
-		return newest;
-	}
-	for (;;)
-	{
-		errno = 0;
-		if ((de = readdir(dir)) == NULL)
-		{
-			if (errno != 0)
-			{
-				newest.error = errno;
-				ereport(LOG,
-						(errcode_for_file_access(),
-						 errmsg("could not read directory \"%s\": %m", path),
-						 errdetail("The reader of the almanac store treats its memtables as possibly stale.")));
-			}
-			break;
-		}
-		n = strtou64(de->d_name, &end, 10);
-
-		if (end != de->d_name && strcmp(end, ".log") == 0 && n > newest.number)
-		{
-			newest.number = n;
-			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-		}
-	}
-	FreeDir(dir);
+	almanac_rocks_wal_files(path, ALMANAC_FAULT_ARMED("reader_wal_dir_unreadable"),
+							_("The reader of the almanac store treats its memtables as possibly stale."),
+							&files);
+	newest.number = files.newest;
+	newest.error = files.error;
 	if (newest.error != 0)
 		return newest;
 	/* gone meanwhile: a newer one holds something */
-	newest.empty = newest.number != 0 && stat(file, &st) == 0 && st.st_size == 0;
+	newest.empty = newest.number != 0 && stat(files.newest_path, &st) == 0 && st.st_size == 0;
 	return newest;
 }
 

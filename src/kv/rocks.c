@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "storage/fd.h"
 
 #include "kv/rocks.h"
 
@@ -250,4 +251,53 @@ almanac_rocks_batch_puts(const char *rep, size_t len, AlmanacBatchPut *puts, int
 		n++;
 	}
 	return n == (int) count ? n : -1;
+}
+
+void
+almanac_rocks_wal_files(const char *path, bool unreadable, const char *detail,
+						AlmanacWalFiles *files)
+{
+	DIR		   *dir = NULL;
+	struct dirent *de;
+	bool		opened;
+
+	memset(files, 0, sizeof(AlmanacWalFiles));
+	errno = EACCES;				/* unreadable: as if the opening failed so */
+	if (!unreadable)
+		dir = AllocateDir(path);
+	opened = dir != NULL;
+	if (!opened)
+		files->error = errno;
+	while (opened)
+	{
+		char	   *end;
+		uint64		n;
+
+		errno = 0;
+		if ((de = readdir(dir)) == NULL)
+		{
+			files->error = errno;
+			break;
+		}
+		n = strtou64(de->d_name, &end, 10);
+		if (end == de->d_name || strcmp(end, ".log") != 0)
+			continue;
+		files->count++;
+		if (n > files->newest)
+		{
+			files->newest = n;
+			snprintf(files->newest_path, sizeof(files->newest_path), "%s/%s", path, de->d_name);
+		}
+	}
+	if (opened)
+		FreeDir(dir);
+	if (files->error != 0)
+	{
+		errno = files->error;
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 !opened ? errmsg("could not open directory \"%s\": %m", path)
+				 : errmsg("could not read directory \"%s\": %m", path),
+				 detail ? errdetail_internal("%s", detail) : 0));
+	}
 }

@@ -3,7 +3,8 @@
  * rocks.h
  *	  The glue between PostgreSQL and RocksDB's C API (rocksdb/c.h) that
  *	  every subsystem shares: RocksDB's errors raised as PostgreSQL errors,
- *	  and point lookups that copy what RocksDB pins.
+ *	  point lookups that copy what RocksDB pins, and what a store directory
+ *	  holds.
  *
  * RocksDB reports a failure as a malloc'd string in an 'err' out-parameter,
  * and hands back values as pinned slices that hold a block of its cache
@@ -100,5 +101,25 @@ typedef struct AlmanacBatchPut
  */
 extern int	almanac_rocks_batch_puts(const char *rep, size_t len,
 									 AlmanacBatchPut *puts, int max);
+
+/* the write-ahead log files (RocksDB's NNNNNN.log) of a store directory */
+typedef struct AlmanacWalFiles
+{
+	int			count;
+	uint64		newest;			/* the greatest NNNNNN, 0 if there is none */
+	char		newest_path[MAXPGPATH]; /* that file's path */
+	int			error;			/* 0, or errno if not listed to the end */
+} AlmanacWalFiles;
+
+/*
+ * List the write-ahead log files of the store directory path into *files.
+ * If the directory cannot be opened or read to the end, that is logged (LOG,
+ * with detail, if not NULL, as its errdetail) and files->error is set, the
+ * rest being what was read: a partial listing can miss the newest file.
+ * unreadable: fail as if the directory could not be opened (EACCES), for a
+ * fault point.
+ */
+extern void almanac_rocks_wal_files(const char *path, bool unreadable, const char *detail,
+									AlmanacWalFiles *files);
 
 #endif							/* ALMANAC_ROCKS_H */

@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "almanac.h"
 #include "fault.h"
 #include "kv/access.h"
 #include "kv/keylock.h"
@@ -774,13 +775,13 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			 * fold_blind).
 			 */
 			fold_blind();
-			if (nsavepoints == maxsavepoints)
-			{
-				maxsavepoints = Max(16, maxsavepoints * 2);
-				savepoints = savepoints
-					? repalloc(savepoints, sizeof(SubTransactionId) * maxsavepoints)
-					: MemoryContextAlloc(TopMemoryContext, sizeof(SubTransactionId) * maxsavepoints);
-			}
+			/*
+			 * On ERROR (out of memory) array and capacity are as they were
+			 * and nothing is pushed: the subtransaction aborts without an
+			 * entry of its own (see SUBXACT_EVENT_ABORT_SUB).
+			 */
+			savepoints = almanac_grow_array(savepoints, nsavepoints, &maxsavepoints,
+											sizeof(SubTransactionId), 16);
 			savepoints[nsavepoints++] = mySubid;
 			if (xact_batch)
 				rocksdb_writebatch_wi_set_save_point(xact_batch);
@@ -811,9 +812,11 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			/*
 			 * Undo to this subtransaction's save point.  Save points of
 			 * released subtransactions above it are undone on the way: they
-			 * started after it.
+			 * started after it (subtransaction ids grow as they start).  An
+			 * entry of an older subtransaction stays: the aborting one may
+			 * have none, its start having failed before it was pushed.
 			 */
-			while (nsavepoints > 0)
+			while (nsavepoints > 0 && savepoints[nsavepoints - 1] >= mySubid)
 			{
 				SubTransactionId top = savepoints[--nsavepoints];
 

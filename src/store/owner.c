@@ -300,6 +300,10 @@ with_memtable_filter(rocksdb_options_t *opts, const AlmanacStoreEntry *e)
 	return with;
 }
 
+/* the bound of the store's RocksDB info log files (build_options) */
+#define INFO_LOG_FILES		10
+#define INFO_LOG_FILE_SIZE	((size_t) 8 * 1024 * 1024)
+
 /* the store's options, from the server options the first backend passed */
 static rocksdb_options_t *
 build_options(AlmanacStoreEntry *e)
@@ -314,6 +318,17 @@ build_options(AlmanacStoreEntry *e)
 	rocksdb_options_set_min_write_buffer_number_to_merge(opts, t->min_write_buffer_number_to_merge);
 	rocksdb_options_set_max_open_files(opts, t->max_open_files);
 	rocksdb_options_set_max_total_wal_size(opts, t->max_total_wal_size);
+
+	/*
+	 * RocksDB's info log, LOG in the store directory: every open (the owner's
+	 * start, its reopen after a drop: owner_reopen) renames the last one
+	 * LOG.old.<time>, and RocksDB keeps 1000 of those, each of unbounded
+	 * size, by default.  Bounded to INFO_LOG_FILES files (LOG included; the
+	 * oldest are removed at each open and each roll) of about
+	 * INFO_LOG_FILE_SIZE each, a roll starting a new LOG (docs/operations.md).
+	 */
+	rocksdb_options_set_keep_log_file_num(opts, INFO_LOG_FILES);
+	rocksdb_options_set_max_log_file_size(opts, INFO_LOG_FILE_SIZE);
 	almanac_store_file_format(opts, e);
 
 	/*
@@ -709,27 +724,6 @@ bound_unflushed(void)
 	flush_all();
 }
 
-/* the store's write-ahead log files (RocksDB's NNNNNN.log); 0 if unreadable (logged) */
-static int
-count_log_files(const char *path)
-{
-	DIR		   *dir = AllocateDir(path);
-	struct dirent *de;
-	int			n = 0;
-
-	while ((de = ReadDirExtended(dir, path, LOG)) != NULL)
-	{
-		char	   *end;
-
-		(void) strtou64(de->d_name, &end, 10);
-		if (end != de->d_name && strcmp(end, ".log") == 0)
-			n++;
-	}
-	if (dir != NULL)
-		FreeDir(dir);
-	return n;
-}
-
 /* does RocksDB have a flush running, or one due for a column family? */
 static bool
 flush_in_progress(void)
@@ -769,11 +763,14 @@ flush_in_progress(void)
 static long
 stranded_log_step(long timeout)
 {
+	AlmanacWalFiles files;
+
 	if (!owner_check_logs)
 		return timeout;
 	if (flush_in_progress())
 		return timeout < 0 ? almanac_idle_flush_delay : Min(timeout, almanac_idle_flush_delay);
-	if (count_log_files(almanac_shared->stores[owner_store].path) > 1)
+	almanac_rocks_wal_files(almanac_shared->stores[owner_store].path, false, NULL, &files);
+	if (files.count > 1)
 		flush_all();
 	owner_check_logs = false;
 	return timeout;

@@ -192,6 +192,21 @@ almanac_batch_message_parse(const char *p, Size len, uint64 *incarnation, uint64
 #define ALMANAC_CHUNK_HEADER_LEN	(4 + 1 + 4)
 #define ALMANAC_CHUNK_ROW_HEADER_LEN	(4 + 4)
 
+/*
+ * A chunk handed over in shared memory is damaged: data_corrupted, as a
+ * damaged APPLY payload is; 'what' names the part that runs past its end.
+ */
+static inline void almanac_chunk_truncated(const char *what) pg_attribute_noreturn();
+
+static inline void
+almanac_chunk_truncated(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("almanac: truncated bulk-load chunk"),
+			 errdetail("%s runs past the end of the chunk.", what)));
+}
+
 static inline void
 almanac_chunk_header_put(char *p, uint32 cf_id, bool upsert, uint32 nrows)
 {
@@ -205,7 +220,7 @@ static inline void
 almanac_chunk_header_get(const char *p, Size len, uint32 *cf_id, bool *upsert, uint32 *nrows)
 {
 	if (len < ALMANAC_CHUNK_HEADER_LEN)
-		elog(ERROR, "almanac: truncated bulk-load chunk");
+		almanac_chunk_truncated("Its header");
 	*cf_id = almanac_get_be32(p);
 	*upsert = p[4] != 0;
 	*nrows = almanac_get_be32(p + 5);
@@ -242,12 +257,12 @@ almanac_chunk_row_next(const char **p, const char *end,
 	const char *q = *p;
 
 	if (end - q < ALMANAC_CHUNK_ROW_HEADER_LEN)
-		elog(ERROR, "almanac: truncated bulk-load chunk");
+		almanac_chunk_truncated("A row's header");
 	*klen = almanac_get_be32(q);
 	*vlen = almanac_get_be32(q + 4);
 	q += ALMANAC_CHUNK_ROW_HEADER_LEN;
 	if ((Size) (end - q) < (Size) *klen + *vlen)
-		elog(ERROR, "almanac: truncated bulk-load chunk");
+		almanac_chunk_truncated("A row");
 	*key = q;
 	*value = q + *klen;
 	*p = q + *klen + *vlen;
