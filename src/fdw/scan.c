@@ -337,15 +337,15 @@ almanacBeginForeignScan(ForeignScanState *node, int eflags)
 	/*
 	 * The scan is no open reader of its own (kv/nested.h): its query's
 	 * ExecutorStart_hook registers the query with the same snapshot's
-	 * command id and the same executor state, in the same subtransaction,
-	 * until the same memory (es_query_cxt) goes, later than the scan ends;
-	 * the scan begins inside that ExecutorStart, before the registration,
-	 * where no merge can run.  The one scan begun otherwise, EvalPlanQual's
-	 * copy, runs within its query with the query's snapshot but in an
-	 * executor state of its own: registered, it would make the statement's
-	 * own merges keep priors, for a copy of one of its scans, where the
-	 * merge leaves out its other scans (a statement does not read its own
-	 * writes through them).
+	 * command id, in the same subtransaction, before the executor starts
+	 * and so before the scan begins (starting may run writes: a partition's
+	 * initial pruning), until its executor state's memory (es_query_cxt)
+	 * goes, later than the scan ends.  The one scan begun otherwise,
+	 * EvalPlanQual's copy, runs within its query with the query's snapshot
+	 * but in an executor state of its own: registered, it would make the
+	 * statement's own merges keep priors, for a copy of one of its scans,
+	 * where the merge leaves out its other scans (a statement does not read
+	 * its own writes through them).
 	 */
 	row_ids_begin(s, estate, fs->scan.scanrelid);
 	if (s->rowids != NULL)

@@ -511,26 +511,64 @@ executor_reader_close(void *arg)
  * command id until its executor state goes, whether or not it scans a
  * foreign table itself: a function it calls later may, under its snapshot.
  * Not an EXPLAIN without ANALYZE, which runs nothing.
+ *
+ * Registered before its executor starts, keyed by its QueryDesc until the
+ * executor state exists: starting runs code after some of its foreign
+ * scans began (the initial pruning of a partitioned table's subplans calls
+ * STABLE functions, which may call volatile ones that write, with the
+ * query's command id), and the merges of those writes must keep what they
+ * replace for the query's scans, begun or not (test/t/036).
  */
 static void
-nested_executor_start(QueryDesc *queryDesc, int eflags)
+executor_start(QueryDesc *queryDesc, int eflags)
 {
-	EState	   *estate;
-	MemoryContextCallback *cb;
-
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
-	estate = queryDesc->estate;
-	if (estate == NULL || (eflags & EXEC_FLAG_EXPLAIN_ONLY) ||
-		queryDesc->snapshot == InvalidSnapshot || !IsMVCCSnapshot(queryDesc->snapshot))
+}
+
+static void
+nested_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	Snapshot	snapshot = queryDesc->snapshot;
+	MemoryContextCallback *cb = NULL;
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || snapshot == InvalidSnapshot ||
+		!IsMVCCSnapshot(snapshot))
+	{
+		executor_start(queryDesc, eflags);
 		return;
-	cb = MemoryContextAlloc(estate->es_query_cxt, sizeof(MemoryContextCallback));
+	}
+	reader_open(snapshot->curcid, queryDesc);
+	PG_TRY();
+	{
+		executor_start(queryDesc, eflags);
+		if (queryDesc->estate != NULL)
+			cb = MemoryContextAlloc(queryDesc->estate->es_query_cxt,
+									sizeof(MemoryContextCallback));
+	}
+	PG_CATCH();
+	{
+		executor_reader_close(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (cb == NULL)
+	{
+		executor_reader_close(queryDesc);
+		return;
+	}
+	/* rekeyed by the executor state, which goes with the query */
+	for (int i = nreaders - 1; i >= 0; i--)
+		if (open_readers[i].query == queryDesc)
+		{
+			open_readers[i].query = queryDesc->estate;
+			break;
+		}
 	cb->func = executor_reader_close;
-	cb->arg = estate;
-	reader_open(queryDesc->snapshot->curcid, estate);
-	MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+	cb->arg = queryDesc->estate;
+	MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, cb);
 }
 
 void

@@ -127,8 +127,10 @@ extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *ke
  * cursor declared before it; a STABLE function's query, run later under
  * its caller's snapshot) would see its writes, where the heap's snapshot
  * (its curcid) hides them.  So the transaction's open snapshots are
- * registered here with their command ids: every query while its executor
- * is open (an ExecutorStart_hook; the only way a scan begun later gets an
+ * registered here with their command ids: every query from before its
+ * executor starts (starting may run writes of its command id: a
+ * partition's initial pruning) until its executor state goes (an
+ * ExecutorStart_hook; the only way a scan begun later gets an
  * older snapshot is through such a query, whose snapshot its read-only
  * functions run with).  A foreign scan is not registered apart: it begins
  * in its query's ExecutorStart (or in EvalPlanQual's copy, within its

@@ -884,6 +884,38 @@ output_as_heap('a cursor whose STABLE function reads, closed before the rows are
 	SELECT g, stable_v('TAB', g) FROM generate_series(1, 4) g; COMMIT;});
 output_as_heap('a query whose STABLE function reads a row a volatile function of it changed',
 	q{SELECT g, touch('TAB', g), stable_v('TAB', g), stable_seen('TAB') FROM generate_series(1, 3) g});
+# A query's ExecutorStart runs code after some of its foreign scans began:
+# the initial pruning of a partitioned table's subplans calls STABLE
+# functions, which may call volatile ones that write.  Those writes have the
+# query's command id: its scans, begun or not, must not see them (the query
+# is an open reader from before its executor starts, kv/nested.c).  A
+# generic plan, so that the planner does not call the function too.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION stable_set(tab regclass, key bigint, n int) RETURNS int LANGUAGE plpgsql STABLE
+		AS $$ BEGIN PERFORM set_inner(tab, key); RETURN n; END $$;
+	CREATE TABLE pruned (k int, x text) PARTITION BY LIST (k);
+	CREATE TABLE pruned_1 PARTITION OF pruned FOR VALUES IN (1);
+	CREATE TABLE pruned_2 PARTITION OF pruned FOR VALUES IN (2);
+	INSERT INTO pruned VALUES (1, 'p1'), (2, 'p2');
+});
+my $generic = 'SET plan_cache_mode = force_generic_plan;';
+my $pruned_first = q{PREPARE q(int) AS SELECT (SELECT v FROM TAB WHERE k = 1), p.x FROM pruned p
+	WHERE p.k = stable_set('TAB', 1, $1);};
+my $pruned_then = q{PREPARE q(int) AS SELECT p.x, t.v FROM pruned p,
+	LATERAL (SELECT v FROM TAB WHERE k = 2 AND p.k > 0 OFFSET 0) t WHERE p.k = stable_set('TAB', 2, $1);};
+# (EXPLAIN starts the executor: it prunes, and so writes)
+like($node->safe_psql('postgres', "$generic " . ($pruned_first =~ s/TAB/kv/gr)
+		. ' EXPLAIN (COSTS OFF) EXECUTE q(1)'),
+	qr/Append\n.*Subplans Removed: 1\n.*InitPlan 1.*\n.*Foreign Scan on kv/,
+	'the subquery\'s foreign scan begins (InitPlan) before the Append prunes');
+like($node->safe_psql('postgres', "$generic $nestloop " . ($pruned_then =~ s/TAB/kv/gr)
+		. ' EXPLAIN (COSTS OFF) EXECUTE q(1)'),
+	qr/Nested Loop\n.*Append\n.*Subplans Removed: 1\n(.*\n)+.*Foreign Scan on kv/,
+	'the foreign scan begins after the Append prunes');
+output_as_heap('a subquery scan begun before an initial pruning that updates its row',
+	"$pruned_first EXECUTE q(1); SELECT k, v FROM TAB ORDER BY k;", $generic);
+output_as_heap('a scan begun after an initial pruning that updated its row',
+	"$pruned_then EXECUTE q(1); SELECT k, v FROM TAB ORDER BY k;", "$generic $nestloop");
 # a COPY under a cursor takes the per-row path: the bulk load's versions
 # would have no prior for the cursor (keys never written: a bulk load)
 $node->safe_psql('postgres', q{
