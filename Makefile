@@ -25,6 +25,8 @@ SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw_import ddl value_forgery fdw_bulk maintenance admin ingest ingest_reorg ingest_errors row_cache reader_mmap idle_flush settings batch_send
 # issue 13, isolation: privileges over key spaces
 REGRESS     += privileges statements
+# found by test/t/043_differential_fuzz.pl
+REGRESS     += insert_then_update
 # issue 14, router: mirrors and routed lookups
 REGRESS     += router mirror mirror_triggers
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
