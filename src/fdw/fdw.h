@@ -51,8 +51,9 @@ enum
 	ALMANAC_PRIV_DIRECTION,		/* Integer: 1 ordered forward, -1 backward, 0 any */
 	ALMANAC_PRIV_BOUNDS,		/* List: the pushed-down conditions (varno 1), for EXPLAIN */
 	ALMANAC_PRIV_LOCK_MODE,		/* Integer: the key lock each row takes as it
-								 * is read (NoLock, or ExclusiveLock for the
-								 * rows of an UPDATE or DELETE; kv/keylock.h) */
+								 * is read (NoLock, or the write's strength
+								 * for the rows of an UPDATE or DELETE:
+								 * plan.c scan_lock, kv/keylock.h) */
 	ALMANAC_PRIV_NEEDED,		/* List of Integer: the attnos the query uses
 								 * (0: the whole row), pull_varattnos of the
 								 * rel's target and remaining conditions */

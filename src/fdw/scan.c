@@ -725,7 +725,9 @@ almanacIterateForeignScan(ForeignScanState *node)
  * it; not when another transaction deleted it since the snapshot (READ
  * COMMITTED).  40001 under REPEATABLE READ and SERIALIZABLE when another
  * transaction committed a version the snapshot does not see; under READ
- * COMMITTED now.changed says that now holds that newer row.
+ * COMMITTED now.changed says that now holds that newer row.  FOR KEY SHARE
+ * minds only a deletion: of a row updated meanwhile, its key kept, now
+ * holds the row the snapshot sees, unchanged.
  */
 static bool
 refetch_lock(AlmanacScanState *s, const char *key, size_t klen, LOCKMODE mode,
@@ -742,6 +744,23 @@ refetch_lock(AlmanacScanState *s, const char *key, size_t klen, LOCKMODE mode,
 		return false;			/* SKIP LOCKED */
 	if (almanac_nested_written_after(s->a.store, s->a.cf_id, key, klen, s->snapshot->curcid))
 		return false;
+	if (now->changed && mode == AccessShareLock && now->live && now->seen_live)
+	{
+		/*
+		 * FOR KEY SHARE conflicts only with a DELETE and a change of the
+		 * key (which deletes the row at this key): a row another
+		 * transaction updated since the snapshot, its key kept, is locked
+		 * and returned as the snapshot sees it, at every isolation level,
+		 * as the heap's heap_lock_tuple locks such a tuple (TM_Ok: no
+		 * 40001, no re-check of the newest version) where every stronger
+		 * lock fails.  A row deleted and inserted again meanwhile passes
+		 * for one updated, which the heap would refuse: the key exists
+		 * and is locked all the same.
+		 */
+		now->tuple = now->seen_tuple;
+		now->tuple_len = now->seen_tuple_len;
+		now->changed = false;
+	}
 	if (now->changed && IsolationUsesXactSnapshot())
 		almanac_concurrent_update_error(s->a.t);
 	return now->live;

@@ -1164,6 +1164,12 @@ lock_key(AlmanacAccess *a, const char *key, size_t klen, LOCKMODE mode,
 	now->live = almanac_value_row(val, vlen, GetLatestSnapshot(),
 								  &now->tuple, &now->tuple_len, &now->xid);
 	now->changed = seen != now->live || !FullTransactionIdEquals(seen_xid, now->xid);
+	if (now->changed && seen)
+	{
+		now->seen_live = true;
+		now->seen_tuple = tuple;
+		now->seen_tuple_len = tlen;
+	}
 	return true;
 }
 

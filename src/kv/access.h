@@ -389,15 +389,19 @@ typedef struct AlmanacKeyNow
 								 * the transaction's own buffered write) */
 	bool		changed;		/* another transaction committed a version
 								 * of the key that 'snapshot' does not see */
+	bool		seen_live;		/* if changed: 'snapshot' sees a row ... */
+	const char *seen_tuple;		/* ... with this image */
+	uint32		seen_tuple_len;
 } AlmanacKeyNow;
 
 /*
- * Lock key in mode (ShareLock: FOR SHARE; ExclusiveLock: a write or FOR
- * UPDATE) for the rest of the transaction, then read it as it is now: the
- * transaction's own buffered write if there is one, else the newest
- * committed version (the reader catches up, and a fresh snapshot judges
- * it), which no other key-locking transaction can change until this one
- * ends.  'changed' says whether that differs from what snapshot sees; the
+ * Lock key in mode (a row-lock strength: kv/keylock.h) for the rest of the
+ * transaction, then read it as it is now: the transaction's own buffered
+ * write if there is one, else the newest committed version (the reader
+ * catches up, and a fresh snapshot judges it), which no other key-locking
+ * transaction can change until this one ends (in AccessShareLock, FOR KEY
+ * SHARE's, none can delete it: others may update its other columns).
+ * 'changed' says whether that differs from what snapshot sees; the
  * caller then follows the isolation level (almanac_concurrent_update_error
  * under REPEATABLE READ and SERIALIZABLE; the new row under READ
  * COMMITTED, as a heap UPDATE acts on the newest version of its row).

@@ -82,6 +82,9 @@ acquire(const LOCKTAG *tag, LOCKMODE mode, bool nowait, LockAcquireResult *resul
 	return r != LOCKACQUIRE_NOT_AVAIL;
 }
 
+/* the key lock modes, weakest first (keylock.h) */
+static const LOCKMODE key_modes[] = {AccessShareLock, RowShareLock, ExclusiveLock, AccessExclusiveLock};
+
 /* does the key lock mode let other transactions write the key's row? */
 static inline bool
 key_mode_shared(LOCKMODE mode)
@@ -135,6 +138,20 @@ almanac_key_lock(int store, uint32 cf_id, const char *key, size_t klen,
 	h = hash_bytes_extended((const unsigned char *) key, klen, 0);
 	SET_LOCKTAG_ADVISORY(tag, c->tag_hash, (uint32) (h >> 32), (uint32) h,
 						 ALMANAC_LOCKTAG_KEY);
+
+	/*
+	 * A stronger key lock the transaction holds covers a weaker one (each
+	 * strength conflicts with all a weaker one does): an UPDATE's scan took
+	 * FOR UPDATE's strength and the row keeps its key, or FOR KEY SHARE of
+	 * a row the transaction wrote.  Not taking the weaker mode as well
+	 * keeps one lock-table entry a key and the count of keys true.  A lock
+	 * held is the current subtransaction's or an ancestor's, so it lasts
+	 * as long as the one not taken would.
+	 */
+	for (int i = lengthof(key_modes) - 1; key_modes[i] > mode; i--)
+		if (LockHeldByMe(&tag, key_modes[i]))
+			return true;
+
 	if (!acquire(&tag, mode, nowait, &r))
 		return false;
 	if (r == LOCKACQUIRE_OK)

@@ -73,7 +73,8 @@ extern void almanac_key_locks_subxact_abort(void);
 /*
  * Lock key (of column family cf_id of store) in mode AccessShareLock,
  * RowShareLock, ExclusiveLock or AccessExclusiveLock (the row-lock strengths
- * above), waiting as long as lock_timeout allows; 40P01 on a
+ * above; a key the transaction holds in a stronger one is not locked again),
+ * waiting as long as lock_timeout allows; 40P01 on a
  * deadlock, 55P03 on a timeout.  With nowait, returns false at once instead
  * of waiting (the caller raises 55P03 or skips the row), only when another
  * transaction holds the key (or the column family's escalated lock): past

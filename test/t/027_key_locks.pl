@@ -9,6 +9,8 @@
 #    almanac.key_lock_limit keys a transaction locks the column family
 #    instead.  The same INSERT with the limit out of reach runs out of
 #    shared memory for locks (53200).
+# 3. Weaker key locks of a key the transaction holds in a stronger mode
+#    take no lock-table entry of their own.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -41,16 +43,19 @@ is($node->safe_psql('postgres', 'SELECT v FROM counter WHERE id = 1'),
 	$clients * $per_client, "$clients sessions x $per_client increments end at exactly "
 	  . $clients * $per_client);
 
-# 2. escalation: a 100,000-row INSERT, row by row
-my $locks = $node->safe_psql('postgres', q{
-	BEGIN;
-	INSERT INTO big SELECT g, 'x' FROM generate_series(1, 100000) g;
+# the key and column family locks the session holds, by mode
+my $held_locks = q{
 	SELECT string_agg(objsubid || ' ' || mode || ' ' || n, ', ' ORDER BY objsubid, mode)
 	  FROM (SELECT objsubid, mode, count(*) AS n FROM pg_locks
 			 WHERE locktype = 'advisory' AND objsubid IN (161, 162) AND pid = pg_backend_pid()
 			 GROUP BY 1, 2) l;
-	COMMIT;
-});
+};
+
+# 2. escalation: a 100,000-row INSERT, row by row
+my $locks = $node->safe_psql('postgres', q{
+	BEGIN;
+	INSERT INTO big SELECT g, 'x' FROM generate_series(1, 100000) g;
+} . $held_locks . 'COMMIT;');
 is($locks, '161 AccessExclusiveLock 256, 162 ExclusiveLock 1, 162 RowExclusiveLock 1',
 	'100,000 keys written under almanac.key_lock_limit 256 hold 256 key locks and the column family lock');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM big'), 100000, 'the rows are there');
@@ -61,6 +66,21 @@ my ($rc, $stdout, $stderr) = $node->psql('postgres', q{
 });
 like($stderr, qr/out of shared memory/,
 	'without escalation the same write exhausts the lock table');
+
+# 3. one lock-table entry a key whatever strengths the transaction asked
+# for: an UPDATE that sets the key column locks in FOR UPDATE's strength
+# as it reads (plan.c scan_lock), then each row that keeps its key asks
+# for FOR NO KEY UPDATE's (modify.c row_target), and FOR KEY SHARE of the
+# rows written asks for the weakest; the strongest held covers the others
+# (kv/keylock.c), so they count once toward almanac.key_lock_limit
+$locks = $node->safe_psql('postgres', q{
+	BEGIN;
+	UPDATE big SET id = id, pad = 'z' WHERE id BETWEEN 1 AND 3;
+	SELECT count(*) FROM (SELECT 1 FROM big WHERE id BETWEEN 1 AND 3 FOR KEY SHARE) r;
+	SELECT count(*) FROM (SELECT 1 FROM big WHERE id BETWEEN 1 AND 3 FOR NO KEY UPDATE) r;
+} . $held_locks . 'COMMIT;');
+is($locks, "3\n3\n161 AccessExclusiveLock 3, 162 RowExclusiveLock 1",
+	'an UPDATE of the key column keeping the keys, then FOR KEY SHARE and FOR NO KEY UPDATE of its rows, hold one key lock a row');
 
 $node->stop;
 done_testing();
