@@ -810,7 +810,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM kv WHERE v LIKE '%.!'}), 
 # (almanac.write_batch_size) are in the store as versions of the
 # transaction, which carry no command id: before the send, an older
 # snapshot's prior of each key sent that was the store's row takes the
-# store's value (kv/nested.h, almanac_nested_before_ship)
+# store's value (kv/nested.h, almanac_nested_ship_begin)
 my $small = 'SET almanac.write_batch_size = 64;';
 output_as_heap('a cursor by key, the row rewritten in a batch sent to the owner before the first fetch',
 	q{BEGIN; DECLARE c CURSOR FOR SELECT k, length(v) FROM TAB WHERE k = 3;
@@ -1009,6 +1009,46 @@ my ($many) = kept_bytes_after(300) =~ /^(\d+)$/m;
 ok(defined $once && $once > 0, 'a write under a cursor keeps its prior');
 is($many, $once, 'a key rewritten 300 times under one cursor keeps one prior (as many bytes as once)');
 like(kept_bytes_after(300), qr/^3\|a3$/m, 'the cursor reads the row as of its declaration');
+
+# Priors taken at the sends of a long load run from a query
+# (almanac_nested_ship_end): thousands of keys per send (more than one
+# MultiGet's chunk), stored keys rewritten and deleted, new keys inserted,
+# two column families in one send (a loop's statements write both tables in
+# turn), keys rewritten across sends.  Cursors declared before it read by
+# key and by range through STABLE functions (their snapshot's): they must
+# see every row as it was.
+$node->safe_psql('postgres', q{
+	CREATE TABLE heap_kv_two (k bigint PRIMARY KEY, v text);
+	CREATE FOREIGN TABLE kv_two (k bigint, v text)
+		SERVER almanac_store OPTIONS (key_prefix 'kv_two', key_columns 'k');
+	CREATE FUNCTION stable_sum(tab regclass) RETURNS text LANGUAGE plpgsql STABLE
+		AS $$ DECLARE r text; BEGIN
+			EXECUTE format('SELECT count(*) || '':'' || sum(length(v)) || '':'' || sum(k)
+				|| '':'' || count(*) FILTER (WHERE v = ''loop'') FROM %s WHERE k > 0', tab) INTO r;
+			RETURN r; END $$;
+	CREATE FUNCTION load_two(tab regclass, two regclass) RETURNS int LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN
+			EXECUTE format('UPDATE %s SET v = v || ''!'' WHERE k > 0', tab);
+			EXECUTE format('DELETE FROM %s WHERE k %% 7 = 0', tab);
+			EXECUTE format('INSERT INTO %s SELECT g, repeat(''n'', 40) FROM generate_series(3001, 6000) g', tab);
+			FOR i IN 1..1500 LOOP
+				EXECUTE format('UPDATE %s SET v = ''loop'' WHERE k = $1', two) USING i * 2;
+				EXECUTE format('INSERT INTO %s VALUES ($1, ''loop'')', tab) USING 6000 + i;
+			END LOOP;
+			RETURN 0; END $$;
+});
+output_as_heap('cursors over a load run from a query, thousands of keys of two column families sent in several batches',
+	q{DELETE FROM TAB_two; INSERT INTO TAB_two SELECT g, repeat('t', 40) FROM generate_series(1, 3000) g;
+	INSERT INTO TAB SELECT g, repeat('o', 40) FROM generate_series(5, 3000) g;
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT g, stable_v('TAB', g), stable_v('TAB_two', g) FROM generate_series(1, 7500, 97) g;
+	DECLARE e CURSOR FOR SELECT g, stable_sum('TAB'), stable_sum('TAB_two') FROM generate_series(1, 2) g;
+	FETCH 2 FROM c; FETCH 1 FROM e;
+	SELECT load_two('TAB', 'TAB_two');
+	FETCH ALL FROM c; FETCH ALL FROM e;
+	SELECT stable_sum('TAB'), stable_sum('TAB_two');
+	COMMIT;
+	SELECT stable_sum('TAB_two');}, 'SET almanac.write_batch_size = 128;');
 
 $node->stop;
 done_testing();
