@@ -101,4 +101,14 @@ typedef struct AlmanacBatchPut
 extern int	almanac_rocks_batch_puts(const char *rep, size_t len,
 									 AlmanacBatchPut *puts, int max);
 
+/*
+ * fn for every record of a batch's representation, in the order written
+ * (a key put twice is seen twice), if every record is a put that parses
+ * (else false, having called fn for none): a walk of a big batch without
+ * its index, whose iterator pays a search of the index per entry.
+ */
+typedef void (*AlmanacBatchPutFn) (void *arg, const AlmanacBatchPut *put);
+extern bool almanac_rocks_batch_each_put(const char *rep, size_t len,
+										 AlmanacBatchPutFn fn, void *arg);
+
 #endif							/* ALMANAC_ROCKS_H */

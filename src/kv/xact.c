@@ -933,7 +933,11 @@ merge_current_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	rocksdb_writebatch_wi_put_cf(mc->into, cf, k, klen, v, vlen);
 }
 
-/* a merge's keys when nothing was buffered before: their prior is none */
+/*
+ * A merge's keys when nothing was buffered before: their prior is none.  A
+ * key the statement wrote twice is seen twice, which keeps one prior
+ * (almanac_nested_keep_prior keeps none for the second write of a merge).
+ */
 static void
 keep_no_prior(void *arg, rocksdb_column_family_handle_t *cf,
 			  const char *k, size_t klen, const char *v, size_t vlen)
@@ -941,6 +945,15 @@ keep_no_prior(void *arg, rocksdb_column_family_handle_t *cf,
 	MergeCurrent *mc = arg;
 
 	almanac_nested_keep_prior(mc->store, mc->cf_id, k, klen, mc->cid, NULL, 0);
+}
+
+static void
+keep_no_prior_put(void *arg, const AlmanacBatchPut *put)
+{
+	MergeCurrent *mc = arg;
+
+	if (put->cf_id == mc->cf_id)
+		almanac_nested_keep_prior(mc->store, mc->cf_id, put->key, put->klen, mc->cid, NULL, 0);
 }
 
 /*
@@ -1085,6 +1098,8 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
 	{
 		MergeCurrent mc;
+		const char *rep;
+		size_t		len;
 
 		/*
 		 * Nothing buffered before (a load run from a query, after each send):
@@ -1096,7 +1111,9 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		mc.store = store;
 		mc.cf_id = cf_id;
 		mc.cid = cid;
-		batch_foreach(*stmt, almanac_reader(store), cf_id, keep_no_prior, &mc);
+		rep = rocksdb_writebatch_wi_data(*stmt, &len);
+		if (!almanac_rocks_batch_each_put(rep, len, keep_no_prior_put, &mc))
+			batch_foreach(*stmt, almanac_reader(store), cf_id, keep_no_prior, &mc);
 		rocksdb_writebatch_wi_destroy(into);
 		xact_batch = into = *stmt;
 		*stmt = NULL;
