@@ -1050,5 +1050,87 @@ output_as_heap('cursors over a load run from a query, thousands of keys of two c
 	COMMIT;
 	SELECT stable_sum('TAB_two');}, 'SET almanac.write_batch_size = 128;');
 
+# Sends of priors, more cases against the heap (each function call is a
+# query: the statements it runs write under the cursors' older snapshots):
+# a savepoint open (no merge into an empty batch takes the statement's batch
+# whole) and rolled back; a statement that puts a key twice (keys shifted by
+# one: the batch's representation holds both puts, its index one); keys
+# inserted and deleted; loads that fail after their sends, caught;
+# savepoints released and rolled back around sends; a send per statement.
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION stable_md5(tab regclass) RETURNS text LANGUAGE plpgsql STABLE
+		AS $$ DECLARE r text; BEGIN
+			EXECUTE format('SELECT count(*) || '':'' || md5(coalesce(string_agg(k || v, '','' ORDER BY k), ''''))
+				FROM %s WHERE k > -1000000', tab) INTO r;
+			RETURN r; END $$;
+	CREATE FUNCTION run(sql text) RETURNS int LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN EXECUTE sql; RETURN 0; END $$;
+	CREATE FUNCTION run_caught(sql text) RETURNS text LANGUAGE plpgsql VOLATILE
+		AS $$ BEGIN EXECUTE sql; RETURN 'ok';
+			EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $$;
+});
+my $cur_two = q{DELETE FROM TAB_two; INSERT INTO TAB_two SELECT g, repeat('t', 30) FROM generate_series(1, 3000) g;
+	INSERT INTO TAB SELECT g, repeat('o', 30) FROM generate_series(5, 3000) g;
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT g, stable_v('TAB', g), stable_v('TAB_two', g) FROM generate_series(1, 9000, 37) g;
+	DECLARE e CURSOR FOR SELECT g, stable_md5('TAB'), stable_md5('TAB_two') FROM generate_series(1, 3) g;
+	FETCH 1 FROM c; FETCH 1 FROM e;};
+my $end_two = q{FETCH ALL FROM c; FETCH ALL FROM e; SELECT stable_md5('TAB'), stable_md5('TAB_two');
+	COMMIT; SELECT stable_md5('TAB_two');};
+
+output_as_heap('a load run from a query with a savepoint open, rolled back, then others',
+	qq{$cur_two SAVEPOINT s;
+	SELECT run('UPDATE TAB SET v = v || ''!'' WHERE k > 0');
+	FETCH 40 FROM c; FETCH 1 FROM e;
+	ROLLBACK TO s;
+	FETCH 40 FROM c;
+	SELECT run('UPDATE TAB_two SET v = ''two'' WHERE k % 3 = 0');
+	SELECT run('INSERT INTO TAB SELECT g, ''new'' FROM generate_series(3001, 6000) g');
+	$end_two}, $small);
+
+output_as_heap('a statement that puts keys twice (keys shifted) under cursors, sent in several batches',
+	qq{$cur_two
+	SELECT run('UPDATE TAB SET k = k + 1 WHERE k > 0');
+	FETCH 100 FROM c; FETCH 1 FROM e;
+	SELECT run('UPDATE TAB SET k = k - 1 WHERE k > 0');
+	$end_two}, $small);
+
+output_as_heap('rows inserted and deleted by functions under cursors, with sends between',
+	qq{$cur_two
+	SELECT run('INSERT INTO TAB SELECT g, ''x'' FROM generate_series(3001, 5000) g');
+	SELECT run('DELETE FROM TAB WHERE k % 2 = 0');
+	SELECT run('UPDATE TAB_two SET v = v || k');
+	FETCH 100 FROM c; FETCH 1 FROM e;
+	SELECT run('DELETE FROM TAB_two WHERE k % 5 = 0');
+	$end_two}, $small);
+
+output_as_heap('exception blocks catch loads failed after their sends, the next loads send',
+	qq{$cur_two
+	SELECT run_caught('UPDATE TAB SET v = v || ''?'' WHERE k > 0; SELECT 1/0');
+	SELECT run_caught('UPDATE TAB SET v = ''x'' || k WHERE k > 10; UPDATE TAB SET k = 1 WHERE k = 2');
+	FETCH 60 FROM c; FETCH 1 FROM e;
+	SELECT run('UPDATE TAB SET v = v || ''#'' WHERE k % 2 = 1');
+	SELECT run('UPDATE TAB_two SET v = v || ''#'' WHERE k % 2 = 0');
+	$end_two}, $small);
+
+output_as_heap('savepoints rolled back and released around sends, writes after each',
+	qq{$cur_two
+	SELECT run('UPDATE TAB SET v = ''a'' WHERE k < 1500');
+	SAVEPOINT s1; SELECT run('UPDATE TAB SET v = ''b'' WHERE k > 500'); FETCH 30 FROM c;
+	SAVEPOINT s2; SELECT run('UPDATE TAB_two SET v = ''c'' WHERE k > 100'); ROLLBACK TO s2;
+	RELEASE s1; FETCH 30 FROM c; FETCH 1 FROM e;
+	SELECT run('UPDATE TAB SET v = ''d'' WHERE k > 2000');
+	SELECT run('UPDATE TAB_two SET v = ''e'' WHERE k < 2000');
+	$end_two}, $small);
+
+output_as_heap('a DO block under cursors, a send after each statement',
+	qq{$cur_two
+	DO \$\$ BEGIN FOR i IN 1..300 LOOP
+		UPDATE TAB SET v = 'loop' || i WHERE k = i * 7;
+		UPDATE TAB_two SET v = 'loop' || i WHERE k = i * 5;
+		UPDATE TAB SET v = 'again' || i WHERE k = i * 7;
+	END LOOP; END \$\$;
+	$end_two}, 'SET almanac.write_batch_size = 1;');
+
 $node->stop;
 done_testing();
