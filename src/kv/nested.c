@@ -463,11 +463,16 @@ static int	unpinned_entries = 0;
 
 /*
  * The send under way (almanac_nested_ship_begin): the unpinned entries of
- * the keys it writes, in the order named, in priors' memory context
+ * the keys it writes, in the order named.  Grown by almanac_grow_array, so
+ * a growth that fails (out of memory, caught by an exception block) leaves
+ * the capacity as it was; kept for the next send unless large.
  */
 static KeyEntry **shipping = NULL;
 static int	nshipping = 0;
 static int	maxshipping = 0;
+
+/* entries of shipping kept between transactions (64 kB of pointers) */
+#define SHIPPING_KEEP 8192
 
 /*
  * The merge almanac_nested_must_keep_prior answered for: the newest command
@@ -483,9 +488,14 @@ forget_priors(void)
 	record_forget(&priors);
 	prior_max_cid = InvalidCommandId;
 	unpinned_entries = 0;
-	/* was in the record's memory */
-	shipping = NULL;
-	nshipping = maxshipping = 0;
+	/* its pointers were to the record's entries */
+	nshipping = 0;
+	if (maxshipping > SHIPPING_KEEP)
+	{
+		pfree(shipping);
+		shipping = NULL;
+		maxshipping = 0;
+	}
 }
 
 CommandId
@@ -713,13 +723,7 @@ almanac_nested_ship_key(int store, uint32 cf_id, const char *key, size_t klen)
 
 	if (e == NULL || !e->unpinned)
 		return;
-	if (nshipping == maxshipping)
-	{
-		maxshipping = Max(64, maxshipping * 2);
-		shipping = shipping == NULL
-			? MemoryContextAlloc(priors.cxt, sizeof(KeyEntry *) * maxshipping)
-			: repalloc(shipping, sizeof(KeyEntry *) * maxshipping);
-	}
+	shipping = almanac_grow_array(shipping, nshipping, &maxshipping, sizeof(KeyEntry *), 64);
 	shipping[nshipping++] = e;
 }
 

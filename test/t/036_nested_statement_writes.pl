@@ -1132,5 +1132,38 @@ output_as_heap('a DO block under cursors, a send after each statement',
 	END LOOP; END \$\$;
 	$end_two}, 'SET almanac.write_batch_size = 1;');
 
+# The array of the keys a send names (almanac_nested_ship_key) grows by
+# almanac_grow_array: a growth that fails (out of memory; the fault point
+# grow_array_error fails it as that does) is an ordinary ERROR that an
+# exception block catches, and leaves the capacity as it was.  Grown by
+# hand, the capacity was doubled before the allocation: after a failure
+# caught, the next send wrote its keys past the end of the array.  The first
+# transaction grows the arrays of open readers and writers, which the
+# second must not.
+$node->safe_psql('postgres', q{
+	DELETE FROM kv; INSERT INTO kv SELECT g, repeat('o', 30) FROM generate_series(1, 3000) g;});
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT g, stable_v('kv', g) FROM generate_series(1, 3) g;
+	FETCH 1 FROM c; SELECT run('UPDATE kv SET v = ''w'' WHERE k = 1'); FETCH ALL FROM c;
+	ROLLBACK;
+	SET almanac.write_batch_size = 64;
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT g, left(stable_v('kv', g), 5) FROM generate_series(1, 3000, 1000) g;
+	FETCH 1 FROM c;
+	SET almanac.fault_point = 'grow_array_error';
+	SELECT run_caught('UPDATE kv SET v = ''lost'' WHERE k > 0');
+	RESET almanac.fault_point;
+	SELECT run('UPDATE kv SET v = ''kept'' || k WHERE k > 0');
+	FETCH ALL FROM c;
+	SELECT count(*) FILTER (WHERE v = 'kept' || k), count(*) FILTER (WHERE v = 'lost') FROM kv;
+	COMMIT;});
+is($ret, 0, 'a failed growth of the keys sent, caught: the transaction goes on') or diag($err);
+like($out, qr/^53200$/m, 'the growth failed as an allocation that fails does (53200, caught)');
+like($out, qr/^1001\|ooooo\n2001\|ooooo$/m, 'the cursor reads the rows as of its declaration after the next sends');
+like($out, qr/^3000\|0$/m, 'every row has the write after the failure, none the one undone');
+is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE v = 'kept' || k"), '3000',
+	'and they are committed');
+
 $node->stop;
 done_testing();
