@@ -62,6 +62,8 @@ typedef struct KeyEntry
 	 * recorded or not (InvalidCommandId: not known)
 	 */
 	CommandId	last_cid;
+	/* the priors' record: has a write whose prior is the store's row (NULL) */
+	bool		unpinned;
 } KeyEntry;
 
 /* write i of entry e, an item of type */
@@ -180,6 +182,7 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 	{
 		e->nwrites = 0;
 		e->last_cid = InvalidCommandId;
+		e->unpinned = false;
 		/*
 		 * Most keys are written once while recorded (a load under an older
 		 * snapshot keeps a prior per key): room for one write, doubled as
@@ -204,10 +207,11 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 
 /*
  * ROLLBACK TO SAVEPOINT subid: forget the writes of subid or later; the
- * command of each key's last write is then not known
+ * command of each key's last write is then not known.  Then after (if not
+ * NULL) on each entry.
  */
 static void
-record_subxact_abort(KeyRecord *r, SubTransactionId subid)
+record_subxact_abort(KeyRecord *r, SubTransactionId subid, void (*after) (KeyEntry *e))
 {
 	HASH_SEQ_STATUS seq;
 	KeyEntry   *e;
@@ -228,6 +232,8 @@ record_subxact_abort(KeyRecord *r, SubTransactionId subid)
 		}
 		e->nwrites = kept;
 		e->last_cid = InvalidCommandId;
+		if (after)
+			after(e);
 	}
 }
 
@@ -451,6 +457,22 @@ typedef struct PriorWrite
 static KeyRecord priors = {"almanac prior writes", sizeof(PriorWrite), NULL, NULL};
 static CommandId prior_max_cid = InvalidCommandId;
 
+/* entries of priors whose unpinned is set */
+static int	unpinned_entries = 0;
+
+/*
+ * The send under way (almanac_nested_ship_begin): the unpinned entries of
+ * the keys it writes, in the order named.  Grown by almanac_grow_array, so
+ * a growth that fails (out of memory, caught by an exception block) leaves
+ * the capacity as it was; kept for the next send unless large.
+ */
+static KeyEntry **shipping = NULL;
+static int	nshipping = 0;
+static int	maxshipping = 0;
+
+/* entries of shipping kept between transactions (64 kB of pointers) */
+#define SHIPPING_KEEP 8192
+
 /*
  * The merge almanac_nested_must_keep_prior answered for: the newest command
  * id of the open snapshots that do not see it
@@ -464,6 +486,15 @@ forget_priors(void)
 {
 	record_forget(&priors);
 	prior_max_cid = InvalidCommandId;
+	unpinned_entries = 0;
+	/* its pointers were to the record's entries */
+	nshipping = 0;
+	if (maxshipping > SHIPPING_KEEP)
+	{
+		pfree(shipping);
+		shipping = NULL;
+		maxshipping = 0;
+	}
 }
 
 CommandId
@@ -628,6 +659,11 @@ almanac_nested_keep_prior(int store, uint32 cf_id, const char *key, size_t klen,
 		memcpy(w->prior, prior, prior_len);
 		w->prior_len = (uint32) prior_len;
 	}
+	else if (!e->unpinned)
+	{
+		e->unpinned = true;
+		unpinned_entries++;
+	}
 	if (prior_max_cid == InvalidCommandId || cid > prior_max_cid)
 		prior_max_cid = cid;
 }
@@ -703,89 +739,153 @@ almanac_nested_priors_in_range(int store, uint32 cf_id, const char *lower, size_
 	}
 }
 
-/*
- * The newest stored value of key (a version list; NULL: none), from the
- * store's lock reader (kv/reader.h): the backend's reader may be pinned for
- * the running statement's accesses, which must not see what it sent
- */
-static char *
-newest_stored(int store, uint32 cf_id, const char *key, size_t klen, size_t *vlen)
+bool
+almanac_nested_ship_begin(int store)
 {
-	static rocksdb_readoptions_t *ropts = NULL;
-	AlmanacReader *reader = almanac_lock_reader(store);
-	rocksdb_column_family_handle_t *cf;
-
-	if (ropts == NULL)
-		ropts = rocksdb_readoptions_create();
-	almanac_reader_catch_up_for_key(reader, key, klen);
-	cf = almanac_reader_cf_by_id(reader, cf_id);
-	if (cf == NULL)
-		return NULL;			/* dropped: no row */
-	return almanac_rocks_get(almanac_reader_db(reader), ropts, cf, key, klen, vlen);
+	nshipping = 0;
+	return unpinned_entries > 0;
 }
 
 void
-almanac_nested_before_ship(int store, rocksdb_writebatch_wi_t *batch)
+almanac_nested_ship_key(int store, uint32 cf_id, const char *key, size_t klen)
 {
-	HASH_SEQ_STATUS seq;
-	KeyEntry   *e;
-	AlmanacReader *reader;
+	KeyEntry   *e = record_find(&priors, store, cf_id, key, klen);
 
-	if (priors.hash == NULL || batch == NULL || rocksdb_writebatch_wi_count(batch) == 0)
+	if (e == NULL || !e->unpinned)
 		return;
-	reader = almanac_reader(store);
-	hash_seq_init(&seq, priors.hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	shipping = almanac_grow_array(shipping, nshipping, &maxshipping, sizeof(KeyEntry *), 64);
+	shipping[nshipping++] = e;
+}
+
+/* the keys of one MultiGet: a bounded copy of values at a time */
+#define SHIP_MULTIGET_KEYS 1024
+
+/* entry e's writes whose prior is the store's row take value */
+static void
+pin_entry(KeyEntry *e, char *value, size_t vlen)
+{
+	for (int i = 0; i < e->nwrites; i++)
 	{
-		const NestedKey *k = &e->key;
-		rocksdb_column_family_handle_t *cf;
-		bool		unpinned = false;
-		char	   *val;
-		char	   *pinned;
-		size_t		vlen = 0;
+		PriorWrite *w = KEY_WRITE(e, i, PriorWrite);
 
-		for (int i = 0; i < e->nwrites && !unpinned; i++)
-			unpinned = KEY_WRITE(e, i, PriorWrite)->prior == NULL;
-		if (k->store != store || !unpinned)
+		if (w->prior != NULL)
 			continue;
-		/* only a key the send writes: the store's row of the others stays */
-		cf = almanac_reader_cf_by_id(reader, k->cf_id);
-		if (cf == NULL)
-			continue;
-		val = almanac_batch_lookup(batch, cf, k->key, k->klen, &vlen);
-		if (val == NULL)
-			continue;
-		pfree(val);
-		val = newest_stored(store, k->cf_id, k->key, k->klen, &vlen);
-		if (val == NULL)
+		w->prior = value;
+		w->prior_len = (uint32) vlen;
+	}
+	e->unpinned = false;
+	unpinned_entries--;
+}
+
+/* a deletion intent (palloc'd), the prior of a key with no stored value */
+static char *
+encode_deletion(uint32 cf_id, size_t *len)
+{
+	AlmanacIntent del = {0};
+	StringInfoData buf;
+
+	del.cf_id = cf_id;
+	del.kind = ALMANAC_INTENT_DELETE;
+	del.xid = del.expected = InvalidFullTransactionId;
+	initStringInfo(&buf);
+	almanac_intent_encode(&buf, &del);
+	*len = buf.len;
+	return buf.data;
+}
+
+/*
+ * The newest stored values are read through the store's lock reader
+ * (kv/reader.h), caught up once: the backend's reader may be pinned for
+ * the running statement's accesses, which must not see what it sends.  The
+ * keys are read by MultiGet in chunks of one column family, in the order
+ * the send named them (key order, but for a batch of a few writes, which
+ * it reads in the order written); the copies are made in the record's
+ * memory, where they stay as the priors.  A key with no stored value gets
+ * a deletion, which no snapshot sees as a row: one copy serves a chunk.
+ */
+void
+almanac_nested_ship_end(int store)
+{
+	static rocksdb_readoptions_t *ropts = NULL;
+	AlmanacReader *reader;
+	const char **keys;
+	size_t	   *klens;
+	char	  **values;
+	size_t	   *vlens;
+	MemoryContext old;
+
+	if (nshipping == 0)
+		return;
+	if (ropts == NULL)
+		ropts = rocksdb_readoptions_create();
+	reader = almanac_lock_reader(store);
+	almanac_reader_catch_up(reader);
+	old = MemoryContextSwitchTo(priors.cxt);
+	keys = palloc(sizeof(char *) * SHIP_MULTIGET_KEYS);
+	klens = palloc(sizeof(size_t) * SHIP_MULTIGET_KEYS);
+	values = palloc(sizeof(char *) * SHIP_MULTIGET_KEYS);
+	vlens = palloc(sizeof(size_t) * SHIP_MULTIGET_KEYS);
+	for (int start = 0, end; start < nshipping; start = end)
+	{
+		uint32		cf_id = shipping[start]->key.cf_id;
+		rocksdb_column_family_handle_t *cf = almanac_reader_cf_by_id(reader, cf_id);
+		bool		sorted = true;
+		char	   *deletion = NULL;
+		size_t		deletion_len = 0;
+		int			n;
+
+		for (end = start; end < nshipping && end - start < SHIP_MULTIGET_KEYS &&
+			 shipping[end]->key.cf_id == cf_id; end++)
 		{
-			/* no stored row: a deletion, which no snapshot sees as a row */
-			AlmanacIntent del;
-			StringInfoData buf;
+			const NestedKey *k = &shipping[end]->key;
 
-			memset(&del, 0, sizeof(del));
-			del.cf_id = k->cf_id;
-			del.kind = ALMANAC_INTENT_DELETE;
-			del.xid = InvalidFullTransactionId;
-			del.expected = InvalidFullTransactionId;
-			initStringInfo(&buf);
-			almanac_intent_encode(&buf, &del);
-			val = buf.data;
-			vlen = buf.len;
+			n = end - start;
+			keys[n] = k->key;
+			klens[n] = k->klen;
+			if (n > 0 && sorted)
+			{
+				int			c = memcmp(keys[n - 1], k->key, Min(klens[n - 1], k->klen));
+
+				sorted = c < 0 || (c == 0 && klens[n - 1] < k->klen);
+			}
 		}
-		pinned = MemoryContextAlloc(priors.cxt, Max(vlen, 1));
-		memcpy(pinned, val, vlen);
-		pfree(val);
-		for (int i = 0; i < e->nwrites; i++)
+		n = end - start;
+		if (cf != NULL)
+			almanac_rocks_multiget(almanac_reader_db(reader), ropts, cf, n, keys, klens,
+								   sorted, values, vlens);
+		else
 		{
-			PriorWrite *w = KEY_WRITE(e, i, PriorWrite);
-
-			if (w->prior != NULL)
-				continue;
-			w->prior = pinned;
-			w->prior_len = (uint32) vlen;
+			/* dropped: no row */
+			memset(values, 0, sizeof(char *) * n);
+			memset(vlens, 0, sizeof(size_t) * n);
+		}
+		for (int i = 0; i < n; i++)
+		{
+			if (values[i] == NULL && deletion == NULL)
+				deletion = encode_deletion(cf_id, &deletion_len);
+			if (values[i] == NULL)
+				pin_entry(shipping[start + i], deletion, deletion_len);
+			else
+				pin_entry(shipping[start + i], values[i], vlens[i]);
 		}
 	}
+	pfree(keys);
+	pfree(klens);
+	pfree(values);
+	pfree(vlens);
+	MemoryContextSwitchTo(old);
+	nshipping = 0;
+}
+
+/* record_subxact_abort's after for priors: the writes left decide */
+static void
+recount_unpinned(KeyEntry *e)
+{
+	e->unpinned = false;
+	for (int i = 0; i < e->nwrites && !e->unpinned; i++)
+		e->unpinned = KEY_WRITE(e, i, PriorWrite)->prior == NULL;
+	if (e->unpinned)
+		unpinned_entries++;
 }
 
 /* ROLLBACK TO SAVEPOINT subid: its readers and merges are gone */
@@ -795,7 +895,8 @@ priors_subxact_abort(SubTransactionId subid)
 	for (int i = nreaders - 1; i >= 0; i--)
 		if (open_readers[i].subid >= subid)
 			drop_reader(i);
-	record_subxact_abort(&priors, subid);
+	unpinned_entries = 0;
+	record_subxact_abort(&priors, subid, recount_unpinned);
 }
 
 /*
@@ -816,7 +917,7 @@ almanac_nested_subxact_abort(SubTransactionId subid)
 	for (int i = nopen - 1; i >= 0; i--)
 		if (open_writers[i].subid >= subid)
 			drop_writer(i);
-	record_subxact_abort(&nested, subid);
+	record_subxact_abort(&nested, subid, NULL);
 }
 
 void

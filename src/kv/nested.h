@@ -150,7 +150,7 @@ extern bool almanac_nested_written_after(int store, uint32 cf_id, const char *ke
  * the owner while the transaction goes on (almanac.write_batch_size) leave
  * the batch for the store, whose versions carry only the transaction id:
  * before such a send, the recorded writes whose prior is the store's row
- * take the store's value as it is before the send (almanac_nested_before_ship).
+ * take the store's value as it is before the send (almanac_nested_ship_begin).
  */
 /* the running reader's snapshot's command id (the active snapshot's), or InvalidCommandId */
 extern CommandId almanac_nested_reader_cid(void);
@@ -201,12 +201,20 @@ extern void almanac_nested_priors_in_range(int store, uint32 cf_id,
 
 /*
  * The transaction's batch is about to go to store's owner while the
- * transaction goes on: each recorded write of a key it holds whose prior
- * is the store's row takes the store's value as it is now (the newest
- * version list; a deletion when there is none), since after the send the
- * store holds the transaction's version, which every snapshot of it sees.
+ * transaction goes on: each recorded write of a key it holds whose prior is
+ * the store's row takes the store's value as it is before the send (the
+ * newest version list; a deletion when there is none), since after the send
+ * the store holds the transaction's version, which every snapshot of it
+ * sees.  The send asks almanac_nested_ship_begin whether any recorded write
+ * has such a prior; if so it names each key it writes as it reads its batch
+ * (almanac_nested_ship_key; in key order within a column family makes the
+ * reads cheaper), then, before it posts them, calls almanac_nested_ship_end,
+ * which reads the store's values of the keys named that have such writes
+ * (one catch-up, MultiGet) and keeps them as those writes' priors.
  */
-extern void almanac_nested_before_ship(int store, rocksdb_writebatch_wi_t *batch);
+extern bool almanac_nested_ship_begin(int store);
+extern void almanac_nested_ship_key(int store, uint32 cf_id, const char *key, size_t klen);
+extern void almanac_nested_ship_end(int store);
 
 /* ROLLBACK TO SAVEPOINT of subid; the transaction's end */
 extern void almanac_nested_subxact_abort(SubTransactionId subid);

@@ -212,6 +212,35 @@ rocks_slice(const char **p, const char *end, const char **data, size_t *len)
 	return true;
 }
 
+/* the record count of a batch's representation (its header's fixed32) */
+static uint32
+rocks_batch_count(const char *rep)
+{
+	return (uint32) (unsigned char) rep[8] |
+		((uint32) (unsigned char) rep[9] << 8) |
+		((uint32) (unsigned char) rep[10] << 16) |
+		((uint32) (unsigned char) rep[11] << 24);
+}
+
+/* the record at *p (below end) into *put; false if it is not a put or does not parse */
+static bool
+rocks_batch_put(const char **p, const char *end, AlmanacBatchPut *put)
+{
+	char		tag = *(*p)++;
+
+	if (tag == ROCKS_TAG_CF_VALUE)
+	{
+		if (!rocks_varint32(p, end, &put->cf_id))
+			return false;
+	}
+	else if (tag == ROCKS_TAG_VALUE)
+		put->cf_id = 0;
+	else
+		return false;
+	return rocks_slice(p, end, &put->key, &put->klen) &&
+		rocks_slice(p, end, &put->val, &put->vlen);
+}
+
 int
 almanac_rocks_batch_puts(const char *rep, size_t len, AlmanacBatchPut *puts, int max)
 {
@@ -222,31 +251,12 @@ almanac_rocks_batch_puts(const char *rep, size_t len, AlmanacBatchPut *puts, int
 
 	if (len < ROCKS_BATCH_HEADER)
 		return -1;
-	/* the count, fixed32 little-endian */
-	count = (uint32) (unsigned char) rep[8] |
-		((uint32) (unsigned char) rep[9] << 8) |
-		((uint32) (unsigned char) rep[10] << 16) |
-		((uint32) (unsigned char) rep[11] << 24);
+	count = rocks_batch_count(rep);
 	if (count > (uint32) max)
 		return -1;
 	while (p < end)
 	{
-		AlmanacBatchPut *put = &puts[n];
-		char		tag = *p++;
-
-		if (n == max)
-			return -1;
-		if (tag == ROCKS_TAG_CF_VALUE)
-		{
-			if (!rocks_varint32(&p, end, &put->cf_id))
-				return -1;
-		}
-		else if (tag == ROCKS_TAG_VALUE)
-			put->cf_id = 0;
-		else
-			return -1;
-		if (!rocks_slice(&p, end, &put->key, &put->klen) ||
-			!rocks_slice(&p, end, &put->val, &put->vlen))
+		if (n == max || !rocks_batch_put(&p, end, &puts[n]))
 			return -1;
 		n++;
 	}
@@ -300,4 +310,27 @@ almanac_rocks_wal_files(const char *path, bool unreadable, const char *detail,
 				 : errmsg("could not read directory \"%s\": %m", path),
 				 detail ? errdetail_internal("%s", detail) : 0));
 	}
+}
+
+bool
+almanac_rocks_batch_each_put(const char *rep, size_t len, AlmanacBatchPutFn fn, void *arg)
+{
+	const char *end = rep + len;
+	AlmanacBatchPut put;
+	uint32		n = 0;
+
+	if (len < ROCKS_BATCH_HEADER)
+		return false;
+	/* all of it parses as puts first: fn sees all or nothing */
+	for (const char *p = rep + ROCKS_BATCH_HEADER; p < end; n++)
+		if (!rocks_batch_put(&p, end, &put))
+			return false;
+	if (n != rocks_batch_count(rep))
+		return false;
+	for (const char *p = rep + ROCKS_BATCH_HEADER; p < end;)
+	{
+		(void) rocks_batch_put(&p, end, &put);
+		fn(arg, &put);
+	}
+	return true;
 }

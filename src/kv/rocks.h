@@ -122,4 +122,14 @@ typedef struct AlmanacWalFiles
 extern void almanac_rocks_wal_files(const char *path, bool unreadable, const char *detail,
 									AlmanacWalFiles *files);
 
+/*
+ * fn for every record of a batch's representation, in the order written
+ * (a key put twice is seen twice), if every record is a put that parses
+ * (else false, having called fn for none): a walk of a big batch without
+ * its index, whose iterator pays a search of the index per entry.
+ */
+typedef void (*AlmanacBatchPutFn) (void *arg, const AlmanacBatchPut *put);
+extern bool almanac_rocks_batch_each_put(const char *rep, size_t len,
+										 AlmanacBatchPutFn fn, void *arg);
+
 #endif							/* ALMANAC_ROCKS_H */

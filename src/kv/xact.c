@@ -464,11 +464,24 @@ restamp_append(Restamp *r, const char *k, size_t klen, const char *v, size_t vle
 	almanac_apply_append(r->buf, k, klen, r->entry.data, r->entry.len);
 }
 
+/* a send's walk of its batch, one column family at a time */
+typedef struct ShipWalk
+{
+	Restamp		restamp;
+	int			store;
+	uint32		cf_id;
+	bool		priors;			/* name the keys to nested.c */
+} ShipWalk;
+
 static void
 append_entry(void *arg, rocksdb_column_family_handle_t *cf,
 			 const char *k, size_t klen, const char *v, size_t vlen)
 {
-	restamp_append((Restamp *) arg, k, klen, v, vlen);
+	ShipWalk   *walk = arg;
+
+	if (walk->priors)
+		almanac_nested_ship_key(walk->store, walk->cf_id, k, klen);
+	restamp_append(&walk->restamp, k, klen, v, vlen);
 }
 
 static void
@@ -592,7 +605,8 @@ ship_batch(bool final, bool own, bool wait)
 	uint64		seq;
 	uint64		incarnation;
 	MemoryContext old;
-	Restamp		restamp;
+	ShipWalk	walk;
+	Restamp    *restamp = &walk.restamp;
 
 	/* earlier sends first: their messages precede this one's in the WAL */
 	settle_posted();
@@ -603,24 +617,26 @@ ship_batch(bool final, bool own, bool wait)
 				 errdetail("The owner's error was raised earlier in the transaction; the transaction cannot commit without those writes.")));
 	if (!xact_unsent())
 		return;
+	/* older snapshots' priors of the keys sent: the store's before (nested.h) */
+	walk.priors = !final && almanac_nested_ship_begin(xact_store);
+	walk.store = xact_store;
 	if (!final)
-	{
-		/* older snapshots' priors of the keys sent: the store's before (nested.h) */
-		almanac_nested_before_ship(xact_store, xact_batch);
 		before_mid_xact_send(xact_store, own);
-	}
 	reader = almanac_reader(xact_store);
 	/* a posted message outlives the statement that sends it */
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	initStringInfo(&buf);
 	MemoryContextSwitchTo(old);
 	almanac_batch_message_header(&buf, 0, 0, almanac_shared->stores[xact_store].path);
-	restamp_begin(&restamp, &buf, final);
+	restamp_begin(restamp, &buf, final);
 	if (rocksdb_writebatch_wi_count(xact_batch) > 0)
 		for (int i = 0; i < xact_ncfs; i++)
-			batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &restamp);
+		{
+			walk.cf_id = xact_cfs[i];
+			batch_foreach(xact_batch, reader, xact_cfs[i], append_entry, &walk);
+		}
 	/* after the batch's: written after them (a write that is not blind folds) */
-	if (blind.len > 0 && restamp.nopen == 0)
+	if (blind.len > 0 && restamp->nopen == 0)
 		appendBinaryStringInfo(&buf, blind.data, blind.len);
 	else if (blind.len > 0)
 	{
@@ -628,9 +644,12 @@ ship_batch(bool final, bool own, bool wait)
 
 		almanac_apply_iter_init(&it, blind.data, blind.len);
 		while (almanac_apply_iter_next(&it))
-			restamp_append(&restamp, it.key, it.klen, it.value, it.vlen);
+			restamp_append(restamp, it.key, it.klen, it.value, it.vlen);
 	}
-	restamp_end(&restamp);
+	restamp_end(restamp);
+	/* before the owner writes them */
+	if (walk.priors)
+		almanac_nested_ship_end(xact_store);
 	if (!wait && !final)
 	{
 		almanac_store_post_apply(xact_store, buf.data + header_len(xact_store),
@@ -1006,6 +1025,7 @@ typedef struct MergeCurrent
 	uint32		cf_id;
 	CommandId	cid;			/* the statement's */
 	bool		keep_prior;
+	bool		into_empty;		/* into was empty: no key has a prior there */
 } MergeCurrent;
 
 static void
@@ -1020,13 +1040,44 @@ merge_current_entry(void *arg, rocksdb_column_family_handle_t *cf,
 	if (mc->keep_prior)
 	{
 		size_t		prior_len = 0;
-		char	   *prior = almanac_batch_lookup(mc->into, cf, k, klen, &prior_len);
+
+		/*
+		 * A statement's batch holds a key once, so a key of an empty into
+		 * finds only what this merge put there: a lookup in the batch it
+		 * fills (a search of a skiplist as big as the statement's, each
+		 * step a cache miss) would find nothing
+		 */
+		char	   *prior = mc->into_empty ? NULL
+			: almanac_batch_lookup(mc->into, cf, k, klen, &prior_len);
 
 		almanac_nested_keep_prior(mc->store, mc->cf_id, k, klen, mc->cid, prior, prior_len);
 		if (prior)
 			pfree(prior);
 	}
 	rocksdb_writebatch_wi_put_cf(mc->into, cf, k, klen, v, vlen);
+}
+
+/*
+ * A merge's keys when nothing was buffered before: their prior is none.  A
+ * key the statement wrote twice is seen twice, which keeps one prior
+ * (almanac_nested_keep_prior keeps none for the second write of a merge).
+ */
+static void
+keep_no_prior(void *arg, rocksdb_column_family_handle_t *cf,
+			  const char *k, size_t klen, const char *v, size_t vlen)
+{
+	MergeCurrent *mc = arg;
+
+	almanac_nested_keep_prior(mc->store, mc->cf_id, k, klen, mc->cid, NULL, 0);
+}
+
+static void
+keep_no_prior_put(void *arg, const AlmanacBatchPut *put)
+{
+	MergeCurrent *mc = arg;
+
+	if (put->cf_id == mc->cf_id)
+		almanac_nested_keep_prior(mc->store, mc->cf_id, put->key, put->klen, mc->cid, NULL, 0);
 }
 
 /*
@@ -1133,6 +1184,7 @@ almanac_xact_batch_copy(int store, uint32 cf_id, const char *lower, size_t lower
 			mc.cf_id = cf_id;
 			mc.cid = open[i].cid;
 			mc.keep_prior = false;
+			mc.into_empty = false;
 			batch_foreach_range(open[i].stmt, almanac_reader(store), cf_id, lower, lower_len,
 								upper, upper_len, merge_current_entry, &mc);
 		}
@@ -1166,7 +1218,31 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 	fold_blind();
 	note_cf(cf_id);
 	keep_prior = almanac_nested_must_keep_prior(cid, query);
-	if (almanac_nested_recorded() || keep_prior)
+	if (keep_prior && !almanac_nested_recorded() &&
+		rocksdb_writebatch_wi_count(into) == 0 && nsavepoints == 0)
+	{
+		MergeCurrent mc;
+		const char *rep;
+		size_t		len;
+
+		/*
+		 * Nothing buffered before (a load run from a query, after each send):
+		 * no key has a prior but the store's row, and the statement's batch
+		 * becomes the transaction's as below, once those priors are kept
+		 * (first: an ERROR in between leaves the batch the statement's)
+		 */
+		mc.into = NULL;
+		mc.store = store;
+		mc.cf_id = cf_id;
+		mc.cid = cid;
+		rep = rocksdb_writebatch_wi_data(*stmt, &len);
+		if (!almanac_rocks_batch_each_put(rep, len, keep_no_prior_put, &mc))
+			batch_foreach(*stmt, almanac_reader(store), cf_id, keep_no_prior, &mc);
+		rocksdb_writebatch_wi_destroy(into);
+		xact_batch = into = *stmt;
+		*stmt = NULL;
+	}
+	else if (almanac_nested_recorded() || keep_prior)
 	{
 		MergeCurrent mc;
 
@@ -1181,6 +1257,7 @@ almanac_stmt_batch_merge(int store, rocksdb_writebatch_wi_t **stmt,
 		mc.cf_id = cf_id;
 		mc.cid = cid;
 		mc.keep_prior = keep_prior;
+		mc.into_empty = rocksdb_writebatch_wi_count(into) == 0;
 		batch_foreach(*stmt, almanac_reader(store), cf_id, merge_current_entry, &mc);
 		rocksdb_writebatch_wi_clear(*stmt);
 	}
