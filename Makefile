@@ -26,7 +26,7 @@ REGRESS     = extension schema constraints keys fdw_options fdw fdw_pushdown fdw
 # issue 13, isolation: privileges over key spaces
 REGRESS     += privileges statements
 # found by test/t/043_differential_fuzz.pl
-REGRESS     += insert_then_update
+REGRESS     += insert_then_update insert_then_update_sends
 # issue 14, router: mirrors and routed lookups
 REGRESS     += router mirror mirror_triggers
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/

@@ -331,6 +331,14 @@ nested_in_open_writer(int store, uint32 cf_id, CommandId cid)
 	return false;
 }
 
+void
+almanac_nested_foreach_open(int store, almanac_open_batch_fn fn, void *arg)
+{
+	for (int i = 0; i < nopen; i++)
+		if (open_writers[i].store == store && *open_writers[i].stmt != NULL)
+			fn(*open_writers[i].stmt, open_writers[i].cf_id, arg);
+}
+
 bool
 almanac_nested_any_open(void)
 {

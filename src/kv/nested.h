@@ -94,6 +94,14 @@ typedef struct AlmanacOpenWrites
 extern int	almanac_nested_visible(int store, uint32 cf_id, AlmanacOpenWrites **out);
 
 /*
+ * fn on the statement batch of every open writer of store, whatever its
+ * command and column family (a send of the transaction's batch must mend
+ * them all: kv/xact.c, uncombine_open).
+ */
+typedef void (*almanac_open_batch_fn) (rocksdb_writebatch_wi_t *stmt, uint32 cf_id, void *arg);
+extern void almanac_nested_foreach_open(int store, almanac_open_batch_fn fn, void *arg);
+
+/*
  * Is any writer with a batch open (not counting locking scans)?  A cheap
  * test before looking further: a reader that finds none need not open its
  * instance to look in batches.

@@ -519,6 +519,131 @@ almanac_xact_sent_mid_xact(int store)
 	return sent_mid_xact && store == xact_store;
 }
 
+/* the entries of a statement batch to rewrite (uncombine_entry) */
+typedef struct Uncombine
+{
+	StringInfoData keys;		/* each key: its length (size_t), its bytes */
+	StringInfoData values;		/* each value: the same */
+	rocksdb_column_family_handle_t *cf;
+	int			n;
+} Uncombine;
+
+static void
+append_sized(StringInfo buf, const char *data, size_t len)
+{
+	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
+	appendBinaryStringInfo(buf, data, len);
+}
+
+static const char *
+read_sized(const char **pos, size_t *len)
+{
+	const char *data;
+
+	memcpy(len, *pos, sizeof(*len));
+	data = *pos + sizeof(*len);
+	*pos = data + *len;
+	return data;
+}
+
+/*
+ * An INSERT of a statement batch whose key the transaction's batch holds
+ * too: almanac_xact_put combined a write with the batch's INSERT of the
+ * key into an INSERT (the row is still new to the owner).  It becomes an
+ * UPDATE of the transaction's own version (see uncombine_open).
+ */
+static void
+uncombine_entry(void *arg, rocksdb_column_family_handle_t *cf,
+				const char *k, size_t klen, const char *v, size_t vlen)
+{
+	Uncombine  *u = arg;
+	AlmanacIntent intent;
+	char	   *prev;
+	size_t		prev_len;
+	StringInfoData buf;
+
+	almanac_intent_parse(v, vlen, &intent);
+	if (intent.kind != ALMANAC_INTENT_INSERT)
+		return;
+	prev = almanac_batch_lookup(xact_batch, cf, k, klen, &prev_len);
+	if (prev == NULL)
+		return;
+	pfree(prev);
+	intent.kind = ALMANAC_INTENT_UPDATE;
+	initStringInfo(&buf);
+	almanac_intent_encode(&buf, &intent);
+	append_sized(&u->keys, k, klen);
+	append_sized(&u->values, buf.data, buf.len);
+	pfree(buf.data);
+	u->cf = cf;
+	u->n++;
+}
+
+static void
+uncombine_stmt(rocksdb_writebatch_wi_t *stmt, AlmanacReader *reader, uint32 cf_id)
+{
+	Uncombine	u;
+	const char *kpos;
+	const char *vpos;
+
+	if (stmt == NULL || rocksdb_writebatch_wi_count(stmt) == 0)
+		return;
+	initStringInfo(&u.keys);
+	initStringInfo(&u.values);
+	u.cf = NULL;
+	u.n = 0;
+	batch_foreach(stmt, reader, cf_id, uncombine_entry, &u);
+	kpos = u.keys.data;
+	vpos = u.values.data;
+	for (int i = 0; i < u.n; i++)
+	{
+		size_t		klen,
+					vlen;
+		const char *k = read_sized(&kpos, &klen);
+		const char *v = read_sized(&vpos, &vlen);
+
+		rocksdb_writebatch_wi_put_cf(stmt, u.cf, k, klen, v, vlen);
+	}
+	pfree(u.keys.data);
+	pfree(u.values.data);
+}
+
+/* almanac_nested_foreach_open's fn for uncombine_open */
+static void
+uncombine_open_stmt(rocksdb_writebatch_wi_t *stmt, uint32 cf_id, void *arg)
+{
+	/* merged as it is into an empty batch (almanac_stmt_batch_merge) */
+	if (stmt != xact_batch)
+		uncombine_stmt(stmt, (AlmanacReader *) arg, cf_id);
+}
+
+/*
+ * Before the transaction's batch goes to the owner while the transaction
+ * goes on: the statement batches of the open writers (the running
+ * statement's and those of the statements it runs inside, of any column
+ * family) may hold writes not sent yet.  A write of theirs that
+ * almanac_xact_put combined with the transaction's INSERT of the key is an
+ * INSERT, which the owner checks against the version before the
+ * transaction; once that INSERT has gone on its own, the owner holds the
+ * transaction's version of the key, which the check would take for a
+ * duplicate (23505 at the statement's send or at COMMIT, for a row the
+ * transaction only inserted, then updated: an UPDATE that reads a key the
+ * transaction wrote before a savepoint, that outgrows
+ * almanac.write_batch_size, or that calls a function whose writes send the
+ * batch).  So such writes become UPDATEs of the transaction's own version
+ * first, which the owner applies unchecked (almanac_versions_apply).  An
+ * INSERT of a key new to the transaction that a later command wrote too
+ * (so the transaction's batch holds the key) becomes an UPDATE expecting
+ * the version its INSERT found under the key lock it still holds: the
+ * owner accepts it exactly when it would have accepted the INSERT.
+ */
+static void
+uncombine_open(int store)
+{
+	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
+		almanac_nested_foreach_open(store, uncombine_open_stmt, almanac_reader(store));
+}
+
 /*
  * Send the transaction's batch to the owner, which applies it, and start an
  * empty one.
@@ -617,7 +742,13 @@ ship_batch(bool final, bool own, bool wait)
 				 errdetail("The owner's error was raised earlier in the transaction; the transaction cannot commit without those writes.")));
 	if (!xact_unsent())
 		return;
-	/* older snapshots' priors of the keys sent: the store's before (nested.h) */
+	/*
+	 * The open statements' writes combined with an INSERT this send carries
+	 * go as UPDATEs (uncombine_open), and older snapshots' priors of the keys
+	 * sent are the store's before (nested.h)
+	 */
+	if (!final)
+		uncombine_open(xact_store);
 	walk.priors = !final && almanac_nested_ship_begin(xact_store);
 	walk.store = xact_store;
 	if (!final)
@@ -696,127 +827,6 @@ ship_earlier(int store)
 {
 	ship_batch(false, false, true);
 	almanac_reader_catch_up(almanac_reader(store));
-}
-
-/* the entries of a statement batch to rewrite (uncombine_entry) */
-typedef struct Uncombine
-{
-	StringInfoData keys;		/* each key: its length (size_t), its bytes */
-	StringInfoData values;		/* each value: the same */
-	rocksdb_column_family_handle_t *cf;
-	int			n;
-} Uncombine;
-
-static void
-append_sized(StringInfo buf, const char *data, size_t len)
-{
-	appendBinaryStringInfo(buf, (const char *) &len, sizeof(len));
-	appendBinaryStringInfo(buf, data, len);
-}
-
-static const char *
-read_sized(const char **pos, size_t *len)
-{
-	const char *data;
-
-	memcpy(len, *pos, sizeof(*len));
-	data = *pos + sizeof(*len);
-	*pos = data + *len;
-	return data;
-}
-
-/*
- * An INSERT of a statement batch whose key the transaction's batch holds
- * too: almanac_xact_put combined a write with the batch's INSERT of the
- * key into an INSERT (the row is still new to the owner).  It becomes an
- * UPDATE of the transaction's own version (see ship_earlier_than).
- */
-static void
-uncombine_entry(void *arg, rocksdb_column_family_handle_t *cf,
-				const char *k, size_t klen, const char *v, size_t vlen)
-{
-	Uncombine  *u = arg;
-	AlmanacIntent intent;
-	char	   *prev;
-	size_t		prev_len;
-	StringInfoData buf;
-
-	almanac_intent_parse(v, vlen, &intent);
-	if (intent.kind != ALMANAC_INTENT_INSERT)
-		return;
-	prev = almanac_batch_lookup(xact_batch, cf, k, klen, &prev_len);
-	if (prev == NULL)
-		return;
-	pfree(prev);
-	intent.kind = ALMANAC_INTENT_UPDATE;
-	initStringInfo(&buf);
-	almanac_intent_encode(&buf, &intent);
-	append_sized(&u->keys, k, klen);
-	append_sized(&u->values, buf.data, buf.len);
-	pfree(buf.data);
-	u->cf = cf;
-	u->n++;
-}
-
-static void
-uncombine_stmt(rocksdb_writebatch_wi_t *stmt, AlmanacReader *reader, uint32 cf_id)
-{
-	Uncombine	u;
-	const char *kpos;
-	const char *vpos;
-
-	if (stmt == NULL || rocksdb_writebatch_wi_count(stmt) == 0)
-		return;
-	initStringInfo(&u.keys);
-	initStringInfo(&u.values);
-	u.cf = NULL;
-	u.n = 0;
-	batch_foreach(stmt, reader, cf_id, uncombine_entry, &u);
-	kpos = u.keys.data;
-	vpos = u.values.data;
-	for (int i = 0; i < u.n; i++)
-	{
-		size_t		klen,
-					vlen;
-		const char *k = read_sized(&kpos, &klen);
-		const char *v = read_sized(&vpos, &vlen);
-
-		rocksdb_writebatch_wi_put_cf(stmt, u.cf, k, klen, v, vlen);
-	}
-	pfree(u.keys.data);
-	pfree(u.values.data);
-}
-
-/*
- * ship_earlier while statement batches of column family cf_id hold writes
- * not sent yet: stmt, the running statement's, and those of the statements
- * it runs inside.  A write of theirs that almanac_xact_put combined with the
- * transaction's INSERT of the key is an INSERT, which the owner checks
- * against the version before the transaction; once that INSERT has gone on
- * its own, the owner holds the transaction's version of the key, which the
- * check would take for a duplicate (23505 at the statement's send or at
- * COMMIT, for a row the transaction only inserted, then updated: an UPDATE
- * that reads a key the transaction wrote before a savepoint, or that
- * outgrows almanac.write_batch_size).  So such writes become UPDATEs of the
- * transaction's own version first, which the owner applies unchecked
- * (almanac_versions_apply).
- */
-static void
-ship_earlier_than(int store, rocksdb_writebatch_wi_t *stmt, uint32 cf_id)
-{
-	AlmanacReader *reader = almanac_reader(store);
-	AlmanacOpenWrites *open;
-	int			nopen;
-
-	if (xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0)
-	{
-		uncombine_stmt(stmt, reader, cf_id);
-		nopen = almanac_nested_visible(store, cf_id, &open);
-		for (int i = 0; i < nopen; i++)
-			if (open[i].stmt != stmt)
-				uncombine_stmt(open[i].stmt, reader, cf_id);
-	}
-	ship_earlier(store);
 }
 
 static size_t
@@ -1305,7 +1315,7 @@ almanac_stmt_batch_ship_early(int store, rocksdb_writebatch_wi_t **stmt,
 	if (batch_bytes(*stmt) < (size_t) almanac_write_batch_size * 1024)
 		return false;
 	if (xact_unsent())
-		ship_earlier_than(store, *stmt, cf_id);
+		ship_earlier(store);
 	almanac_stmt_batch_merge(store, stmt, cf, cf_id, cid, query, true);
 	if (*stmt == NULL)
 		*stmt = almanac_stmt_batch_create();
@@ -1423,7 +1433,7 @@ almanac_xact_put(int store, rocksdb_writebatch_wi_t *stmt,
 	 */
 	if (prev && !prev_in_stmt && replaces_outliving_write(prev, prev_len, intent->xid))
 	{
-		ship_earlier_than(store, stmt, intent->cf_id);
+		ship_earlier(store);
 		prev = NULL;
 	}
 	if (prev)
