@@ -183,19 +183,23 @@ record_append(KeyRecord *r, int store, uint32 cf_id, const char *key, size_t kle
 		e->nwrites = 0;
 		e->last_cid = InvalidCommandId;
 		e->unpinned = false;
-		/*
-		 * Most keys are written once while recorded (a load under an older
-		 * snapshot keeps a prior per key): room for one write, doubled as
-		 * needed
-		 */
+		e->maxwrites = 0;
+		e->writes = NULL;
+	}
+
+	/*
+	 * Most keys are written once while recorded (a load under an older
+	 * snapshot keeps a prior per key): room for one write, doubled as
+	 * needed.  The capacity changes only once the memory is there: an out
+	 * of memory caught by an exception block leaves the entry as it was.
+	 */
+	if (e->writes == NULL)
+	{
+		e->writes = MemoryContextAlloc(r->cxt, r->itemsize);
 		e->maxwrites = 1;
-		e->writes = MemoryContextAlloc(r->cxt, r->itemsize * e->maxwrites);
 	}
 	else if (e->nwrites == e->maxwrites)
-	{
-		e->maxwrites *= 2;
-		e->writes = repalloc(e->writes, r->itemsize * e->maxwrites);
-	}
+		e->writes = almanac_grow_array(e->writes, e->nwrites, &e->maxwrites, r->itemsize, 1);
 	w = (KeyWrite *) (e->writes + r->itemsize * e->nwrites++);
 	memset(w, 0, r->itemsize);
 	w->cid = cid;

@@ -1172,14 +1172,15 @@ output_as_heap('a DO block under cursors, a send after each statement',
 # exception block catches, and leaves the capacity as it was.  Grown by
 # hand, the capacity was doubled before the allocation: after a failure
 # caught, the next send wrote its keys past the end of the array.  The first
-# transaction grows the arrays of open readers and writers, which the
-# second must not.
+# transaction grows the arrays of open readers and writers and of savepoints
+# (an exception block's), which the second must not.
 $node->safe_psql('postgres', q{
 	DELETE FROM kv; INSERT INTO kv SELECT g, repeat('o', 30) FROM generate_series(1, 3000) g;});
 ($ret, $out, $err) = $node->psql('postgres', q{
 	BEGIN;
 	DECLARE c CURSOR FOR SELECT g, stable_v('kv', g) FROM generate_series(1, 3) g;
 	FETCH 1 FROM c; SELECT run('UPDATE kv SET v = ''w'' WHERE k = 1'); FETCH ALL FROM c;
+	SELECT run_caught('UPDATE kv SET v = ''w'' WHERE k = 2');
 	ROLLBACK;
 	SET almanac.write_batch_size = 64;
 	BEGIN;
