@@ -314,6 +314,7 @@ mirror_build(Relation rel)
 		opts->upsert = true;
 		m->enabled = DatumGetBool(v[6]);
 		m->in_sync = DatumGetBool(v[7]);
+		m->catalog_xmin = HeapTupleHeaderGetXmin(tup->t_data);
 		/* promoted or restored since the last sync: the store is older (see 50_router.sql) */
 		if (!RecoveryInProgress() && DatumGetInt64(v[9]) != (int64) GetWALInsertionTimeLine())
 			m->in_sync = false;
@@ -406,6 +407,18 @@ mirror_build(Relation rel)
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
 	return m;
+}
+
+bool
+almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot)
+{
+	TransactionId xid = m->catalog_xmin;
+
+	/* frozen, or this transaction's own change: seen */
+	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
+		return true;
+	/* the row was read as committed: it is seen unless the snapshot predates it */
+	return !XidInMVCCSnapshot(xid, snapshot);
 }
 
 AlmanacMirror *

@@ -57,6 +57,14 @@ typedef struct AlmanacMirror
 	bool		enabled;
 	bool		in_sync;		/* and written on this WAL timeline */
 	bool		altered;		/* the table's shape differs from the signature */
+
+	/*
+	 * The transaction that last wrote the table's row of almanac.mirrors
+	 * (enable_mirror, resync, ...), whose writes into the mirror (a
+	 * backfill, repairs) a snapshot that does not see it does not see
+	 * either: see almanac_mirror_seen_by.
+	 */
+	TransactionId catalog_xmin;
 	char	   *cfname;
 	/*
 	 * almanac.mirrors.key_descending: the integer key columns stored in
@@ -92,6 +100,17 @@ typedef struct AlmanacMirror
  * invalidation is processed; callers use it within one statement.
  */
 extern AlmanacMirror *almanac_mirror_lookup(Oid relid);
+
+/*
+ * Whether snapshot sees the mirror's state as the catalog gives it: false
+ * when the transaction that last changed the mirror's row of almanac.mirrors
+ * (an enable_mirror whose backfill wrote the rows changed while the mirror
+ * was off, a resync) is not visible to it.  Such a snapshot would read the
+ * mirror's rows as they were before those writes, while the heap gives it
+ * the rows as they were after the writes the backfill copied: it must read
+ * the heap.
+ */
+extern bool almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot);
 
 /* as almanac_mirror_lookup, ERROR (42809, naming the table) when none */
 extern AlmanacMirror *almanac_mirror_get(Relation rel);

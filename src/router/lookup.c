@@ -439,13 +439,14 @@ lookup_init_result(CustomScanState *node)
 	return info;
 }
 
-/* why this execution must read the heap, or -1 */
+/* why this execution, with this snapshot, must read the heap, or -1 */
 static int
-fallback_reason(AlmanacMirror *m)
+fallback_reason(AlmanacMirror *m, Snapshot snapshot)
 {
 	if (!almanac_router_enabled)
 		return ALMANAC_FALLBACK_ROUTER_OFF;
-	if (!m->enabled)
+	/* off, or turned on (backfilled) after the snapshot was taken */
+	if (!m->enabled || !almanac_mirror_seen_by(m, snapshot))
 		return ALMANAC_FALLBACK_DISABLED;
 	if (!m->in_sync)
 		return ALMANAC_FALLBACK_OUT_OF_SYNC;
@@ -553,7 +554,7 @@ lookup_begin(CustomScanState *node, EState *estate, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	ls->fallback = fallback_reason(ls->m);
+	ls->fallback = fallback_reason(ls->m, estate->es_snapshot);
 	if (ls->m->counters)
 	{
 		if (ls->fallback < 0)
