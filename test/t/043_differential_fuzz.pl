@@ -5,12 +5,16 @@
 #    and (bigint, int), each a heap table with a primary key (h_X) and an
 #    almanac foreign table (f_X, all four in one column family under
 #    different prefixes), with NULLable numeric, jsonb, bytea, text[],
-#    timestamptz, bool and text columns.  Two sessions run the same script,
+#    timestamptz, bool and text columns, with values at their types' edges
+#    too (numeric infinities and 1,000-digit scales, 300-deep jsonb, bytea of
+#    0 and 300 kB, multibyte and multi-line text, multi-dimensional arrays
+#    and ones with a lower bound, the last timestamps).  Two sessions run the same script,
 #    one on the heap tables, one on the foreign tables: reads (key equality,
 #    IN, = ANY, ranges, non-key filters, ORDER BY, LIMIT/OFFSET, aggregates,
 #    joins, subqueries, LATERAL, prepared statements past the custom plans,
 #    SCROLL and WITH HOLD cursors) and writes (INSERT, ON CONFLICT DO
-#    NOTHING, UPDATE of key and non-key columns, DELETE, RETURNING) in and
+#    NOTHING, UPDATE of key and non-key columns, DELETE, RETURNING, COPY FROM
+#    a file in text, CSV and binary format) in and
 #    out of transactions, with SAVEPOINT / ROLLBACK TO / RELEASE and
 #    REPEATABLE READ.  Every statement's rows and SQLSTATE must match; after
 #    each transaction the whole tables must match.
@@ -23,7 +27,20 @@
 #    writes (new blocks, reverts, updates and deletes of states, events,
 #    transactions) by the same session, in transactions with savepoints, and
 #    by a second session while the first holds a REPEATABLE READ snapshot or
-#    a cursor.
+#    a cursor.  What a chain indexer does too: almanac.ingest_block(s) of
+#    JSON-RPC blocks (fz_rpc), reorgs (a stored height replaced, on_reorg
+#    'revert' and 'error'), set_safe / set_finalized and reverts below
+#    finality (refused), COPY into each core table, TRUNCATE (committed,
+#    rolled back, in savepoints), disable_mirror / enable_mirror (backfill)
+#    and resync, also by the second session while the first holds a snapshot;
+#    the reading session's own writes before its reads, after ROLLBACK TO,
+#    and between a cursor's fetches (WITH HOLD too); PREPARE TRANSACTION of
+#    its writes, read while prepared, then COMMIT or ROLLBACK PREPARED by
+#    either session.  After each step that writes, every enabled mirror must
+#    equal its table: almanac.verify finds nothing, and every heap row looked
+#    up by its key with the router on (fz_mirror_check: blocks and
+#    transactions by key, each account's latest state, each contract and
+#    topic0's events newest first) is the heap's row.
 #
 # FUZZ_TRACE=1 notes every statement with its SQLSTATE and error.
 # Deterministic from FUZZ_SEED (default below) and FUZZ_QUERIES (steps per
@@ -53,7 +70,7 @@ my $nq = $ENV{FUZZ_QUERIES} // 400;
 srand($seed);
 note "FUZZ_SEED=$seed FUZZ_QUERIES=$nq";
 
-my $node = almanac_node('differential_fuzz');
+my $node = almanac_node('differential_fuzz', "max_prepared_transactions = 4\n");
 my @mismatches;
 my $compared = 0;
 my %tally;
@@ -62,6 +79,8 @@ my %tally;
 # A psql process fed one statement at a time; each statement is followed by
 # an \echo of a marker and the statement's SQLSTATE.
 my $marker = 0;
+# the statements since the last check of the mirrors, for a mismatch's report
+my @recent;
 
 sub session
 {
@@ -106,6 +125,8 @@ sub run_sql
 	$tally{ $state eq '00000' ? ($out eq '' ? 'empty' : 'rows') : 'error' }++;
 	$tally{"error $state"}++ if $state ne '00000';
 	note("[$s->{name}] $sql\n=> $state $s->{err}") if $ENV{FUZZ_TRACE};
+	push @recent, "[$s->{name}] $sql => $state";
+	shift @recent if @recent > 60;
 	return ($out, $state, $s->{err});
 }
 
@@ -151,6 +172,20 @@ my %nonkey_pool = (
 	f => [ 'true', 'false' ],
 	s => [ lit(''), lit('x'), lit('a:b'), lit('\\'), "repeat('long', 1000)", lit("it's"), lit('eth'), lit('ab') ],
 );
+# values at the edges of their types, rarer than the above
+my %edge_pool = (
+	n => [ "'Infinity'", "'-Infinity'", "'-0'", "('0.' || repeat('0', 900) || '1')::numeric", "'1e1000'::numeric",
+		"'123456789012345678901234567890.123456789012345678901234567890'", "(1 / 3::numeric(1000, 999))" ],
+	j => [ "(repeat('[', 300) || repeat(']', 300))::jsonb", "(SELECT jsonb_object_agg('k' || g, g) FROM generate_series(1, 400) g)",
+		lit("{\"\xc3\xa9\": \"\xf0\x9f\x98\x80\", \"\": [[], {}, null, 1e-300]}"), lit('{"a": {"b": {"c": {"d": [1, [2, [3, [4]]]]}}}}') ],
+	b => [ "decode(repeat('ab', 150000), 'hex')", "''::bytea", "'\\x00'::bytea || decode(repeat('00', 9000), 'hex')" ],
+	a => [ lit('{{a,b},{c,d}}'), lit('[0:1]={x,y}'), 'ARRAY[NULL]::text[]', lit("{\"\xf0\x9f\x98\x80\",\"\xe4\xb8\xad\"}"), "'{}'::text[]" ],
+	ts => [ lit('epoch'), lit('294276-12-31 23:59:59.999999+00'), lit('4713-11-24 00:00:00+00 BC'), lit('2000-02-29 12:00:00.5+14') ],
+	f => [ 'NULL' ],
+	s => [ lit("\xf0\x9f\x98\x80\xc3\xa9\xe4\xb8\xad"), lit("line1\nline2"), lit("tab\there"), "repeat('\xe4\xb8\xad', 40000)",
+		lit("\xcc\x81combining") ],
+);
+push @{ $nonkey_pool{$_} }, @{ $edge_pool{$_} } for keys %edge_pool;
 my %nonkey_type = (n => 'numeric', j => 'jsonb', b => 'bytea', a => 'text[]', ts => 'timestamptz', f => 'bool', s => 'text');
 my @nonkeys = qw(n j b a ts f s);
 
@@ -531,12 +566,32 @@ sub gen_cursor
 	run_both($hold ? 'CLOSE cur' : pick('COMMIT', 'ROLLBACK'), 0);
 }
 
+my $copy_in = $node->basedir . '/fz_copy_in.dat';
+
+# COPY FROM a file of rows with values of every kind, in text, CSV or
+# binary format: the same file into the heap and the foreign table
+sub gen_copy
+{
+	my $s = pick(@shapes);
+	my $fmt = pick('', ' (FORMAT csv)', ' (FORMAT binary)', " (FORMAT csv, NULL 'nul', QUOTE '''')");
+	my @rows;
+	for (1 .. 1 + int(rand(6)))
+	{
+		push @rows, '(' . join(', ', (map { key_value($_->[1], 0) . "::$_->[1]" } @{ $s->{keys} }),
+			map { '(' . nonkey_value($_) . ")::$nonkey_type{$_}" } @nonkeys) . ')';
+	}
+	my $cols = join(', ', cols_of($s));
+	$node->safe_psql('postgres', "COPY (SELECT * FROM (VALUES " . join(', ', @rows) . ") v($cols)) TO '$copy_in'$fmt");
+	return run_both('COPY ' . tname($s) . " FROM '$copy_in'$fmt", 1);
+}
+
 sub dml_step
 {
 	my $s = pick(@shapes);
 	my $t = tname($s);
 	my $ret = chance(0.5) ? ' RETURNING *' : '';
 	my $r = rand();
+	return gen_copy() if chance(0.06);
 	if ($r < 0.35)
 	{
 		return run_both(insert_sql($s, 1 + int(rand(3))) . (chance(0.3) ? ' ON CONFLICT DO NOTHING' : '') . $ret, 1);
@@ -697,10 +752,115 @@ BEGIN
 	INSERT INTO almanac.account_states (chain_id, account, block_number, state)
 	SELECT c, fz_addr('acct' || (seed + k) % 4), n, jsonb_build_object('bal', seed + k, 'n', n)
 	  FROM generate_series(0, seed % 3 - 1) k;
+	UPDATE almanac.chains SET latest_block = greatest(latest_block, n) WHERE chain_id = c;
 	RETURN n;
 END
 $$;
 INSERT INTO almanac.chains (chain_id) VALUES ('c1'), ('c2'), ('a:b'), ('a\b');
+-- cnt JSON-RPC blocks (eth_getBlockByNumber(n, true)) with their receipts
+-- (eth_getBlockReceipts(n)), from back blocks below the chain's next one: the
+-- first one's parent is the stored block below it, so back > 0 replaces
+-- stored blocks (a reorg)
+CREATE FUNCTION fz_rpc(c text, back int, cnt int, ver int, ntx int, nev int, seed int,
+					   OUT blocks jsonb, OUT receipts jsonb) LANGUAGE plpgsql AS $$
+DECLARE
+	n0 bigint;
+	parent text;
+	h text;
+	th text;
+	txs jsonb;
+	rcs jsonb;
+	logs jsonb;
+	li int;
+	a text;
+BEGIN
+	SELECT greatest(coalesce(max(block_number) + 1, 0) - back, 0) INTO n0 FROM almanac.blocks WHERE chain_id = c;
+	SELECT block_hash INTO parent FROM almanac.blocks WHERE chain_id = c AND block_number = n0 - 1;
+	parent := coalesce(parent, fz_hash(c || (n0 - 1) || 'root'));
+	blocks := '[]';
+	receipts := '[]';
+	FOR k IN 0 .. cnt - 1 LOOP
+		h := fz_hash(c || (n0 + k) || 'v' || ver);
+		txs := '[]';
+		rcs := '[]';
+		li := 0;
+		FOR i IN 0 .. ntx - 1 LOOP
+			th := fz_hash('tx' || c || (n0 + k) || ':' || i || 'v' || ver);
+			logs := '[]';
+			FOR l IN 0 .. nev - 1 LOOP
+				CONTINUE WHEN l % ntx <> i;
+				a := fz_addr('contract' || (seed + l) % 3);
+				-- checksummed addresses are lowercased by ingest
+				IF (seed + l) % 5 = 0 THEN a := '0x' || upper(substr(a, 3)); END IF;
+				logs := logs || jsonb_build_array(jsonb_build_object(
+					'logIndex', '0x' || to_hex(li), 'address', a,
+					'topics', CASE (seed + l * 5) % 4 WHEN 0 THEN '[]'::jsonb
+							  ELSE jsonb_build_array(fz_hash('topic' || (seed + l * 5) % 4), fz_hash('x' || l)) END,
+					'data', '0x' || lpad(to_hex(l * 1000 + seed), 8, '0'),
+					'blockHash', h, 'transactionHash', th));
+				li := li + 1;
+			END LOOP;
+			txs := txs || jsonb_build_array(jsonb_build_object(
+				'hash', th, 'type', '0x2', 'from', fz_addr('from' || (seed + i) % 3),
+				'to', CASE WHEN i % 4 = 3 THEN NULL ELSE fz_addr('to' || i) END,
+				'value', '0x' || to_hex((seed * 7 + i)::bigint * 1000000007), 'nonce', '0x' || to_hex(i),
+				'input', '0x' || lpad(to_hex(seed + i), 8, '0')));
+			rcs := rcs || jsonb_build_array(jsonb_build_object(
+				'transactionHash', th, 'status', CASE WHEN i % 3 = 1 THEN '0x0' ELSE '0x1' END,
+				'gasUsed', '0x' || to_hex(21000 + i), 'contractAddress', NULL, 'logs', logs));
+		END LOOP;
+		blocks := blocks || jsonb_build_array(jsonb_build_object(
+			'number', '0x' || to_hex(n0 + k), 'hash', h, 'parentHash', parent,
+			'timestamp', '0x' || to_hex(1700000000 + (n0 + k) * 12), 'transactions', txs,
+			'miner', fz_addr('miner'), 'v', ver));
+		receipts := receipts || jsonb_build_array(rcs);
+		parent := h;
+	END LOOP;
+END
+$$;
+-- every heap row of the core tables looked up by its key (routed with the
+-- router on: PL/pgSQL's variables are parameters), and each account's latest
+-- state and each contract's events: one line per row that differs
+CREATE FUNCTION fz_mirror_check() RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+	x record;
+	got text;
+BEGIN
+	FOR r IN SELECT * FROM almanac.blocks LOOP
+		SELECT * INTO x FROM almanac.blocks WHERE chain_id = r.chain_id AND block_number = r.block_number;
+		IF NOT FOUND OR x::text IS DISTINCT FROM r::text THEN
+			RETURN NEXT format('blocks %s %s: heap %s, lookup %s', r.chain_id, r.block_number, r, x);
+		END IF;
+	END LOOP;
+	FOR r IN SELECT * FROM almanac.transactions LOOP
+		SELECT * INTO x FROM almanac.transactions WHERE chain_id = r.chain_id AND tx_hash = r.tx_hash;
+		IF NOT FOUND OR x::text IS DISTINCT FROM r::text THEN
+			RETURN NEXT format('transactions %s %s: heap %s, lookup %s', r.chain_id, r.tx_hash, r, x);
+		END IF;
+	END LOOP;
+	FOR r IN SELECT DISTINCT ON (chain_id, account) * FROM almanac.account_states
+			  ORDER BY chain_id, account, block_number DESC LOOP
+		SELECT * INTO x FROM almanac.account_states WHERE chain_id = r.chain_id AND account = r.account
+		 ORDER BY block_number DESC LIMIT 1;
+		IF NOT FOUND OR x::text IS DISTINCT FROM r::text THEN
+			RETURN NEXT format('account_states %s %s: heap %s, lookup %s', r.chain_id, r.account, r, x);
+		END IF;
+	END LOOP;
+	FOR r IN SELECT chain_id, contract_address, event_type,
+					string_agg(e::text, ' ' ORDER BY block_number DESC, log_index DESC) AS rows
+			   FROM almanac.events e GROUP BY 1, 2, 3 LOOP
+		got := NULL;
+		FOR x IN SELECT * FROM almanac.events WHERE chain_id = r.chain_id AND contract_address = r.contract_address
+				   AND event_type = r.event_type ORDER BY block_number DESC, log_index DESC LOOP
+			got := coalesce(got || ' ', '') || x::text;
+		END LOOP;
+		IF got IS DISTINCT FROM r.rows THEN
+			RETURN NEXT format('events %s %s %s: heap %s, lookup %s', r.chain_id, r.contract_address, r.event_type, r.rows, got);
+		END IF;
+	END LOOP;
+END
+$$;
 -- lookups with PL/pgSQL variables as keys, past the plan cache's custom plans
 CREATE FUNCTION fz_vars(c text, ks bigint[], acct text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -944,12 +1104,103 @@ sub gen_router_prepared
 	run_sql($ms, "DEALLOCATE ron$prep; DEALLOCATE roff$prep");
 }
 
+# what a chain indexer writes: JSON-RPC blocks ingested one by one and in
+# batches, reorgs (a block replaced at a stored height), the safe and
+# finalized heads, reverts below finality (refused), COPY into the core tables
+sub indexer_write
+{
+	my ($c) = @_;
+	my $qc = lit($c);
+	my $r = int(rand(9));
+	my $rpc = sub {
+		my ($back, $cnt) = @_;
+		$ver++;
+		return "fz_rpc($qc, $back, $cnt, $ver, " . int(rand(4)) . ', ' . int(rand(7)) . ', ' . int(rand(1000)) . ') f';
+	};
+	my $latest = "(SELECT max(block_number) FROM almanac.blocks WHERE chain_id = $qc)";
+	return 'SELECT almanac.ingest_block(' . pick($qc, $qc, lit(uc($c))) . ', f.blocks->0, f.receipts->0) IS NOT NULL FROM ' . $rpc->(0, 1)
+	  if $r <= 1;
+	# a reorg: the block at a stored height replaced (its parent is stored)
+	return "SELECT almanac.ingest_block($qc, f.blocks->0, f.receipts->0, " . lit(pick('revert', 'revert', 'error')) . ') IS NOT NULL FROM '
+	  . $rpc->(1 + int(rand(3)), 1)
+	  if $r == 2;
+	return "SELECT almanac.ingest_blocks($qc, f.blocks, f.receipts) FROM " . $rpc->(pick(0, 0, 0, 1), 1 + int(rand(3))) if $r == 3;
+	return "SELECT almanac.set_safe($qc, $latest - " . int(rand(4)) . ')' if $r == 4;
+	return "SELECT almanac.set_finalized($qc, $latest - " . (3 + int(rand(8))) . ')' if $r == 5 && chance(0.5);
+	# below finality: refused
+	return "SELECT almanac.revert_to($qc, (SELECT finalized_block - " . int(rand(3)) . " FROM almanac.chains WHERE chain_id = $qc))"
+	  if $r == 5;
+	return copy_sql($c);
+}
+
+my $copy_file = $node->basedir . '/fz_copy.dat';
+
+# COPY rows made from the stored blocks into a core table, through a file
+# in text, CSV or binary format
+sub copy_sql
+{
+	my ($c) = @_;
+	my $qc = lit($c);
+	my $fmt = pick('', ' (FORMAT csv)', ' (FORMAT binary)');
+	$ver++;
+	my $r = int(rand(4));
+	my ($src, $dst);
+	my $recent = "block_number >= (SELECT max(block_number) - " . int(rand(5)) . " FROM almanac.blocks WHERE chain_id = $qc)";
+	if ($r == 0)
+	{
+		$src = "SELECT chain_id, fz_addr('acct' || (block_number + $ver) % 6), block_number, jsonb_build_object('copy', $ver, 'n', block_number) "
+		  . "FROM almanac.blocks WHERE chain_id = $qc AND " . pick($recent, 'block_number % 3 = ' . int(rand(3)));
+		$dst = 'almanac.account_states (chain_id, account, block_number, state)';
+	}
+	elsif ($r == 1)
+	{
+		$src = "SELECT chain_id, id, block_number, NULL::bigint, 100 + $ver % 50, fz_addr('contract' || block_number % 3), "
+		  . "fz_hash('topic' || (1 + block_number % 3)), ARRAY[fz_hash('topic' || (1 + block_number % 3))], int4send($ver), timestamp "
+		  . "FROM almanac.blocks WHERE chain_id = $qc AND $recent";
+		$dst = 'almanac.events (chain_id, block_id, block_number, transaction_id, log_index, contract_address, event_type, topics, data, timestamp)';
+	}
+	elsif ($r == 2)
+	{
+		$src = "SELECT chain_id, id, block_number, 1000 + $ver % 1000, fz_hash('copytx' || $ver || ':' || block_number), fz_addr('from0'), "
+		  . "NULL::text, 10::numeric ^ 30, ''::bytea, NULL::smallint, 21000::bigint, timestamp FROM almanac.blocks WHERE chain_id = $qc AND $recent";
+		$dst = 'almanac.transactions (chain_id, block_id, block_number, tx_index, tx_hash, from_address, to_address, value, data, status, gas_used, timestamp)';
+	}
+	else
+	{
+		my $next = "(SELECT coalesce(max(block_number) + 1, 0) FROM almanac.blocks WHERE chain_id = $qc)";
+		$src = "SELECT $qc, n, fz_hash($qc || n || 'v' || $ver), "
+		  . "coalesce((SELECT block_hash FROM almanac.blocks WHERE chain_id = $qc AND block_number = n - 1), fz_hash('p' || n)), "
+		  . "'2024-01-01'::timestamptz + n * interval '12 seconds', false, false, jsonb_build_object('copy', $ver) "
+		  . "FROM generate_series($next, $next + " . int(rand(3)) . ') n';
+		$dst = 'almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp, is_finalized, is_safe, metadata)';
+	}
+	return "COPY ($src) TO '$copy_file'$fmt;\nCOPY $dst FROM '$copy_file'$fmt";
+}
+
+# writes of the reading session only: they take locks that would wait for
+# the other session's snapshot or cursor (TRUNCATE), or change the mirrors
+my @mirrored = qw(blocks transactions account_states events);
+
+sub admin_write
+{
+	my $t = pick(@mirrored);
+	my $r = int(rand(6));
+	return pick('TRUNCATE almanac.account_states', 'TRUNCATE almanac.events', 'TRUNCATE almanac.transactions CASCADE',
+		'TRUNCATE almanac.blocks CASCADE', 'TRUNCATE almanac.account_states, almanac.events')
+	  if $r == 0;
+	return "SELECT almanac.disable_mirror('almanac.$t')" if $r <= 2;
+	return "SELECT almanac.enable_mirror('almanac.$t') >= 0" if $r <= 4;
+	# a consistent mirror: nothing to rewrite
+	return "SELECT almanac.resync('almanac.$t')";
+}
+
 sub r_write
 {
 	my $c = pick(@chains);
 	my $qc = lit($c);
 	my $a = lit(pick(@accounts));
-	my $r = int(rand(12));
+	my $r = int(rand(20));
+	return indexer_write($c) if $r >= 12;
 	return add_block_sql($c) if $r <= 2;
 	return "SELECT almanac.revert_to($qc, (SELECT greatest(max(block_number) - " . (1 + int(rand(3))) . ", 0) FROM almanac.blocks WHERE chain_id = $qc))"
 	  if $r == 3;
@@ -975,6 +1226,29 @@ sub r_write
 	return "DELETE FROM almanac.transactions WHERE chain_id = $qc AND tx_hash = " . r_tx_hash();
 }
 
+# the mirrors against the heap, outside a transaction: verify of every
+# enabled mirror (nothing), and every heap row looked up by its key with the
+# router on (the same row).  $prepared: a prepared transaction holds locks,
+# so a difference is not repaired (resync would wait for it)
+sub check_mirrors
+{
+	my ($prepared) = @_;
+	my @v = run_sql($ms, 'SELECT m.relid, v.kind, almanac.decode_mirror_key(m.relid, v.key) FROM almanac.mirrors m, '
+		  . 'almanac.verify(m.relid) v WHERE m.enabled ORDER BY 1, 2, 3');
+	my @d = run_sql($ms, 'SET almanac.router = on; SELECT * FROM fz_mirror_check() ORDER BY 1');
+	$compared += 2;
+	for my $x ([ 'verify', \@v ], [ 'lookups', \@d ])
+	{
+		my ($what, $res) = @$x;
+		next if $res->[0] eq '' && $res->[1] eq '00000';
+		mismatch("mirror vs heap ($what)", "after:\n" . join("\n", @recent), $res, [ '', '00000', '' ], $what, 'expected');
+		run_sql($ms, 'SELECT almanac.resync(relid) FROM almanac.mirrors WHERE enabled') unless $prepared;
+	}
+	@recent = ();
+}
+
+my $gid = 0;
+
 sub router_step
 {
 	my $r = rand();
@@ -984,68 +1258,107 @@ sub router_step
 				'RESET almanac.reader_row_cache_size', 'SET almanac.shared_row_cache = off', 'RESET almanac.shared_row_cache',
 				'SET plan_cache_mode = force_generic_plan', 'RESET plan_cache_mode'));
 	}
-	elsif ($r < 0.55) { run_router($ms, gen_router_query()); }
-	elsif ($r < 0.62) { gen_router_prepared(); }
-	elsif ($r < 0.72) { run_sql(pick($ms, $ws), r_write()); }
-	elsif ($r < 0.82)
+	elsif ($r < 0.50) { run_router($ms, gen_router_query()); }
+	elsif ($r < 0.56) { gen_router_prepared(); }
+	elsif ($r < 0.68)
 	{
-		# a transaction of the reading session: its own writes, savepoints
+		if (chance(0.15)) { run_sql($ms, admin_write()); }
+		else { run_sql(pick($ms, $ws), r_write()); }
+		check_mirrors();
+	}
+	elsif ($r < 0.80)
+	{
+		# a transaction of the reading session: its own writes, savepoints,
+		# then COMMIT, ROLLBACK or PREPARE TRANSACTION
 		run_sql($ms, 'BEGIN' . (chance(0.4) ? ' ISOLATION LEVEL REPEATABLE READ' : ''));
 		$in_xact = 1;
 		my $sp = 0;
+		my $truncated = 0;
 		for (1 .. 3 + int(rand(6)))
 		{
 			my $x = rand();
-			if ($x < 0.5) { run_router($ms, gen_router_query()); }
-			elsif ($x < 0.75) { run_sql($ms, r_write()); }
+			if ($x < 0.45) { run_router($ms, gen_router_query()); }
+			elsif ($x < 0.7) { run_sql($ms, r_write()); }
+			elsif ($x < 0.75)
+			{
+				my $w = admin_write();
+				$truncated = 1 if $w =~ /TRUNCATE/;
+				run_sql($ms, $w);
+			}
 			elsif ($x < 0.85) { $sp++; run_sql($ms, "SAVEPOINT s$sp"); }
 			elsif ($sp) { run_sql($ms, "ROLLBACK TO s" . (1 + int(rand($sp)))); }
 		}
-		run_sql($ms, chance(0.8) ? 'COMMIT' : 'ROLLBACK');
 		$in_xact = 0;
+		# (a prepared TRUNCATE would hold its lock against the reads below)
+		if (!$truncated && chance(0.25))
+		{
+			$gid++;
+			run_sql($ms, "PREPARE TRANSACTION 'fz$gid'");
+			# prepared: its writes are invisible, to the router too
+			run_router($ms, gen_router_query()) for 1 .. int(rand(3));
+			check_mirrors(1);
+			run_sql(pick($ms, $ws), pick('COMMIT', 'COMMIT', 'ROLLBACK') . " PREPARED 'fz$gid'");
+		}
+		else { run_sql($ms, chance(0.8) ? 'COMMIT' : 'ROLLBACK'); }
+		check_mirrors();
 	}
-	elsif ($r < 0.92)
+	elsif ($r < 0.90)
 	{
-		# another session commits while this one holds a snapshot
+		# another session commits while this one holds a snapshot (with the
+		# mirrors turned off and on, resynced)
 		run_sql($ms, 'BEGIN ISOLATION LEVEL ' . pick('REPEATABLE READ', 'READ COMMITTED'));
 		$in_xact = 1;
 		for (1 .. 2 + int(rand(5)))
 		{
 			if (chance(0.5)) { run_router($ms, gen_router_query()); }
+			elsif (chance(0.1))
+			{
+				my $w = admin_write();
+				run_sql($ws, $w) unless $w =~ /TRUNCATE/;
+			}
 			else { run_sql($ws, r_write()); }
 		}
 		run_sql($ms, 'COMMIT');
 		$in_xact = 0;
+		check_mirrors();
 	}
 	else
 	{
-		# a cursor of a routed shape, forward only, with writes of another session between fetches
+		# a cursor of a routed shape, forward only, with writes between
+		# fetches: of another session, or of its own transaction, or (WITH
+		# HOLD) of both sessions after it committed
 		my ($sql, $unordered) = gen_router_query();
 		($sql, $unordered) = gen_router_query() while $unordered;    # a cursor's fetches need a total order
 		my $scroll = pick('NO SCROLL', 'NO SCROLL', 'SCROLL', '');
+		my $hold = chance(0.2) ? ' WITH HOLD' : '';
+		my $writer = pick($ws, $ws, $ms);
 		run_sql($ms, 'BEGIN');
 		run_sql($ms, 'SET LOCAL almanac.router = on');
-		run_sql($ms, "DECLARE con $scroll CURSOR FOR $sql");
+		run_sql($ms, "DECLARE con $scroll CURSOR$hold FOR $sql");
 		run_sql($ms, 'SET LOCAL almanac.router = off');
-		run_sql($ms, "DECLARE coff $scroll CURSOR FOR $sql");
+		run_sql($ms, "DECLARE coff $scroll CURSOR$hold FOR $sql");
+		run_sql($ms, 'COMMIT') if $hold;
 		for (1 .. 3)
 		{
-			run_sql($ws, r_write()) if chance(0.5);
+			run_sql($writer, r_write()) if chance(0.5);
 			# (a cursor declared without SCROLL scrolls only when its plan
 			# can: the error of one that cannot is no difference)
 			my $n = $scroll ne 'SCROLL' ? pick(1, 2, 'ALL') : pick(1, 2, 'ALL', 'BACKWARD 1', 'ABSOLUTE 2', 'PRIOR', 'FIRST', 'LAST');
 			# (each cursor read with its own setting: a routed plan run
 			# with the router off reads the heap)
-			my @on = run_sql($ms, "SET LOCAL almanac.router = on; FETCH $n FROM con");
-			my @off = run_sql($ms, "SET LOCAL almanac.router = off; FETCH $n FROM coff");
+			my $local = $hold ? '' : ' LOCAL';
+			my @on = run_sql($ms, "SET$local almanac.router = on; FETCH $n FROM con");
+			my @off = run_sql($ms, "SET$local almanac.router = off; FETCH $n FROM coff");
 			$compared++;
-			mismatch('router on vs off, cursor', "DECLARE c $scroll CURSOR FOR $sql; FETCH $n", \@on, \@off, 'router on', 'router off')
+			mismatch('router on vs off, cursor', "DECLARE c $scroll CURSOR$hold FOR $sql; FETCH $n", \@on, \@off, 'router on', 'router off')
 			  if $on[0] ne $off[0] || $on[1] ne $off[1];
 		}
-		run_sql($ms, 'COMMIT');
+		run_sql($ms, $hold ? 'CLOSE con; CLOSE coff' : 'COMMIT');
+		check_mirrors();
 	}
 }
 
+run_sql($_, "SET lock_timeout = '20s'") for ($ms, $ws);
 for (1 .. $nq) { router_step(); }
 run_sql($ms, 'RESET almanac.router');
 my $part2 = @mismatches - $part1;
@@ -1058,7 +1371,9 @@ note 'statements by outcome: ' . join(', ', map { "$_: $tally{$_}" } sort keys %
 my ($routed) = split /\|/, $stats;
 cmp_ok($routed, '>', $nq / 10, 'the router answered a good share of the queries');
 
-# the mirrors still agree with their tables
+# the mirrors still agree with their tables, all of them on again
+run_sql($ms, "SELECT almanac.enable_mirror(relid) >= 0 FROM almanac.mirrors WHERE NOT enabled");
+check_mirrors();
 for my $t (qw(blocks transactions account_states events))
 {
 	my ($v) = run_sql($ms, "SELECT count(*) FROM almanac.verify('almanac.$t', NULL, NULL, NULL)");
