@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "almanac.h"
 #include "codec/valuecodec.h"
@@ -255,6 +256,23 @@ find_key_index(Relation rel, const AttrNumber *attnos, int n, Oid *collations,
 }
 
 /*
+ * The xmin of the table's pg_class row: a TRUNCATE writes a new one (its new
+ * relfilenode), and invalidates the table's descriptor, which reads it again.
+ */
+static TransactionId
+relation_xmin(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	TransactionId xid;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	xid = HeapTupleHeaderGetXmin(tup->t_data);
+	ReleaseSysCache(tup);
+	return xid;
+}
+
+/*
  * Read the table's row of almanac.mirrors and describe the mirror, in
  * CurrentMemoryContext.  NULL when it has none, or cannot have one as the
  * table is now (a key column gone: the descriptor then says disabled).
@@ -315,6 +333,7 @@ mirror_build(Relation rel)
 		m->enabled = DatumGetBool(v[6]);
 		m->in_sync = DatumGetBool(v[7]);
 		m->catalog_xmin = HeapTupleHeaderGetXmin(tup->t_data);
+		m->relation_xmin = relation_xmin(RelationGetRelid(rel));
 		/* promoted or restored since the last sync: the store is older (see 50_router.sql) */
 		if (!RecoveryInProgress() && DatumGetInt64(v[9]) != (int64) GetWALInsertionTimeLine())
 			m->in_sync = false;
@@ -409,16 +428,21 @@ mirror_build(Relation rel)
 	return m;
 }
 
-bool
-almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot)
+/* whether snapshot sees xid, the xmin of a catalog row read as committed */
+static bool
+catalog_xid_seen(TransactionId xid, Snapshot snapshot)
 {
-	TransactionId xid = m->catalog_xmin;
-
 	/* frozen, or this transaction's own change: seen */
 	if (!TransactionIdIsNormal(xid) || TransactionIdIsCurrentTransactionId(xid))
 		return true;
-	/* the row was read as committed: it is seen unless the snapshot predates it */
 	return !XidInMVCCSnapshot(xid, snapshot);
+}
+
+bool
+almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot)
+{
+	return catalog_xid_seen(m->catalog_xmin, snapshot) &&
+		catalog_xid_seen(m->relation_xmin, snapshot);
 }
 
 AlmanacMirror *

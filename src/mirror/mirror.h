@@ -62,9 +62,13 @@ typedef struct AlmanacMirror
 	 * The transaction that last wrote the table's row of almanac.mirrors
 	 * (enable_mirror, resync, ...), whose writes into the mirror (a
 	 * backfill, repairs) a snapshot that does not see it does not see
-	 * either: see almanac_mirror_seen_by.
+	 * either, and the one that last wrote the table's row of pg_class (a
+	 * TRUNCATE, which empties the heap for every snapshot, older ones
+	 * included, but the mirror only for those that see it): see
+	 * almanac_mirror_seen_by.
 	 */
 	TransactionId catalog_xmin;
+	TransactionId relation_xmin;
 	char	   *cfname;
 	/*
 	 * almanac.mirrors.key_descending: the integer key columns stored in
@@ -108,7 +112,9 @@ extern AlmanacMirror *almanac_mirror_lookup(Oid relid);
  * was off, a resync) is not visible to it.  Such a snapshot would read the
  * mirror's rows as they were before those writes, while the heap gives it
  * the rows as they were after the writes the backfill copied: it must read
- * the heap.
+ * the heap.  The same for the last change of the table's pg_class row: a
+ * TRUNCATE (not MVCC-safe: the heap is empty to older snapshots too), but
+ * also any ALTER or GRANT, which only makes older snapshots read the heap.
  */
 extern bool almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot);
 
