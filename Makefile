@@ -28,7 +28,7 @@ REGRESS     += privileges statements
 # found by test/t/043_differential_fuzz.pl
 REGRESS     += insert_then_update insert_then_update_sends
 # issue 14, router: mirrors and routed lookups
-REGRESS     += router mirror mirror_triggers
+REGRESS     += router mirror mirror_triggers mirror_backfill_reads
 # isolation specs: test/isolation/specs/*.spec, outputs in test/isolation/expected/
 ISOLATION_SPECS = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 

@@ -676,16 +676,25 @@ almanac_mirror_target(AlmanacMirror *m, int *store, rocksdb_column_family_handle
 	*cf_id = m->target_cf_id;
 }
 
+/*
+ * The writes of enable_mirror's backfill, resync and TRUNCATE.  The table
+ * counts as written by this transaction, as the row triggers make it: its
+ * later lookups read the heap, since a routed one would not see these
+ * writes, which wait in the transaction's buffer (it answered the rows a
+ * backfill had just erased, in the transaction that enabled the mirror).
+ */
 void
 almanac_mirror_put(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen,
 				   const char *image, uint32 len)
 {
+	almanac_mirror_note_write(m->relid);
 	almanac_xact_put_blind(a->store, a->cf, a->cf_id, key, klen, image, len);
 }
 
 void
 almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char *key, size_t klen)
 {
+	almanac_mirror_note_write(m->relid);
 	almanac_xact_put_blind(a->store, a->cf, a->cf_id, key, klen, NULL, 0);
 }
 
