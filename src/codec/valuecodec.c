@@ -96,7 +96,8 @@ static void layout_attr(StringInfo buf, Form_pg_attribute att);
 static const AlmanacValueCheck **value_checks_of(TupleDesc desc);
 static void value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 							  const AlmanacValueCheck **checks, int limit, const bool *skip,
-							  const ValueWhere *where);
+							  const ValueWhere *where,
+							  Datum *values, bool *isnull);
 
 /* append a type node (see layout_type) to a serialized layout */
 static void
@@ -769,7 +770,8 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
 					HeapTupleHeaderGetTypeId((HeapTupleHeader) d) != c->typid ||
 					HeapTupleHeaderGetTypMod((HeapTupleHeader) d) != -1)
 					value_corrupt(where, "bad composite datum");
-				value_check_tuple(d, total, c->desc, c->atts, c->desc->natts, NULL, where);
+				value_check_tuple(d, total, c->desc, c->atts, c->desc->natts, NULL, where,
+							  NULL, NULL);
 				break;
 			case CHECK_RANGE:
 				{
@@ -820,17 +822,22 @@ value_check_varlena(const char *p, uint32 room, const AlmanacValueCheck *c,
  * skipped (skip may be NULL): a skipped column is never read.  TOAST
  * pointers and compressed values are refused as well: almanac_value_encode
  * never writes them, and a composite datum never holds them.
+ *
+ * values and isnull, when not NULL, get the attributes checked, as
+ * heap_deform_tuple would deform them (the caller then need not walk the
+ * image a second time): each one once it is known to lie within the bytes.
  */
 static void
 value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 				  const AlmanacValueCheck **checks, int limit, const bool *skip,
-				  const ValueWhere *where)
+				  const ValueWhere *where, Datum *values, bool *isnull)
 {
 	HeapTupleHeader hdr = (HeapTupleHeader) img;
 	int			natts = Min(Min(HeapTupleHeaderGetNatts(hdr), desc->natts), limit);
 	bool		hasnulls = (hdr->t_infomask & HEAP_HASNULL) != 0;
 	uint32		hoff = hdr->t_hoff;
 	uint32		off;
+	uint32		len;
 
 	if (hoff < SizeofHeapTupleHeader ||
 		(hasnulls && hoff < SizeofHeapTupleHeader + BITMAPLEN(HeapTupleHeaderGetNatts(hdr))) ||
@@ -847,13 +854,26 @@ value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 			(checks != NULL && (skip == NULL || !skip[i])) ? checks[i] : NULL;
 
 		if (hasnulls && att_isnull(i, hdr->t_bits))
+		{
+			if (values != NULL)
+			{
+				values[i] = (Datum) 0;
+				isnull[i] = true;
+			}
 			continue;
+		}
 
 		if (off >= tlen)
 			value_corrupt(where, "truncated");
 		/* a 1-byte varlena header is not aligned; this peeks at img[off] */
 		off = att_align_pointer(off, att->attalign, att->attlen, img + off);
-		off += value_check_at(img, off, tlen, att->attlen, check, where);
+		len = value_check_at(img, off, tlen, att->attlen, check, where);
+		if (values != NULL)
+		{
+			values[i] = fetchatt(att, img + off);
+			isnull[i] = false;
+		}
+		off += len;
 	}
 }
 
@@ -947,8 +967,20 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	 * composite datums, ranges, jsonb, numerics and names of the columns
 	 * wanted, whatever the fingerprint says (defence in depth: whoever can
 	 * write the store's files can forge one).
+	 *
+	 * Every column wanted (a point lookup's SELECT *): the same walk deforms
+	 * the image straight into the caller's arrays, as heap_deform_tuple
+	 * would (the columns the image does not hold, added since it was
+	 * written, get their missing values), instead of a second walk.
 	 */
-	value_check_tuple(img, tlen, desc, layout->checks, last, skip, &where);
+	if (skip == NULL)
+	{
+		value_check_tuple(img, tlen, desc, layout->checks, natts, NULL, &where, values, isnull);
+		for (int i = img_natts; i < natts; i++)
+			values[i] = getmissingattr(desc, i + 1, &isnull[i]);
+		return;
+	}
+	value_check_tuple(img, tlen, desc, layout->checks, last, skip, &where, NULL, NULL);
 
 	/*
 	 * The image is a composite datum of the writing table's row type, and
@@ -971,12 +1003,6 @@ almanac_value_decode(const char *data, size_t len, TupleDesc desc,
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = (HeapTupleHeader) img;
 
-	/* every column wanted (a point lookup's SELECT *): straight into the caller's arrays */
-	if (skip == NULL)
-	{
-		heap_deform_tuple(&tuple, desc, values, isnull);
-		return;
-	}
 	vals = palloc(sizeof(Datum) * Max(natts, 1));
 	nulls = palloc(sizeof(bool) * Max(natts, 1));
 	heap_deform_tuple(&tuple, desc, vals, nulls);

@@ -923,18 +923,28 @@ typedef struct LastEntry
 static HTAB *last_cache = NULL;
 static MemoryContext last_cxt = NULL;
 
+/*
+ * The entry last_cache_entry returned last (entries are never removed, only
+ * the whole table dropped): the latest block of one chain read over and over
+ * compares its key instead of hashing all of it (a LastKey is 144 bytes).
+ */
+static LastEntry *last_found = NULL;
+
 static LastEntry *
 last_cache_entry(const LastKey *key, bool create)
 {
 	bool		found;
 	LastEntry  *e;
 
+	if (!create && last_found != NULL && memcmp(&last_found->key, key, sizeof(LastKey)) == 0)
+		return last_found;
 	if (last_cache == NULL || (create && hash_get_num_entries(last_cache) >= LAST_MAX_RANGES))
 	{
 		HASHCTL		ctl;
 
 		if (!create)
 			return NULL;
+		last_found = NULL;
 		if (last_cxt == NULL)
 			last_cxt = AllocSetContextCreate(TopMemoryContext, "almanac last-row cache",
 											 ALLOCSET_DEFAULT_SIZES);
@@ -947,6 +957,8 @@ last_cache_entry(const LastKey *key, bool create)
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	e = hash_search(last_cache, key, create ? HASH_ENTER : HASH_FIND, &found);
+	if (e != NULL)
+		last_found = e;
 	if (create && found && e->values)
 		pfree(e->values);
 	if (create)

@@ -67,6 +67,15 @@ typedef struct MirrorCacheEntry
 static HTAB *mirror_cache = NULL;
 static uint64 mirror_cache_flushes = 0;
 
+/*
+ * The entry almanac_mirror_lookup found last, while mirror_cache_flushes
+ * stays what it was then (every removal from the cache counts a flush
+ * first): a routed lookup asks for its table's at every execution.
+ */
+static Oid	last_relid = InvalidOid;
+static AlmanacMirror *last_mirror = NULL;
+static uint64 last_flushes = 0;
+
 static void
 mirror_entry_release(MirrorCacheEntry *e)
 {
@@ -466,9 +475,16 @@ almanac_mirror_lookup(Oid relid)
 		mirror_cache = hash_create("almanac mirrors", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+	if (relid == last_relid && last_flushes == mirror_cache_flushes)
+		return last_mirror;
 	e = hash_search(mirror_cache, &relid, HASH_FIND, NULL);
 	if (e)
+	{
+		last_relid = relid;
+		last_mirror = e->mirror;
+		last_flushes = mirror_cache_flushes;
 		return e->mirror;
+	}
 
 	/* only plain tables have mirrors: no catalog read for the others */
 	if (get_rel_relkind(relid) != RELKIND_RELATION || relid < FirstNormalObjectId)

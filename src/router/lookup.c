@@ -97,6 +97,13 @@ typedef struct LookupPlanEntry
 
 static HTAB *plan_infos = NULL;
 
+/*
+ * The LookupPlanInfo plan_info returned last: a prepared statement run over
+ * and over finds its own without hashing its plan's address.  Cleared when
+ * that info is forgotten.
+ */
+static LookupPlanInfo *last_info = NULL;
+
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
 typedef struct LookupState
@@ -241,6 +248,8 @@ plan_forget(void *arg)
 {
 	LookupPlanInfo *info = arg;
 
+	if (last_info == info)
+		last_info = NULL;
 	plan_unmap(info->plan, info);
 	plan_unmap(&info->exec, info);
 }
@@ -255,9 +264,23 @@ plan_map(CustomScan *node, LookupPlanInfo *info)
 }
 
 /*
+ * Is info the one built for plan node cs, the node as planned or its copy
+ * (and not for an earlier node at its address)?
+ */
+static inline bool
+plan_info_of(LookupPlanInfo *info, CustomScan *cs)
+{
+	return (cs == info->plan || cs == &info->exec) &&
+		info->exec.custom_private == cs->custom_private &&
+		info->exec.custom_exprs == cs->custom_exprs &&
+		info->exec.scan.plan.qual == cs->scan.plan.qual;
+}
+
+/*
  * The LookupPlanInfo of a plan node, cs the node as planned or the copy the
  * executor starts: built at the plan's first execution, then found by
- * either address.
+ * either address: the one returned last without a hash lookup (the hook,
+ * then the scan's start-up, ask for the same one at every execution).
  *
  * Why: PostgreSQL's executor builds a node's result descriptor from the
  * plan's target list at every execution (ExecInitCustomScan calls
@@ -290,6 +313,8 @@ plan_info(CustomScan *cs)
 	int			nbounds = list_length(list_nth(cs->custom_private, LOOKUP_PRIV_STRATEGIES));
 	ListCell   *lc;
 
+	if (last_info != NULL && plan_info_of(last_info, cs))
+		return last_info;
 	if (plan_infos == NULL)
 	{
 		HASHCTL		ctl;
@@ -301,10 +326,8 @@ plan_info(CustomScan *cs)
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	e = hash_search(plan_infos, &cs, HASH_FIND, NULL);
-	if (e != NULL && e->info->exec.custom_private == cs->custom_private &&
-		e->info->exec.custom_exprs == cs->custom_exprs &&
-		e->info->exec.scan.plan.qual == cs->scan.plan.qual)
-		return e->info;
+	if (e != NULL && plan_info_of(e->info, cs))
+		return last_info = e->info;
 
 	old = MemoryContextSwitchTo(GetMemoryChunkContext(cs));
 	info = palloc(sizeof(LookupPlanInfo));
@@ -337,7 +360,7 @@ plan_info(CustomScan *cs)
 	info->forget.func = plan_forget;
 	info->forget.arg = info;
 	MemoryContextRegisterResetCallback(GetMemoryChunkContext(cs), &info->forget);
-	return info;
+	return last_info = info;
 }
 
 /*
