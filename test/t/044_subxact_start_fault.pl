@@ -19,7 +19,10 @@
 # 53200, and that what commits is what the heap commits from the same
 # statements: the writes of the levels around the failed one, and nothing
 # of the failed level.  The savepoint array's first capacity is 16 (one
-# entry per level that wrote), so the 17th level makes it grow.
+# entry per level that wrote), so the 17th level makes it grow.  Then what
+# the lazy record must keep: a subtransaction that wrote nothing rolls back
+# nothing, the mirrors' writes before it included (e); a released one's
+# save points are its parent's (f).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -226,6 +229,60 @@ unlike($err, qr/ERROR|FATAL|PANIC|server closed the connection/, '(d) and nothin
 is($out, "0\n1,2,3,4,5,6,7,8,9\n1\n0",
 	'(d) the mirror agrees with the heap: the rows of the levels kept, none of the failed one');
 no_restart('(d)', $offset);
+
+# (e) Subtransactions that write nothing have no save point, and their
+# rollback keeps the mirror writes buffered before them (the parent's): one
+# that only raises, one that reads the foreign table (which moves those
+# writes into the batch) and rolls back, one released.
+$offset = -s $node->logfile;
+($ret, $out, $err) = run("BEGIN;\n" . block(20) . q{
+DO $$
+BEGIN
+	BEGIN
+		PERFORM 1 / 0;
+	EXCEPTION WHEN division_by_zero THEN NULL;
+	END;
+END $$;
+} . block(21) . q{
+SAVEPOINT r;
+SELECT count(*) FROM t WHERE id = 0;
+ROLLBACK TO SAVEPOINT r;
+} . block(22) . q{
+SAVEPOINT k;
+RELEASE SAVEPOINT k;
+COMMIT;
+SELECT count(*) FROM almanac.verify('almanac.blocks');
+SELECT string_agg(block_number::text, ',' ORDER BY block_number) FROM almanac.blocks WHERE block_number >= 20;
+});
+is($err, '', '(e) nothing fails');
+is($out, "1\n0\n20,21,22", '(e) the mirror has every row of the transaction');
+no_restart('(e)', $offset);
+
+# (f) A released subtransaction's save points are its parent's: a later
+# sibling that writes gets its own, and its rollback leaves the released
+# one's writes; so does a rollback of a level whose released child wrote
+# before it did.
+($ret, $out, $err) = run(q{
+BEGIN;
+SAVEPOINT a;
+CALL put(400, 'a, released');
+RELEASE SAVEPOINT a;
+SAVEPOINT b;
+CALL put(401, 'b, rolled back');
+ROLLBACK TO SAVEPOINT b;
+SAVEPOINT c;
+SAVEPOINT d;
+CALL put(402, 'd, released into c');
+RELEASE SAVEPOINT d;
+CALL put(403, 'c');
+ROLLBACK TO SAVEPOINT c;
+CALL put(404, 'top');
+COMMIT;
+});
+is($err, '', '(f) nothing fails');
+($heap, $kv) = both(400);
+is($kv, $heap, '(f) the foreign table commits what the heap commits');
+is($kv, "400|a, released\n404|top", '(f) the released sibling\'s write and the top level\'s');
 
 $node->stop;
 done_testing();
