@@ -39,10 +39,11 @@ static rocksdb_writebatch_wi_t *xact_batch = NULL;
  * not in xact_batch, whose index every put would search and grow, and
  * whose entries each send would read back through an iterator (together a
  * third of what mirror writes added to a backend in bench/ingest, perf).
- * They are all written after the innermost open savepoint (a savepoint
- * first moves them into xact_batch: fold_blind), so a rollback to a
- * savepoint drops them all.  Whatever reads the transaction's batch, and
- * any write that is not blind, moves them into xact_batch first, in order.
+ * They are all written after the batch's last save point (a save point is
+ * recorded only once they are moved into xact_batch: record_savepoints,
+ * fold_blind), so a rollback to the subtransaction that owns it drops them
+ * all.  Whatever reads the transaction's batch, and any write that is not
+ * blind, moves them into xact_batch first, in order.
  * In TopMemoryContext, kept between transactions unless large.
  */
 static StringInfoData blind = {0};
@@ -94,8 +95,27 @@ static FullTransactionId xact_logged_xid;
 static uint32 xact_cfs[64];
 static int	xact_ncfs = 0;
 
-/* open subtransactions, innermost last, each with a batch save point */
-static SubTransactionId *savepoints = NULL;
+/*
+ * The batch's save points, oldest first, each as the nesting level
+ * (GetCurrentTransactionNestLevel) of the open subtransaction it belongs
+ * to: a rollback of the subtransaction of level L undoes the batch to the
+ * first save point of level L or deeper.  A subtransaction's save point is
+ * recorded when it first writes (record_savepoints), not when it starts:
+ * an ERROR in SUBXACT_EVENT_START_SUB leaves PostgreSQL's subtransaction
+ * half started, which PL/pgSQL does not survive (a DO block's exception
+ * block crashed the backend with SIGSEGV and the postmaster restarted all
+ * of them; a function's outer exception block that caught the error ended
+ * the session, FATAL: test/t/044), and recording can raise (the array's
+ * growth, fold_blind).  A subtransaction that has not written needs none:
+ * the batch is as it was when it started (but for blind writes of outer
+ * levels that a read folded in, which its rollback must keep anyway).  A
+ * released subtransaction's save points become its parent's, and those
+ * released into the top level (level 1) stay until the batch is sent,
+ * unused (RocksDB's C API cannot drop a save point of a
+ * WriteBatchWithIndex).  So the levels never decrease, and every open
+ * level from 2 up to the last one recorded has a save point.
+ */
+static int *savepoints = NULL;
 static int	nsavepoints = 0;
 static int	maxsavepoints = 0;
 
@@ -162,14 +182,11 @@ written_cf(AlmanacReader *reader, uint32 cf_id)
 
 /*
  * The blind writes go into xact_batch, in the order written, so that the
- * batch holds every write of the transaction (for a reader, a savepoint, a
+ * batch holds every write of the transaction (for a reader, a save point, a
  * write that is not blind).  None of them replaces there a write that must
  * outlive it: almanac_xact_put_blind sent the batch with such a write
- * instead.  So this never sends anything, and may run at a save point's
- * start: an ERROR there (the owner's refusal of a send) would leave
- * PostgreSQL's subtransaction half started, and an enclosing PL/pgSQL
- * exception block that caught it would end the session (FATAL, "unexpected
- * state SUBBEGIN").
+ * instead.  So this never sends anything: a reader's look at the batch
+ * sends nothing.
  */
 static void
 fold_blind(void)
@@ -205,6 +222,32 @@ xact_unsent(void)
 		(xact_batch != NULL && rocksdb_writebatch_wi_count(xact_batch) > 0);
 }
 
+/*
+ * Before a write of the current (sub)transaction goes into the batch (or
+ * the blind writes, or is sent on its own): a save point for each open
+ * level that has none yet (see savepoints), after the blind writes so far,
+ * which are the outer levels'.  An ERROR here is the writing statement's,
+ * an ordinary one that aborts its subtransaction; the entries pushed
+ * before it stay, each a save point of its level.
+ */
+static void
+record_savepoints(void)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			recorded = nsavepoints > 0 ? savepoints[nsavepoints - 1] : 1;
+
+	if (recorded >= level)
+		return;
+	fold_blind();
+	while (recorded < level)
+	{
+		savepoints = almanac_grow_array(savepoints, nsavepoints, &maxsavepoints,
+										sizeof(int), 16);
+		savepoints[nsavepoints++] = ++recorded;
+		rocksdb_writebatch_wi_set_save_point(xact_batch);
+	}
+}
+
 static rocksdb_writebatch_wi_t *
 xact_batch_for_write(int store)
 {
@@ -219,6 +262,7 @@ xact_batch_for_write(int store)
 		xact_store = store;
 		set_all_save_points();
 	}
+	record_savepoints();
 	batch_level = Min(batch_level, GetCurrentTransactionNestLevel());
 	if (GetCurrentTransactionNestLevel() > 1)
 		subxact_wrote = true;
@@ -920,27 +964,17 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		case SUBXACT_EVENT_START_SUB:
 
 			/*
-			 * The blind writes so far are from before the save point: folded
-			 * before it is set, they are the parent's.  Sends nothing (see
-			 * fold_blind).
+			 * Nothing: whatever can raise here would leave the
+			 * subtransaction half started (see savepoints).
 			 */
-			fold_blind();
-			/*
-			 * On ERROR (out of memory) array and capacity are as they were
-			 * and nothing is pushed: the subtransaction aborts without an
-			 * entry of its own (see SUBXACT_EVENT_ABORT_SUB).
-			 */
-			savepoints = almanac_grow_array(savepoints, nsavepoints, &maxsavepoints,
-											sizeof(SubTransactionId), 16);
-			savepoints[nsavepoints++] = mySubid;
-			if (xact_batch)
-				rocksdb_writebatch_wi_set_save_point(xact_batch);
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
 			/* the released subtransaction's writes are its parent's now */
 			{
 				int			level = GetCurrentTransactionNestLevel();
 
+				for (int i = nsavepoints - 1; i >= 0 && savepoints[i] >= level; i--)
+					savepoints[i] = level - 1;
 				if (doomed_level >= level)
 					doomed_level = level - 1;
 				if (batch_level != INT_MAX && batch_level >= level)
@@ -950,37 +984,43 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			}
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
-			almanac_key_locks_subxact_abort();
-			almanac_nested_subxact_abort(mySubid);
-			/* writes lost at this level or deeper were undone anyway */
-			if (doomed_level >= GetCurrentTransactionNestLevel())
-				doomed_level = 0;
-			/* all written after the innermost save point: undone */
-			if (blind.data != NULL)
-				resetStringInfo(&blind);
-
-			/*
-			 * Undo to this subtransaction's save point.  Save points of
-			 * released subtransactions above it are undone on the way: they
-			 * started after it (subtransaction ids grow as they start).  An
-			 * entry of an older subtransaction stays: the aborting one may
-			 * have none, its start having failed before it was pushed.
-			 */
-			while (nsavepoints > 0 && savepoints[nsavepoints - 1] >= mySubid)
 			{
-				SubTransactionId top = savepoints[--nsavepoints];
+				int			level = GetCurrentTransactionNestLevel();
 
-				if (xact_batch)
+				almanac_key_locks_subxact_abort();
+				almanac_nested_subxact_abort(mySubid);
+				/* writes lost at this level or deeper were undone anyway */
+				if (doomed_level >= level)
+					doomed_level = 0;
+
+				/*
+				 * A subtransaction with no save point wrote nothing (its
+				 * first write records one): the batch, and the blind writes,
+				 * are its parent's.
+				 */
+				if (nsavepoints == 0 || savepoints[nsavepoints - 1] < level)
+					break;
+				/* all written after its first save point: undone */
+				if (blind.data != NULL)
+					resetStringInfo(&blind);
+
+				/*
+				 * Undo to its first save point, through those of the
+				 * subtransactions it released (its own from then on).
+				 */
+				while (nsavepoints > 0 && savepoints[nsavepoints - 1] >= level)
 				{
 					char	   *err = NULL;
 
+					nsavepoints--;
+					/* cannot happen: an entry is recorded in the batch */
+					if (xact_batch == NULL)
+						continue;
 					rocksdb_writebatch_wi_rollback_to_save_point(xact_batch, &err);
 					/* cannot happen: every entry has a save point */
 					almanac_rocks_error(WARNING, ERRCODE_INTERNAL_ERROR, err,
 										"almanac: write batch save point missing");
 				}
-				if (top == mySubid)
-					break;
 			}
 			break;
 		default:
@@ -1505,11 +1545,11 @@ almanac_xact_put_blind(int store, rocksdb_column_family_handle_t *cf, uint32 cf_
 	 * Folded into the batch later (fold_blind), this write would replace
 	 * there the batch's write of the key, if any: if that one must outlive
 	 * this subtransaction, both go to the owner now, in order.  Checked here,
-	 * where an ERROR is an ordinary one, not when folding, which a save
-	 * point's start does (see fold_blind).  The batch's entry is the one the
-	 * fold would replace: the blind writes before this one, which the fold
-	 * puts first, are all within this (sub)transaction, since each save
-	 * point folds them before it starts.
+	 * where a send may raise, not when folding, which a read does (see
+	 * fold_blind).  The batch's entry is the one the fold would replace: the
+	 * blind writes before this one, which the fold puts first, are all
+	 * within this (sub)transaction: record_savepoints, above, folded those
+	 * of outer levels before it recorded this level's save point.
 	 */
 	if (GetCurrentTransactionNestLevel() > 1 && rocksdb_writebatch_wi_count(batch) > 0)
 	{

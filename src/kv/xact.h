@@ -8,7 +8,8 @@
  * WriteBatchWithIndex, so that the transaction reads its own writes.  Blind
  * writes (the mirrors') are kept apart, in the order written, as the next
  * send's payload, and go into the batch only when something reads it, a
- * savepoint is set, or a write that is not blind follows.  A
+ * subtransaction writes for the first time, or a write that is not blind
+ * follows.  A
  * statement buffers its writes in a batch of its own, merged into the
  * transaction's batch when the statement's modify node ends, so a scan never
  * sees the rows its own statement writes (and never iterates a batch that
@@ -33,7 +34,10 @@
  * shipping or ROLLBACK TO SAVEPOINT never pulls a batch from under a cursor.
  * ROLLBACK TO SAVEPOINT undoes the batch's entries since the savepoint;
  * chunks already sent carry the aborted subtransaction's id and so are
- * invisible to everyone.  The batch keeps one entry per key, so a write
+ * invisible to everyone.  A subtransaction's save point in the batch is
+ * recorded when it first writes, never when it starts: nothing here raises
+ * in SUBXACT_EVENT_START_SUB, which PL/pgSQL does not survive (xact.c,
+ * savepoints).  The batch keeps one entry per key, so a write
  * never replaces there an unsent write of another level that must outlive
  * it (an outer level's, a released sibling's): that one is sent first, and
  * the owner keeps it under the newer version (xact.c,

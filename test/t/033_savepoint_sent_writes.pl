@@ -7,7 +7,7 @@
 #  - src/kv/xact.c sends the older write first (replaces_outliving_write):
 #    from the write path (almanac_xact_put) and from the mirrors' blind
 #    writes (almanac_xact_put_blind), never when those are folded into the
-#    batch at a save point's start (fold_blind), which must not fail;
+#    batch (fold_blind, by a read or a subtransaction's first write);
 #  - src/store/owner.c merges a key written twice in one request into the
 #    version list the first write made (keys_written_twice), as the
 #    mirrors' blind writes follow the batch's;

@@ -55,31 +55,42 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM kv'), $before, 'after a re
 is($node->safe_psql('postgres', 'SELECT v FROM kv WHERE id = 2'), 'kept', 'the row kept among them');
 
 # A backend's savepoints (kv/xact.c) are kept in an array almanac_grow_array
-# enlarges, an entry per open subtransaction, each with a save point of the
-# transaction's write batch.  When the growth fails at SAVEPOINT, the
-# subtransaction aborts with no entry of its own: its abort must leave the
-# entries of the subtransactions around it, and the writes made under
-# them.  (Undoing down to its own entry, it undid every save point of the
-# batch: the outer savepoints' writes were lost.)
+# enlarges, an entry per level of open subtransaction that wrote, each with
+# a save point of the transaction's write batch, recorded at the level's
+# first write (not at SAVEPOINT: an error there crashes PL/pgSQL,
+# test/t/044).  When the growth fails, the write fails, and the
+# subtransaction aborts without an entry of its own, perhaps after its
+# parent got one: its abort must leave the entries of the subtransactions
+# around it, and the writes made under them.  (Undoing down to its own
+# entry, it undid every save point of the batch: the outer savepoints'
+# writes were lost.)
 $node->safe_psql('postgres', q{
 	CREATE FOREIGN TABLE sp (id int, v text)
 		SERVER almanac_store OPTIONS (key_prefix 'sp', key_columns 'id');
 });
-# 16 savepoints fill the array's first capacity; the 17th grows it
+# 15 savepoints that write, then two that do not; the write under the last
+# records the entries of both: the first fills the array's first capacity
+# (16), the second grows it
 my $script = "BEGIN;\nINSERT INTO sp VALUES (0, 'before');\n"
-  . join('', map { "SAVEPOINT s$_;\nINSERT INTO sp VALUES ($_, 'under s$_');\n" } 1 .. 16)
-  . "SET almanac.fault_point = 'grow_array_error';\n"
+  . join('', map { "SAVEPOINT s$_;\nINSERT INTO sp VALUES ($_, 'under s$_');\n" } 1 .. 15)
+  . "SAVEPOINT s16;\n"
   . "SAVEPOINT s17;\n"
-  . "ROLLBACK TO SAVEPOINT s16;\n"    # undoes the SET too
+  . "SET almanac.fault_point = 'grow_array_error';\n"
+  . "INSERT INTO sp VALUES (17, 'refused');\n"
+  . "ROLLBACK TO SAVEPOINT s17;\n"    # undoes the SET too
   . "SELECT count(*) FROM sp;\n"
-  . "INSERT INTO sp VALUES (17, 'after');\n"
+  . "INSERT INTO sp VALUES (17, 'under s17');\n"
+  . "ROLLBACK TO SAVEPOINT s16;\n"
+  . "SELECT count(*) FROM sp;\n"
+  . "INSERT INTO sp VALUES (16, 'under s16');\n"
   . "ROLLBACK TO SAVEPOINT s8;\n"
   . "SELECT count(*) FROM sp;\n"
   . "COMMIT;\n";
 ($ret, $out, $err) = $node->psql('postgres', $script, on_error_stop => 0);
-like($err, qr/out of memory.*\n.*grow_array_error/, 'a SAVEPOINT whose entry finds no room fails');
-is($out, "16\n8", 'after ROLLBACK TO the savepoint before it the transaction sees the writes '
-	. 'made under the outer savepoints, and ROLLBACK TO one of them undoes only what followed it');
+like($err, qr/out of memory.*\n.*grow_array_error/, 'a write whose savepoint entry finds no room fails');
+is($out, "16\n16\n8", 'after ROLLBACK TO its savepoint the transaction sees the writes '
+	. 'made under the outer savepoints, ROLLBACK TO the savepoint around it undoes the writes '
+	. 'made since, and ROLLBACK TO one of the outer ones undoes only what followed it');
 is($node->safe_psql('postgres', "SELECT count(*), min(id), max(id) FROM sp"), '8|0|7',
 	'and it commits them');
 
