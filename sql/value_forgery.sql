@@ -128,6 +128,71 @@ SELECT forged(set_byte(image(ROW('{"a": [1, "x"]}')::fz_j), 31, 127), NULL::fz_j
 SELECT forged(set_byte(image(ROW('{"a": [1, "x"]}')::fz_j), 32, 16), NULL::fz_j);
 SELECT forged(set_byte(image(ROW(1.5)::fz_num), 24, 5), NULL::fz_num);
 
+-- where the attributes lie: the checks count offsets from the start of a
+-- tuple, heap_deform_tuple (a composite's readers, and the decoder's when it
+-- skips columns) from t_hoff, the same only for a MAXALIGNed t_hoff, which
+-- every tuple has.  A composite (x int2, y text) whose t_hoff (its 23rd
+-- byte, 1 + 21 bytes into the image) says 23: y was checked at 26, a 1-byte
+-- header, and record_out read it at 25, a 4-byte header of 400 MB: SIGSEGV.
+-- At the top, the same t_hoff.
+CREATE TYPE fz_h AS (x int2, y text);
+CREATE TYPE fz_hc AS (c fz_h);
+SELECT forged(set_byte(set_byte(set_byte(image(ROW(ROW(1, 'abc')::fz_h)::fz_hc), 43, 23), 45, 0), 46, 4), NULL::fz_hc);
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 22, 23), NULL::fz_h);
+-- a varlena with a 4-byte header is aligned (a 1-byte header is not, and a
+-- non-zero first byte is never padding): its readers read it in place and
+-- align what it holds by address.  A composite (x int2, a text[]) whose
+-- array (its first byte 0x80) starts at 26, its two pad bytes cut out (and
+-- the composite's length word, 1 + 24 bytes into the image, 2 less): the
+-- array's second element was checked at 32, array_out read it at 30, two
+-- pad bytes and half its length word, 256 MB: SIGSEGV.  At the top, a text
+-- of 200 bytes at 26.
+CREATE TYPE fz_ai AS (x int2, a text[]);
+CREATE TYPE fz_ao AS (c fz_ai);
+CREATE FUNCTION le32(n int) RETURNS bytea LANGUAGE sql AS $$
+	SELECT set_byte(set_byte(set_byte(set_byte('\x00000000'::bytea, 0, n & 255),
+		1, (n >> 8) & 255), 2, (n >> 16) & 255), 3, (n >> 24) & 255) $$;
+SELECT forged(overlay(overlay(img PLACING '' FROM 51 FOR 2)
+				PLACING le32((((get_byte(img, 24) | (get_byte(img, 25) << 8)) >> 2) - 2) << 2) FROM 25 FOR 4),
+			  NULL::fz_ao)
+  FROM (SELECT image(ROW(ROW(1, ARRAY['ab', repeat('u', 4092)])::fz_ai)::fz_ao) AS img) AS i;
+SELECT forged(overlay(image(ROW(1, repeat('t', 200))::fz_h) PLACING '' FROM 27 FOR 2), NULL::fz_h);
+-- and in a range (its bounds are aligned as a tuple's attributes): the
+-- upper bound, 200 bytes of text, at 10 of the range, not 12
+CREATE TYPE fz_txr AS RANGE (subtype = text);
+CREATE TYPE fz_tr AS (r fz_txr);
+SELECT forged(overlay(overlay(img PLACING '' FROM 35 FOR 2)
+				PLACING le32((((get_byte(img, 24) | (get_byte(img, 25) << 8)) >> 2) - 2) << 2) FROM 25 FOR 4),
+			  NULL::fz_tr)
+  FROM (SELECT image(ROW(fz_txr('a', repeat('v', 200)))::fz_tr) AS img) AS i;
+-- the same rows unforged read back
+SELECT forged(image(r), NULL::fz_hc) = r::text AS same
+  FROM (SELECT ROW(ROW(1, 'abc')::fz_h)::fz_hc AS r) AS i;
+SELECT forged(image(r), NULL::fz_ao) = r::text AS same
+  FROM (SELECT ROW(ROW(1, ARRAY['ab', repeat('u', 4092)])::fz_ai)::fz_ao AS r) AS i;
+SELECT forged(image(r), NULL::fz_h) = r::text AS same
+  FROM (SELECT ROW(1, repeat('t', 200))::fz_h AS r) AS i;
+SELECT forged(image(r), NULL::fz_tr) = r::text AS same
+  FROM (SELECT ROW(fz_txr('a', repeat('v', 200)))::fz_tr AS r) AS i;
+
+-- the tuple's own checks, which the decoder makes in the walk that also
+-- deforms it (x int2 at 24, y text at 26 with a 1-byte header; the text of
+-- 200 bytes at 28 with a 4-byte one): t_hoff below the header's size or past
+-- the end; the TOAST flag; x cut short; y longer than what is left; a TOAST
+-- pointer; a compressed value; a 4-byte length word below 4
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 22, 16), NULL::fz_h);
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 22, 40), NULL::fz_h);
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 20, 6), NULL::fz_h);
+SELECT forged(substr(image(ROW(1, 'abc')::fz_h), 1, 25), NULL::fz_h);
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 26, 11), NULL::fz_h);
+SELECT forged(set_byte(image(ROW(1, 'abc')::fz_h), 26, 1), NULL::fz_h);
+SELECT forged(set_byte(image(ROW(1, repeat('t', 200))::fz_h), 28, 50), NULL::fz_h);
+SELECT forged(set_byte(set_byte(image(ROW(1, repeat('t', 200))::fz_h), 28, 8), 29, 0), NULL::fz_h);
+-- NULLs, and a column the image does not hold (added since it was written)
+SELECT forged(image(ROW(NULL, 'abc')::fz_h), NULL::fz_h), forged(image(ROW(1, NULL)::fz_h), NULL::fz_h);
+CREATE TYPE fz_h1 AS (x int2);
+SELECT forged(image(ROW(7)::fz_h1), NULL::fz_h);
+
 -- and every value of these types that almanac writes passes the checks
 CREATE TYPE fz_all AS (n name, r int4range, er int4range, tr tsrange, m int4multirange,
 	em int4multirange, c fz_in, cs fz_in[], grid int8[], e int[], nulls text[], nr numrange[],

@@ -457,6 +457,28 @@ static uint32 value_check_varlena(const char *p, uint32 room, const AlmanacValue
 								  const ValueWhere *where);
 
 /*
+ * The offset, from off (< end), at which a datum of typlen and typalign lies
+ * in a structure whose bytes base end at end, as a tuple's or a range's
+ * readers find it (att_align_pointer: a varlena with a 1-byte header is not
+ * aligned).  A varlena with a 4-byte header left unaligned (its first byte
+ * not zero, so not taken for padding) is refused: nothing writes one, and
+ * its readers, which read it in place, align what is inside it by address,
+ * not by the offsets the checks count.  what names the structure in the
+ * error.
+ */
+static uint32
+value_align_at(const char *base, uint32 off, uint32 end, char typalign, int16 typlen,
+			   const char *what, const ValueWhere *where)
+{
+	if (off >= end)
+		value_corrupt(where, what);
+	off = att_align_pointer(off, typalign, typlen, base + off);
+	if (off != att_align_nominal(off, typalign) && !VARATT_IS_1B(base + off))
+		value_corrupt(where, "a varlena with a 4-byte header is not aligned");
+	return off;
+}
+
+/*
  * Check a datum of length typlen (> 0, -1 or -2) at offset off (aligned
  * already) of a structure whose bytes base end at end, with check c (may be
  * NULL); returns its size.
@@ -495,9 +517,7 @@ value_check_bounds(const char *d, uint32 *off, uint32 end, uint8 flags,
 	{
 		if (b == 0 ? !RANGE_HAS_LBOUND(flags) : !RANGE_HAS_UBOUND(flags))
 			continue;
-		if (*off >= end)
-			value_corrupt(where, "truncated range");
-		*off = att_align_pointer(*off, c->typalign, c->typlen, d + *off);
+		*off = value_align_at(d, *off, end, c->typalign, c->typlen, "truncated range", where);
 		*off += value_check_at(d, *off, end, c->typlen, c->sub, where);
 	}
 }
@@ -839,7 +859,14 @@ value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 	uint32		off;
 	uint32		len;
 
-	if (hoff < SizeofHeapTupleHeader ||
+	/*
+	 * heap_deform_tuple, the readers' and the one of almanac_value_decode
+	 * when it skips columns, aligns the attributes by their offsets from
+	 * t_hoff, this walk by their offsets from img: the same only for a
+	 * MAXALIGNed t_hoff, which every tuple has (heap_form_tuple).  Else a
+	 * reader would read its attributes elsewhere than where they were checked.
+	 */
+	if (hoff < SizeofHeapTupleHeader || hoff != MAXALIGN(hoff) ||
 		(hasnulls && hoff < SizeofHeapTupleHeader + BITMAPLEN(HeapTupleHeaderGetNatts(hdr))) ||
 		hoff > tlen)
 		value_corrupt(where, "bad header");
@@ -863,10 +890,7 @@ value_check_tuple(const char *img, uint32 tlen, TupleDesc desc,
 			continue;
 		}
 
-		if (off >= tlen)
-			value_corrupt(where, "truncated");
-		/* a 1-byte varlena header is not aligned; this peeks at img[off] */
-		off = att_align_pointer(off, att->attalign, att->attlen, img + off);
+		off = value_align_at(img, off, tlen, att->attalign, att->attlen, "truncated", where);
 		len = value_check_at(img, off, tlen, att->attlen, check, where);
 		if (values != NULL)
 		{
