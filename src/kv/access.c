@@ -944,7 +944,9 @@ last_cache_entry(const LastKey *key, bool create)
 
 		if (!create)
 			return NULL;
+		/* nothing points into the memory reset below, even on an ERROR */
 		last_found = NULL;
+		last_cache = NULL;
 		if (last_cxt == NULL)
 			last_cxt = AllocSetContextCreate(TopMemoryContext, "almanac last-row cache",
 											 ALLOCSET_DEFAULT_SIZES);

@@ -355,11 +355,15 @@ plan_info(CustomScan *cs)
 	}
 	MemoryContextSwitchTo(old);
 
-	plan_map(cs, info);
-	plan_map(&info->exec, info);
+	/*
+	 * The callback first: an out of memory in plan_map must not leave an
+	 * entry that outlives info (plan_unmap skips a node not mapped)
+	 */
 	info->forget.func = plan_forget;
 	info->forget.arg = info;
 	MemoryContextRegisterResetCallback(GetMemoryChunkContext(cs), &info->forget);
+	plan_map(cs, info);
+	plan_map(&info->exec, info);
 	return last_info = info;
 }
 
