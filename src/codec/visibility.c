@@ -308,6 +308,30 @@ almanac_versions_all_aborted(const char *stored, size_t stored_len)
 }
 
 /*
+ * An intent the check refuses: unless its writer rolled back since it was
+ * sent.  A batch posted without waiting (kv/xact.c, almanac.mirror_send_size)
+ * is applied while its transaction goes on, maybe after a subtransaction that
+ * wrote some of its intents rolled back (ROLLBACK TO SAVEPOINT, an exception
+ * block).  Such an intent was based on what that subtransaction saw: say its
+ * own delete of a committed row, sent before, which made its INSERT of the
+ * key or its UPDATE expecting its own version right.  Aborted now, that
+ * delete no longer counts, and the check would find the committed row again:
+ * 23505 or 40001 for writes that count for nothing, raised in the
+ * transaction that rolled them back.  Its writes abort with it, so such an
+ * intent is dropped instead, as an aborted version would be.  (A write based
+ * on an aborted version is the aborted subtransaction's own or its
+ * descendant's: those the writer saw of its own transaction are its
+ * ancestors' and those released into them.)
+ */
+static AlmanacApplyResult
+refused(const AlmanacIntent *intent, AlmanacApplyResult r)
+{
+	AlmanacVersion writer = {.xid = intent->xid};
+
+	return version_aborted(&writer) ? ALMANAC_APPLY_ABORTED : r;
+}
+
+/*
  * Merge an intent into the stored value (stored == NULL: the key is new).
  *
  * The conflict check runs in the owner, one batch at a time, so it sees every
@@ -315,7 +339,9 @@ almanac_versions_all_aborted(const char *stored, size_t stored_len)
  * transaction (written by an earlier chunk of it) are judged first: if the
  * transaction already wrote the key, its newest live write decides.
  * Otherwise the newest version that is not aborted must be the one the write
- * was based on; an INSERT needs it absent or deleted.
+ * was based on; an INSERT needs it absent or deleted.  A refused intent whose
+ * writer rolled back since is ALMANAC_APPLY_ABORTED: nothing to write
+ * (refused).
  *
  * On success 'out' receives the new version list: the intent as newest
  * version, then the older versions a running snapshot may still need (see
@@ -356,10 +382,11 @@ almanac_versions_apply(StringInfo out,
 			if (own != NULL)
 			{
 				if (!(own->flags & ALMANAC_VERSION_DELETED))
-					return ALMANAC_APPLY_DUPLICATE;
+					return refused(intent, ALMANAC_APPLY_DUPLICATE);
 			}
 			else if (other != NULL && !(other->flags & ALMANAC_VERSION_DELETED))
-				return version_committed(other) ? ALMANAC_APPLY_DUPLICATE : ALMANAC_APPLY_CONFLICT;
+				return refused(intent, version_committed(other) ?
+							   ALMANAC_APPLY_DUPLICATE : ALMANAC_APPLY_CONFLICT);
 			break;
 		case ALMANAC_INTENT_UPDATE:
 		case ALMANAC_INTENT_DELETE:
@@ -370,10 +397,10 @@ almanac_versions_apply(StringInfo out,
 			if (other == NULL)
 			{
 				if (FullTransactionIdIsValid(intent->expected))
-					return ALMANAC_APPLY_CONFLICT;
+					return refused(intent, ALMANAC_APPLY_CONFLICT);
 			}
 			else if (!FullTransactionIdEquals(other->xid, intent->expected))
-				return ALMANAC_APPLY_CONFLICT;
+				return refused(intent, ALMANAC_APPLY_CONFLICT);
 			break;
 		case ALMANAC_INTENT_UPSERT:
 		case ALMANAC_INTENT_ERASE:

@@ -87,7 +87,9 @@ typedef enum AlmanacApplyResult
 {
 	ALMANAC_APPLY_OK,
 	ALMANAC_APPLY_DUPLICATE,	/* INSERT of a key with a committed live row */
-	ALMANAC_APPLY_CONFLICT		/* someone else wrote the key meanwhile */
+	ALMANAC_APPLY_CONFLICT,		/* someone else wrote the key meanwhile */
+	ALMANAC_APPLY_ABORTED		/* refused, but its writer rolled back: write
+								 * nothing (see almanac_versions_apply) */
 } AlmanacApplyResult;
 
 /* stored values */

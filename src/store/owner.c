@@ -1499,8 +1499,9 @@ key_written_twice(keyset_hash *t, uint32 cf_id, const char *key, uint32 klen)
  * before the store), or only into 'into_wi' for the replay ('into' NULL).
  * With 'twice' (keys_written_twice), only those keys go through 'into_wi';
  * the others, like every key without 'into_wi', are read over the store
- * alone.  ERROR if an intent conflicts; a replay skips the intents of
- * column families dropped since.
+ * alone.  ERROR if an intent conflicts, unless its writer rolled back
+ * (ALMANAC_APPLY_ABORTED: skipped); a replay skips the intents of column
+ * families dropped since.
  * 'journal', if not NULL, gets the key and xid of each version written
  * (journal_add).
  */
@@ -1585,6 +1586,9 @@ apply_intents(const char *p, const char *end, rocksdb_writebatch_t *into,
 		}
 		PG_END_TRY();
 
+		/* its writer rolled back: as if it had never been sent */
+		if (r == ALMANAC_APPLY_ABORTED)
+			continue;
 		if (r == ALMANAC_APPLY_DUPLICATE)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
