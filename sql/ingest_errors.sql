@@ -66,6 +66,10 @@ SELECT try_block(block, jsonb_set(receipts, '{2,logs,3,topics}', (receipts #> '{
   FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,logIndex}') FROM fx WHERE name = '3';
 SELECT try_block(block, receipts #- '{2,logs,1,address}') FROM fx WHERE name = '3';
+-- a log a reorg removed (removed: true, as eth_getLogs sends them) is not
+-- the block's; removed false or null is
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,removed}', 'true')) FROM fx WHERE name = '3';
+SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,removed}', '"yes"')) FROM fx WHERE name = '3';
 -- values that parse but do not fit their column, and logs that are not
 -- arrays of objects
 SELECT try_block(block, jsonb_set(receipts, '{2,logs,1,logIndex}', '"0x80000000"')) FROM fx WHERE name = '3';
@@ -135,6 +139,8 @@ SELECT almanac.ingest_block('anvil', jsonb_set(b2.block, '{transactions,1}', b1.
   FROM fx b1, fx b2 WHERE b1.name = '1' AND b2.name = '2';
 
 -- one error in full: message, detail, hint
+SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{2,logs,1,removed}', 'true'))
+  FROM fx WHERE name = '3';
 SELECT almanac.ingest_block('anvil', block, jsonb_set(receipts, '{1,blockHash}', to_jsonb('0x' || repeat('ab', 32))))
   FROM fx WHERE name = '2';
 SELECT almanac.ingest_block('anvil', jsonb_set(block, '{transactions,0,chainId}', '"0x1"'), receipts)
@@ -142,6 +148,12 @@ SELECT almanac.ingest_block('anvil', jsonb_set(block, '{transactions,0,chainId}'
 
 -- nothing of all this was written
 SELECT * FROM counts;
+-- removed null counts as absent: the blocks go in (and are rolled back)
+BEGIN;
+SELECT almanac.ingest_blocks('anvil', jsonb_agg(block ORDER BY name),
+		jsonb_agg(CASE name WHEN '3' THEN jsonb_set(receipts, '{2,logs,1,removed}', 'null') ELSE receipts END ORDER BY name)) AS stored
+  FROM fx WHERE name IN ('2', '3');
+ROLLBACK;
 -- and the unmodified blocks still go in
 SELECT almanac.ingest_blocks('anvil', jsonb_agg(block ORDER BY name), jsonb_agg(receipts ORDER BY name)) AS stored
   FROM fx WHERE name IN ('2', '3');

@@ -30,8 +30,9 @@ INSERT INTO almanac.cross_chain_messages (protocol, message_key, source_chain_id
 SELECT 'test-bridge', 'b', 'anvil', t.id, 'other', t.timestamp
   FROM almanac.transactions t, notes WHERE t.tx_hash = n->>'tx_b';
 
--- the new block 6 conflicts: by default an error, nothing changes
-SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', block, receipts) FROM fx WHERE name = '6'$$);
+-- the new block 6 conflicts: by default an error, nothing changes; the hint
+-- says how to take the new branch
+SELECT error_of($$SELECT almanac.ingest_block('anvil', block, receipts) FROM fx WHERE name = '6'$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_blocks('anvil', jsonb_agg(block ORDER BY name), jsonb_agg(receipts ORDER BY name))
 	FROM fx WHERE name IN ('6', '7')$$);
 -- so is new block 7 on top of old block 6 (parent mismatch)
@@ -52,6 +53,18 @@ SELECT block_number, is_safe, is_finalized FROM almanac.blocks WHERE chain_id = 
 SELECT sqlstate_of($$SELECT almanac.set_safe('anvil', 99)$$);
 SELECT sqlstate_of($$SELECT almanac.set_finalized('nope', 1)$$);
 SELECT sqlstate_of($$SELECT almanac.set_safe('anvil', -1)$$);
+-- blocks written by INSERT (or COPY) leave chains.latest_block behind: the
+-- error says that the block is there and how to set latest_block
+INSERT INTO almanac.chains (chain_id) VALUES ('loaded');
+INSERT INTO almanac.blocks (chain_id, block_number, block_hash, parent_hash, timestamp)
+VALUES ('loaded', 10, '0x' || repeat('01', 32), '0x' || repeat('00', 32), '2024-06-01 00:00:00+00'),
+	   ('loaded', 11, '0x' || repeat('02', 32), '0x' || repeat('01', 32), '2024-06-01 00:00:12+00');
+SELECT error_of($$SELECT almanac.set_finalized('loaded', 10)$$);
+UPDATE almanac.chains SET latest_block = (SELECT max(block_number) FROM almanac.blocks WHERE chain_id = 'loaded') WHERE chain_id = 'loaded';
+SELECT almanac.set_finalized('loaded', 10) AS finalized;
+-- above every stored block it is the plain error
+SELECT error_of($$SELECT almanac.set_safe('loaded', 12)$$);
+DELETE FROM almanac.chains WHERE chain_id = 'loaded';
 -- a revert below the finalized head is refused, and removes nothing
 SELECT sqlstate_of($$SELECT almanac.revert_to('anvil', 3)$$);
 SELECT almanac.revert_to('anvil', 3);
@@ -137,6 +150,8 @@ SELECT block_number, left(block_hash, 10) AS hash FROM almanac.blocks WHERE bloc
 SELECT block_number, count(*) AS times_orphaned FROM almanac.orphaned_blocks GROUP BY 1 ORDER BY 1;
 -- a reorg below the finalized head is refused
 SELECT almanac.set_finalized('anvil', 7);
+-- without on_reorg, the hint does not suggest a revert that would be refused
+SELECT error_of($$SELECT almanac.ingest_block('anvil', block, receipts) FROM fx WHERE name = '6-old'$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', block, receipts, on_reorg => 'revert') FROM fx WHERE name = '6-old'$$);
 SELECT sqlstate_of($$SELECT almanac.ingest_block('anvil', block, receipts, on_reorg => 'maybe') FROM fx WHERE name = '9'$$);
 

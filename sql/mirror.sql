@@ -308,6 +308,9 @@ GRANT USAGE ON SCHEMA almanac TO mirror_user;
 SET ROLE mirror_user;
 SELECT sqlstate_of($$SELECT almanac.disable_mirror('almanac.blocks')$$);
 SELECT sqlstate_of($$SELECT * FROM almanac.verify('almanac.blocks')$$);
+-- the counters every session shares are reset only by those granted it, as
+-- pg_stat_reset()
+SELECT sqlstate_of($$SELECT almanac.router_stats_reset()$$);
 -- the router checks privileges as the heap does
 SELECT sqlstate_of($$SELECT block_hash FROM almanac.blocks WHERE chain_id = 'anvil' AND block_number = 1$$);
 RESET ROLE;

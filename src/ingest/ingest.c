@@ -1335,6 +1335,17 @@ log_row(JsonbValue *lv, int64 num, int idx, int l, const char *block_hash, text 
 												 "a log index of at most 0x7fffffff", &w));
 	log_first_seen(seen, DatumGetInt32(values[LOG_INDEX]), idx, l, s, len, &w);
 	log_check_block(lo, num, block_hash, &w);
+
+	/*
+	 * A log marked removed (eth_getLogs and subscriptions send them when a
+	 * reorg takes their block out of the chain) is not part of the block:
+	 * stored, it would read as a live event.
+	 */
+	w.field = "removed";
+	v = get_key(lo, "removed", &buf);
+	if (v != NULL && v->type != jbvNull && !(v->type == jbvBool && !v->val.boolean))
+		fail_check(&w, "a log marked removed by a reorg is not part of the block",
+				   v->type == jbvBool ? "true" : value_typeof(v), "false");
 	w.field = "address";
 	s = key_text(lo, "address", &len);
 	values[LOG_CONTRACT_ADDRESS] = PointerGetDatum(conv_id(s, len, 20, &w));

@@ -286,7 +286,12 @@ BEGIN
 						WHEN 'number' THEN format('Block %s is stored with hash %s; the new block has hash %s.', bad.num, bad.stored, bad.hash)
 						WHEN 'parent' THEN format('Its parentHash %s is not the hash %s of stored block %s.', bad.parent, bad.stored, bad.num - 1)
 						ELSE format('Stored block %s names parent %s, not the new block''s hash %s.', bad.num + 1, bad.stored, bad.hash) END,
-					  HINT = 'The chain reorganised: call almanac.ingest_block(..., on_reorg => ''revert'') or almanac.revert_to first.';
+					  -- the stored block in the way is finalized: a revert
+					  -- would be refused, so do not suggest one
+					  HINT = CASE WHEN c.finalized_block >= bad.num + CASE bad.why WHEN 'parent' THEN -1 WHEN 'child' THEN 1 ELSE 0 END
+						THEN format('Stored block %s of chain "%s" is finalized and cannot be reverted: the new block comes from another chain or from a node on a fork.',
+									bad.num + CASE bad.why WHEN 'parent' THEN -1 WHEN 'child' THEN 1 ELSE 0 END, p_chain)
+						ELSE 'The chain reorganised: call almanac.ingest_block(..., on_reorg => ''revert'') or almanac.revert_to first.' END;
 		END IF;
 		-- revert to the common ancestor, the stored block the new block's
 		-- parentHash names; without it the reorg is deeper than we can see
@@ -431,6 +436,18 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF c.latest_block IS NULL OR p_number > c.latest_block THEN
+		-- chains.latest_block is kept by ingest and revert only: rows put
+		-- into almanac.blocks by INSERT or COPY leave it behind, and the
+		-- message alone would deny blocks the user can see
+		IF EXISTS (SELECT FROM almanac.blocks b WHERE b.chain_id = p_chain AND b.block_number >= p_number) THEN
+			RAISE EXCEPTION 'cannot mark block % of chain "%" %: the chain''s latest_block is %',
+				p_number, p_chain, CASE WHEN p_finalized THEN 'finalized' ELSE 'safe' END,
+				coalesce(c.latest_block::text, 'NULL')
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('almanac.blocks holds blocks of chain "%s" up to %s; almanac.ingest_block(s) and almanac.revert_to keep latest_block, rows written into almanac.blocks otherwise do not.',
+									  p_chain, (SELECT max(b.block_number) FROM almanac.blocks b WHERE b.chain_id = p_chain)),
+					  HINT = format('Set it: UPDATE almanac.chains SET latest_block = (SELECT max(block_number) FROM almanac.blocks WHERE chain_id = %L) WHERE chain_id = %L', p_chain, p_chain);
+		END IF;
 		RAISE EXCEPTION 'cannot mark block % of chain "%" %: it is above the latest stored block %',
 			p_number, p_chain, CASE WHEN p_finalized THEN 'finalized' ELSE 'safe' END,
 			coalesce(c.latest_block::text, '(none)')

@@ -176,3 +176,6 @@ CREATE FUNCTION almanac.router_stats_reset() RETURNS void
 	LANGUAGE c VOLATILE
 	AS 'MODULE_PATHNAME', 'almanac_router_stats_reset_sql';
 COMMENT ON FUNCTION almanac.router_stats_reset() IS 'set the counters of almanac.router_stats to zero';
+-- the counters are shared by every session of the database: like
+-- pg_stat_reset(), zeroing them is for superusers and the roles they grant it
+REVOKE EXECUTE ON FUNCTION almanac.router_stats_reset() FROM PUBLIC;

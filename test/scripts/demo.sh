@@ -60,7 +60,8 @@ if [ "$("${PSQL[@]}" -d postgres -Atc "SELECT count(*) FROM pg_database WHERE da
 	"${PSQL[@]}" -d postgres -c "CREATE DATABASE almanac"
 fi
 
-"${PSQL[@]}" -d almanac -c "DROP EXTENSION IF EXISTS almanac CASCADE" -c "CREATE EXTENSION almanac"
+# quietly: the first run has no extension to drop, a later one cascades to the sample
+"${PSQL[@]}" -d almanac -c "SET client_min_messages = warning" -c "DROP EXTENSION IF EXISTS almanac CASCADE" -c "CREATE EXTENSION almanac"
 "${PSQL[@]}" -d almanac -f "$ALMANAC_ROOT/test/demo/sample.sql"
 echo
 echo "== example queries =="

@@ -1,7 +1,10 @@
 # The set-up step (test/scripts/deps.sh) against simulated package states:
 # stubs of dpkg-query, apt-get and id come first on PATH (test/deps-stubs), so
 # nothing is really installed.  For each starting state, checks which
-# packages it asks apt to install, what it prints, and its exit status.
+# packages it asks apt to install, what it prints, and its exit status.  Then
+# the rest of the set-up both `make demo` and `make test` go through
+# (test/scripts/common.sh): the account servers run as, with stubs of id,
+# useradd and runuser, a missing pg_config, and the private server copy.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
@@ -15,6 +18,9 @@ my @all = qw(make gcc postgresql-15 postgresql-client-15
   postgresql-server-dev-15 librocksdb-dev rocksdb-tools libipc-run-perl
   postgresql-15-plproxy);
 my @bench = qw(gnuplot-nox python3);
+# by its full path, so that a test may leave every other tool off PATH
+my ($bash) = grep { -x } map { "$_/bash" } split /:/, $ENV{PATH};
+die "bash not found on PATH" unless $bash;
 my %archive = map { $_ => '1.0' } @all, @bench;
 $archive{$_} = '15.20-0+deb12u1'
   for qw(postgresql-15 postgresql-client-15 postgresql-server-dev-15);
@@ -48,13 +54,21 @@ sub run_deps
 	write_file("$dir/archive",
 		join('', map { "$_ $arch{$_}\n" } grep { defined $arch{$_} } sort keys %arch));
 	write_file("$dir/fail-$_", '') for @{ $o{fail} // [] };
-	local $ENV{PATH} = "$stubs:$ENV{PATH}";
+	my $cc_dir = "$dir/createcluster.d";
+	if (defined $o{cc_existing})
+	{
+		mkdir $cc_dir or die "$cc_dir: $!";
+		write_file("$cc_dir/almanac.conf", $o{cc_existing});
+	}
+	# a path under a regular file: no one can create it, root included
+	$cc_dir = "$dir/state/createcluster.d" if $o{cc_unwritable};
+	local $ENV{PATH} = $o{path} // "$stubs:$ENV{PATH}";
 	local $ENV{STUB_DIR} = $dir;
 	local $ENV{STUB_UID} = $o{uid} // 0;
 	local $ENV{TMPDIR} = $dir;
-	local $ENV{ALMANAC_CREATECLUSTER_DIR} = "$dir/createcluster.d";
+	local $ENV{ALMANAC_CREATECLUSTER_DIR} = $cc_dir;
 	my $args = join ' ', @{ $o{args} // [] };
-	my $rc = system("bash '$deps' $args >'$dir/out' 2>'$dir/err'") >> 8;
+	my $rc = system("$bash '$deps' $args >'$dir/out' 2>'$dir/err'") >> 8;
 	my %state = map { split / / } split /\n/, read_file("$dir/state");
 	return {
 		rc    => $rc,
@@ -174,6 +188,89 @@ like($r->{err}, qr/postgresql-15 is \Q$pg\E but postgresql-server-dev-15 is 15\.
 	'unmatched after install: names both versions');
 like($r->{err}, qr/deps: apt-get finished but these are still not installed: postgresql-15 postgresql-server-dev-15/,
 	'unmatched after install: says what is still wrong');
+
+# not Debian: no dpkg-query or apt-get on PATH
+$r = run_deps(installed => {}, path => tempdir(CLEANUP => 1));
+is($r->{rc}, 1, 'no Debian package tools: fails');
+like($r->{err}, qr/deps: dpkg-query not found: this set-up installs packages with Debian's tools\n/,
+	'no Debian package tools: names the missing tool');
+like($r->{err}, qr/deps: run it on Debian 12, or install by hand: \Q@all\E\n/,
+	'no Debian package tools: lists the packages to install by hand');
+
+# postgresql-common's configuration cannot be written: nothing is installed,
+# as the server package would create and start a cluster on port 5432
+$r = run_deps(installed => {}, cc_unwritable => 1);
+is($r->{rc}, 1, 'createcluster.d not writable: fails');
+is(scalar(grep { /^install / } @{ $r->{apt} }), 0, 'createcluster.d not writable: install not tried');
+like($r->{err}, qr{deps: cannot write .*/createcluster\.d/almanac\.conf\ndeps: without it, installing postgresql-15 creates and starts a cluster on port 5432}s,
+	'createcluster.d not writable: says what failed and why it matters');
+
+# an almanac.conf of postgresql-common that is there already is kept
+$r = run_deps(installed => {}, cc_existing => "create_main_cluster = false # by hand\n");
+is($r->{rc}, 0, 'createcluster.d/almanac.conf there: succeeds');
+is($r->{cc}, "create_main_cluster = false # by hand\n", 'createcluster.d/almanac.conf there: left as it was');
+
+# apt-get install itself fails (dpkg interrupted, a full disk)
+$r = run_deps(installed => {}, fail => ['install']);
+is($r->{rc}, 1, 'install fails: fails');
+like($r->{err}, qr/stubbed failure of apt-get install/, 'install fails: shows apt\'s own words');
+like($r->{err}, qr/if dpkg was interrupted, run 'dpkg --configure -a'/, 'install fails: says what to do');
+
+# The account the servers run as (test/scripts/common.sh, setup_run_user, for
+# make demo and make test): as root it is created if missing, and a checkout
+# others cannot reach (a clone under /root) gets the search bit on its
+# ancestors; stubs of id, useradd and runuser stand in for the system's.
+{
+	my $dir = tempdir(CLEANUP => 1);
+	chmod 0755, $dir;
+	mkdir "$dir/$_" for qw(home home/clone home/clone/test home/clone/test/scripts
+	  pgxs pgxs/src pgxs/src/makefiles);
+	chmod 0700, "$dir/home";
+	system('cp', "$root/test/scripts/common.sh", "$dir/home/clone/test/scripts/") == 0 or die;
+	write_file("$dir/pg_config", qq{#!/bin/sh
+case "\$1" in
+--pgxs) echo '$dir/pgxs/src/makefiles/pgxs.mk' ;;
+*) echo '$dir/pgxs' ;;
+esac
+});
+	chmod 0755, "$dir/pg_config";
+	my $setup = sub {
+		my (%o) = @_;
+		local $ENV{PATH} = "$stubs:$ENV{PATH}";
+		local $ENV{STUB_DIR} = $dir;
+		local $ENV{STUB_UID} = $o{uid} // 0;
+		local $ENV{PG_CONFIG} = $o{pg_config} // "$dir/pg_config";
+		# as demo.sh and run-tests.sh do: sourced as a command of its own,
+		# so that its set -e holds (it would not on the left of an &&)
+		my $rc = system($bash, '-c',
+			"{ source '$dir/home/clone/test/scripts/common.sh'; setup_run_user; echo \"run as \$RUN_USER\"; }"
+			  . " >'$dir/out' 2>'$dir/err'") >> 8;
+		return { rc => $rc, out => read_file("$dir/out"), err => read_file("$dir/err") };
+	};
+
+	my $u = $setup->();
+	is($u->{rc}, 0, 'run user, as root: succeeds');
+	is(read_file("$dir/useradd.log"), "--system --no-create-home --shell /usr/sbin/nologin almanac\n",
+		'run user, as root: creates the system account almanac, without a home or a shell');
+	like($u->{out}, qr/^created account almanac to run PostgreSQL/m, 'run user, as root: says so');
+	like($u->{out}, qr/^gave others search permission on \Q$dir\E\/home so that almanac can reach the checkout$/m,
+		'run user, as root: names the directory it opened');
+	is((stat "$dir/home")[2] & 07777, 0701, 'run user, as root: the search bit for others, nothing else');
+	is((stat "$dir/home/clone")[2] & 07777, 0755, 'run user, as root: a reachable directory is left alone');
+	like($u->{out}, qr/^run as almanac$/m, 'run user, as root: servers run as almanac');
+
+	$u = $setup->();
+	is($u->{out}, "run as almanac\n", 'run user, again: nothing created, nothing changed');
+	is(read_file("$dir/useradd.log") =~ tr/\n//, 1, 'run user, again: useradd not called');
+
+	$u = $setup->(uid => 1000);
+	is($u->{out}, "run as stub\n", 'run user, not root: servers run as the caller');
+
+	$u = $setup->(pg_config => "$dir/no-such-pg_config");
+	is($u->{rc}, 1, 'pg_config missing: fails');
+	like($u->{err}, qr/almanac: \Q$dir\E\/no-such-pg_config not found: install postgresql-server-dev-15 \(make deps does\),\nalmanac: or pass PG_CONFIG=/,
+		'pg_config missing: says what to install or pass');
+}
 
 # The private copy of the server under .build/pg (test/scripts/common.sh) is
 # refreshed when the server changes, e.g. upgraded by the install above: a
