@@ -62,7 +62,7 @@
  *							to rebuild the batch, as a column family with
  *							no handle makes it fail, having built a new
  *							batch; the rollback then undoes them one at a
- *							time (kv/xact.c, rebuild_batch; test/t/047)
+ *							time (kv/xact.c, rebuild_batch; test/t/048)
  *	 bulk_chunk_truncated	not a stop: while armed, a backend posts each
  *							bulk-load chunk (kv/bulk.c) one byte short, its
  *							last row running past the end, as a chunk
