@@ -56,6 +56,13 @@
  *							(almanac.h) fails every growth of an array as an
  *							allocation that fails does, out of memory
  *							(test/t/042)
+ *	 savepoint_rebuild_error	not a stop: while armed, a rollback of a
+ *							subtransaction that undoes several save points
+ *							of the transaction's write batch at once fails
+ *							to rebuild the batch, as a column family with
+ *							no handle makes it fail, having built a new
+ *							batch; the rollback then undoes them one at a
+ *							time (kv/xact.c, rebuild_batch; test/t/048)
  *	 bulk_chunk_truncated	not a stop: while armed, a backend posts each
  *							bulk-load chunk (kv/bulk.c) one byte short, its
  *							last row running past the end, as a chunk

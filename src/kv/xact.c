@@ -110,20 +110,69 @@ static int	xact_ncfs = 0;
  * the batch is as it was when it started (but for blind writes of outer
  * levels that a read folded in, which its rollback must keep anyway).  A
  * released subtransaction's save points become its parent's, and those
- * released into the top level (level 1) stay until the batch is sent,
- * unused (RocksDB's C API cannot drop a save point of a
- * WriteBatchWithIndex).  So the levels never decrease, and every open
- * level from 2 up to the last one recorded has a save point.
+ * released into the top level (level 1) stay, unused.  So the levels never
+ * decrease, and every open level from 2 up to the last one recorded has a
+ * save point.
+ *
+ * Of the entries of one level only the first is ever a rollback's target;
+ * the others (a released subtransaction's, left in its parent) stay only
+ * because RocksDB's C API cannot drop a save point of a
+ * WriteBatchWithIndex without rolling back to it, and each entry is one
+ * save point in RocksDB's stack.  Rolling back to a save point rebuilds the
+ * whole index of the batch (WriteBatchWithIndex::RollbackToSavePoint), so
+ * undoing them one at a time cost the batch's size per entry: ROLLBACK TO a
+ * savepoint after a loop of N exception blocks that each wrote a row took
+ * 314 s at N = 20,000 (docs/write-path.md).  Each entry therefore keeps the
+ * batch's record count when it was set, and a rollback that undoes more
+ * than one rebuilds the batch once from its records up to the first one's
+ * (rebuild_batch).  Whenever RocksDB's stack is set anew (a rebuild, a
+ * cleared batch) the entries no rollback can target are dropped.
  */
-static int *savepoints = NULL;
+typedef struct BatchSavePoint
+{
+	int			level;
+	uint32		count;			/* the batch's records when it was set */
+} BatchSavePoint;
+
+static BatchSavePoint *savepoints = NULL;
 static int	nsavepoints = 0;
 static int	maxsavepoints = 0;
 
+/*
+ * Whether entry i can be no rollback's target: the one before it is of its
+ * level (the levels do not decrease)
+ */
+static bool
+savepoint_redundant(int i)
+{
+	return i > 0 && savepoints[i - 1].level == savepoints[i].level;
+}
+
+/*
+ * Keep the first keep entries but the redundant ones; the caller sets
+ * RocksDB's stack of save points anew to match.
+ */
+static void
+compact_savepoints(int keep)
+{
+	int			n = 0;
+
+	for (int i = 0; i < keep; i++)
+		if (!savepoint_redundant(i))
+			savepoints[n++] = savepoints[i];
+	nsavepoints = n;
+}
+
+/* The batch was just created or cleared: every entry is at its start. */
 static void
 set_all_save_points(void)
 {
+	compact_savepoints(nsavepoints);
 	for (int i = 0; i < nsavepoints; i++)
+	{
+		savepoints[i].count = (uint32) rocksdb_writebatch_wi_count(xact_batch);
 		rocksdb_writebatch_wi_set_save_point(xact_batch);
+	}
 }
 
 /*
@@ -234,7 +283,7 @@ static void
 record_savepoints(void)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	int			recorded = nsavepoints > 0 ? savepoints[nsavepoints - 1] : 1;
+	int			recorded = nsavepoints > 0 ? savepoints[nsavepoints - 1].level : 1;
 
 	if (recorded >= level)
 		return;
@@ -242,8 +291,10 @@ record_savepoints(void)
 	while (recorded < level)
 	{
 		savepoints = almanac_grow_array(savepoints, nsavepoints, &maxsavepoints,
-										sizeof(int), 16);
-		savepoints[nsavepoints++] = ++recorded;
+										sizeof(BatchSavePoint), 16);
+		savepoints[nsavepoints].level = ++recorded;
+		savepoints[nsavepoints].count = (uint32) rocksdb_writebatch_wi_count(xact_batch);
+		nsavepoints++;
 		rocksdb_writebatch_wi_set_save_point(xact_batch);
 	}
 }
@@ -915,6 +966,92 @@ reset_state(void)
 	nsavepoints = 0;
 }
 
+/* rebuild_batch's walk of the batch's records */
+typedef struct Rebuild
+{
+	rocksdb_writebatch_wi_t *into;
+	AlmanacReader *reader;
+	rocksdb_column_family_handle_t *cfs[lengthof(xact_cfs)];	/* xact_cfs' */
+	uint32		cut;			/* the records kept */
+	uint32		n;				/* the records put into 'into' */
+	int			keep;			/* the entries kept */
+	int			next;			/* the next of them to set in 'into' */
+	bool		failed;
+} Rebuild;
+
+/* the kept entries' save points at the records put so far */
+static void
+rebuild_save_points(Rebuild *r)
+{
+	for (; r->next < r->keep && savepoints[r->next].count <= r->n; r->next++)
+		if (!savepoint_redundant(r->next))
+			rocksdb_writebatch_wi_set_save_point(r->into);
+}
+
+static void
+rebuild_put(void *arg, const AlmanacBatchPut *put)
+{
+	Rebuild    *r = arg;
+	int			i = 0;
+
+	if (r->n == r->cut || r->failed)
+		return;
+	rebuild_save_points(r);
+	while (i < xact_ncfs && xact_cfs[i] != put->cf_id)
+		i++;
+	/* i == xact_ncfs cannot happen: note_cf notes each column family written */
+	if (i < xact_ncfs && r->cfs[i] == NULL)
+		r->cfs[i] = almanac_reader_cf_by_id(r->reader, put->cf_id);
+	if (i == xact_ncfs || r->cfs[i] == NULL)
+	{
+		r->failed = true;
+		return;
+	}
+	rocksdb_writebatch_wi_put_cf(r->into, r->cfs[i], put->key, put->klen,
+								 put->val, put->vlen);
+	r->n++;
+}
+
+/*
+ * Undo the batch to entry keep's save point, dropping it and every entry
+ * after it, with one rebuild of the batch instead of a rollback to each
+ * (see savepoints): a new batch gets the records written before that save
+ * point, in order (its index then holds the last put of each key, as
+ * RocksDB's own rollback would rebuild it), and a save point at each kept
+ * entry's count, the redundant ones left out.  Called while a
+ * subtransaction aborts, where nothing may raise: false, having changed
+ * nothing, if the batch's records cannot be walked (a record other than a
+ * put) or a column family written has no handle in the reader (dropped);
+ * the caller then rolls back one save point at a time.
+ */
+static bool
+rebuild_batch(int keep)
+{
+	Rebuild		r;
+	const char *rep;
+	size_t		len;
+
+	memset(&r, 0, sizeof(r));
+	r.cut = savepoints[keep].count;
+	r.keep = keep;
+	/* the one whose handles wrote the batch (without an instance: none) */
+	r.reader = almanac_reader_deferred(xact_store);
+	r.into = rocksdb_writebatch_wi_create(0, 1);
+	rep = rocksdb_writebatch_wi_data(xact_batch, &len);
+	if (!almanac_rocks_batch_each_put(rep, len, rebuild_put, &r) || r.failed ||
+		r.n != r.cut || ALMANAC_FAULT_ARMED("savepoint_rebuild_error"))
+	{
+		rocksdb_writebatch_wi_destroy(r.into);
+		return false;
+	}
+	rebuild_save_points(&r);
+	Assert(r.next == keep);
+	rocksdb_writebatch_wi_destroy(xact_batch);
+	xact_batch = r.into;
+	compact_savepoints(keep);
+	return true;
+}
+
 static void
 almanac_xact_callback(XactEvent event, void *arg)
 {
@@ -973,8 +1110,8 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			{
 				int			level = GetCurrentTransactionNestLevel();
 
-				for (int i = nsavepoints - 1; i >= 0 && savepoints[i] >= level; i--)
-					savepoints[i] = level - 1;
+				for (int i = nsavepoints - 1; i >= 0 && savepoints[i].level >= level; i--)
+					savepoints[i].level = level - 1;
 				if (doomed_level >= level)
 					doomed_level = level - 1;
 				if (batch_level != INT_MAX && batch_level >= level)
@@ -986,6 +1123,7 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		case SUBXACT_EVENT_ABORT_SUB:
 			{
 				int			level = GetCurrentTransactionNestLevel();
+				int			first = nsavepoints;
 
 				almanac_key_locks_subxact_abort();
 				almanac_nested_subxact_abort(mySubid);
@@ -998,7 +1136,9 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 * first write records one): the batch, and the blind writes,
 				 * are its parent's.
 				 */
-				if (nsavepoints == 0 || savepoints[nsavepoints - 1] < level)
+				while (first > 0 && savepoints[first - 1].level >= level)
+					first--;
+				if (first == nsavepoints)
 					break;
 				/* all written after its first save point: undone */
 				if (blind.data != NULL)
@@ -1006,9 +1146,14 @@ almanac_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 				/*
 				 * Undo to its first save point, through those of the
-				 * subtransactions it released (its own from then on).
+				 * subtransactions it released (its own from then on): at
+				 * once if there are several (see savepoints), else, or if
+				 * that fails, one at a time.
 				 */
-				while (nsavepoints > 0 && savepoints[nsavepoints - 1] >= level)
+				if (nsavepoints - first > 1 && xact_batch != NULL &&
+					rebuild_batch(first))
+					break;
+				while (nsavepoints > first)
 				{
 					char	   *err = NULL;
 
