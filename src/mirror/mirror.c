@@ -122,14 +122,18 @@ static int	nwritten = 0;
 static bool written_overflow = false;
 
 /*
- * This transaction's rewrites of a mirror from a snapshot of their own
- * (almanac_mirror_note_rewrite): the table, and what the newest such
- * snapshot saw as running (its xmax and xip, in TopTransactionContext, the
- * array reused by the next rewrite of the table).  Reset at its end.
+ * This transaction's writes of a mirror that a snapshot must be recent
+ * enough to judge (almanac_mirror_rewritten_after): the table, the command
+ * id a snapshot's curcid must reach (it sees the heap rows of the commands
+ * before it), and, after a rewrite from a snapshot of its own
+ * (almanac_mirror_note_rewrite), what the newest such snapshot saw as
+ * running (xmax valid; its xip in TopTransactionContext, the array reused
+ * by the next rewrite of the table).  Reset at its end.
  */
 typedef struct MirrorRewrite
 {
 	Oid			relid;
+	CommandId	min_curcid;
 	TransactionId xmax;
 	uint32		xcnt;
 	uint32		cap;
@@ -191,6 +195,38 @@ almanac_mirror_written_by_me(Oid relid)
 	return false;
 }
 
+/* the table's entry, made if missing; NULL when full (overflow set) */
+static MirrorRewrite *
+rewrite_entry(Oid relid)
+{
+	MirrorRewrite *r;
+
+	for (int i = 0; i < nrewrites; i++)
+		if (rewrites[i].relid == relid)
+			return &rewrites[i];
+	if (nrewrites == MAX_WRITTEN)
+	{
+		rewrites_overflow = true;	/* every snapshot counts as older */
+		return NULL;
+	}
+	r = &rewrites[nrewrites++];
+	memset(r, 0, sizeof(*r));
+	r->relid = relid;
+	return r;
+}
+
+void
+almanac_mirror_note_row_write(Oid relid)
+{
+	MirrorRewrite *r;
+
+	almanac_mirror_note_write(relid);
+	r = rewrite_entry(relid);
+	/* used: the next statement's snapshot sees this command's rows */
+	if (r)
+		r->min_curcid = Max(r->min_curcid, GetCurrentCommandId(true) + 1);
+}
+
 /*
  * Called with the newest snapshot of the transaction so far (taken after
  * the previous rewrite's), which sees whatever that one saw: it replaces it.
@@ -198,20 +234,13 @@ almanac_mirror_written_by_me(Oid relid)
 void
 almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot)
 {
-	MirrorRewrite *r = NULL;
+	MirrorRewrite *r = rewrite_entry(relid);
 
-	for (int i = 0; i < nrewrites && r == NULL; i++)
-		if (rewrites[i].relid == relid)
-			r = &rewrites[i];
 	if (r == NULL)
+		return;
+	r->min_curcid = Max(r->min_curcid, snapshot->curcid);
+	if (r->xip == NULL)
 	{
-		if (nrewrites == MAX_WRITTEN)
-		{
-			rewrites_overflow = true;	/* every snapshot counts as older */
-			return;
-		}
-		r = &rewrites[nrewrites++];
-		r->relid = relid;
 		r->cap = Max(snapshot->xcnt, 8);
 		r->xip = MemoryContextAlloc(TopTransactionContext, sizeof(TransactionId) * r->cap);
 	}
@@ -226,8 +255,10 @@ almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot)
 }
 
 /*
- * Whether snapshot misses a transaction end that the rewrite's snapshot
- * saw: one that had ended for the rewrite (below its xmax, not in its xip)
+ * Whether snapshot misses a command of this transaction that wrote the
+ * mirror (a cursor's snapshot, older than the transaction's later writes:
+ * the mirror's rows are read back from the transaction's buffer whatever
+ * the command), or a transaction end that the rewrite's snapshot saw: one that had ended for the rewrite (below its xmax, not in its xip)
  * but not for snapshot (from snapshot's xmax on, or in its xip).  The
  * rewrite's xmax - 1 had ended for it, so a smaller xmax misses that one.
  * A transaction that aborted in between counts too, which only refuses.
@@ -243,6 +274,10 @@ almanac_mirror_rewritten_after(Oid relid, Snapshot snapshot)
 		if (rewrites[i].relid == relid)
 			r = &rewrites[i];
 	if (r == NULL)
+		return false;
+	if (snapshot->curcid < r->min_curcid)
+		return true;
+	if (!TransactionIdIsValid(r->xmax))
 		return false;
 	if (TransactionIdPrecedes(snapshot->xmax, r->xmax))
 		return true;
@@ -563,7 +598,7 @@ almanac_mirror_require_judge(Relation rel, AlmanacMirror *m, Snapshot snapshot, 
 	{
 		/* retrying the same transaction would do the same */
 		code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-		detail = "This transaction rewrote the mirror (almanac.enable_mirror, almanac.resync, TRUNCATE, or a write of a latest mirror) from heap rows of transactions that committed after the snapshot was taken.";
+		detail = "This transaction wrote the mirror in a command after the snapshot's (a cursor declared before the write), or rewrote it (almanac.enable_mirror, almanac.resync, TRUNCATE, or a write of a latest mirror) from heap rows of transactions that committed after the snapshot was taken.";
 		hint = "Run %s after this transaction commits.";
 	}
 	else

@@ -214,11 +214,20 @@ extern void almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot);
 extern bool almanac_mirror_rewritten_after(Oid relid, Snapshot snapshot);
 
 /*
+ * A row trigger's write of the table's mirror, in the current command
+ * (almanac_mirror_note_write too): almanac_mirror_rewritten_after is then
+ * also true for a snapshot of an earlier command, such as a cursor's
+ * declared before it, which does not see the heap rows of that write but
+ * would read its mirror rows back from the transaction's buffer.
+ */
+extern void almanac_mirror_note_row_write(Oid relid);
+
+/*
  * ERROR unless snapshot can judge the mirror, i.e. compare it with the heap
  * and find only real differences: it must see the last change of the
  * mirror's definition and of the table (almanac_mirror_seen_by; else 40001:
- * a new transaction can), and no rewrite of this transaction may be newer
- * than it (almanac_mirror_rewritten_after; else 55000: after this
+ * a new transaction can), and no write or rewrite of this transaction may
+ * be newer than it (almanac_mirror_rewritten_after; else 55000: after this
  * transaction commits).  what names the caller in the message.
  */
 extern void almanac_mirror_require_judge(Relation rel, AlmanacMirror *m, Snapshot snapshot,

@@ -224,7 +224,7 @@ almanac_mirror_row_sql(PG_FUNCTION_ARGS)
 	m = almanac_mirror_lookup(RelationGetRelid(rel));
 	if (m == NULL || !m->enabled)
 		return PointerGetDatum(NULL);
-	almanac_mirror_note_write(m->relid);
+	almanac_mirror_note_row_write(m->relid);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		newslot = td->tg_trigslot;
