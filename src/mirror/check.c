@@ -247,6 +247,7 @@ almanac_mirror_sample_check(Relation rel, AlmanacMirror *m, int nrows)
 	ExecDropSingleTupleTableSlot(slot);
 	PopActiveSnapshot();
 	UnregisterSnapshot(snapshot);
+
 	/*
 	 * Only the state judged is marked: a resync or enable_mirror that ran
 	 * meanwhile (its snapshot did not see them commit; the update waited for

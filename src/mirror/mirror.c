@@ -258,10 +258,11 @@ almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot)
  * Whether snapshot misses a command of this transaction that wrote the
  * mirror (a cursor's snapshot, older than the transaction's later writes:
  * the mirror's rows are read back from the transaction's buffer whatever
- * the command), or a transaction end that the rewrite's snapshot saw: one that had ended for the rewrite (below its xmax, not in its xip)
- * but not for snapshot (from snapshot's xmax on, or in its xip).  The
- * rewrite's xmax - 1 had ended for it, so a smaller xmax misses that one.
- * A transaction that aborted in between counts too, which only refuses.
+ * the command), or a transaction end that the rewrite's snapshot saw: one
+ * that had ended for the rewrite (below its xmax, not in its xip) but not
+ * for snapshot (from snapshot's xmax on, or in its xip).  The rewrite's
+ * xmax - 1 had ended for it, so a smaller xmax misses that one.  A
+ * transaction that aborted in between counts too, which only refuses.
  */
 bool
 almanac_mirror_rewritten_after(Oid relid, Snapshot snapshot)
