@@ -39,6 +39,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -168,7 +169,7 @@ int64
 almanac_mirror_sample_check(Relation rel, AlmanacMirror *m, int nrows)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	Snapshot	snapshot = GetActiveSnapshot();
+	Snapshot	snapshot;
 	AlmanacAccess *a = palloc(sizeof(AlmanacAccess));
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	StringInfoData query;
@@ -180,6 +181,19 @@ almanac_mirror_sample_check(Relation rel, AlmanacMirror *m, int nrows)
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "almanac check row",
 												 ALLOCSET_SMALL_SIZES);
 
+	/*
+	 * A snapshot of its own, taken after the descriptor was read: the verdict
+	 * marks the mirror out of sync for everyone, so it must judge the mirror
+	 * the descriptor describes.  The statement's snapshot may be older than
+	 * the enable_mirror, resync or TRUNCATE that made it so, and sees the
+	 * heap rows their writes copied but not those writes: it found
+	 * differences the mirror did not have (mirror_verify_snapshot.spec).  A
+	 * snapshot taken now sees them, and whatever this transaction rewrote
+	 * (almanac_mirror_rewritten_after).  Before the access begins, whose
+	 * catch-up must follow it; active, for the sample query too.
+	 */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(snapshot);
 	almanac_mirror_access(m, a, false);
 	initStringInfo(&query);
 	initStringInfo(&key);
@@ -231,15 +245,26 @@ almanac_mirror_sample_check(Relation rel, AlmanacMirror *m, int nrows)
 	}
 	SPI_finish();
 	ExecDropSingleTupleTableSlot(slot);
-	if (differences > 0)
-	{
+	PopActiveSnapshot();
+	UnregisterSnapshot(snapshot);
+
+	/*
+	 * Only the state judged is marked: a resync or enable_mirror that ran
+	 * meanwhile (its snapshot did not see them commit; the update waited for
+	 * their row lock) wrote a new version of the row and repaired what was
+	 * found (mirror_verify_snapshot.spec).
+	 */
+	if (differences > 0 &&
+		almanac_mirror_catalog_update_if(m->relid, "in_sync = false", NULL, m->catalog_raw_xmin))
 		ereport(LOG,
 				(errmsg("almanac: the mirror of table \"%s\" is marked out of sync: " INT64_FORMAT " of the sampled rows differ",
 						RelationGetRelationName(rel), differences),
 				 errhint("The router reads the heap until almanac.resync('%s') repairs the mirror.",
 						 RelationGetRelationName(rel))));
-		almanac_mirror_catalog_update(m->relid, "in_sync = false", NULL);
-	}
+	else if (differences > 0)
+		ereport(LOG,
+				(errmsg("almanac: the mirror of table \"%s\" is not marked out of sync: its definition changed while it was checked",
+						RelationGetRelationName(rel))));
 	return differences;
 }
 
@@ -249,9 +274,13 @@ Datum
 almanac_verify_sample_sql(PG_FUNCTION_ARGS)
 {
 	Relation	rel = almanac_mirror_open_owned(PG_GETARG_OID(0), AccessShareLock);
-	AlmanacMirror *m = almanac_mirror_get(rel);
+	AlmanacMirror *m;
 	int32		n = PG_GETARG_INT32(1);
 	int64		d = 0;
+
+	/* the current descriptor: a lock already held takes in no invalidation */
+	AcceptInvalidationMessages();
+	m = almanac_mirror_get(rel);
 
 	if (n < 1)
 		ereport(ERROR,

@@ -25,9 +25,11 @@ extern void almanac_mirror_check_init(void);
 extern void almanac_mirror_check_ensure(void);
 
 /*
- * Compare about nrows sampled rows of the table with its mirror, under the
- * active snapshot; LOG each difference, and mark the mirror out of sync
- * (almanac.mirrors.in_sync = false) if there is one.  Returns how many.
+ * Compare about nrows sampled rows of the table with its mirror, under a
+ * snapshot taken now (not the statement's: see check.c); LOG each
+ * difference, and mark the mirror out of sync (almanac.mirrors.in_sync =
+ * false) if there is one, unless its row changed since m was read.  Returns
+ * how many.
  */
 extern int64 almanac_mirror_sample_check(Relation rel, AlmanacMirror *m, int nrows);
 

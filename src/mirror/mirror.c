@@ -121,6 +121,28 @@ static Oid	written[MAX_WRITTEN];
 static int	nwritten = 0;
 static bool written_overflow = false;
 
+/*
+ * This transaction's writes of a mirror that a snapshot must be recent
+ * enough to judge (almanac_mirror_rewritten_after): the table, the command
+ * id a snapshot's curcid must reach (it sees the heap rows of the commands
+ * before it), and, after a rewrite from a snapshot of its own
+ * (almanac_mirror_note_rewrite), what the newest such snapshot saw as
+ * running (xmax valid; its xip in TopTransactionContext, the array reused
+ * by the next rewrite of the table).  Reset at its end.
+ */
+typedef struct MirrorRewrite
+{
+	Oid			relid;
+	CommandId	min_curcid;
+	TransactionId xmax;
+	uint32		xcnt;
+	uint32		cap;
+	TransactionId *xip;
+} MirrorRewrite;
+static MirrorRewrite rewrites[MAX_WRITTEN];
+static int	nrewrites = 0;
+static bool rewrites_overflow = false;
+
 static void
 mirror_xact_callback(XactEvent event, void *arg)
 {
@@ -133,6 +155,8 @@ mirror_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			nwritten = 0;
 			written_overflow = false;
+			nrewrites = 0;
+			rewrites_overflow = false;
 			almanac_mirror_locks_forget(false);
 			break;
 		default:
@@ -168,6 +192,108 @@ almanac_mirror_written_by_me(Oid relid)
 	for (int i = 0; i < nwritten; i++)
 		if (written[i] == relid)
 			return true;
+	return false;
+}
+
+/* the table's entry, made if missing; NULL when full (overflow set) */
+static MirrorRewrite *
+rewrite_entry(Oid relid)
+{
+	MirrorRewrite *r;
+
+	for (int i = 0; i < nrewrites; i++)
+		if (rewrites[i].relid == relid)
+			return &rewrites[i];
+	if (nrewrites == MAX_WRITTEN)
+	{
+		rewrites_overflow = true;	/* every snapshot counts as older */
+		return NULL;
+	}
+	r = &rewrites[nrewrites++];
+	memset(r, 0, sizeof(*r));
+	r->relid = relid;
+	return r;
+}
+
+void
+almanac_mirror_note_row_write(Oid relid)
+{
+	MirrorRewrite *r;
+
+	almanac_mirror_note_write(relid);
+	r = rewrite_entry(relid);
+	/* used: the next statement's snapshot sees this command's rows */
+	if (r)
+		r->min_curcid = Max(r->min_curcid, GetCurrentCommandId(true) + 1);
+}
+
+/*
+ * Called with the newest snapshot of the transaction so far (taken after
+ * the previous rewrite's), which sees whatever that one saw: it replaces it.
+ */
+void
+almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot)
+{
+	MirrorRewrite *r = rewrite_entry(relid);
+
+	if (r == NULL)
+		return;
+	r->min_curcid = Max(r->min_curcid, snapshot->curcid);
+	if (r->xip == NULL)
+	{
+		r->cap = Max(snapshot->xcnt, 8);
+		r->xip = MemoryContextAlloc(TopTransactionContext, sizeof(TransactionId) * r->cap);
+	}
+	else if (snapshot->xcnt > r->cap)
+	{
+		r->cap = snapshot->xcnt;
+		r->xip = repalloc(r->xip, sizeof(TransactionId) * r->cap);
+	}
+	r->xmax = snapshot->xmax;
+	r->xcnt = snapshot->xcnt;
+	memcpy(r->xip, snapshot->xip, sizeof(TransactionId) * snapshot->xcnt);
+}
+
+/*
+ * Whether snapshot misses a command of this transaction that wrote the
+ * mirror (a cursor's snapshot, older than the transaction's later writes:
+ * the mirror's rows are read back from the transaction's buffer whatever
+ * the command), or a transaction end that the rewrite's snapshot saw: one
+ * that had ended for the rewrite (below its xmax, not in its xip) but not
+ * for snapshot (from snapshot's xmax on, or in its xip).  The rewrite's
+ * xmax - 1 had ended for it, so a smaller xmax misses that one.  A
+ * transaction that aborted in between counts too, which only refuses.
+ */
+bool
+almanac_mirror_rewritten_after(Oid relid, Snapshot snapshot)
+{
+	MirrorRewrite *r = NULL;
+
+	if (rewrites_overflow)
+		return true;
+	for (int i = 0; i < nrewrites && r == NULL; i++)
+		if (rewrites[i].relid == relid)
+			r = &rewrites[i];
+	if (r == NULL)
+		return false;
+	if (snapshot->curcid < r->min_curcid)
+		return true;
+	if (!TransactionIdIsValid(r->xmax))
+		return false;
+	if (TransactionIdPrecedes(snapshot->xmax, r->xmax))
+		return true;
+	for (uint32 i = 0; i < snapshot->xcnt; i++)
+	{
+		TransactionId xid = snapshot->xip[i];
+		bool		running = false;
+
+		if (!TransactionIdPrecedes(xid, r->xmax))
+			continue;
+		for (uint32 j = 0; j < r->xcnt && !running; j++)
+			running = TransactionIdEquals(xid, r->xip[j]);
+		if (!running)
+			return true;
+	}
 	return false;
 }
 
@@ -342,6 +468,7 @@ mirror_build(Relation rel)
 		m->enabled = DatumGetBool(v[6]);
 		m->in_sync = DatumGetBool(v[7]);
 		m->catalog_xmin = HeapTupleHeaderGetXmin(tup->t_data);
+		m->catalog_raw_xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
 		m->relation_xmin = relation_xmin(RelationGetRelid(rel));
 		/* promoted or restored since the last sync: the store is older (see 50_router.sql) */
 		if (!RecoveryInProgress() && DatumGetInt64(v[9]) != (int64) GetWALInsertionTimeLine())
@@ -452,6 +579,37 @@ almanac_mirror_seen_by(AlmanacMirror *m, Snapshot snapshot)
 {
 	return catalog_xid_seen(m->catalog_xmin, snapshot) &&
 		catalog_xid_seen(m->relation_xmin, snapshot);
+}
+
+void
+almanac_mirror_require_judge(Relation rel, AlmanacMirror *m, Snapshot snapshot, const char *what)
+{
+	int			code;
+	const char *detail;
+	const char *hint;
+
+	if (!almanac_mirror_seen_by(m, snapshot))
+	{
+		/* a new transaction's snapshot sees it: a retry succeeds */
+		code = ERRCODE_T_R_SERIALIZATION_FAILURE;
+		detail = "A transaction that committed after the snapshot was taken rewrote the mirror or changed the table (almanac.enable_mirror, almanac.resync, TRUNCATE, ALTER TABLE, GRANT): the snapshot does not see its writes to the mirror, and may see the heap rows they copied.";
+		hint = "Run %s again in a new transaction.";
+	}
+	else if (almanac_mirror_rewritten_after(m->relid, snapshot))
+	{
+		/* retrying the same transaction would do the same */
+		code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		detail = "This transaction wrote the mirror in a command after the snapshot's (a cursor declared before the write), or rewrote it (almanac.enable_mirror, almanac.resync, TRUNCATE, or a write of a latest mirror) from heap rows of transactions that committed after the snapshot was taken.";
+		hint = "Run %s after this transaction commits.";
+	}
+	else
+		return;
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s cannot judge the mirror of table \"%s\" with this snapshot",
+					what, RelationGetRelationName(rel)),
+			 errdetail("%s", detail),
+			 errhint(hint, what)));
 }
 
 AlmanacMirror *
@@ -730,20 +888,35 @@ almanac_mirror_open_owned(Oid relid, LOCKMODE lockmode)
 void
 almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature)
 {
-	Oid			types[2] = {OIDOID, TEXTOID};
-	Datum		values[2];
+	if (!almanac_mirror_catalog_update_if(relid, set, signature, InvalidTransactionId))
+		elog(ERROR, "almanac: could not update almanac.mirrors");
+}
+
+bool
+almanac_mirror_catalog_update_if(Oid relid, const char *set, const char *signature,
+								 TransactionId raw_xmin)
+{
+	Oid			types[3] = {OIDOID, TEXTOID, XIDOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', signature ? ' ' : 'n', ' '};
 	char		query[256];
 	int			rc;
+	bool		done;
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = signature ? CStringGetTextDatum(signature) : (Datum) 0;
-	snprintf(query, sizeof(query), "UPDATE almanac.mirrors SET %s WHERE relid = $1", set);
+	values[2] = TransactionIdGetDatum(raw_xmin);
+	snprintf(query, sizeof(query), "UPDATE almanac.mirrors SET %s WHERE relid = $1%s", set,
+			 TransactionIdIsValid(raw_xmin) ? " AND xmin = $3" : "");
 	SPI_connect();
-	rc = SPI_execute_with_args(query, signature ? 2 : 1, types, values, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+	rc = SPI_execute_with_args(query, TransactionIdIsValid(raw_xmin) ? 3 : signature ? 2 : 1,
+							   types, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE || SPI_processed > 1)
 		elog(ERROR, "almanac: could not update almanac.mirrors");
+	done = SPI_processed == 1;
 	SPI_finish();
 	CommandCounterIncrement();
+	return done;
 }
 
 /*

@@ -69,6 +69,8 @@ typedef struct AlmanacMirror
 	 */
 	TransactionId catalog_xmin;
 	TransactionId relation_xmin;
+	/* catalog_xmin as the row's xmin column gives it, frozen or not */
+	TransactionId catalog_raw_xmin;
 	char	   *cfname;
 	/*
 	 * almanac.mirrors.key_descending: the integer key columns stored in
@@ -193,11 +195,57 @@ extern void almanac_mirror_erase(AlmanacMirror *m, AlmanacAccess *a, const char 
 extern void almanac_mirror_note_write(Oid relid);
 extern bool almanac_mirror_written_by_me(Oid relid);
 
+/*
+ * This transaction rewrote the table's mirror from what snapshot (taken
+ * after the lock that keeps the key's or table's writers out) showed of the
+ * heap: enable_mirror's backfill and resync (almanac_mirror_sync), TRUNCATE's
+ * erasures, a latest mirror's recomputed row.  Such writes, read back from
+ * the transaction's buffer, agree with the heap only for a snapshot that
+ * sees every transaction that one saw: not a REPEATABLE READ transaction's
+ * own snapshot when a writer committed after it, nor the snapshot of the
+ * statement that ran enable_mirror when a writer it waited for committed
+ * meanwhile.  almanac_mirror_rewritten_after: this transaction made such a
+ * rewrite of the table from a snapshot that saw more than this one (the
+ * router reads the heap, verify refuses), also when the rewrite wrote no key
+ * (the mirror then matched the heap as that newer snapshot saw it, not as
+ * this one does).
+ */
+extern void almanac_mirror_note_rewrite(Oid relid, Snapshot snapshot);
+extern bool almanac_mirror_rewritten_after(Oid relid, Snapshot snapshot);
+
+/*
+ * A row trigger's write of the table's mirror, in the current command
+ * (almanac_mirror_note_write too): almanac_mirror_rewritten_after is then
+ * also true for a snapshot of an earlier command, such as a cursor's
+ * declared before it, which does not see the heap rows of that write but
+ * would read its mirror rows back from the transaction's buffer.
+ */
+extern void almanac_mirror_note_row_write(Oid relid);
+
+/*
+ * ERROR unless snapshot can judge the mirror, i.e. compare it with the heap
+ * and find only real differences: it must see the last change of the
+ * mirror's definition and of the table (almanac_mirror_seen_by; else 40001:
+ * a new transaction can), and no write or rewrite of this transaction may
+ * be newer than it (almanac_mirror_rewritten_after; else 55000: after this
+ * transaction commits).  what names the caller in the message.
+ */
+extern void almanac_mirror_require_judge(Relation rel, AlmanacMirror *m, Snapshot snapshot,
+										 const char *what);
+
 /* the table, locked in lockmode; ERROR unless the user owns it */
 extern Relation almanac_mirror_open_owned(Oid relid, LOCKMODE lockmode);
 
 /* UPDATE almanac.mirrors SET <set> WHERE relid = $1 ($2: signature, may be NULL) */
 extern void almanac_mirror_catalog_update(Oid relid, const char *set, const char *signature);
+
+/*
+ * The same, only if the row is still the version whose xmin column is
+ * raw_xmin (InvalidTransactionId: any); false when it is not (the row
+ * changed since a descriptor was read from it).
+ */
+extern bool almanac_mirror_catalog_update_if(Oid relid, const char *set, const char *signature,
+											 TransactionId raw_xmin);
 
 /* ERROR unless the table's mirror triggers are all there, enabled ALWAYS */
 extern void almanac_mirror_require_triggers(Relation rel);

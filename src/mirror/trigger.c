@@ -181,6 +181,7 @@ recompute_latest(AlmanacMirror *m, Relation rel, const Datum *values,
 	/* the rows of this command too, and whatever committed before the lock */
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
+	almanac_mirror_note_rewrite(m->relid, snap);
 	slot = table_slot_create(rel, NULL);
 	for (int i = 0; i < m->nkeys; i++)
 		keyvalues[i] = values[m->table.keyattrs[i] - 1];
@@ -223,7 +224,7 @@ almanac_mirror_row_sql(PG_FUNCTION_ARGS)
 	m = almanac_mirror_lookup(RelationGetRelid(rel));
 	if (m == NULL || !m->enabled)
 		return PointerGetDatum(NULL);
-	almanac_mirror_note_write(m->relid);
+	almanac_mirror_note_row_write(m->relid);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		newslot = td->tg_trigslot;
@@ -329,6 +330,7 @@ almanac_mirror_truncate_sql(PG_FUNCTION_ARGS)
 	if (e.a->cf == NULL)
 		return PointerGetDatum(NULL);
 	snap = RegisterSnapshot(GetLatestSnapshot());
+	almanac_mirror_note_rewrite(m->relid, snap);
 	almanac_mirror_scan(m, e.a, NULL, NULL, snap, erase_row, &e);
 	UnregisterSnapshot(snap);
 	return PointerGetDatum(NULL);

@@ -19,6 +19,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -257,7 +258,11 @@ almanac_mirror_sync(Relation rel, AlmanacMirror *m, const AlmanacSyncRange *rang
 	s.a = palloc(sizeof(AlmanacAccess));
 	almanac_mirror_access(m, s.a, repair);
 	if (repair)
+	{
+		/* also when nothing differs: see almanac_mirror_rewritten_after */
+		almanac_mirror_note_rewrite(m->relid, snapshot);
 		almanac_reader_catch_up(s.a->reader);
+	}
 	s.slot = table_slot_create(rel, NULL);
 	s.values = palloc(sizeof(Datum) * desc->natts);
 	s.isnull = palloc(sizeof(bool) * desc->natts);
@@ -325,7 +330,22 @@ almanac_verify_sql(PG_FUNCTION_ARGS)
 	acl = pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, RelationGetRelationName(rel));
+
+	/*
+	 * The statement's snapshot judges both sides, so that the differences
+	 * are those of the rows this transaction sees (a caller joins them with
+	 * the table).  One that cannot judge the mirror (an enable_mirror,
+	 * resync or TRUNCATE committed after it, or this transaction's own
+	 * rewrite from a newer snapshot) would report differences the mirror
+	 * does not have: refuse rather than judge with another snapshot, whose
+	 * keys this transaction's own reads of the table would not match
+	 * (mirror_verify_snapshot.spec).  The descriptor must be no older than
+	 * the snapshot: a lock this transaction already holds takes in no
+	 * invalidation.
+	 */
+	AcceptInvalidationMessages();
 	m = almanac_mirror_get(rel);
+	almanac_mirror_require_judge(rel, m, GetActiveSnapshot(), "almanac.verify");
 	(void) almanac_mirror_sync(rel, m, &range, GetActiveSnapshot(), false, rsinfo);
 	table_close(rel, NoLock);
 	return (Datum) 0;
@@ -367,6 +387,15 @@ almanac_resync_sql(PG_FUNCTION_ARGS)
 	if (whole)
 		almanac_mirror_catalog_update(RelationGetRelid(rel), "in_sync = true, signature = $2, timeline = almanac._wal_timeline()",
 									  almanac_mirror_signature(rel, m->key_order));
+	else
+	{
+		/*
+		 * A new version of the row all the same: its xmin tells the router
+		 * and verify that a snapshot older than this transaction does not
+		 * see the repairs (almanac_mirror_seen_by).
+		 */
+		almanac_mirror_catalog_update(RelationGetRelid(rel), "in_sync = in_sync", NULL);
+	}
 	table_close(rel, NoLock);
 	PG_RETURN_INT64(n);
 }

@@ -9,9 +9,12 @@
  * mirror's row of its key (missing, or different: the images differ byte
  * for byte), then every row of the mirror against the heap's row of its key
  * (extra: the heap has none).  Both read with the same snapshot, so
- * concurrent writers cause no false differences; a repair takes the table's
- * SHARE lock first and a snapshot after it, so that no writer runs and every
- * committed row is seen.
+ * concurrent writers cause no false differences, provided the snapshot can
+ * judge the mirror at all (almanac_mirror_require_judge: almanac.verify
+ * refuses one older than an enable_mirror, resync or TRUNCATE, or than this
+ * transaction's own rewrite); a repair takes the table's SHARE lock first
+ * and a snapshot after it, so that no writer runs and every committed row is
+ * seen, and notes it (almanac_mirror_note_rewrite).
  *
  *-------------------------------------------------------------------------
  */

@@ -481,7 +481,8 @@ fallback_reason(AlmanacMirror *m, Snapshot snapshot)
 		return ALMANAC_FALLBACK_OUT_OF_SYNC;
 	if (m->altered)
 		return ALMANAC_FALLBACK_ALTERED;
-	if (almanac_mirror_written_by_me(m->relid))
+	if (almanac_mirror_written_by_me(m->relid) ||
+		almanac_mirror_rewritten_after(m->relid, snapshot))
 		return ALMANAC_FALLBACK_OWN_WRITES;
 	if (IsolationIsSerializable())
 		return ALMANAC_FALLBACK_SERIALIZABLE;
