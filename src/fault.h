@@ -87,6 +87,12 @@
  *	 shared_cache_after_remove	the store owner removed a written key's entry
  *							from the shared row cache and still holds its
  *							partition's lock, for 3 seconds
+ *	 owner_pause_durable_sync	the store owner wrote a durable point's state
+ *							and started the sync of RocksDB's log that
+ *							makes it durable: the sync, on its own thread,
+ *							waits 10 seconds first while the owner goes on
+ *							serving; the point is recorded (the slot
+ *							advanced) only once it is done (test/t/047)
  *
  *-------------------------------------------------------------------------
  */
