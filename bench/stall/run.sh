@@ -10,6 +10,10 @@
 #         family once that much is written)
 #   PAD   bytes of padding per row (the log grows by about that per commit)
 #   CONF  extra postgresql.conf lines
+#   STRACE 1: the owner's fsync/fdatasync calls, per thread, with their
+#         durations, in strace.txt (10 s from 5 s in)
+#   SAMPLE 1: wait events of the clients and the owner every ~5 ms (10 s)
+#   PERF  1: system-wide perf with call graphs for 8 s from 5 s in
 #   HEAP  1: the same load on a heap table instead (the baseline: what the
 #         machine's own stalls cost a commit, PostgreSQL's WAL flush among them)
 #
@@ -63,6 +67,11 @@ if [ "${SAMPLE:-0}" = 1 ]; then
 		FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type IN ('client backend', 'almanac store owner');
 		PERFORM pg_sleep(0.004); EXIT WHEN clock_timestamp() > statement_timestamp() + interval '10 s'; END LOOP; END \$\$") &
 fi
+if [ "${STRACE:-0}" = 1 ]; then
+	# the owner's syncs, every thread of it, from 5 s in, for 10 s: which
+	# thread waits for the disk, and how long
+	(sleep 5; timeout -s INT 10 strace -f -tt -T -e trace=fsync,fdatasync -p "$OWNER" -o "$OUT/strace.txt" >/dev/null 2>&1) &
+fi
 if [ "${PERF:-0}" = 1 ]; then
 	# every process's stacks, on CPU and at each switch off it, from 5 s in, for 8 s
 	(sleep 5; python3 -c "import time; print(time.time() - time.monotonic())" >"$OUT/clock.txt"; perf record -q -a -g -e cpu-clock -e sched:sched_switch -o "$OUT/perf.data" -- sleep 8 >/dev/null 2>&1) &
@@ -82,6 +91,13 @@ echo "# owner steps over 20 ms (server log)"
 grep -o 'almanac stall: .*' "$OUT/server.log" | sed 's/ [0-9.]* ms$//' | sort | uniq -c | sort -rn | head -20
 grep -o 'almanac stall: .*' "$OUT/server.log" | sort -t' ' -k4 -g | awk '{ print $NF, $0 }' | sort -g | tail -8 | cut -d' ' -f2-
 "${PSQL[@]}" -c "SELECT * FROM almanac.commit_stats('stall')"
+if [ "${STRACE:-0}" = 1 ]; then
+	echo "# the owner's syncs (strace -f -T): thread, calls, total and longest seconds"
+	awk -v main="$OWNER" '/(fsync|fdatasync)\(/ { t = $NF; gsub(/[<>]/, "", t); who = ($1 == main) ? "owner thread" : "other threads"; if ($1 != main) tids[$1] = 1;
+		n[who]++; s[who] += t; if (t > m[who]) m[who] = t }
+		END { for (w in n) printf "%s: %d calls, %.3f s in all, longest %.3f s\n", w, n[w], s[w], m[w];
+			k = 0; for (t in tids) k++; printf "(other threads: %d distinct: RocksDB'"'"'s flush and compaction threads, and one per durable point with the fix)\n", k }' "$OUT/strace.txt"
+fi
 if [ "${SAMPLE:-0}" = 1 ]; then
 	wait
 	"${PSQL[@]}" -c "\\copy samples to '$OUT/samples.txt'"
