@@ -90,9 +90,10 @@
  *	 owner_pause_durable_sync	the store owner wrote a durable point's state
  *							and started the sync of RocksDB's log that
  *							makes it durable: the sync, on its own thread,
- *							waits 10 seconds first while the owner goes on
- *							serving; the point is recorded (the slot
- *							advanced) only once it is done (test/t/047)
+ *							waits first, until the point is disarmed,
+ *							while the owner goes on serving; the point is
+ *							recorded (the slot advanced) only once the
+ *							sync is done (test/t/047)
  *
  *-------------------------------------------------------------------------
  */

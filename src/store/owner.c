@@ -1269,7 +1269,10 @@ durable_sync_main(void *arg)
 {
 	DurableSync *job = (DurableSync *) arg;
 
-	/* a test holds the sync (fault.h): the owner must go on serving */
+	/*
+	 * A test holds the sync (fault.h) until the owner sees the fault point
+	 * disarmed or exits ('cancel'): the owner must go on serving meanwhile.
+	 */
 	for (int waited = 0; waited < job->pause_ms && !pg_atomic_read_u32(&job->cancel);
 		 waited += 10)
 	{
@@ -1301,7 +1304,8 @@ durable_sync_start(XLogRecPtr p)
 	if (ALMANAC_FAULT_ARMED("owner_pause_durable_sync"))
 	{
 		almanac_fault_pause("owner_pause_durable_sync", 0);
-		job->pause_ms = 10000;
+		/* held until disarmed; bounded, should the test never disarm it */
+		job->pause_ms = 300 * 1000;
 	}
 	pg_atomic_init_u32(&job->cancel, 0);
 	pg_atomic_init_u32(&job->done, 0);
@@ -1365,12 +1369,13 @@ durable_sync_join(bool record)
 {
 	if (!durable_sync.running)
 		return;
+	/* a held sync (fault point) goes on now */
+	pg_atomic_write_u32(&durable_sync.cancel, 1);
 	if (record)
 	{
 		durable_sync_finish();
 		return;
 	}
-	pg_atomic_write_u32(&durable_sync.cancel, 1);
 	if (durable_sync.threaded)
 		pthread_join(durable_sync.thread, NULL);
 	durable_sync.running = false;
@@ -1449,6 +1454,9 @@ durable_point_step(long timeout)
 
 	if (durable_sync.running)
 	{
+		/* a held sync (fault point) goes on once its point is disarmed */
+		if (durable_sync.pause_ms > 0 && !ALMANAC_FAULT_ARMED("owner_pause_durable_sync"))
+			pg_atomic_write_u32(&durable_sync.cancel, 1);
 		if (!pg_atomic_read_u32(&durable_sync.done))
 			return timeout < 0 ? DURABLE_SYNC_POLL_MS : Min(timeout, DURABLE_SYNC_POLL_MS);
 		durable_sync_finish();

@@ -2,14 +2,14 @@
 # in it: commits go on while it lasts, and the durable point is recorded
 # (the replication slot moves) only once it is done.
 #
-# The fault point owner_pause_durable_sync makes the sync wait 10 seconds
-# before it starts, wherever it runs.  While it waits, single-row foreign
-# commits must complete at their usual pace (when the owner synced itself,
-# every commit posted during a sync waited for it: 20 to 60 ms each second
-# under load, bench/stall/run.sh; here each would wait out the 10 s), the
-# slot must not move (the state written before the sync is not durable
-# yet), and a crash must lose none of those commits.  Once the sync is done
-# the slot moves.
+# The fault point owner_pause_durable_sync holds the sync before it starts,
+# wherever it runs, until the point is disarmed.  While it is held,
+# single-row foreign commits must complete (when the owner synced itself,
+# every commit posted during a sync waited for it: here they would wait
+# until the test timed out), the slot must not move (the state written
+# before the sync is not durable yet), and a crash must lose none of those
+# commits.  Once the point is disarmed the sync runs and the slot moves.
+# No timing is asserted: the hold has no end of its own.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -34,26 +34,25 @@ sub restart_lsn
 		"SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '$slot'");
 }
 
-owner_fault($node, 'owner_pause_durable_sync');
+# before the point is armed: the setup's writes may make a durable point
+# due while owner_fault waits for the reload
 my $log_offset = -s $node->logfile;
+owner_fault($node, 'owner_pause_durable_sync');
 # a write makes the next durable point due (at most a second away)
 $node->safe_psql('postgres', "INSERT INTO t VALUES (1, 'due')");
 $node->wait_for_log(qr/fault point "owner_pause_durable_sync" reached/, $log_offset);
-my $held_at = time;
 my $lsn_held = restart_lsn();
 
-# commits while the sync waits
-my $started = time;
+# commits while the sync is held: they complete, or the test times out
 for my $i (2 .. 21)
 {
 	$node->safe_psql('postgres', "INSERT INTO t VALUES ($i, 'during the sync')");
 }
-my $took = time - $started;
-cmp_ok(time - $held_at, '<', 8, 'the commits ran while the sync was still held');
-cmp_ok($took, '<', 5, "20 commits during the held sync took ${took}s, not its 10 s");
+pass('20 commits completed while the sync was held');
 is(restart_lsn(), $lsn_held, 'the slot stays while the durable point is not synced');
 
-# the sync ends: the durable point is recorded and the slot moves on
+# the sync is let go: the durable point is recorded and the slot moves on
+owner_fault($node, undef);
 my $moved = 0;
 my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 while (time < $deadline)
@@ -66,12 +65,10 @@ while (time < $deadline)
 	usleep(100_000);
 }
 ok($moved, 'the slot moves once the sync is done');
-cmp_ok(time - $held_at, '>=', 9, 'not before the held sync ended');
 
 # a crash while a sync is held loses no commit
-owner_fault($node, undef);
-owner_fault($node, 'owner_pause_durable_sync');
 $log_offset = -s $node->logfile;
+owner_fault($node, 'owner_pause_durable_sync');
 $node->safe_psql('postgres', "INSERT INTO t VALUES (22, 'due')");
 $node->wait_for_log(qr/fault point "owner_pause_durable_sync" reached/, $log_offset);
 for my $i (23 .. 32)
