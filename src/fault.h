@@ -94,6 +94,13 @@
  *	 shared_cache_after_remove	the store owner removed a written key's entry
  *							from the shared row cache and still holds its
  *							partition's lock, for 3 seconds
+ *	 owner_pause_durable_sync	the store owner wrote a durable point's state
+ *							and started the sync of RocksDB's log that
+ *							makes it durable: the sync, on its own thread,
+ *							waits first, until the point is disarmed,
+ *							while the owner goes on serving; the point is
+ *							recorded (the slot advanced) only once the
+ *							sync is done (test/t/047)
  *
  *-------------------------------------------------------------------------
  */

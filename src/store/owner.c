@@ -14,6 +14,9 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access/rmgr.h"
@@ -106,6 +109,7 @@ static rocksdb_writebatch_wi_t *req_read = NULL;	/* see owner_apply */
 static dsm_segment *req_seg = NULL;
 
 static void set_write_through(void);
+static void durable_sync_join(bool record);
 
 static void
 set_store_state(AlmanacStoreState state, const char *error)
@@ -128,6 +132,8 @@ set_store_state(AlmanacStoreState state, const char *error)
 static void
 close_store(void)
 {
+	/* the durable point's sync uses the handle */
+	durable_sync_join(false);
 	if (owner_db)
 	{
 		for (int i = 0; i < owner_ncfs; i++)
@@ -658,31 +664,97 @@ write_options(rocksdb_writeoptions_t *wopts)
 	return wopts;
 }
 
-/* after a flush: a batch of markers into the new WAL; NULL or RocksDB's error */
+/*
+ * After a flush: a batch of markers into the new WAL, written with 'wopts';
+ * NULL or RocksDB's error.
+ */
 static char *
-write_markers(void)
+write_markers(rocksdb_writeoptions_t *wopts)
 {
 	rocksdb_writebatch_t *batch = rocksdb_writebatch_create();
 	char	   *err = NULL;
 
 	put_markers(batch);
-	rocksdb_write(owner_db, write_options(owner_wopts), batch, &err);
+	rocksdb_write(owner_db, write_options(wopts), batch, &err);
 	rocksdb_writebatch_destroy(batch);
 	return err;
 }
 
 /*
+ * Would RocksDB make a flush of 'cf' asked for now wait?  A flush asked
+ * "without waiting" still waits, before it switches memtables, until it
+ * would not stall writes (FlushOptions::allow_write_stall, false, which the
+ * C API cannot set: DBImpl::WaitUntilFlushWouldNotStallWrites), that is
+ * until RocksDB's earlier flushes and compactions have caught up, however
+ * long that takes on a loaded machine; and the owner answers nothing
+ * meanwhile.  This is RocksDB's test (7.8,
+ * ColumnFamilyData::GetWriteStallConditionAndCause with one more memtable
+ * and one more level-0 file), on the column family's properties, counting
+ * each unflushed memtable as a level-0 file already (its flush may end
+ * between this look and the flush).  Only the owner writes, so nothing else
+ * adds memtables meanwhile.  A property RocksDB cannot tell: no wait
+ * assumed, as before.
+ */
+static bool
+flush_would_wait(OwnerCf *cf)
+{
+	const AlmanacServerOptions *t = &almanac_shared->stores[owner_store].tuning;
+	uint64_t	imm = 0;
+	uint64_t	l0 = 0;
+	uint64_t	pending = 0;
+	uint64_t	soft = rocksdb_options_get_soft_pending_compaction_bytes_limit(owner_options);
+	uint64_t	hard = rocksdb_options_get_hard_pending_compaction_bytes_limit(owner_options);
+	int			slowdown = rocksdb_options_get_level0_slowdown_writes_trigger(owner_options);
+	int			stop = rocksdb_options_get_level0_stop_writes_trigger(owner_options);
+	int			trigger = rocksdb_options_get_level0_file_num_compaction_trigger(owner_options);
+
+	if (rocksdb_property_int_cf(owner_db, cf->handle, "rocksdb.num-immutable-mem-table", &imm) != 0 ||
+		rocksdb_property_int_cf(owner_db, cf->handle, "rocksdb.num-files-at-level0", &l0) != 0)
+		return false;
+	if (rocksdb_property_int_cf(owner_db, cf->handle, "rocksdb.estimate-pending-compaction-bytes",
+								&pending) != 0)
+		pending = 0;
+	l0 += imm;
+	if (imm < (uint64_t) t->min_write_buffer_number_to_merge && l0 < (uint64_t) trigger)
+		return false;
+	imm++;
+	l0++;
+	return imm >= (uint64_t) t->max_write_buffer_number ||
+		l0 >= (uint64_t) stop ||
+		(hard > 0 && pending >= hard) ||
+		(t->max_write_buffer_number > 3 && imm >= (uint64_t) t->max_write_buffer_number - 1 &&
+		 imm - 1 >= (uint64_t) t->min_write_buffer_number_to_merge) ||
+		(slowdown >= 0 && l0 >= (uint64_t) slowdown) ||
+		(soft > 0 && pending >= soft);
+}
+
+/* a flush put off (flush_would_wait) is tried again this much later */
+#define FLUSH_RETRY_MS	100
+
+static TimestampTz flush_retry_at = 0;
+
+/*
  * Flush every column family without waiting, then write the catch-up
  * markers into the new write-ahead log.  All of them: the markers go into
  * every column family with every write, so one left unflushed (RocksDB's
- * "default" among them) keeps the whole log alive.
+ * "default" among them) keeps the whole log alive.  None while a flush of
+ * one of them would wait in RocksDB (flush_would_wait): the owner would
+ * answer nothing meanwhile, and RocksDB, which is behind, flushes what it
+ * holds anyway; false then, and the caller tries again after
+ * FLUSH_RETRY_MS (flush_retry_at).  What is unflushed stays counted.
  */
-static void
+static bool
 flush_all(void)
 {
 	rocksdb_flushoptions_t *fo;
 	char	   *err;
 
+	for (int i = 0; i < owner_ncfs; i++)
+		if (flush_would_wait(&owner_cfs[i]))
+		{
+			flush_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FLUSH_RETRY_MS);
+			return false;
+		}
 	fo = rocksdb_flushoptions_create();
 	rocksdb_flushoptions_set_wait(fo, 0);
 	for (int i = 0; i < owner_ncfs; i++)
@@ -700,9 +772,15 @@ flush_all(void)
 	ALMANAC_FAULT_POINT("owner_before_markers");
 	ALMANAC_FAULT_PAUSE("owner_pause_before_markers", 3000);
 
-	/* what was written before is durable already: only log a failure */
-	err = write_markers();
+	/*
+	 * Not synced: markers make nothing durable, and a synced write here
+	 * synced the log the switch closed, whatever of it no durable point had
+	 * synced yet, with the round's answers waiting (bench/stall/run.sh: 33
+	 * ms).  A failure only logged: what was written before stays written.
+	 */
+	err = write_markers(owner_group_wopts);
 	almanac_rocks_error(LOG, ERRCODE_IO_ERROR, err, "almanac: writing catch-up markers failed");
+	return true;
 }
 
 /*
@@ -721,7 +799,9 @@ bound_unflushed(void)
 
 	if (limit <= 0 || owner_unflushed < (uint64) limit)
 		return;
-	flush_all();
+	if (flush_retry_at != 0 && GetCurrentTimestamp() < flush_retry_at)
+		return;
+	(void) flush_all();
 }
 
 /* does RocksDB have a flush running, or one due for a column family? */
@@ -770,8 +850,8 @@ stranded_log_step(long timeout)
 	if (flush_in_progress())
 		return timeout < 0 ? almanac_idle_flush_delay : Min(timeout, almanac_idle_flush_delay);
 	almanac_rocks_wal_files(almanac_shared->stores[owner_store].path, false, NULL, &files);
-	if (files.count > 1)
-		flush_all();
+	if (files.count > 1 && !flush_all())
+		return timeout < 0 ? FLUSH_RETRY_MS : Min(timeout, FLUSH_RETRY_MS);
 	owner_check_logs = false;
 	return timeout;
 }
@@ -802,7 +882,8 @@ flush_when_idle(long timeout)
 	due = TimestampTzPlusMilliseconds(owner_last_write, almanac_idle_flush_delay);
 	if (now < due)
 		return Min(timeout, TimestampDifferenceMilliseconds(now, due) + 1);
-	flush_all();
+	if (!flush_all())
+		return timeout < 0 ? FLUSH_RETRY_MS : Min(timeout, FLUSH_RETRY_MS);
 	return timeout;
 }
 
@@ -1148,13 +1229,170 @@ advance_slot(XLogRecPtr p, bool exact)
 }
 
 /*
- * Record "durable up to P": read P, then write the state and sync RocksDB's
- * write-ahead log, which makes every batch written before P was read
- * durable (RocksDB's log is sequential); then the slot may let WAL before P
- * go.  'p' Invalid: read the flushed end of the WAL now.  Not the insert
- * position: below the flushed end every record is complete and on disk, and
- * a smaller P is as safe (every message below it was inserted before it was
- * read; docs/write-path.md), it only replays a little more.
+ * The durable point's sync runs on a thread of its own, not on the owner's:
+ * a sync of RocksDB's log waits for the disk (measured under a pgbench load
+ * of one-row foreign upserts on this shared machine: 20 to 60 ms, once a
+ * second, bench/stall/run.sh), and every commit posted meanwhile waited for
+ * it, since the owner answers nothing while it syncs.  RocksDB's SyncWAL is
+ * made to run beside writes (writes append to the log while it syncs what
+ * was there, WritableFileWriter::SyncWithoutFlush); the owner goes on
+ * serving rounds, and records the durable point once the sync is done.
+ *
+ * The thread calls RocksDB and nothing of PostgreSQL (no elog, no palloc,
+ * no latch); every signal is blocked in it, so that PostgreSQL's signals
+ * still reach the owner's thread.  It reports through 'done', which the
+ * owner polls between rounds (DURABLE_SYNC_POLL_MS while a sync is running).
+ * One at a time; the store is closed or reopened only once it has ended
+ * (durable_sync_join).  If no thread can be started, the owner syncs itself,
+ * as it did before.
+ */
+#define DURABLE_SYNC_POLL_MS	5
+
+typedef struct DurableSync
+{
+	bool		running;		/* a sync was started and not taken up yet */
+	bool		threaded;		/* it runs on 'thread' (else done inline) */
+	pthread_t	thread;
+	rocksdb_t  *db;
+	int			pause_ms;		/* fault point owner_pause_durable_sync */
+	pg_atomic_uint32 cancel;	/* the owner exits: cut the pause short */
+	pg_atomic_uint32 done;		/* the thread has set err and ended */
+	char	   *err;			/* RocksDB's error, malloc'd, or NULL */
+	XLogRecPtr	p;				/* the point the sync makes durable */
+	uint64		seq;			/* RocksDB's latest number after the state */
+} DurableSync;
+
+static DurableSync durable_sync;
+
+static void *
+durable_sync_main(void *arg)
+{
+	DurableSync *job = (DurableSync *) arg;
+
+	/*
+	 * A test holds the sync (fault.h) until the owner sees the fault point
+	 * disarmed or exits ('cancel'): the owner must go on serving meanwhile.
+	 */
+	for (int waited = 0; waited < job->pause_ms && !pg_atomic_read_u32(&job->cancel);
+		 waited += 10)
+	{
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	rocksdb_flush_wal(job->db, 1, &job->err);
+	pg_write_barrier();
+	pg_atomic_write_u32(&job->done, 1);
+	return NULL;
+}
+
+/* start the sync of everything written so far; returns at once */
+static void
+durable_sync_start(XLogRecPtr p)
+{
+	DurableSync *job = &durable_sync;
+	sigset_t	all;
+	sigset_t	old;
+	int			rc;
+
+	Assert(!job->running);
+	job->db = owner_db;
+	job->err = NULL;
+	job->p = p;
+	job->seq = rocksdb_get_latest_sequence_number(owner_db);
+	job->pause_ms = 0;
+	if (ALMANAC_FAULT_ARMED("owner_pause_durable_sync"))
+	{
+		almanac_fault_pause("owner_pause_durable_sync", 0);
+		/* held until disarmed; bounded, should the test never disarm it */
+		job->pause_ms = 300 * 1000;
+	}
+	pg_atomic_init_u32(&job->cancel, 0);
+	pg_atomic_init_u32(&job->done, 0);
+	job->running = true;
+
+	/* the thread starts with every signal blocked, and keeps them so */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&job->thread, NULL, durable_sync_main, job);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	job->threaded = rc == 0;
+	if (!job->threaded)
+	{
+		ereport(LOG,
+				(errmsg("almanac: could not start a thread for the durable point's sync of store \"%s\": %s; syncing in the owner",
+						almanac_shared->stores[owner_store].path, strerror(rc))));
+		(void) durable_sync_main(job);
+	}
+}
+
+/*
+ * The sync ended: record the durable point (its state, written before the
+ * sync, is durable with every batch written before P was read), and let the
+ * slot free the WAL before P.  A failed sync records nothing: the next
+ * durable point tries again.
+ */
+static void
+durable_sync_finish(void)
+{
+	DurableSync *job = &durable_sync;
+
+	if (job->threaded)
+		pthread_join(job->thread, NULL);
+	job->running = false;
+	pg_read_barrier();
+	if (job->err != NULL)
+	{
+		char	   *err = job->err;
+
+		job->err = NULL;
+		owner_durable_at = GetCurrentTimestamp();
+		almanac_rocks_error(LOG, ERRCODE_IO_ERROR, err,
+							"almanac: could not record a durable point of store \"%s\": sync failed",
+							almanac_shared->stores[owner_store].path);
+		return;
+	}
+	pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].commit_syncs, 1);
+	owner_durable_lsn = job->p;
+	owner_durable_seq = job->seq;
+	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
+	advance_slot(job->p, false);
+}
+
+/*
+ * Wait for a running sync to end, and take it up ('record': record its
+ * durable point; not when the owner exits, which records its own or none).
+ * Before the store is closed or reopened: the thread uses the handle.
+ */
+static void
+durable_sync_join(bool record)
+{
+	if (!durable_sync.running)
+		return;
+	/* a held sync (fault point) goes on now */
+	pg_atomic_write_u32(&durable_sync.cancel, 1);
+	if (record)
+	{
+		durable_sync_finish();
+		return;
+	}
+	if (durable_sync.threaded)
+		pthread_join(durable_sync.thread, NULL);
+	durable_sync.running = false;
+	if (durable_sync.err)
+		rocksdb_free(durable_sync.err);
+	durable_sync.err = NULL;
+}
+
+/*
+ * Start a durable point "durable up to P": read P, write the state, and
+ * start the sync of RocksDB's write-ahead log, which makes every batch
+ * written before P was read durable (RocksDB's log is sequential); once it
+ * is done (durable_sync_finish) the slot may let WAL before P go.  'p'
+ * Invalid: read the flushed end of the WAL now.  Not the insert position:
+ * below the flushed end every record is complete and on disk, and a smaller
+ * P is as safe (every message below it was inserted before it was read;
+ * docs/write-path.md), it only replays a little more.
  */
 static void
 record_durable_point(XLogRecPtr p)
@@ -1187,23 +1425,26 @@ record_durable_point(XLogRecPtr p)
 	rocksdb_write(owner_db, write_options(owner_group_wopts), req_out, &err);
 	release_request();
 	almanac_rocks_check(err, "write");
-	rocksdb_flush_wal(owner_db, 1, &err);
-	almanac_rocks_check(err, "sync");
+
+	/*
+	 * The deletes are written: the entries leave the list now, before the
+	 * sync.  Until a sync makes the write durable, a crash loses it whole
+	 * (RocksDB recovers a prefix of its writes), the state with the deletes,
+	 * and the next start settles the entries from the older P; if this sync
+	 * fails, the next one, or the clean exit's synced write, covers it.
+	 */
 	journal_forget_deleted(ndeleted);
-	pg_atomic_fetch_add_u64(&almanac_shared->stores[owner_store].commit_syncs, 1);
-	owner_durable_lsn = p;
-	owner_durable_seq = rocksdb_get_latest_sequence_number(owner_db);
-	owner_durable_at = owner_durable_recorded_at = GetCurrentTimestamp();
-	advance_slot(p, false);
+	durable_sync_start(p);
 }
 
 /*
- * Called between rounds: record a new durable point once DURABLE_INTERVAL_MS
- * has passed, the WAL has moved and the store was written since the last
- * one (or IDLE_DURABLE_INTERVAL_MS has passed: the slot then frees the WAL
- * others wrote).  Returns the timeout of the owner's next
- * wait, shortened to when the next one is due.  Not while owner_skip_wal is
- * armed: its writes are in no log that a sync would make durable.
+ * Called between rounds: take up a sync that ended; record a new durable
+ * point once DURABLE_INTERVAL_MS has passed, the WAL has moved and the store
+ * was written since the last one (or IDLE_DURABLE_INTERVAL_MS has passed:
+ * the slot then frees the WAL others wrote).  Returns the timeout of the
+ * owner's next wait, shortened to when the next one is due (or to the next
+ * look at a running sync).  Not while owner_skip_wal is armed: its writes
+ * are in no log that a sync would make durable.
  */
 static long
 durable_point_step(long timeout)
@@ -1211,6 +1452,15 @@ durable_point_step(long timeout)
 	TimestampTz now;
 	TimestampTz due;
 
+	if (durable_sync.running)
+	{
+		/* a held sync (fault point) goes on once its point is disarmed */
+		if (durable_sync.pause_ms > 0 && !ALMANAC_FAULT_ARMED("owner_pause_durable_sync"))
+			pg_atomic_write_u32(&durable_sync.cancel, 1);
+		if (!pg_atomic_read_u32(&durable_sync.done))
+			return timeout < 0 ? DURABLE_SYNC_POLL_MS : Min(timeout, DURABLE_SYNC_POLL_MS);
+		durable_sync_finish();
+	}
 	if (!wal_log_mode || ALMANAC_FAULT_ARMED("owner_skip_wal"))
 		return timeout;
 	now = GetCurrentTimestamp();
@@ -1243,6 +1493,8 @@ durable_point_step(long timeout)
 			owner_durable_at = now;
 		}
 		PG_END_TRY();
+		if (durable_sync.running)
+			return timeout < 0 ? DURABLE_SYNC_POLL_MS : Min(timeout, DURABLE_SYNC_POLL_MS);
 	}
 	else
 		owner_durable_at = now;
@@ -1920,6 +2172,8 @@ owner_reopen(void)
 	pfree(owner_cfs);
 	owner_cfs = NULL;
 	owner_ncfs = 0;
+	/* the durable point's sync uses the handle */
+	durable_sync_join(true);
 	rocksdb_close(owner_db);
 	owner_db = NULL;
 	rocksdb_options_destroy(owner_options);
@@ -2055,7 +2309,7 @@ owner_serve(AlmanacRequestSlot *slot)
 				rocksdb_flush_cf(owner_db, fo, existing_cf(slot->name)->handle, &err);
 				rocksdb_flushoptions_destroy(fo);
 				almanac_rocks_check(err, "flush");
-				almanac_rocks_check(write_markers(), "write");
+				almanac_rocks_check(write_markers(owner_wopts), "write");
 				/* the other column families keep the log it left */
 				owner_check_logs = true;
 				break;
@@ -2063,7 +2317,7 @@ owner_serve(AlmanacRequestSlot *slot)
 		case ALMANAC_REQ_COMPACT:
 			/* it flushes first: markers after it, as after a flush */
 			rocksdb_compact_range_cf(owner_db, existing_cf(slot->name)->handle, NULL, 0, NULL, 0);
-			almanac_rocks_check(write_markers(), "write");
+			almanac_rocks_check(write_markers(owner_wopts), "write");
 			owner_check_logs = true;
 			break;
 		case ALMANAC_REQ_FREEZE:
@@ -2757,6 +3011,7 @@ wal_shutdown(void)
 	 */
 	if (!PostmasterIsAlive())
 		return;
+	durable_sync_join(true);
 	/* every xid of a batch applied becomes durable: the journal can go */
 	XLogFlush(inserted_wal_end());
 	batch = rocksdb_writebatch_create();
